@@ -1,0 +1,120 @@
+"""Leeds Sports Pose (LSP) and LSP Extended (LSPET).
+
+Johnson & Everingham, "Clustered Pose and Nonlinear Appearance Models for Human Pose
+Estimation", BMVC 2010 (LSP) and "Learning Effective Human Pose Estimation from Inaccurate
+Annotation", CVPR 2011 (LSPET). A root folder holds ``joints.mat`` and ``images/``:
+
+- LSPET: ``joints`` of shape (14, 3, 10000): x, y in pixels and a flag, 1 = annotated,
+  0 = not annotated (its coordinates are unreliable: no loss, no score); images
+  ``imNNNNN.jpg``, column ``n - 1`` for ``im{n:05d}.jpg``.
+- LSP: ``joints`` of shape (3, 14, 2000), every joint annotated (its third row is an
+  occlusion flag, not an annotation flag); images ``imNNNN.jpg``.
+
+Only images present in ``images/`` are used, so a subset of the dataset works as it is.
+Split (deterministic, independent of which subset is present): an image is in the
+validation split when its number is divisible by 10, in the training split otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import scipy.io
+
+from hgbench.data.base import DatasetError, PoseAnnotation, PoseDataset
+from hgbench.data.keypoints import LSP
+from hgbench.data.transforms import box_from_joints
+
+SPLITS = ("train", "val", "all")
+VAL_EVERY = 10  # image numbers divisible by this form the validation split
+_IMAGE_RE = re.compile(r"^im(\d{4,5})\.jpg$")
+
+
+def read_lsp_joints(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``joints.mat``.
+
+    Returns:
+        ``joints (N, 14, 2)`` float32 pixels and ``annotated (N, 14)`` bool.
+
+    Raises:
+        DatasetError: missing file, no variable ``joints``, or a shape that is neither
+        LSPET's (14, 3, N) nor LSP's (3, 14, N).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: not found. Pass --data-root pointing at the LSP/LSPET folder that holds joints.mat and images/.")
+    try:
+        mat = scipy.io.loadmat(path)
+    except Exception as e:  # scipy raises several types for a damaged file
+        raise DatasetError(f"{path}: not a readable MATLAB file ({e}).") from e
+    if "joints" not in mat:
+        raise DatasetError(f"{path}: no variable 'joints' (found {sorted(k for k in mat if not k.startswith('__'))}).")
+    raw = np.asarray(mat["joints"], dtype=np.float64)
+    if raw.ndim == 3 and raw.shape[:2] == (14, 3):  # LSPET
+        joints = raw[:, :2, :].transpose(2, 0, 1)
+        annotated = raw[:, 2, :].T > 0.5
+    elif raw.ndim == 3 and raw.shape[:2] == (3, 14):  # LSP: all joints annotated
+        joints = raw[:2].transpose(2, 1, 0)
+        annotated = np.ones(joints.shape[:2], dtype=bool)
+    else:
+        raise DatasetError(f"{path}: variable 'joints' has shape {raw.shape}; expected (14, 3, N) (LSPET) or (3, 14, N) (LSP).")
+    return joints.astype(np.float32), annotated
+
+
+class LSPDataset(PoseDataset):
+    """LSP / LSPET person crops (see the module docstring for layout and split).
+
+    The crop is centred on the annotated joints' bounding box with side 1.25 x its longer
+    side (:func:`hgbench.data.transforms.box_from_joints`).
+
+    Raises:
+        DatasetError: missing or malformed files, or no usable image for ``split``.
+    """
+
+    keypoints = LSP
+    name = "lspet"
+
+    def __init__(self, root: str | Path, split: str = "train", **kwargs) -> None:
+        super().__init__(**kwargs)
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.root = Path(root)
+        joints, annotated = read_lsp_joints(self.root / "joints.mat")
+        image_dir = self.root / "images"
+        if not image_dir.is_dir():
+            raise DatasetError(f"{image_dir}: not found. The LSP/LSPET root must hold joints.mat and an images/ folder.")
+        self._items: list[tuple[Path, int]] = []
+        for path in sorted(image_dir.iterdir()):
+            m = _IMAGE_RE.match(path.name)
+            if not m:
+                continue
+            number = int(m.group(1))
+            if number < 1 or number > len(joints):
+                raise DatasetError(f"{path}: image number {number} has no column in joints.mat ({len(joints)} columns).")
+            is_val = number % VAL_EVERY == 0
+            if split == "all" or (split == "val") == is_val:
+                if annotated[number - 1].sum() >= 2:  # a crop needs two annotated joints
+                    self._items.append((path, number - 1))
+        if not self._items:
+            raise DatasetError(f"{image_dir}: no imNNNNN.jpg image with annotated joints in split {split!r}.")
+        self._joints, self._annotated = joints, annotated
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def annotation(self, index: int) -> PoseAnnotation:
+        path, col = self._items[index]
+        joints, annotated = self._joints[col], self._annotated[col]
+        center, side = box_from_joints(joints, annotated)
+        return PoseAnnotation(path.name, joints, annotated, center, side)
+
+    def load_image(self, index: int) -> np.ndarray:
+        path = self._items[index][0]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DatasetError(f"{path}: cannot be read as an image (missing or corrupt JPEG); restore the file from the dataset archive.")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -1,0 +1,129 @@
+"""Crop transforms, augmentation and Gaussian heatmap targets.
+
+Coordinates are pixels with OpenCV's convention: pixel ``i`` covers ``[i - 0.5, i + 0.5)``,
+x to the right, y down. A crop is a 2x3 affine matrix from original-image pixels to crop
+pixels; the same function gives the matrix to heatmap pixels (pass the heatmap size), so
+targets and decoding use one mapping and round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random training-time augmentation of a person crop.
+
+    Attributes:
+        rotation_deg: rotations are drawn uniformly from ``[-rotation_deg, rotation_deg]``.
+        rotation_prob: probability that a sample is rotated at all.
+        scale: ``(low, high)``: the crop's side is divided by a factor drawn uniformly from it
+            (> 1 zooms in).
+        flip: mirror half of the samples horizontally (left/right joints swapped).
+        color_jitter: each RGB channel is multiplied by a factor from
+            ``[1 - color_jitter, 1 + color_jitter]`` and clipped to [0, 1].
+    """
+
+    rotation_deg: float = 0.0
+    rotation_prob: float = 1.0
+    scale: tuple[float, float] = (1.0, 1.0)
+    flip: bool = False
+    color_jitter: float = 0.0
+
+    def sample(self, rng: np.random.Generator) -> tuple[float, float, bool, np.ndarray]:
+        """Draw ``(rotation_deg, scale_factor, flip, channel_gains (3,))``."""
+        rotation = 0.0
+        if self.rotation_deg and rng.random() < self.rotation_prob:
+            rotation = float(rng.uniform(-self.rotation_deg, self.rotation_deg))
+        scale = float(rng.uniform(*self.scale))
+        flip = bool(self.flip and rng.random() < 0.5)
+        gains = rng.uniform(1 - self.color_jitter, 1 + self.color_jitter, size=3) if self.color_jitter else np.ones(3)
+        return rotation, scale, flip, gains
+
+
+def crop_matrix(center: np.ndarray, size_px: float, rotation_deg: float, out_size: int, flip: bool = False) -> np.ndarray:
+    """Affine map from image pixels to the pixels of an ``out_size`` square crop.
+
+    The square of side ``size_px`` image pixels centred on ``center`` (x, y), rotated
+    counter-clockwise by ``rotation_deg`` about its centre, fills the output exactly; with
+    ``flip`` the output is mirrored horizontally.
+
+    Returns:
+        ``(2, 3)`` float64 matrix ``M``; a point maps as ``M[:, :2] @ p + M[:, 2]``.
+    """
+    s = out_size / float(size_px)
+    a = math.radians(rotation_deg)
+    cos, sin = math.cos(a) * s, math.sin(a) * s
+    # y points down, so a counter-clockwise turn of the content is [[cos, sin], [-sin, cos]].
+    linear = np.array([[cos, sin], [-sin, cos]])
+    if flip:
+        linear[0] *= -1
+    half = (out_size - 1) / 2.0
+    offset = np.array([half, half]) - linear @ np.asarray(center, dtype=np.float64)
+    return np.concatenate([linear, offset[:, None]], axis=1)
+
+
+def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Map ``(..., 2)`` points through a ``(2, 3)`` affine matrix."""
+    points = np.asarray(points, dtype=np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def invert_affine(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a ``(2, 3)`` affine matrix."""
+    return cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
+
+
+def warp_image(image: np.ndarray, matrix: np.ndarray, out_size: int) -> np.ndarray:
+    """Crop ``image`` (H, W, 3) uint8 to ``(out_size, out_size, 3)``; outside the image is black."""
+    return cv2.warpAffine(
+        image, matrix, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+
+
+def render_heatmaps(points: np.ndarray, size: int, sigma: float) -> np.ndarray:
+    """Gaussian heatmap targets.
+
+    Args:
+        points: ``(J, 2)`` joint positions in heatmap pixels (sub-pixel), NaN for none.
+        size: heatmap side in pixels (64 for a 256 input in Newell et al.).
+        sigma: standard deviation in heatmap pixels (1 px at 64x64 in Newell et al. and
+            pose-hg-train ``drawGaussian``).
+
+    Returns:
+        ``(J, size, size)`` float32, peak 1 at the joint; an all-zero map where the joint is
+        NaN or more than ``3 * sigma`` outside the map (as ``drawGaussian`` does).
+    """
+    grid = np.arange(size, dtype=np.float32)
+    out = np.zeros((len(points), size, size), dtype=np.float32)
+    for j, (x, y) in enumerate(np.asarray(points, dtype=np.float32)):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        if x < -3 * sigma or y < -3 * sigma or x > size - 1 + 3 * sigma or y > size - 1 + 3 * sigma:
+            continue
+        gx = np.exp(-((grid - x) ** 2) / (2 * sigma**2))
+        gy = np.exp(-((grid - y) ** 2) / (2 * sigma**2))
+        out[j] = gy[:, None] * gx[None, :]
+    return out
+
+
+def box_from_joints(joints: np.ndarray, annotated: np.ndarray, margin: float = 1.25) -> tuple[np.ndarray, float]:
+    """Centre (x, y) and square side (px) of a person crop from its annotated joints.
+
+    The side is the longer side of the joints' bounding box times ``margin`` (1.25, the
+    margin pose-hg-train adds to MPII's person scale), so limbs and the head fit.
+
+    Raises:
+        ValueError: fewer than two joints are annotated.
+    """
+    pts = np.asarray(joints, dtype=np.float64)[np.asarray(annotated, dtype=bool)]
+    if len(pts) < 2:
+        raise ValueError("a crop needs at least two annotated joints")
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    side = max(float((hi - lo).max()) * margin, 16.0)
+    return (lo + hi) / 2.0, side

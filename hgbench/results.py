@@ -1,0 +1,105 @@
+"""The run record and the results store.
+
+One JSON file per run, written atomically (temporary file in the same folder, then
+``os.replace``), so that an interrupted run never leaves a half-written record and never
+clobbers a complete one. Every record carries ``schema`` (the record layout's version),
+``kind`` (``"train"``, ``"profile"`` or ``"eval"``), ``created`` (UTC, ISO 8601) and
+``provenance`` (see :func:`hgbench.provenance.collect_provenance`).
+
+Layout under a results folder (default ``results/``)::
+
+    runs/<dataset>/<protocol>/<variant>/train.json      training record
+    runs/<dataset>/<protocol>/<variant>/checkpoint.pt   weights of the last epoch
+    profile/<host>/<variant>__j<joints>__<backend>__b<batch>__s<input>.json   cost record
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = "hgbench.record/1"
+DEFAULT_RESULTS_DIR = Path("results")
+
+
+class RecordError(ValueError):
+    """A record file that cannot be read or does not follow the schema."""
+
+
+def utc_now() -> str:
+    """Current UTC time, ISO 8601 with seconds."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    Readers see either the old file or the complete new one, never a partial write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(path: Path, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Write one record (``schema``, ``kind``, ``created`` added) atomically; return it."""
+    record = {"schema": SCHEMA, "kind": kind, "created": utc_now(), **body}
+    atomic_write_bytes(Path(path), (json.dumps(record, indent=1, default=_json_default) + "\n").encode())
+    return record
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """Read one record.
+
+    Raises:
+        RecordError: the file is not JSON, or its ``schema`` is not :data:`SCHEMA`.
+    """
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise RecordError(f"{path}: not a readable JSON record ({e})") from e
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        found = record.get("schema") if isinstance(record, dict) else type(record).__name__
+        raise RecordError(f"{path}: field 'schema' is {found!r}, expected {SCHEMA!r}")
+    record["_path"] = str(path)
+    return record
+
+
+def iter_records(results_dir: Path, kind: str | None = None) -> Iterator[tuple[Path, dict | RecordError]]:
+    """Yield ``(path, record)`` for every ``*.json`` under ``results_dir``, or
+    ``(path, RecordError)`` for a file that is not a valid record (the caller reports it)."""
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        try:
+            rec = read_record(path)
+        except RecordError as e:
+            yield path, e
+            continue
+        if kind is None or rec.get("kind") == kind:
+            yield path, rec
+
+
+def run_dir(results_dir: Path, dataset: str, protocol: str, variant: str) -> Path:
+    """Folder of one training run: ``<results>/runs/<dataset>/<protocol>/<variant>``."""
+    return Path(results_dir) / "runs" / dataset / protocol / variant
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
