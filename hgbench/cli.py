@@ -252,7 +252,7 @@ def profile(
         fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
         table.add_row(body["variant"], str(body["num_joints"]), body["backend"], str(body["batch_size"]),
                       f"{body['parameters']:,}", fmt(body["gmacs_fvcore"]), fmt(body["gmacs_thop"]),
-                      fmt(lat.get("p50")), fmt(lat.get("p90")), body["status"] if body["status"] == "ok" else f"error: {body['error']}")
+                      fmt(lat.get("p50_ms")), fmt(lat.get("p90_ms")), body["status"] if body["status"] == "ok" else f"error: {body['error']}")
     console.print(table)
     console.print(f"records: {results / 'profile' / provenance['hostname']}")
     if any(body["status"] != "ok" for body, _ in rows):

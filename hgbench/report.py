@@ -51,17 +51,22 @@ class Report:
 
 
 def _format(table: pd.DataFrame) -> pd.DataFrame:
-    out = table.copy()
-    for col in out.columns:
+    """Cells as text: missing -> "—", parameters with thousands separators, floats to 2 decimals."""
+
+    def cell(col: str, v) -> str:
+        if _missing(v):
+            return MISSING
         if col == "parameters":
-            out[col] = [MISSING if _missing(v) else f"{int(v):,}" for v in out[col]]
-        elif pd.api.types.is_float_dtype(out[col]) or out[col].dtype == object:
-            out[col] = [MISSING if _missing(v) else (f"{v:.2f}" if isinstance(v, float) else str(v)) for v in out[col]]
-    return out
+            return f"{int(v):,}"
+        if isinstance(v, float):
+            return f"{v:.2f}"
+        return str(v)
+
+    return pd.DataFrame({col: [cell(col, v) for v in table[col]] for col in table.columns})
 
 
 def _missing(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
 
 
 def build_report(results_dir: str | Path, batch_size: int = 1, input_size: int = 256, host: str | None = None) -> Report:
@@ -109,8 +114,8 @@ def build_report(results_dir: str | Path, batch_size: int = 1, input_size: int =
         entry["gmacs_fvcore"] = p["gmacs_fvcore"]
         entry["gmacs_thop"] = p["gmacs_thop"]
         label = BACKEND_LABELS.get(p["backend"], p["backend"])
-        entry[f"{label} p50 (ms)"] = p["latency_ms"]["p50"]
-        entry[f"{label} p90 (ms)"] = p["latency_ms"]["p90"]
+        entry[f"{label} p50 (ms)"] = p["latency_ms"]["p50_ms"]
+        entry[f"{label} p90 (ms)"] = p["latency_ms"]["p90_ms"]
         conditions_seen[p["backend"]] = (p["provenance"].get("cpu_model"), p["threads"], p["device"], p["latency_ms"]["n"])
 
     rows = []

@@ -22,8 +22,14 @@ figure onto the same kind, so the rule survives flip augmentation. In the figure
 ``cross(hip_mid - neck, right_shoulder - neck) > 0`` (image coordinates, y down) iff the figure
 faces the camera.
 
+Rendering order: background (smooth colour field, optional stripes/checker/grain texture,
+clutter shapes including limb-like bars, optional blur), then the figure in painter's order
+(far arms, legs, pelvis, torso, head, near arms, so self-occlusion happens), then
+content-independent photometric jitter (gain/offset, sometimes low contrast, blur, noise).
+:func:`render_background` returns the same image without the figure.
+
 Only numpy and cv2 are used; the output is a pure function of the ``np.random.Generator``
-state (about 1-2 ms per 256 x 256 image on one CPU core).
+state (about 1.5 ms per 256 x 256 image on one CPU core).
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ import math
 
 import cv2
 import numpy as np
+
+from hgbench.data.base import PoseAnnotation, PoseDataset
+from hgbench.data.keypoints import LSP
+from hgbench.data.transforms import box_from_joints
 
 NUM_JOINTS = 14
 R_ANKLE, R_KNEE, R_HIP, L_HIP, L_KNEE, L_ANKLE = range(6)
@@ -70,7 +80,9 @@ HAIR = np.array([[25, 20, 15], [70, 45, 25], [140, 100, 55], [210, 180, 120],
                  [160, 160, 160], [110, 30, 20]], np.float64)
 
 
-def render_figure(rng: np.random.Generator, image_size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_figure(
+    rng: np.random.Generator, image_size: int = 256
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render one random figure.
 
     Returns ``(image, joints, visible)``: ``image`` (H, W, 3) uint8 RGB with H == W ==
@@ -83,9 +95,13 @@ def render_figure(rng: np.random.Generator, image_size: int = 256) -> tuple[np.n
     return image, joints, visible
 
 
-def render_figure_with_meta(rng: np.random.Generator, image_size: int = 256):
-    """As :func:`render_figure`, plus a dict: ``facing_camera`` (bool), ``rotation_deg`` (float),
-    ``height_px`` (person height in pixels) and ``torso_center`` ((x, y) pixels)."""
+def render_figure_with_meta(
+    rng: np.random.Generator, image_size: int = 256
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """As :func:`render_figure`, plus a dict: ``facing_camera`` (bool), ``rotation_deg`` (in-plane
+    tilt, degrees), ``height_px`` (person height, pixels) and ``torso_center`` ((x, y) pixels,
+    midway between the neck and the hip midpoint). Consumes the rng exactly like
+    :func:`render_figure`, so both give the same image for the same rng state."""
     return _render(rng, image_size, draw_figure=True)
 
 
@@ -203,7 +219,10 @@ def _limb(rng, root, side, lengths, active, relaxed, free_abd, free_bend, kick=N
         abd, bend = _u(rng, kick), float(rng.normal(0, 30))
     elif active and rng.random() < 0.75:
         abd = _u(rng, free_abd)
-        bend = _u(rng, free_bend) if free_bend else float(np.clip(rng.normal(0, LEG_BEND_SIGMA), -130, 130))
+        if free_bend:
+            bend = _u(rng, free_bend)
+        else:
+            bend = float(np.clip(rng.normal(0, LEG_BEND_SIGMA), -130, 130))
     else:
         abd, bend = float(rng.normal(*relaxed)), float(rng.normal(0, 10))
     a = math.radians(abd)
@@ -223,8 +242,9 @@ def _skeleton(rng, facing):
     sw, hw = _u(rng, SHOULDER_HALF_W) * width, _u(rng, HIP_HALF_W) * width
     j[NECK] = (0.0, -torso)
     active = rng.random() < ACTIVE_POSE_PROB
-    for side, sh, el, wr, hip, kn, an in ((right, R_SHOULDER, R_ELBOW, R_WRIST, R_HIP, R_KNEE, R_ANKLE),
-                                          (-right, L_SHOULDER, L_ELBOW, L_WRIST, L_HIP, L_KNEE, L_ANKLE)):
+    chains = ((right, R_SHOULDER, R_ELBOW, R_WRIST, R_HIP, R_KNEE, R_ANKLE),
+              (-right, L_SHOULDER, L_ELBOW, L_WRIST, L_HIP, L_KNEE, L_ANKLE))
+    for side, sh, el, wr, hip, kn, an in chains:
         j[sh] = (side * sw, -torso + _u(rng, (0.02, 0.04)))
         j[hip] = (side * hw, _u(rng, (-0.01, 0.01)))
         j[el], j[wr] = _limb(rng, j[sh], side, (UPPER_ARM, FOREARM), active,
@@ -264,7 +284,8 @@ def _sample_look(rng, img, joints, torso_c):
         return img[y, x].astype(float)
 
     def palette(table):
-        return tuple(float(v) for v in np.clip(table[rng.integers(len(table))] + rng.normal(0, 10, 3), 0, 255))
+        base = table[rng.integers(len(table))]
+        return tuple(float(v) for v in np.clip(base + rng.normal(0, 10, 3), 0, 255))
 
     top = _colour(rng, [bg_at(torso_c), bg_at(joints[R_ELBOW]), bg_at(joints[L_ELBOW])])
     return {
@@ -350,7 +371,8 @@ def _draw_figure(img, loc, head, facing, height, to_img, look):
     if facing:
         if not look["bald"]:  # hair cap: the part of the head above a chord at 0.35 ry
             t0 = math.asin(0.35)
-            _poly(img, to_img(_ellipse_pts(centre, axis, rx, ry, t0, math.pi - t0, 16)), look["hair"])
+            cap = _ellipse_pts(centre, axis, rx, ry, t0, math.pi - t0, 16)
+            _poly(img, to_img(cap), look["hair"])
         perp = np.array([-axis[1], axis[0]])
         for side in (-1, 1):
             eye = to_img(centre + axis * 0.08 * ry + perp * side * 0.38 * rx)
@@ -359,7 +381,8 @@ def _draw_figure(img, loc, head, facing, height, to_img, look):
         cv2.line(img, _fx(m0), _fx(m1), MOUTH, max(1, round(0.08 * rx * height)), AA, SHIFT)
     else:  # back of the head: all hair except the nape below a chord at -0.55 ry
         t0 = math.asin(0.55)
-        _poly(img, to_img(_ellipse_pts(centre, axis, rx, ry, math.pi + t0, 2 * math.pi - t0, 12)), skin)
+        nape = _ellipse_pts(centre, axis, rx, ry, math.pi + t0, 2 * math.pi - t0, 12)
+        _poly(img, to_img(nape), skin)
 
     for a, near in zip(arms, look["near_arms"]):
         if near:
@@ -379,3 +402,47 @@ def _photometric(rng, img):
         noise = rng.integers(0, amp + 1, img.shape[:2], dtype=np.uint8)
         img = cv2.addWeighted(img, 1.0, cv2.cvtColor(noise, cv2.COLOR_GRAY2RGB), 1.0, -amp / 2)
     return img
+
+
+class SyntheticDataset(PoseDataset):
+    """The embedded default dataset: figures from :func:`render_figure`, LSP's 14-joint
+    layout, no download.
+
+    Sample ``i`` of a split is rendered from the seed ``(SPLIT_SEEDS[split], i)`` on a
+    ``IMAGE_SIZE`` square image, so the data are the same on every machine; the person crop
+    comes from the joints as for LSPET (:func:`hgbench.data.transforms.box_from_joints`).
+    Sizes: ``train`` 2,000 samples, ``val`` 200 (``num_samples`` overrides).
+    """
+
+    keypoints = LSP
+    name = "synthetic"
+    IMAGE_SIZE = 256
+    SIZES = {"train": 2000, "val": 200}
+    SPLIT_SEEDS = {"train": 1, "val": 2}
+
+    def __init__(self, split: str = "train", num_samples: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if split not in self.SIZES:
+            raise ValueError(f"synthetic dataset: split must be one of {sorted(self.SIZES)}, got {split!r}")
+        self.split = split
+        self._len = num_samples if num_samples is not None else self.SIZES[split]
+        self._cache: tuple[int, tuple] | None = None
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _sample(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if index < 0 or index >= self._len:
+            raise IndexError(index)
+        if self._cache is None or self._cache[0] != index:  # annotation() and load_image() share a render
+            rng = np.random.default_rng((self.SPLIT_SEEDS[self.split], index))
+            self._cache = (index, render_figure(rng, self.IMAGE_SIZE))
+        return self._cache[1]
+
+    def annotation(self, index: int) -> PoseAnnotation:
+        _, joints, visible = self._sample(index)
+        center, side = box_from_joints(joints, visible)
+        return PoseAnnotation(f"{self.split}-{index:05d}", joints.astype(np.float32), visible.astype(bool), center, side)
+
+    def load_image(self, index: int) -> np.ndarray:
+        return self._sample(index)[0]

@@ -1,0 +1,36 @@
+# Two commands set up and run everything on a fresh machine:
+#   make demo   create .venv, install, then train-all (smoke protocol, embedded synthetic data),
+#               profile and report
+#   make test   create .venv, install with the test tools, run the test suite
+# TORCH selects the PyTorch build: the default is the CPU wheel this project is developed on.
+
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hgbench-installed
+
+.PHONY: install demo test lspet clean-results
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/hgbench train-all --protocol smoke
+	$(VENV)/bin/hgbench profile
+	$(VENV)/bin/hgbench report
+
+test: install
+	$(PY) -m pytest
+
+# The main job on real photos (LSPET; DATA_ROOT holds joints.mat and images/).
+DATA_ROOT ?= ../shared/data/lspet
+lspet: install
+	$(VENV)/bin/hgbench train-all --protocol smoke --dataset lspet --data-root $(DATA_ROOT)
+	$(VENV)/bin/hgbench profile
+	$(VENV)/bin/hgbench report

@@ -1,0 +1,79 @@
+"""The main job end to end through the CLI: train-all, profile, report."""
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from hgbench.cli import app
+from hgbench.results import read_record
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    return result
+
+
+@pytest.mark.slow
+def test_train_all_profile_report_on_the_embedded_default(tmp_path):
+    results = str(tmp_path / "results")
+    r = invoke("train-all", "--protocol", "smoke", "--variants", "hg1", "--results", results)
+    assert r.exit_code == 0, r.output
+    record_path = tmp_path / "results/runs/synthetic/smoke/hg1/train.json"
+    record = read_record(record_path)
+    assert record["complete"] and record["dataset"] == "synthetic" and record["num_joints"] == 14
+    assert [h["epoch"] for h in record["history"]] == [1, 2]
+    assert all("val" in h for h in record["history"])
+    assert record["train_time_s"] > 0
+
+    # a complete run is skipped, its record left as it was
+    r = invoke("train-all", "--protocol", "smoke", "--variants", "hg1", "--results", results)
+    assert r.exit_code == 0 and "skipped" in r.output
+    assert read_record(record_path)["created"] == record["created"]
+
+    r = invoke("profile", "--variants", "hg1", "--input-size", "64", "--min-time-s", "0.05", "--min-iters", "3",
+               "--warmup", "1", "--results", results)
+    assert r.exit_code == 0, r.output
+
+    out = tmp_path / "report"
+    r = invoke("report", "--results", results, "--input-size", "64", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(out.with_suffix(".csv"))
+    row = table[table.variant == "hg1"].iloc[0]
+    assert row["parameters"] == record["parameters"]
+    for col in ("GMACs (fvcore)", "GMACs (thop)", "eager p50 (ms)", "TorchScript p50 (ms)", "training time (min)",
+                "Head PCK (%)", "Ankle PCK (%)", "Mean PCK (%)"):
+        assert pd.notna(row[col]) and row[col] >= 0, col
+    assert row["Mean PCK (%)"] == pytest.approx(record["final"]["mean"])
+    md = out.with_suffix(".md").read_text()
+    assert "PCK@0.2, torso-normalised" in md and "| hg1" in md
+
+
+def test_missing_measurements_stay_missing(tmp_path):
+    from hgbench.report import build_report
+    from hgbench.results import write_record
+
+    body = {"variant": "hg2", "num_joints": 16, "backend": "eager", "device": "cpu", "batch_size": 1, "input_size": 256,
+            "threads": 2, "parameters": 10, "gmacs_fvcore": 1.0, "gmacs_thop": 1.1, "status": "ok", "error": None,
+            "latency_ms": {"n": 3, "p50_ms": 5.0, "p90_ms": 6.0}, "provenance": {"hostname": "h", "cpu_model": "x"}}
+    write_record(tmp_path / "profile/h/a.json", "profile", body)
+    (tmp_path / "broken.json").write_text("{not json")
+    rep = build_report(tmp_path, host="h")
+    row = rep.table.iloc[0]
+    assert row["eager p50 (ms)"] == 5.0
+    assert pd.isna(row["TorchScript p50 (ms)"]) and pd.isna(row["Mean PCK (%)"])
+    assert "| —" in rep.to_markdown() and ",," in rep.to_csv()
+    assert any("broken.json" in p for p, _ in rep.skipped)
+
+
+def test_user_errors_exit_2_with_the_fix(tmp_path):
+    r = invoke("train-all", "--protocol", "nope", "--results", str(tmp_path))
+    assert r.exit_code == 2 and "unknown protocol 'nope'" in r.output and "smoke" in r.output
+    r = invoke("train", "hg99", "--protocol", "smoke", "--results", str(tmp_path))
+    assert r.exit_code == 2 and "unknown variant 'hg99'" in r.output
+    r = invoke("train", "hg1", "--protocol", "smoke", "--dataset", "lspet", "--data-root", str(tmp_path), "--results", str(tmp_path))
+    assert r.exit_code == 2 and "joints.mat" in r.output
+    r = invoke("profile", "--backend", "tensorrt", "--results", str(tmp_path))
+    assert r.exit_code == 2 and "tensorrt" in r.output.lower()
+    assert not (tmp_path / "profile").exists()  # nothing profiled half-way
