@@ -75,7 +75,7 @@ def variants(
         a = spec.architecture
         model = spec.build(num_joints)
         macs = count_macs(model, (1, 3, input_size, input_size))
-        source = f"{spec.source.paper.split('.')[0]} ({spec.source.seed})"
+        source = f"{spec.source.cite or spec.source.paper} ({spec.source.seed})"
         table.add_row(spec.name, str(a.num_stacks), a.block, str(a.num_features), str(a.num_modules), source,
                       spec.overrides or "-", f"{count_parameters(model):,}", f"{macs.fvcore_gmacs:.2f}")
     console.print(table)

@@ -24,10 +24,11 @@ from hgbench.protocol import OptimizerConfig
 
 @dataclass(frozen=True)
 class Source:
-    """Where a variant comes from: the paper, its seed file in ``../shared/seeds`` and the
-    section, table or figure that defines it."""
+    """Where a variant comes from: the paper (``cite`` is its short form for tables), its
+    seed file in ``../shared/seeds`` and the section, table or figure that defines it."""
 
     paper: str
+    cite: str = ""
     seed: str = ""
     where: str = ""
 
