@@ -172,7 +172,8 @@ def evaluate(
             _fail(f"{checkpoint}: the model has {ckpt['num_joints']} joints, dataset {name!r} has {ds.keypoints.num_joints}")
     with _progress() as progress:
         task = progress.add_task(f"evaluate {ckpt['variant']}", total=len(ds), status="")
-        result = evaluate_pck(model, ds, threshold=threshold, progress=lambda n: progress.update(task, advance=n))
+        result = evaluate_pck(model, ds, threshold=threshold, progress=lambda n: progress.update(task, advance=n),
+                              supervision=ckpt["spec"]["supervision"])
     table = Table(title=f"{ckpt['variant']} on {name}/{split}: PCK@{threshold:g} (%), {len(ds)} persons")
     for g in result.groups:
         table.add_column(g)

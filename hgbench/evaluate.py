@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from hgbench.data.base import PoseDataset
 from hgbench.data.keypoints import KeypointSet
+from hgbench.models.loss import final_heatmaps
 
 PCK_CONVENTION = (
     "PCK@0.2, torso-normalised (right shoulder to left hip, else left shoulder to right hip); "
@@ -143,9 +144,12 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, dataset: PoseDataset, batch_size: int = 16, num_workers: int = 0, progress=None) -> Predictions:
+def predict(
+    model: nn.Module, dataset: PoseDataset, batch_size: int = 16, num_workers: int = 0, progress=None, supervision: str = "intermediate"
+) -> Predictions:
     """Run ``model`` (eval mode, restored afterwards) on every item of ``dataset`` and
-    decode the last stack's heatmaps to image pixels."""
+    decode its prediction (:func:`hgbench.models.loss.final_heatmaps` for the variant's
+    ``supervision``) to image pixels."""
     was_training = model.training
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
@@ -153,7 +157,7 @@ def predict(model: nn.Module, dataset: PoseDataset, batch_size: int = 16, num_wo
     loss_sum, n = 0.0, 0
     try:
         for batch in loader:
-            out = model(batch["image"])[-1]
+            out = final_heatmaps(model(batch["image"]), supervision)
             w = batch["target_weight"][:, :, None, None]
             loss_sum += float((((out - batch["heatmaps"]) ** 2) * w).mean()) * len(out)
             n += len(out)
@@ -169,9 +173,11 @@ def predict(model: nn.Module, dataset: PoseDataset, batch_size: int = 16, num_wo
     return Predictions(np.concatenate(preds), np.concatenate(gts), np.concatenate(ann), np.concatenate(norms), loss_sum / max(n, 1))
 
 
-def evaluate_pck(model: nn.Module, dataset: PoseDataset, threshold: float = 0.2, batch_size: int = 16, progress=None) -> PCKResult:
+def evaluate_pck(
+    model: nn.Module, dataset: PoseDataset, threshold: float = 0.2, batch_size: int = 16, progress=None, supervision: str = "intermediate"
+) -> PCKResult:
     """PCK@``threshold`` of ``model`` on ``dataset`` (see the module docstring)."""
-    p = predict(model, dataset, batch_size=batch_size, progress=progress)
+    p = predict(model, dataset, batch_size=batch_size, progress=progress, supervision=supervision)
     correct = pck_correct(p.pred, p.gt, p.annotated, p.normalizer, threshold)
     result = summarize_pck(correct, dataset.keypoints, threshold, int((~np.isfinite(p.normalizer)).sum()))
     result.loss = p.loss

@@ -56,7 +56,9 @@ class VariantSpec:
         description: one line for tables.
         source: the paper and place it comes from.
         architecture: the network.
-        supervision: ``intermediate`` (a loss on every stack's heatmaps, Newell et al.).
+        supervision: ``intermediate`` (a loss on every stack's heatmaps, Newell et al.),
+            ``final`` (the last stack only) or ``sum`` (one loss on the sum of all stacks'
+            heatmaps); see :func:`hgbench.models.loss.stacked_loss`.
         optimizer, batch_size: protocol overrides (``None``: the protocol's).
         notes: reading choices where the paper is vague.
     """
@@ -65,7 +67,7 @@ class VariantSpec:
     description: str
     source: Source
     architecture: Architecture
-    supervision: Literal["intermediate"] = "intermediate"
+    supervision: Literal["intermediate", "final", "sum"] = "intermediate"
     optimizer: OptimizerConfig | None = None
     batch_size: int | None = None
     notes: str = ""
@@ -105,7 +107,7 @@ def load_variant_file(path: Path) -> VariantSpec:
 
 @lru_cache(maxsize=None)
 def _load_all(folder: Path) -> dict[str, VariantSpec]:
-    return {p.stem: load_variant_file(p) for p in sorted(folder.glob("*.yaml"))}
+    return {p.stem: load_variant_file(p) for p in sorted(folder.glob("*.yaml"), key=lambda p: p.stem)}
 
 
 def list_variants() -> list[VariantSpec]:

@@ -55,10 +55,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_record(path: Path, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Write one record (``schema``, ``kind``, ``created`` added) atomically; return it."""
+    """Write one record (``schema``, ``kind``, ``created`` added) atomically; return it, with
+    ``_path`` (where it was written, as :func:`read_record` adds) set."""
     record = {"schema": SCHEMA, "kind": kind, "created": utc_now(), **body}
     atomic_write_bytes(Path(path), (json.dumps(record, indent=1, default=_json_default) + "\n").encode())
-    return record
+    return {**record, "_path": str(path)}
 
 
 def read_record(path: Path) -> dict[str, Any]:

@@ -149,7 +149,7 @@ def train_variant(
 
         entry = {"epoch": epoch + 1, "steps": (epoch + 1) * steps_per_epoch, "train_loss": float(np.mean(losses)), "lr": _lr(optimizer)}
         if (epoch + 1) % p.val_every == 0 or epoch + 1 == p.epochs:
-            result = evaluate_pck(model, val_set, threshold=0.2, batch_size=max(p.batch_size, 8))
+            result = evaluate_pck(model, val_set, threshold=0.2, batch_size=max(p.batch_size, 8), supervision=spec.supervision)
             entry["val"] = result.to_dict()
             if progress:
                 progress("validate", {"epoch": epoch + 1, "mean": result.mean})
