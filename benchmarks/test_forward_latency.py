@@ -19,7 +19,7 @@ THREADS = 1
 @pytest.mark.parametrize("name", [v.name for v in list_variants()])
 def test_forward(benchmark, name):
     spec = next(v for v in list_variants() if v.name == name)
-    model = spec.build(num_joints=16).eval()
+    model = spec.build(num_joints=16, input_size=INPUT_SIZE).eval()
     x = torch.randn(1, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0))
     old = torch.get_num_threads()
     torch.set_num_threads(THREADS)

@@ -73,7 +73,7 @@ def variants(
         table.add_column(col, justify="right" if col in ("stacks", "features", "modules/level", "parameters", "GMACs (fvcore)") else "left")
     for spec in specs:
         a = spec.architecture
-        model = spec.build(num_joints)
+        model = spec.build(num_joints, input_size=input_size)
         macs = count_macs(model, (1, 3, input_size, input_size))
         source = f"{spec.source.cite or spec.source.paper} ({spec.source.seed})"
         table.add_row(spec.name, str(a.num_stacks), a.block, str(a.num_features), str(a.num_modules), source,
@@ -173,7 +173,7 @@ def evaluate(
     with _progress() as progress:
         task = progress.add_task(f"evaluate {ckpt['variant']}", total=len(ds), status="")
         result = evaluate_pck(model, ds, threshold=threshold, progress=lambda n: progress.update(task, advance=n),
-                              supervision=ckpt["spec"]["supervision"])
+                              supervision=ckpt["spec"]["supervision"], skips=ckpt["spec"].get("eval_skips", True))
     table = Table(title=f"{ckpt['variant']} on {name}/{split}: PCK@{threshold:g} (%), {len(ds)} persons")
     for g in result.groups:
         table.add_column(g)
@@ -230,7 +230,7 @@ def profile(
     with _progress() as progress:
         task = progress.add_task("profile", total=len(jobs) * len(backends) * len(sizes), status="")
         for spec, joints in jobs:
-            model = spec.build(joints)
+            model = spec.build(joints, input_size=input_size)
             divisor = model.input_divisor
             if input_size % divisor:
                 _fail(f"--input-size {input_size}: must be a multiple of {divisor} for {spec.name}")

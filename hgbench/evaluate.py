@@ -145,13 +145,17 @@ class Predictions:
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, dataset: PoseDataset, batch_size: int = 16, num_workers: int = 0, progress=None, supervision: str = "intermediate"
+    model: nn.Module, dataset: PoseDataset, batch_size: int = 16, num_workers: int = 0, progress=None, supervision: str = "intermediate",
+    skips: bool = True,
 ) -> Predictions:
     """Run ``model`` (eval mode, restored afterwards) on every item of ``dataset`` and
     decode its prediction (:func:`hgbench.models.loss.final_heatmaps` for the variant's
-    ``supervision``) to image pixels."""
+    ``supervision``) to image pixels. ``skips=False`` runs it with the hourglasses' upper
+    branches switched off (a variant's ``eval_skips``; switched back on afterwards)."""
     was_training = model.training
     model.eval()
+    if not skips:
+        model.set_skips_enabled(False)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     preds, gts, ann, norms = [], [], [], []
     loss_sum, n = 0.0, 0
@@ -170,14 +174,18 @@ def predict(
                 progress(len(out))
     finally:
         model.train(was_training)
+        if not skips:
+            model.set_skips_enabled(True)
     return Predictions(np.concatenate(preds), np.concatenate(gts), np.concatenate(ann), np.concatenate(norms), loss_sum / max(n, 1))
 
 
 def evaluate_pck(
-    model: nn.Module, dataset: PoseDataset, threshold: float = 0.2, batch_size: int = 16, progress=None, supervision: str = "intermediate"
+    model: nn.Module, dataset: PoseDataset, threshold: float = 0.2, batch_size: int = 16, progress=None, supervision: str = "intermediate",
+    skips: bool = True,
 ) -> PCKResult:
-    """PCK@``threshold`` of ``model`` on ``dataset`` (see the module docstring)."""
-    p = predict(model, dataset, batch_size=batch_size, progress=progress, supervision=supervision)
+    """PCK@``threshold`` of ``model`` on ``dataset`` (see the module docstring); ``skips``
+    as :func:`predict`."""
+    p = predict(model, dataset, batch_size=batch_size, progress=progress, supervision=supervision, skips=skips)
     correct = pck_correct(p.pred, p.gt, p.annotated, p.normalizer, threshold)
     result = summarize_pck(correct, dataset.keypoints, threshold, int((~np.isfinite(p.normalizer)).sum()))
     result.loss = p.loss

@@ -45,6 +45,45 @@ class Architecture:
     depth: int = 4
     num_modules: int = 1
     block: str = "residual"
+    # Options for Andersen (seed 003_c160231480bcc829.txt); the defaults are Newell's network.
+    bottom_modules: int | None = None  # blocks at the deepest level after low1, no low3 (None: Newell's low2 + low3)
+    bottleneck: Literal["residual", "autoencoder"] = "residual"  # autoencoder: hgbench.models.autoencoder
+    latent_dim: int = 50  # the autoencoder's latent
+    input_size: int | None = None  # autoencoder only: the input side it is fixed to (None: the protocol's, at build time)
+    stem: Literal["newell", "wide"] = "newell"  # wide: every stem layer num_features wide
+    init: Literal["default", "glorot_normal"] = "default"
+    # Elhagry et al. (seed 002_bdd2d633fa65b35a.txt section 3.1.4): Newell stem widths s, 2s (64: Newell's)
+    stem_channels: int = 64
+    # Brami and Chen (seed 001_25df7af4abb369d1.txt "Methods"): the hourglass's x2 upsampling
+    upsample: Literal["nearest", "deconv"] = "nearest"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Phase 1 of a two-phase training (:func:`hgbench.pretrain.pretrain_autoencoder`): the
+    bottleneck autoencoder trained alone, as a denoising autoencoder, on the bottleneck
+    features, before the whole network is trained under the protocol.
+
+    Attributes:
+        optimizer: phase 1's optimiser.
+        epochs: phase-1 epochs; ``None`` = the protocol's ``epochs``.
+        steps_per_epoch: steps per phase-1 epoch; ``None`` = the protocol's
+            ``steps_per_epoch`` (or one pass over the training split), so that phase 1 scales
+            with the protocol.
+        batch_size: ``None`` = the protocol's.
+        lr_step_epochs, lr_gamma: the learning rate is multiplied by ``lr_gamma`` every
+            ``lr_step_epochs`` phase-1 epochs (0: never).
+        noise_std: relative std of the multiplicative Gaussian input noise:
+            ``x + N(0, 1) * noise_std * x``, i.e. noise drawn from ``N(0, (noise_std x)^2)``.
+    """
+
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(name="sgd", lr=5e-4, momentum=0.9))
+    epochs: int | None = None
+    steps_per_epoch: int | None = None
+    batch_size: int | None = None
+    lr_step_epochs: int = 25
+    lr_gamma: float = 0.5
+    noise_std: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -60,6 +99,11 @@ class VariantSpec:
             ``final`` (the last stack only) or ``sum`` (one loss on the sum of all stacks'
             heatmaps); see :func:`hgbench.models.loss.stacked_loss`.
         optimizer, batch_size: protocol overrides (``None``: the protocol's).
+        pretrain: phase 1 of a two-phase training (the bottleneck autoencoder alone), run
+            before the protocol's training; ``None``: none.
+        eval_skips: ``False`` evaluates the trained network with the hourglasses' upper
+            branches switched off (the skip ablation of Andersen, section 6.2); training
+            always uses them.
         notes: reading choices where the paper is vague.
     """
 
@@ -70,12 +114,31 @@ class VariantSpec:
     supervision: Literal["intermediate", "final", "sum"] = "intermediate"
     optimizer: OptimizerConfig | None = None
     batch_size: int | None = None
+    pretrain: PretrainConfig | None = None
+    eval_skips: bool = True
     notes: str = ""
 
-    def build(self, num_joints: int) -> nn.Module:
-        """The network with ``num_joints`` heatmaps (taken from the dataset)."""
+    def build(self, num_joints: int, input_size: int | None = None) -> nn.Module:
+        """The network with ``num_joints`` heatmaps (taken from the dataset).
+
+        ``input_size`` (the protocol's) matters only for an autoencoder bottleneck, whose
+        linear layers fix the input side: ``architecture.input_size`` if set (a different
+        ``input_size`` raises ``ValueError``), else ``input_size``, else 256 (the paper's).
+        """
         a = self.architecture
-        return StackedHourglass(a.num_stacks, num_joints, a.num_features, a.depth, a.num_modules, get_block(a.block))
+        size = None
+        if a.bottleneck == "autoencoder":
+            if a.input_size is not None and input_size is not None and input_size != a.input_size:
+                raise ValueError(
+                    f"variant {self.name!r} is fixed to {a.input_size}x{a.input_size} inputs (architecture.input_size), "
+                    f"got {input_size}; its autoencoder's linear layers fix the bottleneck size"
+                )
+            size = a.input_size or input_size or 256
+        return StackedHourglass(
+            a.num_stacks, num_joints, a.num_features, a.depth, a.num_modules, get_block(a.block),
+            bottom_modules=a.bottom_modules, bottleneck=a.bottleneck, latent_dim=a.latent_dim,
+            input_size=size, stem=a.stem, init=a.init, stem_channels=a.stem_channels, upsample=a.upsample,
+        )  # fmt: skip
 
     @property
     def overrides(self) -> str:

@@ -96,7 +96,7 @@ def train_variant(
     val_set = _validation_set(p, dataset, data_root, **data_kw)
     keypoints = train_set.keypoints
 
-    model = spec.build(keypoints.num_joints)
+    model = spec.build(keypoints.num_joints, input_size=p.input_size)
     optimizer = p.optimizer.build(model.parameters())
     scheduler = None
     if p.schedule.type == "step":
@@ -107,7 +107,7 @@ def train_variant(
         )
 
     history: list[dict] = []
-    start_epoch, train_time = 0, 0.0
+    start_epoch, train_time, pretrain_info = 0, 0.0, None
     ckpt_path = out_dir / CHECKPOINT
     if ckpt_path.is_file() and not force:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -117,7 +117,13 @@ def train_variant(
             if scheduler is not None and ckpt.get("scheduler_state"):
                 scheduler.load_state_dict(ckpt["scheduler_state"])
             start_epoch, history, train_time = ckpt["epoch"], ckpt["history"], ckpt["train_time_s"]
+            pretrain_info = ckpt.get("pretrain")
             torch.set_rng_state(ckpt["rng_state"])
+    if spec.pretrain is not None and start_epoch == 0:
+        # phase 1 of a two-phase training (hgbench.pretrain); a resumed run already had it
+        from hgbench.pretrain import pretrain_autoencoder
+
+        pretrain_info = pretrain_autoencoder(model, train_set, spec.pretrain, p, progress)
 
     generator = torch.Generator().manual_seed(p.seed + start_epoch)
     loader = DataLoader(train_set, batch_size=p.batch_size, shuffle=True, drop_last=True, num_workers=p.num_workers, generator=generator)
@@ -149,7 +155,7 @@ def train_variant(
 
         entry = {"epoch": epoch + 1, "steps": (epoch + 1) * steps_per_epoch, "train_loss": float(np.mean(losses)), "lr": _lr(optimizer)}
         if (epoch + 1) % p.val_every == 0 or epoch + 1 == p.epochs:
-            result = evaluate_pck(model, val_set, threshold=0.2, batch_size=max(p.batch_size, 8), supervision=spec.supervision)
+            result = evaluate_pck(model, val_set, threshold=0.2, batch_size=max(p.batch_size, 8), supervision=spec.supervision, skips=spec.eval_skips)
             entry["val"] = result.to_dict()
             if progress:
                 progress("validate", {"epoch": epoch + 1, "mean": result.mean})
@@ -158,7 +164,7 @@ def train_variant(
         if isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR):
             scheduler.step()
         history.append(entry)
-        _save_checkpoint(ckpt_path, spec, p, dataset, keypoints.num_joints, model, optimizer, scheduler, epoch + 1, history, train_time)
+        _save_checkpoint(ckpt_path, spec, p, dataset, keypoints.num_joints, model, optimizer, scheduler, epoch + 1, history, train_time, pretrain_info)
 
     last_val = next((h["val"] for h in reversed(history) if "val" in h), None)
     body = {
@@ -178,6 +184,7 @@ def train_variant(
         "epochs": p.epochs,
         "steps": p.epochs * steps_per_epoch,
         "history": history,
+        "pretrain": pretrain_info,
         "final": last_val,
         "checkpoint": str(ckpt_path),
         "complete": True,
@@ -186,7 +193,7 @@ def train_variant(
     return write_record(out_dir / RECORD, "train", body)
 
 
-def _save_checkpoint(path, spec, protocol, dataset, num_joints, model, optimizer, scheduler, epoch, history, train_time):
+def _save_checkpoint(path, spec, protocol, dataset, num_joints, model, optimizer, scheduler, epoch, history, train_time, pretrain=None):
     state = {
         "variant": spec.name,
         "spec": dataclasses.asdict(spec),
@@ -200,6 +207,7 @@ def _save_checkpoint(path, spec, protocol, dataset, num_joints, model, optimizer
         "history": history,
         "train_time_s": train_time,
         "rng_state": torch.get_rng_state(),
+        "pretrain": pretrain,
     }
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -222,7 +230,7 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     if not isinstance(ckpt, dict) or "spec" not in ckpt or "model_state" not in ckpt:
         raise ValueError(f"{path}: not an hgbench checkpoint (fields 'spec' and 'model_state' missing)")
     spec = from_dict(VariantSpec, ckpt["spec"], path)
-    model = spec.build(ckpt["num_joints"])
+    model = spec.build(ckpt["num_joints"], input_size=(ckpt.get("protocol") or {}).get("input_size"))
     model.load_state_dict(ckpt["model_state"])
     model.eval()
     return model, ckpt

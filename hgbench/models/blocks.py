@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from typing import Callable
 
-from torch import Tensor, nn
+from torch import nn
+
+from hgbench.models.hru import HourglassResidualUnit
+from hgbench.models.layers import PreActBottleneck
+from hgbench.models.lightweight import (
+    GhostBottleneck,
+    MultiDilatedBottleneck,
+    SingleDepthwiseSeparableBottleneck,
+    TripleDepthwiseSeparableBottleneck,
+)
 
 BlockFactory = Callable[[int, int], nn.Module]
 
 
-class ResidualModule(nn.Module):
+class ResidualModule(PreActBottleneck):
     """Pre-activation bottleneck residual module of Newell et al. (ECCV 2016, seed
     ``004_f2275e04f372f4f6.txt`` section 2; the original Torch code
     princeton-vl/pose-hg-train ``src/models/layers/Residual.lua`` fixes the details).
@@ -31,34 +40,24 @@ class ResidualModule(nn.Module):
 
     Raises:
         ValueError: ``out_channels`` is odd.
+
+    (Built by :class:`hgbench.models.layers.PreActBottleneck` with its default convs, 1x1,
+    3x3 and 1x1; the module names, ``conv_branch.<i>`` and ``skip``, are unchanged.)
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        if out_channels % 2:
-            raise ValueError(f"ResidualModule: out_channels must be even, got {out_channels}")
-        mid = out_channels // 2
-        self.conv_branch = nn.Sequential(
-            nn.BatchNorm2d(in_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(in_channels, mid, 1),
-            nn.BatchNorm2d(mid),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(mid, mid, 3, padding=1),
-            nn.BatchNorm2d(mid),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(mid, out_channels, 1),
-        )
-        self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        # The skip is computed first: the conv branch's in-place ReLU must not see x itself
-        # (its first op is a BatchNorm, which allocates, so x is never modified).
-        return self.skip(x) + self.conv_branch(x)
+        super().__init__(in_channels, out_channels)
 
 
 BLOCKS: dict[str, BlockFactory] = {
     "residual": ResidualModule,
+    # Brami and Chen, seed 001 "Methods" (the HRU of Chu et al. 2017)
+    "hru": HourglassResidualUnit,
+    # Elhagry et al., seed 002 section 3.1, Figure 3 b-e
+    "ds1": SingleDepthwiseSeparableBottleneck,
+    "ds3": TripleDepthwiseSeparableBottleneck,
+    "ghost": GhostBottleneck,
+    "multidilated": MultiDilatedBottleneck,
 }
 
 

@@ -1,0 +1,150 @@
+"""Phase 1 of a two-phase training: the bottleneck autoencoder trained alone.
+
+Andersen (bachelor thesis 2021, seed ``003_c160231480bcc829.txt``, section 7.2): "First the
+autoencoder is trained isolated. Then, the trained autoencoder is placed in the developed
+Stacked hourglass [...] and the whole network is trained." Phase 1 is a denoising
+autoencoder on the bottleneck features (the output of the bottleneck's third residual): SGD
+with momentum 0.9, MSE, learning rate 5e-4 halved every 25th epoch, mini-batches of 16, and
+noise from N(0, x^2 * 1e-2) added to each input value x (the author's code: ``x + randn * 0.1
+* x``); the clean features are the target.
+
+Reading choice: the paper takes the features from its trained single hourglass (and starts
+phase 2 from that network's weights). A harness run trains every variant from scratch under
+one protocol, so here the features come from the network's own layers as built (initialised)
+when phase 1 runs; they are computed in eval mode without gradients, so phase 1 changes the
+autoencoder's weights and nothing else. Phase 1's size follows the protocol (its epochs,
+steps per epoch and batch size unless the variant's ``pretrain`` sets them), so the smoke
+protocol stays fast.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from hgbench.models.autoencoder import BottleneckAutoencoder
+from hgbench.protocol import Protocol
+from hgbench.registry import PretrainConfig
+
+
+class _Stop(Exception):
+    """Raised by the feature hook to end a forward pass once the bottleneck is reached."""
+
+
+def autoencoders(model: nn.Module) -> list[BottleneckAutoencoder]:
+    """The bottleneck autoencoders in ``model``, in forward order (one per hourglass)."""
+    return [m for m in model.modules() if isinstance(m, BottleneckAutoencoder)]
+
+
+@torch.no_grad()
+def bottleneck_features(model: nn.Module, images: Tensor) -> list[Tensor]:
+    """The inputs of every bottleneck autoencoder of ``model`` for ``images``, computed in
+    eval mode (batch-norm running statistics, no buffer updates; the mode is restored) and
+    without running the layers after the last autoencoder."""
+    aes = autoencoders(model)
+    feats: list[Tensor] = []
+
+    def hook(module, args):
+        feats.append(args[0].detach().clone())
+        if len(feats) == len(aes):
+            raise _Stop
+
+    handles = [ae.register_forward_pre_hook(hook) for ae in aes]
+    was_training = model.training
+    model.eval()
+    try:
+        model(images)
+    except _Stop:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return feats
+
+
+def add_noise(x: Tensor, noise_std: float) -> Tensor:
+    """``x`` plus noise drawn from ``N(0, (noise_std * x)^2)`` elementwise (section 7.2)."""
+    return x + torch.randn_like(x) * noise_std * x
+
+
+def reconstruction_loss(aes: list[BottleneckAutoencoder], feats: list[Tensor], noise_std: float = 0.0) -> Tensor:
+    """Mean over autoencoders of the MSE between the reconstruction of the (noisy) features
+    and the clean ones."""
+    losses = [nn.functional.mse_loss(ae(add_noise(f, noise_std) if noise_std else f), f) for ae, f in zip(aes, feats)]
+    return sum(losses) / len(losses)
+
+
+def pretrain_autoencoder(
+    model: nn.Module,
+    train_set,
+    config: PretrainConfig,
+    protocol: Protocol,
+    progress: Callable[[str, dict], None] | None = None,
+) -> dict:
+    """Train the bottleneck autoencoder(s) of ``model`` alone (phase 1, see the module
+    docstring); every other weight and buffer is left as it is.
+
+    Returns:
+        Phase-1 record: ``epochs``, ``steps_per_epoch``, ``steps``, ``batch_size``,
+        ``optimizer``, ``lr_final``, ``noise_std``, ``loss_first``/``loss_final`` (noisy
+        training MSE of the first step and mean of the last epoch), ``time_s``.
+
+    Raises:
+        ValueError: ``model`` has no bottleneck autoencoder.
+    """
+    aes = autoencoders(model)
+    if not aes:
+        raise ValueError("pretrain: the network has no bottleneck autoencoder (architecture.bottleneck: autoencoder)")
+    epochs = config.epochs if config.epochs is not None else protocol.epochs
+    batch_size = config.batch_size or protocol.batch_size
+    generator = torch.Generator().manual_seed(protocol.seed)
+    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=protocol.num_workers, generator=generator)
+    steps_per_epoch = config.steps_per_epoch or protocol.steps_per_epoch or len(loader)
+    params = [p for ae in aes for p in ae.parameters()]
+    optimizer = config.optimizer.build(params)
+    scheduler = None
+    if config.lr_step_epochs > 0:
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step_epochs, config.lr_gamma)
+
+    t0 = time.perf_counter()
+    first, last_epoch = None, []
+    for ae in aes:
+        ae.train()
+    batches = iter(loader)
+    for epoch in range(epochs):
+        last_epoch = []
+        for _ in range(steps_per_epoch):
+            try:
+                batch = next(batches)
+            except StopIteration:
+                batches = iter(loader)
+                batch = next(batches)
+            feats = bottleneck_features(model, batch["image"])
+            loss = reconstruction_loss(aes, feats, config.noise_std)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(loss.detach())
+            first = value if first is None else first
+            last_epoch.append(value)
+            if progress:
+                progress("pretrain_step", {"epoch": epoch + 1, "loss": value})
+        if scheduler is not None:
+            scheduler.step()
+    return {
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "steps": epochs * steps_per_epoch,
+        "batch_size": batch_size,
+        "optimizer": config.optimizer.name,
+        "lr_final": float(optimizer.param_groups[0]["lr"]),
+        "noise_std": config.noise_std,
+        "loss_first": first,
+        "loss_final": float(sum(last_epoch) / len(last_epoch)) if last_epoch else None,
+        "time_s": time.perf_counter() - t0,
+    }
