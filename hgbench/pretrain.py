@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from hgbench.data.base import endless_batches
 from hgbench.models.autoencoder import BottleneckAutoencoder
 from hgbench.protocol import Protocol
 from hgbench.registry import PretrainConfig
@@ -115,15 +116,11 @@ def pretrain_autoencoder(
     first, last_epoch = None, []
     for ae in aes:
         ae.train()
-    batches = iter(loader)
+    batches = endless_batches(loader)
     for epoch in range(epochs):
         last_epoch = []
         for _ in range(steps_per_epoch):
-            try:
-                batch = next(batches)
-            except StopIteration:
-                batches = iter(loader)
-                batch = next(batches)
+            batch = next(batches)
             feats = bottleneck_features(model, batch["image"])
             loss = reconstruction_loss(aes, feats, config.noise_std)
             optimizer.zero_grad(set_to_none=True)

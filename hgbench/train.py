@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from hgbench.data import make_dataset
+from hgbench.data.base import endless_batches
 from hgbench.evaluate import evaluate_pck
 from hgbench.models.loss import stacked_loss
 from hgbench.profile.complexity import count_parameters
@@ -132,17 +133,13 @@ def train_variant(
         progress("start", {"total_steps": p.epochs * steps_per_epoch, "done_steps": start_epoch * steps_per_epoch})
 
     wall_start = time.perf_counter()
-    batches = iter(loader)
+    batches = endless_batches(loader)
     for epoch in range(start_epoch, p.epochs):
         model.train()
         t0 = time.perf_counter()
         losses = []
         for _ in range(steps_per_epoch):
-            try:
-                batch = next(batches)
-            except StopIteration:
-                batches = iter(loader)
-                batch = next(batches)
+            batch = next(batches)
             outputs = model(batch["image"])
             loss = stacked_loss(outputs, batch["heatmaps"], batch["target_weight"], spec.supervision)
             optimizer.zero_grad(set_to_none=True)

@@ -7,6 +7,7 @@ annotations and images are (:meth:`PoseDataset.annotation`, :meth:`PoseDataset.l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -21,6 +22,13 @@ from hgbench.data.transforms import (
     render_heatmaps,
     warp_image,
 )
+
+
+def endless_batches(loader) -> "Iterator[dict]":
+    """Batches of ``loader`` forever, starting a new pass (a new shuffle) when one ends, so
+    that an epoch of ``steps_per_epoch`` steps need not align with the dataset's length."""
+    while True:
+        yield from loader
 
 
 class DatasetError(RuntimeError):
