@@ -153,9 +153,15 @@ def evaluate(
     dataset: Optional[str] = typer.Option(None, help="Dataset (default: the one it was trained on)."),
     data_root: Optional[Path] = DataRootOpt,
     split: str = typer.Option("val", help="Split: train, val or all."),
-    threshold: float = typer.Option(0.2, help="PCK threshold as a fraction of the torso size."),
+    threshold: Optional[float] = typer.Option(
+        None, help="Threshold as a fraction of the dataset's normaliser (default: its metric's standard: PCK 0.2, PCKh 0.5, COCO's heatmap PCK 0.5)."),
+    flip: Optional[bool] = typer.Option(
+        None, "--flip/--no-flip", help="Flip test: average with the mirrored crop's heatmaps (default: the protocol's flip_test, on)."),
+    skip_bad_samples: bool = typer.Option(
+        False, "--skip-bad-samples", help="Leave out missing or corrupt images (counted and reported) instead of stopping with an error."),
 ) -> None:
-    """Evaluate a checkpoint on a split: per-joint PCK, written as an eval record beside it."""
+    """Evaluate a checkpoint on a split: per-joint accuracy (the dataset's metric; visible vs
+    occluded joints where it has a visibility flag), written as an eval record beside it."""
     import dataclasses
 
     from hgbench.data import make_dataset
@@ -167,19 +173,31 @@ def evaluate(
         model, ckpt = load_checkpoint(checkpoint)
         name = dataset or ckpt["dataset"]
         p = ckpt["protocol"]
-        ds = make_dataset(name, data_root, split, input_size=p["input_size"], output_size=p["output_size"], sigma=p["heatmap_sigma"])
+        ds = make_dataset(name, data_root, split, input_size=p["input_size"], output_size=p["output_size"], sigma=p["heatmap_sigma"],
+                          sigma_occluded=p.get("heatmap_sigma_occluded"), bad_samples="skip" if skip_bad_samples else "error")
         if ds.keypoints.num_joints != ckpt["num_joints"]:
             _fail(f"{checkpoint}: the model has {ckpt['num_joints']} joints, dataset {name!r} has {ds.keypoints.num_joints}")
-    with _progress() as progress:
+    flip_test = p.get("flip_test", True) if flip is None else flip
+    with _progress() as progress, _user_errors():
         task = progress.add_task(f"evaluate {ckpt['variant']}", total=len(ds), status="")
         result = evaluate_pck(model, ds, threshold=threshold, progress=lambda n: progress.update(task, advance=n),
-                              supervision=ckpt["spec"]["supervision"], skips=ckpt["spec"].get("eval_skips", True))
-    table = Table(title=f"{ckpt['variant']} on {name}/{split}: PCK@{threshold:g} (%), {len(ds)} persons")
+                              supervision=ckpt["spec"]["supervision"], skips=ckpt["spec"].get("eval_skips", True), flip_test=flip_test)
+    label = {"pck": "PCK", "pckh": "PCKh", "pck_heatmap": "PCK (heatmap/10)"}.get(result.metric, result.metric)
+    flip_note = "flip test" if result.flip_test else "no flip test"
+    table = Table(title=f"{ckpt['variant']} on {name}/{split}: {label}@{result.threshold:g} (%), {len(ds)} persons, {flip_note}")
+    table.add_column("joints")
     for g in result.groups:
         table.add_column(g)
     table.add_column("Mean")
-    table.add_row(*[f"{v:.1f}" for v in result.groups.values()], f"{result.mean:.1f}")
+    table.add_row("all", *[f"{v:.1f}" for v in result.groups.values()], f"{result.mean:.1f}")
+    for kind, groups, mean, counts in (("visible", result.groups_visible, result.mean_visible, result.counts_visible),
+                                       ("occluded", result.groups_occluded, result.mean_occluded, result.counts_occluded)):
+        if groups is not None:
+            table.add_row(f"{kind} (n={sum(counts.values())})", *[f"{v:.1f}" for v in groups.values()], f"{mean:.1f}")
     console.print(table)
+    if result.num_skipped:
+        console.print(f"[bold yellow]skipped {result.num_skipped} unreadable sample(s)[/] (--skip-bad-samples): "
+                      + "; ".join(f"{f} ({why})" for f, why in result.skipped[:5]) + (" ..." if result.num_skipped > 5 else ""))
     console.print(f"convention: {result.convention}")
     from hgbench.provenance import collect_provenance
 
@@ -192,91 +210,411 @@ def evaluate(
 @app.command()
 def profile(
     variants_: Optional[str] = typer.Option(None, "--variants", help="Comma-separated variant names (default: all)."),
-    backend: str = typer.Option("eager,torchscript", help="Comma-separated backends: eager, torchscript, tensorrt."),
-    batch_size: str = typer.Option("1", help="Batch size(s), comma-separated."),
-    input_size: int = typer.Option(256, help="Input side in pixels."),
+    backend: str = typer.Option("eager,torchscript", "--backend",
+                                help="Comma-separated backends: eager, torchscript, compile, cudagraphs, onnxruntime, tensorrt."),
+    precision: str = typer.Option("fp32", "--precision", help="Comma-separated precisions: fp32, fp16, bf16."),
+    tf32: bool = typer.Option(False, "--tf32/--no-tf32", help="Allow TF32 matmuls and convolutions on CUDA (off: IEEE fp32)."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="Model and input in channels_last (NHWC) memory format."),
+    compile_mode: str = typer.Option("default", "--compile-mode", help="torch.compile mode: default, reduce-overhead, max-autotune."),
+    batch_size: str = typer.Option("1", "--batch-size", help="Batch size(s), comma-separated, e.g. 1,8,32."),
+    input_size: int = typer.Option(256, "--input-size", help="Input side in pixels."),
     num_joints: Optional[int] = typer.Option(None, help="Heatmaps per network (default: as trained in --results, else 16)."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads (default: torch's default)."),
-    min_time_s: float = typer.Option(1.0, help="Time each setting for at least this many seconds."),
-    min_iters: int = typer.Option(10, help="...and at least this many runs."),
-    warmup: int = typer.Option(3, help="Untimed warm-up runs."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: the physical cores this process may use; recorded)."),
+    min_time_s: float = typer.Option(1.0, "--min-time-s", help="Time each setting for at least this many seconds..."),
+    min_iters: int = typer.Option(10, "--min-iters", help="...and at least this many calls."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up calls (at least)..."),
+    warmup_s: float = typer.Option(0.5, "--warmup-s", help="...and warm-up seconds (at least)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Device ceilings and backend artefacts (default: $HGBENCH_CACHE_DIR or ~/.cache/hgbench)."),
     results: Path = ResultsOpt,
 ) -> None:
-    """Measure parameters, MACs (fvcore and thop) and latency of every variant on this machine."""
-    from hgbench.profile import complexity_record, get_backend, profile_model, save_profile_record
+    """Measure size, MACs/FLOPs, latency (p50/p90/p99), memory, numerics and roofline efficiency of every variant
+    under each backend, precision and batch size on this machine; one record per setting."""
+    import torch
+
+    from hgbench.profile import (
+        RunSettings, complexity_record, get_backend, get_ceilings, measure_calibration, physical_cores, profile_model,
+        reference_output, save_profile_record,
+    )
+    from hgbench.profile.roofline import default_cache_dir
+    from hgbench.profile.run import is_reference
     from hgbench.provenance import collect_provenance
     from hgbench.registry import select_variants
     from hgbench.results import iter_records
 
+    # Everything the user gave is checked before anything is profiled (exit 2, nothing written).
     with _user_errors():
         specs = select_variants(variants_)
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"--device: expected cpu or cuda, got {device!r}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device cuda: no CUDA device here (torch {torch.__version__}); "
+                             "install a CUDA build of torch on a machine with an NVIDIA GPU, or pass --device cpu")
+        dev = torch.device(device)
         backends = _split(backend)
+        if not backends:
+            raise ValueError("--backend: expected at least one backend name")
         for b in backends:
-            reason = get_backend(b).available()
+            reason = get_backend(b).available(dev)
             if reason is not None:
-                _fail(f"backend {b!r} is not available here: {reason}")
-        sizes = [int(s) for s in _split(batch_size)]
+                _fail(f"backend {b!r} is not available on {device}: {reason}")
+        cache = cache_dir if cache_dir is not None else default_cache_dir()
+        settings_list = [RunSettings(precision=p, tf32=tf32, channels_last=channels_last, compile_mode=compile_mode,
+                                     cache_dir=cache / "artefacts") for p in _split(precision)]
+        if not settings_list:
+            raise ValueError("--precision: expected at least one of fp32, fp16, bf16")
+        try:
+            sizes = [int(s) for s in _split(batch_size)]
+        except ValueError:
+            sizes = []
         if not sizes or min(sizes) < 1:
-            raise ValueError(f"--batch-size: expected positive integers, got {batch_size!r}")
+            raise ValueError(f"--batch-size: expected comma-separated positive integers, got {batch_size!r}")
+        threads = physical_cores() if threads is None else threads
+        if threads < 1 or min_iters < 1 or min_time_s < 0 or warmup < 0 or warmup_s < 0:
+            raise ValueError("--threads and --min-iters must be >= 1, --min-time-s, --warmup and --warmup-s >= 0")
+        for spec in specs:
+            divisor = 4 * 2**spec.architecture.depth  # StackedHourglass.input_divisor
+            fixed = spec.architecture.input_size
+            if input_size % divisor or (fixed is not None and fixed != input_size):
+                raise ValueError(f"--input-size {input_size}: {spec.name} needs a multiple of {divisor}"
+                                 + (f" (and is fixed to {fixed})" if fixed is not None else ""))
 
+    torch.set_num_threads(threads)
     trained_joints: dict[str, set[int]] = {}
     if num_joints is None and results.is_dir():
         for _, rec in iter_records(results, kind="train"):
             if isinstance(rec, dict) and rec.get("complete"):
                 trained_joints.setdefault(rec["variant"], set()).add(rec["num_joints"])
-    provenance = collect_provenance()
+    provenance = collect_provenance(threads=threads)
     jobs = [(s, j) for s in specs for j in sorted(trained_joints.get(s.name) or {num_joints or 16})]
     rows = []
     with _progress() as progress:
-        task = progress.add_task("profile", total=len(jobs) * len(backends) * len(sizes), status="")
+        task = progress.add_task("profile", total=len(jobs) * len(backends) * len(settings_list) * len(sizes), status="")
+        progress.update(task, status=f"calibration and {device} ceilings")
+        calibration = measure_calibration(dev, threads)
+        ceilings = {}
+        for s in settings_list:
+            try:
+                ceilings[s.precision] = get_ceilings(dev, s.precision, threads=threads, cache_dir=cache)
+            except Exception as e:  # noqa: BLE001 - recorded per setting by profile_model's roofline stage
+                err_console.print(f"[yellow]warning:[/] {device} ceilings at {s.precision} not measured: {e}")
         for spec, joints in jobs:
-            model = spec.build(joints, input_size=input_size)
-            divisor = model.input_divisor
-            if input_size % divisor:
-                _fail(f"--input-size {input_size}: must be a multiple of {divisor} for {spec.name}")
-            progress.update(task, status=f"{spec.name}: counting MACs")
+            model = spec.build(joints, input_size=input_size).to(dev).eval()
+            progress.update(task, status=f"{spec.name}: counting MACs and FLOPs")
             complexity = complexity_record(model, input_size)
-            for b in backends:
-                for bs in sizes:
-                    progress.update(task, status=f"{spec.name} {b} batch {bs}")
-                    body = profile_model(model, variant=spec.name, num_joints=joints, backend=b, batch_size=bs,
-                                         input_size=input_size, threads=threads, warmup_iters=warmup,
-                                         min_iters=min_iters, min_time_s=min_time_s, complexity=complexity)
-                    path = save_profile_record(body, results, provenance)
-                    rows.append((body, path))
-                    progress.update(task, advance=1)
-    table = Table(title=f"profile on {socket.gethostname()} (input {input_size}x{input_size})")
-    for col in ("variant", "joints", "backend", "batch", "parameters", "GMACs fvcore", "GMACs thop", "p50 (ms)", "p90 (ms)", "status"):
-        table.add_column(col)
+            for bs in sizes:
+                reference = None
+                if not all(is_reference(b, s) for b in backends for s in settings_list):
+                    progress.update(task, status=f"{spec.name} batch {bs}: eager fp32 reference")
+                    try:
+                        reference = reference_output(model, bs, input_size)
+                    except Exception:  # noqa: BLE001 - each setting then records its own numerics failure
+                        reference = None
+                for b in backends:
+                    for s in settings_list:
+                        progress.update(task, status=f"{spec.name} {b} {s.precision} batch {bs}")
+                        body = profile_model(model, variant=spec.name, num_joints=joints, backend=b, batch_size=bs,
+                                             input_size=input_size, settings=s, threads=threads, warmup_iters=warmup,
+                                             warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s,
+                                             complexity=complexity, calibration=calibration, reference=reference,
+                                             ceilings=ceilings.get(s.precision), cache_dir=cache)
+                        rows.append((body, save_profile_record(body, results, provenance)))
+                        progress.update(task, advance=1)
+            del model, reference
+    _print_profile_table(rows, provenance, input_size, device, threads)
+    console.print(f"records: {results / 'profile' / provenance['hostname']}")
+    failed = [body for body, _ in rows if body["status"] != "ok"]
+    if failed:
+        err_console.print(f"[bold red]{len(failed)} of {len(rows)} settings failed[/] (recorded with the reason):")
+        for body in failed:
+            err_console.print(f"  {_setting_label(body)}: {body['error']}")
+        raise typer.Exit(1)
+
+
+def _setting_label(body: dict) -> str:
+    flags = ("+tf32" if body["tf32"] else "") + ("+cl" if body["channels_last"] else "")
+    return f"{body['variant']} j{body['num_joints']} {body['backend']} {body['precision']}{flags} batch {body['batch_size']}"
+
+
+def _print_profile_table(rows: list, provenance: dict, input_size: int, device: str, threads: int) -> None:
+    where = provenance["gpu_name"] if device == "cuda" else provenance["cpu_model"]
+    table = Table(title=f"profile on {provenance['hostname']}: {device} ({where}), {threads} threads, input {input_size}x{input_size}; "
+                        "p50/p90/p99 per batch, GMACs per sample, efficiency = roofline floor / p50")
+    for col in ("variant", "joints", "backend", "precision", "batch", "parameters", "GMACs fvcore", "p50 (ms)", "p90 (ms)",
+                "p99 (ms)", "throughput (samples/s)", "efficiency (%)", "numerics ok", "status"):
+        table.add_column(col, justify="left" if col in ("variant", "backend", "precision", "status") else "right")
+    fmt = lambda v, spec=".2f": "—" if v is None else format(v, spec)  # noqa: E731
     for body, _ in rows:
         lat = body["latency_ms"] or {}
-        fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
-        table.add_row(body["variant"], str(body["num_joints"]), body["backend"], str(body["batch_size"]),
-                      f"{body['parameters']:,}", fmt(body["gmacs_fvcore"]), fmt(body["gmacs_thop"]),
-                      fmt(lat.get("p50_ms")), fmt(lat.get("p90_ms")), body["status"] if body["status"] == "ok" else f"error: {body['error']}")
+        eff = (body["roofline"] or {}).get("efficiency")
+        num = body["numerics"]
+        ok = "ref" if num is None and body["status"] == "ok" and body["backend"] == "eager" else ("—" if num is None else ("yes" if num.get("ok") else "NO"))
+        flags = ("+tf32" if body["tf32"] else "") + ("+cl" if body["channels_last"] else "")
+        table.add_row(body["variant"], str(body["num_joints"]), body["backend"], body["precision"] + flags, str(body["batch_size"]),
+                      fmt(body["parameters"], ","), fmt(body["gmacs_fvcore"]), fmt(lat.get("p50_ms")), fmt(lat.get("p90_ms")),
+                      fmt(lat.get("p99_ms")), fmt(body["throughput_samples_per_s"], ".1f"), fmt(None if eff is None else 100 * eff, ".1f"),
+                      ok, body["status"])
     console.print(table)
-    console.print(f"records: {results / 'profile' / provenance['hostname']}")
-    if any(body["status"] != "ok" for body, _ in rows):
-        raise typer.Exit(1)
 
 
 @app.command()
 def report(
-    results: Path = ResultsOpt,
-    out: Optional[Path] = typer.Option(None, help="Markdown path (CSV written beside it). Default: <results>/report.md"),
-    batch_size: int = typer.Option(1, help="Report latency at this batch size."),
-    input_size: int = typer.Option(256, help="Report latency and GMACs at this input size."),
-    host: Optional[str] = typer.Option(None, help="Use the profile records of this host (default: this machine's)."),
+    results: list[Path] = typer.Option([DEFAULT_RESULTS_DIR], "--results",
+                                       help="Results folder; repeat it to report several machines' folders together."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: <first --results>/report)."),
+    formats: str = typer.Option("md,csv,png", "--format", help="Comma-separated: md, csv, html, png."),
+    backend: Optional[list[str]] = typer.Option(None, "--backend", help="Only these backends (repeatable or comma-separated)."),
+    device: Optional[list[str]] = typer.Option(None, "--device", help="Only these machines: cpu, cuda, a host name, or part of a device name (H100)."),
+    dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Only accuracy on these datasets."),
+    precision: Optional[list[str]] = typer.Option(None, "--precision", help="Only these precisions: fp32, fp16, bf16."),
+    batch_size: Optional[list[str]] = typer.Option(None, "--batch-size", help="Only these batch sizes."),
+    input_size: Optional[list[str]] = typer.Option(None, "--input-size", help="Only these input sizes (px)."),
+    pareto_on: str = typer.Option("latency", "--pareto-on", help="Cost of the Pareto front: latency (p50), gmacs or parameters."),
 ) -> None:
-    """Join training, accuracy and cost records into one Markdown table and one CSV."""
-    from hgbench.report import build_report, write_report
+    """Accuracy-vs-cost and per-joint tables (Markdown, CSV, HTML) and plots (PNG) from results folders."""
+    from hgbench.report import ACC, P50, PARETO, Filters, build_report, parse_formats, skipped_by_reason, write_report
 
-    if not results.is_dir():
-        _fail(f"{results}: no such results folder; run `hgbench train-all` and `hgbench profile` first, or pass --results")
-    rep = build_report(results, batch_size=batch_size, input_size=input_size, host=host)
-    md, csv = write_report(rep, out or results / "report.md")
-    console.print(rep.to_markdown())
-    console.print(f"written: {md} and {csv}")
+    def many(values: Optional[list[str]], option: str, cast=str) -> tuple:
+        items = [x for v in values or [] for x in _split(v)]
+        try:
+            return tuple(cast(x) for x in items)
+        except ValueError:
+            raise ValueError(f"{option}: expected integers, got {', '.join(items)}") from None
+
+    with _user_errors():
+        fmts = parse_formats(formats)
+        filters = Filters(backend=many(backend, "--backend"), device=many(device, "--device"), dataset=many(dataset, "--dataset"),
+                          precision=many(precision, "--precision"), batch_size=many(batch_size, "--batch-size", int),
+                          input_size=many(input_size, "--input-size", int))
+        rep = build_report(results, filters, pareto_on)
+        written = write_report(rep, out or results[0] / "report", fmts)
+
+    front = rep.cost[rep.cost[PARETO]]
+    table = Table(title=f"Pareto-optimal rows (accuracy vs {rep.pareto_cost}, per machine, dataset, batch size, input size)")
+    for col in ("host", "device", "dataset/split", "metric", "batch", "input (px)", "variant", "backend", "precision", ACC, P50):
+        table.add_column(col)
+    fmt = lambda v: "—" if v is None or v != v else f"{v:.2f}"  # noqa: E731
+    for _, r in front.iterrows():
+        table.add_row(str(r["host"]), f"{r['device']} {r['device name'] or ''}", f"{r['dataset']}/{r['split']}", str(r["metric"]),
+                      str(r["batch size"]), str(r["input size (px)"]), r["variant"], r["backend"], r["precision"], fmt(r[ACC]), fmt(r[P50]))
+    console.print(table if len(front) else "No Pareto-optimal row (no profiled variant has an accuracy record).")
+    console.print(f"{rep.files} record files read from {', '.join(map(str, results))}: {len(rep.cost)} accuracy-vs-cost rows, "
+                  f"{len(rep.per_joint)} per-joint rows, {len(rep.failed)} failed measurements, {len(rep.skipped)} records skipped.")
+    for _, r in rep.failed.iterrows():
+        console.print(f"[yellow]failed measurement:[/] {r['variant']} {r['backend']} {r['precision']} batch {r['batch size']} on "
+                      f"{r['host']}: {r['error']}")
+    for reason, paths in skipped_by_reason(rep.skipped):
+        more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        console.print(f"skipped {len(paths)} x {reason}: {', '.join(paths[:3])}{more}")
+    for note in rep.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    pngs = [p for p in written if p.suffix == ".png"]
+    console.print("written: " + ", ".join(str(p) for p in written if p.suffix != ".png")
+                  + (f" and {len(pngs)} plots in {pngs[0].parent}" if pngs else ""))
+
+
+data_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                       help="Fetch the official datasets (MPII, LSP, LSPET, COCO) and check a data folder.")
+app.add_typer(data_app, name="data")
+_CHECK_STYLE = {"ok": "green", "missing": "red", "incomplete": "yellow", "optional": "dim"}
+
+
+def _print_data_check(reports) -> None:
+    table = Table(title="data check")
+    for col in ("dataset", "folder", "item", "status", "detail"):
+        table.add_column(col)
+    for rep in reports:
+        for i, row in enumerate(rep.rows):
+            table.add_row(rep.dataset if i == 0 else "", str(rep.root) if i == 0 else "", row.item,
+                          f"[{_CHECK_STYLE[row.status]}]{row.status}[/]", row.detail)
+    console.print(table)
+
+
+@data_app.command("download")
+def data_download(
+    datasets: list[str] = typer.Argument(..., help="mpii, lsp, lspet or coco (several allowed)."),
+    to: Path = typer.Option(..., "--to", help="Data folder; each dataset goes to <to>/<name>/ (the loaders' --data-root)."),
+    all_: bool = typer.Option(False, "--all", help="Also the optional archives (COCO train2017, 19 GB; MPII JSON annotations)."),
+    keep_archives: bool = typer.Option(False, help="Keep the verified archives in <to>/.downloads after extraction."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="A mirror holding the same file names; replaces the official URLs."),
+) -> None:
+    """Download, verify and safely extract the official archives; an interrupted download resumes."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from hgbench.data.download import CATALOGUE, check, download
+
+    with _user_errors():
+        for name in datasets:
+            if name not in CATALOGUE:
+                raise ValueError(f"unknown dataset {name!r}; known: {', '.join(CATALOGUE)}")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                        TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=console)
+    tasks: dict[str, int] = {}
+    totals: dict[str, Optional[int]] = {}
+
+    def on_event(event: str, info: dict) -> None:
+        name = info["archive"].name
+        if name not in tasks:
+            tasks[name] = progress.add_task(name, total=None, status="")
+        task = tasks[name]
+        if event == "start":
+            totals[name] = info["total"]
+            progress.update(task, total=info["total"], completed=info["resumed_from"],
+                            status=f"resumed at {info['resumed_from']:,} bytes" if info["resumed_from"] else "")
+        elif event == "bytes":
+            progress.advance(task, info["n"])
+        elif event in ("skip", "restart", "retry"):
+            progress.console.print(f"{name}: {info['reason']}")
+        elif event == "verified":
+            progress.update(task, status=info["detail"])
+        elif event == "extract":
+            progress.update(task, status="extracting")
+        elif event == "done":
+            r = info["result"]
+            done = totals.get(name) or 1  # a skipped archive has no byte count
+            progress.update(task, total=done, completed=done, status=f"{r.status}: {r.verified}")
+
+    results = []
+    with _user_errors(), progress:
+        for name in datasets:
+            results += download(name, to, base_url=base_url, include_optional=all_, keep_archives=keep_archives, on_event=on_event)
+    table = Table(title=f"downloads under {to}")
+    for col in ("archive", "status", "verification", "location", "source of size/checksum"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.archive.name, r.status, r.verified, str(r.location), r.archive.checksum_source)
+    console.print(table)
+    for r in results:
+        for w in r.warnings:
+            err_console.print(f"[yellow]warning:[/] {w}")
+    _print_data_check(check(to, list(dict.fromkeys(datasets))))
+
+
+@data_app.command("check")
+def data_check(
+    data_dir: Path = typer.Argument(..., help="The folder given to `hgbench data download --to`."),
+    dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Check only this dataset (repeatable)."),
+) -> None:
+    """Report per dataset what the loaders need and what is missing.
+
+    Exit status 1 when a requested dataset (--dataset), or without --dataset any dataset that
+    is partly present, is incomplete, or when no dataset is found at all.
+    """
+    from hgbench.data.download import check
+
+    with _user_errors():
+        reports = check(data_dir, dataset or None)
+    _print_data_check(reports)
+    requested = reports if dataset else [r for r in reports if r.present]
+    if not requested:
+        err_console.print(f"no dataset found under {data_dir}; fetch one with `hgbench data download NAME --to {data_dir}`")
+        raise typer.Exit(1)
+    incomplete = [r.dataset for r in requested if not r.complete]
+    if incomplete:
+        err_console.print(f"incomplete: {', '.join(incomplete)}")
+        raise typer.Exit(1)
+    console.print(f"complete: {', '.join(r.dataset for r in requested)}")
+
+
+@app.command()
+def compare(
+    baseline: Path = typer.Argument(..., help="Results folder (or one record file) of the baseline profile run."),
+    current: Path = typer.Argument(..., help="Results folder (or one record file) of the run to check."),
+    threshold: Optional[list[str]] = typer.Option(
+        None, "--threshold", help="METRIC=PERCENT (or METRIC=off), repeatable; metrics: p50 (default 10), p90 (20), "
+        "throughput (10), peak_memory (20), parameters (0), gmacs (0)."),
+    alpha: float = typer.Option(0.01, help="Significance level of the one-sided Mann-Whitney test on the raw samples."),
+    no_normalize: bool = typer.Option(False, "--no-normalize", help="Do not divide timings by each run's calibration workload."),
+    show_all: bool = typer.Option(False, "--all", help="Show unchanged rows too."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the comparison as JSON here."),
+) -> None:
+    """Compare two profile runs record by record; exit 1 on a latency (or memory) regression, 2 on bad input."""
+    import json
+
+    from hgbench.compare import comparison_table, compare_results, parse_thresholds, summary_line
+    from hgbench.results import atomic_write_bytes
+
+    with _user_errors():
+        comp = compare_results(baseline, current, parse_thresholds(threshold), alpha, normalize=not no_normalize)
+    for side, text in comp.sides.items():
+        console.print(f"{side}: {text}")
+    console.print(comparison_table(comp, show_all=show_all))
+    for path, why in comp.skipped:
+        console.print(f"skipped {path}: {why}")
+    for warning in comp.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(summary_line(comp))
+    if json_out is not None:
+        atomic_write_bytes(json_out, (json.dumps(comp.to_dict(), indent=1) + "\n").encode())
+    if comp.failed:
+        console.print(f"[bold red]regression:[/] {', '.join(comp.regressed_variants())}")
+        raise typer.Exit(1)
+
+
+@app.command("latency-check")
+def latency_check(
+    reference: Path = typer.Option(Path("benchmarks/reference/latency-gate"), help="Committed reference records."),
+    variants_: Optional[str] = typer.Option(None, "--variants", help="Comma-separated variant names (default: all)."),
+    out: Optional[Path] = typer.Option(None, help="Where to write this run's records (default: a new temporary folder)."),
+    retries: int = typer.Option(1, help="Re-measure a flagged variant this many times before failing."),
+    threshold: Optional[list[str]] = typer.Option(None, "--threshold", help="As hgbench compare (default: p50=50, others off)."),
+    update: bool = typer.Option(False, "--update", help="(Re)write the reference records instead of checking (quiet machine!)."),
+) -> None:
+    """CI latency regression gate: every variant's CPU forward pass (batch 1, 64 px, 1 thread) timed
+    interleaved with a frozen reference network, compared with the committed reference; exit 1 on a
+    regression confirmed by a re-measurement, 2 on bad input."""
+    from hgbench.compare import comparison_table, summary_line
+    from hgbench.latency_gate import GATE_THRESHOLDS, run_gate, update_reference
+
+    names = _split(variants_) if variants_ else None
+    with console.status("measuring") as status, _user_errors():
+        if update:
+            paths = update_reference(reference, names, progress=lambda n: status.update(f"measuring {n} (reference)"))
+        else:
+            final, attempts, folder = run_gate(reference, names, out, thresholds=threshold or GATE_THRESHOLDS,
+                                               retries=retries, progress=lambda n: status.update(f"measuring {n}"))
+    if update:
+        console.print(f"{len(paths)} reference records written to {reference}; commit them")
+        return
+    for i, comp in enumerate(attempts):
+        if i:
+            console.print(f"re-measured: {', '.join(sorted({r.key.variant for r in comp.rows if r.current is not None}))}")
+        console.print(comparison_table(comp, show_all=True, metrics=("p50", "parameters")))
+    for warning in final.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"records: {folder}; {summary_line(final)}")
+    if final.failed:
+        console.print(f"[bold red]latency regression (every attempt):[/] {', '.join(final.regressed_variants())}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def score(
+    predictions: Path = typer.Argument(..., help="Prediction file: .mat or .h5 with (N, 16, 2) or (16, 2, N) pixel coordinates "
+                                                  "in the validation split's order (variables preds, pos_pred_src, ...)."),
+    gt: Path = typer.Option(..., "--gt", help="Ground truth: gt_valid_detections_our_format.mat (or gt_valid.mat) or valid.h5 with normalize."),
+    convention: str = typer.Option("official", help="official (MPII toolkit: Head = neck and head top, Mean pooled) or "
+                                                    "bearpaw (eval_PCKh.py: Head = head top, Mean over the 14 joints)."),
+    fmt: str = typer.Option("md", "--format", help="md (table and the curve every 0.1) or csv (the full curve, every 0.01)."),
+    threshold: float = typer.Option(0.5, help="Table threshold as a fraction of the head size (PCKh@0.5)."),
+    key: Optional[str] = typer.Option(None, help="Variable holding the predictions (default: preds, pred, predictions, pos_pred_src, ...)."),
+    zero_based: bool = typer.Option(False, "--zero-based", help="Predictions use 0-based pixels (OpenCV, hgbench): add 1 to match the 1-based MPII files."),
+    out: Optional[Path] = typer.Option(None, help="Also write the output to this file."),
+) -> None:
+    """Score an MPII prediction file: per-joint PCKh, Mean@0.1 and the PCKh curve over thresholds 0 to 0.5."""
+    from hgbench.pckh import score_files
+    from hgbench.results import atomic_write_bytes
+
+    with _user_errors():
+        if fmt not in ("md", "csv"):
+            raise ValueError(f"--format must be md or csv, got {fmt!r}")
+        result = score_files(predictions, gt, convention=convention, threshold=threshold, key=key, zero_based=zero_based)
+    text = result.to_csv() if fmt == "csv" else result.to_markdown(f"{predictions.name}: PCKh@{threshold:g} ({convention}) against {gt.name}")
+    typer.echo(text, nl=False)
+    if out is not None:
+        atomic_write_bytes(out, text.encode())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -63,6 +63,13 @@ class Protocol:
         batch_size: samples per step.
         input_size, output_size: network input and heatmap sides, pixels.
         heatmap_sigma: target Gaussian's standard deviation, heatmap pixels.
+        heatmap_sigma_occluded: the standard deviation for joints that are annotated but not
+            visible, heatmap pixels, where the dataset has a visibility flag (COCO ``v = 1``,
+            LSP's occlusion row); None: ``heatmap_sigma`` for every joint (Newell et al.).
+            Seed 003 (Sec. 4.2.3 "Handling the Keypoints") gives visible and not-visible
+            joints different sigmas (visible 0.5, not visible 1 there; its Sec. 8.2 states the reverse).
+        flip_test: validate and evaluate with the flip test (average with the mirrored
+            crop's heatmaps, :mod:`hgbench.evaluate`), as pose-hg-train's validation does.
         augmentation: training augmentation (validation uses the plain centre crop).
         seed: seeds torch (weights, sampling, augmentation).
         val_every: validate every this many epochs (and after the last).
@@ -80,6 +87,8 @@ class Protocol:
     input_size: int = 256
     output_size: int = 64
     heatmap_sigma: float = 1.0
+    heatmap_sigma_occluded: float | None = None
+    flip_test: bool = True
     augmentation: Augmentation = field(default_factory=Augmentation)
     seed: int = 0
     val_every: int = 1
@@ -115,6 +124,10 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
     data = read_yaml(path)
     data.setdefault("name", path.stem)
     protocol = from_dict(Protocol, data, path)
+    for name in ("heatmap_sigma", "heatmap_sigma_occluded"):
+        value = getattr(protocol, name)
+        if value is not None and not value > 0:
+            raise ConfigError(f"{path}: field {name!r} must be > 0 (heatmap pixels), got {value}")
     if protocol.input_size != 4 * protocol.output_size:
         raise ConfigError(f"{path}: field 'output_size' must be input_size / 4 (the stem's stride), got {protocol.output_size} for input {protocol.input_size}")
     return protocol

@@ -7,9 +7,11 @@ that produced it. Collecting it never raises: a field that cannot be found is ``
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,21 +25,26 @@ import hgbench
 GIT_TIMEOUT_S = 5.0
 
 
-def collect_provenance(command: list[str] | None = None) -> dict[str, Any]:
+def collect_provenance(command: list[str] | None = None, threads: int | None = None) -> dict[str, Any]:
     """Describe the software, the machine and the command of this run.
 
     Args:
         command: the command line to record, as a list of arguments; default ``sys.argv``.
             It is stored as one shell-quoted string (``shlex.join``).
+        threads: the CPU thread count the run uses; default ``torch.get_num_threads()`` now.
 
     Returns:
-        A JSON-serialisable dict with ``hgbench_version``, ``git_commit`` and ``git_dirty``
-        (of the git work tree that holds the hgbench package; ``None`` when there is none,
-        e.g. an installed wheel, or git is missing), ``python``, ``torch``, ``cuda`` and
-        ``cudnn`` (versions torch was built with; ``None`` on a CPU build), ``gpu`` (name of
-        CUDA device 0, ``None`` without one), ``platform``, ``cpu_model``, ``cpu_count``
-        (logical CPUs of the machine), ``cpu_count_usable`` (CPUs this process may run on),
-        ``torch_threads`` (``torch.get_num_threads()``), ``hostname`` and ``command``.
+        A JSON-serialisable dict (the ``provenance`` of every record) with
+        ``hgbench_version``; ``git_commit`` and ``git_dirty`` (of the git work tree that holds
+        the hgbench package; ``None`` when there is none, e.g. an installed wheel, or git is
+        missing); ``python``; ``torch``; ``cuda`` and ``cudnn`` (versions torch was built
+        with; ``None`` on a CPU build); ``tensorrt`` and ``torch_tensorrt``, ``onnxruntime``
+        (installed versions, from the package metadata, ``None`` when not installed);
+        ``gpu_name``, ``gpu_driver`` (``nvidia-smi``'s driver version, else the CUDA driver
+        API version torch reports, e.g. ``"CUDA driver API 12.4"``), ``gpu_compute_capability``
+        (``"9.0"``) of CUDA device 0 (all ``None`` without one); ``cpu_model``; ``threads``;
+        ``cpu_count`` (logical CPUs of the machine), ``cpu_count_usable`` (CPUs this process
+        may run on); ``hostname``; ``platform``; ``command``.
 
     Never raises.
     """
@@ -50,15 +57,32 @@ def collect_provenance(command: list[str] | None = None) -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cudnn": _cudnn_version(),
-        "gpu": _gpu_name(),
-        "platform": platform.platform(),
+        "tensorrt": _dist_version("tensorrt", "tensorrt-cu12", "tensorrt-cu11"),
+        "torch_tensorrt": _dist_version("torch-tensorrt", "torch_tensorrt"),
+        "onnxruntime": _dist_version("onnxruntime", "onnxruntime-gpu"),
+        "gpu_name": _gpu_name(),
+        "gpu_driver": _gpu_driver(),
+        "gpu_compute_capability": _gpu_capability(),
         "cpu_model": _cpu_model(),
+        "threads": torch.get_num_threads() if threads is None else threads,
         "cpu_count": os.cpu_count(),
         "cpu_count_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
         "hostname": socket.gethostname(),
+        "platform": platform.platform(),
         "command": shlex.join(sys.argv if command is None else command),
     }
+
+
+def device_name(device: torch.device | str) -> str | None:
+    """The GPU's name for a CUDA device, else the CPU model (:func:`collect_provenance`'s
+    ``cpu_model``); ``None`` when unknown. Never raises."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            return torch.cuda.get_device_name(device)
+        except Exception:  # noqa: BLE001 - provenance must never fail a run
+            return None
+    return _cpu_model()
 
 
 def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess | None:
@@ -103,6 +127,52 @@ def _gpu_name() -> str | None:
         return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except Exception:  # noqa: BLE001
         return None
+
+
+def _gpu_capability() -> str | None:
+    try:
+        if not torch.cuda.is_available():
+            return None
+        major, minor = torch.cuda.get_device_capability(0)
+        return f"{major}.{minor}"
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _gpu_driver() -> str | None:
+    """nvidia-smi's driver version of GPU 0, else torch's CUDA driver API version."""
+    try:
+        if not torch.cuda.is_available():
+            return None
+    except Exception:  # noqa: BLE001
+        return None
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader", "--id=0"],
+                capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False,
+            )
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip().splitlines()[0]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    try:
+        v = torch._C._cuda_getDriverVersion()  # e.g. 12040; only in CUDA builds
+        return f"CUDA driver API {v // 1000}.{v % 1000 // 10}"
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _dist_version(*names: str) -> str | None:
+    """Installed version of the first of ``names`` that is an installed distribution."""
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        except Exception:  # noqa: BLE001
+            return None
+    return None
 
 
 def _cpu_model() -> str | None:

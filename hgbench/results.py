@@ -10,7 +10,13 @@ Layout under a results folder (default ``results/``)::
 
     runs/<dataset>/<protocol>/<variant>/train.json      training record
     runs/<dataset>/<protocol>/<variant>/checkpoint.pt   weights of the last epoch
-    profile/<host>/<variant>__j<joints>__<backend>__b<batch>__s<input>.json   cost record
+    profile/<host>/<variant>__j<J>__<backend>__<precision>[__tf32][__cl]__b<B>__s<S>.json   cost record
+
+Schema history: ``hgbench.record/2`` changed the ``"profile"`` record (precisions, layouts,
+percentiles, FLOPs, roofline, calibration, numerics: see
+:func:`hgbench.profile.run.profile_model`). Training and evaluation records did not change, so records
+of schema 1 of those kinds are still read; a schema-1 profile record is refused with the
+reason ``schema hgbench.record/1: re-run hgbench profile``.
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ import datetime as _dt
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-SCHEMA = "hgbench.record/1"
+SCHEMA = "hgbench.record/2"
+OLD_SCHEMAS_STILL_READ = {"hgbench.record/1": ("train", "eval")}
+"""Older schema -> the record kinds whose layout it shares with :data:`SCHEMA`."""
 DEFAULT_RESULTS_DIR = Path("results")
 
 
@@ -65,17 +74,26 @@ def write_record(path: Path, kind: str, body: dict[str, Any]) -> dict[str, Any]:
 def read_record(path: Path) -> dict[str, Any]:
     """Read one record.
 
+    Records of an older schema are read only for the kinds whose layout did not change
+    (:data:`OLD_SCHEMAS_STILL_READ`).
+
     Raises:
-        RecordError: the file is not JSON, or its ``schema`` is not :data:`SCHEMA`.
+        RecordError: the file is not JSON, or its ``schema`` is neither :data:`SCHEMA` nor an
+            older one still read for its kind; the message says what to do (for a schema-1
+            profile record: ``schema hgbench.record/1: re-run hgbench profile``).
     """
     path = Path(path)
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise RecordError(f"{path}: not a readable JSON record ({e})") from e
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        found = record.get("schema") if isinstance(record, dict) else type(record).__name__
-        raise RecordError(f"{path}: field 'schema' is {found!r}, expected {SCHEMA!r}")
+    if not isinstance(record, dict):
+        raise RecordError(f"{path}: field 'schema' is {type(record).__name__!r}, expected {SCHEMA!r}")
+    schema, kind = record.get("schema"), record.get("kind")
+    if schema != SCHEMA and kind not in OLD_SCHEMAS_STILL_READ.get(schema, ()):
+        if schema in OLD_SCHEMAS_STILL_READ and kind == "profile":
+            raise RecordError(f"{path}: schema {schema}: re-run hgbench profile")
+        raise RecordError(f"{path}: field 'schema' is {schema!r}, expected {SCHEMA!r}")
     record["_path"] = str(path)
     return record
 

@@ -84,3 +84,47 @@ def test_corrupt_image_names_the_file(tmp_path):
     ds = make_dataset("lspet", tmp_path, "val")
     with pytest.raises(DatasetError, match="im00010.jpg.*corrupt"):
         ds[0]
+
+
+def test_lsp_third_row_is_occlusion_lspet_flag_is_annotation(tmp_path, lspet_root):
+    from hgbench.data.lsp import read_lsp_joints
+
+    raw = np.zeros((3, 14, 12))
+    raw[:2] = 20.0 + np.arange(14)[None, :, None]
+    raw[2, 6, :] = 1.0  # LSP: 1 = occluded (bearpaw/pytorch-pose miscs/gen_lsp.m inverts it)
+    scipy.io.savemat(tmp_path / "joints.mat", {"joints": raw})
+    joints, annotated, visible = read_lsp_joints(tmp_path / "joints.mat")
+    assert annotated.all() and visible.shape == (12, 14)
+    assert not visible[:, 6].any() and visible[:, [j for j in range(14) if j != 6]].all()
+
+    # LSPET: every flag-0 joint sits at a placeholder (x = 0 or y = 0), so flag 0 = not annotated
+    # and there is no occlusion flag
+    j, annotated, visible = read_lsp_joints(lspet_root / "joints.mat")
+    assert visible is None
+    assert ((j[~annotated] <= 0).any(axis=-1)).all()
+    item = LSPDataset(lspet_root, "val", input_size=64, output_size=16)[0]
+    assert not bool(item["has_visibility"]) and torch.equal(item["visible"], item["annotated"])
+
+
+def test_lsp_visibility_follows_the_flip(tmp_path):
+    import cv2
+
+    from hgbench.data.transforms import Augmentation
+
+    raw = np.zeros((3, 14, 10))
+    raw[:2] = np.random.default_rng(0).uniform(10, 50, (2, 14, 10))
+    raw[2, 6, :] = 1.0  # right wrist occluded
+    scipy.io.savemat(tmp_path / "joints.mat", {"joints": raw})
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "im0010.jpg"), np.zeros((60, 60, 3), np.uint8))
+    ds = LSPDataset(tmp_path, "val", input_size=64, output_size=16, augmentation=Augmentation(flip=True))
+    seen = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        item = ds[0]
+        assert bool(item["has_visibility"])
+        flipped = not np.allclose(item["joints"].numpy(), raw[:2, :, 9].T)
+        occluded = np.flatnonzero(~item["visible"].numpy()).tolist()
+        assert occluded == ([11] if flipped else [6])  # left wrist after the left/right swap
+        seen.add(flipped)
+    assert seen == {True, False}

@@ -45,3 +45,91 @@ def test_torso_size_uses_right_shoulder_to_left_hip_then_the_other_diagonal():
     assert torso_size(joints, annotated, LSP) == 100.0
     annotated[2] = False
     assert math.isnan(torso_size(joints, annotated, LSP))
+
+
+def _predictions(pred, gt, annotated, normalizer, visible=None, has_visibility=None):
+    from hgbench.evaluate import Predictions
+
+    return Predictions(np.asarray(pred, float), np.asarray(gt, float), np.asarray(annotated, bool), np.asarray(normalizer, float),
+                       visible=visible, has_visibility=has_visibility)
+
+
+def test_occlusion_split_pools_visible_and_occluded_joints_separately():
+    from hgbench.evaluate import score_predictions
+
+    gt = np.zeros((3, 14, 2))
+    pred = gt.copy()
+    pred[:, 6, 0] = 30.0  # right wrist 30 px off (> 0.2 x 100): wrong for everyone
+    pred[2, 7, 0] = 30.0  # person 2's right elbow wrong too
+    visible = np.ones((3, 14), bool)
+    visible[1:, 6] = False  # persons 1, 2: right wrist occluded
+    visible[2, 7] = False  # person 2: right elbow occluded
+    has = np.array([True, True, True])
+    r = score_predictions(_predictions(pred, gt, np.ones((3, 14), bool), [100.0] * 3, visible, has), LSP)
+    assert r.counts_visible["right_wrist"] == 1 and r.counts_occluded["right_wrist"] == 2
+    assert r.per_joint_visible["right_wrist"] == 0.0 and r.per_joint_occluded["right_wrist"] == 0.0
+    assert r.per_joint_visible["right_elbow"] == 100.0 and r.per_joint_occluded["right_elbow"] == 0.0
+    assert r.groups_occluded["Elbow"] == 0.0 and r.groups_visible["Elbow"] == 100.0  # 5 visible elbows, all right
+    assert math.isnan(r.per_joint_occluded["head_top"]) and r.counts_occluded["head_top"] == 0
+    assert r.mean_occluded == 0.0 and r.mean_visible == pytest.approx(100 * 38 / 39)  # 42 - 3 occluded; one visible wrist wrong
+    # the overall numbers are unchanged by the split
+    assert r.per_joint["right_wrist"] == 0.0 and r.per_joint["right_elbow"] == pytest.approx(200 / 3)
+
+    # only persons with a visibility flag enter the split; none: no split at all
+    r = score_predictions(_predictions(pred, gt, np.ones((3, 14), bool), [100.0] * 3, visible, np.array([False, True, False])), LSP)
+    assert r.counts_occluded["right_wrist"] == 1 and r.counts_visible["right_wrist"] == 0
+    r = score_predictions(_predictions(pred, gt, np.ones((3, 14), bool), [100.0] * 3, visible, np.zeros(3, bool)), LSP)
+    assert r.per_joint_visible is None and r.groups_occluded is None and r.mean_visible is None
+
+
+def test_each_metric_has_its_standard_threshold():
+    from hgbench.evaluate import score_predictions
+
+    gt = np.zeros((1, 14, 2))
+    pred = gt + [30.0, 0.0]  # 0.3 normalisers off
+    p = _predictions(pred, gt, np.ones((1, 14), bool), [100.0])
+    assert score_predictions(p, LSP, "pck").threshold == 0.2 and score_predictions(p, LSP, "pck").mean == 0.0
+    r = score_predictions(p, LSP, "pck_heatmap")
+    assert r.threshold == 0.5 and r.mean == 100.0 and "seed 003" in r.convention
+    assert score_predictions(p, LSP, "pck", threshold=0.3).mean == 100.0  # inclusive
+    with pytest.raises(ValueError, match="unknown metric"):
+        score_predictions(p, LSP, "oks")
+
+
+def test_pckh_dispatch_follows_the_mpii_toolkit():
+    from hgbench.data.keypoints import MPII
+    from hgbench.evaluate import score_predictions
+
+    gt = np.zeros((2, 16, 2))
+    pred = gt.copy()
+    pred[:, 6] = 100.0  # pelvis far off: not part of the MPII total
+    pred[0, 9] = [6.0, 0.0]  # person 0's head top 0.6 head sizes off (head size 10 px)
+    r = score_predictions(_predictions(pred, gt, np.ones((2, 16), bool), [10.0, 10.0]), MPII, "pckh")
+    assert r.threshold == 0.5 and r.metric == "pckh"
+    assert r.per_joint["pelvis"] == 0.0 and r.per_joint["head_top"] == 50.0
+    assert r.groups["Head"] == 75.0  # mean of upper neck (100) and head top (50)
+    assert r.mean == pytest.approx(100 * 27 / 28)  # 14 joints x 2 persons, pelvis and thorax out
+    assert "0.6 x head-box" in r.convention and r.extra["mean_at_0.1"] == pytest.approx(100 * 27 / 28)
+
+
+def test_items_carry_the_datasets_normaliser_hook():
+    from hgbench.data.base import PoseAnnotation, PoseDataset
+
+    class _HeadSized(PoseDataset):
+        keypoints = LSP
+
+        def __len__(self):
+            return 1
+
+        def annotation(self, index):
+            return PoseAnnotation("x", np.full((14, 2), 50.0, np.float32), np.ones(14, bool), np.array([50.0, 50.0]), 80.0)
+
+        def load_image(self, index):
+            return np.zeros((100, 100, 3), np.uint8)
+
+        def normalizer(self, index, ann, joints, annotated):
+            return 0.1 * ann.size_px
+
+    item = _HeadSized(input_size=64, output_size=16)[0]
+    assert float(item["normalizer"]) == pytest.approx(8.0)
+    assert not bool(item["has_visibility"]) and item["visible"].tolist() == item["annotated"].tolist()

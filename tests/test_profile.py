@@ -1,139 +1,42 @@
-"""Cost measurement: percentiles, the timing loop, MAC counters, backends, profile_model."""
+"""profile_model (record body, fault isolation, numerics against eager fp32), record paths and
+schema, provenance, and the `hgbench profile` command."""
 
 from __future__ import annotations
 
-import time
+import json
 
 import pytest
 import torch
 from torch import nn
+from typer.testing import CliRunner
 
+from hgbench.cli import app
+from hgbench.profile import backends as backends_pkg
 from hgbench.profile import (
-    LatencyStats,
     complexity_record,
-    count_macs,
     count_parameters,
-    get_backend,
+    make_input,
     profile_model,
-    time_callable,
+    reference_output,
+    save_profile_record,
 )
+from hgbench.profile.backends import Backend, Prepared, RunSettings
+from hgbench.profile.roofline import Ceilings
+from hgbench.profile.run import RECORD_KEYS, is_reference, profile_record_path
 from hgbench.provenance import collect_provenance
+from hgbench.results import SCHEMA, RecordError, read_record, write_record
 
-
-# --- latency statistics -------------------------------------------------------------------
-
-
-def test_percentiles_linear_interpolation_on_1_to_100():
-    stats = LatencyStats([float(v) for v in range(1, 101)])
-    assert stats.n == 100
-    # linear interpolation at rank (n - 1) * q / 100 of the sorted samples
-    assert stats.p50 == pytest.approx(50.5)
-    assert stats.p90 == pytest.approx(90.1)
-    assert stats.p99 == pytest.approx(99.01)
-    assert stats.mean == pytest.approx(50.5)
-    assert stats.std == pytest.approx(29.011491975882016)  # sample std (ddof=1)
-    assert stats.throughput(batch_size=4) == pytest.approx(4 / 0.0505)
-    d = stats.to_dict()
-    assert d["p50_ms"] == pytest.approx(50.5) and d["samples_ms"][:3] == [1.0, 2.0, 3.0]
-
-
-def test_latency_stats_rejects_empty_and_bad_batch():
-    with pytest.raises(ValueError):
-        LatencyStats([])
-    with pytest.raises(ValueError):
-        LatencyStats([1.0]).throughput(0)
-    assert LatencyStats([2.0]).std == 0.0
-
-
-# --- timing loop ----------------------------------------------------------------------------
-
-
-def test_time_callable_measures_a_known_duration():
-    stats = time_callable(lambda: time.sleep(0.01), warmup_iters=1, min_iters=5, min_time_s=0.0)
-    # sleep never returns early; a loaded CI machine may overshoot, hence the loose upper bound
-    assert 9.9 <= stats.p50 <= 30.0
-
-
-def test_time_callable_honours_min_iters():
-    calls = []
-    stats = time_callable(lambda: calls.append(1), warmup_iters=2, min_iters=50, min_time_s=0.0)
-    assert stats.n == 50
-    assert len(calls) == 2 + 50
-
-
-def test_time_callable_honours_min_time_and_sync():
-    calls, syncs = [], []
-    start = time.perf_counter()
-    stats = time_callable(
-        lambda: calls.append(1),
-        warmup_iters=0,
-        min_iters=1,
-        min_time_s=0.2,
-        max_iters=10**9,  # the default cap (10 000 calls) would stop a no-op long before 0.2 s
-        sync=lambda: syncs.append(1),
-    )
-    assert time.perf_counter() - start >= 0.2
-    assert stats.n == len(calls) == len(syncs) > 1
-
-
-def test_time_callable_stops_at_max_iters():
-    stats = time_callable(lambda: None, warmup_iters=0, min_iters=1, min_time_s=60.0, max_iters=7)
-    assert stats.n == 7
-
-
-def test_time_callable_rejects_bad_arguments():
-    with pytest.raises(ValueError):
-        time_callable(lambda: None, min_iters=0)
-    with pytest.raises(ValueError):
-        time_callable(lambda: None, min_iters=5, max_iters=4)
-
-
-# --- complexity -----------------------------------------------------------------------------
-
-
-def test_conv_macs_closed_form_both_counters():
-    conv = nn.Conv2d(16, 32, 3, padding=1)
-    macs = count_macs(conv, (1, 16, 20, 20))
-    expected = 32 * 20 * 20 * 16 * 3 * 3  # C_out * H_out * W_out * C_in * k * k (bias not counted)
-    assert macs.fvcore_macs == expected
-    assert macs.thop_macs == expected
-    assert macs.fvcore_skipped == {}
-    assert macs.fvcore_gmacs == pytest.approx(expected / 1e9)
-    assert not hasattr(conv, "total_ops")  # thop worked on a copy
-
-
-def test_depthwise_conv_macs_closed_form():
-    conv = nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False)
-    macs = count_macs(conv, (2, 16, 20, 20))
-    expected = 2 * 16 * 20 * 20 * 1 * 3 * 3  # batch * C_out * H_out * W_out * (C_in / groups) * k * k
-    assert macs.fvcore_macs == expected
-    assert macs.thop_macs == expected
-
-
-def test_count_macs_reports_skipped_ops_and_restores_training_mode():
-    class Residual(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(4, 4, 1)
-
-        def forward(self, x):
-            return x + self.conv(x)
-
-    model = Residual().train()
-    macs = count_macs(model, (1, 4, 8, 8))
-    assert macs.fvcore_macs == macs.thop_macs == 4 * 8 * 8 * 4
-    assert macs.fvcore_skipped == {"aten::add": 1}
-    assert model.training
-
-
-def test_count_parameters_closed_form():
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Linear(10, 5))
-    model[2].weight.requires_grad_(False)  # frozen parameters count too
-    expected = (8 * 3 * 3 * 3 + 8) + (8 + 8) + (10 * 5 + 5)  # BN running stats are buffers
-    assert count_parameters(model) == expected
-
-
-# --- backends -------------------------------------------------------------------------------
+CEILINGS = Ceilings(matmul_tflops=0.1, copy_gib_s=10.0, precision="fp32", measured="2026-01-01T00:00:00+00:00")
+CONTRACT_KEYS = {
+    "variant", "num_joints", "backend", "precision", "tf32", "channels_last", "compile_mode", "device", "device_name",
+    "batch_size", "input_size", "threads", "parameters", "model_size_mib", "macs", "gmacs_fvcore", "gmacs_thop",
+    "gflops_flop_counter", "skipped_ops", "activation_memory_mib", "latency_ms", "throughput_samples_per_s",
+    "peak_memory_mib", "build_time_s", "numerics", "roofline", "calibration", "status", "error",
+}  # fmt: skip
+PROVENANCE_KEYS = {
+    "hgbench_version", "git_commit", "git_dirty", "python", "torch", "cuda", "cudnn", "tensorrt", "onnxruntime",
+    "gpu_name", "gpu_driver", "gpu_compute_capability", "cpu_model", "threads", "hostname", "platform", "command",
+}  # fmt: skip
 
 
 class TwoHeads(nn.Module):
@@ -150,62 +53,83 @@ class TwoHeads(nn.Module):
         return [self.head1(y), self.head2(y) + self.head1(y)]
 
 
-def test_torchscript_matches_eager_on_list_output():
-    torch.manual_seed(0)
-    model = TwoHeads()
-    x = torch.randn(2, 3, 16, 16)
-    eager = get_backend("eager").prepare(model, x)(x)
-    scripted = get_backend("torchscript").prepare(model, x)(x)
-    assert isinstance(scripted, list) and len(scripted) == 2
-    for a, b in zip(eager, scripted):
-        assert a.shape == b.shape == (2, 4, 16, 16)
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+class Scripted(Backend):
+    """A test backend: ``behaviour`` decides what goes wrong."""
+
+    name = "fake"
+    behaviour = "ok"
+
+    def available(self, device):
+        return "pip install fake-backend" if self.behaviour == "unavailable" else None
+
+    def prepare(self, model, example_input, settings):
+        if self.behaviour == "prepare":
+            raise RuntimeError("cannot compile this\nmodel")
+        model = model.eval()
+        behaviour = self.behaviour
+
+        def fn(x):
+            if behaviour == "oom":
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            with torch.inference_mode():
+                out = model(x)
+            if behaviour == "wrong":  # a fast but wrong backend: heatmaps shifted by one pixel
+                out = [torch.roll(o, shifts=1, dims=-1) for o in out]
+            return out
+
+        return Prepared(fn=fn, prepare_input=lambda x: x, build_time_s=0.25, notes=["scripted"])
 
 
-def test_tensorrt_unavailable_without_cuda():
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA device is present")
-    reason = get_backend("tensorrt").available()
-    assert reason is not None and "tensorrt" in reason.lower()
+@pytest.fixture
+def fake_backend(monkeypatch):
+    monkeypatch.setitem(backends_pkg.BACKENDS, "fake", Scripted)
 
+    def set_behaviour(behaviour):
+        monkeypatch.setattr(Scripted, "behaviour", behaviour)
 
-def test_unknown_backend_names_the_valid_ones():
-    with pytest.raises(ValueError, match="eager.*torchscript.*tensorrt"):
-        get_backend("onnx")
-
-
-# --- profile_model --------------------------------------------------------------------------
+    return set_behaviour
 
 
 def _profile(model, **kw):
-    args = dict(variant="tiny", num_joints=4, backend="eager", batch_size=2, input_size=16,
-                threads=1, warmup_iters=1, min_iters=3, min_time_s=0.0)
+    args = {"variant": "tiny", "num_joints": 4, "backend": "eager", "batch_size": 2, "input_size": 16, "threads": 1,
+            "warmup_iters": 1, "min_iters": 3, "min_time_s": 0.0, "ceilings": CEILINGS}
     return profile_model(model, **{**args, **kw})
 
 
-def test_profile_model_ok_record():
+# --- profile_model ------------------------------------------------------------------------------
+
+
+def test_ok_record_has_every_contract_key():
     threads_before = torch.get_num_threads()
-    model = TwoHeads()
-    rec = _profile(model)
+    model = TwoHeads().train()
+    rec = _profile(model, calibration={"workload": "w", "p50_ms": 1.0, "samples_ms": [1.0]})
     assert rec["status"] == "ok" and rec["error"] is None
+    assert CONTRACT_KEYS <= set(rec) and set(rec) == set(RECORD_KEYS)
+    json.dumps(rec)  # plain JSON
     assert rec["threads"] == 1 and torch.get_num_threads() == threads_before
-    assert rec["device"] == "cpu"
-    assert rec["parameters"] == count_parameters(model)
-    assert rec["macs"]["unit"] == "MACs" and rec["macs"]["fvcore"] > 0 and rec["macs"]["thop"] > 0
-    assert rec["latency_ms"]["n"] == 3 and len(rec["latency_ms"]["samples_ms"]) == 3
-    assert rec["throughput_samples_per_s"] > 0
     assert model.training  # restored
+    assert (rec["device"], rec["precision"], rec["tf32"], rec["channels_last"], rec["compile_mode"]) == ("cpu", "fp32", False, False, None)
+    assert rec["parameters"] == count_parameters(model)
+    assert rec["latency_ms"]["n"] == 3 and len(rec["latency_ms"]["samples_ms"]) == 3
+    assert rec["throughput_samples_per_s"] == pytest.approx(2 / (rec["latency_ms"]["p50_ms"] / 1000))
+    assert rec["numerics"] is None  # eager fp32 is the reference itself
+    assert rec["calibration"]["p50_ms"] == 1.0
+    roof = rec["roofline"]
+    assert roof["floor_ms"] == max(roof["compute_floor_ms"], roof["memory_floor_ms"])
+    assert roof["efficiency"] == pytest.approx(roof["floor_ms"] / rec["latency_ms"]["p50_ms"])
+    assert roof["flops"] == pytest.approx(2 * rec["gflops_flop_counter"] * 1e9)  # batch 2
+    assert rec["peak_memory_mib"] is None or rec["peak_memory_mib"] >= 0
 
 
-def test_profile_model_uses_precomputed_complexity():
+def test_precomputed_complexity_is_taken_as_given():
     model = TwoHeads()
     complexity = complexity_record(model, 16)
-    complexity["macs"]["fvcore"] = 123  # marker: must be taken as given
+    complexity["macs"]["fvcore"] = 123  # marker
     rec = _profile(model, backend="torchscript", complexity=complexity)
     assert rec["status"] == "ok" and rec["macs"]["fvcore"] == 123
 
 
-def test_profile_model_reports_an_error_instead_of_raising():
+def test_a_forward_error_is_recorded_with_its_stage():
     class Broken(nn.Module):
         def __init__(self):
             super().__init__()
@@ -214,27 +138,157 @@ def test_profile_model_reports_an_error_instead_of_raising():
         def forward(self, x):
             raise RuntimeError("boom\nsecond line")
 
-    rec = _profile(Broken())
+    rec = _profile(Broken(), complexity={"parameters": 12})
     assert rec["status"] == "error"
-    assert "boom" in rec["error"] and "\n" not in rec["error"]
-    assert rec["latency_ms"] is None
+    assert rec["error"].startswith("timing: RuntimeError: boom") and "\n" not in rec["error"]
+    assert rec["latency_ms"] is None and rec["roofline"] is None
 
 
-def test_profile_model_unavailable_backend_is_an_error():
+def test_unavailable_backend_is_recorded(fake_backend):
+    fake_backend("unavailable")
+    rec = _profile(TwoHeads(), backend="fake")
+    assert rec["status"] == "error" and rec["error"] == "backend unavailable: pip install fake-backend"
+
+
+def test_prepare_failure_is_recorded(fake_backend):
+    fake_backend("prepare")
+    rec = _profile(TwoHeads(), backend="fake")
+    assert rec["error"] == "prepare: RuntimeError: cannot compile this model"
+    assert rec["parameters"] is not None  # complexity was measured before
+
+
+def test_out_of_memory_is_recorded_with_the_batch_size(fake_backend):
+    fake_backend("oom")
+    rec = _profile(TwoHeads(), backend="fake", batch_size=4)
+    assert rec["status"] == "error"
+    assert rec["error"].startswith("timing: CUDA out of memory at batch size 4")
+
+
+def test_numerics_flag_a_deliberately_wrong_backend(fake_backend):
+    model = TwoHeads()
+    reference = reference_output(model, 2, 16)
+    fake_backend("ok")
+    good = _profile(model, backend="fake", reference=reference)
+    fake_backend("wrong")
+    wrong = _profile(model, backend="fake", reference=reference)
+    assert good["status"] == wrong["status"] == "ok"  # measured fine; the numerics say it is wrong
+    assert good["numerics"]["ok"] is True and good["numerics"]["max_abs_error"] == pytest.approx(0.0, abs=1e-6)
+    assert wrong["numerics"]["ok"] is False and wrong["numerics"]["argmax_moved_fraction"] > 0.5
+    assert good["build_time_s"] == 0.25 and good["notes"] == ["scripted"]
+
+
+def test_numerics_reference_is_computed_when_not_given():
+    rec = _profile(TwoHeads(), backend="torchscript")
+    assert rec["status"] == "ok" and rec["numerics"]["ok"] is True
+
+
+def test_reference_output_is_eager_fp32_on_the_fixed_input():
+    model = TwoHeads().eval()
+    ref = reference_output(model, 2, 16)
+    x = make_input(2, 16)
+    assert torch.equal(x, make_input(2, 16))  # same seed, same tensor
+    with torch.no_grad():
+        expected = model(x)
+    for a, b in zip(ref, expected):
+        torch.testing.assert_close(a, b)
+    assert is_reference("eager", RunSettings()) and not is_reference("eager", RunSettings(precision="bf16"))
+    assert not is_reference("eager", RunSettings(channels_last=True)) and not is_reference("torchscript", RunSettings())
+
+
+# --- record path and schema ----------------------------------------------------------------------
+
+
+def test_record_path_names_precision_and_flags(tmp_path):
+    body = {"variant": "hg2", "num_joints": 16, "backend": "compile", "precision": "bf16", "tf32": True,
+            "channels_last": True, "batch_size": 8, "input_size": 256}
+    assert profile_record_path(tmp_path, "h", body) == tmp_path / "profile/h/hg2__j16__compile__bf16__tf32__cl__b8__s256.json"
+    body.update(tf32=False, channels_last=False)
+    assert profile_record_path(tmp_path, "h", body).name == "hg2__j16__compile__bf16__b8__s256.json"
+
+
+def test_saved_record_round_trips_with_provenance(tmp_path):
+    rec = _profile(TwoHeads())
+    path = save_profile_record(rec, tmp_path, collect_provenance(["hgbench", "profile"], threads=1))
+    assert path.parent.parent == tmp_path / "profile" and path.name == "tiny__j4__eager__fp32__b2__s16.json"
+    back = read_record(path)
+    assert back["schema"] == SCHEMA == "hgbench.record/2" and back["kind"] == "profile"
+    assert PROVENANCE_KEYS <= set(back["provenance"]) and back["provenance"]["threads"] == 1
+    assert back["latency_ms"] == rec["latency_ms"]
+
+
+def test_schema_1_profile_records_are_refused_train_records_still_read(tmp_path):
+    old_profile = tmp_path / "profile.json"
+    old_profile.write_text(json.dumps({"schema": "hgbench.record/1", "kind": "profile"}))
+    with pytest.raises(RecordError, match="schema hgbench.record/1: re-run hgbench profile"):
+        read_record(old_profile)
+    old_train = tmp_path / "train.json"
+    old_train.write_text(json.dumps({"schema": "hgbench.record/1", "kind": "train", "complete": True}))
+    assert read_record(old_train)["complete"] is True
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"schema": "someone/9", "kind": "train"}))
+    with pytest.raises(RecordError, match="expected 'hgbench.record/2'"):
+        read_record(other)
+    write_record(tmp_path / "new.json", "profile", {"x": 1})
+    assert read_record(tmp_path / "new.json")["x"] == 1
+
+
+# --- provenance ----------------------------------------------------------------------------------
+
+
+def test_provenance_has_every_key():
+    prov = collect_provenance(["hgbench", "profile", "--backend", "eager", "a b"], threads=3)
+    assert PROVENANCE_KEYS <= set(prov)
+    assert prov["command"] == "hgbench profile --backend eager 'a b'"
+    assert prov["torch"] == torch.__version__ and prov["threads"] == 3
+    assert prov["hostname"] and prov["python"].count(".") == 2
+    if not torch.cuda.is_available():
+        assert prov["gpu_name"] is None and prov["gpu_driver"] is None and prov["gpu_compute_capability"] is None
+    json.dumps(prov)
+
+
+# --- the CLI -----------------------------------------------------------------------------------
+
+
+def test_cli_unavailable_backend_fails_before_profiling(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    rec = _profile(TwoHeads(), backend="tensorrt")
-    assert rec["status"] == "error" and "tensorrt" in rec["error"].lower()
+    r = CliRunner().invoke(app, ["profile", "--variants", "hg1", "--backend", "eager,tensorrt", "--results", str(tmp_path)])
+    assert r.exit_code == 2
+    assert "tensorrt" in r.output.lower() and "install" in r.output.lower()
+    assert not (tmp_path / "profile").exists()  # nothing profiled half-way
 
 
-# --- provenance -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--precision", "fp8"], "fp8"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--input-size", "100"], "--input-size 100"),
+        (["--device", "tpu"], "--device"),
+        (["--compile-mode", "fastest"], "fastest"),
+    ],
+)
+def test_cli_bad_options_exit_2(tmp_path, args, message):
+    r = CliRunner().invoke(app, ["profile", "--variants", "hg1", "--results", str(tmp_path), *args])
+    assert r.exit_code == 2 and message in r.output
+    assert not (tmp_path / "profile").exists()
 
 
-def test_provenance_fields():
-    prov = collect_provenance(["hgbench", "profile", "--backend", "eager", "a b"])
-    assert prov["command"] == "hgbench profile --backend eager 'a b'"
-    assert prov["torch"] == torch.__version__
-    assert prov["torch_threads"] == torch.get_num_threads()
-    assert prov["cpu_count"] >= 1 and prov["hostname"]
-    for key in ("hgbench_version", "git_commit", "git_dirty", "python", "cuda", "cudnn", "platform", "cpu_model"):
-        assert key in prov
+@pytest.mark.slow
+def test_cli_records_a_failing_backend_and_goes_on(tmp_path, fake_backend, monkeypatch):
+    monkeypatch.setenv("HGBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    fake_backend("prepare")
+    r = CliRunner().invoke(app, ["profile", "--variants", "hg1", "--backend", "eager,fake,torchscript", "--batch-size", "1,2",
+                                 "--input-size", "64", "--min-time-s", "0", "--min-iters", "2", "--warmup", "1",
+                                 "--warmup-s", "0", "--threads", "1", "--results", str(tmp_path / "results")])
+    assert r.exit_code == 1, r.output
+    assert "2 of 6 settings failed" in r.output and "prepare: RuntimeError: cannot compile this model" in r.output
+    records = sorted((tmp_path / "results/profile").rglob("*.json"))
+    assert len(records) == 6
+    bodies = {p.name: read_record(p) for p in records}
+    ok = bodies["hg1__j16__torchscript__fp32__b2__s64.json"]
+    assert ok["status"] == "ok" and ok["numerics"]["ok"] and ok["threads"] == 1
+    assert ok["calibration"]["p50_ms"] > 0 and ok["roofline"]["ceilings"]["precision"] == "fp32"
+    assert PROVENANCE_KEYS <= set(ok["provenance"]) and "profile" in ok["provenance"]["command"]
+    assert bodies["hg1__j16__fake__fp32__b1__s64.json"]["status"] == "error"
+    assert (tmp_path / "cache/ceilings.json").is_file()

@@ -63,3 +63,45 @@ def test_quarter_pixel_step_goes_toward_the_higher_neighbour():
     hm[0, 0, 4, 4], hm[0, 0, 0, 0] = 0.0, 2.0  # a maximum on the border: no step
     coords, _ = decode_heatmaps(hm)
     assert coords[0, 0].tolist() == [0.0, 0.0]
+
+
+def test_per_joint_sigma():
+    hm = render_heatmaps(np.array([[10.0, 10.0], [20.0, 20.0]]), 32, np.array([1.0, 2.0]))
+    assert hm[0, 10, 11] == pytest.approx(np.exp(-1 / 2))
+    assert hm[1, 20, 21] == pytest.approx(np.exp(-1 / 8))
+    with pytest.raises(ValueError, match="2 values"):
+        render_heatmaps(np.zeros((2, 2)), 8, np.array([1.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="> 0"):
+        render_heatmaps(np.zeros((2, 2)), 8, 0.0)
+
+
+def test_occluded_joints_get_their_own_sigma_only_where_the_dataset_has_a_flag():
+    from hgbench.data.base import PoseAnnotation, PoseDataset
+
+    class _One(PoseDataset):
+        keypoints = LSP
+
+        def __init__(self, visible, **kw):
+            super().__init__(**kw)
+            self.visible = visible
+
+        def __len__(self):
+            return 1
+
+        def annotation(self, index):
+            joints = np.tile(np.array([[40.0, 40.0]], np.float32), (14, 1))
+            return PoseAnnotation("x", joints, np.ones(14, bool), np.array([40.0, 40.0]), 64.0, self.visible)
+
+        def load_image(self, index):
+            return np.zeros((80, 80, 3), np.uint8)
+
+    visible = np.ones(14, bool)
+    visible[3] = False
+    # crop 64 image px -> 64 heatmap px: joint (40, 40) sits at heatmap (31.5, 31.5)
+    item = _One(visible, input_size=64, output_size=64, sigma=1.0, sigma_occluded=2.0)[0]
+    hm = item["heatmaps"].numpy()
+    assert hm[0, 31, 33] == pytest.approx(np.exp(-(1.5**2 + 0.5**2) / 2), rel=1e-5)
+    assert hm[3, 31, 33] == pytest.approx(np.exp(-(1.5**2 + 0.5**2) / 8), rel=1e-5)
+    assert item["visible"].tolist() == visible.tolist() and bool(item["has_visibility"])
+    no_flag = _One(None, input_size=64, output_size=64, sigma=1.0, sigma_occluded=2.0)[0]["heatmaps"].numpy()
+    assert no_flag[3, 31, 33] == pytest.approx(hm[0, 31, 33], rel=1e-5)

@@ -13,7 +13,7 @@ from hgbench.data.keypoints import KEYPOINT_SETS, LSP, MPII, KeypointSet
 from hgbench.data.transforms import Augmentation
 
 DEFAULT_DATASET = "synthetic"
-DATASETS = ("synthetic", "lspet", "lsp")
+DATASETS = ("synthetic", "lspet", "lsp", "coco", "mpii")
 
 
 def make_dataset(name: str, root: str | Path | None, split: str, **kwargs) -> PoseDataset:
@@ -34,6 +34,20 @@ def make_dataset(name: str, root: str | Path | None, split: str, **kwargs) -> Po
         from hgbench.data.lsp import LSPDataset
 
         return LSPDataset(root, split=split, **kwargs)
+    if name == "coco":
+        if root is None:
+            raise ValueError("dataset 'coco' needs --data-root: a folder holding person_keypoints_*.json and images/ "
+                             "(or annotations/ with train2017/, val2017/)")
+        from hgbench.data.coco import COCODataset
+
+        return COCODataset(root, split=split, **kwargs)
+    if name == "mpii":
+        if root is None:
+            raise ValueError("dataset 'mpii' needs --data-root: a folder holding images/ and valid.h5/train.h5 "
+                             "(pose-hg-train) or annot/valid.json/train.json (PyTorch ports)")
+        from hgbench.data.mpii import MPIIDataset
+
+        return MPIIDataset(root, split=split, **kwargs)
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 

@@ -1,13 +1,18 @@
 """The dataset interface shared by every pose dataset.
 
 A dataset yields person crops with their heatmap targets; subclasses only say where the
-annotations and images are (:meth:`PoseDataset.annotation`, :meth:`PoseDataset.load_image`).
+annotations and images are (:meth:`PoseDataset.annotation`, :meth:`PoseDataset.load_image`),
+and, where the benchmark normalises distances differently from PCK's torso size, override
+:meth:`PoseDataset.normalizer` and set :attr:`PoseDataset.metric`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from pathlib import Path
+from typing import Callable, Iterator, Literal, Sequence, TypeVar
+
+import cv2
 
 import numpy as np
 import torch
@@ -35,6 +40,43 @@ class DatasetError(RuntimeError):
     """A dataset that cannot be read: names the file or folder, the field, and the fix."""
 
 
+BAD_SAMPLES = ("error", "skip")
+_T = TypeVar("_T")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to ``(H, W, 3)`` uint8 RGB.
+
+    A JPEG whose data end early (a truncated download) is an error too: libjpeg only warns
+    and OpenCV then returns the image with its missing part filled in, which would be scored
+    silently; so a JPEG must end with its End-Of-Image marker (``FF D9``, ITU-T T.81 B.2.1),
+    allowing trailing padding bytes after it.
+
+    Raises:
+        DatasetError: the file is missing, cannot be decoded, or is a truncated JPEG; the
+        message names the file and the fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: image missing (not found); restore it from the dataset archive, "
+                           "or pass --skip-bad-samples to leave it out (counted and reported).")
+    truncated = path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_has_end_marker(path)
+    image = None if truncated else cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f"{path}: cannot be read as an image (corrupt or truncated JPEG); restore the file from "
+                           "the dataset archive, or pass --skip-bad-samples to leave it out (counted and reported).")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _jpeg_has_end_marker(path: Path, tail: int = 4096) -> bool:
+    """True when the file's last ``tail`` bytes hold a JPEG End-Of-Image marker ``FF D9``."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - tail))
+        return b"\xff\xd9" in f.read()
+
+
 @dataclass(frozen=True)
 class PoseAnnotation:
     """One person.
@@ -45,6 +87,10 @@ class PoseAnnotation:
         annotated: ``(J,)`` bool; False joints get no loss and no score.
         center: ``(2,)`` crop centre in image pixels.
         size_px: side of the square crop in image pixels.
+        visible: ``(J,)`` bool, annotated and visible (not occluded), or None where the
+            dataset has no visibility flag (LSP, synthetic). Joints that are annotated but
+            not visible are the "occluded" ones of the occlusion split (Newell et al.,
+            seed 000, Sec. 5) and may get their own heatmap sigma (seed 003, Sec. 4.2.3).
     """
 
     image_id: str
@@ -52,6 +98,7 @@ class PoseAnnotation:
     annotated: np.ndarray
     center: np.ndarray
     size_px: float
+    visible: np.ndarray | None = None
 
 
 def torso_size(joints: np.ndarray, annotated: np.ndarray, keypoints: KeypointSet) -> float:
@@ -75,25 +122,95 @@ class PoseDataset(Dataset):
         ``joints``: ``(J, 2)`` float32 ground truth in original-image pixels (after the
         left/right swap when flipped, so it always matches the heatmap channels);
         ``annotated``: ``(J,)`` bool;
+        ``visible``: ``(J,)`` bool, annotated and not occluded (equal to ``annotated``
+        where the dataset has no visibility flag);
+        ``has_visibility``: bool, whether ``visible`` comes from a visibility flag (only
+        then is the occlusion split reported);
         ``heatmap_to_image``: ``(2, 3)`` float64 affine from heatmap to image pixels;
-        ``normalizer``: float, the PCK normaliser in image pixels (NaN if undefined);
+        ``normalizer``: float, the accuracy normaliser in image pixels from
+        :meth:`normalizer` (NaN if undefined);
         ``index``: int.
+
+    Class attributes a subclass sets:
+        keypoints: the joint layout.
+        name: dataset name.
+        metric: how :mod:`hgbench.evaluate` scores it: ``"pck"`` (PCK@0.2 with the torso
+            normaliser, LSP), ``"pckh"`` (PCKh@0.5 with the head normaliser, MPII, through
+            :mod:`hgbench.pckh`), ``"pck_heatmap"`` (seed 003's PCK: normaliser one tenth of
+            the heatmap side mapped to image pixels, threshold 0.5, COCO).
 
     Args:
         input_size: network input side in pixels (256 in Newell et al.).
         output_size: heatmap side in pixels (64 in Newell et al.).
         sigma: heatmap Gaussian standard deviation in heatmap pixels.
         augmentation: random augmentation, or None for the deterministic centre crop.
+        sigma_occluded: Gaussian standard deviation for joints that are annotated but not
+            visible (seed 003, Sec. 4.2.3, uses a different sigma for them); None: ``sigma``
+            for every joint. Has no effect where the dataset has no visibility flag.
+        bad_samples: ``"error"`` (a missing or corrupt image raises :class:`DatasetError`
+            when it is loaded) or ``"skip"`` (a subclass checks every image at construction
+            with :meth:`keep_readable`, leaves the bad ones out and lists them in
+            :attr:`skipped` as ``(file, reason)``).
+
+    Raises:
+        ValueError: ``bad_samples`` not one of ``"error"``, ``"skip"``.
     """
 
     keypoints: KeypointSet
     name: str = "pose"
+    metric: Literal["pck", "pckh", "pck_heatmap"] = "pck"
 
-    def __init__(self, input_size: int = 256, output_size: int = 64, sigma: float = 1.0, augmentation: Augmentation | None = None):
+    def __init__(
+        self, input_size: int = 256, output_size: int = 64, sigma: float = 1.0, augmentation: Augmentation | None = None,
+        sigma_occluded: float | None = None, bad_samples: str = "error",
+    ):
+        if bad_samples not in BAD_SAMPLES:
+            raise ValueError(f"bad_samples must be one of {BAD_SAMPLES}, got {bad_samples!r}")
         self.input_size = input_size
         self.output_size = output_size
         self.sigma = sigma
         self.augmentation = augmentation
+        self.sigma_occluded = sigma_occluded
+        self.bad_samples = bad_samples
+        self.skipped: list[tuple[str, str]] = []
+
+    def normalizer(self, index: int, ann: PoseAnnotation, joints: np.ndarray, annotated: np.ndarray) -> float:
+        """The accuracy normaliser of sample ``index`` in image pixels (NaN: the person is
+        left out of the score).
+
+        Default: the torso size (:func:`torso_size`, PCK on LSP). MPII overrides it with
+        the head size (0.6 x head-box diagonal), COCO with one tenth of the heatmap side in
+        image pixels (seed 003).
+
+        Args:
+            index: sample index.
+            ann: its annotation as :meth:`annotation` returns it (not flipped).
+            joints: ``(J, 2)`` joints in image pixels, left/right swapped when the sample is
+                flipped (so they match the heatmap channels).
+            annotated: ``(J,)`` bool, in the same order as ``joints``.
+        """
+        return torso_size(joints, annotated, self.keypoints)
+
+    def keep_readable(self, items: Sequence[_T], path_of: Callable[[_T], Path]) -> list[_T]:
+        """``items`` whose image file decodes (:func:`read_image`), for a subclass's
+        constructor. With ``bad_samples="skip"`` each image is decoded once and the bad ones
+        are left out and appended to :attr:`skipped`; with ``"error"`` nothing is checked
+        here (a bad image raises when it is loaded) and ``items`` come back unchanged."""
+        if self.bad_samples != "skip":
+            return list(items)
+        kept, seen = [], {}
+        for item in items:
+            path = Path(path_of(item))
+            if path not in seen:
+                try:
+                    read_image(path)
+                    seen[path] = None
+                except DatasetError:
+                    seen[path] = "missing" if not path.is_file() else "corrupt"
+                    self.skipped.append((str(path), seen[path]))
+            if seen[path] is None:
+                kept.append(item)
+        return kept
 
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -121,12 +238,17 @@ class PoseDataset(Dataset):
             crop = np.clip(crop * gains[None, None, :].astype(np.float32), 0.0, 1.0)
 
         joints, annotated = ann.joints, ann.annotated
+        has_visibility = ann.visible is not None
+        visible = (ann.visible & annotated) if has_visibility else annotated.copy()
         if flip:
             perm = self.keypoints.flip_permutation
-            joints, annotated = joints[perm], annotated[perm]
+            joints, annotated, visible = joints[perm], annotated[perm], visible[perm]
         points = apply_affine(joints, to_heatmap)
         points[~annotated] = np.nan
-        heatmaps = render_heatmaps(points, self.output_size, self.sigma)
+        sigma = self.sigma
+        if self.sigma_occluded is not None and has_visibility:
+            sigma = np.where(visible, self.sigma, self.sigma_occluded)
+        heatmaps = render_heatmaps(points, self.output_size, sigma)
 
         return {
             "image": torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))),
@@ -134,7 +256,9 @@ class PoseDataset(Dataset):
             "target_weight": torch.from_numpy(annotated.astype(np.float32)),
             "joints": torch.from_numpy(joints.astype(np.float32)),
             "annotated": torch.from_numpy(annotated.copy()),
+            "visible": torch.from_numpy(np.asarray(visible, dtype=bool).copy()),
+            "has_visibility": torch.tensor(has_visibility),
             "heatmap_to_image": torch.from_numpy(invert_affine(to_heatmap)),
-            "normalizer": torch.tensor(torso_size(joints, annotated, self.keypoints), dtype=torch.float64),
+            "normalizer": torch.tensor(float(self.normalizer(index, ann, joints, annotated)), dtype=torch.float64),
             "index": index,
         }

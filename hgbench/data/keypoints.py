@@ -87,4 +87,31 @@ MPII = KeypointSet(
     torso_pairs=((12, 3), (13, 2)),
 )
 
+# COCO person keypoints order, from the "person" category's ``keypoints`` list of the COCO
+# 2017 annotation files (Lin et al., ECCV 2014); flip pairs as in the common top-down code
+# (microsoft/human-pose-estimation.pytorch lib/dataset/coco.py ``flip_pairs``, which lists
+# them 0-based as [1, 2], [3, 4], ... [15, 16]).
+COCO = KeypointSet(
+    name="coco",
+    names=(
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
+        "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+        "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+    flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
+    groups={
+        "Head": (0, 1, 2, 3, 4),  # nose, eyes and ears: COCO has no head top or neck
+        "Shoulder": (5, 6),
+        "Elbow": (7, 8),
+        "Wrist": (9, 10),
+        "Hip": (11, 12),
+        "Knee": (13, 14),
+        "Ankle": (15, 16),
+    },
+    # Torso diagonals as for LSP (right shoulder to left hip first); COCO's own accuracy
+    # (OKS, seed 003's PCK) does not use them.
+    torso_pairs=((6, 11), (5, 12)),
+)
+
 KEYPOINT_SETS = {k.name: k for k in (LSP, MPII)}
+KEYPOINT_SETS[COCO.name] = COCO

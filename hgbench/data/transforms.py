@@ -86,28 +86,38 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, out_size: int) -> np.ndarr
     )
 
 
-def render_heatmaps(points: np.ndarray, size: int, sigma: float) -> np.ndarray:
+def render_heatmaps(points: np.ndarray, size: int, sigma: float | np.ndarray) -> np.ndarray:
     """Gaussian heatmap targets.
 
     Args:
         points: ``(J, 2)`` joint positions in heatmap pixels (sub-pixel), NaN for none.
         size: heatmap side in pixels (64 for a 256 input in Newell et al.).
         sigma: standard deviation in heatmap pixels (1 px at 64x64 in Newell et al. and
-            pose-hg-train ``drawGaussian``).
+            pose-hg-train ``drawGaussian``), one for all joints or ``(J,)`` one per joint
+            (a visibility-dependent sigma, seed 003 Sec. 4.2.3).
 
     Returns:
         ``(J, size, size)`` float32, peak 1 at the joint; an all-zero map where the joint is
         NaN or more than ``3 * sigma`` outside the map (as ``drawGaussian`` does).
+
+    Raises:
+        ValueError: a per-joint ``sigma`` whose length is not ``J``, or a sigma <= 0.
     """
+    points = np.asarray(points, dtype=np.float32)
+    sigmas = np.broadcast_to(np.asarray(sigma, dtype=np.float32), (len(points),)) if np.ndim(sigma) == 0 else np.asarray(sigma, np.float32)
+    if sigmas.shape != (len(points),):
+        raise ValueError(f"sigma: expected a number or {len(points)} values, got shape {sigmas.shape}")
+    if (sigmas <= 0).any():
+        raise ValueError(f"sigma must be > 0, got {sigmas.min()}")
     grid = np.arange(size, dtype=np.float32)
     out = np.zeros((len(points), size, size), dtype=np.float32)
-    for j, (x, y) in enumerate(np.asarray(points, dtype=np.float32)):
+    for j, ((x, y), s) in enumerate(zip(points, sigmas)):
         if not (np.isfinite(x) and np.isfinite(y)):
             continue
-        if x < -3 * sigma or y < -3 * sigma or x > size - 1 + 3 * sigma or y > size - 1 + 3 * sigma:
+        if x < -3 * s or y < -3 * s or x > size - 1 + 3 * s or y > size - 1 + 3 * s:
             continue
-        gx = np.exp(-((grid - x) ** 2) / (2 * sigma**2))
-        gy = np.exp(-((grid - y) ** 2) / (2 * sigma**2))
+        gx = np.exp(-((grid - x) ** 2) / (2 * s**2))
+        gy = np.exp(-((grid - y) ** 2) / (2 * s**2))
         out[j] = gy[:, None] * gx[None, :]
     return out
 

@@ -1,26 +1,72 @@
-"""Cost of a model: parameters and MACs (:mod:`.complexity`), latency timing
-(:mod:`.latency`), inference backends (:mod:`.backends`) and one profiling run that
-produces a ``"profile"`` record body (:mod:`.run`).
+"""Cost of a model: complexity (:mod:`.complexity`: parameters, MiB, MACs, FLOPs, activation
+memory), latency timing (:mod:`.latency`), peak memory (:mod:`.memory`), inference backends
+(:mod:`.backends`), numerical check (:mod:`.numerics`), device ceilings and roofline floors
+(:mod:`.roofline`), a per-invocation calibration workload (:mod:`.calibration`) and one
+profiling run that produces a ``"profile"`` record body (:mod:`.run`).
 
 fvcore and thop are imported only when MACs are counted.
 """
 
-from hgbench.profile.backends import BACKENDS, Backend, get_backend
-from hgbench.profile.complexity import MacCounts, count_macs, count_parameters
-from hgbench.profile.latency import LatencyStats, time_callable
-from hgbench.profile.run import complexity_record, profile_model, profile_record_path, save_profile_record
+from hgbench.profile.backends import (
+    BACKENDS,
+    Backend,
+    Prepared,
+    RunSettings,
+    get_backend,
+)
+from hgbench.profile.calibration import measure_calibration
+from hgbench.profile.complexity import (
+    FlopCounts,
+    MacCounts,
+    activation_memory_mib,
+    complexity_record,
+    count_flops,
+    count_macs,
+    count_parameters,
+    model_size_mib,
+)
+from hgbench.profile.latency import (
+    LatencyStats,
+    fixed_threads,
+    physical_cores,
+    time_callable,
+)
+from hgbench.profile.memory import PeakMemory
+from hgbench.profile.roofline import Ceilings, get_ceilings, measure_ceilings
+from hgbench.profile.run import (
+    make_input,
+    profile_model,
+    profile_record_path,
+    reference_output,
+    save_profile_record,
+)
 
 __all__ = [
     "BACKENDS",
     "Backend",
+    "Ceilings",
+    "FlopCounts",
     "LatencyStats",
     "MacCounts",
+    "PeakMemory",
+    "Prepared",
+    "RunSettings",
+    "activation_memory_mib",
     "complexity_record",
+    "count_flops",
     "count_macs",
     "count_parameters",
+    "fixed_threads",
     "get_backend",
+    "get_ceilings",
+    "make_input",
+    "measure_calibration",
+    "measure_ceilings",
+    "model_size_mib",
+    "physical_cores",
     "profile_model",
     "profile_record_path",
+    "reference_output",
     "save_profile_record",
     "time_callable",
 ]

@@ -1,25 +1,41 @@
-"""Model size and compute: parameter count and multiply-accumulates (MACs).
+"""Model size and compute: parameters, size in MiB, MACs (fvcore, thop), FLOPs
+(``torch.utils.flop_counter``) and activation memory, with what each counter skipped.
 
-Two independent counters are run, because the literature quotes both and they disagree
-on everything that is not a convolution or a linear layer:
+Three independent counters are run side by side, because the literature quotes all of them
+and they disagree on everything that is not a convolution or a linear layer:
 
-* **fvcore** (``FlopCountAnalysis``) traces the model with the TorchScript tracer and
-  counts per aten operator. Despite its name it counts "one fused multiply-add as one
-  flop" (fvcore's own docstring), so its total is in **MACs**. Besides conv/linear/matmul
-  it also counts, by default, batch norm (1 per element, 2 with affine), group/layer/
-  instance norm, upsampling (nearest: 1 per output element, bilinear: 4) and adaptive
-  average pooling. Operators without a handler (e.g. ``aten::add`` of the residual
-  connections, ``aten::relu``, ``aten::max_pool2d``) count 0 and are listed in
-  :attr:`MacCounts.fvcore_skipped`.
-* **thop** (``thop.profile``) hooks leaf ``nn.Module`` s of known types and returns
-  **MACs**. It never sees functional calls (``torch.add``, ``F.interpolate``, ``x + y``)
-  and counts 0 for a leaf module of an unknown type; batch norm counts 2 per element
-  (4 with affine).
+* **fvcore** (``FlopCountAnalysis``) traces the model with the TorchScript tracer and counts
+  per aten operator. Despite its name it counts "one fused multiply-add as one flop"
+  (fvcore's own docstring), so its total is in **MACs**. Besides conv/linear/matmul it also
+  counts, by default, batch norm (1 per element, 2 with affine), group/layer/instance norm,
+  upsampling (nearest: 1 per output element, bilinear: 4) and adaptive average pooling.
+  Operators without a handler (e.g. ``aten::add`` of the residual connections,
+  ``aten::relu``, ``aten::max_pool2d``) count 0; they are listed with their call counts.
+* **thop** (``thop.profile``) hooks ``nn.Module`` s of known types and returns **MACs**. It
+  never sees functional calls (``torch.add``, ``F.interpolate``, ``x + y``) and counts 0 for a
+  leaf module of a type it has no rule for (listed: the types of the leaf modules that ran);
+  batch norm counts 2 per element (4 with affine).
+* **torch.utils.flop_counter** (``FlopCounterMode``, a ``TorchDispatchMode``) counts
+  **FLOPs = 2 x MACs** for the operators in its registry only (``flop_registry``: mm, addmm,
+  bmm, baddbmm, convolution and its variants, attention kernels). Every other aten operator
+  counts 0; it first tries to decompose an operator it has no formula for, so the skipped
+  list names the operators that actually executed (e.g. nearest upsampling shows up as
+  ``aten._unsafe_index``, ``aten.mul``, ``aten.arange``). View operators and tensor-creation
+  operators (no tensor input: ``aten.empty``, ``aten.arange``) are left out of that list:
+  they compute nothing.
 
-Neither counts the bias addition of a convolution: for ``Conv2d`` both give
-``C_out * H_out * W_out * (C_in / groups) * k_h * k_w`` MACs per sample (checked in
-``tests/test_profile.py``). FLOPs, where wanted, are 2 x MACs for conv/linear (see
-``DESIGN.md``); this module reports MACs only.
+Convolution conventions (checked against closed forms in ``tests/test_complexity.py``), per
+sample, kernel ``k x k``, ``g`` groups:
+
+* ``Conv2d``: all three give ``C_out * H_out * W_out * (C_in / g) * k * k`` MACs
+  (flop_counter: twice that in FLOPs). None counts the bias addition.
+* Depthwise ``Conv2d`` (``g = C_in = C_out = C``): ``C * H_out * W_out * k * k`` MACs.
+* ``ConvTranspose2d``: the true count is ``C_in * (C_out / g) * k * k * H_in * W_in`` MACs
+  (every input pixel scatters a ``k x k`` kernel to every output channel of its group);
+  fvcore and flop_counter compute exactly that. **thop is wrong for a stride > 1**: it applies
+  the convolution formula to the *output*, ``C_out * H_out * W_out * (C_in / g) * k * k``,
+  which for stride ``s`` is about ``s^2`` times the true count (4x for the usual stride-2
+  deconvolution). Its total for the deconvolution variants is too high accordingly.
 """
 
 from __future__ import annotations
@@ -29,13 +45,18 @@ import copy
 import io
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 # Deprecation noise from the counters themselves: fvcore's import scripts a loss function
 # (torch.jit.script is deprecated in torch 2.13) and thop 0.1.1 uses distutils' LooseVersion.
 _NOISE = (r"`torch\.jit\.\w+` is deprecated", r"distutils Version classes are deprecated")
+MIB = 2**20
+FP32_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -48,12 +69,15 @@ class MacCounts:
         fvcore_skipped: operators fvcore had no handler for (counted as 0), with how many
             times each was called, e.g. ``{"aten::add": 24}``.
         fvcore_by_operator: fvcore's MACs per operator kind, e.g. ``{"conv": ..., "batch_norm": ...}``.
+        thop_skipped: class names of the leaf modules that ran and that thop has no rule for
+            (counted as 0), sorted, e.g. ``["Identity", "Sigmoid"]``.
     """
 
     fvcore_macs: int
     thop_macs: int
     fvcore_skipped: dict[str, int] = field(default_factory=dict)
     fvcore_by_operator: dict[str, int] = field(default_factory=dict)
+    thop_skipped: list[str] = field(default_factory=list)
 
     @property
     def fvcore_gmacs(self) -> float:
@@ -66,10 +90,61 @@ class MacCounts:
         return self.thop_macs / 1e9
 
 
+@dataclass(frozen=True)
+class FlopCounts:
+    """FLOPs of one forward pass from ``torch.utils.flop_counter.FlopCounterMode``.
+
+    Attributes:
+        flops: total FLOPs (2 x MACs for conv/matmul; everything else 0).
+        by_operator: FLOPs per counted aten operator, e.g. ``{"aten.convolution": ...}``.
+        skipped: aten operators that ran without a FLOP formula (counted as 0), sorted,
+            views and tensor creation left out (see the module docstring).
+    """
+
+    flops: int
+    by_operator: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def gflops(self) -> float:
+        """The total in GFLOPs (10^9 FLOPs)."""
+        return self.flops / 1e9
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (trainable and frozen); buffers (e.g. batch-norm running
     statistics) are not counted, and a parameter shared by several modules counts once."""
     return sum(p.numel() for p in model.parameters())
+
+
+def model_size_mib(model: nn.Module, bytes_per_element: int = FP32_BYTES) -> float:
+    """Size of the weights in MiB (2^20 bytes): every floating-point parameter and buffer
+    (batch-norm running mean/var included) at ``bytes_per_element`` bytes (default 4, float32),
+    whatever their current dtype. Integer buffers (batch norm's ``num_batches_tracked``) are
+    bookkeeping and not counted; a tensor shared by several modules counts once."""
+    tensors = {id(t): t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()}
+    return sum(t.numel() for t in tensors.values()) * bytes_per_element / MIB
+
+
+def _device_and_input(model: nn.Module, input_shape: tuple[int, ...]) -> Tensor:
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    return torch.zeros(input_shape, device=device, dtype=dtype)
+
+
+@contextlib.contextmanager
+def _eval(model: nn.Module):
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _leaf_modules(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if next(m.children(), None) is None]
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacCounts:
@@ -79,8 +154,8 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacCounts:
     per-sample MACs. The model runs in eval mode under ``torch.no_grad()`` on the device and
     dtype of its parameters (CPU for a fresh model); its training mode is restored
     afterwards, and thop works on a deep copy (it adds buffers and hooks while it counts).
-    The counters' own log lines, prints and deprecation warnings are silenced; what fvcore
-    skipped is returned in :attr:`MacCounts.fvcore_skipped`.
+    The counters' own log lines, prints and deprecation warnings are silenced; what they
+    skipped is returned (see the module docstring for what each counts).
 
     Raises:
         Whatever the model's forward raises on such an input; ImportError if fvcore or thop
@@ -89,40 +164,143 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacCounts:
     with warnings.catch_warnings():
         for message in _NOISE:
             warnings.filterwarnings("ignore", message=message)
-        from fvcore.nn import FlopCountAnalysis
         import thop
+        from fvcore.nn import FlopCountAnalysis
+        from thop.profile import register_hooks as thop_rules
 
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    x = torch.zeros(input_shape, device=device, dtype=dtype)
+    x = _device_and_input(model, input_shape)
+    with _eval(model), torch.no_grad(), warnings.catch_warnings():
+        for message in _NOISE:
+            warnings.filterwarnings("ignore", message=message)
+        analysis = (
+            FlopCountAnalysis(model, (x,))
+            .unsupported_ops_warnings(False)
+            .uncalled_modules_warnings(False)
+            .tracer_warnings("none")
+        )
+        fvcore_total = analysis.total()
+        skipped = dict(analysis.unsupported_ops())
+        by_operator = {op: round(n) for op, n in analysis.by_operator().items()}
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            for message in _NOISE:
-                warnings.filterwarnings("ignore", message=message)
-            analysis = (
-                FlopCountAnalysis(model, (x,))
-                .unsupported_ops_warnings(False)
-                .uncalled_modules_warnings(False)
-                .tracer_warnings("none")
-            )
-            fvcore_total = analysis.total()
-            skipped = dict(analysis.unsupported_ops())
-            by_operator = {op: int(round(n)) for op, n in analysis.by_operator().items()}
-
-            thop_model = copy.deepcopy(model)
-            with contextlib.redirect_stdout(io.StringIO()):  # thop prints "[INFO] Register ..."
-                thop_total, _ = thop.profile(thop_model, inputs=(x,), verbose=False)
-            del thop_model
-    finally:
-        model.train(was_training)
+        thop_model = copy.deepcopy(model)
+        ran: set[type] = set()
+        hooks = [m.register_forward_hook(lambda m, i, o: ran.add(type(m))) for m in _leaf_modules(thop_model)]
+        with contextlib.redirect_stdout(io.StringIO()):  # thop prints "[INFO] Register ..."
+            thop_total, _ = thop.profile(thop_model, inputs=(x,), verbose=False)
+        for h in hooks:
+            h.remove()
+        del thop_model
 
     return MacCounts(
-        fvcore_macs=int(round(fvcore_total)),
-        thop_macs=int(round(thop_total)),  # thop returns a float
+        fvcore_macs=round(fvcore_total),
+        thop_macs=round(thop_total),  # thop returns a float
         fvcore_skipped=skipped,
         fvcore_by_operator=by_operator,
+        thop_skipped=sorted({t.__name__ for t in ran if t not in thop_rules}),
     )
+
+
+class _OpsSeen(TorchDispatchMode):
+    """Records the aten operators that execute (with tensor inputs, not views)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        flat, _ = tree_flatten((args, kwargs))
+        if not func.is_view and any(isinstance(a, Tensor) for a in flat):
+            self.ops.add(str(func.overloadpacket))
+        return func(*args, **kwargs)
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> FlopCounts:
+    """Count the FLOPs of one forward pass of ``model`` on a zero tensor of ``input_shape``
+    with ``torch.utils.flop_counter.FlopCounterMode`` (batch included, like :func:`count_macs`).
+
+    The skipped operators are found by a second dispatch mode entered *below* the flop
+    counter: it sees exactly the operators the counter executed after its own
+    decompositions, and those whose overload packet is not in
+    ``torch.utils.flop_counter.flop_registry`` are the ones counted as 0.
+
+    Raises:
+        Whatever the model's forward raises on such an input.
+    """
+    from torch.utils.flop_counter import FlopCounterMode, flop_registry
+
+    x = _device_and_input(model, input_shape)
+    seen = _OpsSeen()
+    counter = FlopCounterMode(display=False)
+    # `counter` is entered last, so it is the outermost mode: it runs first, `seen` below it
+    with _eval(model), torch.no_grad(), seen, counter:
+        model(x)
+    registered = {str(packet) for packet in flop_registry if isinstance(packet, torch._ops.OpOverloadPacket)}
+    by_operator = {str(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
+    return FlopCounts(
+        flops=int(counter.get_total_flops()),
+        by_operator=by_operator,
+        skipped=sorted(seen.ops - registered),
+    )
+
+
+def activation_memory_mib(model: nn.Module, input_shape: tuple[int, ...]) -> float:
+    """Sum of the output sizes of every leaf module (a module without children) in one
+    forward pass on a zero tensor of ``input_shape``, at 4 bytes (float32) per element, in MiB.
+
+    A convention, not the allocator's peak: every leaf output counts once, also when it
+    aliases its input (an in-place ReLU) or is freed right after its use; functional
+    operations outside leaf modules (``x + y``, ``F.interpolate``) add nothing. It is what an
+    inference engine would have to write once if it materialised every layer's output.
+
+    Raises:
+        Whatever the model's forward raises on such an input.
+    """
+    total = 0
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal total
+        flat, _ = tree_flatten(output)
+        total += sum(t.numel() for t in flat if isinstance(t, Tensor)) * FP32_BYTES
+
+    x = _device_and_input(model, input_shape)
+    hooks = [m.register_forward_hook(hook) for m in _leaf_modules(model)]
+    try:
+        with _eval(model), torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return total / MIB
+
+
+def complexity_record(model: nn.Module, input_size: int) -> dict[str, Any]:
+    """Size and compute of ``model`` for one sample of shape ``(1, 3, input_size, input_size)``:
+    the complexity keys of a ``"profile"`` record (see :func:`hgbench.profile.run.profile_model`).
+
+    Independent of backend, precision and batch size: compute it once per model and pass it
+    to :func:`hgbench.profile.run.profile_model` as ``complexity``.
+
+    Returns:
+        ``parameters`` (count), ``model_size_mib`` (float32 weights and buffers, MiB),
+        ``macs`` (``{"fvcore": int, "thop": int, "unit": "MACs", "input_shape": [1, 3, S, S]}``),
+        ``gmacs_fvcore``, ``gmacs_thop`` (10^9 MACs), ``gflops_flop_counter`` (10^9 FLOPs),
+        ``skipped_ops`` (``{"fvcore": {op: calls}, "thop": [module types], "flop_counter":
+        [ops]}``) and ``activation_memory_mib`` (float32 leaf outputs, MiB), all per sample.
+
+    Raises:
+        Whatever the model's forward raises (see :func:`count_macs`).
+    """
+    shape = (1, 3, input_size, input_size)
+    macs = count_macs(model, shape)
+    flops = count_flops(model, shape)
+    return {
+        "parameters": count_parameters(model),
+        "model_size_mib": model_size_mib(model),
+        "macs": {"fvcore": macs.fvcore_macs, "thop": macs.thop_macs, "unit": "MACs", "input_shape": list(shape)},
+        "gmacs_fvcore": macs.fvcore_gmacs,
+        "gmacs_thop": macs.thop_gmacs,
+        "gflops_flop_counter": flops.gflops,
+        "skipped_ops": {"fvcore": macs.fvcore_skipped, "thop": macs.thop_skipped, "flop_counter": flops.skipped},
+        "activation_memory_mib": activation_memory_mib(model, shape),
+    }

@@ -1,12 +1,38 @@
-"""Wall-clock latency of a callable: warm-up, timed calls, summary statistics."""
+"""Latency of a callable: warm-up by count and by time, timed calls, summary statistics.
+
+The method follows the usual GPU benchmarking practice (PyTorch's ``torch.utils.benchmark``
+and the CUDA C++ Best Practices Guide, "Using CUDA GPU Timers"):
+
+* **Warm-up** (untimed) until both ``warmup_iters`` calls and ``warmup_s`` seconds have
+  passed: allocator growth, cuDNN/oneDNN algorithm selection, JIT profiling runs, GPU clock
+  ramp-up.
+* **Timed calls** until both ``min_iters`` calls and ``min_time_s`` seconds of wall-clock time
+  have passed (or ``max_iters`` calls, a cap on the record's size that only calls shorter
+  than ``min_time_s / max_iters`` reach).
+* **Clocks.** On the CPU each call is timed with ``time.perf_counter_ns()`` (monotonic, ns
+  resolution). On CUDA, a pair of ``torch.cuda.Event(enable_timing=True)`` is recorded on the
+  current stream around each call and read with ``Event.elapsed_time`` (GPU timestamps, about
+  0.5 us resolution); the end event is synchronised after every call, so calls do not
+  overlap: a sample is the latency of one call that starts on an idle GPU (what a single
+  request sees, host launch gaps included), not a pipelined share of a throughput run.
+* **Threads.** :func:`fixed_threads` sets ``torch.set_num_threads`` for a block and restores
+  it; :func:`physical_cores` is the default thread count the CLI records.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
+
+DEFAULT_MAX_ITERS = 10_000
 
 
 @dataclass(frozen=True)
@@ -14,9 +40,10 @@ class LatencyStats:
     """Latency samples of repeated calls, one per call, in milliseconds.
 
     Percentiles use linear interpolation between the two nearest ranks (numpy's default,
-    ``np.percentile(..., method="linear")``): for the samples 1, 2, ..., 100 ms,
-    p50 = 50.5, p90 = 90.1, p99 = 99.01. ``std`` is the sample standard deviation
-    (``ddof=1``; 0 for a single sample).
+    ``np.percentile(..., method="linear")``): the q-th percentile of the sorted samples
+    ``s[0..n-1]`` is ``s[i] + f * (s[i+1] - s[i])`` with ``i + f = (n - 1) * q / 100``.
+    For the samples 1, 2, ..., 100 ms: p50 = 50.5, p90 = 90.1, p99 = 99.01. ``std`` is the
+    sample standard deviation (``ddof=1``; 0 for a single sample).
 
     Raises:
         ValueError: no samples.
@@ -35,7 +62,7 @@ class LatencyStats:
 
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile (0..100) of the samples, in ms, linearly interpolated."""
-        return float(np.percentile(self.samples_ms, q))
+        return float(np.percentile(self.samples_ms, q, method="linear"))
 
     @property
     def p50(self) -> float:
@@ -62,6 +89,16 @@ class LatencyStats:
         """Sample standard deviation of the latency (ddof=1), ms; 0.0 for one sample."""
         return float(np.std(self.samples_ms, ddof=1)) if self.n > 1 else 0.0
 
+    @property
+    def min(self) -> float:
+        """Fastest call, ms."""
+        return float(np.min(self.samples_ms))
+
+    @property
+    def max(self) -> float:
+        """Slowest call, ms."""
+        return float(np.max(self.samples_ms))
+
     def throughput(self, batch_size: int) -> float:
         """Samples per second at the median latency: ``batch_size / (p50 / 1000)``.
 
@@ -76,7 +113,8 @@ class LatencyStats:
 
     def to_dict(self) -> dict[str, Any]:
         """Summary (``n``, ``mean_ms``, ``std_ms``, ``p50_ms``, ``p90_ms``, ``p99_ms``,
-        ``min_ms``, ``max_ms``) and the raw ``samples_ms``, as plain JSON-able values."""
+        ``min_ms``, ``max_ms``) and the raw ``samples_ms`` in call order, as plain JSON values
+        (the record's ``latency_ms``)."""
         return {
             "n": self.n,
             "mean_ms": self.mean,
@@ -84,8 +122,8 @@ class LatencyStats:
             "p50_ms": self.p50,
             "p90_ms": self.p90,
             "p99_ms": self.p99,
-            "min_ms": float(min(self.samples_ms)),
-            "max_ms": float(max(self.samples_ms)),
+            "min_ms": self.min,
+            "max_ms": self.max,
             "samples_ms": [float(s) for s in self.samples_ms],
         }
 
@@ -94,53 +132,114 @@ def time_callable(
     fn: Callable[[], object],
     *,
     warmup_iters: int = 3,
+    warmup_s: float = 0.0,
     min_iters: int = 10,
     min_time_s: float = 1.0,
-    max_iters: int = 10_000,
-    sync: Callable[[], None] | None = None,
+    device: torch.device | str | None = None,
+    max_iters: int = DEFAULT_MAX_ITERS,
 ) -> LatencyStats:
-    """Time ``fn()`` call by call.
-
-    First ``warmup_iters`` untimed calls (allocator, autotuning, JIT profiling runs), then
-    timed calls until at least ``min_iters`` calls have been timed AND at least
-    ``min_time_s`` seconds of wall-clock time have passed since the first timed call, or
-    ``max_iters`` calls have been timed, whichever stops first. Each call is timed with
-    ``time.perf_counter_ns()`` (monotonic); its return value is dropped.
+    """Time ``fn()`` call by call (see the module docstring for the method).
 
     Args:
-        fn: the work to time, called without arguments.
-        sync: called after every call, before the clock is read; pass
-            ``torch.cuda.synchronize`` when ``fn`` launches CUDA work, which is otherwise
-            asynchronous and would be timed as launch overhead only.
+        fn: the work to time, called without arguments; its return value is dropped.
+        warmup_iters, warmup_s: untimed calls until at least this many calls AND at least this
+            many seconds have passed (``0`` and ``0.0``: no warm-up).
+        min_iters, min_time_s: timed calls until at least this many calls AND at least this
+            many seconds of wall-clock time (from the start of the first timed call) have
+            passed, or ``max_iters`` calls have been timed.
+        device: where ``fn`` runs its work. ``cuda`` (any index): CUDA events on that
+            device's current stream, and a synchronisation after every call (warm-up
+            included); anything else (default ``cpu``): ``time.perf_counter_ns``.
 
     Returns:
         One sample per timed call, in ms.
 
     Raises:
-        ValueError: ``warmup_iters`` < 0, ``min_iters`` < 1, ``min_time_s`` < 0 or
-            ``max_iters`` < ``min_iters``.
-        Whatever ``fn`` or ``sync`` raises.
+        ValueError: ``warmup_iters`` < 0, ``warmup_s`` < 0, ``min_iters`` < 1,
+            ``min_time_s`` < 0 or ``max_iters`` < ``min_iters``.
+        Whatever ``fn`` raises (e.g. ``torch.cuda.OutOfMemoryError``).
     """
-    if warmup_iters < 0 or min_iters < 1 or min_time_s < 0 or max_iters < min_iters:
+    if warmup_iters < 0 or warmup_s < 0 or min_iters < 1 or min_time_s < 0 or max_iters < min_iters:
         raise ValueError(
-            f"need warmup_iters >= 0, min_iters >= 1, min_time_s >= 0, max_iters >= min_iters; got "
-            f"{warmup_iters=}, {min_iters=}, {min_time_s=}, {max_iters=}"
+            "need warmup_iters >= 0, warmup_s >= 0, min_iters >= 1, min_time_s >= 0, max_iters >= min_iters; got "
+            f"{warmup_iters=}, {warmup_s=}, {min_iters=}, {min_time_s=}, {max_iters=}"
         )
-    for _ in range(warmup_iters):
-        fn()
-        if sync is not None:
-            sync()
+    device = torch.device(device if device is not None else "cpu")
+    on_cuda = device.type == "cuda"
 
-    samples_ns: list[int] = []
-    min_time_ns = int(min_time_s * 1e9)
-    start = time.perf_counter_ns()
-    while len(samples_ns) < max_iters:
-        t0 = time.perf_counter_ns()
+    def sync() -> None:
+        if on_cuda:
+            torch.cuda.synchronize(device)
+
+    # warm-up: by count AND by time
+    done, start = 0, time.perf_counter()
+    while done < warmup_iters or time.perf_counter() - start < warmup_s:
         fn()
-        if sync is not None:
-            sync()
-        t1 = time.perf_counter_ns()
-        samples_ns.append(t1 - t0)
-        if len(samples_ns) >= min_iters and t1 - start >= min_time_ns:
-            break
-    return LatencyStats([s / 1e6 for s in samples_ns])
+        sync()
+        done += 1
+
+    samples_ms: list[float] = []
+    min_time_ns = int(min_time_s * 1e9)
+    start_ns = time.perf_counter_ns()
+    if on_cuda:
+        with torch.cuda.device(device):
+            stream = torch.cuda.current_stream(device)
+            while len(samples_ms) < max_iters:
+                begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                begin.record(stream)
+                fn()
+                end.record(stream)
+                end.synchronize()
+                samples_ms.append(float(begin.elapsed_time(end)))
+                if len(samples_ms) >= min_iters and time.perf_counter_ns() - start_ns >= min_time_ns:
+                    break
+    else:
+        while len(samples_ms) < max_iters:
+            t0 = time.perf_counter_ns()
+            fn()
+            t1 = time.perf_counter_ns()
+            samples_ms.append((t1 - t0) / 1e6)
+            if len(samples_ms) >= min_iters and t1 - start_ns >= min_time_ns:
+                break
+    return LatencyStats(samples_ms)
+
+
+@contextlib.contextmanager
+def fixed_threads(threads: int | None) -> Iterator[int]:
+    """``torch.set_num_threads(threads)`` inside the block (nothing when ``None``), restored
+    on exit, also on error. Yields the intra-op thread count in effect.
+
+    Raises:
+        ValueError: ``threads`` < 1.
+    """
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    old = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(old)
+
+
+def physical_cores() -> int:
+    """Physical CPU cores this process may run on (SMT siblings counted once).
+
+    Linux: the distinct ``/sys/devices/system/cpu/cpu<N>/topology/core_cpus_list`` (or
+    ``thread_siblings_list``) among the CPUs of ``os.sched_getaffinity(0)``. Elsewhere, or
+    when the topology cannot be read: the number of usable logical CPUs. Always >= 1.
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        for name in ("core_cpus_list", "thread_siblings_list"):
+            try:
+                cores.add((topology / name).read_text().strip())
+                break
+            except OSError:
+                continue
+        else:
+            return max(1, len(cpus))
+    return max(1, len(cores))

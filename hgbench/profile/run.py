@@ -1,47 +1,91 @@
-"""Profile one model under one backend, batch size and input size: the body of a
-``"profile"`` record (see :mod:`hgbench.results`)."""
+"""Profile one model under one backend, precision, layout, batch size and input size: the body
+of a ``"profile"`` record (schema ``hgbench.record/2``, see :mod:`hgbench.results`), and where
+it is saved.
+
+Stages, in order (a failing stage is recorded, never raised, so a sweep goes on):
+``backend unavailable`` -> ``threads`` -> ``complexity`` -> ``prepare`` (the backend's
+conversion, compile or engine build) -> ``timing`` (warm-up and timed calls, peak memory)
+-> ``numerics`` (against eager fp32 on the same input) -> ``roofline`` (floors from the
+device's ceilings). A CUDA out-of-memory at any stage is reported as such, with the batch
+size, and the CUDA cache is emptied before the next setting runs.
+"""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from hgbench.profile.backends import get_backend
-from hgbench.profile.complexity import count_macs, count_parameters
-from hgbench.profile.latency import time_callable
-from hgbench.provenance import collect_provenance
+from hgbench.profile.backends import RunSettings, get_backend
+from hgbench.profile.complexity import MIB, complexity_record
+from hgbench.profile.latency import fixed_threads, time_callable
+from hgbench.profile.memory import PeakMemory
+from hgbench.profile.roofline import Ceilings, element_bytes, get_ceilings, roofline
+from hgbench.provenance import collect_provenance, device_name
 from hgbench.results import DEFAULT_RESULTS_DIR, write_record
 
 INPUT_SEED = 0
 _MAX_REASON_CHARS = 500
 
+RECORD_KEYS = (
+    "variant", "num_joints", "backend", "precision", "tf32", "channels_last", "compile_mode", "device",
+    "device_name", "batch_size", "input_size", "threads", "parameters", "model_size_mib", "macs",
+    "gmacs_fvcore", "gmacs_thop", "gflops_flop_counter", "skipped_ops", "activation_memory_mib",
+    "latency_ms", "throughput_samples_per_s", "peak_memory_mib", "build_time_s", "numerics", "roofline",
+    "calibration", "notes", "status", "error",
+)  # fmt: skip
+"""Every key of a profile record body, always present (``None`` when not measured)."""
 
-def complexity_record(model: nn.Module, input_size: int) -> dict[str, Any]:
-    """Parameters and MACs of ``model`` for one sample of shape ``(1, 3, input_size, input_size)``.
 
-    Independent of backend and batch size: compute it once per model and pass it to
-    :func:`profile_model` as ``complexity``.
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer; CPU for a stateless model."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def make_input(batch_size: int, input_size: int, device: torch.device | str = "cpu") -> Tensor:
+    """The profiling input: ``(batch_size, 3, input_size, input_size)`` float32, NCHW, standard
+    normal, drawn from a private generator seeded with :data:`INPUT_SEED` (the global RNG is
+    untouched), on ``device``. The same call always gives the same tensor, so the numerical
+    check compares every backend on the input of the eager reference."""
+    generator = torch.Generator().manual_seed(INPUT_SEED)
+    return torch.randn((batch_size, 3, input_size, input_size), generator=generator).to(device)
+
+
+def is_reference(backend: str, settings: RunSettings) -> bool:
+    """Whether ``(backend, settings)`` is the numerical reference itself: eager, fp32, TF32
+    off, NCHW. Its record's ``numerics`` is ``None``."""
+    return backend == "eager" and settings.precision == "fp32" and not settings.tf32 and not settings.channels_last
+
+
+def reference_output(model: nn.Module, batch_size: int, input_size: int) -> Any:
+    """The eager fp32 output (TF32 off, NCHW) of ``model`` on :func:`make_input`, on the CPU
+    (so that it takes no GPU memory while other settings are timed): the ``reference`` for
+    :func:`profile_model`. Compute it once per (model, batch size, input size).
 
     Returns:
-        ``parameters`` (count), ``macs`` (``{"fvcore": int, "thop": int, "unit": "MACs",
-        "input_shape": [1, 3, S, S]}``, per sample), ``gmacs_fvcore``, ``gmacs_thop``
-        (GMACs per sample) and ``fvcore_skipped_ops`` (operator -> calls, counted as 0 MACs).
+        What the model returns (for the hourglass networks, a list of per-stack heatmaps
+        ``(N, J, S/4, S/4)``), detached, float32, on the CPU.
 
     Raises:
-        Whatever the model's forward raises (see :func:`count_macs`).
+        Whatever the model's forward raises (e.g. ``torch.cuda.OutOfMemoryError``).
     """
-    shape = (1, 3, input_size, input_size)
-    macs = count_macs(model, shape)
-    return {
-        "parameters": count_parameters(model),
-        "macs": {"fvcore": macs.fvcore_macs, "thop": macs.thop_macs, "unit": "MACs", "input_shape": list(shape)},
-        "gmacs_fvcore": macs.fvcore_gmacs,
-        "gmacs_thop": macs.thop_gmacs,
-        "fvcore_skipped_ops": macs.fvcore_skipped,
-    }
+    device = model_device(model)
+    x = make_input(batch_size, input_size, device)
+    prepared = get_backend("eager").prepare(model, x, RunSettings())
+    return _to_cpu_float(prepared.fn(prepared.prepare_input(x)))
+
+
+def _to_cpu_float(output: Any) -> Any:
+    if isinstance(output, Tensor):
+        return output.detach().to("cpu", torch.float32)
+    if isinstance(output, (list, tuple)):
+        return type(output)(_to_cpu_float(o) for o in output)
+    return output
 
 
 def profile_model(
@@ -52,94 +96,157 @@ def profile_model(
     backend: str,
     batch_size: int,
     input_size: int,
+    settings: RunSettings = RunSettings(),
     threads: int | None = None,
     warmup_iters: int = 3,
+    warmup_s: float = 0.0,
     min_iters: int = 10,
     min_time_s: float = 1.0,
     complexity: dict[str, Any] | None = None,
+    calibration: dict[str, Any] | None = None,
+    reference: Any = None,
+    ceilings: Ceilings | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Measure the size, compute and latency of ``model`` under one backend.
+    """Measure the size, compute, latency, memory, numerics and roofline of ``model`` under one
+    backend and setting.
 
-    The input is a random normal tensor of shape ``(batch_size, 3, input_size,
-    input_size)`` drawn with a fixed seed (:data:`INPUT_SEED`, without touching the global
-    RNG), on the device of the model's parameters. Latency is that of ``fn(x)`` for the
-    backend's prepared ``fn`` (see :func:`hgbench.profile.latency.time_callable`; CUDA work
-    is synchronised before each clock read). ``torch.set_num_threads(threads)`` is applied
-    for the run when ``threads`` is given, and restored afterwards, as is the model's
-    training mode.
+    The model must already be on the profiled device (fp32; it is not modified: backends work
+    on copies). The input is :func:`make_input` on that device. Latency is that of
+    ``prepared.fn(prepared.prepare_input(x))``, the input conversion outside the timed region
+    (:func:`hgbench.profile.latency.time_callable`: CUDA events on CUDA, ``perf_counter_ns`` on
+    the CPU). ``torch.set_num_threads(threads)`` holds for the whole call and is restored.
+
+    Args:
+        settings: precision, TF32, channels_last, compile mode, artefact cache
+            (:class:`hgbench.profile.backends.RunSettings`).
+        threads: CPU intra-op threads (``None``: as set now); recorded either way.
+        warmup_iters, warmup_s, min_iters, min_time_s: see :func:`time_callable`.
+        complexity: :func:`hgbench.profile.complexity.complexity_record` of this model at this
+            input size, computed once per model by the caller (``None``: computed here).
+        calibration: :func:`hgbench.profile.calibration.measure_calibration` of this
+            invocation, copied into the record (``None``: recorded as ``None``).
+        reference: :func:`reference_output` for this model, batch and input size (``None``:
+            computed here when needed). Not used for the reference setting itself
+            (:func:`is_reference`).
+        ceilings: the device's :class:`~hgbench.profile.roofline.Ceilings` at this precision
+            (``None``: :func:`~hgbench.profile.roofline.get_ceilings` with ``cache_dir``).
 
     Returns:
-        A plain, JSON-serialisable record body with every key always present:
-        ``variant``, ``num_joints``, ``backend``, ``device`` (``"cpu"``/``"cuda"``),
-        ``batch_size``, ``input_size``, ``threads`` (intra-op threads in effect),
-        the keys of :func:`complexity_record` (per sample), ``latency_ms``
-        (:meth:`LatencyStats.to_dict`, per batch), ``throughput_samples_per_s`` (from the
-        median) and ``status``. When the backend is unavailable, or computing the
-        complexity, preparing or timing raises, ``status`` is ``"error"``, ``error`` is a
-        one-line reason starting with the failed stage (``backend unavailable``,
-        ``threads``, ``complexity``, ``prepare`` or ``timing``), and what was not measured is
-        ``None``; otherwise ``status`` is ``"ok"`` and ``error`` is ``None``.
+        A JSON-serialisable record body with every key of :data:`RECORD_KEYS`:
+        ``variant``, ``num_joints``, ``backend``, ``precision``, ``tf32``, ``channels_last``,
+        ``compile_mode`` (``None`` unless the backend is ``compile``), ``device``
+        (``"cpu"``/``"cuda"``), ``device_name`` (GPU name or CPU model), ``batch_size``,
+        ``input_size``, ``threads``; the complexity keys (per sample: ``parameters``,
+        ``model_size_mib``, ``macs``, ``gmacs_fvcore``, ``gmacs_thop``,
+        ``gflops_flop_counter``, ``skipped_ops``, ``activation_memory_mib``); ``latency_ms``
+        (:meth:`LatencyStats.to_dict`, per batch, raw samples included),
+        ``throughput_samples_per_s`` (batch / median), ``peak_memory_mib``
+        (:class:`hgbench.profile.memory.PeakMemory`: CUDA allocator peak, or CPU peak RSS
+        increase, over warm-up and timed calls), ``build_time_s``, ``numerics``
+        (:func:`hgbench.profile.numerics.compare_outputs` of the final heatmaps, tolerance of the
+        precision, TF32's where it applies; ``None`` for the reference setting), ``roofline`` (:func:`hgbench.profile.roofline.roofline`),
+        ``calibration``, ``notes`` (the backend's remarks), ``status`` (``"ok"`` or
+        ``"error"``) and ``error`` (``None``, or one line starting with the failed stage:
+        ``backend unavailable``, ``threads``, ``complexity``, ``prepare``, ``timing``,
+        ``numerics`` or ``roofline``; what was measured before the failure is kept).
 
     Raises:
         ValueError: an unknown backend name.
     """
-    backend_impl = get_backend(backend)
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-
-    record: dict[str, Any] = {
-        "variant": variant,
-        "num_joints": num_joints,
-        "backend": backend,
-        "device": device.type,
-        "batch_size": batch_size,
-        "input_size": input_size,
-        "threads": threads if threads is not None else torch.get_num_threads(),
-        "parameters": count_parameters(model),
-        "macs": None,
-        "gmacs_fvcore": None,
-        "gmacs_thop": None,
-        "fvcore_skipped_ops": None,
-        "latency_ms": None,
-        "throughput_samples_per_s": None,
-        "status": "ok",
-        "error": None,
-    }
-    reason = backend_impl.available()
+    impl = get_backend(backend)
+    device = model_device(model)
+    record: dict[str, Any] = dict.fromkeys(RECORD_KEYS)
+    record.update(
+        variant=variant,
+        num_joints=num_joints,
+        backend=backend,
+        precision=settings.precision,
+        tf32=settings.tf32,
+        channels_last=settings.channels_last,
+        compile_mode=settings.compile_mode if backend == "compile" else None,
+        device=device.type,
+        device_name=device_name(device),
+        batch_size=batch_size,
+        input_size=input_size,
+        threads=threads if threads is not None else torch.get_num_threads(),
+        calibration=calibration,
+        notes=[],
+        status="ok",
+        error=None,
+    )
+    reason = impl.available(device)
     if reason is not None:
         record.update(status="error", error=_one_line(f"backend unavailable: {reason}"))
         return record
 
-    old_threads = torch.get_num_threads()
-    was_training = model.training
     stage = "threads"
+    prepared = output = None
     try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        stage = "complexity"
-        record.update(complexity if complexity is not None else complexity_record(model, input_size))
-        stage = "prepare"
-        generator = torch.Generator().manual_seed(INPUT_SEED)
-        x = torch.randn((batch_size, 3, input_size, input_size), generator=generator).to(device)
-        fn = backend_impl.prepare(model, x)
-        stage = "timing"
-        sync = torch.cuda.synchronize if device.type == "cuda" else None
-        stats = time_callable(
-            lambda: fn(x), warmup_iters=warmup_iters, min_iters=min_iters, min_time_s=min_time_s, sync=sync
-        )
-        record["latency_ms"] = stats.to_dict()
-        record["throughput_samples_per_s"] = stats.throughput(batch_size)
-    except Exception as e:  # noqa: BLE001 - one failing variant must not stop a sweep
+        with fixed_threads(threads):
+            stage = "complexity"
+            record.update(complexity if complexity is not None else complexity_record(model, input_size))
+
+            stage = "prepare"
+            x = make_input(batch_size, input_size, device)
+            prepared = impl.prepare(model, x, settings)
+            x_in = prepared.prepare_input(x)
+            record["build_time_s"] = float(prepared.build_time_s)
+            record["notes"] = list(prepared.notes)
+
+            stage = "timing"
+            fn = prepared.fn
+            with PeakMemory(device) as memory:
+                stats = time_callable(
+                    lambda: fn(x_in), warmup_iters=warmup_iters, warmup_s=warmup_s, min_iters=min_iters,
+                    min_time_s=min_time_s, device=device,
+                )  # fmt: skip
+            record["latency_ms"] = stats.to_dict()
+            record["throughput_samples_per_s"] = stats.throughput(batch_size)
+            record["peak_memory_mib"] = memory.peak_mib
+
+            if not is_reference(backend, settings):
+                stage = "numerics"
+                from hgbench.profile.numerics import compare_outputs, tolerance_for
+
+                output = _to_cpu_float(fn(x_in))
+                ref = reference if reference is not None else reference_output(model, batch_size, input_size)
+                tolerance = tolerance_for(settings.precision, tf32=settings.tf32 and device.type == "cuda")
+                record["numerics"] = compare_outputs(ref, output, tolerance)
+
+            stage = "roofline"
+            if ceilings is None:
+                ceilings = get_ceilings(device, settings.precision, threads=threads, cache_dir=cache_dir)
+            scale = element_bytes(settings.precision) / 4  # the complexity sizes are float32
+            flops = record["gflops_flop_counter"] * 1e9 if record["gflops_flop_counter"] else 2 * record["macs"]["fvcore"]
+            record["roofline"] = roofline(
+                flops_per_sample=flops,
+                weight_bytes=record["model_size_mib"] * MIB * scale,
+                activation_bytes_per_sample=record["activation_memory_mib"] * MIB * scale,
+                batch_size=batch_size,
+                p50_ms=stats.p50,
+                ceilings=ceilings,
+            )
+    except torch.cuda.OutOfMemoryError as e:
+        record.update(status="error", error=_one_line(f"{stage}: CUDA out of memory at batch size {batch_size}: {e}"))
+    except Exception as e:  # noqa: BLE001 - one failing setting must not stop a sweep
         record.update(status="error", error=_one_line(f"{stage}: {type(e).__name__}: {e}"))
     finally:
-        torch.set_num_threads(old_threads)
-        model.train(was_training)
+        del prepared, output
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     return record
 
 
 def profile_record_path(results_dir: Path, host: str, body: dict[str, Any]) -> Path:
-    """``<results>/profile/<host>/<variant>__j<joints>__<backend>__b<batch>__s<input>.json``."""
-    name = f"{body['variant']}__j{body['num_joints']}__{body['backend']}__b{body['batch_size']}__s{body['input_size']}.json"
+    """``<results>/profile/<host>/<variant>__j<J>__<backend>__<precision>[__tf32][__cl]__b<B>__s<S>.json``
+    (``__tf32`` when TF32 was allowed, ``__cl`` for channels_last)."""
+    name = (
+        f"{body['variant']}__j{body['num_joints']}__{body['backend']}__{body['precision']}"
+        f"{'__tf32' if body['tf32'] else ''}{'__cl' if body['channels_last'] else ''}"
+        f"__b{body['batch_size']}__s{body['input_size']}.json"
+    )
     return Path(results_dir) / "profile" / host / name
 
 
@@ -147,13 +254,14 @@ def save_profile_record(
     body: dict[str, Any], results_dir: Path = DEFAULT_RESULTS_DIR, provenance: dict[str, Any] | None = None
 ) -> Path:
     """Write ``body`` (from :func:`profile_model`) as a ``"profile"`` record with its
-    ``provenance`` (default: :func:`collect_provenance` now) under ``results_dir``, at
-    :func:`profile_record_path` for the provenance's hostname; return the path.
+    ``provenance`` (default: :func:`collect_provenance` now, with the record's threads) under
+    ``results_dir``, at :func:`profile_record_path` for the provenance's hostname, atomically
+    (an existing record of the same setting is replaced); return the path.
 
     Raises:
         OSError: the record cannot be written.
     """
-    provenance = collect_provenance() if provenance is None else provenance
+    provenance = collect_provenance(threads=body.get("threads")) if provenance is None else provenance
     path = profile_record_path(results_dir, provenance["hostname"], body)
     write_record(path, "profile", {**body, "provenance": provenance})
     return path

@@ -1,0 +1,590 @@
+"""Compare two sets of profile records: did latency, memory or size change, and is it a regression?
+
+``hgbench compare BASELINE CURRENT`` reads the ``"profile"`` records (schema
+``hgbench.record/2``, see ``notes/PROFILE_RECORD.md`` / :mod:`hgbench.profile.run`) of two
+results folders, matches them one to one by the run's configuration (:class:`RecordKey`) and
+compares each metric of :data:`METRICS`.
+
+Timing metrics (latency p50 and p90, throughput) are normalised by the calibration workload
+that ``hgbench profile`` times in the same process as the model (record field
+``calibration``): the machine factor ``m = current calibration p50 / baseline calibration
+p50`` says how much slower the current machine (or the current load) runs a fixed workload, and
+
+    latency ratio    = (current p50 / current calibration p50) / (baseline p50 / baseline calibration p50)
+                     = (current p50 / baseline p50) / m
+    throughput ratio = (current throughput / baseline throughput) * m
+
+so that a machine that is uniformly 2x slower reads as a ratio of 1, not as a regression.
+
+A timing metric is a *regression* only when two independent checks both say "slower":
+
+1. its normalised ratio is beyond the metric's threshold (latency above ``1 + t``,
+   throughput below ``1 - t``, ``t`` in percent / 100), and
+2. a one-sided Mann-Whitney U test (``scipy.stats.mannwhitneyu``, ``alternative="greater"``)
+   on the raw per-batch latency samples (``latency_ms.samples_ms``), each side divided by its
+   own calibration p50, rejects "current is not slower" at level ``alpha``.
+
+The threshold alone would flag noise on a machine whose medians wander; the test alone flags
+differences of 1 % once there are thousands of samples (every GPU run has them). Together:
+slower by a margin that matters, and not by chance. Improvements use the mirrored rules
+(``alternative="less"``). The test is on the whole sample distribution, so p50, p90 and
+throughput of one record share one p-value per direction.
+
+Peak memory has a threshold but no samples (one number per run), so no test; parameters and
+GMACs are deterministic counts whose every change is reported as ``changed``: a different
+network is a different benchmark, not a slower one, so they never fail a comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from scipy.stats import mannwhitneyu
+
+# SCHEMA: the profile record layout read here, "hgbench.record/2"
+from hgbench.results import SCHEMA
+
+DEFAULT_ALPHA = 0.01
+
+REGRESSION = "regression"
+IMPROVEMENT = "improvement"
+UNCHANGED = "unchanged"
+CHANGED = "changed"
+NEW = "new"
+MISSING = "missing"
+ERROR = "error"
+
+
+class RecordKey(NamedTuple):
+    """What must be equal for two profile records to measure the same thing.
+
+    The fields named by issue 6 (variant, joints, backend, precision, TF32, channels-last,
+    batch size, input size, device kind) plus ``compile_mode`` (``None`` unless the backend
+    is ``compile``: a different mode is a different backend setting). ``device`` is the kind
+    (``"cpu"``/``"cuda"``), not the model: comparing across machines is what the calibration
+    is for. ``threads`` is deliberately not part of the key, for the same reason (the
+    calibration is timed with the run's threads); a difference is printed as a warning.
+    """
+
+    variant: str
+    num_joints: int
+    backend: str
+    precision: str
+    tf32: bool
+    channels_last: bool
+    compile_mode: str | None
+    batch_size: int
+    input_size: int
+    device: str
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> RecordKey:
+        """The key of a profile record body. Raises ``KeyError`` naming a missing field."""
+        return cls(*(record[f] for f in cls._fields))
+
+    def label(self) -> str:
+        """Short text, e.g. ``hg1 j16 eager fp32 b1 s64 cpu`` (``tf32``, ``cl`` and the compile
+        mode added when set)."""
+        parts = [self.variant, f"j{self.num_joints}", self.backend]
+        if self.compile_mode:
+            parts.append(self.compile_mode)
+        parts.append(self.precision)
+        if self.tf32:
+            parts.append("tf32")
+        if self.channels_last:
+            parts.append("cl")
+        parts += [f"b{self.batch_size}", f"s{self.input_size}", self.device]
+        return " ".join(parts)
+
+
+def sort_key(key: RecordKey) -> tuple:
+    """Order of keys in tables: field by field, ``None`` (no compile mode) first."""
+    return tuple(("", "") if v is None else (type(v).__name__, v) for v in key)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One compared quantity of a profile record.
+
+    Attributes:
+        name: the name used by ``--threshold NAME=PERCENT``.
+        label: column text, with the unit.
+        path: keys leading to the value in the record body.
+        higher_is_better: throughput; every other metric is better lower.
+        timing: normalised by the calibration and tested on the raw latency samples.
+        gating: a change beyond the threshold in the bad direction is a ``regression`` (and
+            fails the comparison); ``False``: any change beyond the threshold is reported as
+            ``changed`` and never fails (parameters, GMACs).
+        default_threshold: percent; see :data:`METRICS` for why each value.
+        min_abs: for a non-timing gating metric, the smallest absolute change (in the metric's
+            unit) that can count as a regression or improvement.
+    """
+
+    name: str
+    label: str
+    path: tuple[str, ...]
+    higher_is_better: bool
+    timing: bool
+    gating: bool
+    default_threshold: float
+    min_abs: float = 0.0
+
+    def value(self, record: dict[str, Any]) -> float | None:
+        """The metric's value in a record body, or ``None`` when it was not measured."""
+        v: Any = record
+        for k in self.path:
+            if not isinstance(v, dict) or v.get(k) is None:
+                return None
+            v = v[k]
+        return float(v)
+
+
+# Default thresholds (percent), and why:
+# - p50 10 %: the smallest slowdown worth failing a build for. Medians of two >= 1 s runs of the
+#   same model on one machine, calibration-normalised, differ by a few percent (README,
+#   "Latency regressions", gives the spread measured on the development machine), so 10 % is a
+#   margin of about twice the noise, and the Mann-Whitney test guards what noise remains.
+# - p90 20 %: the tail moves with interrupts and neighbours, about twice as much as the median.
+# - throughput 10 %: batch / p50, so the same evidence as p50, in samples/s.
+# - peak memory 20 %, and at least 1 MiB: the CUDA allocator's peak is deterministic for the same
+#   code and input, so 20 % is a real change; the CPU figure (increase of the resident set) moves
+#   with allocator caching by fractions of a MiB, hence the absolute floor. No samples: no test.
+# - parameters, GMACs 0 %: deterministic counts; any change means another network ("changed").
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("p50", "latency p50 (ms)", ("latency_ms", "p50_ms"), False, True, True, 10.0),
+        Metric("p90", "latency p90 (ms)", ("latency_ms", "p90_ms"), False, True, True, 20.0),
+        Metric("throughput", "throughput (samples/s)", ("throughput_samples_per_s",), True, True, True, 10.0),
+        Metric("peak_memory", "peak memory (MiB)", ("peak_memory_mib",), False, False, True, 20.0, min_abs=1.0),
+        Metric("parameters", "parameters", ("parameters",), False, False, False, 0.0),
+        Metric("gmacs", "GMACs (fvcore)", ("gmacs_fvcore",), False, False, False, 0.0),
+    )
+}
+
+_OFF = ("off", "none")
+
+
+def parse_thresholds(items: Iterable[str] | None) -> dict[str, float | None]:
+    """Thresholds in percent per metric: the defaults of :data:`METRICS`, overridden by
+    ``items`` of the form ``metric=percent`` (``p50=20``) or ``metric=off`` (the metric is still
+    shown but never judged: always ``unchanged``).
+
+    Returns:
+        ``{metric name: percent or None (off)}`` for every metric of :data:`METRICS`.
+
+    Raises:
+        ValueError: an item without ``=``, an unknown metric (the known ones are listed), a
+            percent that is not a finite number >= 0.
+    """
+    out: dict[str, float | None] = {name: m.default_threshold for name, m in METRICS.items()}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep:
+            raise ValueError(f"--threshold {item!r}: expected METRIC=PERCENT, e.g. p50=20 (metrics: {', '.join(METRICS)})")
+        if name not in METRICS:
+            raise ValueError(f"--threshold {item!r}: unknown metric {name!r}; known: {', '.join(METRICS)}")
+        if text.lower() in _OFF:
+            out[name] = None
+            continue
+        try:
+            percent = float(text.rstrip("%"))
+        except ValueError:
+            percent = math.nan
+        if not math.isfinite(percent) or percent < 0:
+            raise ValueError(f"--threshold {item!r}: the percent must be a number >= 0 (or 'off'), got {text!r}")
+        out[name] = percent
+    return out
+
+
+def machine_factor(base_calib_ms: float, cur_calib_ms: float) -> float:
+    """How much slower the current run executes the calibration workload than the baseline run:
+    ``cur_calib_ms / base_calib_ms`` (both p50, ms). Raises ``ValueError`` unless both > 0."""
+    if not (base_calib_ms > 0 and cur_calib_ms > 0):
+        raise ValueError(f"calibration p50 must be > 0 ms, got baseline {base_calib_ms!r} and current {cur_calib_ms!r}")
+    return cur_calib_ms / base_calib_ms
+
+
+def normalised_ratio(base: float, cur: float, factor: float = 1.0, *, higher_is_better: bool = False) -> float:
+    """``current / baseline`` with the machine ``factor`` (:func:`machine_factor`) taken out.
+
+    A time (lower is better) scales with the machine: ``(cur / base) / factor``, i.e.
+    ``(cur / cur_calib) / (base / base_calib)``. A rate (higher is better, samples/s) scales
+    inversely: ``(cur / base) * factor``. With ``factor = 1`` (``--no-normalize``, or a metric
+    that is not a timing) it is the plain ratio.
+
+    Returns ``inf`` (or 1.0 when both are 0) for a zero baseline.
+    """
+    if base == 0:
+        return 1.0 if cur == 0 else math.inf
+    raw = cur / base
+    return raw * factor if higher_is_better else raw / factor
+
+
+def slower_p_values(base_samples: list[float], cur_samples: list[float]) -> tuple[float, float]:
+    """One-sided Mann-Whitney U tests of two latency sample sets (same unit, already normalised).
+
+    Returns:
+        ``(p_slower, p_faster)``: the p-value of "current is stochastically greater (slower)
+        than baseline" (``scipy.stats.mannwhitneyu(cur, base, alternative="greater")``) and of
+        "current is smaller (faster)" (``alternative="less"``). scipy's ``method="auto"``: the
+        exact distribution when a side has <= 8 samples and there are no ties, else the normal
+        approximation with tie and continuity corrections.
+
+    Raises:
+        ValueError: either side has no samples.
+    """
+    if len(base_samples) == 0 or len(cur_samples) == 0:
+        raise ValueError("the Mann-Whitney test needs samples on both sides")
+    p_slower = float(mannwhitneyu(cur_samples, base_samples, alternative="greater").pvalue)
+    p_faster = float(mannwhitneyu(cur_samples, base_samples, alternative="less").pvalue)
+    return p_slower, p_faster
+
+
+def min_attainable_p(n_base: int, n_cur: int) -> float:
+    """The smallest one-sided p-value :func:`slower_p_values` can give with these sample counts:
+    that of two fully separated sets (every current sample above every baseline one). For the
+    exact test (scipy uses it when a side has <= 8 samples and there are no ties) it is
+    ``1 / C(n_base + n_cur, n_base)``: 0.05 with 3 and 3 samples, so such a test can never
+    reject at ``alpha = 0.01``."""
+    return float(mannwhitneyu(range(n_base, n_base + n_cur), range(n_base), alternative="greater").pvalue)
+
+
+@dataclass
+class Row:
+    """One line of a comparison: one metric of one record pair (or one unmatched record).
+
+    ``baseline``/``current`` are the raw values in the metric's unit; ``ratio`` is
+    :func:`normalised_ratio`; ``factor`` the machine factor used (1.0 when not normalised);
+    ``p_value`` the one-sided p in the direction of the observed change (``None`` when no test
+    applies); ``failing`` says whether this row makes the comparison fail (exit status 1).
+    """
+
+    key: RecordKey
+    metric: str | None
+    baseline: float | None
+    current: float | None
+    ratio: float | None
+    factor: float | None
+    p_value: float | None
+    verdict: str
+    failing: bool = False
+    note: str = ""
+
+
+@dataclass
+class Comparison:
+    """The result of :func:`compare_records`: rows, the settings, and what was left out."""
+
+    rows: list[Row]
+    thresholds: dict[str, float | None]
+    alpha: float
+    normalize: bool
+    sides: dict[str, str] = field(default_factory=dict)  # "baseline"/"current" -> RecordSet.describe()
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Some row is a regression (or a run that failed where the baseline worked)."""
+        return any(r.failing for r in self.rows)
+
+    @property
+    def exit_code(self) -> int:
+        """0: nothing failed; 1: a regression."""
+        return 1 if self.failed else 0
+
+    def regressed_variants(self) -> list[str]:
+        """Variant names with a failing row, sorted, each once."""
+        return sorted({r.key.variant for r in self.rows if r.failing})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (for ``--json``): settings, rows (key fields inline), skipped, warnings."""
+        rows = []
+        for r in self.rows:
+            d = asdict(r)
+            d["key"] = r.key._asdict()
+            d["record"] = r.key.label()
+            rows.append(d)
+        return {"baseline": self.sides.get("baseline"), "current": self.sides.get("current"),
+                "thresholds": self.thresholds, "alpha": self.alpha, "normalize": self.normalize, "failed": self.failed,
+                "regressed_variants": self.regressed_variants(), "rows": rows,
+                "skipped": [{"path": p, "reason": why} for p, why in self.skipped], "warnings": self.warnings}
+
+
+@dataclass
+class RecordSet:
+    """Profile records of one side, by key, with the files that were left out and why."""
+
+    path: Path
+    records: dict[RecordKey, dict[str, Any]]
+    skipped: list[tuple[str, str]]
+
+    def describe(self) -> str:
+        """One line: the folder, how many records, their hosts, devices and calibration p50s."""
+        def values(get) -> str:
+            found = sorted({str(get(r)) for r in self.records.values()})
+            return ", ".join(found[:3]) + (f" (+{len(found) - 3})" if len(found) > 3 else "")
+
+        calib = values(lambda r: f"{r['calibration']['p50_ms']:.3g} ms" if isinstance(r.get("calibration"), dict)
+                       and isinstance(r["calibration"].get("p50_ms"), (int, float)) else "none")
+        return (f"{self.path}: {len(self.records)} records; host {values(lambda r: (r.get('provenance') or {}).get('hostname'))}; "
+                f"device {values(lambda r: r.get('device_name'))}; calibration p50 {calib}")
+
+
+def load_record_set(path: Path, side: str = "records") -> RecordSet:
+    """Read the profile records of a results folder (every ``*.json`` below it, e.g.
+    ``results/`` or ``results/profile/<host>``) or of one record file.
+
+    Records of another kind (train, eval) are ignored silently; unreadable files, records of
+    another schema (``hgbench.record/1`` has no calibration or raw samples: re-run
+    ``hgbench profile``) and records without a complete key are skipped with the reason.
+
+    Args:
+        side: ``"BASELINE"`` or ``"CURRENT"``, to name the argument in messages.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: no profile record of schema :data:`SCHEMA` was found (the reasons for the
+            skipped files are listed), or two records have the same key (several machines' records
+            in one folder: pass one machine's folder, ``<results>/profile/<host>``).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{side} {path}: no such results folder or record file")
+    files = [path] if path.is_file() else sorted(path.rglob("*.json"))
+    records: dict[RecordKey, dict[str, Any]] = {}
+    skipped: list[tuple[str, str]] = []
+    for f in files:
+        try:
+            rec = json.loads(f.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            skipped.append((str(f), f"not a readable JSON record ({e})"))
+            continue
+        if not isinstance(rec, dict) or rec.get("kind") != "profile":
+            continue
+        if rec.get("schema") != SCHEMA:
+            skipped.append((str(f), f"schema {rec.get('schema')}: re-run hgbench profile (compare reads {SCHEMA})"))
+            continue
+        try:
+            key = RecordKey.of(rec)
+        except KeyError as e:
+            skipped.append((str(f), f"field {e.args[0]!r} is missing"))
+            continue
+        if key in records:
+            raise ValueError(
+                f"{side} {path}: two records of {key.label()}: {records[key]['_path']} and {f}; "
+                f"pass one machine's folder (<results>/profile/<host>) or one record file"
+            )
+        rec["_path"] = str(f)
+        records[key] = rec
+    if not records:
+        detail = "; ".join(f"{p}: {why}" for p, why in skipped[:5]) or "no profile records at all"
+        raise ValueError(f"{side} {path}: no profile records of schema {SCHEMA} ({detail}); run `hgbench profile --results ...`")
+    return RecordSet(path, records, skipped)
+
+
+def _calibration(rec: dict[str, Any]) -> tuple[str, float]:
+    cal = rec.get("calibration")
+    if not isinstance(cal, dict) or not isinstance(cal.get("p50_ms"), (int, float)) or not cal["p50_ms"] > 0:
+        raise ValueError(
+            f"{rec['_path']}: field 'calibration' has no p50_ms > 0; re-run hgbench profile "
+            f"(it times the calibration workload), or compare with --no-normalize"
+        )
+    return str(cal.get("workload")), float(cal["p50_ms"])
+
+
+def _samples(rec: dict[str, Any]) -> list[float]:
+    samples = (rec.get("latency_ms") or {}).get("samples_ms")
+    if not samples:
+        raise ValueError(f"{rec['_path']}: field 'latency_ms.samples_ms' is empty or missing; re-run hgbench profile")
+    return [float(s) for s in samples]
+
+
+def _judge(metric: Metric, ratio: float, t: float | None, p_slow: float | None, p_fast: float | None,
+           abs_change: float, alpha: float) -> tuple[str, bool, float | None, str]:
+    """Verdict, failing, shown p-value and note for one metric of one record pair (see the
+    module docstring); ``t`` in percent or ``None`` (off)."""
+    slower = ratio < 1 if metric.higher_is_better else ratio > 1
+    shown_p = (p_slow if slower else p_fast) if metric.timing else None
+    if t is None:
+        return UNCHANGED, False, shown_p, "threshold off"
+    limit = t / 100
+    if metric.higher_is_better:
+        worse, better = ratio < 1 - limit, ratio > 1 + limit
+    else:
+        worse, better = ratio > 1 + limit, ratio < 1 - limit
+    if not (worse or better):
+        return UNCHANGED, False, shown_p, ""
+    if not metric.gating:
+        return CHANGED, False, None, ""
+    if not metric.timing:
+        if abs_change < metric.min_abs:
+            return UNCHANGED, False, None, f"change below {metric.min_abs:g}"
+        return (REGRESSION, True, None, "") if worse else (IMPROVEMENT, False, None, "")
+    if shown_p is not None and shown_p < alpha:
+        return (REGRESSION, True, shown_p, "") if worse else (IMPROVEMENT, False, shown_p, "")
+    direction = "slower" if worse else "faster"
+    return UNCHANGED, False, shown_p, f"{direction} beyond the threshold, but not significant (p >= {alpha:g})"
+
+
+def compare_records(
+    baseline: RecordSet,
+    current: RecordSet,
+    thresholds: dict[str, float | None] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    normalize: bool = True,
+) -> Comparison:
+    """Compare two record sets key by key (see the module docstring for the rules).
+
+    Args:
+        thresholds: percent per metric (:func:`parse_thresholds`); default: the defaults.
+        alpha: significance level of the one-sided Mann-Whitney tests, 0 < alpha < 1.
+        normalize: divide timings by each run's calibration p50 (``False``: raw ratios, for two
+            runs on one quiet machine, or records without calibration).
+
+    Returns:
+        A :class:`Comparison`: one row per metric of each matched pair with a value on both
+        sides; one row each for ``new`` (current only), ``missing`` (baseline only) and
+        ``error`` (the current run failed; failing unless the baseline had failed too).
+
+    Raises:
+        ValueError: ``alpha`` out of range; no key in common (both sides' keys are listed);
+            with ``normalize``, a matched record without calibration, or the two sides timed
+            different calibration workloads; a matched record without raw samples.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"--alpha must be in (0, 1), got {alpha}")
+    thresholds = parse_thresholds(()) if thresholds is None else thresholds
+    base, cur = baseline.records, current.records
+    common = [k for k in base if k in cur]
+    if not common:
+        def some(keys: Iterable[RecordKey]) -> str:
+            labels = [k.label() for k in sorted(keys, key=sort_key)]
+            return ", ".join(labels[:6]) + (f" and {len(labels) - 6} more" if len(labels) > 6 else "")
+
+        raise ValueError(
+            f"no record of CURRENT {current.path} matches one of BASELINE {baseline.path} by "
+            f"({', '.join(RecordKey._fields)}). BASELINE has: {some(base)}. CURRENT has: {some(cur)}"
+        )
+    comp = Comparison([], thresholds, alpha, normalize, {"baseline": baseline.describe(), "current": current.describe()},
+                      skipped=baseline.skipped + current.skipped)
+    for key in sorted(set(base) | set(cur), key=sort_key):
+        if key not in cur:
+            comp.rows.append(Row(key, None, None, None, None, None, None, MISSING, note="in baseline only"))
+            continue
+        if key not in base:
+            comp.rows.append(Row(key, None, None, None, None, None, None, NEW, note="in current only"))
+            continue
+        b, c = base[key], cur[key]
+        if c.get("status") != "ok":
+            both = b.get("status") != "ok"
+            note = f"current: {c.get('error')}" + ("; the baseline failed too" if both else "")
+            comp.rows.append(Row(key, None, None, None, None, None, None, ERROR, failing=not both, note=note))
+            continue
+        if b.get("status") != "ok":
+            comp.rows.append(Row(key, None, None, None, None, None, None, NEW, note=f"baseline failed: {b.get('error')}"))
+            continue
+        comp.rows.extend(_compare_pair(key, b, c, comp))
+    return comp
+
+
+def _compare_pair(key: RecordKey, b: dict[str, Any], c: dict[str, Any], comp: Comparison) -> list[Row]:
+    factor = 1.0
+    if comp.normalize:
+        (wb, cb), (wc, cc) = _calibration(b), _calibration(c)
+        if wb != wc:
+            raise ValueError(
+                f"{c['_path']}: calibration workload {wc!r} differs from the baseline's {wb!r} ({b['_path']}); "
+                f"the two cannot normalise each other: re-measure both with one hgbench version, or pass --no-normalize"
+            )
+        factor = machine_factor(cb, cc)
+    if b.get("threads") != c.get("threads"):
+        comp.warnings.append(f"{key.label()}: threads {b.get('threads')} (baseline) vs {c.get('threads')} (current)")
+    p_slow = p_fast = None
+    if b.get("latency_ms") is not None and c.get("latency_ms") is not None:
+        bs, cs = _samples(b), _samples(c)
+        scale_b = factor if comp.normalize else 1.0  # divide each side by its own calibration: ratio of scales = factor
+        p_slow, p_fast = slower_p_values([s * scale_b for s in bs], cs)
+        floor = min_attainable_p(len(bs), len(cs))
+        if floor >= comp.alpha:
+            comp.warnings.append(
+                f"{key.label()}: {len(bs)} and {len(cs)} samples: the test cannot reach p < {comp.alpha:g} "
+                f"(best {floor:.3g}); profile with more --min-iters"
+            )
+    rows = []
+    for name, metric in METRICS.items():
+        vb, vc = metric.value(b), metric.value(c)
+        if vb is None or vc is None:
+            continue
+        f = factor if metric.timing else 1.0
+        ratio = normalised_ratio(vb, vc, f, higher_is_better=metric.higher_is_better)
+        verdict, failing, p, note = _judge(metric, ratio, comp.thresholds[name], p_slow if metric.timing else None,
+                                           p_fast if metric.timing else None, abs(vc - vb), comp.alpha)
+        rows.append(Row(key, name, vb, vc, ratio, f if metric.timing else None, p, verdict, failing, note))
+    return rows
+
+
+def compare_results(
+    baseline: Path,
+    current: Path,
+    thresholds: dict[str, float | None] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    normalize: bool = True,
+) -> Comparison:
+    """:func:`load_record_set` both sides, then :func:`compare_records`. Raises as they do."""
+    return compare_records(load_record_set(baseline, "BASELINE"), load_record_set(current, "CURRENT"),
+                           thresholds, alpha, normalize)
+
+
+_STYLE = {REGRESSION: "bold red", ERROR: "bold red", IMPROVEMENT: "green", CHANGED: "yellow", NEW: "cyan", MISSING: "magenta"}
+
+
+def _fmt(v: float | None, metric: str | None = None) -> str:
+    if v is None:
+        return "—"
+    if metric == "parameters":
+        return f"{int(v):,}"
+    if math.isinf(v):
+        return "inf"
+    return f"{v:.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+
+
+def comparison_table(comp: Comparison, show_all: bool = False, metrics: Iterable[str] | None = None):
+    """A ``rich.table.Table`` of the rows that are not ``unchanged`` (all rows with
+    ``show_all``; only the rows of ``metrics``, and the rows of unmatched or failed records,
+    when given): record, metric, baseline, current, machine factor, normalised ratio, p-value,
+    verdict, note."""
+    from rich.table import Table
+
+    norm = "calibration-normalised" if comp.normalize else "not normalised"
+    table = Table(title=f"hgbench compare: ratio = current / baseline ({norm}), one-sided Mann-Whitney p, alpha {comp.alpha:g}")
+    for col in ("record", "metric", "baseline", "current", "machine", "ratio", "p", "verdict", "note"):
+        table.add_column(col, justify="right" if col in ("baseline", "current", "machine", "ratio", "p") else "left")
+    for r in comp.rows:
+        if (r.verdict == UNCHANGED and not show_all) or (metrics is not None and r.metric is not None and r.metric not in metrics):
+            continue
+        label = METRICS[r.metric].label if r.metric else "—"
+        style = _STYLE.get(r.verdict, "")
+        verdict = f"[{style}]{r.verdict}[/]" if style else r.verdict
+        p = "—" if r.p_value is None else f"{r.p_value:.2g}"
+        table.add_row(r.key.label(), label, _fmt(r.baseline, r.metric), _fmt(r.current, r.metric), _fmt(r.factor),
+                      _fmt(r.ratio), p, verdict, r.note)
+    return table
+
+
+def summary_line(comp: Comparison) -> str:
+    """Counts of the verdicts, e.g. ``2 regression, 40 unchanged (over 7 record pairs)``."""
+    counts: dict[str, int] = {}
+    for r in comp.rows:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    pairs = len({r.key for r in comp.rows})
+    order = (REGRESSION, ERROR, IMPROVEMENT, CHANGED, NEW, MISSING, UNCHANGED)
+    text = ", ".join(f"{counts[v]} {v}" for v in order if v in counts)
+    return f"{text} (rows over {pairs} records)"

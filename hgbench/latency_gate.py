@@ -1,0 +1,349 @@
+"""The latency regression gate of ``.ci/run`` (``hgbench latency-check``): every registered
+variant's CPU forward pass measured in-run against a frozen reference network, compared with
+committed reference records by :mod:`hgbench.compare`, a flagged variant re-measured before
+the check fails.
+
+Why it does not flake on a shared 2-core machine, yet fails on a real slowdown:
+
+* **Interleaving.** Each round times one call of the variant, then one call of the frozen
+  reference network (:func:`frozen_reference_network`), on one thread, in one process. Both
+  see the same load of the machine at the same moments, so the ratio of their medians stays
+  put when neighbours come and go. (Timing the calibration once, before the models, does not:
+  on this 2-core development machine under a load average of 4 to 10 the median of hg1 moved
+  0.3x to 2.9x between two such runs; interleaved, 0.86x to 1.11x.)
+* **A frozen reference with the same operations.** The calibration workload is a self-contained
+  copy of Newell et al.'s one-stack hourglass (1x1 and 3x3 convolutions, batch norm, ReLU,
+  max-pool, nearest upsampling, additions: the variants' operation mix) that never changes
+  with hgbench's model code. For ``hg1`` the gate is an in-run A/B test of the current code
+  against this committed code path (a ratio of 1.0 on any machine); for the other variants the
+  ratio to it moves far less between machines than a ratio to a single convolution would.
+  Machine speed, torch version and CPU features cancel out.
+* **A generous gate on robust statistics.** A regression needs the calibrated median above
+  1.5x the reference's (:data:`GATE_THRESHOLDS`) AND a one-sided Mann-Whitney test on the
+  calibration-normalised samples at ``alpha = 0.01``: a 2x slowdown crosses 1.5x with a 1.3x
+  margin; an unchanged re-run measured 0.86x to 1.11x under the heaviest load seen.
+* **A retry.** A flagged variant is re-measured (``retries`` times) in a fresh interleaved
+  session and fails only if every attempt is flagged.
+
+What it does not catch: slowdowns under ~1.5x, GPU-only or backend-only regressions (use
+``hgbench compare`` with the default 10 % between two ``hgbench profile`` runs on one quiet
+machine or a GPU runner; README "Latency regressions").
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hgbench.compare import Comparison, compare_results, parse_thresholds, sort_key
+
+INPUT_SIZE = 64  # px: the pytest-benchmark benchmarks' input, small enough for CI
+NUM_JOINTS = 16
+THREADS = 1
+INPUT_SEED = 0
+MIN_ITERS = 25  # rounds (variant call + reference call) per variant, at least ...
+MIN_TIME_S = 0.5  # ... and at least this long
+WARMUP_ITERS = 2
+GATE_THRESHOLDS = ("p50=50", "p90=off", "throughput=off", "peak_memory=off")
+"""``hgbench compare`` thresholds of the gate: only the calibrated median, at 1.5x (the tail and
+the CPU resident-set increase are too noisy on a shared machine; throughput is p50 again)."""
+DEFAULT_REFERENCE = Path("benchmarks/reference/latency-gate")
+"""Committed reference records (relative to the repository root, where ``.ci/run`` runs)."""
+FROZEN_SEED = 0
+WORKLOAD = (
+    "frozen one-stack Newell hourglass (hgbench.latency_gate.frozen_reference_network: 256 features, depth 4, "
+    "16 heatmaps, seed 0), input (1, 3, 64, 64) fp32, eval, inference_mode, 1 thread, timed call by call "
+    "interleaved with the model"
+)
+
+
+# --- the frozen reference network ----------------------------------------------------------------
+# Do not edit: the committed reference records were measured against exactly this code. A change
+# here (or to WORKLOAD's text, which compare checks) needs the reference regenerated.
+
+
+class _FrozenResidual(nn.Module):
+    """Pre-activation bottleneck residual module (pose-hg-train ``src/models/layers/Residual.lua``):
+    BN-ReLU-conv1x1 (out/2), BN-ReLU-conv3x3 (out/2), BN-ReLU-conv1x1 (out), plus the input
+    (a 1x1 conv when the widths differ). ``(B, cin, H, W) -> (B, cout, H, W)``."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        m = cout // 2
+        self.branch = nn.Sequential(
+            nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, m, 1),
+            nn.BatchNorm2d(m), nn.ReLU(), nn.Conv2d(m, m, 3, padding=1),
+            nn.BatchNorm2d(m), nn.ReLU(), nn.Conv2d(m, cout, 1),
+        )  # fmt: skip
+        self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.branch(x) + self.skip(x)
+
+
+class _FrozenHourglass(nn.Module):
+    """Newell et al.'s hourglass (pose-hg-train ``hg.lua``), one residual per branch and level.
+    ``(B, f, H, W) -> (B, f, H, W)``, ``H`` and ``W`` divisible by ``2**depth``."""
+
+    def __init__(self, depth: int, f: int) -> None:
+        super().__init__()
+        self.up1, self.pool, self.low1 = _FrozenResidual(f, f), nn.MaxPool2d(2, 2), _FrozenResidual(f, f)
+        self.low2 = _FrozenHourglass(depth - 1, f) if depth > 1 else _FrozenResidual(f, f)
+        self.low3 = _FrozenResidual(f, f)
+
+    def forward(self, x: Tensor) -> Tensor:
+        low = self.low3(self.low2(self.low1(self.pool(x))))
+        return self.up1(x) + F.interpolate(low, scale_factor=2, mode="nearest")
+
+
+def frozen_reference_network(num_features: int = 256, num_joints: int = NUM_JOINTS) -> nn.Module:
+    """The gate's calibration workload: a self-contained one-stack stacked hourglass (Newell et
+    al., ECCV 2016, seed ``004_f2275e04f372f4f6.txt`` section 2; the layers of pose-hg-train
+    ``hg.lua`` with ``nStack = 1``: 7x7 stride-2 conv 3->64, BN, ReLU, residual 64->128,
+    max-pool, residual 128->128, residual 128->f, an hourglass of depth 4, residual, 1x1 conv +
+    BN + ReLU, 1x1 conv to the heatmaps), written with ``torch.nn`` only so that it never
+    changes with hgbench's model code. Weights from ``torch.manual_seed(FROZEN_SEED)`` inside
+    ``torch.random.fork_rng`` (the caller's RNG is untouched); eval mode, on the CPU.
+
+    Shapes: ``(B, 3, S, S) -> (B, num_joints, S/4, S/4)``, ``S`` divisible by 64.
+    """
+    f = num_features
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(FROZEN_SEED)
+        net = nn.Sequential(
+            nn.Conv2d(3, 64, 7, stride=2, padding=3), nn.BatchNorm2d(64), nn.ReLU(),
+            _FrozenResidual(64, 128), nn.MaxPool2d(2, 2), _FrozenResidual(128, 128), _FrozenResidual(128, f),
+            _FrozenHourglass(4, f), _FrozenResidual(f, f),
+            nn.Conv2d(f, f, 1), nn.BatchNorm2d(f), nn.ReLU(), nn.Conv2d(f, num_joints, 1),
+        )  # fmt: skip
+    return net.eval()
+
+
+# --- measurement --------------------------------------------------------------------------------
+
+
+def measure_interleaved(
+    fns: dict[str, Callable[[], object]],
+    *,
+    warmup_iters: int = WARMUP_ITERS,
+    min_iters: int = MIN_ITERS,
+    min_time_s: float = MIN_TIME_S,
+    max_iters: int = 10_000,
+) -> dict[str, list[float]]:
+    """Time several callables in alternation: each round calls every one once, in order, each call
+    timed alone with ``time.perf_counter_ns`` (monotonic; CPU work, nothing asynchronous).
+
+    ``warmup_iters`` untimed rounds first; then rounds until ``min_iters`` rounds are done AND
+    ``min_time_s`` seconds have passed, or ``max_iters`` rounds.
+
+    Returns:
+        ``{name: [ms per call, one per round]}``.
+
+    Raises:
+        ValueError: no callables, ``min_iters`` < 1, ``min_time_s`` < 0 or ``max_iters`` < ``min_iters``.
+    """
+    if not fns or min_iters < 1 or min_time_s < 0 or max_iters < min_iters or warmup_iters < 0:
+        raise ValueError(f"need callables, min_iters >= 1, min_time_s >= 0, max_iters >= min_iters, warmup_iters >= 0; "
+                         f"got {len(fns)} callables, {min_iters=}, {min_time_s=}, {max_iters=}, {warmup_iters=}")
+    for _ in range(warmup_iters):
+        for fn in fns.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    start = time.perf_counter_ns()
+    for rounds in range(1, max_iters + 1):
+        for name, fn in fns.items():
+            t0 = time.perf_counter_ns()
+            fn()
+            samples[name].append((time.perf_counter_ns() - t0) / 1e6)
+        if rounds >= min_iters and time.perf_counter_ns() - start >= min_time_s * 1e9:
+            break
+    return samples
+
+
+def gate_record(
+    model: nn.Module,
+    variant: str,
+    *,
+    reference_net: nn.Module | None = None,
+    min_iters: int = MIN_ITERS,
+    min_time_s: float = MIN_TIME_S,
+    warmup_iters: int = WARMUP_ITERS,
+) -> dict[str, Any]:
+    """Measure ``model`` (CPU, batch 1, ``INPUT_SIZE`` px, ``THREADS`` thread, eval,
+    ``torch.inference_mode``) interleaved with ``reference_net`` (default
+    :func:`frozen_reference_network`), as a profile record body of schema ``hgbench.record/2``.
+
+    The model's training mode and torch's thread count are restored afterwards. The input is
+    standard normal from a private generator seeded with ``INPUT_SEED``.
+
+    Returns:
+        Every key of the contract (``notes/PROFILE_RECORD.md``): the configuration (eager, fp32,
+        no TF32, NCHW), ``device_name``, ``threads``, ``parameters`` and ``model_size_mib``
+        (float32 weights and buffers, MiB), ``latency_ms`` (n, mean/std/p50/p90/p99/min/max in
+        ms and the raw ``samples_ms``, one per round), ``throughput_samples_per_s`` (1 / p50),
+        ``calibration`` (``{"workload": WORKLOAD, "p50_ms", "samples_ms"}``: the reference
+        network's calls of the same rounds), ``status`` ``"ok"``; what the gate does not
+        measure (MACs, memory, numerics, roofline) is ``None``.
+
+    Raises:
+        Whatever the model's forward raises.
+    """
+    from hgbench.provenance import device_name
+
+    reference_net = frozen_reference_network() if reference_net is None else reference_net
+    x = torch.randn((1, 3, INPUT_SIZE, INPUT_SIZE), generator=torch.Generator().manual_seed(INPUT_SEED))
+    was_training, old_threads = model.training, torch.get_num_threads()
+    model.eval()
+    torch.set_num_threads(THREADS)
+    try:
+        with torch.inference_mode():
+            s = measure_interleaved({"model": lambda: model(x), "reference": lambda: reference_net(x)},
+                                    warmup_iters=warmup_iters, min_iters=min_iters, min_time_s=min_time_s)
+    finally:
+        torch.set_num_threads(old_threads)
+        model.train(was_training)
+    lat = np.asarray(s["model"])
+    n_params = sum(p.numel() for p in model.parameters())
+    size = sum(t.numel() for t in (*model.parameters(), *model.buffers())) * 4 / 2**20
+    p50 = float(np.percentile(lat, 50))
+    record: dict[str, Any] = dict.fromkeys(_RECORD_KEYS)
+    record.update(
+        variant=variant, num_joints=NUM_JOINTS, backend="eager", precision="fp32", tf32=False, channels_last=False,
+        compile_mode=None, device="cpu", device_name=device_name("cpu"), batch_size=1, input_size=INPUT_SIZE,
+        threads=THREADS, parameters=n_params, model_size_mib=size,
+        latency_ms={
+            "n": len(lat), "mean_ms": float(lat.mean()), "std_ms": float(lat.std(ddof=1)) if len(lat) > 1 else 0.0,
+            "p50_ms": p50, "p90_ms": float(np.percentile(lat, 90)), "p99_ms": float(np.percentile(lat, 99)),
+            "min_ms": float(lat.min()), "max_ms": float(lat.max()), "samples_ms": [float(v) for v in lat],
+        },
+        throughput_samples_per_s=1000.0 / p50,
+        calibration={"workload": WORKLOAD, "p50_ms": float(np.median(s["reference"])), "samples_ms": s["reference"]},
+        notes=["hgbench latency-check: interleaved with the frozen reference network"],
+        status="ok",
+    )
+    return record
+
+
+_RECORD_KEYS = (
+    "variant", "num_joints", "backend", "precision", "tf32", "channels_last", "compile_mode", "device",
+    "device_name", "batch_size", "input_size", "threads", "parameters", "model_size_mib", "macs",
+    "gmacs_fvcore", "gmacs_thop", "gflops_flop_counter", "skipped_ops", "activation_memory_mib",
+    "latency_ms", "throughput_samples_per_s", "peak_memory_mib", "build_time_s", "numerics", "roofline",
+    "calibration", "notes", "status", "error",
+)  # fmt: skip  (notes/PROFILE_RECORD.md, "Record body": every key always present)
+
+
+def record_path(folder: Path, body: dict[str, Any]) -> Path:
+    """``<folder>/<variant>__j<J>__eager__fp32__b1__s<S>.json`` (no host level: one machine's set)."""
+    return Path(folder) / f"{body['variant']}__j{body['num_joints']}__{body['backend']}__{body['precision']}__b{body['batch_size']}__s{body['input_size']}.json"
+
+
+def measure_variants(
+    names: Iterable[str] | None,
+    out: Path,
+    *,
+    min_iters: int = MIN_ITERS,
+    min_time_s: float = MIN_TIME_S,
+    progress: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Measure the registered variants ``names`` (``None``: all) with :func:`gate_record`, one
+    model at a time, and write each as a ``"profile"`` record (with provenance) under ``out``;
+    return the paths. A variant whose forward raises is written with ``status`` ``"error"``
+    and ``error`` (``"timing: <exception>"``).
+
+    Raises:
+        KeyError: an unknown variant name.
+    """
+    from hgbench.provenance import collect_provenance
+    from hgbench.registry import get_variant, list_variants
+    from hgbench.results import write_record
+
+    specs = list_variants() if names is None else [get_variant(n) for n in names]
+    provenance = collect_provenance(threads=THREADS)
+    reference_net = frozen_reference_network()
+    paths = []
+    for spec in specs:
+        if progress is not None:
+            progress(spec.name)
+        model = spec.build(NUM_JOINTS, input_size=INPUT_SIZE)
+        try:
+            body = gate_record(model, spec.name, reference_net=reference_net, min_iters=min_iters, min_time_s=min_time_s)
+        except Exception as e:  # noqa: BLE001 - one broken variant must not hide the others
+            body = dict.fromkeys(_RECORD_KEYS)
+            body.update(variant=spec.name, num_joints=NUM_JOINTS, backend="eager", precision="fp32", tf32=False,
+                        channels_last=False, device="cpu", batch_size=1, input_size=INPUT_SIZE, threads=THREADS,
+                        status="error", error=" ".join(f"timing: {type(e).__name__}: {e}".split())[:500])
+        path = record_path(out, body)
+        write_record(path, "profile", {**body, "provenance": provenance})
+        paths.append(path)
+    return paths
+
+
+def run_gate(
+    reference: Path = DEFAULT_REFERENCE,
+    names: Iterable[str] | None = None,
+    out: Path | None = None,
+    *,
+    thresholds: Iterable[str] = GATE_THRESHOLDS,
+    alpha: float = 0.01,
+    retries: int = 1,
+    min_iters: int = MIN_ITERS,
+    min_time_s: float = MIN_TIME_S,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Comparison, list[Comparison], Path]:
+    """Measure the current code (:func:`measure_variants`) into ``out`` (default: a new temporary
+    folder), compare with the reference records (:func:`hgbench.compare.compare_results`, calibrated,
+    ``thresholds`` in ``hgbench compare`` syntax), then re-measure the variants that failed, up to
+    ``retries`` times, each time into ``out/retry<i>``; a variant fails only if every attempt fails.
+
+    Returns:
+        ``(final, attempts, out)``: the comparison whose failures stand (the first attempt's
+        rows, each failing variant's rows replaced by its last re-measurement's), every
+        attempt's comparison, and the output folder.
+
+    Raises:
+        FileNotFoundError: no reference folder (create it with ``hgbench latency-check --update``).
+        ValueError: bad thresholds, no reference record matches, a reference of another workload.
+        KeyError: an unknown variant name.
+    """
+    reference = Path(reference)
+    if not reference.is_dir():
+        raise FileNotFoundError(f"{reference}: no reference records; create them with `hgbench latency-check --update` "
+                                f"(on a quiet machine) and commit them")
+    parsed = parse_thresholds(list(thresholds))
+    out = Path(tempfile.mkdtemp(prefix="hgbench-latency-check-")) if out is None else Path(out)
+    measure_variants(names, out, min_iters=min_iters, min_time_s=min_time_s, progress=progress)
+    final = compare_results(reference, out, parsed, alpha)
+    attempts = [final]
+    for i in range(1, retries + 1):
+        flagged = final.regressed_variants()
+        if not flagged:
+            break
+        again = out / f"retry{i}"
+        measure_variants(flagged, again, min_iters=min_iters, min_time_s=min_time_s, progress=progress)
+        retry = compare_results(reference, again, parsed, alpha)
+        attempts.append(retry)
+        # keep the earlier rows of the variants that passed; take the re-measured rows of the flagged ones
+        final = Comparison(
+            [r for r in final.rows if r.key.variant not in flagged] + [r for r in retry.rows if r.key.variant in flagged],
+            final.thresholds, final.alpha, final.normalize, final.sides, final.skipped, final.warnings + retry.warnings,
+        )
+    final.rows.sort(key=lambda r: (sort_key(r.key), r.metric or ""))
+    return final, attempts, out
+
+
+def update_reference(reference: Path = DEFAULT_REFERENCE, names: Iterable[str] | None = None, *,
+                     min_iters: int = 4 * MIN_ITERS, min_time_s: float = 4 * MIN_TIME_S,
+                     progress: Callable[[str], None] | None = None) -> list[Path]:
+    """(Re)write the reference records: :func:`measure_variants` with 4x the rounds and time of a
+    check (a tighter reference median), into ``reference``. Records of variants not measured now
+    are left as they are. Run it on a quiet machine and commit the folder."""
+    return measure_variants(names, Path(reference), min_iters=min_iters, min_time_s=min_time_s, progress=progress)

@@ -1,0 +1,339 @@
+"""PNG plots of a :class:`hgbench.report.Report` (matplotlib, Agg canvas, no pyplot state).
+
+- accuracy vs latency p50, one plot per table of the accuracy-vs-cost section (one machine,
+  one dataset/split/metric/protocol, one batch size, one input size), backends and precisions
+  as colours, the Pareto front (:func:`hgbench.report.pareto_optimal`) drawn as a staircase;
+- accuracy vs GMACs (per sample) and vs parameters, one plot per dataset/split/metric/protocol
+  (and input size for GMACs): these are counts, the same on every machine;
+- validation accuracy per epoch, one line per variant (as seed ``001_25df7af4abb369d1.txt``
+  tabulates and plots its runs' validation accuracy by epoch);
+- per-joint accuracy as a grouped bar chart (Head ... Ankle, Mean; a bar per variant).
+
+Every plot's axes carry units and its subtitle the conditions (machine, backend, precision,
+batch size, input size, dataset/split, protocol).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from hgbench.report import (
+    ACC,
+    ACCURACY_KEY,
+    COST_GROUP,
+    GMACS,
+    P50,
+    PAPER_GROUPS,
+    PARAMS_M,
+    Report,
+    _accuracy_for_pareto,
+    _is_missing,
+    figure_png,
+    pareto_optimal,
+)  # fmt: skip
+from hgbench.results import atomic_write_bytes
+
+FIG_SIZE = (9.0, 6.0)  # inches; at 110 dpi about 1000 x 660 px
+
+
+def _slug(*parts) -> str:
+    text = "__".join(str(p) for p in parts if p is not None and not _is_missing(p))
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")[:180]
+
+
+def _setting(row) -> str:
+    """Backend, precision and switches of a profile row: ``"compile (max-autotune) fp16 +tf32 +cl"``."""
+    text = str(row["backend"])
+    if not _is_missing(row.get("compile mode")) and row["backend"] == "compile":
+        text += f" ({row['compile mode']})"
+    text += f" {row['precision']}"
+    if row.get("tf32") is True:
+        text += " +tf32"
+    if row.get("channels last") is True:
+        text += " +cl"
+    return text
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    atomic_write_bytes(path, figure_png(fig))
+    return path
+
+
+def _titles(fig: Figure, ax, title: str, subtitle: str) -> None:
+    fig.suptitle(title, fontsize=12, fontweight="bold")
+    ax.set_title("\n".join(textwrap.wrap(subtitle, 120)), fontsize=8, loc="left", color="0.3")
+
+
+def accuracy_vs_cost_figure(
+    points: pd.DataFrame, x: str, xlabel: str, ylabel: str, title: str, subtitle: str, series: str | None = None
+) -> Figure:
+    """A scatter of ``points[ACC]`` against ``points[x]`` with the Pareto front.
+
+    Args:
+        points: one row per point with columns ``x``, ``ACC`` (percent), ``label`` (drawn
+            beside the point), ``front`` (bool, on the Pareto front), optionally ``series``
+            (colour groups) and ``excluded`` (bool: drawn as a cross, e.g. numerics failed).
+        x, xlabel, ylabel: cost column and axis labels (with units).
+        title, subtitle: the figure's title and its conditions line.
+
+    The x axis is logarithmic when the costs span more than a factor of 20.
+    """
+    fig = Figure(figsize=FIG_SIZE)
+    ax = fig.add_subplot()
+    pts = points[points[ACC].notna() & points[x].notna()]
+    groups = [(None, pts)] if series is None else list(pts.groupby(series, sort=True))
+    colours = _colours(len(groups))
+    for (name, g), colour in zip(groups, colours):
+        excluded = g["excluded"].astype(bool) if "excluded" in g else pd.Series(False, index=g.index)
+        label = None if name is None else str(name)  # on the series' first drawn marker only
+        for on_front, marker, size in ((False, "o", 30), (True, "*", 160)):
+            sel = g[(g["front"] == on_front) & ~excluded]
+            if len(sel):
+                ax.scatter(sel[x], sel[ACC], marker=marker, s=size, color=colour, edgecolor="black" if on_front else "none",
+                           linewidth=0.6, zorder=3, label=label)  # fmt: skip
+                label = None
+        sel = g[excluded]
+        if len(sel):
+            ax.scatter(sel[x], sel[ACC], marker="x", s=40, color=colour, zorder=3,
+                       label=f"{label + ': ' if label else ''}numerics check failed (not on the front)")  # fmt: skip
+    front = pts[pts["front"]].sort_values([x, ACC])
+    if len(front):
+        ax.step(front[x], front[ACC], where="post", color="crimson", linewidth=1.2, zorder=2,
+                label="Pareto front (★: optimal; higher accuracy, lower cost)")  # fmt: skip
+    if len(pts) and pts[x].min() > 0 and pts[x].max() / pts[x].min() > 20:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        xlabel += ", log scale"
+    _place_labels(ax, pts[x].to_numpy(float), pts[ACC].to_numpy(float), [str(v) for v in pts["label"]])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if len(pts) == 0:
+        ax.text(0.5, 0.5, "no point with both accuracy and cost", ha="center", va="center", transform=ax.transAxes)
+    handles, _ = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _titles(fig, ax, title, subtitle)
+    return fig
+
+
+# Where a point's label may go, in points from the point: right/left of it, then further up/down.
+_LABEL_OFFSETS = [(5, 3), (5, -10), (-5, 3), (-5, -10), (5, 11), (5, -18), (-5, 11), (-5, -18), (5, 19), (-5, 19)]
+
+
+def _place_labels(ax, xs: np.ndarray, ys: np.ndarray, labels: list[str], fontsize: float = 7) -> None:
+    """Label each point, choosing per label the first offset of :data:`_LABEL_OFFSETS` whose
+    text box (estimated from the character count) overlaps neither a label placed before nor
+    a marker; greedy, left to right. Falls back to the first offset."""
+    if not len(labels):
+        return
+    ax.autoscale_view()
+    dpi = ax.figure.dpi
+    px = ax.transData.transform(np.column_stack([xs, ys]))
+    char_w, height, pt = fontsize * 0.62 * dpi / 72, fontsize * 1.15 * dpi / 72, dpi / 72
+    r = 5 * pt  # markers as small squares
+    obstacles = [(x - r, y - r, x + r, y + r) for x, y in px]
+
+    def free(box) -> bool:
+        return not any(box[0] < o[2] and o[0] < box[2] and box[1] < o[3] and o[1] < box[3] for o in obstacles)
+
+    for i in np.argsort(px[:, 0], kind="stable"):
+        width = len(labels[i]) * char_w
+        choice = None
+        for dx, dy in _LABEL_OFFSETS:
+            x0 = px[i, 0] + dx * pt - (width if dx < 0 else 0)
+            box = (x0, px[i, 1] + dy * pt, x0 + width, px[i, 1] + dy * pt + height)
+            if free(box):
+                choice = (dx, dy, box)
+                break
+        if choice is None:
+            dx, dy = _LABEL_OFFSETS[0]
+            choice = (dx, dy, (px[i, 0] + dx * pt, px[i, 1] + dy * pt, px[i, 0] + dx * pt + width, px[i, 1] + dy * pt + height))
+        dx, dy, box = choice
+        obstacles.append(box)
+        ax.annotate(labels[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, color="0.15",
+                    ha="left" if dx > 0 else "right", va="bottom")  # fmt: skip
+
+
+def _colours(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(max(n, 1))]
+
+
+def _threads(n) -> str:
+    if _is_missing(n):
+        return "threads not recorded"
+    return f"{int(n)} thread{'s' if int(n) != 1 else ''}"
+
+
+def _cost_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
+    written = []
+    cost = report.cost[report.cost[ACC].notna()] if not report.cost.empty else report.cost
+    if cost.empty:
+        return written
+    for key, g in cost.groupby(COST_GROUP, dropna=False, sort=False):
+        host, device, name, dataset, split, metric, protocol, batch, size = key
+        g = g.copy()
+        g["series"] = g.apply(_setting, axis=1)
+        several = g["series"].nunique() > 1
+        g["label"] = g["variant"]
+        acc = _accuracy_for_pareto(g)
+        g["excluded"] = acc.isna() & g[ACC].notna()
+        g["front"] = pareto_optimal(acc, g[P50])
+        settings = ", ".join(sorted(g["series"].unique()))
+        title = f"{metric} vs latency: {dataset}/{split}"
+        subtitle = (f"{host}: {device} {name} | {'backends/precisions: ' if several else ''}{settings} | batch {batch} | "
+                    f"input {size}x{size} px | protocol {protocol} | {_threads(g['threads'].iloc[0])}")  # fmt: skip
+        fig = accuracy_vs_cost_figure(g, P50, f"latency p50 (ms per batch of {batch})", f"{metric} (%), {dataset} {split}",
+                                      title, subtitle, series="series")  # fmt: skip
+        path = out / f"accuracy_vs_latency__{_slug(host, device, dataset, split, metric, protocol, f'b{batch}', f's{size}')}.png"
+        written.append((f"{metric} vs latency p50 on {host} ({device}), {dataset}/{split}, batch {batch}, input {size}", _save(fig, path)))
+    return written
+
+
+def _complexity_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
+    written = []
+    cost = report.cost[report.cost[ACC].notna() & report.cost[GMACS].notna()] if not report.cost.empty else report.cost
+    if not cost.empty:
+        for key, g in cost.groupby(ACCURACY_KEY + ["input size (px)"], dropna=False, sort=False):
+            dataset, split, metric, protocol, size = key
+            g = g.drop_duplicates(["variant", "joints"]).copy()
+            g["label"] = g["variant"]
+            g["front"] = pareto_optimal(g[ACC], g[GMACS])
+            fig = accuracy_vs_cost_figure(g, GMACS, f"GMACs per sample (fvcore, input {size}x{size} px)", f"{metric} (%), {dataset} {split}",
+                                          f"{metric} vs GMACs: {dataset}/{split}",
+                                          f"multiply-accumulates counted by fvcore, the same on every machine, backend, precision and batch size | "
+                                          f"protocol {protocol}")  # fmt: skip
+            path = out / f"accuracy_vs_gmacs__{_slug(dataset, split, metric, protocol, f's{size}')}.png"
+            written.append((f"{metric} vs GMACs, {dataset}/{split}, input {size}", _save(fig, path)))
+    pj = report.per_joint
+    pj = pj[pj["Mean (%)"].notna() & pj[PARAMS_M].notna()] if not pj.empty else pj
+    if not pj.empty:
+        for key, g in pj.groupby(ACCURACY_KEY, dropna=False, sort=False):
+            dataset, split, metric, protocol = key
+            g = g.drop_duplicates(["variant", "joints"]).rename(columns={"Mean (%)": ACC}).copy()
+            g["label"] = g["variant"]
+            g["front"] = pareto_optimal(g[ACC], g[PARAMS_M])
+            joints = ", ".join(str(j) for j in sorted(g["joints"].unique()))
+            fig = accuracy_vs_cost_figure(g, PARAMS_M, "parameters (millions)", f"{metric} (%), {dataset} {split}",
+                                          f"{metric} vs parameters: {dataset}/{split}",
+                                          f"trained networks ({joints} joints), protocol {protocol}; a count, the same on every machine")  # fmt: skip
+            path = out / f"accuracy_vs_parameters__{_slug(dataset, split, metric, protocol)}.png"
+            written.append((f"{metric} vs parameters, {dataset}/{split}", _save(fig, path)))
+    return written
+
+
+def _num_stacks(variant: str) -> int | None:
+    """Stacks of a registered variant (None when the name is not registered here)."""
+    from hgbench.registry import get_variant
+
+    try:
+        return get_variant(variant).architecture.num_stacks
+    except (KeyError, Exception):  # noqa: BLE001 - a record may name a variant this checkout does not have
+        return None
+
+
+def val_curves_figure(curves: pd.DataFrame, title: str, subtitle: str, ylabel: str, max_panels: int = 4) -> Figure:
+    """Validation accuracy (percent) per epoch: ``curves`` has ``variant``, ``epoch``, ``ACC``;
+    one line per variant. Variants are split into one panel per number of stacks when there
+    are 2 to ``max_panels`` stack counts, as seed 001 draws one figure per stack count
+    ("Validation accuracy with 1 stack", "... 2 stacks", "... 8 stacks")."""
+    variants = sorted(curves["variant"].unique())
+    stacks = {v: _num_stacks(v) for v in variants}
+    keys = sorted({s for s in stacks.values()}, key=lambda s: (s is None, s or 0))
+    panels = keys if 1 < len(keys) <= max_panels else [None]
+    fig = Figure(figsize=(max(FIG_SIZE[0], 4.5 * len(panels) + 2), FIG_SIZE[1]))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    colour = dict(zip(variants, _colours(len(variants))))
+    styles = ["-", "--", "-.", ":"]
+    for ax, key in zip(axes, panels):
+        shown = [v for v in variants if len(panels) == 1 or stacks[v] == key]
+        for k, variant in enumerate(shown):
+            c = curves[curves["variant"] == variant].sort_values("epoch")
+            ax.plot(c["epoch"], c[ACC], marker="o", markersize=3, linestyle=styles[(k // 10) % len(styles)], color=colour[variant],
+                    label=variant)  # fmt: skip
+        if len(panels) > 1:
+            ax.set_title("other variants" if key is None else f"{key} stack{'s' if key != 1 else ''}", fontsize=10)
+        ax.set_xlabel("epoch")
+        if curves["epoch"].nunique() <= 20:
+            ax.set_xticks(sorted(curves["epoch"].unique()))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_ylabel(ylabel)
+    fig.suptitle(title + "\n" + "\n".join(textwrap.wrap(subtitle, 140)), fontsize=11)
+    return fig
+
+
+def per_joint_figure(rows: pd.DataFrame, title: str, subtitle: str, ylabel: str) -> Figure:
+    """Grouped bars: x = Head ... Ankle, Mean; one bar per row (``variant``), heights in percent
+    from the columns ``"<group> (%)"`` and ``"Mean (%)"``."""
+    cols = [f"{g} (%)" for g in PAPER_GROUPS] + ["Mean (%)"]
+    names = list(PAPER_GROUPS) + ["Mean"]
+    n = len(rows)
+    fig = Figure(figsize=(max(FIG_SIZE[0], 1.2 + 0.22 * n * len(names) / 2), FIG_SIZE[1]))
+    ax = fig.add_subplot()
+    width = 0.8 / max(n, 1)
+    x = np.arange(len(names))
+    for k, ((_, r), colour) in enumerate(zip(rows.iterrows(), _colours(n))):
+        heights = [float(r[c]) if not _is_missing(r[c]) else np.nan for c in cols]
+        ax.bar(x - 0.4 + width * (k + 0.5), heights, width, color=colour, label=r["variant"])
+    ax.set_xticks(x, names)
+    ax.set_xlabel("joint group (left and right pooled)")
+    ax.set_ylabel(ylabel)
+    finite = pd.to_numeric(rows[cols].stack(), errors="coerce").dropna()
+    if len(finite):
+        lo = float(finite.min())
+        ax.set_ylim(max(0.0, math.floor(lo / 10) * 10 - 5), min(100.0, float(finite.max()) + 5) if finite.max() <= 100 else None)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    _titles(fig, ax, title, subtitle)
+    return fig
+
+
+def _accuracy_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
+    written = []
+    if not report.curves.empty:
+        for key, g in report.curves.groupby(["dataset", "split", "metric", "protocol"], dropna=False, sort=False):
+            dataset, split, metric, protocol = key
+            if g.groupby("variant")["epoch"].nunique().max() < 2:
+                continue  # one validation per run: no curve to draw
+            hosts = ", ".join(sorted({str(h) for h in g["trained on"] if not _is_missing(h)})) or "?"
+            fig = val_curves_figure(g, f"Validation {metric} per epoch: {dataset}/{split}",
+                                    f"protocol {protocol} | trained on {hosts} | accuracy of each run's validation after that epoch",
+                                    f"{metric} (%), {dataset} {split}")  # fmt: skip
+            path = out / f"val_curves__{_slug(dataset, split, metric, protocol)}.png"
+            written.append((f"Validation {metric} per epoch, {dataset}/{split}, protocol {protocol}", _save(fig, path)))
+    pj = report.per_joint
+    pj = pj[pj["Mean (%)"].notna()] if not pj.empty else pj
+    if not pj.empty:
+        for key, g in pj.groupby(ACCURACY_KEY, dropna=False, sort=False):
+            dataset, split, metric, protocol = key
+            g = g.drop_duplicates(["variant", "joints"]).sort_values("variant")
+            g = g[g[[f"{name} (%)" for name in PAPER_GROUPS]].notna().any(axis=1)]  # results without per-group accuracy: no bars
+            if g.empty:
+                continue
+            persons = g["eval persons"].dropna()
+            n = f", {int(persons.iloc[0])} persons" if len(persons) else ""
+            fig = per_joint_figure(g, f"Per-joint {metric}: {dataset}/{split}", f"protocol {protocol}{n} | groups pool left and right",
+                                   f"{metric} (%)")  # fmt: skip
+            path = out / f"per_joint__{_slug(dataset, split, metric, protocol)}.png"
+            written.append((f"Per-joint {metric}, {dataset}/{split}, protocol {protocol}", _save(fig, path)))
+    return written
+
+
+def write_plots(report: Report, out_dir: str | Path) -> list[tuple[str, Path]]:
+    """Write every plot of ``report`` as PNG into ``out_dir``; return ``(caption, path)`` pairs."""
+    out = Path(out_dir)
+    return [*_cost_plots(report, out), *_complexity_plots(report, out), *_accuracy_plots(report, out)]

@@ -1,0 +1,47 @@
+"""Inference backends: how a model is turned into the callable that is timed.
+
+One module per backend, all behind the interface of :mod:`.base` (contract:
+/work/notes/PROFILE_RECORD.md)::
+
+    backend = get_backend("torchscript")
+    reason = backend.available(device)          # None, or what to install / which device
+    prepared = backend.prepare(model, x, RunSettings(precision="fp16"))
+    out = prepared.fn(prepared.prepare_input(x))
+
+Backends: eager (:mod:`.eager`), torchscript (:mod:`.torchscript`), compile
+(:mod:`.torch_compile`), cudagraphs (:mod:`.cudagraphs`), onnxruntime
+(:mod:`.onnx_runtime`), tensorrt (:mod:`.tensorrt`). Each module imports its optional
+library (onnxruntime, torch_tensorrt) only inside ``prepare``/``available``, so importing
+this package needs nothing beyond torch.
+"""
+
+from __future__ import annotations
+
+from hgbench.profile.backends.base import PRECISIONS, Backend, Prepared, RunSettings
+from hgbench.profile.backends.cudagraphs import CudaGraphsBackend
+from hgbench.profile.backends.eager import EagerBackend
+from hgbench.profile.backends.onnx_runtime import OnnxRuntimeBackend
+from hgbench.profile.backends.tensorrt import TensorRTBackend
+from hgbench.profile.backends.torch_compile import CompileBackend
+from hgbench.profile.backends.torchscript import TorchScriptBackend
+
+BACKENDS: dict[str, type[Backend]] = {
+    b.name: b
+    for b in (EagerBackend, TorchScriptBackend, CompileBackend, CudaGraphsBackend, OnnxRuntimeBackend, TensorRTBackend)
+}
+"""Backend name -> class, in the order they are listed to users."""
+
+
+def get_backend(name: str) -> Backend:
+    """A new instance of the backend called ``name`` (a key of :data:`BACKENDS`).
+
+    Raises:
+        ValueError: an unknown name; the message lists the known ones.
+    """
+    try:
+        return BACKENDS[name]()
+    except KeyError:
+        raise ValueError(f"unknown backend {name!r}; known backends: {', '.join(BACKENDS)}") from None
+
+
+__all__ = ["BACKENDS", "PRECISIONS", "Backend", "Prepared", "RunSettings", "get_backend"]

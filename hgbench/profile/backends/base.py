@@ -1,0 +1,235 @@
+"""The backend interface shared by every inference backend, and the casting helpers they use.
+
+Contract: /work/notes/PROFILE_RECORD.md ("Backend interface"). A :class:`Backend` says
+whether it can run on a device (:meth:`Backend.available`) and turns a model into a
+:class:`Prepared` callable for one example input and one :class:`RunSettings`
+(:meth:`Backend.prepare`).
+
+Precisions and layouts are applied the same way by every backend (:func:`cast_model`,
+:func:`input_converter`):
+
+* ``fp32`` / ``fp16`` / ``bf16``: the model's floating-point parameters and buffers and the
+  input are cast to ``torch.float32`` / ``torch.float16`` / ``torch.bfloat16``
+  (``nn.Module.to(dtype)``, which leaves integer buffers such as batch norm's
+  ``num_batches_tracked`` alone). On the CPU some half-precision kernels may be missing or
+  slow; nothing here hides that: the backend runs, or ``prepare`` raises and the caller
+  records the reason.
+* ``channels_last``: ``model.to(memory_format=torch.channels_last)`` and
+  ``x.contiguous(memory_format=torch.channels_last)`` (PyTorch tutorial "Channels Last
+  Memory Format", https://pytorch.org/tutorials/intermediate/memory_format_tutorial.html).
+* ``tf32``: :func:`tf32_mode` sets ``torch.backends.cuda.matmul.allow_tf32`` and
+  ``torch.backends.cudnn.allow_tf32`` to ``settings.tf32`` and restores the previous values
+  afterwards (https://pytorch.org/docs/stable/notes/cuda.html#tensorfloat-32-tf32-on-ampere-and-later-devices).
+  PyTorch's defaults differ (matmul off, cuDNN convolutions *on*), so ``tf32=False`` switches
+  TF32 off for the convolutions as well: fp32 then means IEEE fp32 everywhere. Backends
+  apply it while preparing (compilers and graph capture fix their kernels then) and around
+  every call of ``fn``. The flags only affect CUDA; on the CPU they change nothing.
+
+The caller's model is never modified: :func:`cast_model` works on a deep copy, so the eager
+fp32 reference used by the numerical check stays intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+"""Precision name -> the dtype the model and the input are cast to."""
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+"""``torch.compile`` modes accepted in :attr:`RunSettings.compile_mode`."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a backend runs the model.
+
+    Attributes:
+        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` (see :data:`PRECISIONS`).
+        tf32: allow TF32 matmuls and cuDNN convolutions on CUDA (ignored on the CPU).
+        channels_last: model and input in ``torch.channels_last`` (NHWC) memory format.
+        compile_mode: ``torch.compile`` mode (only the ``compile`` backend reads it).
+        cache_dir: where backends that build artefacts (ONNX files, TensorRT programs) save
+            and reuse them; ``None``: a temporary directory, nothing reused.
+
+    Raises:
+        ValueError: an unknown precision or compile mode.
+    """
+
+    precision: str = "fp32"
+    tf32: bool = False
+    channels_last: bool = False
+    compile_mode: str = "default"
+    cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid precisions: {', '.join(PRECISIONS)}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"unknown compile mode {self.compile_mode!r}; valid modes: {', '.join(COMPILE_MODES)}")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of :attr:`precision`."""
+        return PRECISIONS[self.precision]
+
+
+@dataclass
+class Prepared:
+    """A model made ready by a backend.
+
+    Attributes:
+        fn: runs one batch: takes the output of :attr:`prepare_input` (on the device, in the
+            run's precision and layout) and returns what the model returns (for the
+            hourglass networks, a list of per-stack heatmaps ``(N, J, H/4, W/4)``).
+        prepare_input: fp32 NCHW tensor ``(N, 3, H, W)`` -> what ``fn`` expects (cast,
+            memory format, device). Not part of the timed region.
+        build_time_s: conversion / compile / engine build time, s (0 when there is none).
+        notes: remarks for the record, e.g. ``"engine reused from <path>"``.
+    """
+
+    fn: Callable[[Tensor], list[Tensor] | Tensor]
+    prepare_input: Callable[[Tensor], Tensor]
+    build_time_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+class Backend(ABC):
+    """One way of running a model. Subclasses set :attr:`name` and implement the two methods."""
+
+    name: str = ""
+
+    def available(self, device: torch.device) -> str | None:
+        """``None`` when this backend can run on ``device``, else a one-line reason that says
+        what to install or which device it needs."""
+        return None
+
+    @abstractmethod
+    def prepare(self, model: nn.Module, example_input: Tensor, settings: RunSettings) -> Prepared:
+        """Make ``model`` ready to run batches shaped like ``example_input``.
+
+        Args:
+            model: an ``nn.Module`` on the target device, fp32; it is not modified (backends
+                work on a copy when they cast).
+            example_input: fp32 NCHW ``(N, 3, H, W)`` on the same device; fixes the shape for
+                backends that specialise on it.
+            settings: precision, TF32, layout, compile mode, cache directory.
+
+        Returns:
+            A :class:`Prepared`; nothing half-built is left behind when this raises.
+
+        Raises:
+            RuntimeError: the backend is not available on this device (see :meth:`available`).
+            Whatever the conversion raises for a model, precision or layout it cannot handle.
+        """
+
+    def check_available(self, device: torch.device) -> None:
+        """Raise ``RuntimeError(reason)`` when :meth:`available` gives a reason."""
+        reason = self.available(device)
+        if reason is not None:
+            raise RuntimeError(f"{self.name}: {reason}")
+
+
+def cast_model(model: nn.Module, settings: RunSettings) -> nn.Module:
+    """A deep copy of ``model`` in eval mode, in the settings' dtype and memory format.
+
+    ``model`` itself is left as it was (same dtype, layout and training flag).
+    """
+    copied = copy.deepcopy(model).eval()
+    copied = copied.to(dtype=settings.dtype)
+    if settings.channels_last:
+        copied = copied.to(memory_format=torch.channels_last)
+    return copied
+
+
+def input_converter(settings: RunSettings, device: torch.device) -> Callable[[Tensor], Tensor]:
+    """``x -> x`` on ``device``, in the settings' dtype and memory format (for
+    :attr:`Prepared.prepare_input`)."""
+    dtype = settings.dtype
+    memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
+
+    def convert(x: Tensor) -> Tensor:
+        return x.to(device=device, dtype=dtype).contiguous(memory_format=memory_format)
+
+    return convert
+
+
+@contextlib.contextmanager
+def tf32_mode(enabled: bool) -> Iterator[None]:
+    """Set ``torch.backends.cuda.matmul.allow_tf32`` and ``torch.backends.cudnn.allow_tf32``
+    to ``enabled`` inside the block and restore both on exit (also on error)."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (or buffer); CPU for a stateless model."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def run_in_mode(fn: Callable[[Tensor], object], settings: RunSettings, device: torch.device) -> Callable[[Tensor], object]:
+    """``fn`` called under ``torch.inference_mode()`` and, on CUDA, :func:`tf32_mode` with
+    ``settings.tf32`` (on the CPU the TF32 flags change nothing and are left alone)."""
+    if device.type == "cuda":
+
+        def run_cuda(x: Tensor) -> object:
+            with tf32_mode(settings.tf32), torch.inference_mode():
+                return fn(x)
+
+        return run_cuda
+
+    def run(x: Tensor) -> object:
+        with torch.inference_mode():
+            return fn(x)
+
+    return run
+
+
+def build_mode(settings: RunSettings, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context to prepare (trace, compile, capture) in: :func:`tf32_mode` on CUDA, else nothing."""
+    return tf32_mode(settings.tf32) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def artefact_key(model: nn.Module, input_shape: tuple[int, ...], settings: RunSettings, versions: dict[str, str]) -> str:
+    """A SHA-256 hex digest naming a built artefact (ONNX file, TensorRT program).
+
+    It covers everything the artefact depends on: the model's class and structure
+    (``repr(model)``), every parameter and buffer (name, dtype, shape and bytes: two models
+    with different weights never share an artefact), the input shape, the precision, the
+    memory format, TF32, and ``versions`` (e.g. torch, torch-tensorrt, TensorRT, GPU name
+    and compute capability), so an upgrade or another GPU builds anew.
+    """
+    digest = hashlib.sha256()
+
+    def add(text: str) -> None:
+        digest.update(text.encode())
+        digest.update(b"\0")
+
+    add(type(model).__qualname__)
+    add(repr(model))
+    for name, tensor in model.state_dict().items():
+        add(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}")
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    add(f"input={tuple(input_shape)}")
+    add(f"precision={settings.precision} tf32={settings.tf32} channels_last={settings.channels_last}")
+    for key in sorted(versions):
+        add(f"{key}={versions[key]}")
+    return digest.hexdigest()

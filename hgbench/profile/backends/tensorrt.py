@@ -1,0 +1,165 @@
+"""TensorRT through Torch-TensorRT's ahead-of-time dynamo path, with the compiled program
+saved and reused across runs.
+
+Follows the Torch-TensorRT documentation:
+
+* compile: ``torch_tensorrt.compile(model, ir="dynamo", inputs=[example], ...)``
+  ("Compiling Exported Programs with Torch-TensorRT",
+  https://pytorch.org/TensorRT/user_guide/dynamo_export.html): the model is captured with
+  ``torch.export`` and the supported subgraphs become TensorRT engines, for the example's
+  static shape, dtype and memory format.
+* precision: the model and the input are *cast* (fp16 / bf16), and
+  ``use_explicit_typing=True`` makes TensorRT keep the graph's types ("Compile Mixed
+  Precision models with Torch-TensorRT", https://pytorch.org/TensorRT/user_guide/mixed_precision.html;
+  weak typing, where ``enabled_precisions`` let the builder pick lower precisions, is
+  deprecated in TensorRT 10.12). ``enabled_precisions`` is not passed: torch-tensorrt 2.10
+  made ``use_explicit_typing=True`` the default and then rejects ``enabled_precisions``
+  other than fp32 (https://github.com/pytorch/TensorRT/issues/4070,
+  https://github.com/HolyWu/vs-rife/issues/78), and the current ``torch_tensorrt.compile``
+  no longer forwards it to the dynamo path at all (py/torch_tensorrt/_compile.py: "Default
+  for legacy FX/TS frontends; not used for the Dynamo path").
+* TF32: ``disable_tf32=not settings.tf32`` (a ``torch_tensorrt.dynamo.compile`` option;
+  TensorRT otherwise allows TF32 for fp32 layers, PyTorch's flags do not reach it).
+* save / load: ``torch_tensorrt.save(trt_gm, path, inputs=[example])``, whose default
+  ``output_format="exported_program"`` stores the engines inside a ``torch.export``
+  package, and ``torch_tensorrt.load(path).module()``
+  ("Saving models compiled with Torch-TensorRT",
+  https://pytorch.org/TensorRT/user_guide/saving_models.html).
+
+The program is cached under ``<cache_dir>/tensorrt/`` with a name made of the model class,
+input shape, precision, TF32 and layout flags and a digest
+(:func:`tensorrt_cache_path`, :func:`~hgbench.profile.backends.base.artefact_key`) over
+the model's structure and weights, the shape and settings, and the torch, torch-tensorrt
+and TensorRT versions and GPU name and compute capability: a program is reused only for
+exactly the same model on the same software and GPU. ``build_time_s`` is the engine build
+(export + TensorRT build) on a miss, the load time on a hit; the notes say which
+("engine built and saved to <path>" / "engine reused from <path>"). A model built with
+fresh random weights has a new digest, so reuse across runs needs the same weights (a
+checkpoint, or construction under a fixed seed). Files are written through a temporary
+file and a rename.
+
+Needs an NVIDIA GPU, a CUDA build of torch and ``pip install 'hgbench[tensorrt]'``. This
+module was written against the documentation and never ran in development (no GPU there);
+only :meth:`TensorRTBackend.available` and the cache naming are tested.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from hgbench.profile.backends.base import (
+    Backend,
+    Prepared,
+    RunSettings,
+    artefact_key,
+    cast_model,
+    input_converter,
+    run_in_mode,
+)
+
+INSTALL_HINT = "pip install 'hgbench[tensorrt]' (torch-tensorrt; needs an NVIDIA GPU with CUDA)"
+
+
+def tensorrt_versions(device: torch.device) -> dict[str, str]:
+    """What a TensorRT program depends on besides the model: torch, torch-tensorrt and
+    TensorRT versions, GPU name and compute capability (CUDA device required)."""
+    import tensorrt as trt
+    import torch_tensorrt
+
+    props = torch.cuda.get_device_properties(device)
+    return {
+        "torch": torch.__version__,
+        "torch_tensorrt": torch_tensorrt.__version__,
+        "tensorrt": trt.__version__,
+        "gpu": props.name,
+        "compute_capability": f"{props.major}.{props.minor}",
+    }
+
+
+def tensorrt_cache_path(
+    cache_dir: Path, model: nn.Module, input_shape: tuple[int, ...], settings: RunSettings, versions: dict[str, str]
+) -> Path:
+    """``<cache_dir>/tensorrt/<Model>__<N>x<C>x<H>x<W>__<precision>[__tf32][__cl]__<digest16>.ep``.
+
+    ``<digest16>``: the first 16 hex digits of :func:`artefact_key` over model, shape,
+    settings and ``versions``.
+    """
+    key = artefact_key(model, input_shape, settings, versions)
+    flags = ("__tf32" if settings.tf32 else "") + ("__cl" if settings.channels_last else "")
+    shape = "x".join(str(d) for d in input_shape)
+    return Path(cache_dir) / "tensorrt" / f"{type(model).__name__}__{shape}__{settings.precision}{flags}__{key[:16]}.ep"
+
+
+class TensorRTBackend(Backend):
+    """``torch_tensorrt.compile(ir="dynamo")``, saved with ``torch_tensorrt.save`` and reused."""
+
+    name = "tensorrt"
+
+    def available(self, device: torch.device) -> str | None:
+        device = torch.device(device)
+        if importlib.util.find_spec("torch_tensorrt") is None:
+            return f"torch-tensorrt is not installed: {INSTALL_HINT}"
+        if device.type != "cuda" or not torch.cuda.is_available():
+            return "needs a CUDA GPU (TensorRT engines run on NVIDIA GPUs) and a CUDA build of torch"
+        return None
+
+    def prepare(self, model: nn.Module, example_input: Tensor, settings: RunSettings) -> Prepared:
+        device = example_input.device
+        self.check_available(device)
+        import torch_tensorrt
+
+        cast = cast_model(model, settings)
+        prepare_input = input_converter(settings, device)
+        x = prepare_input(example_input)
+        path = None
+        notes: list[str] = []
+        if settings.cache_dir is not None:
+            path = tensorrt_cache_path(settings.cache_dir, model, tuple(example_input.shape), settings, tensorrt_versions(device))
+
+        start = time.perf_counter()
+        compiled = None
+        if path is not None and path.is_file():
+            try:
+                compiled = torch_tensorrt.load(str(path)).module()
+                notes.append(f"engine reused from {path}")
+            except Exception as exc:  # a stale or damaged file: rebuild it
+                notes.append(f"cached program {path} could not be loaded ({type(exc).__name__}: {exc}); rebuilt")
+        if compiled is None:
+            with torch.no_grad():
+                compiled = torch_tensorrt.compile(
+                    cast,
+                    ir="dynamo",
+                    inputs=[x],
+                    use_explicit_typing=True,
+                    disable_tf32=not settings.tf32,
+                )
+            if path is not None:
+                _save_atomically(torch_tensorrt, compiled, path, x)
+                notes.append(f"engine built and saved to {path}")
+            else:
+                notes.append("engine built, not saved (no cache_dir)")
+        fn = run_in_mode(compiled, settings, device)
+        fn(x)  # first run: engine deserialisation / context creation
+        torch.cuda.synchronize(device)
+        build_time_s = time.perf_counter() - start
+        return Prepared(fn=fn, prepare_input=prepare_input, build_time_s=build_time_s, notes=notes)
+
+
+def _save_atomically(torch_tensorrt, compiled, path: Path, example: Tensor) -> None:
+    """``torch_tensorrt.save`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".ep", dir=path.parent)
+    os.close(fd)
+    try:
+        torch_tensorrt.save(compiled, tmp, inputs=[example])
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

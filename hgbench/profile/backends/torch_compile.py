@@ -1,0 +1,127 @@
+"""``torch.compile`` with the inductor backend, in one of its modes.
+
+Follows the PyTorch documentation of :func:`torch.compile`
+(https://pytorch.org/docs/stable/generated/torch.compile.html): ``backend="inductor"``,
+``mode`` one of ``"default"``, ``"reduce-overhead"`` (CUDA graphs to cut launch overhead)
+and ``"max-autotune"`` (Triton/template autotuning and CUDA graphs on the GPU), from
+:attr:`RunSettings.compile_mode`.
+
+Compilation is lazy: the first call traces (Dynamo) and generates code (Inductor). It
+happens inside :meth:`CompileBackend.prepare`, whose ``build_time_s`` is the time of the
+warm-up calls: the first (compiling) call, plus two more in the CUDA-graph modes on CUDA,
+where the second call warms up and the third records the graph ("CUDA Graph Trees",
+https://pytorch.org/docs/stable/torch.compiler_cudagraph_trees.html). CUDA work is
+synchronised before the clock is read. Choices:
+
+* ``dynamic=False``: the graph is specialised to the example's shape, as the TensorRT and
+  CUDA-graph backends are (a new batch size is a new ``prepare``).
+* ``torch._dynamo.reset()`` before compiling: every hourglass variant shares one
+  ``forward`` code object, and Dynamo gives each code object a bounded number of
+  recompilations (``torch._dynamo.config.recompile_limit``) before silently running it
+  eagerly; a sweep over variants and batch sizes in one process would hit it. Resetting
+  means a compiled ``fn`` from an earlier ``prepare`` recompiles if called again.
+* In the CUDA-graph modes each call is preceded by
+  ``torch.compiler.cudagraph_mark_step_begin()`` (see the CUDA Graph Trees page), so that
+  outputs of the previous call may be overwritten without an error.
+* Inductor's defaults otherwise (no ``freezing``), including its on-disk caches: a
+  graph compiled before (same model structure, shape, dtype, torch) is loaded from the FX
+  graph cache, which makes ``build_time_s`` much shorter; the notes say how many graphs
+  came from the cache (``torch._dynamo.utils.counters["inductor"]["fxgraph_cache_hit"]``).
+
+On the CPU Inductor generates C++ and needs a working C++ compiler (``g++`` by default,
+``torch._inductor.config.cpp.cxx`` or ``$CXX``) and Python headers; on CUDA it generates
+Triton kernels and needs the ``triton`` package (shipped with CUDA builds of torch).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import torch
+from torch import Tensor, nn
+
+from hgbench.profile.backends.base import (
+    Backend,
+    Prepared,
+    RunSettings,
+    build_mode,
+    cast_model,
+    input_converter,
+    run_in_mode,
+)
+
+CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
+"""``torch.compile`` modes that record CUDA graphs on the GPU."""
+
+
+def _cpp_compiler_problem() -> str | None:
+    """``None`` when Inductor finds a C++ compiler that runs (``<cxx> --version``), else why not."""
+    try:
+        from torch._inductor import cpp_builder
+
+        cpp_builder.get_cpp_compiler()
+    except Exception as exc:  # InvalidCxxCompiler, or an import problem of the private module
+        return (
+            f"torch.compile (inductor) on the CPU needs a C++ compiler and none works here ({type(exc).__name__}); "
+            "install g++ (e.g. apt-get install g++) or set CXX to a working compiler"
+        )
+    return None
+
+
+class CompileBackend(Backend):
+    """``torch.compile(model, backend="inductor", mode=settings.compile_mode, dynamic=False)``."""
+
+    name = "compile"
+
+    def available(self, device: torch.device) -> str | None:
+        device = torch.device(device)
+        if not torch._dynamo.is_dynamo_supported():
+            return f"torch.compile is not supported with this Python/torch ({torch.__version__}); use a supported Python version"
+        if device.type == "cpu":
+            return _cpp_compiler_problem()
+        if device.type == "cuda" and importlib.util.find_spec("triton") is None:
+            return "torch.compile (inductor) on CUDA needs Triton: pip install triton (matching your torch)"
+        return None
+
+    def prepare(self, model: nn.Module, example_input: Tensor, settings: RunSettings) -> Prepared:
+        device = example_input.device
+        self.check_available(device)
+        cast = cast_model(model, settings)
+        prepare_input = input_converter(settings, device)
+        x = prepare_input(example_input)
+        uses_cudagraphs = device.type == "cuda" and settings.compile_mode in CUDAGRAPH_MODES
+
+        torch._dynamo.reset()
+        compiled = torch.compile(cast, backend="inductor", mode=settings.compile_mode, dynamic=False)
+
+        if uses_cudagraphs:
+
+            def step(inp: Tensor) -> object:
+                torch.compiler.cudagraph_mark_step_begin()
+                return compiled(inp)
+
+        else:
+            step = compiled
+        fn = run_in_mode(step, settings, device)
+
+        from torch._dynamo.utils import counters as dynamo_counters
+
+        counters = dynamo_counters["inductor"]
+        hits, misses = counters["fxgraph_cache_hit"], counters["fxgraph_cache_miss"]
+        start = time.perf_counter()
+        with build_mode(settings, device):
+            for _ in range(3 if uses_cudagraphs else 1):
+                fn(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        build_time_s = time.perf_counter() - start
+
+        notes = [
+            f"mode={settings.compile_mode}",
+            f"inductor FX graph cache: {counters['fxgraph_cache_hit'] - hits} hit(s), "
+            f"{counters['fxgraph_cache_miss'] - misses} miss(es)",
+        ]
+        if uses_cudagraphs:
+            notes.append("CUDA graph trees: outputs are overwritten by the next call")
+        return Prepared(fn=fn, prepare_input=prepare_input, build_time_s=build_time_s, notes=notes)

@@ -1,0 +1,76 @@
+"""A fixed reference workload timed once per ``hgbench profile`` invocation.
+
+Its median goes into every record of the run (``calibration``), so that records from two
+runs, or two machines, can be compared after normalising by how fast the machine was at the
+time (``hgbench compare``): a latency ratio divided by the calibration ratio.
+
+The workload never changes (changing it would make old records incomparable; rename
+:data:`WORKLOAD` if it ever must): four 3x3 convolutions, 32 -> 32 channels, padding 1, each
+followed by ReLU, on a ``(1, 32, 56, 56)`` float32 input, weights drawn from a private
+generator with seed 0 (the global RNG is untouched), eval mode, ``torch.inference_mode()``: about 0.12 GMACs per
+call (``4 * 32 * 32 * 9 * 56 * 56``), a few ms on a CPU core, launch-bound on a GPU. It runs
+on the profiled device with the profiled CPU thread count, TF32 off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from hgbench.profile.latency import fixed_threads, time_callable
+
+WORKLOAD = "conv3x3 32->32 x4 + ReLU, input (1, 32, 56, 56) fp32, seed 0, eval, inference_mode"
+CHANNELS, SIZE, LAYERS, SEED = 32, 56, 4, 0
+
+
+def calibration_model() -> nn.Module:
+    """The calibration network (see the module docstring), on the CPU, in eval mode."""
+    generator = torch.Generator().manual_seed(SEED)
+    layers: list[nn.Module] = []
+    for _ in range(LAYERS):
+        conv = nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1)
+        with torch.no_grad():
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.05)
+            conv.bias.zero_()
+        layers += [conv, nn.ReLU()]
+    return nn.Sequential(*layers).eval()
+
+
+def measure_calibration(
+    device: torch.device | str,
+    threads: int | None = None,
+    min_time_s: float = 0.5,
+    min_iters: int = 20,
+    warmup_iters: int = 3,
+) -> dict[str, Any]:
+    """Time the calibration workload on ``device`` with ``threads`` CPU threads (restored
+    afterwards; ``None``: as set now).
+
+    Returns:
+        The record's ``calibration``: ``{"workload": WORKLOAD, "p50_ms": float (median of one
+        call, ms), "samples_ms": [...]}`` plus ``device`` and ``threads`` it ran with.
+
+    Raises:
+        ValueError: ``threads`` < 1 or bad timing arguments (see :func:`time_callable`).
+    """
+    device = torch.device(device)
+    model = calibration_model().to(device)
+    x = torch.randn((1, CHANNELS, SIZE, SIZE), generator=torch.Generator().manual_seed(SEED + 1)).to(device)
+    old_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        with fixed_threads(threads) as used, torch.inference_mode():
+            stats = time_callable(
+                lambda: model(x), warmup_iters=warmup_iters, min_iters=min_iters, min_time_s=min_time_s, device=device
+            )
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old_tf32
+    return {
+        "workload": WORKLOAD,
+        "p50_ms": stats.p50,
+        "samples_ms": [float(s) for s in stats.samples_ms],
+        "device": device.type,
+        "threads": used,
+    }

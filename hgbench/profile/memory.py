@@ -1,0 +1,97 @@
+"""Peak memory of a block of work: the CUDA allocator's peak, or the CPU peak RSS increase.
+
+* **CUDA**: ``torch.cuda.reset_peak_memory_stats(device)`` before the block,
+  ``torch.cuda.max_memory_allocated(device)`` after it: the peak of the bytes held in tensors
+  by PyTorch's caching allocator during the block, *absolute* (weights, input and everything
+  else allocated on that device count), as PyTorch's own memory notes define it
+  (https://pytorch.org/docs/stable/notes/cuda.html#memory-management). Not seen: memory that
+  bypasses the allocator (cuDNN/cuBLAS workspaces that libraries allocate themselves, the
+  CUDA context, TensorRT engines' own allocations).
+* **CPU**: the increase of the process's peak resident set size over its resident size at the
+  start of the block, read from ``/proc/self/status`` (``VmHWM`` = peak RSS, ``VmRSS`` =
+  current RSS). The peak is reset to the current RSS at the start by writing ``5`` to
+  ``/proc/self/clear_refs`` (Linux >= 4.0, ``Documentation/filesystems/proc.rst``). Why not
+  the alternatives: ``resource.getrusage().ru_maxrss`` is a process-lifetime maximum that
+  cannot be reset (a block smaller than anything before it reads as 0 increase);
+  ``tracemalloc`` sees only Python's allocator, not torch's; psutil is not a dependency and
+  reads the same ``/proc`` fields. Limits: Linux only (elsewhere, or where ``clear_refs`` is
+  not writable, the peak is ``None``); process-wide (other threads' allocations count);
+  memory freed by a previous block but kept by the C allocator is reused without raising
+  RSS, so the increase is a lower bound on the block's working set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+MIB = 2**20
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])  # "VmHWM:   123456 kB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def reset_cpu_peak_rss() -> bool:
+    """Reset the process's peak RSS (``VmHWM``) to its current RSS; ``False`` where that is
+    not possible (not Linux, or ``/proc/self/clear_refs`` not writable)."""
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+class PeakMemory:
+    """Context manager measuring the peak memory of its block on ``device``.
+
+    Example::
+
+        with PeakMemory(torch.device("cpu")) as mem:
+            work()
+        mem.peak_mib   # float MiB, or None where it cannot be measured
+
+    Attributes:
+        peak_mib: after the block: CUDA allocator peak (absolute, MiB), or CPU peak RSS
+            increase over the RSS at the start of the block (MiB, >= 0); ``None`` when it
+            could not be measured (see the module docstring).
+        method: how it was measured, one line, for the record and the docs.
+    """
+
+    def __init__(self, device: torch.device | str) -> None:
+        self.device = torch.device(device)
+        self.peak_mib: float | None = None
+        self.method = ""
+        self._baseline_kib: int | None = None
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.method = "torch.cuda.max_memory_allocated after reset_peak_memory_stats (absolute)"
+        else:
+            ok = reset_cpu_peak_rss()
+            self._baseline_kib = _status_kib("VmRSS") if ok else None
+            self.method = (
+                "VmHWM - VmRSS at start (/proc/self/status, peak reset via clear_refs)"
+                if self._baseline_kib is not None
+                else "unavailable: /proc/self/clear_refs cannot reset the peak RSS here"
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_mib = torch.cuda.max_memory_allocated(self.device) / MIB
+        elif self._baseline_kib is not None:
+            peak = _status_kib("VmHWM")
+            self.peak_mib = None if peak is None else max(0, peak - self._baseline_kib) / 1024

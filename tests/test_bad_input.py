@@ -1,0 +1,124 @@
+"""Missing and corrupt images: a clear error naming the file and the fix, or with
+``bad_samples="skip"`` / ``--skip-bad-samples`` a skip that is counted and reported."""
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from typer.testing import CliRunner
+
+from hgbench.cli import app
+from hgbench.data import DatasetError, make_dataset
+from hgbench.data.base import read_image
+from hgbench.evaluate import evaluate_pck
+from hgbench.protocol import load_protocol
+from hgbench.registry import get_variant
+
+
+def _jpeg(path, seed=0):
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (90, 80, 3), dtype=np.uint8), (5, 5), 0)
+    assert cv2.imwrite(str(path), img)
+    return path
+
+
+def _lsp_folder(root):
+    """Original-LSP layout (3, 14, N): four validation images im0010..im0040, of which
+    im0020 is a dangling link (missing file) and im0030 a truncated JPEG."""
+    rng = np.random.default_rng(0)
+    joints = np.zeros((3, 14, 40))
+    joints[:2] = rng.uniform(15, 65, (2, 14, 40))
+    joints[2, 7] = 1.0  # LSP's third row: right elbow occluded everywhere
+    scipy.io.savemat(root / "joints.mat", {"joints": joints})
+    images = root / "images"
+    images.mkdir()
+    for n in (10, 40):
+        _jpeg(images / f"im{n:04d}.jpg", n)
+    (images / "im0020.jpg").symlink_to(root / "nowhere" / "im0020.jpg")
+    whole = _jpeg(root / "whole.jpg").read_bytes()
+    (images / "im0030.jpg").write_bytes(whole[: len(whole) // 2])
+    return root
+
+
+def test_read_image_names_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(DatasetError, match=r"nope\.jpg: image missing.*restore.*--skip-bad-samples"):
+        read_image(tmp_path / "nope.jpg")
+    (tmp_path / "junk.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match=r"junk\.jpg: cannot be read.*corrupt"):
+        read_image(tmp_path / "junk.jpg")
+    whole = _jpeg(tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    assert cv2.imread(str(tmp_path / "cut.jpg")) is not None  # OpenCV alone decodes it, grey-filled
+    with pytest.raises(DatasetError, match=r"cut\.jpg.*truncated"):
+        read_image(tmp_path / "cut.jpg")
+    assert read_image(tmp_path / "whole.jpg").shape == (90, 80, 3)
+
+
+def test_bad_images_stop_the_evaluation_by_default(tmp_path):
+    ds = make_dataset("lsp", _lsp_folder(tmp_path), "val", input_size=64, output_size=16)
+    assert len(ds) == 4 and ds.skipped == []
+    with pytest.raises(DatasetError, match=r"im0020\.jpg: image missing"):
+        ds[1]
+    with pytest.raises(DatasetError, match=r"im0030\.jpg: cannot be read.*truncated"):
+        ds[2]
+    model = get_variant("hg1").build(14, input_size=64)
+    with pytest.raises(DatasetError, match=r"im0020\.jpg"):
+        evaluate_pck(model, ds, batch_size=4)
+
+
+def test_skip_leaves_bad_images_out_counts_and_reports_them(tmp_path):
+    ds = make_dataset("lsp", _lsp_folder(tmp_path), "val", input_size=64, output_size=16, bad_samples="skip")
+    assert [ds.annotation(i).image_id for i in range(len(ds))] == ["im0010.jpg", "im0040.jpg"]
+    assert [(p.rsplit("/", 1)[1], why) for p, why in ds.skipped] == [("im0020.jpg", "missing"), ("im0030.jpg", "corrupt")]
+    torch.manual_seed(0)
+    result = evaluate_pck(get_variant("hg1").build(14, input_size=64), ds, batch_size=4)
+    assert result.num_skipped == 2 and result.num_persons == 2
+    assert sum(result.counts.values()) == 2 * 14
+    # LSP has an occlusion flag: the split is reported, right elbow all occluded
+    assert result.counts_occluded["right_elbow"] == 2 and result.counts_visible["right_elbow"] == 0
+    assert sum(result.counts_occluded.values()) == 2
+    assert "im0020.jpg" in str(dataclasses.asdict(result)["skipped"])
+
+
+def test_bad_samples_must_be_error_or_skip(tmp_path):
+    with pytest.raises(ValueError, match="bad_samples"):
+        make_dataset("synthetic", None, "val", bad_samples="ignore")
+
+
+def _checkpoint(path):
+    spec, protocol = get_variant("hg1"), load_protocol("smoke")
+    model = spec.build(14, input_size=protocol.input_size)
+    torch.save({"variant": spec.name, "spec": dataclasses.asdict(spec), "protocol": dataclasses.asdict(protocol),
+                "dataset": "lsp", "num_joints": 14, "model_state": model.state_dict()}, path)
+    return path
+
+
+def test_cli_evaluate_reports_skips_or_fails_naming_the_file(tmp_path):
+    (tmp_path / "lsp").mkdir()
+    root = _lsp_folder(tmp_path / "lsp")
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt")
+    runner = CliRunner()
+    r = runner.invoke(app, ["evaluate", str(ckpt), "--data-root", str(root)])
+    out = r.output.replace("\n", "")  # rich wraps long lines
+    assert r.exit_code == 2 and "im0020.jpg: image missing" in out and "--skip-bad-samples" in out
+    r = runner.invoke(app, ["evaluate", str(ckpt), "--data-root", str(root), "--skip-bad-samples", "--no-flip"])
+    out = r.output.replace("\n", "")
+    assert r.exit_code == 0, r.output
+    assert "skipped 2" in out and "im0030.jpg (corrupt)" in out and "no flip test" in out
+    assert "occluded" in out  # LSP's occlusion split
+    assert (tmp_path / "eval-lsp-val.json").is_file()
+
+
+def test_protocol_rejects_a_non_positive_occluded_sigma(tmp_path):
+    from hgbench.config import ConfigError
+
+    path = tmp_path / "p.yaml"
+    path.write_text("heatmap_sigma_occluded: 0\ninput_size: 64\noutput_size: 16\n")
+    with pytest.raises(ConfigError, match=r"p\.yaml.*heatmap_sigma_occluded.*> 0"):
+        load_protocol(path)
+    path.write_text("heatmap_sigma_occluded: 0.5\nflip_test: false\ninput_size: 64\noutput_size: 16\n")
+    p = load_protocol(path)
+    assert p.heatmap_sigma_occluded == 0.5 and p.flip_test is False

@@ -1,0 +1,463 @@
+"""hgbench report: Pareto marking, the seed-002 Table 1 layout, skipped records, machines never
+mixed, PNG plots, the CLI's exit statuses, and a report of 5,000 records.
+
+Every record here is built by hand following notes/PROFILE_RECORD.md (kind "profile", schema
+hgbench.record/2) and hgbench.train's ``train.json``, so the tests do not run the profiler.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from hgbench.cli import app
+from hgbench.report import (
+    ACC,
+    GMACS,
+    P50,
+    PARETO,
+    WEIGHTS_MIB,
+    Filters,
+    NoUsableRecordsError,
+    build_report,
+    pareto_optimal,
+    render_markdown,
+    write_report,
+)  # fmt: skip
+
+runner = CliRunner()
+
+# ---------------------------------------------------------------------------------------------
+# Record builders
+SCHEMA = "hgbench.record/2"
+GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
+
+
+def provenance(host: str, **extra) -> dict:
+    return {"hgbench_version": "0.1.0", "git_commit": "0123456789abcdef", "git_dirty": False, "python": "3.12", "torch": "2.13.0",
+            "cuda": None, "cudnn": None, "tensorrt": None, "onnxruntime": None, "gpu_name": None, "gpu_driver": None,
+            "gpu_compute_capability": None, "cpu_model": "Test CPU", "threads": 2, "hostname": host, "platform": "Linux",
+            "command": "hgbench profile", **extra}  # fmt: skip
+
+
+def profile_record(variant: str, *, host: str = "h1", device: str = "cpu", device_name: str = "Test CPU", backend: str = "eager",
+                   precision: str = "fp32", batch: int = 1, size: int = 256, joints: int = 16, parameters: int = 1_000_000,
+                   gmacs: float = 1.0, p50: float | None = 10.0, status: str = "ok", error: str | None = None,
+                   numerics_ok: bool | None = None, created: str = "2025-01-01T00:00:00+00:00", schema: str = SCHEMA) -> dict:  # fmt: skip
+    lat = None if p50 is None else {"n": 20, "mean_ms": p50, "std_ms": 0.1, "p50_ms": p50, "p90_ms": p50 * 1.1,
+                                    "p99_ms": p50 * 1.2, "min_ms": p50 * 0.9, "max_ms": p50 * 1.3, "samples_ms": [p50] * 20}  # fmt: skip
+    numerics = None
+    if numerics_ok is not None:
+        numerics = {"max_abs_error": 0.01 if numerics_ok else 0.5, "argmax_moved_fraction": 0.0 if numerics_ok else 0.2,
+                    "ok": numerics_ok, "tolerance": {"max_abs_error": 0.05}}  # fmt: skip
+    return {
+        "schema": schema, "kind": "profile", "created": created,
+        "variant": variant, "num_joints": joints, "backend": backend, "precision": precision, "tf32": False, "channels_last": False,
+        "compile_mode": None, "device": device, "device_name": device_name, "batch_size": batch, "input_size": size, "threads": 2,
+        "parameters": parameters, "model_size_mib": parameters * 4 / 2**20,
+        "macs": {"fvcore": int(gmacs * 1e9), "thop": int(gmacs * 1e9), "unit": "MACs", "input_shape": [1, 3, size, size]},
+        "gmacs_fvcore": gmacs, "gmacs_thop": gmacs, "gflops_flop_counter": 2 * gmacs,
+        "skipped_ops": {"fvcore": {}, "thop": [], "flop_counter": []}, "activation_memory_mib": 12.0,
+        "latency_ms": lat, "throughput_samples_per_s": None if p50 is None else batch / p50 * 1000,
+        "peak_memory_mib": 100.0, "build_time_s": 0.0, "numerics": numerics, "roofline": None,
+        "calibration": {"workload": "matmul", "p50_ms": 1.0, "samples_ms": [1.0]},
+        "status": status, "error": error, "provenance": provenance(host),
+    }  # fmt: skip
+
+
+def pck_result(groups: dict[str, float], mean: float, persons: int = 100, metric: str = "pck", threshold: float = 0.2) -> dict:
+    convention = "PCK@0.2, torso-normalised (...)" if metric == "pck" else "PCKh, head-normalised (...)"
+    return {"threshold": threshold, "per_joint": {}, "groups": dict(groups), "mean": mean, "counts": {}, "num_persons": persons,
+            "num_unnormalised": 0, "convention": convention, "loss": 0.001, "metric": metric}  # fmt: skip
+
+
+def train_record(variant: str, *, dataset: str = "synthetic", protocol: str = "smoke", joints: int = 16, mean: float = 80.0,
+                 groups: dict[str, float] | None = None, parameters: int = 1_000_000, train_time_s: float = 3600.0,
+                 curve: list[float] | None = None, host: str = "trainer", persons: int = 100, metric: str = "pck",
+                 threshold: float = 0.2, complete: bool = True, created: str = "2025-01-01T00:00:00+00:00") -> dict:  # fmt: skip
+    groups = groups or {g: mean for g in GROUPS}
+    curve = curve or [mean - 10, mean]
+    history = [{"epoch": i + 1, "steps": 10 * (i + 1), "train_loss": 0.001, "lr": 2.5e-4,
+                "val": pck_result({g: v for g in GROUPS}, v, persons, metric, threshold)} for i, v in enumerate(curve)]  # fmt: skip
+    history[-1]["val"] = pck_result(groups, mean, persons, metric, threshold)
+    return {
+        "schema": SCHEMA, "kind": "train", "created": created, "variant": variant, "protocol": protocol,
+        "protocol_settings": {"input_size": 256}, "overrides": "", "dataset": dataset, "split": {"train": 1000, "val": persons},
+        "keypoints": "mpii", "num_joints": joints, "parameters": parameters, "train_time_s": train_time_s,
+        "wall_time_s": train_time_s * 1.1, "epochs": len(curve), "history": history, "final": history[-1]["val"],
+        "complete": complete, "provenance": provenance(host),
+    }  # fmt: skip
+
+
+def write(path: Path, record: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+def profile_path(results: Path, rec: dict) -> Path:
+    host = rec["provenance"]["hostname"]
+    name = f"{rec['variant']}__j{rec['num_joints']}__{rec['backend']}__{rec['precision']}__b{rec['batch_size']}__s{rec['input_size']}.json"
+    return results / "profile" / host / name
+
+
+def train_path(results: Path, rec: dict) -> Path:
+    return results / "runs" / rec["dataset"] / rec["protocol"] / rec["variant"] / "train.json"
+
+
+def write_profile(results: Path, **kw) -> Path:
+    rec = profile_record(**kw)
+    return write(profile_path(results, rec), rec)
+
+
+def write_train(results: Path, variant: str, **kw) -> Path:
+    rec = train_record(variant, **kw)
+    return write(train_path(results, rec), rec)
+
+
+def invoke(*args) -> tuple[int, str]:
+    """Run the CLI; exit status and output with rich's line wrapping undone."""
+    r = runner.invoke(app, [str(a) for a in args])
+    return r.exit_code, " ".join(r.output.split())
+
+
+def md_rows(md: str, first_cell: str) -> list[list[str]]:
+    """Cells of the Markdown table rows whose first cell is ``first_cell``."""
+    rows = []
+    for line in md.splitlines():
+        if line.startswith("| "):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if cells[0] == first_cell:
+                rows.append(cells)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Pareto front
+
+
+def test_pareto_optimal_on_a_hand_built_set_with_ties_and_missing_values():
+    points = {  # name: (accuracy %, cost)
+        "A": (90, 10), "B": (85, 5), "B_tie": (85, 5),  # B and its exact tie: both optimal
+        "D": (80, 6),  # dominated by B (more accurate and cheaper)
+        "E": (95, 20), "F": (95, 25),  # F: as accurate as E but dearer -> dominated
+        "J": (89, 10),  # same cost as A, less accurate -> dominated
+        "K": (85, 7),  # as accurate as B, dearer -> dominated
+        "nan_acc": (math.nan, 1), "none_acc": (None, 0.5),  # missing accuracy: never optimal, dominates nothing
+        "nan_cost": (99, math.nan),  # missing cost: never optimal
+    }  # fmt: skip
+    names = list(points)
+    mask = pareto_optimal([points[n][0] for n in names], [points[n][1] for n in names])
+    assert {n for n, m in zip(names, mask) if m} == {"A", "B", "B_tie", "E"}
+    # the brute-force definition agrees on random sets with many ties
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        acc, cost = rng.integers(0, 5, 30).astype(float), rng.integers(0, 5, 30).astype(float)
+        acc[rng.random(30) < 0.1] = np.nan
+        brute = [np.isfinite(acc[i]) and not any(
+            np.isfinite(acc[j]) and acc[j] >= acc[i] and cost[j] <= cost[i] and (acc[j] > acc[i] or cost[j] < cost[i])
+            for j in range(30)) for i in range(30)]  # fmt: skip
+        assert list(pareto_optimal(acc, cost)) == brute
+
+
+def test_report_marks_the_front_per_group_and_never_a_row_without_accuracy(tmp_path):
+    for v, acc in (("fast", 70.0), ("mid", 80.0), ("slow", 90.0), ("dominated", 75.0)):
+        write_train(tmp_path, v, mean=acc)
+    for batch in (1, 8):
+        scale = 1 if batch == 1 else 5
+        for v, p50 in (("fast", 1.0), ("mid", 2.0), ("slow", 4.0), ("dominated", 3.0), ("untrained", 0.5)):
+            write_profile(tmp_path, variant=v, batch=batch, p50=p50 * scale)
+    # a half-precision run whose outputs moved: fp32 accuracy does not carry over -> not on the front
+    write_profile(tmp_path, variant="slow", precision="fp16", p50=0.8, numerics_ok=False)
+    write_profile(tmp_path, variant="mid", precision="fp16", p50=1.5, numerics_ok=True)
+    rep = build_report(tmp_path)
+    front = {(r["variant"], r["precision"], r["batch size"]) for _, r in rep.cost[rep.cost[PARETO]].iterrows()}
+    assert front == {("fast", "fp32", 1), ("mid", "fp16", 1), ("slow", "fp32", 1),
+                     ("fast", "fp32", 8), ("mid", "fp32", 8), ("slow", "fp32", 8)}  # fmt: skip
+    untrained = rep.cost[rep.cost["variant"] == "untrained"]
+    assert len(untrained) == 2 and untrained[ACC].isna().all() and not untrained[PARETO].any()
+    bad = rep.cost[(rep.cost["variant"] == "slow") & (rep.cost["precision"] == "fp16")].iloc[0]
+    assert bad[ACC] == 90.0 and bad["numerics ok"] is False and not bad[PARETO]
+    # on another cost: by GMACs (all 1.0 here) the most accurate rows of each group win
+    by_gmacs = build_report(tmp_path, pareto_on="gmacs")
+    assert set(by_gmacs.cost[by_gmacs.cost[PARETO]]["variant"]) == {"slow"}
+    md = render_markdown(rep)
+    assert "★" in md and f"at least as cheap in {P50}" in md
+
+
+# ---------------------------------------------------------------------------------------------
+# Seed 002's Table 1, regenerated from records
+
+# Elhagry et al., seed 002_bdd2d633fa65b35a.txt Table 1: PCKh per group, Mean, "Num. of Parameters"
+# (MiB of float32 weights), training (h:mm), inference over the 493 validation images (mm:ss).
+SEED_002 = {
+    "hg8": ([95.50, 92.92, 87.78, 83.76, 82.57, 81.04, 79.00], 86.23, 97.7, "97:34", "01:51"),
+    "hg1": ([94.61, 92.07, 84.56, 78.78, 80.96, 75.44, 71.26], 82.71, 12.6, "33:11", "01:53"),
+    "hg2": ([95.05, 93.27, 87.06, 82.13, 83.45, 80.07, 76.10], 85.47, 24.8, "37:01", "01:48"),
+}
+
+
+def _hmm_to_s(text: str) -> int:
+    h, m = text.split(":")
+    return (int(h) * 60 + int(m)) * 60
+
+
+def test_seed_002_table_1_layout_and_values(tmp_path):
+    persons, batch = 493, 6  # the paper's validation images and batch size: 83 batches
+    for variant, (groups, mean, mib, train_hmm, infer_mmss) in SEED_002.items():
+        params = round(mib * 2**20 / 4)  # the paper's MiB as a parameter count
+        write_train(tmp_path, variant, dataset="mpii", protocol="elhagry", mean=mean, groups=dict(zip(GROUPS, groups)),
+                    parameters=params, train_time_s=_hmm_to_s(train_hmm), persons=persons, metric="pckh", threshold=0.5)
+        m, s = infer_mmss.split(":")
+        p50 = (int(m) * 60 + int(s)) * 1000 / math.ceil(persons / batch)  # ms per batch that gives the paper's minutes
+        write_profile(tmp_path, variant=variant, host="quadro", device="cuda", device_name="Quadro RTX 6000", batch=batch,
+                      parameters=params, gmacs=10.0, p50=p50)
+        write_profile(tmp_path, variant=variant, host="quadro", device="cuda", device_name="Quadro RTX 6000", batch=1,
+                      backend="torchscript", parameters=params, gmacs=10.0, p50=1.0)  # not the row's inference condition
+    rep = build_report(tmp_path, Filters(batch_size=(batch,)))
+    paper_cols = [f"{g} (%)" for g in GROUPS] + ["Mean (%)"]
+    cols = list(rep.per_joint.columns)
+    order = paper_cols + ["parameters (M)", WEIGHTS_MIB, GMACS, "training (h)", "inference p50 (ms/batch)", "inference val set est. (min)"]
+    assert [cols.index(c) for c in order] == sorted(cols.index(c) for c in order)
+    for variant, (groups, mean, mib, train_hmm, infer_mmss) in SEED_002.items():
+        row = rep.per_joint[rep.per_joint["variant"] == variant].iloc[0]
+        assert list(row[paper_cols]) == pytest.approx(groups + [mean])
+        assert row[WEIGHTS_MIB] == pytest.approx(mib, abs=0.005)
+        assert row["training (h)"] == pytest.approx(_hmm_to_s(train_hmm) / 3600)
+        assert (row["metric"], row["dataset"], row["split"], row["eval persons"]) == ("PCKh@0.5", "mpii", "val", persons)
+        assert (row["host"], row["inference backend"], row["inference batch size"]) == ("quadro", "eager", batch)
+    md = render_markdown(rep)
+    assert "PCKh@0.5 (%) on mpii/val, 493 persons, protocol elhagry" in md
+    for variant, (groups, mean, mib, train_hmm, infer_mmss) in SEED_002.items():
+        (cells,) = md_rows(md, variant)[-1:]  # the per-joint table's row (the last table with this variant)
+        assert cells[1:9] == [f"{v:.2f}" for v in groups + [mean]]
+        assert cells[10] == f"{mib:.2f}"  # weights fp32 (MiB): the paper's "Num. of Parameters"
+        assert cells[-3] == train_hmm and cells[-1] == infer_mmss
+
+
+def test_eval_record_preferred_to_the_training_validation(tmp_path):
+    write_train(tmp_path, "hg1", dataset="mpii", protocol="p", mean=50.0, metric="pckh", threshold=0.5, train_time_s=7200)
+    ev = {"schema": SCHEMA, "kind": "eval", "created": "2025-01-02T00:00:00+00:00", "variant": "hg1", "dataset": "mpii",
+          "split": "val", "checkpoint": str(tmp_path / "runs/mpii/p/hg1/checkpoint.pt"),
+          "result": {**pck_result({g: 70.0 for g in GROUPS}, 70.0, 2958, "pckh", 0.5), "per_joint": {f"j{i}": 70.0 for i in range(16)}},
+          "provenance": provenance("evaluator")}  # fmt: skip
+    write(tmp_path / "runs/mpii/p/hg1/eval-mpii-val.json", ev)
+    write(tmp_path / "runs/mpii/p/hg1/eval-mpii-train.json", {**ev, "split": "train"})
+    write_profile(tmp_path, variant="hg1")
+    rep = build_report(tmp_path)
+    row = rep.per_joint.iloc[0]
+    assert (row["Mean (%)"], row["eval persons"], row["protocol"], row["training (h)"]) == (70.0, 2958, "p", 2.0)
+    assert rep.cost.iloc[0][ACC] == 70.0 and rep.cost.iloc[0]["metric"] == "PCKh@0.5"
+    assert any("training split" in r for p, r in rep.skipped if p.endswith("eval-mpii-train.json"))
+    assert len(rep.curves) == 2  # the training run still gives its validation curve
+
+
+# ---------------------------------------------------------------------------------------------
+# Results store: skipped records and failed measurements
+
+
+def test_skipped_records_and_failed_measurements_say_why(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_train(a, "hg1", mean=80.0)
+    write_profile(a, variant="hg1", p50=5.0)
+    old = write(a / "profile/h1/old.json", profile_record("hg1", schema="hgbench.record/1"))
+    (a / "broken.json").write_text('{"schema": "hgbench.record/2", ')
+    write(a / "notes.json", {"some": "thing"})
+    missing = profile_record("hg1", backend="onnxruntime")
+    del missing["device"]
+    write(a / "profile/h1/missing.json", missing)
+    write_train(a, "hg2", complete=False)
+    filtered = write_profile(a, variant="hg1", backend="torchscript", p50=4.0)
+    write_profile(a, variant="hg2", backend="tensorrt", status="error", p50=None,
+                  error="prepare: RuntimeError: engine build failed")
+    # the same measurement in a second folder, older: superseded by a's
+    dup = write_profile(b, variant="hg1", p50=6.0, created="2024-01-01T00:00:00+00:00")
+    rep = build_report([a, b], Filters(backend=("eager", "tensorrt")))
+    reasons = {Path(p).name: r for p, r in rep.skipped}
+    assert reasons[old.name] == "schema hgbench.record/1: re-run hgbench profile (this hgbench reads hgbench.record/2)"
+    assert reasons["broken.json"].startswith("unreadable JSON (JSONDecodeError")
+    assert reasons["notes.json"] == "not an hgbench record (no 'schema' field)"
+    assert reasons["missing.json"] == "malformed profile record: field 'device' missing; re-run hgbench profile"
+    assert reasons["train.json"].startswith("training run not complete")
+    assert reasons[filtered.name].startswith("filtered out by --backend eager,tensorrt (record: torchscript)")
+    assert reasons[dup.name].startswith("superseded by the newer record") and str(a) in reasons[dup.name]
+    assert len(rep.skipped) == 7
+    assert rep.failed[["variant", "backend", "error"]].values.tolist() == [["hg2", "tensorrt", "prepare: RuntimeError: engine build failed"]]
+    assert rep.cost[P50].tolist() == [5.0]  # only the usable eager record, from folder a
+
+    written = write_report(rep, tmp_path / "out", ["md", "csv"])
+    skipped_csv = pd.read_csv(tmp_path / "out/skipped.csv")
+    assert sorted(skipped_csv["reason"]) == sorted(reasons.values())
+    assert pd.read_csv(tmp_path / "out/failed.csv")["error"].tolist() == ["prepare: RuntimeError: engine build failed"]
+    md = (tmp_path / "out/report.md").read_text()
+    assert "## Failed measurements (1)" in md and "engine build failed" in md
+    assert "## Records skipped (7)" in md and "schema hgbench.record/1: re-run hgbench profile" in md
+    assert {p.name for p in written} == {"accuracy_vs_cost.csv", "per_joint.csv", "val_curves.csv", "failed.csv", "skipped.csv", "report.md"}
+
+
+def test_csv_holds_raw_numbers_and_empty_cells_for_missing(tmp_path):
+    write_train(tmp_path, "hg1", mean=80.0, parameters=1234567)
+    write_profile(tmp_path, variant="hg1", parameters=1234567, p50=2.5)
+    write_profile(tmp_path, variant="hg9", parameters=10, p50=1.0)  # never trained: accuracy missing
+    rep = build_report(tmp_path)
+    write_report(rep, tmp_path / "out", ["csv", "md"])
+    text = (tmp_path / "out/accuracy_vs_cost.csv").read_text()
+    assert "—" not in text and "1234567" in text
+    cost = pd.read_csv(tmp_path / "out/accuracy_vs_cost.csv")
+    hg9 = cost[cost["variant"] == "hg9"].iloc[0]
+    assert pd.isna(hg9[ACC]) and pd.isna(hg9["dataset"]) and hg9[P50] == 1.0
+    assert cost[cost["variant"] == "hg1"].iloc[0][P50] == 2.5
+    md = (tmp_path / "out/report.md").read_text()
+    assert md_rows(md, "hg9")[0][1] == "—"  # Markdown shows the missing accuracy as "—"
+    assert md_rows(md, "hg1")[0][1] == "80.00"
+
+
+# ---------------------------------------------------------------------------------------------
+# Machines are never mixed
+
+
+def test_two_hosts_are_never_mixed(tmp_path):
+    gpu, cpu, cpu2 = tmp_path / "gpu", tmp_path / "cpu", tmp_path / "cpu2"
+    for results in (gpu, cpu, cpu2):
+        write_train(results, "a", mean=80.0)
+        write_train(results, "b", mean=85.0)
+    write_profile(gpu, variant="a", host="gpu-box", device="cuda", device_name="NVIDIA H100", p50=1.0)
+    write_profile(gpu, variant="b", host="gpu-box", device="cuda", device_name="NVIDIA H100", p50=2.0)
+    write_profile(cpu, variant="a", host="laptop", p50=50.0)
+    write_profile(cpu, variant="b", host="laptop", p50=40.0)
+    write_profile(cpu2, variant="a", host="laptop2", p50=30.0)  # the same CPU model on another host
+    rep = build_report([gpu, cpu, cpu2])
+    front = {(r["host"], r["variant"]) for _, r in rep.cost[rep.cost[PARETO]].iterrows()}
+    assert front == {("gpu-box", "a"), ("gpu-box", "b"), ("laptop", "b"), ("laptop2", "a")}
+    # one row per machine and variant; each latency stays with its host
+    assert {(r["host"], r["variant"]): r[P50] for _, r in rep.cost.iterrows()} == {
+        ("gpu-box", "a"): 1.0, ("gpu-box", "b"): 2.0, ("laptop", "a"): 50.0, ("laptop", "b"): 40.0, ("laptop2", "a"): 30.0}
+    pj = {(r["host"], r["variant"]): r["inference p50 (ms/batch)"] for _, r in rep.per_joint.iterrows()}
+    assert pj[("gpu-box", "a")] == 1.0 and pj[("laptop", "a")] == 50.0 and pj[("laptop2", "a")] == 30.0
+    assert pd.isna(pj[("laptop2", "b")])  # not profiled there: missing, not borrowed from another host
+    md = render_markdown(rep)
+    sections = md.split("### Host ")[1:]
+    cost_sections = [s for s in sections if "| variant | backend" in s or "accuracy (%)" in s][:3]
+    assert [s.split("`")[1] for s in cost_sections] == ["gpu-box", "laptop", "laptop2"]
+    gpu_section = cost_sections[0].split("## ")[0]
+    assert "NVIDIA H100" in cost_sections[0] and "50.00" not in gpu_section and "40.00" not in gpu_section
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots and output formats
+
+
+def _demo_store(results: Path) -> None:
+    variants = {"hg1": (78.0, 3.4e6, 5.0, 20.0), "hg2": (82.0, 6.7e6, 9.8, 38.0), "hg4": (84.0, 13.0e6, 19.4, 75.0),
+                "hg1-ds1": (75.0, 1.4e6, 2.1, 12.0), "hg8": (85.0, 25.4e6, 38.7, 150.0)}  # fmt: skip
+    for v, (acc, params, gmacs, p50) in variants.items():
+        write_train(results, v, mean=acc, parameters=int(params), curve=[acc - 30, acc - 12, acc - 4, acc],
+                    groups={g: acc + d for g, d in zip(GROUPS, (8, 5, 0, -5, 1, -3, -7))})
+        for backend, factor in (("eager", 1.0), ("torchscript", 0.85)):
+            for precision, pf in (("fp32", 1.0), ("fp16", 0.6)):
+                write_profile(results, variant=v, host="gpu-box", device="cuda", device_name="NVIDIA H100", backend=backend,
+                              precision=precision, parameters=int(params), gmacs=gmacs, p50=p50 / 20 * factor * pf,
+                              numerics_ok=None if precision == "fp32" and backend == "eager" else True)
+
+
+def test_png_plots_are_written_and_plausible(tmp_path):
+    from matplotlib.image import imread
+
+    _demo_store(tmp_path / "results")
+    rep = build_report(tmp_path / "results")
+    written = write_report(rep, tmp_path / "out", ["png", "md", "html"])
+    pngs = sorted(p for p in written if p.suffix == ".png")
+    kinds = {p.name.split("__")[0] for p in pngs}
+    assert kinds == {"accuracy_vs_latency", "accuracy_vs_gmacs", "accuracy_vs_parameters", "val_curves", "per_joint"}
+    for p in pngs:
+        data = p.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and 20_000 < len(data) < 2_000_000, p
+        h, w = imread(p).shape[:2]
+        assert 500 < w < 3000 and 350 < h < 2000, (p, w, h)
+    md = (tmp_path / "out/report.md").read_text()
+    assert all(f"](plots/{p.name})" in md for p in pngs)  # linked relative to the report
+    html = (tmp_path / "out/report.html").read_text()
+    assert html.count("<table") >= 2 and "<img src='plots/" in html and "NVIDIA H100" in html
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_cli_report_reads_several_folders_and_writes_every_format(tmp_path):
+    _demo_store(tmp_path / "gpu")
+    write_train(tmp_path / "cpu", "hg1", mean=78.0)
+    write_profile(tmp_path / "cpu", variant="hg1", host="laptop", p50=40.0)
+    out = tmp_path / "out"
+    code, text = invoke("report", "--results", tmp_path / "gpu", "--results", tmp_path / "cpu", "--out", out,
+                        "--format", "md,csv,html,png", "--precision", "fp32")
+    assert code == 0, text
+    assert "Pareto-optimal rows" in text and "laptop" in text and "gpu-box" in text
+    assert "filtered out by --precision fp32" in text
+    for name in ("report.md", "report.html", "accuracy_vs_cost.csv", "per_joint.csv", "val_curves.csv"):
+        assert (out / name).stat().st_size > 0, name
+    cost = pd.read_csv(out / "accuracy_vs_cost.csv")
+    assert set(cost["precision"]) == {"fp32"} and set(cost["host"]) == {"gpu-box", "laptop"}
+    assert len(list((out / "plots").glob("*.png"))) >= 5
+
+
+def test_cli_report_exits_2_when_nothing_is_usable(tmp_path):
+    code, text = invoke("report", "--results", tmp_path / "nope")
+    assert code == 2 and "nope: no such results folder" in text and "hgbench profile" in text
+    (tmp_path / "empty").mkdir()
+    code, text = invoke("report", "--results", tmp_path / "empty")
+    assert code == 2 and "no records (*.json) found" in text
+    write(tmp_path / "old/profile/h/x.json", profile_record("hg1", schema="hgbench.record/1"))
+    (tmp_path / "old/bad.json").write_text("[1, 2")
+    code, text = invoke("report", "--results", tmp_path / "old")
+    assert code == 2 and "none of the 2 record files is usable" in text
+    assert "schema hgbench.record/1: re-run hgbench profile" in text and "unreadable JSON" in text
+    write_profile(tmp_path / "ok", variant="hg1")
+    code, text = invoke("report", "--results", tmp_path / "ok", "--backend", "tensorrt")
+    assert code == 2 and "filters: --backend tensorrt" in text and "filtered out by --backend tensorrt" in text
+    code, text = invoke("report", "--results", tmp_path / "ok", "--format", "md,pdf")
+    assert code == 2 and "--format" in text and "html" in text
+    code, text = invoke("report", "--results", tmp_path / "ok", "--batch-size", "one")
+    assert code == 2 and "--batch-size: expected integers" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Many records
+
+
+def test_a_report_of_5000_records_builds(tmp_path):
+    """5,000 profile records (25 variants x 2 hosts x 5 backends x 2 precisions x 10 batch sizes)
+    and 25 training runs: every record used once, one front per group. (Timing: benchmarks/.)"""
+    variants = [f"v{i:02d}" for i in range(25)]
+    for i, v in enumerate(variants):
+        write_train(tmp_path, v, mean=60.0 + i)
+    for host in ("h1", "h2"):
+        folder = tmp_path / "profile" / host
+        folder.mkdir(parents=True)
+        for i, v in enumerate(variants):
+            for backend in ("eager", "torchscript", "compile", "onnxruntime", "tensorrt"):
+                for precision in ("fp32", "fp16"):
+                    for batch in range(1, 11):
+                        rec = profile_record(v, host=host, backend=backend, precision=precision, batch=batch, p50=1.0 + i + batch)
+                        (folder / f"{v}__{backend}__{precision}__b{batch}.json").write_text(json.dumps(rec))
+    rep = build_report(tmp_path)
+    assert rep.files == 5025 and len(rep.cost) == 5000 and not rep.skipped
+    # per (host, batch size) group: the most accurate variant has the highest latency, so every
+    # variant is on the front, at each of its 10 equally fast backend x precision settings
+    assert rep.cost[PARETO].all()
+    write_report(rep, tmp_path / "out", ["md", "csv"])
+    assert len(pd.read_csv(tmp_path / "out/accuracy_vs_cost.csv")) == 5000
+
+
+def test_nothing_usable_is_an_error_naming_the_reasons(tmp_path):
+    write(tmp_path / "x.json", profile_record("hg1", schema="hgbench.record/1"))
+    with pytest.raises(NoUsableRecordsError, match="re-run hgbench profile"):
+        build_report(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such results folder"):
+        build_report(tmp_path / "missing")
