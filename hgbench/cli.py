@@ -33,7 +33,9 @@ DataRootOpt = typer.Option(None, "--data-root", help="Dataset folder (lspet/lsp:
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
+    from rich.markup import escape  # messages quote things like pip install 'hgbench[tensorrt]'
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(2)
 
 
@@ -196,8 +198,9 @@ def evaluate(
             table.add_row(f"{kind} (n={sum(counts.values())})", *[f"{v:.1f}" for v in groups.values()], f"{mean:.1f}")
     console.print(table)
     if result.num_skipped:
-        console.print(f"[bold yellow]skipped {result.num_skipped} unreadable sample(s)[/] (--skip-bad-samples): "
-                      + "; ".join(f"{f} ({why})" for f, why in result.skipped[:5]) + (" ..." if result.num_skipped > 5 else ""))
+        console.print(f"[bold yellow]skipped {result.num_skipped} sample(s) with {len(result.skipped)} unreadable image(s)[/] "
+                      "(--skip-bad-samples): " + "; ".join(f"{f} ({why})" for f, why in result.skipped[:5])
+                      + (" ..." if len(result.skipped) > 5 else ""))
     console.print(f"convention: {result.convention}")
     from hgbench.provenance import collect_provenance
 
@@ -303,7 +306,10 @@ def profile(
         for spec, joints in jobs:
             model = spec.build(joints, input_size=input_size).to(dev).eval()
             progress.update(task, status=f"{spec.name}: counting MACs and FLOPs")
-            complexity = complexity_record(model, input_size)
+            try:
+                complexity = complexity_record(model, input_size)
+            except Exception:  # noqa: BLE001 - profile_model then records the complexity failure per setting
+                complexity = None
             for bs in sizes:
                 reference = None
                 if not all(is_reference(b, s) for b in backends for s in settings_list):
@@ -312,6 +318,8 @@ def profile(
                         reference = reference_output(model, bs, input_size)
                     except Exception:  # noqa: BLE001 - each setting then records its own numerics failure
                         reference = None
+                        if dev.type == "cuda":
+                            torch.cuda.empty_cache()
                 for b in backends:
                     for s in settings_list:
                         progress.update(task, status=f"{spec.name} {b} {s.precision} batch {bs}")
@@ -456,7 +464,12 @@ def data_download(
 
     def on_event(event: str, info: dict) -> None:
         name = info["archive"].name
+        if event in ("skip", "restart", "retry"):
+            progress.console.print(f"{name}: {info['reason']}")
+            return
         if name not in tasks:
+            if event == "done":  # skipped: nothing was fetched, the line above said why
+                return
             tasks[name] = progress.add_task(name, total=None, status="")
         task = tasks[name]
         if event == "start":
@@ -465,15 +478,14 @@ def data_download(
                             status=f"resumed at {info['resumed_from']:,} bytes" if info["resumed_from"] else "")
         elif event == "bytes":
             progress.advance(task, info["n"])
-        elif event in ("skip", "restart", "retry"):
-            progress.console.print(f"{name}: {info['reason']}")
         elif event == "verified":
             progress.update(task, status=info["detail"])
         elif event == "extract":
             progress.update(task, status="extracting")
         elif event == "done":
             r = info["result"]
-            done = totals.get(name) or 1  # a skipped archive has no byte count
+            got = next(t.completed for t in progress.tasks if t.id == task)
+            done = totals.get(name) or got or 1  # no byte count: size unknown, or the archive was reused
             progress.update(task, total=done, completed=done, status=f"{r.status}: {r.verified}")
 
     results = []

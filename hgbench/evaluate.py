@@ -35,8 +35,9 @@ with neither are left out). Joints that are not annotated are left out of numera
 denominator. Per joint and per group (Head, Shoulder, ... left and right pooled), and Mean
 pooled over every annotated joint instance.
 
-**Occlusion split** (Newell et al., seed 000, Sec. 5, report wrists and elbows separately for
-visible and occluded joints): where the dataset has a visibility flag, the same correctness
+**Occlusion split** (Newell et al., ECCV 2016, report accuracy separately for visible and
+occluded joints; the replication in seed 000, Rockwell et al., Sec. 4 and Fig. 9, finds
+occlusion the main failure): where the dataset has a visibility flag, the same correctness
 is also pooled over the visible and over the occluded (annotated, not visible) joints only.
 """
 
@@ -164,8 +165,9 @@ class PCKResult:
             the occluded (annotated, not visible) instances only; None where the dataset
             has no visibility flag. ``counts_visible``, ``counts_occluded``,
             ``groups_visible``, ``groups_occluded`` likewise.
-        num_skipped: samples left out as unreadable (``bad_samples="skip"``), listed in
-            ``skipped`` as ``(file, reason)``.
+        num_skipped: samples (persons) left out for an unreadable image
+            (``bad_samples="skip"``); ``skipped`` lists each such file once as
+            ``(file, "missing" | "corrupt")``.
         extra: metric-specific results (PCKh: ``mean_at_0.1`` and the curve over the
             thresholds 0 to 0.5, :class:`hgbench.pckh.PCKhResult`).
     """
@@ -381,6 +383,7 @@ def evaluate_pck(
     result = score_predictions(p, base.keypoints, getattr(base, "metric", "pck"), threshold)
     result.loss = p.loss
     result.flip_test = p.flip_test
-    result.skipped = [tuple(s) for s in getattr(base, "skipped", [])]
-    result.num_skipped = len(result.skipped)
+    skipped = [tuple(item) for item in getattr(base, "skipped", [])]
+    result.num_skipped = len(skipped)
+    result.skipped = list(dict.fromkeys(skipped))  # each bad file once, in order
     return result

@@ -114,7 +114,14 @@ def accuracy_vs_cost_figure(
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         xlabel += ", log scale"
-    _place_labels(ax, pts[x].to_numpy(float), pts[ACC].to_numpy(float), [str(v) for v in pts["label"]])
+    # one label per variant, at its cheapest point; its other settings share its accuracy, so a faint
+    # line joins them instead of repeating the name
+    first = pts.sort_values(x).drop_duplicates("label")
+    for label, g in pts.groupby("label"):
+        if len(g) > 1:
+            ax.plot([g[x].min(), g[x].max()], [g[ACC].iloc[0]] * 2, color="0.75", linewidth=0.8, zorder=1)
+    _place_labels(ax, first[x].to_numpy(float), first[ACC].to_numpy(float), [str(v) for v in first["label"]],
+                  obstacles_xy=pts[[x, ACC]].to_numpy(float))  # fmt: skip
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
@@ -131,18 +138,21 @@ def accuracy_vs_cost_figure(
 _LABEL_OFFSETS = [(5, 3), (5, -10), (-5, 3), (-5, -10), (5, 11), (5, -18), (-5, 11), (-5, -18), (5, 19), (-5, 19)]
 
 
-def _place_labels(ax, xs: np.ndarray, ys: np.ndarray, labels: list[str], fontsize: float = 7) -> None:
+def _place_labels(ax, xs: np.ndarray, ys: np.ndarray, labels: list[str], fontsize: float = 7,
+                  obstacles_xy: np.ndarray | None = None) -> None:  # fmt: skip
     """Label each point, choosing per label the first offset of :data:`_LABEL_OFFSETS` whose
     text box (estimated from the character count) overlaps neither a label placed before nor
-    a marker; greedy, left to right. Falls back to the first offset."""
+    a marker (``obstacles_xy``, ``(N, 2)`` data coordinates; default the labelled points);
+    greedy, left to right. Falls back to the first offset."""
     if not len(labels):
         return
     ax.autoscale_view()
     dpi = ax.figure.dpi
     px = ax.transData.transform(np.column_stack([xs, ys]))
+    markers = px if obstacles_xy is None else ax.transData.transform(obstacles_xy)
     char_w, height, pt = fontsize * 0.62 * dpi / 72, fontsize * 1.15 * dpi / 72, dpi / 72
     r = 5 * pt  # markers as small squares
-    obstacles = [(x - r, y - r, x + r, y + r) for x, y in px]
+    obstacles = [(x - r, y - r, x + r, y + r) for x, y in markers]
 
     def free(box) -> bool:
         return not any(box[0] < o[2] and o[0] < box[2] and box[1] < o[3] and o[1] < box[3] for o in obstacles)

@@ -23,13 +23,25 @@ What it writes (:func:`write_report`):
   (its output moved beyond tolerance from fp32) keeps the fp32 accuracy in its column but is
   not on the front, since that accuracy does not carry over to it;
 - the **per-joint table** in the layout of seed ``002_bdd2d633fa65b35a.txt`` Table 1
-  (``per_joint.csv``): Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle, Mean, then parameters,
-  GMACs, training hours and inference time, one section per machine;
+  (``per_joint.csv``): Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle, Mean (percent), then
+  parameters, GMACs, training hours and inference time, one section per machine. The paper's
+  "Num. of Parameters" column is MiB of float32 weights (its 8-stack "97.7M" = 25.59M
+  parameters x 4 B; ``shared/DESIGN.md`` conventions), so both are given: ``parameters (M)``
+  (10^6 parameters) and ``weights fp32 (MiB)`` (parameters x 4 B / 2^20). Training time is in
+  hours (Markdown: ``h:mm`` as the paper prints it). Inference is one profile record of the
+  variant on that machine: the trained input size if profiled, eager before other backends,
+  fp32, no TF32 or channels-last, the smallest batch (its conditions head the table), as p50
+  ms per batch and as the paper's unit, minutes over the evaluated split
+  (``inference val set est. (min)`` = p50 x ceil(persons / batch), forward passes only;
+  Markdown ``mm:ss``);
 - the validation curves (``val_curves.csv``), failed measurements (``failed.csv``) and every
   record not used, with the reason (``skipped.csv``);
 - ``report.md`` / ``report.html``: the same tables with a header of the conditions, one
   section per machine (records of different machines are never mixed in one column), and
 - PNG plots (:mod:`hgbench.plots`).
+
+Accuracy and cost are joined on variant name and number of joints (the heads differ); a
+variant trained with other joints than it was profiled with is named in the report's notes.
 
 Numbers carry their unit in the column name. A measurement that is missing stays missing:
 empty in the CSV, "—" in Markdown and HTML, never zero.

@@ -92,7 +92,7 @@ def train_variant(
     run_protocol = protocol.with_overrides(spec.optimizer, spec.batch_size)
     p = run_protocol
     torch.manual_seed(p.seed)
-    data_kw = dict(input_size=p.input_size, output_size=p.output_size, sigma=p.heatmap_sigma)
+    data_kw = dict(input_size=p.input_size, output_size=p.output_size, sigma=p.heatmap_sigma, sigma_occluded=p.heatmap_sigma_occluded)
     train_set = make_dataset(dataset, data_root, "train", augmentation=p.augmentation, **data_kw)
     val_set = _validation_set(p, dataset, data_root, **data_kw)
     keypoints = train_set.keypoints
@@ -152,7 +152,8 @@ def train_variant(
 
         entry = {"epoch": epoch + 1, "steps": (epoch + 1) * steps_per_epoch, "train_loss": float(np.mean(losses)), "lr": _lr(optimizer)}
         if (epoch + 1) % p.val_every == 0 or epoch + 1 == p.epochs:
-            result = evaluate_pck(model, val_set, threshold=0.2, batch_size=max(p.batch_size, 8), supervision=spec.supervision, skips=spec.eval_skips)
+            result = evaluate_pck(model, val_set, threshold=None, batch_size=max(p.batch_size, 8), supervision=spec.supervision,
+                                  skips=spec.eval_skips, flip_test=p.flip_test)
             entry["val"] = result.to_dict()
             if progress:
                 progress("validate", {"epoch": epoch + 1, "mean": result.mean})

@@ -122,3 +122,23 @@ def test_protocol_rejects_a_non_positive_occluded_sigma(tmp_path):
     path.write_text("heatmap_sigma_occluded: 0.5\nflip_test: false\ninput_size: 64\noutput_size: 16\n")
     p = load_protocol(path)
     assert p.heatmap_sigma_occluded == 0.5 and p.flip_test is False
+
+
+def test_keep_readable_counts_samples_and_decodes_each_file_once(tmp_path, monkeypatch):
+    from hgbench.data import base
+
+    good = _jpeg(tmp_path / "good.jpg")
+    items = [("a", good), ("b", tmp_path / "gone.jpg"), ("c", tmp_path / "gone.jpg"), ("d", good)]  # two persons per image
+    calls = []
+    real = base.read_image
+    monkeypatch.setattr(base, "read_image", lambda p: calls.append(p) or real(p))
+
+    class _Persons(base.PoseDataset):
+        keypoints = None
+
+    ds = _Persons(bad_samples="skip")
+    kept = ds.keep_readable(items, lambda it: it[1])
+    assert [k for k, _ in kept] == ["a", "d"]
+    assert ds.skipped == [(str(tmp_path / "gone.jpg"), "missing")] * 2
+    assert len(calls) == 2  # good.jpg and gone.jpg, once each
+    assert _Persons(bad_samples="error").keep_readable(items, lambda it: it[1]) == items

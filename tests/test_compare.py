@@ -383,7 +383,9 @@ def test_frozen_reference_network_is_newells_one_stack_hourglass(nets):
     assert [t.shape for t in ours] == [t.shape for t in frozen]
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     copy = {k: v.clone() for k, v in hg1.state_dict().items()}
+    threads = torch.get_num_threads()
     try:
+        torch.set_num_threads(1)  # two threads on a busy 2-core machine take seconds per call
         hg1.load_state_dict(dict(zip(hg1.state_dict(), frozen)))
         with torch.inference_mode():
             ours, theirs = hg1(x)[-1], nets["reference"](x)
@@ -391,6 +393,7 @@ def test_frozen_reference_network_is_newells_one_stack_hourglass(nets):
         assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
     finally:
         hg1.load_state_dict(copy)
+        torch.set_num_threads(threads)
 
 
 # --- records of the real profiler ---------------------------------------------------------------
@@ -434,3 +437,35 @@ def test_compare_reads_hgbench_profile_records(tmp_path, monkeypatch):
     assert rows["gmacs"].ratio == pytest.approx(c["gmacs_fvcore"] / b["gmacs_fvcore"]) and rows["gmacs"].ratio > 2.5
     code, out = invoke("compare", tmp_path / "base", tmp_path / "base")
     assert code == 0 and "unchanged" in out
+
+
+@pytest.mark.slow
+def test_latency_check_end_to_end(tmp_path, monkeypatch):
+    """`hgbench latency-check` against a reference of hg1: the unchanged code passes; hg1 made
+    twice as wide in a user registry (HGBENCH_VARIANTS_DIR) fails after its re-measurement; no
+    reference folder is bad input."""
+    import shutil
+
+    import yaml
+
+    from hgbench.latency_gate import update_reference
+    from hgbench.paths import variants_dir
+
+    reference = tmp_path / "reference"
+    update_reference(reference, ["hg1"], min_iters=25, min_time_s=0.5)
+    code, out = invoke("latency-check", "--reference", reference, "--variants", "hg1", "--out", tmp_path / "same")
+    assert code == 0, out
+
+    wide_dir = tmp_path / "variants"
+    shutil.copytree(variants_dir(), wide_dir)
+    spec = yaml.safe_load((wide_dir / "hg1.yaml").read_text())
+    spec["architecture"]["num_features"] *= 2
+    (wide_dir / "hg1.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.setenv("HGBENCH_VARIANTS_DIR", str(wide_dir))
+    code, out = invoke("latency-check", "--reference", reference, "--variants", "hg1", "--out", tmp_path / "wide")
+    assert code == 1, out
+    assert "re-measured: hg1" in out and "latency regression (every attempt): hg1" in out
+    assert (tmp_path / "wide" / "retry1" / "hg1__j16__eager__fp32__b1__s64.json").is_file()
+
+    code, out = invoke("latency-check", "--reference", tmp_path / "nothing")
+    assert code == 2 and "hgbench latency-check --update" in out

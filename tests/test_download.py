@@ -25,7 +25,15 @@ from typer.testing import CliRunner
 
 from hgbench.cli import app
 from hgbench.data import download as dl
-from hgbench.data.download import Archive, DatasetEntry, DownloadError, UnsafeArchiveError, check, download, extract
+from hgbench.data.download import (
+    Archive,
+    DatasetEntry,
+    DownloadError,
+    UnsafeArchiveError,
+    check,
+    download,
+    extract,
+)
 
 runner = CliRunner()
 
@@ -34,7 +42,7 @@ runner = CliRunner()
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's naming)
+    def do_GET(self):
         srv = self.server
         name = self.path.lstrip("/")
         rng = self.headers.get("Range")
@@ -59,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = data[start:]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if name in srv.drop_once:  # send a part, then close: the client sees IncompleteRead
+        if name in srv.drop_once or srv.drop_always:  # send a part, then close: the client sees IncompleteRead
             srv.drop_once.discard(name)
             self.wfile.write(body[: len(body) // 3])
             srv.sent += len(body) // 3
@@ -74,7 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files, srv.requests, srv.ignore_range, srv.drop_once, srv.sent = {}, [], False, set(), 0
+    srv.files, srv.requests, srv.ignore_range, srv.drop_once, srv.drop_always, srv.sent = {}, [], False, set(), False, 0
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -244,6 +252,29 @@ def test_dropped_connection_resumes_within_the_run(server, tmp_path):
     assert server.requests == [("toy.tar.gz", None), ("toy.tar.gz", f"bytes={len(data) // 3}-")]
 
 
+def test_a_server_that_never_completes_ends_in_an_error(server, tmp_path):
+    cat = _toy(server)
+    server.ignore_range, server.drop_always = True, True  # no resume possible, every response cut short
+    one = {"toy": DatasetEntry("toy", "", "", "", cat["toy"].archives[1:2])}
+    with pytest.raises(DownloadError, match=r"closed the connection at .* is kept and the next run resumes it"):
+        download("toy", tmp_path, catalogue=one, retries=2)
+    # attempt 1 makes progress (a fresh allowance), then 3 attempts without progress: the third over the limit
+    assert len(server.requests) == 4
+    assert not (tmp_path / ".downloads/toy.tar.gz").exists() and (tmp_path / ".downloads/toy.tar.gz.part").exists()
+
+
+def test_kept_archive_is_reused_without_a_request(server, tmp_path):
+    cat = _toy(server)
+    one = {"toy": DatasetEntry("toy", "", "", "", cat["toy"].archives[:1])}
+    download("toy", tmp_path, catalogue=one, keep_archives=True)
+    assert (tmp_path / ".downloads/toy.zip").read_bytes() == server.files["toy.zip"]
+    (tmp_path / "toy/.hgbench-extracted-toy.zip.json").unlink()
+    (tmp_path / "toy/joints.mat").unlink()
+    (res,) = download("toy", tmp_path, catalogue=one)
+    assert res.status == "reused" and res.verified == "md5 ok" and len(server.requests) == 1
+    assert (tmp_path / "toy/joints.mat").exists() and not (tmp_path / ".downloads/toy.zip").exists()
+
+
 def test_dead_mirror_falls_back_and_http_errors_name_the_url(server, tmp_path):
     z = _zip({"joints.mat": b"x"})
     server.files["ok.zip"] = z
@@ -279,6 +310,7 @@ UNSAFE_TARS = {
     "dotdot": [("../escape.txt", b"pwned")],
     "absolute": [("/tmp/hgbench-abs-escape.txt", b"pwned")],
     "symlink-out": [_link("out", "../.."), ("out/escape.txt", b"pwned")],
+    "symlink-out-nested": [_link("a/b/out", "../../../escape.txt")],
     "symlink-absolute": [_link("out", "/tmp")],
     "hardlink-out": [_link("hard", "../escape.txt", tarfile.LNKTYPE)],
 }
@@ -304,10 +336,12 @@ def test_tar_with_a_member_escaping_the_folder_is_refused(tmp_path, monkeypatch,
 def test_links_that_stay_inside_are_extracted(tmp_path, monkeypatch, data_filter):
     monkeypatch.setattr(dl, "_TAR_DATA_FILTER", data_filter and hasattr(tarfile, "data_filter"))
     archive = tmp_path / "ok.tar.gz"
-    archive.write_bytes(_tar([("data/x.txt", b"x"), _link("data/y.txt", "x.txt"), _link("z.txt", "data/x.txt", tarfile.LNKTYPE)]))
+    archive.write_bytes(_tar([("data/x.txt", b"x"), _link("data/y.txt", "x.txt"), _link("data/sub/w.txt", "../x.txt"),
+                              _link("z.txt", "data/x.txt", tarfile.LNKTYPE)]))
     members, warnings = extract(archive, tmp_path / "d", kind="tar")
-    assert members == 3 and warnings == []
-    assert (tmp_path / "d/data/y.txt").read_bytes() == b"x" and (tmp_path / "d/z.txt").read_bytes() == b"x"
+    assert members == 4 and warnings == []
+    for name in ("data/y.txt", "data/sub/w.txt", "z.txt"):
+        assert (tmp_path / "d" / name).read_bytes() == b"x", name
 
 
 def test_download_of_an_unsafe_archive_is_an_error(server, tmp_path):

@@ -185,14 +185,21 @@ def test_physical_cores_is_between_1_and_the_usable_cpus():
 # --- peak memory --------------------------------------------------------------------------------
 
 
-def test_cpu_peak_rss_sees_a_64_mib_tensor():
+def test_cpu_peak_rss_sees_8_and_64_mib_tensors_also_after_freed_ones():
     if not reset_cpu_peak_rss():
         pytest.skip("the peak RSS cannot be reset here (not Linux, or /proc/self/clear_refs not writable)")
+    for _ in range(3):  # leave freed 8 MiB blocks in glibc's heap, which a later block would reuse unseen
+        del_me = torch.ones(8 * 2**20 // 4)
+        del del_me
     with PeakMemory("cpu") as mem:
-        x = torch.ones(64 * 2**20 // 4)  # 64 MiB of float32, written: resident
+        x = torch.ones(8 * 2**20 // 4)  # 8 MiB of float32, written: resident
         del x
     assert mem.peak_mib is not None
-    assert 60.0 <= mem.peak_mib <= 64.0 + 100.0  # the tensor, plus whatever else the process did meanwhile
+    assert 7.5 <= mem.peak_mib <= 8.0 + 50.0  # the tensor, plus whatever else the process did meanwhile
+    with PeakMemory("cpu") as mem:
+        x = torch.ones(64 * 2**20 // 4)
+        del x
+    assert 60.0 <= mem.peak_mib <= 64.0 + 50.0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

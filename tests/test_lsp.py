@@ -93,7 +93,7 @@ def test_lsp_third_row_is_occlusion_lspet_flag_is_annotation(tmp_path, lspet_roo
     raw[:2] = 20.0 + np.arange(14)[None, :, None]
     raw[2, 6, :] = 1.0  # LSP: 1 = occluded (bearpaw/pytorch-pose miscs/gen_lsp.m inverts it)
     scipy.io.savemat(tmp_path / "joints.mat", {"joints": raw})
-    joints, annotated, visible = read_lsp_joints(tmp_path / "joints.mat")
+    _, annotated, visible = read_lsp_joints(tmp_path / "joints.mat")
     assert annotated.all() and visible.shape == (12, 14)
     assert not visible[:, 6].any() and visible[:, [j for j in range(14) if j != 6]].all()
 

@@ -18,7 +18,8 @@ DATASETS = ("synthetic", "lspet", "lsp", "coco", "mpii")
 
 def make_dataset(name: str, root: str | Path | None, split: str, **kwargs) -> PoseDataset:
     """Build dataset ``name`` for ``split`` (``train``/``val``); ``kwargs`` go to
-    :class:`PoseDataset` (input_size, output_size, sigma, augmentation).
+    :class:`PoseDataset` (input_size, output_size, sigma, augmentation, sigma_occluded,
+    bad_samples).
 
     Raises:
         ValueError: unknown name, or a dataset that needs ``root`` without one.

@@ -8,12 +8,12 @@ and, where the benchmark normalises distances differently from PCK's torso size,
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence, TypeVar
+from typing import Literal, TypeVar
 
 import cv2
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -88,9 +88,10 @@ class PoseAnnotation:
         center: ``(2,)`` crop centre in image pixels.
         size_px: side of the square crop in image pixels.
         visible: ``(J,)`` bool, annotated and visible (not occluded), or None where the
-            dataset has no visibility flag (LSP, synthetic). Joints that are annotated but
-            not visible are the "occluded" ones of the occlusion split (Newell et al.,
-            seed 000, Sec. 5) and may get their own heatmap sigma (seed 003, Sec. 4.2.3).
+            dataset has no visibility flag (LSPET, synthetic). Joints that are annotated but
+            not visible are the "occluded" ones of the occlusion split
+            (:mod:`hgbench.evaluate`) and may get their own heatmap sigma (seed 003,
+            Sec. 4.2.3).
     """
 
     image_id: str
@@ -149,8 +150,8 @@ class PoseDataset(Dataset):
             for every joint. Has no effect where the dataset has no visibility flag.
         bad_samples: ``"error"`` (a missing or corrupt image raises :class:`DatasetError`
             when it is loaded) or ``"skip"`` (a subclass checks every image at construction
-            with :meth:`keep_readable`, leaves the bad ones out and lists them in
-            :attr:`skipped` as ``(file, reason)``).
+            with :meth:`keep_readable`, leaves the bad ones out and lists each skipped
+            sample in :attr:`skipped` as ``(file, reason)``).
 
     Raises:
         ValueError: ``bad_samples`` not one of ``"error"``, ``"skip"``.
@@ -193,23 +194,26 @@ class PoseDataset(Dataset):
 
     def keep_readable(self, items: Sequence[_T], path_of: Callable[[_T], Path]) -> list[_T]:
         """``items`` whose image file decodes (:func:`read_image`), for a subclass's
-        constructor. With ``bad_samples="skip"`` each image is decoded once and the bad ones
-        are left out and appended to :attr:`skipped`; with ``"error"`` nothing is checked
-        here (a bad image raises when it is loaded) and ``items`` come back unchanged."""
+        constructor. With ``bad_samples="skip"`` each image file is decoded once; the items
+        of a bad one are left out and each is appended to :attr:`skipped` as ``(file,
+        "missing" | "corrupt")`` (one entry per sample, so several persons of one image
+        count several times). With ``"error"`` nothing is checked here (a bad image raises
+        when it is loaded) and ``items`` come back unchanged."""
         if self.bad_samples != "skip":
             return list(items)
-        kept, seen = [], {}
+        kept, reasons = [], {}
         for item in items:
             path = Path(path_of(item))
-            if path not in seen:
+            if path not in reasons:
                 try:
                     read_image(path)
-                    seen[path] = None
+                    reasons[path] = None
                 except DatasetError:
-                    seen[path] = "missing" if not path.is_file() else "corrupt"
-                    self.skipped.append((str(path), seen[path]))
-            if seen[path] is None:
+                    reasons[path] = "missing" if not path.is_file() else "corrupt"
+            if reasons[path] is None:
                 kept.append(item)
+            else:
+                self.skipped.append((str(path), reasons[path]))
         return kept
 
     def __len__(self) -> int:  # pragma: no cover - abstract

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import re
 import shutil
 import stat
@@ -41,10 +42,10 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from http.client import HTTPException
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 from hgbench.data.base import DatasetError
 
@@ -84,11 +85,11 @@ class Archive:
     urls: tuple[str, ...]
     dest: str
     kind: str
-    size: Optional[int] = None
-    md5: Optional[str] = None
-    sha256: Optional[str] = None
+    size: int | None = None
+    md5: str | None = None
+    sha256: str | None = None
     checksum_source: str = "none published"
-    expect: Optional[str] = None
+    expect: str | None = None
     provides: str = ""
     optional: bool = False
 
@@ -183,8 +184,8 @@ class ArchiveResult:
     status: str
     verified: str
     location: Path
-    url: Optional[str] = None
-    members: Optional[int] = None
+    url: str | None = None
+    members: int | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -201,13 +202,13 @@ def download(
     dataset: str,
     to: str | Path,
     *,
-    catalogue: Optional[dict[str, DatasetEntry]] = None,
-    base_url: Optional[str] = None,
+    catalogue: dict[str, DatasetEntry] | None = None,
+    base_url: str | None = None,
     include_optional: bool = False,
     keep_archives: bool = False,
     retries: int = 3,
     timeout: float = 60.0,
-    on_event: Optional[Event] = None,
+    on_event: Event | None = None,
 ) -> list[ArchiveResult]:
     """Fetch, verify and extract the archives of ``dataset`` under ``to``.
 
@@ -223,6 +224,9 @@ def download(
         on_event: ``on_event(event, info)`` for progress: ``"start"`` (archive, url, total
             bytes or None, resumed_from), ``"bytes"`` (n), ``"restart"``/``"retry"``/``"skip"``
             (reason), ``"verified"`` (detail), ``"extract"`` (archive), ``"done"`` (result).
+
+    An archive whose marker ``.hgbench-extracted-<name>.json`` is in its folder (and names the
+    same size and checksum) is skipped without a request; delete the marker to extract it again.
 
     Returns:
         One :class:`ArchiveResult` per archive handled.
@@ -337,19 +341,24 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int, timeout: float, emit: Event) -> None:
     """Bring ``part`` to the complete file, resuming it with ``Range`` requests.
 
+    A failed attempt counts against ``retries`` unless it grew the ``.part`` beyond its
+    largest size so far, so the loop ends even against a server that never completes.
+
     Raises:
-        _NetworkError: an HTTP error status, an unreachable host, or ``retries`` dropped
-        connections in a row.
+        _NetworkError: an HTTP error status, an unreachable host, or more than ``retries``
+        failed attempts in a row without progress.
     """
-    failures = 0
+    failures, best = 0, -1
     while True:
         have = part.stat().st_size if part.exists() else 0
+        if have > best:  # progress since the last attempt: a fresh allowance of retries
+            failures, best = 0, have
         if archive.size is not None and have == archive.size:
             return  # a complete .part left by an earlier run: verification decides
         if archive.size is not None and have > archive.size:
             emit("restart", {"archive": archive, "reason": f"{part} is larger than the archive; starting again"})
             part.unlink()
-            have = 0
+            have, best = 0, -1
         headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
         if have:
             headers["Range"] = f"bytes={have}-"
@@ -377,26 +386,24 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
             if archive.size is not None and total is not None and total != archive.size:
                 raise _NetworkError(f"the server announces {total:,} bytes, the catalogue {archive.size:,} for {archive.name}")
             emit("start", {"archive": archive, "url": url, "total": total if total is not None else archive.size, "resumed_from": have})
-            received = 0
             try:
                 with open(part, mode) as f:
                     while chunk := response.read(CHUNK):
                         f.write(chunk)
-                        received += len(chunk)
                         emit("bytes", {"archive": archive, "n": len(chunk)})
                     f.flush()
                     os.fsync(f.fileno())
             except (OSError, HTTPException) as e:  # dropped connection, IncompleteRead, timeout
-                failures = (0 if received else failures) + 1  # only failures in a row without progress count
-                if failures > retries:
+                failures += 1
+                if failures > retries and part.stat().st_size <= best:
                     raise _NetworkError(f"connection lost {failures} times (last: {e!r})") from None
                 emit("retry", {"archive": archive, "reason": f"connection lost ({e!r}); resuming"})
                 time.sleep(RETRY_DELAY_S * failures)
                 continue
         got = part.stat().st_size
         if total is not None and got < total:  # closed early without an error
-            failures = (0 if received else failures) + 1
-            if failures > retries:
+            failures += 1
+            if failures > retries and got <= best:
                 raise _NetworkError(f"the server closed the connection at {got:,} of {total:,} bytes {failures} times")
             emit("retry", {"archive": archive, "reason": f"stream ended at {got:,} of {total:,} bytes; resuming"})
             time.sleep(RETRY_DELAY_S * failures)
@@ -404,12 +411,12 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
         return
 
 
-def _response_range(response, have: int) -> tuple[Optional[int], str]:
+def _response_range(response, have: int) -> tuple[int | None, str]:
     """(total size or None, file mode): ``"ab"`` to append a 206 that starts at ``have``, else ``"wb"``."""
     if have and response.status == 206:
         m = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
         if m and int(m.group(1)) == have:
-            return (None if m.group(3) == "*" else int(m.group(3))), "wb"
+            return (None if m.group(3) == "*" else int(m.group(3))), "ab"
     length = response.headers.get("Content-Length")
     if response.status == 206:  # a range we did not ask for: unusable
         raise _NetworkError(f"unexpected partial response (Content-Range {response.headers.get('Content-Range')!r})")
@@ -485,13 +492,17 @@ def check_tar_member(member: tarfile.TarInfo, root: Path, archive: Path) -> Path
         UnsafeArchiveError: see :func:`_inside`; also device files and FIFOs.
     """
     target = _inside(root, member.name, "member", archive)
-    if member.issym():
-        if member.linkname.startswith("/") or re.match(r"^[A-Za-z]:", member.linkname):
-            raise UnsafeArchiveError(f"{archive}: symbolic link {member.name!r} points to the absolute path {member.linkname!r}; refusing")
-        rel = Path(member.name.replace("\\", "/")).parent / member.linkname
-        _inside(root, rel.as_posix(), f"symbolic link {member.name!r} ->", archive)
-    elif member.islnk():
-        _inside(root, member.linkname, f"hard link {member.name!r} ->", archive)
+    if member.issym() or member.islnk():
+        link = member.linkname.replace("\\", "/")
+        if link.startswith("/") or re.match(r"^[A-Za-z]:", link):
+            raise UnsafeArchiveError(f"{archive}: link {member.name!r} points to the absolute path {member.linkname!r}; refusing")
+        # a symbolic link is relative to its folder, a hard link to the archive root; '..' may
+        # appear in a link as long as the normalised target stays inside
+        base = posixpath.dirname(member.name.replace("\\", "/")) if member.issym() else ""
+        norm = posixpath.normpath(posixpath.join(base, link))
+        if norm == ".." or norm.startswith("../"):
+            raise UnsafeArchiveError(f"{archive}: link {member.name!r} -> {member.linkname!r} points outside the target folder; refusing")
+        _inside(root, norm, f"link {member.name!r} ->", archive)
     elif not (member.isfile() or member.isdir()):
         raise UnsafeArchiveError(f"{archive}: member {member.name!r} is a device file or FIFO; refusing to extract this archive")
     return target
@@ -510,7 +521,7 @@ def check_zip_member(info: zipfile.ZipInfo, root: Path, archive: Path) -> Path:
     return target
 
 
-def extract(archive: Path, dest: Path, *, kind: str, expect: Optional[str] = None) -> tuple[int, list[str]]:
+def extract(archive: Path, dest: Path, *, kind: str, expect: str | None = None) -> tuple[int, list[str]]:
     """Extract ``archive`` (``kind`` ``"zip"`` or ``"tar"``) into ``dest`` safely.
 
     Members go to a staging folder inside ``dest``, each checked before it is written
@@ -608,7 +619,7 @@ def _marker_path(dest: Path, archive: Archive) -> Path:
     return dest / f"{MARKER_PREFIX}{archive.name}.json"
 
 
-def _write_marker(dest: Path, archive: Archive, *, url: Optional[str], verified: str, members: int) -> None:
+def _write_marker(dest: Path, archive: Archive, *, url: str | None, verified: str, members: int) -> None:
     from hgbench.results import atomic_write_bytes, utc_now
 
     body = {"archive": archive.name, "url": url, "size": archive.size, "md5": archive.md5, "sha256": archive.sha256,
@@ -616,7 +627,7 @@ def _write_marker(dest: Path, archive: Archive, *, url: Optional[str], verified:
     atomic_write_bytes(_marker_path(dest, archive), (json.dumps(body, indent=1) + "\n").encode())
 
 
-def _read_marker(dest: Path, archive: Archive) -> Optional[dict]:
+def _read_marker(dest: Path, archive: Archive) -> dict | None:
     """The marker of ``archive`` under ``dest`` if it matches the catalogue entry, else None."""
     path = _marker_path(dest, archive)
     try:
@@ -657,7 +668,7 @@ class DatasetCheck:
         return any(r.status in ("ok", "incomplete") for r in self.rows)
 
 
-def check(data_dir: str | Path, datasets: Optional[Iterable[str]] = None) -> list[DatasetCheck]:
+def check(data_dir: str | Path, datasets: Iterable[str] | None = None) -> list[DatasetCheck]:
     """Report which files the loaders need are present under ``data_dir``.
 
     Each dataset is looked for in ``data_dir/<name>`` (layout in the module docstring):

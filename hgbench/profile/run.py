@@ -181,7 +181,7 @@ def profile_model(
         return record
 
     stage = "threads"
-    prepared = output = None
+    prepared = fn = x = x_in = output = None
     try:
         with fixed_threads(threads):
             stage = "complexity"
@@ -232,7 +232,7 @@ def profile_model(
     except Exception as e:  # noqa: BLE001 - one failing setting must not stop a sweep
         record.update(status="error", error=_one_line(f"{stage}: {type(e).__name__}: {e}"))
     finally:
-        del prepared, output
+        del prepared, fn, x, x_in, output  # free the backend's model and buffers before the next setting
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -1,7 +1,7 @@
 """Inference backends: how a model is turned into the callable that is timed.
 
-One module per backend, all behind the interface of :mod:`.base` (contract:
-/work/notes/PROFILE_RECORD.md)::
+One module per backend, all behind the interface of :mod:`.base`, which
+:func:`hgbench.profile.run.profile_model` calls::
 
     backend = get_backend("torchscript")
     reason = backend.available(device)          # None, or what to install / which device

@@ -1,6 +1,6 @@
 """The backend interface shared by every inference backend, and the casting helpers they use.
 
-Contract: /work/notes/PROFILE_RECORD.md ("Backend interface"). A :class:`Backend` says
+A :class:`Backend` says
 whether it can run on a device (:meth:`Backend.available`) and turns a model into a
 :class:`Prepared` callable for one example input and one :class:`RunSettings`
 (:meth:`Backend.prepare`).
@@ -37,7 +37,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn

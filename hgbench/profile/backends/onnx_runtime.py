@@ -153,7 +153,7 @@ class OnnxRuntimeBackend(Backend):
 
         try:
             return onnxruntime.InferenceSession(path, sess_options=options, providers=providers)
-        except Exception as exc:  # onnxruntime's own exception types (InvalidGraph, NotImplemented, Fail, ...)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types (InvalidGraph, NotImplemented, Fail, ...)
             raise RuntimeError(f"onnxruntime could not load the exported model: {exc}") from exc
 
 

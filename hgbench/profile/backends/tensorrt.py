@@ -108,6 +108,13 @@ class TensorRTBackend(Backend):
             return f"torch-tensorrt is not installed: {INSTALL_HINT}"
         if device.type != "cuda" or not torch.cuda.is_available():
             return "needs a CUDA GPU (TensorRT engines run on NVIDIA GPUs) and a CUDA build of torch"
+        try:
+            import torch_tensorrt  # noqa: F401
+        except Exception as exc:  # noqa: BLE001 - installed but broken, typically built for another torch
+            return (
+                f"torch-tensorrt is installed but does not import ({type(exc).__name__}: {exc}); "
+                f"install the torch-tensorrt release built for torch {torch.__version__}"
+            )
         return None
 
     def prepare(self, model: nn.Module, example_input: Tensor, settings: RunSettings) -> Prepared:
@@ -129,7 +136,7 @@ class TensorRTBackend(Backend):
             try:
                 compiled = torch_tensorrt.load(str(path)).module()
                 notes.append(f"engine reused from {path}")
-            except Exception as exc:  # a stale or damaged file: rebuild it
+            except Exception as exc:  # noqa: BLE001 - a stale or damaged file: rebuild it
                 notes.append(f"cached program {path} could not be loaded ({type(exc).__name__}: {exc}); rebuilt")
         if compiled is None:
             with torch.no_grad():

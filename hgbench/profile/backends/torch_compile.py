@@ -36,7 +36,9 @@ Triton kernels and needs the ``triton`` package (shipped with CUDA builds of tor
 from __future__ import annotations
 
 import importlib.util
+import sysconfig
 import time
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -56,15 +58,22 @@ CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 def _cpp_compiler_problem() -> str | None:
-    """``None`` when Inductor finds a C++ compiler that runs (``<cxx> --version``), else why not."""
+    """``None`` when Inductor finds a C++ compiler that runs (``<cxx> --version``) and the
+    Python headers its generated code includes, else why not."""
     try:
         from torch._inductor import cpp_builder
 
         cpp_builder.get_cpp_compiler()
-    except Exception as exc:  # InvalidCxxCompiler, or an import problem of the private module
+    except Exception as exc:  # noqa: BLE001 - InvalidCxxCompiler, or an import problem of the private module
         return (
             f"torch.compile (inductor) on the CPU needs a C++ compiler and none works here ({type(exc).__name__}); "
             "install g++ (e.g. apt-get install g++) or set CXX to a working compiler"
+        )
+    include = Path(sysconfig.get_paths()["include"])
+    if not (include / "Python.h").is_file():
+        return (
+            f"torch.compile (inductor) on the CPU needs the Python headers and {include / 'Python.h'} is missing; "
+            "install them (e.g. apt-get install python3-dev)"
         )
     return None
 
@@ -119,8 +128,10 @@ class CompileBackend(Backend):
 
         notes = [
             f"mode={settings.compile_mode}",
-            f"inductor FX graph cache: {counters['fxgraph_cache_hit'] - hits} hit(s), "
-            f"{counters['fxgraph_cache_miss'] - misses} miss(es)",
+            (
+                f"inductor FX graph cache: {counters['fxgraph_cache_hit'] - hits} hit(s), "
+                f"{counters['fxgraph_cache_miss'] - misses} miss(es)"
+            ),
         ]
         if uses_cudagraphs:
             notes.append("CUDA graph trees: outputs are overwritten by the next call")

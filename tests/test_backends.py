@@ -1,0 +1,255 @@
+"""Inference backends: registry, availability reasons, casting without touching the caller's
+model, and every backend that runs on this CPU matching eager fp32 (hgbench.profile.backends)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from hgbench.models.hourglass import StackedHourglass
+from hgbench.profile.backends import BACKENDS, Backend, Prepared, RunSettings, get_backend
+from hgbench.profile.backends.base import artefact_key, tf32_mode
+from hgbench.profile.backends.tensorrt import tensorrt_cache_path
+from hgbench.profile.numerics import compare_outputs, tolerance_for
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP spin-waiting makes tiny models slow."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def tiny_hourglass() -> StackedHourglass:
+    """Two stacks (list output of length 2), narrow and shallow: fast to trace and export."""
+    torch.manual_seed(0)
+    return StackedHourglass(num_stacks=2, num_joints=16, num_features=16, depth=1, stem_channels=8).eval()
+
+
+def run_backend(name: str, model, x, settings: RunSettings | None = None):
+    prepared = get_backend(name).prepare(model, x, settings or RunSettings())
+    assert isinstance(prepared, Prepared)
+    with torch.inference_mode():
+        return prepared, prepared.fn(prepared.prepare_input(x))
+
+
+def eager_reference(model, x):
+    with torch.inference_mode():
+        return model(x)
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+
+def test_registry_has_every_backend_of_the_issue():
+    assert list(BACKENDS) == ["eager", "torchscript", "compile", "cudagraphs", "onnxruntime", "tensorrt"]
+    for name in BACKENDS:
+        backend = get_backend(name)
+        assert isinstance(backend, Backend) and backend.name == name
+
+
+def test_unknown_backend_names_the_known_ones():
+    with pytest.raises(ValueError, match="unknown backend 'onnx'.*eager, torchscript, compile, cudagraphs, onnxruntime, tensorrt"):
+        get_backend("onnx")
+
+
+@pytest.mark.parametrize("field, value", [("precision", "fp64"), ("compile_mode", "fastest")])
+def test_run_settings_reject_unknown_values(field, value):
+    with pytest.raises(ValueError, match=f"unknown {field.replace('_', ' ')}"):
+        RunSettings(**{field: value})
+
+
+# --- availability -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["eager", "torchscript", "onnxruntime"])
+def test_portable_backends_are_available_on_the_cpu(name):
+    assert get_backend(name).available(CPU) is None
+
+
+def test_cudagraphs_needs_cuda_and_builds_nothing_on_the_cpu():
+    backend = get_backend("cudagraphs")
+    assert "needs a CUDA device" in backend.available(CPU)
+    with pytest.raises(RuntimeError, match="cudagraphs: needs a CUDA device"):
+        backend.prepare(tiny_hourglass(), torch.randn(1, 3, 16, 16), RunSettings())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch_tensorrt") is not None, reason="torch-tensorrt is installed")
+def test_tensorrt_without_torch_tensorrt_says_what_to_install():
+    backend = get_backend("tensorrt")
+    reason = backend.available(CPU)
+    assert "pip install 'hgbench[tensorrt]'" in reason and "NVIDIA GPU" in reason
+    with pytest.raises(RuntimeError, match=r"tensorrt: torch-tensorrt is not installed"):
+        backend.prepare(tiny_hourglass(), torch.randn(1, 3, 16, 16), RunSettings())
+
+
+def test_tensorrt_with_torch_tensorrt_but_no_gpu_asks_for_cuda(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        return object() if name == "torch_tensorrt" else real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert "needs a CUDA GPU" in get_backend("tensorrt").available(CPU)
+
+
+def test_compile_without_a_cpp_compiler_says_what_to_install(monkeypatch):
+    from torch._inductor import cpp_builder
+
+    def no_compiler():
+        raise RuntimeError("no working C++ compiler found")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    reason = get_backend("compile").available(CPU)
+    assert "needs a C++ compiler" in reason and "install g++" in reason
+
+
+# --- TensorRT cache naming (the part of the TensorRT backend that runs without a GPU) ----------
+
+VERSIONS = {"torch": "2.13.0", "torch_tensorrt": "2.13.0", "tensorrt": "10.13", "gpu": "H100", "compute_capability": "9.0"}
+
+
+def test_tensorrt_cache_path_names_shape_precision_and_flags(tmp_path):
+    model = tiny_hourglass()
+    path = tensorrt_cache_path(tmp_path, model, (8, 3, 64, 64), RunSettings(precision="fp16", tf32=True, channels_last=True), VERSIONS)
+    assert path.parent == tmp_path / "tensorrt"
+    assert path.name.startswith("StackedHourglass__8x3x64x64__fp16__tf32__cl__") and path.suffix == ".ep"
+
+
+def test_tensorrt_cache_key_reuses_only_the_same_model_shape_settings_and_software(tmp_path):
+    model = tiny_hourglass()
+    same_weights = tiny_hourglass()  # same seed: same weights
+    settings = RunSettings(precision="fp16")
+    base = tensorrt_cache_path(tmp_path, model, (1, 3, 64, 64), settings, VERSIONS)
+    assert tensorrt_cache_path(tmp_path, same_weights, (1, 3, 64, 64), settings, VERSIONS) == base
+
+    other_weights = tiny_hourglass()
+    with torch.no_grad():
+        next(other_weights.parameters())[0].add_(1e-3)
+    changed = [
+        tensorrt_cache_path(tmp_path, other_weights, (1, 3, 64, 64), settings, VERSIONS),
+        tensorrt_cache_path(tmp_path, model, (2, 3, 64, 64), settings, VERSIONS),
+        tensorrt_cache_path(tmp_path, model, (1, 3, 64, 64), RunSettings(precision="bf16"), VERSIONS),
+        tensorrt_cache_path(tmp_path, model, (1, 3, 64, 64), RunSettings(precision="fp16", tf32=True), VERSIONS),
+        tensorrt_cache_path(tmp_path, model, (1, 3, 64, 64), settings, {**VERSIONS, "tensorrt": "10.14"}),
+        tensorrt_cache_path(tmp_path, model, (1, 3, 64, 64), settings, {**VERSIONS, "gpu": "A100", "compute_capability": "8.0"}),
+    ]
+    assert len({base, *changed}) == 1 + len(changed)
+
+
+def test_artefact_key_of_a_larger_architecture_differs():
+    settings = RunSettings()
+    torch.manual_seed(0)
+    wider = StackedHourglass(num_stacks=2, num_joints=16, num_features=32, depth=1, stem_channels=8)
+    assert artefact_key(tiny_hourglass(), (1, 3, 16, 16), settings, {}) != artefact_key(wider, (1, 3, 16, 16), settings, {})
+
+
+# --- precision, layout and TF32 -----------------------------------------------------------------
+
+
+def test_casting_leaves_the_callers_model_untouched():
+    model = tiny_hourglass().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(1, 3, 16, 16)
+    get_backend("eager").prepare(model, x, RunSettings(precision="bf16", channels_last=True))
+    assert model.training
+    for name, tensor in model.state_dict().items():
+        assert tensor.dtype == before[name].dtype and tensor.is_contiguous()
+        assert torch.equal(tensor, before[name])
+
+
+def test_prepare_input_casts_and_lays_out_without_touching_its_argument():
+    model, x = tiny_hourglass(), torch.randn(2, 3, 16, 16)
+    prepared = get_backend("eager").prepare(model, x, RunSettings(precision="bf16", channels_last=True))
+    converted = prepared.prepare_input(x)
+    assert converted.dtype == torch.bfloat16 and converted.is_contiguous(memory_format=torch.channels_last)
+    assert x.dtype == torch.float32 and x.is_contiguous()
+
+
+@pytest.mark.parametrize("name", ["eager", "torchscript"])
+def test_channels_last_matches_eager_fp32(name):
+    model, x = tiny_hourglass(), torch.randn(2, 3, 16, 16)
+    _, out = run_backend(name, model, x, RunSettings(channels_last=True))
+    assert compare_outputs(eager_reference(model, x), out, tolerance_for("fp32"))["ok"]
+
+
+@pytest.mark.parametrize("name", ["eager", "torchscript"])
+def test_bf16_on_the_cpu_runs_in_bf16_within_the_bf16_tolerance(name):
+    model, x = tiny_hourglass(), torch.randn(2, 3, 16, 16)
+    try:
+        _, out = run_backend(name, model, x, RunSettings(precision="bf16"))
+    except RuntimeError as exc:  # a CPU without bf16 kernels: the reason is what the record keeps
+        assert str(exc)
+        pytest.skip(f"bf16 does not run on this CPU: {exc}")
+    assert out[-1].dtype == torch.bfloat16
+    result = compare_outputs(eager_reference(model, x), out, tolerance_for("bf16"))
+    assert result["ok"] and result["max_abs_error"] > 0  # really computed in bf16
+
+
+@pytest.mark.parametrize("settings", [RunSettings(precision="bf16"), RunSettings(channels_last=True)])
+def test_onnxruntime_refuses_what_it_cannot_run_before_exporting(settings):
+    with pytest.raises(RuntimeError, match="onnxruntime: (bf16 is not supported|channels_last does not apply)"):
+        get_backend("onnxruntime").prepare(tiny_hourglass(), torch.randn(1, 3, 16, 16), settings)
+
+
+def test_tf32_mode_sets_both_flags_and_restores_them_on_error():
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    with pytest.raises(KeyError), tf32_mode(not old[0]):
+        assert torch.backends.cuda.matmul.allow_tf32 == torch.backends.cudnn.allow_tf32 == (not old[0])
+        raise KeyError("boom")
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == old
+
+
+# --- backends against eager fp32 --------------------------------------------------------------
+
+
+def test_torchscript_matches_eager_and_keeps_the_list_of_stacks():
+    model, x = tiny_hourglass(), torch.randn(2, 3, 16, 16)
+    prepared, out = run_backend("torchscript", model, x)
+    reference = eager_reference(model, x)
+    assert isinstance(out, list) and len(out) == len(reference) == 2
+    for a, b in zip(reference, out):
+        assert a.shape == b.shape == (2, 16, 4, 4)
+    assert compare_outputs(reference, out)["ok"]
+    assert prepared.build_time_s > 0
+
+
+@pytest.mark.slow
+def test_onnxruntime_matches_eager_and_keeps_the_list_of_stacks(tmp_path):
+    model, x = tiny_hourglass(), torch.randn(2, 3, 16, 16)
+    prepared, out = run_backend("onnxruntime", model, x, RunSettings(cache_dir=tmp_path))
+    reference = eager_reference(model, x)
+    assert isinstance(out, list) and [o.shape for o in out] == [r.shape for r in reference]
+    assert compare_outputs(reference, out)["ok"]
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 1
+    assert any("CPUExecutionProvider" in note for note in prepared.notes)
+
+
+@pytest.mark.slow
+def test_compile_matches_eager():
+    if get_backend("compile").available(CPU) is not None:
+        pytest.skip(get_backend("compile").available(CPU))
+    torch.manual_seed(0)  # one stack: Inductor's C++ build time grows with the number of kernels
+    model = StackedHourglass(num_stacks=1, num_joints=16, num_features=16, depth=1, stem_channels=8).eval()
+    x = torch.randn(2, 3, 16, 16)
+    prepared, out = run_backend("compile", model, x)
+    assert compare_outputs(eager_reference(model, x), out)["ok"]
+    assert prepared.build_time_s > 0 and "mode=default" in prepared.notes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["torchscript", "onnxruntime"])
+def test_registry_hg1_matches_eager_at_64(name):
+    from hgbench.registry import build_model
+
+    torch.manual_seed(0)
+    model, x = build_model("hg1", 16).eval(), torch.randn(1, 3, 64, 64)
+    _, out = run_backend(name, model, x)
+    result = compare_outputs(eager_reference(model, x), out)
+    assert result["ok"] and result["argmax_moved_fraction"] == 0.0
