@@ -114,12 +114,15 @@ def _train_many(names: Optional[str], protocol: str, dataset: str, data_root: Op
 
 def _print_runs(records: list[dict]) -> None:
     table = Table(title="training runs")
-    for col in ("variant", "dataset", "protocol", "training time (min)", "mean PCK@0.2 (%)", "record"):
+    for col in ("variant", "dataset", "protocol", "training time (min)", "validation accuracy, Mean (%)", "record"):
         table.add_column(col)
+    labels = {"pck": "PCK", "pckh": "PCKh", "pck_heatmap": "PCK (heatmap/10)"}
     for r in records:
-        mean = (r.get("final") or {}).get("mean")
+        final = r.get("final") or {}
+        mean = final.get("mean")
+        metric = f"{labels.get(final.get('metric', 'pck'), final.get('metric'))}@{final.get('threshold', 0.2):g}"
         table.add_row(r["variant"], r["dataset"], r["protocol"], f"{r['train_time_s'] / 60:.2f}",
-                      "—" if mean is None else f"{mean:.1f}", r.get("_path", ""))
+                      "—" if mean is None else f"{metric} {mean:.1f}", r.get("_path", ""))
     console.print(table)
 
 
@@ -201,6 +204,10 @@ def evaluate(
         console.print(f"[bold yellow]skipped {result.num_skipped} sample(s) with {len(result.skipped)} unreadable image(s)[/] "
                       "(--skip-bad-samples): " + "; ".join(f"{f} ({why})" for f, why in result.skipped[:5])
                       + (" ..." if len(result.skipped) > 5 else ""))
+    if "mean_at_0.1" in result.extra:
+        console.print(f"Mean PCKh@0.1: {result.extra['mean_at_0.1']:.2f} %")
+    if "oks" in result.extra:
+        console.print("OKS on ground-truth boxes (pycocotools): " + ", ".join(f"{k} {v:.3f}" for k, v in result.extra["oks"].items()))
     console.print(f"convention: {result.convention}")
     from hgbench.provenance import collect_provenance
 

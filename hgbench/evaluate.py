@@ -346,7 +346,12 @@ def score_predictions(p: Predictions, keypoints: KeypointSet, metric: str = "pck
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS[metric]
-    correct = pck_correct(p.pred, p.gt, p.annotated, p.normalizer, threshold)
+    if metric == "pck_heatmap":  # seed 003, Algorithm 1: strict distance test
+        from hgbench.coco_metrics import pck_heatmap_correct
+
+        correct = pck_heatmap_correct(p.pred, p.gt, p.annotated, p.normalizer, threshold)
+    else:
+        correct = pck_correct(p.pred, p.gt, p.annotated, p.normalizer, threshold)
     num_unnormalised = int((~np.isfinite(p.normalizer)).sum())
     result = summarize_pck(correct, keypoints, threshold, num_unnormalised)
     if metric == "pck_heatmap":
@@ -383,6 +388,10 @@ def evaluate_pck(
     result = score_predictions(p, base.keypoints, getattr(base, "metric", "pck"), threshold)
     result.loss = p.loss
     result.flip_test = p.flip_test
+    if hasattr(dataset, "coco") and hasattr(dataset, "persons"):  # COCO, whole split: OKS AP/AR on GT boxes too
+        from hgbench.coco_metrics import dataset_oks_ap
+
+        result.extra = {**(result.extra or {}), "oks": dataset_oks_ap(dataset, p.pred, p.maxvals)}
     skipped = [tuple(item) for item in getattr(base, "skipped", [])]
     result.num_skipped = len(skipped)
     result.skipped = list(dict.fromkeys(skipped))  # each bad file once, in order

@@ -15,9 +15,10 @@ Why it does not flake on a shared 2-core machine, yet fails on a real slowdown:
   copy of Newell et al.'s one-stack hourglass (1x1 and 3x3 convolutions, batch norm, ReLU,
   max-pool, nearest upsampling, additions: the variants' operation mix) that never changes
   with hgbench's model code. For ``hg1`` the gate is an in-run A/B test of the current code
-  against this committed code path (a ratio of 1.0 on any machine); for the other variants the
-  ratio to it moves far less between machines than a ratio to a single convolution would.
-  Machine speed, torch version and CPU features cancel out.
+  against this committed code path (a ratio of 1.0 on any machine); for the other variants a
+  ratio to a network of the same operations should move between machines much less than a
+  ratio to a single convolution (not yet checked on a second machine). Machine speed and the
+  torch build cancel out.
 * **A generous gate on robust statistics.** A regression needs the calibrated median above
   1.5x the reference's (:data:`GATE_THRESHOLDS`) AND a one-sided Mann-Whitney test on the
   calibration-normalised samples at ``alpha = 0.01``: a 2x slowdown crosses 1.5x with a 1.3x
@@ -44,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hgbench.compare import Comparison, compare_results, parse_thresholds, sort_key
+from hgbench.profile.run import RECORD_KEYS
 
 INPUT_SIZE = 64  # px: the pytest-benchmark benchmarks' input, small enough for CI
 NUM_JOINTS = 16
@@ -214,7 +216,7 @@ def gate_record(
     n_params = sum(p.numel() for p in model.parameters())
     size = sum(t.numel() for t in (*model.parameters(), *model.buffers())) * 4 / 2**20
     p50 = float(np.percentile(lat, 50))
-    record: dict[str, Any] = dict.fromkeys(_RECORD_KEYS)
+    record: dict[str, Any] = dict.fromkeys(RECORD_KEYS)
     record.update(
         variant=variant, num_joints=NUM_JOINTS, backend="eager", precision="fp32", tf32=False, channels_last=False,
         compile_mode=None, device="cpu", device_name=device_name("cpu"), batch_size=1, input_size=INPUT_SIZE,
@@ -230,15 +232,6 @@ def gate_record(
         status="ok",
     )
     return record
-
-
-_RECORD_KEYS = (
-    "variant", "num_joints", "backend", "precision", "tf32", "channels_last", "compile_mode", "device",
-    "device_name", "batch_size", "input_size", "threads", "parameters", "model_size_mib", "macs",
-    "gmacs_fvcore", "gmacs_thop", "gflops_flop_counter", "skipped_ops", "activation_memory_mib",
-    "latency_ms", "throughput_samples_per_s", "peak_memory_mib", "build_time_s", "numerics", "roofline",
-    "calibration", "notes", "status", "error",
-)  # fmt: skip  (notes/PROFILE_RECORD.md, "Record body": every key always present)
 
 
 def record_path(folder: Path, body: dict[str, Any]) -> Path:
@@ -277,7 +270,7 @@ def measure_variants(
         try:
             body = gate_record(model, spec.name, reference_net=reference_net, min_iters=min_iters, min_time_s=min_time_s)
         except Exception as e:  # noqa: BLE001 - one broken variant must not hide the others
-            body = dict.fromkeys(_RECORD_KEYS)
+            body = dict.fromkeys(RECORD_KEYS)
             body.update(variant=spec.name, num_joints=NUM_JOINTS, backend="eager", precision="fp32", tf32=False,
                         channels_last=False, device="cpu", batch_size=1, input_size=INPUT_SIZE, threads=THREADS,
                         status="error", error=" ".join(f"timing: {type(e).__name__}: {e}".split())[:500])
@@ -299,10 +292,11 @@ def run_gate(
     min_time_s: float = MIN_TIME_S,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[Comparison, list[Comparison], Path]:
-    """Measure the current code (:func:`measure_variants`) into ``out`` (default: a new temporary
-    folder), compare with the reference records (:func:`hgbench.compare.compare_results`, calibrated,
-    ``thresholds`` in ``hgbench compare`` syntax), then re-measure the variants that failed, up to
-    ``retries`` times, each time into ``out/retry<i>``; a variant fails only if every attempt fails.
+    """Measure the current code (:func:`measure_variants`) into ``out/attempt1`` (``out`` default: a
+    new temporary folder), compare with the reference records (:func:`hgbench.compare.compare_results`,
+    calibrated, ``thresholds`` in ``hgbench compare`` syntax), then re-measure the variants that
+    failed, up to ``retries`` times, into ``out/attempt2``, ...; a variant fails only if every
+    attempt fails.
 
     Returns:
         ``(final, attempts, out)``: the comparison whose failures stand (the first attempt's
@@ -311,23 +305,28 @@ def run_gate(
 
     Raises:
         FileNotFoundError: no reference folder (create it with ``hgbench latency-check --update``).
-        ValueError: bad thresholds, no reference record matches, a reference of another workload.
+        ValueError: ``retries`` < 0, ``out`` not empty, bad thresholds, no reference record
+            matches, a reference of another workload.
         KeyError: an unknown variant name.
     """
     reference = Path(reference)
+    if retries < 0:
+        raise ValueError(f"--retries must be >= 0, got {retries}")
+    if out is not None and Path(out).exists() and any(Path(out).iterdir()):
+        raise ValueError(f"--out {out}: not empty; pass a new or empty folder (its records would be compared too)")
     if not reference.is_dir():
         raise FileNotFoundError(f"{reference}: no reference records; create them with `hgbench latency-check --update` "
                                 f"(on a quiet machine) and commit them")
     parsed = parse_thresholds(list(thresholds))
     out = Path(tempfile.mkdtemp(prefix="hgbench-latency-check-")) if out is None else Path(out)
-    measure_variants(names, out, min_iters=min_iters, min_time_s=min_time_s, progress=progress)
-    final = compare_results(reference, out, parsed, alpha)
+    measure_variants(names, out / "attempt1", min_iters=min_iters, min_time_s=min_time_s, progress=progress)
+    final = compare_results(reference, out / "attempt1", parsed, alpha)
     attempts = [final]
     for i in range(1, retries + 1):
         flagged = final.regressed_variants()
         if not flagged:
             break
-        again = out / f"retry{i}"
+        again = out / f"attempt{i + 1}"
         measure_variants(flagged, again, min_iters=min_iters, min_time_s=min_time_s, progress=progress)
         retry = compare_results(reference, again, parsed, alpha)
         attempts.append(retry)
