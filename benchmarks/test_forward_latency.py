@@ -4,12 +4,12 @@ CPU, batch 1, a small input (64 x 64), one thread, eval mode, ``torch.inference_
 of the test suite (``testpaths = tests``): timings are measurements, not assertions. Compare
 with the committed baseline (README, "Latency regressions"), from the repository root:
 
-    .venv/bin/python -m pytest benchmarks --benchmark-only \
+    .venv/bin/python -m pytest benchmarks/test_forward_latency.py --benchmark-only \
         --benchmark-compare=benchmarks/baseline.json --benchmark-compare-fail=median:20%
 
 Refresh the baseline on a quiet machine (then commit it):
 
-    .venv/bin/python -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/baseline.json
+    .venv/bin/python -m pytest benchmarks/test_forward_latency.py --benchmark-only --benchmark-json=benchmarks/baseline.json
 
 The baseline holds raw seconds of the machine that measured it: on another machine, save your own
 baseline from the unchanged code first. The CI gate, which does not depend on the machine, is
