@@ -7,7 +7,6 @@ message that names the file or option and the fix.
 
 from __future__ import annotations
 
-import socket
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -236,10 +235,14 @@ def profile(
     warmup_s: float = typer.Option(0.5, "--warmup-s", help="...and warm-up seconds (at least)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Device ceilings and backend artefacts (default: $HGBENCH_CACHE_DIR or ~/.cache/hgbench)."),
+    refresh_ceilings: bool = typer.Option(False, "--refresh-ceilings", help="Measure the device's roofline ceilings again instead of using the cached ones."),
     results: Path = ResultsOpt,
 ) -> None:
-    """Measure size, MACs/FLOPs, latency (p50/p90/p99), memory, numerics and roofline efficiency of every variant
-    under each backend, precision and batch size on this machine; one record per setting."""
+    """Measure size, MACs/FLOPs, latency (p50/p90/p99), memory, numerics and roofline efficiency on this machine.
+
+    One record per variant, backend, precision and batch size; a failing setting is recorded with its reason and
+    the sweep goes on (exit 1 at the end); an unavailable backend or bad option stops before anything runs (exit 2).
+    """
     import torch
 
     from hgbench.profile import (
@@ -307,7 +310,7 @@ def profile(
         ceilings = {}
         for s in settings_list:
             try:
-                ceilings[s.precision] = get_ceilings(dev, s.precision, threads=threads, cache_dir=cache)
+                ceilings[s.precision] = get_ceilings(dev, s.precision, threads=threads, cache_dir=cache, refresh=refresh_ceilings)
             except Exception as e:  # noqa: BLE001 - recorded per setting by profile_model's roofline stage
                 err_console.print(f"[yellow]warning:[/] {device} ceilings at {s.precision} not measured: {e}")
         for spec, joints in jobs:
@@ -340,6 +343,11 @@ def profile(
             del model, reference
     _print_profile_table(rows, provenance, input_size, device, threads)
     console.print(f"records: {results / 'profile' / provenance['hostname']}")
+    above = sorted({b["precision"] for b, _ in rows if ((b["roofline"] or {}).get("efficiency") or 0) > 1})
+    if above:
+        err_console.print(f"[yellow]warning:[/] roofline efficiency above 100 % at {', '.join(above)}: the cached ceilings in "
+                          f"{cache / 'ceilings.json'} are below what a backend reached (measured on a busy machine, or a "
+                          "backend with faster kernels than torch's); --refresh-ceilings measures them again")
     failed = [body for body, _ in rows if body["status"] != "ok"]
     if failed:
         err_console.print(f"[bold red]{len(failed)} of {len(rows)} settings failed[/] (recorded with the reason):")

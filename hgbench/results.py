@@ -10,7 +10,7 @@ Layout under a results folder (default ``results/``)::
 
     runs/<dataset>/<protocol>/<variant>/train.json      training record
     runs/<dataset>/<protocol>/<variant>/checkpoint.pt   weights of the last epoch
-    profile/<host>/<variant>__j<J>__<backend>__<precision>[__tf32][__cl]__b<B>__s<S>.json   cost record
+    profile/<host>/<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>.json   cost record
 
 Schema history: ``hgbench.record/2`` changed the ``"profile"`` record (precisions, layouts,
 percentiles, FLOPs, roofline, calibration, numerics: see
@@ -57,10 +57,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_record(path: Path, kind: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -198,18 +198,22 @@ def test_reference_output_is_eager_fp32_on_the_fixed_input():
 # --- record path and schema ----------------------------------------------------------------------
 
 
-def test_record_path_names_precision_and_flags(tmp_path):
-    body = {"variant": "hg2", "num_joints": 16, "backend": "compile", "precision": "bf16", "tf32": True,
-            "channels_last": True, "batch_size": 8, "input_size": 256}
-    assert profile_record_path(tmp_path, "h", body) == tmp_path / "profile/h/hg2__j16__compile__bf16__tf32__cl__b8__s256.json"
-    body.update(tf32=False, channels_last=False)
-    assert profile_record_path(tmp_path, "h", body).name == "hg2__j16__compile__bf16__b8__s256.json"
+def test_record_path_names_every_configuration_axis(tmp_path):
+    body = {"variant": "hg2", "num_joints": 16, "backend": "compile", "compile_mode": "max-autotune", "device": "cuda",
+            "precision": "bf16", "tf32": True, "channels_last": True, "batch_size": 8, "input_size": 256}
+    assert profile_record_path(tmp_path, "h", body) == tmp_path / "profile/h/hg2__j16__compile-max-autotune__cuda__bf16__tf32__cl__b8__s256.json"
+    body.update(tf32=False, channels_last=False, compile_mode="default", device="cpu")
+    assert profile_record_path(tmp_path, "h", body).name == "hg2__j16__compile__cpu__bf16__b8__s256.json"
+    # every axis that tells two configurations apart changes the file name: none overwrites another
+    variants = [dict(body, **change) for change in ({}, {"device": "cuda"}, {"compile_mode": "reduce-overhead"}, {"precision": "fp16"},
+                                                   {"tf32": True}, {"channels_last": True}, {"batch_size": 1}, {"input_size": 128})]
+    assert len({profile_record_path(tmp_path, "h", b) for b in variants}) == len(variants)
 
 
 def test_saved_record_round_trips_with_provenance(tmp_path):
     rec = _profile(TwoHeads())
     path = save_profile_record(rec, tmp_path, collect_provenance(["hgbench", "profile"], threads=1))
-    assert path.parent.parent == tmp_path / "profile" and path.name == "tiny__j4__eager__fp32__b2__s16.json"
+    assert path.parent.parent == tmp_path / "profile" and path.name == "tiny__j4__eager__cpu__fp32__b2__s16.json"
     back = read_record(path)
     assert back["schema"] == SCHEMA == "hgbench.record/2" and back["kind"] == "profile"
     assert PROVENANCE_KEYS <= set(back["provenance"]) and back["provenance"]["threads"] == 1

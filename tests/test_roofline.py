@@ -17,7 +17,7 @@ from hgbench.profile.roofline import (
 )
 
 GIB = 2**30
-TINY = {"matmul_n": 64, "copy_mib": 1, "min_time_s": 0.0}
+TINY = {"matmul_n": 64, "copy_mib": 1, "conv_shape": (1, 8, 8), "min_time_s": 0.0}
 
 
 def _ceilings(tflops=1.0, gib_s=100.0):
@@ -59,6 +59,8 @@ def test_element_bytes():
 def test_measure_ceilings_on_the_cpu_tiny():
     c = measure_ceilings("cpu", "fp32", threads=1, **TINY)
     assert c.matmul_tflops > 0 and c.copy_gib_s > 0
+    assert c.conv_tflops > 0 and c.matmul_tflops == max(c.mm_tflops, c.conv_tflops)
+    assert c.conv_shape == [1, 8, 8]
     assert (c.precision, c.threads, c.matmul_n, c.copy_mib) == ("fp32", 1, 64, 1)
     assert c.measured and c.device_name is not None
     with pytest.raises(ValueError):

@@ -5,10 +5,20 @@ performance model for multicore architectures", CACM 52(4), 2009) bounds the tim
 workload from below by ``max(work / peak compute, bytes moved / peak bandwidth)``. Here both
 peaks are *measured* on the device, once, and cached:
 
-* **compute ceiling** ``matmul_tflops``: a square ``n x n`` matmul in the profiled precision,
-  ``2 n^3`` FLOPs per call (FLOPs = 2 x MACs), in TFLOP/s (10^12 FLOP/s), from the fastest
-  timed call (a ceiling is the best the device reached, not its typical speed). On CUDA the
-  TF32 flags are off, as in an fp32 profile without ``--tf32``.
+* **compute ceiling** ``matmul_tflops``: the faster of a square ``n x n`` matmul
+  (``torch.mm``, ``2 n^3`` FLOPs per call) and a 3x3 convolution ``C -> C`` on ``N x C x S x S``
+  with padding 1 (``2 * 9 * C^2 * S^2 * N`` FLOPs; a convolution is a matmul that oneDNN or
+  cuDNN lowers implicitly, and it is the hourglasses' main operator), in the profiled
+  precision, in TFLOP/s (10^12 FLOP/s, FLOPs = 2 x MACs), each from its fastest timed call
+  (a ceiling is the best the device reached, not its typical speed). Both are recorded
+  (``mm_tflops``, ``conv_tflops``). Why both: on the development CPU (AMD EPYC, Zen 5, 2
+  threads) MKL's sgemm reached 0.19 TFLOP/s and oneDNN's 3x3 convolution 0.40, and ONNX
+  Runtime ran the hourglasses at up to 0.36: a matmul-only ceiling gave efficiencies of 4x.
+  On CUDA the TF32 flags are off, as in an fp32 profile without ``--tf32``. These are
+  *measured* ceilings of this torch build, not datasheet peaks: a backend with better kernels
+  than torch's (ONNX Runtime's MLAS, TensorRT) can exceed them, which shows as an efficiency
+  above 1.0. Ceilings measured while the machine was busy are too low, also above 1.0:
+  ``hgbench profile --refresh-ceilings`` measures them again.
 * **bandwidth ceiling** ``copy_gib_s``: ``dst.copy_(src)`` of a large buffer on the device
   (device-to-device on a GPU, RAM-to-RAM on a CPU), counting bytes read plus bytes written
   (``2 x`` the buffer, as STREAM's "copy"), in GiB/s (2^30 bytes/s), from the fastest call.
@@ -55,6 +65,9 @@ _ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 # sized from a 256^3 probe so that one call takes about MAX_CALL_S.
 CPU_MATMUL_N, CUDA_MATMUL_N = 1024, 8192
 PROBE_N, MAX_CALL_S = 256, 0.1
+# Convolution (N, C, S): 4.8 GFLOP on a CPU, 0.62 TFLOP on a GPU (see _conv_tflops for the
+# precisions without fast kernels).
+CPU_CONV, CUDA_CONV = (1, 256, 64), (8, 512, 128)
 CPU_COPY_MIB, CUDA_COPY_MIB = 128, 1024
 
 
@@ -63,12 +76,15 @@ class Ceilings:
     """Measured peaks of one device at one precision.
 
     Attributes:
-        matmul_tflops: peak matmul throughput, 10^12 FLOP/s (FLOP = 2 x MAC).
+        matmul_tflops: the compute ceiling, 10^12 FLOP/s (FLOP = 2 x MAC): the larger of
+            ``mm_tflops`` and ``conv_tflops``.
         copy_gib_s: peak copy bandwidth, GiB/s (2^30 bytes/s), bytes read + bytes written.
         precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` (the matmul's dtype).
         measured: when they were measured (UTC, ISO 8601); cached ceilings keep theirs.
         device_name, torch, threads: what they were measured on (the cache key).
         matmul_n, copy_mib: the problem sizes used.
+        mm_tflops, conv_tflops: the matmul's and the 3x3 convolution's throughput.
+        conv_shape: the convolution's ``[N, C, S]``.
     """
 
     matmul_tflops: float
@@ -80,6 +96,9 @@ class Ceilings:
     threads: int | None = None
     matmul_n: int = 0
     copy_mib: int = 0
+    mm_tflops: float | None = None
+    conv_tflops: float | None = None
+    conv_shape: list[int] | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The record's ``roofline.ceilings``: ``matmul_tflops``, ``copy_gib_s``,
@@ -107,6 +126,7 @@ def measure_ceilings(
     threads: int | None = None,
     matmul_n: int | None = None,
     copy_mib: int | None = None,
+    conv_shape: tuple[int, int, int] | None = None,
     min_time_s: float | None = None,
 ) -> Ceilings:
     """Measure the matmul and copy ceilings of ``device`` (see the module docstring).
@@ -115,8 +135,9 @@ def measure_ceilings(
         device: ``cpu`` or a CUDA device.
         precision: the matmul's dtype.
         threads: CPU threads for the measurement (restored after); ``None``: as set now.
-        matmul_n, copy_mib: problem sizes (defaults: :data:`CPU_MATMUL_N` / :data:`CUDA_MATMUL_N`,
-            :data:`CPU_COPY_MIB` / :data:`CUDA_COPY_MIB`); small ones make tests fast.
+        matmul_n, copy_mib, conv_shape: problem sizes (defaults: :data:`CPU_MATMUL_N` /
+            :data:`CUDA_MATMUL_N`, :data:`CPU_COPY_MIB` / :data:`CUDA_COPY_MIB`,
+            :data:`CPU_CONV` / :data:`CUDA_CONV` as ``(N, C, S)``); small ones make tests fast.
         min_time_s: timed seconds per ceiling (default 0.4 on CPU, 1.0 on CUDA).
 
     Raises:
@@ -129,17 +150,19 @@ def measure_ceilings(
     mib = copy_mib or (CUDA_COPY_MIB if cuda else CPU_COPY_MIB)
     seconds = min_time_s if min_time_s is not None else (1.0 if cuda else 0.4)
     dtype = _DTYPES[precision]
+    conv = tuple(conv_shape or (CUDA_CONV if cuda else CPU_CONV))
     with fixed_threads(threads) as used_threads, torch.inference_mode():
-        old_tf32 = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False
+        old_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
         try:
             n = matmul_n or _matmul_size(device, dtype, CUDA_MATMUL_N if cuda else CPU_MATMUL_N)
-            mm = _time_matmul(device, dtype, n, seconds)
+            mm_tflops = 2 * n**3 / (_time_matmul(device, dtype, n, seconds).min / 1e3) / 1e12
+            conv_tflops = _conv_tflops(device, dtype, conv, seconds)
             cp = _time_copy(device, mib, seconds)
         finally:
-            torch.backends.cuda.matmul.allow_tf32 = old_tf32
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old_tf32
     return Ceilings(
-        matmul_tflops=2 * n**3 / (mm.min / 1e3) / 1e12,
+        matmul_tflops=max(mm_tflops, conv_tflops),
         copy_gib_s=2 * mib * 2**20 / (cp.min / 1e3) / GIB,
         precision=precision,
         measured=utc_now(),
@@ -147,6 +170,9 @@ def measure_ceilings(
         threads=used_threads if not cuda else None,
         matmul_n=n,
         copy_mib=mib,
+        mm_tflops=mm_tflops,
+        conv_tflops=conv_tflops,
+        conv_shape=list(conv),
     )
 
 
@@ -156,6 +182,30 @@ def _time_matmul(device: torch.device, dtype: torch.dtype, n: int, seconds: floa
     a = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
     b = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
     return time_callable(lambda: torch.mm(a, b), warmup_iters=2, min_iters=3, min_time_s=seconds, device=device)
+
+
+def _conv_tflops(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...], seconds: float) -> float:
+    """TFLOP/s of a 3x3, padding 1, ``C -> C`` convolution on ``(N, C, S, S)``, ``shape`` =
+    ``(N, C, S_max)``: the best rate over ``S = 8, 16, 32, ...`` up to ``S_max``, stopping after
+    the first size whose call takes more than :data:`MAX_CALL_S` (a precision without fast
+    kernels, fp16 on most CPUs, slows down faster than the work grows: on the development CPU
+    an fp16 ``S = 64`` call took 99 s); ``S_max`` itself is timed for ``seconds``."""
+    n, c, s_max = shape
+    sizes = [s for s in (8, 16, 32, 64, 128, 256, 512) if s < s_max] + [s_max]
+    generator = torch.Generator().manual_seed(0)
+    w = (torch.randn(c, c, 3, 3, generator=generator) * 0.05).to(device=device, dtype=dtype)
+    best = 0.0
+    for size in sizes:
+        x = torch.randn(n, c, size, size, generator=generator).to(device=device, dtype=dtype)
+        last = size == s_max
+        stats = time_callable(
+            lambda x=x: torch.nn.functional.conv2d(x, w, padding=1), warmup_iters=2 if last else 1,
+            min_iters=3 if last else 2, min_time_s=seconds if last else 0.0, device=device,
+        )  # fmt: skip
+        best = max(best, 2.0 * 9 * c * c * size * size * n / (stats.min / 1e3))
+        if stats.min / 1e3 > MAX_CALL_S:
+            break
+    return best / 1e12
 
 
 def _time_copy(device: torch.device, mib: int, seconds: float):

@@ -232,7 +232,7 @@ def profile_model(
     except Exception as e:  # noqa: BLE001 - one failing setting must not stop a sweep
         record.update(status="error", error=_one_line(f"{stage}: {type(e).__name__}: {e}"))
     finally:
-        del prepared, fn, x, x_in, output  # free the backend's model and buffers before the next setting
+        prepared = fn = x = x_in = output = None  # free the backend's model and buffers before the next setting
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -240,10 +240,14 @@ def profile_model(
 
 
 def profile_record_path(results_dir: Path, host: str, body: dict[str, Any]) -> Path:
-    """``<results>/profile/<host>/<variant>__j<J>__<backend>__<precision>[__tf32][__cl]__b<B>__s<S>.json``
-    (``__tf32`` when TF32 was allowed, ``__cl`` for channels_last)."""
+    """``<results>/profile/<host>/<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>.json``
+    (``-<mode>`` for a ``compile`` run in a mode other than ``default``; ``<device>`` is
+    ``cpu`` or ``cuda``; ``__tf32`` when TF32 was allowed, ``__cl`` for channels_last), so
+    that no two configurations of one host share a file."""
+    mode = body.get("compile_mode")
+    backend = body["backend"] + (f"-{mode}" if mode and mode != "default" else "")
     name = (
-        f"{body['variant']}__j{body['num_joints']}__{body['backend']}__{body['precision']}"
+        f"{body['variant']}__j{body['num_joints']}__{backend}__{body['device']}__{body['precision']}"
         f"{'__tf32' if body['tf32'] else ''}{'__cl' if body['channels_last'] else ''}"
         f"__b{body['batch_size']}__s{body['input_size']}.json"
     )
