@@ -290,9 +290,9 @@ def test_cli_records_a_failing_backend_and_goes_on(tmp_path, fake_backend, monke
     records = sorted((tmp_path / "results/profile").rglob("*.json"))
     assert len(records) == 6
     bodies = {p.name: read_record(p) for p in records}
-    ok = bodies["hg1__j16__torchscript__fp32__b2__s64.json"]
+    ok = bodies["hg1__j16__torchscript__cpu__fp32__b2__s64.json"]
     assert ok["status"] == "ok" and ok["numerics"]["ok"] and ok["threads"] == 1
     assert ok["calibration"]["p50_ms"] > 0 and ok["roofline"]["ceilings"]["precision"] == "fp32"
     assert PROVENANCE_KEYS <= set(ok["provenance"]) and "profile" in ok["provenance"]["command"]
-    assert bodies["hg1__j16__fake__fp32__b1__s64.json"]["status"] == "error"
+    assert bodies["hg1__j16__fake__cpu__fp32__b1__s64.json"]["status"] == "error"
     assert (tmp_path / "cache/ceilings.json").is_file()
