@@ -282,9 +282,11 @@ def test_cli_bad_options_exit_2(tmp_path, args, message):
 def test_cli_records_a_failing_backend_and_goes_on(tmp_path, fake_backend, monkeypatch):
     monkeypatch.setenv("HGBENCH_CACHE_DIR", str(tmp_path / "cache"))
     fake_backend("prepare")
-    r = CliRunner().invoke(app, ["profile", "--variants", "hg1", "--backend", "eager,fake,torchscript", "--batch-size", "1,2",
-                                 "--input-size", "64", "--min-time-s", "0", "--min-iters", "2", "--warmup", "1",
-                                 "--warmup-s", "0", "--threads", "1", "--results", str(tmp_path / "results")])
+    args = ["profile", "--variants", "hg1", "--backend", "eager,fake,torchscript", "--batch-size", "1,2",
+            "--input-size", "64", "--min-time-s", "0", "--min-iters", "2", "--warmup", "1",
+            "--warmup-s", "0", "--threads", "1", "--results", str(tmp_path / "results")]
+    monkeypatch.setattr("sys.argv", ["hgbench", *args])  # what a shell would pass; the record keeps it
+    r = CliRunner().invoke(app, args)
     assert r.exit_code == 1, r.output
     assert "2 of 6 settings failed" in r.output and "prepare: RuntimeError: cannot compile this model" in r.output
     records = sorted((tmp_path / "results/profile").rglob("*.json"))
@@ -293,6 +295,6 @@ def test_cli_records_a_failing_backend_and_goes_on(tmp_path, fake_backend, monke
     ok = bodies["hg1__j16__torchscript__cpu__fp32__b2__s64.json"]
     assert ok["status"] == "ok" and ok["numerics"]["ok"] and ok["threads"] == 1
     assert ok["calibration"]["p50_ms"] > 0 and ok["roofline"]["ceilings"]["precision"] == "fp32"
-    assert PROVENANCE_KEYS <= set(ok["provenance"]) and "profile" in ok["provenance"]["command"]
+    assert PROVENANCE_KEYS <= set(ok["provenance"]) and ok["provenance"]["command"] == " ".join(["hgbench", *args])
     assert bodies["hg1__j16__fake__cpu__fp32__b1__s64.json"]["status"] == "error"
     assert (tmp_path / "cache/ceilings.json").is_file()
