@@ -40,6 +40,7 @@ from __future__ import annotations
 import importlib.util
 import tempfile
 import time
+import logging
 import warnings
 from pathlib import Path
 
@@ -99,6 +100,9 @@ class OnnxRuntimeBackend(Backend):
         x = prepare_input(example_input)
 
         start = time.perf_counter()
+        # The exporter logs a warning per torchvision operator it cannot register (torchvision is
+        # not a dependency, and the hourglass uses none of them): noise in every profile run.
+        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
         with torch.no_grad(), warnings.catch_warnings():
             # copyreg's FutureWarning about LeafSpec while the exporter copies tree specs: noise.
             warnings.filterwarnings("ignore", category=FutureWarning)
