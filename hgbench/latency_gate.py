@@ -45,6 +45,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hgbench.compare import Comparison, compare_results, parse_thresholds, sort_key
+from hgbench.profile.complexity import count_parameters, model_size_mib
+from hgbench.profile.latency import LatencyStats
 from hgbench.profile.run import RECORD_KEYS
 
 INPUT_SIZE = 64  # px: the pytest-benchmark benchmarks' input, small enough for CI
@@ -212,21 +214,14 @@ def gate_record(
     finally:
         torch.set_num_threads(old_threads)
         model.train(was_training)
-    lat = np.asarray(s["model"])
-    n_params = sum(p.numel() for p in model.parameters())
-    size = sum(t.numel() for t in (*model.parameters(), *model.buffers())) * 4 / 2**20
-    p50 = float(np.percentile(lat, 50))
+    stats = LatencyStats(s["model"])
     record: dict[str, Any] = dict.fromkeys(RECORD_KEYS)
     record.update(
         variant=variant, num_joints=NUM_JOINTS, backend="eager", precision="fp32", tf32=False, channels_last=False,
         compile_mode=None, device="cpu", device_name=device_name("cpu"), batch_size=1, input_size=INPUT_SIZE,
-        threads=THREADS, parameters=n_params, model_size_mib=size,
-        latency_ms={
-            "n": len(lat), "mean_ms": float(lat.mean()), "std_ms": float(lat.std(ddof=1)) if len(lat) > 1 else 0.0,
-            "p50_ms": p50, "p90_ms": float(np.percentile(lat, 90)), "p99_ms": float(np.percentile(lat, 99)),
-            "min_ms": float(lat.min()), "max_ms": float(lat.max()), "samples_ms": [float(v) for v in lat],
-        },
-        throughput_samples_per_s=1000.0 / p50,
+        threads=THREADS, parameters=count_parameters(model), model_size_mib=model_size_mib(model),
+        latency_ms=stats.to_dict(),
+        throughput_samples_per_s=stats.throughput(1),
         calibration={"workload": WORKLOAD, "p50_ms": float(np.median(s["reference"])), "samples_ms": s["reference"]},
         notes=["hgbench latency-check: interleaved with the frozen reference network"],
         status="ok",
