@@ -230,8 +230,10 @@ def profile(
     num_joints: Optional[int] = typer.Option(None, help="Heatmaps per network (default: as trained in --results, else 16)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: the physical cores this process may use; recorded)."),
     min_time_s: float = typer.Option(1.0, "--min-time-s", help="Time each setting for at least this many seconds..."),
-    min_iters: int = typer.Option(10, "--min-iters", help="...and at least this many calls."),
-    warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up calls (at least)..."),
+    min_iters: int = typer.Option(10, "--min-iters", help="...and at least this many calls (over all repetitions)."),
+    repetitions: int = typer.Option(3, "--repetitions", help="Split each setting's timing into this many repetitions, "
+                                    "interleaved across the sweep (steadier medians on a drifting machine; 1: one block)."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up calls (at least, before each repetition)..."),
     warmup_s: float = typer.Option(0.5, "--warmup-s", help="...and warm-up seconds (at least)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Device ceilings and backend artefacts (default: $HGBENCH_CACHE_DIR or ~/.cache/hgbench)."),
@@ -245,12 +247,9 @@ def profile(
     """
     import torch
 
-    from hgbench.profile import (
-        RunSettings, complexity_record, get_backend, get_ceilings, measure_calibration, physical_cores, profile_model,
-        reference_output, save_profile_record,
-    )
+    from hgbench.profile import RunSettings, get_backend, get_ceilings, physical_cores
     from hgbench.profile.roofline import default_cache_dir
-    from hgbench.profile.run import is_reference
+    from hgbench.profile.sweep import Budget, run_sweep
     from hgbench.provenance import collect_provenance
     from hgbench.registry import select_variants
     from hgbench.results import iter_records
@@ -285,8 +284,10 @@ def profile(
         if not sizes or min(sizes) < 1:
             raise ValueError(f"--batch-size: expected comma-separated positive integers, got {batch_size!r}")
         threads = physical_cores() if threads is None else threads
-        if threads < 1 or min_iters < 1 or min_time_s < 0 or warmup < 0 or warmup_s < 0:
-            raise ValueError("--threads and --min-iters must be >= 1, --min-time-s, --warmup and --warmup-s >= 0")
+        if threads < 1 or min_iters < 1 or repetitions < 1 or min_time_s < 0 or warmup < 0 or warmup_s < 0:
+            raise ValueError("--threads, --min-iters and --repetitions must be >= 1, --min-time-s, --warmup and --warmup-s >= 0")
+        budget = Budget(warmup_iters=warmup, warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s,
+                        repetitions=repetitions)
         for spec in specs:
             divisor = 4 * 2**spec.architecture.depth  # StackedHourglass.input_divisor
             fixed = spec.architecture.input_size
@@ -302,45 +303,25 @@ def profile(
                 trained_joints.setdefault(rec["variant"], set()).add(rec["num_joints"])
     provenance = collect_provenance(threads=threads)
     jobs = [(s, j) for s in specs for j in sorted(trained_joints.get(s.name) or {num_joints or 16})]
-    rows = []
     with _progress() as progress:
-        task = progress.add_task("profile", total=len(jobs) * len(backends) * len(settings_list) * len(sizes), status="")
-        progress.update(task, status=f"calibration and {device} ceilings")
-        calibration = measure_calibration(dev, threads)
+        task = progress.add_task("profile", total=len(jobs) * len(backends) * len(settings_list) * len(sizes) * repetitions,
+                                 status=f"{device} ceilings")
         ceilings = {}
         for s in settings_list:
             try:
                 ceilings[s.precision] = get_ceilings(dev, s.precision, threads=threads, cache_dir=cache, refresh=refresh_ceilings)
             except Exception as e:  # noqa: BLE001 - recorded per setting by profile_model's roofline stage
                 err_console.print(f"[yellow]warning:[/] {device} ceilings at {s.precision} not measured: {e}")
-        for spec, joints in jobs:
-            model = spec.build(joints, input_size=input_size).to(dev).eval()
-            progress.update(task, status=f"{spec.name}: counting MACs and FLOPs")
-            try:
-                complexity = complexity_record(model, input_size)
-            except Exception:  # noqa: BLE001 - profile_model then records the complexity failure per setting
-                complexity = None
-            for bs in sizes:
-                reference = None
-                if not all(is_reference(b, s) for b in backends for s in settings_list):
-                    progress.update(task, status=f"{spec.name} batch {bs}: eager fp32 reference")
-                    try:
-                        reference = reference_output(model, bs, input_size)
-                    except Exception:  # noqa: BLE001 - each setting then records its own numerics failure
-                        reference = None
-                        if dev.type == "cuda":
-                            torch.cuda.empty_cache()
-                for b in backends:
-                    for s in settings_list:
-                        progress.update(task, status=f"{spec.name} {b} {s.precision} batch {bs}")
-                        body = profile_model(model, variant=spec.name, num_joints=joints, backend=b, batch_size=bs,
-                                             input_size=input_size, settings=s, threads=threads, warmup_iters=warmup,
-                                             warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s,
-                                             complexity=complexity, calibration=calibration, reference=reference,
-                                             ceilings=ceilings.get(s.precision), cache_dir=cache)
-                        rows.append((body, save_profile_record(body, results, provenance)))
-                        progress.update(task, advance=1)
-            del model, reference
+
+        def on_step(label: str, advance: bool) -> None:
+            if advance:
+                progress.update(task, advance=1)
+            else:
+                progress.update(task, status=label)
+
+        rows = run_sweep(jobs, backends=backends, settings_list=settings_list, batch_sizes=sizes, input_size=input_size,
+                         device=dev, threads=threads, budget=budget, results_dir=results, provenance=provenance,
+                         ceilings=ceilings, cache_dir=cache, on_step=on_step)
     _print_profile_table(rows, provenance, input_size, device, threads)
     console.print(f"records: {results / 'profile' / provenance['hostname']}")
     above = sorted({b["precision"] for b, _ in rows if ((b["roofline"] or {}).get("efficiency") or 0) > 1})
@@ -361,12 +342,18 @@ def _setting_label(body: dict) -> str:
     return f"{body['variant']} j{body['num_joints']} {body['backend']} {body['precision']}{flags} batch {body['batch_size']}"
 
 
+def _repetition_range_pct(latency: dict) -> float | None:
+    """(max - min) of the repetitions' medians over the pooled median, %; None for fewer than two."""
+    reps = latency.get("repetition_p50_ms") or []
+    return 100 * (max(reps) - min(reps)) / latency["p50_ms"] if len(reps) > 1 and latency.get("p50_ms") else None
+
+
 def _print_profile_table(rows: list, provenance: dict, input_size: int, device: str, threads: int) -> None:
     where = provenance["gpu_name"] if device == "cuda" else provenance["cpu_model"]
     table = Table(title=f"profile on {provenance['hostname']}: {device} ({where}), {threads} threads, input {input_size}x{input_size}; "
                         "p50/p90/p99 per batch, GMACs per sample, efficiency = roofline floor / p50")
     for col in ("variant", "joints", "backend", "precision", "batch", "parameters", "GMACs fvcore", "p50 (ms)", "p90 (ms)",
-                "p99 (ms)", "throughput (samples/s)", "efficiency (%)", "numerics ok", "status"):
+                "p99 (ms)", "p50 range over repetitions (%)", "throughput (samples/s)", "efficiency (%)", "numerics ok", "status"):
         table.add_column(col, justify="left" if col in ("variant", "backend", "precision", "status") else "right")
     fmt = lambda v, spec=".2f": "—" if v is None else format(v, spec)  # noqa: E731
     for body, _ in rows:
@@ -377,7 +364,7 @@ def _print_profile_table(rows: list, provenance: dict, input_size: int, device: 
         flags = ("+tf32" if body["tf32"] else "") + ("+cl" if body["channels_last"] else "")
         table.add_row(body["variant"], str(body["num_joints"]), body["backend"], body["precision"] + flags, str(body["batch_size"]),
                       fmt(body["parameters"], ","), fmt(body["gmacs_fvcore"]), fmt(lat.get("p50_ms")), fmt(lat.get("p90_ms")),
-                      fmt(lat.get("p99_ms")), fmt(body["throughput_samples_per_s"], ".1f"), fmt(None if eff is None else 100 * eff, ".1f"),
+                      fmt(lat.get("p99_ms")), fmt(_repetition_range_pct(lat), ".1f"), fmt(body["throughput_samples_per_s"], ".1f"), fmt(None if eff is None else 100 * eff, ".1f"),
                       ok, body["status"])
     console.print(table)
 

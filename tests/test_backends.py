@@ -229,6 +229,32 @@ def test_onnxruntime_matches_eager_and_keeps_the_list_of_stacks(tmp_path):
     assert compare_outputs(reference, out)["ok"]
     assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 1
     assert any("CPUExecutionProvider" in note for note in prepared.notes)
+    assert any(note.startswith("model written to") for note in prepared.notes)
+
+
+@pytest.mark.slow
+def test_onnxruntime_reuses_its_export_only_for_the_same_weights_and_shape(tmp_path, monkeypatch):
+    from hgbench.profile.backends import onnx_runtime
+
+    model, x = tiny_hourglass(), torch.randn(2, 3, 16, 16)
+    settings = RunSettings(cache_dir=tmp_path)
+    run_backend("onnxruntime", model, x, settings)
+    exports = []
+    real_export = onnx_runtime._export
+    monkeypatch.setattr(onnx_runtime, "_export", lambda *a: exports.append(a) or real_export(*a))
+
+    again, out = run_backend("onnxruntime", model, x, settings)  # same weights and shape: loaded, not exported
+    assert exports == [] and any(note.startswith("model reused from") for note in again.notes)
+    reference = eager_reference(model, x)
+    assert isinstance(out, list) and compare_outputs(reference, out)["ok"]
+
+    run_backend("onnxruntime", model, torch.randn(1, 3, 16, 16), settings)  # another batch size: a new export
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    changed, out = run_backend("onnxruntime", model, x, settings)  # other weights: a new export, their output
+    assert len(exports) == 2 and any(note.startswith("model written to") for note in changed.notes)
+    assert compare_outputs(eager_reference(model, x), out)["ok"]
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 3
 
 
 @pytest.mark.slow

@@ -1,8 +1,10 @@
-"""A fixed reference workload timed once per ``hgbench profile`` invocation.
+"""A fixed reference workload timed during every ``hgbench profile`` invocation.
 
-Its median goes into every record of the run (``calibration``), so that records from two
-runs, or two machines, can be compared after normalising by how fast the machine was at the
-time (``hgbench compare``): a latency ratio divided by the calibration ratio.
+The sweep (:mod:`hgbench.profile.sweep`) times it in short blocks interleaved with the
+profiled settings and pools them (:func:`pool_calibrations`); the pooled median goes into
+every record of the run (``calibration``), so that records from two runs, or two machines,
+can be compared after normalising by how fast the machine was at the time
+(``hgbench compare``): a latency ratio divided by the calibration ratio.
 
 The workload never changes (changing it would make old records incomparable; rename
 :data:`WORKLOAD` if it ever must): four 3x3 convolutions, 32 -> 32 channels, padding 1, each
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -74,3 +77,27 @@ def measure_calibration(
         "device": device.type,
         "threads": used,
     }
+
+
+def pool_calibrations(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One calibration from several blocks of :func:`measure_calibration` timed during a sweep
+    (interleaved with the profiled settings, so that it sees the machine as they did).
+
+    Returns:
+        ``parts[0]`` with ``samples_ms`` = every block's samples in order, ``p50_ms`` = their
+        median and ``blocks`` = ``len(parts)``.
+
+    Raises:
+        ValueError: no blocks, or blocks of another workload, device or thread count.
+    """
+    if not parts:
+        raise ValueError("pool_calibrations needs at least one calibration block")
+    first = parts[0]
+    for part in parts[1:]:
+        if (part["workload"], part["device"], part["threads"]) != (first["workload"], first["device"], first["threads"]):
+            raise ValueError(
+                "calibration blocks differ in workload, device or threads: "
+                f"{(first['workload'], first['device'], first['threads'])} vs {(part['workload'], part['device'], part['threads'])}"
+            )
+    samples = [float(s) for part in parts for s in part["samples_ms"]]
+    return {**first, "p50_ms": float(np.median(samples)), "samples_ms": samples, "blocks": len(parts)}

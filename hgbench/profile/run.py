@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from hgbench.profile.backends import RunSettings, get_backend
 from hgbench.profile.complexity import MIB, complexity_record
-from hgbench.profile.latency import fixed_threads, time_callable
+from hgbench.profile.latency import LatencyStats, fixed_threads, time_callable
 from hgbench.profile.memory import PeakMemory
 from hgbench.profile.roofline import Ceilings, element_bytes, get_ceilings, roofline
 from hgbench.provenance import collect_provenance, device_name
@@ -140,7 +140,8 @@ def profile_model(
         ``input_size``, ``threads``; the complexity keys (per sample: ``parameters``,
         ``model_size_mib``, ``macs``, ``gmacs_fvcore``, ``gmacs_thop``,
         ``gflops_flop_counter``, ``skipped_ops``, ``activation_memory_mib``); ``latency_ms``
-        (:meth:`LatencyStats.to_dict`, per batch, raw samples included),
+        (:func:`latency_entry` of this one repetition: per batch, raw samples included;
+        :func:`repeat_timing` adds more),
         ``throughput_samples_per_s`` (batch / median), ``peak_memory_mib``
         (:class:`hgbench.profile.memory.PeakMemory`: CUDA allocator peak, or CPU peak RSS
         increase, over warm-up and timed calls), ``build_time_s``, ``numerics``
@@ -201,7 +202,7 @@ def profile_model(
                     lambda: fn(x_in), warmup_iters=warmup_iters, warmup_s=warmup_s, min_iters=min_iters,
                     min_time_s=min_time_s, device=device,
                 )  # fmt: skip
-            record["latency_ms"] = stats.to_dict()
+            record["latency_ms"] = latency_entry(stats.samples_ms, [stats.p50])
             record["throughput_samples_per_s"] = stats.throughput(batch_size)
             record["peak_memory_mib"] = memory.peak_mib
 
@@ -217,16 +218,7 @@ def profile_model(
             stage = "roofline"
             if ceilings is None:
                 ceilings = get_ceilings(device, settings.precision, threads=threads, cache_dir=cache_dir)
-            scale = element_bytes(settings.precision) / 4  # the complexity sizes are float32
-            flops = record["gflops_flop_counter"] * 1e9 if record["gflops_flop_counter"] else 2 * record["macs"]["fvcore"]
-            record["roofline"] = roofline(
-                flops_per_sample=flops,
-                weight_bytes=record["model_size_mib"] * MIB * scale,
-                activation_bytes_per_sample=record["activation_memory_mib"] * MIB * scale,
-                batch_size=batch_size,
-                p50_ms=stats.p50,
-                ceilings=ceilings,
-            )
+            record["roofline"] = _roofline_of(record, ceilings)
     except torch.cuda.OutOfMemoryError as e:
         record.update(status="error", error=_one_line(f"{stage}: CUDA out of memory at batch size {batch_size}: {e}"))
     except Exception as e:  # noqa: BLE001 - one failing setting must not stop a sweep
@@ -237,6 +229,103 @@ def profile_model(
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return record
+
+
+def latency_entry(samples_ms: list[float], repetition_p50_ms: list[float]) -> dict[str, Any]:
+    """The record's ``latency_ms``: :meth:`LatencyStats.to_dict` of all samples pooled (ms per
+    batch, in call order, repetition after repetition), plus ``repetitions`` (how many timed
+    repetitions they came from) and ``repetition_p50_ms`` (each repetition's median, ms: their
+    spread shows how steady the machine was during the sweep).
+
+    Raises:
+        ValueError: no samples.
+    """
+    return {
+        **LatencyStats(list(samples_ms)).to_dict(),
+        "repetitions": len(repetition_p50_ms),
+        "repetition_p50_ms": [float(v) for v in repetition_p50_ms],
+    }
+
+
+def repeat_timing(
+    record: dict[str, Any],
+    model: nn.Module,
+    *,
+    settings: RunSettings,
+    threads: int | None = None,
+    warmup_iters: int = 3,
+    warmup_s: float = 0.0,
+    min_iters: int = 10,
+    min_time_s: float = 1.0,
+) -> dict[str, Any]:
+    """Time one more repetition of ``record``'s setting and pool it into the record, in place.
+
+    The backend prepares ``model`` again (from its artefact cache where it has one), warms up
+    and times as :func:`profile_model` does; the new samples join ``latency_ms`` (see
+    :func:`latency_entry`), and the throughput and the roofline (with the ceilings already in
+    the record) are recomputed from the pooled median. Build time, peak memory and numerics stay those of
+    the first repetition. A record whose status is not ``"ok"`` is returned unchanged; a
+    failure here sets ``status="error"`` and ``error="timing (repetition <k>): ..."`` and keeps
+    the samples of the earlier repetitions.
+
+    Args:
+        record: a body from :func:`profile_model` (its ``backend``, ``batch_size`` and
+            ``input_size`` say what to run).
+        model: the same fp32 model (same weights) on the profiled device.
+        settings: the record's :class:`RunSettings` (precision, TF32, layout, compile mode and
+            artefact cache).
+        threads, warmup_iters, warmup_s, min_iters, min_time_s: as for :func:`profile_model`.
+
+    Returns:
+        ``record``.
+    """
+    if record["status"] != "ok" or record["latency_ms"] is None:
+        return record
+    previous = record["latency_ms"]
+    k = previous["repetitions"] + 1
+    device = model_device(model)
+    prepared = fn = x_in = None
+    try:
+        with fixed_threads(threads):
+            x = make_input(record["batch_size"], record["input_size"], device)
+            prepared = get_backend(record["backend"]).prepare(model, x, settings)
+            x_in, fn = prepared.prepare_input(x), prepared.fn
+            stats = time_callable(
+                lambda: fn(x_in), warmup_iters=warmup_iters, warmup_s=warmup_s, min_iters=min_iters,
+                min_time_s=min_time_s, device=device,
+            )  # fmt: skip
+    except torch.cuda.OutOfMemoryError as e:
+        record.update(status="error", error=_one_line(
+            f"timing (repetition {k}): CUDA out of memory at batch size {record['batch_size']}: {e}"))  # fmt: skip
+        return record
+    except Exception as e:  # noqa: BLE001 - one failing setting must not stop a sweep
+        record.update(status="error", error=_one_line(f"timing (repetition {k}): {type(e).__name__}: {e}"))
+        return record
+    finally:
+        prepared = fn = x_in = None
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    record["latency_ms"] = latency_entry(previous["samples_ms"] + stats.samples_ms,
+                                         previous["repetition_p50_ms"] + [stats.p50])  # fmt: skip
+    record["throughput_samples_per_s"] = LatencyStats(record["latency_ms"]["samples_ms"]).throughput(record["batch_size"])
+    if record["roofline"] is not None:
+        record["roofline"] = _roofline_of(record, Ceilings(**record["roofline"]["ceilings"]))
+    return record
+
+
+def _roofline_of(record: dict[str, Any], ceilings: Ceilings) -> dict[str, Any]:
+    """:func:`~hgbench.profile.roofline.roofline` of a record's complexity and pooled median."""
+    scale = element_bytes(record["precision"]) / 4  # the complexity sizes are float32
+    flops = record["gflops_flop_counter"] * 1e9 if record["gflops_flop_counter"] else 2 * record["macs"]["fvcore"]
+    return roofline(
+        flops_per_sample=flops,
+        weight_bytes=record["model_size_mib"] * MIB * scale,
+        activation_bytes_per_sample=record["activation_memory_mib"] * MIB * scale,
+        batch_size=record["batch_size"],
+        p50_ms=record["latency_ms"]["p50_ms"],
+        ceilings=ceilings,
+    )
 
 
 def profile_record_path(results_dir: Path, host: str, body: dict[str, Any]) -> Path:

@@ -9,10 +9,13 @@ becomes one ONNX graph output per stack in list order (the exported program's ou
 tree spec, ``ONNXProgram.exported_program.call_spec.out_spec``, is used to rebuild the list).
 The legacy TorchScript-based exporter (``dynamo=False``) is deprecated and not needed.
 ``external_data=False`` keeps weights inside the one ``.onnx`` file (the hourglass
-variants are far below ONNX's 2 GiB protobuf limit). The file is written atomically to
-``<cache_dir>/onnx/<digest>.onnx`` (digest: :func:`~hgbench.profile.backends.base.artefact_key`)
-or to a temporary directory removed after loading; it is re-exported on every ``prepare``,
-so ``build_time_s`` is export + session creation.
+variants are far below ONNX's 2 GiB protobuf limit). With a cache directory the file is
+written atomically to ``<cache_dir>/onnx/<Model>_<digest>.onnx`` (digest:
+:func:`~hgbench.profile.backends.base.artefact_key`: weights, input shape, precision, torch
+version), beside ``<...>.spec.json`` (the output tree spec, ``torch.utils._pytree.treespec_dumps``),
+and a later ``prepare`` of the same model and setting loads it instead of exporting again
+(a note says so; ``build_time_s`` is then session creation only, else export + session
+creation). Without one it goes to a temporary directory removed after loading.
 
 Execution follows https://onnxruntime.ai/docs/api/python/api_summary.html: the
 ``CPUExecutionProvider`` on the CPU (``session.run`` on a NumPy view of the input, outputs
@@ -38,6 +41,7 @@ The CUDA path never ran in development (no GPU there).
 from __future__ import annotations
 
 import importlib.util
+import json
 import tempfile
 import time
 import logging
@@ -100,15 +104,21 @@ class OnnxRuntimeBackend(Backend):
         x = prepare_input(example_input)
 
         start = time.perf_counter()
-        # The exporter logs a warning per torchvision operator it cannot register (torchvision is
-        # not a dependency, and the hourglass uses none of them): noise in every profile run.
-        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-        with torch.no_grad(), warnings.catch_warnings():
-            # copyreg's FutureWarning about LeafSpec while the exporter copies tree specs: noise.
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            program = torch.onnx.export(cast, (x,), dynamo=True, external_data=False, verbose=False)
-        out_spec = program.exported_program.call_spec.out_spec
-        data = program.model_proto.SerializeToString()
+        notes: list[str] = []
+        cached = None
+        if settings.cache_dir is not None:
+            key = artefact_key(model, tuple(example_input.shape), settings, {"torch": torch.__version__})
+            cached = Path(settings.cache_dir) / "onnx" / f"{type(model).__name__}_{key[:16]}.onnx"
+        spec_path = cached.with_suffix(".spec.json") if cached is not None else None
+        if cached is not None and cached.is_file() and spec_path.is_file():
+            from torch.utils._pytree import treespec_loads
+
+            out_spec = treespec_loads(json.loads(spec_path.read_text())["out_spec"])
+            data = None
+            notes.append(f"model reused from {cached}")
+        else:
+            out_spec, data, opset = _export(cast, x)
+            notes.append(f"exporter: torch.onnx.export(dynamo=True), opset {opset}")
 
         options = onnxruntime.SessionOptions()
         if device.type == "cpu":
@@ -123,15 +133,16 @@ class OnnxRuntimeBackend(Backend):
                 ),
                 "CPUExecutionProvider",
             ]
-        notes: list[str] = [f"exporter: torch.onnx.export(dynamo=True), opset {program.model_proto.opset_import[0].version}"]
-        if settings.cache_dir is not None:
-            from hgbench.results import atomic_write_bytes
+        if cached is not None:
+            if data is not None:
+                from torch.utils._pytree import treespec_dumps
 
-            key = artefact_key(model, tuple(example_input.shape), settings, {"torch": torch.__version__})
-            path = Path(settings.cache_dir) / "onnx" / f"{type(model).__name__}_{key[:16]}.onnx"
-            atomic_write_bytes(path, data)
-            session = self._session(str(path), options, providers)
-            notes.append(f"model written to {path}")
+                from hgbench.results import atomic_write_bytes
+
+                atomic_write_bytes(cached, data)
+                atomic_write_bytes(spec_path, json.dumps({"out_spec": treespec_dumps(out_spec)}).encode())
+                notes.append(f"model written to {cached}")
+            session = self._session(str(cached), options, providers)
         else:
             with tempfile.TemporaryDirectory(prefix="hgbench-onnx-") as tmp:
                 path = Path(tmp) / "model.onnx"
@@ -158,7 +169,20 @@ class OnnxRuntimeBackend(Backend):
         try:
             return onnxruntime.InferenceSession(path, sess_options=options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types (InvalidGraph, NotImplemented, Fail, ...)
-            raise RuntimeError(f"onnxruntime could not load the exported model: {exc}") from exc
+            raise RuntimeError(f"onnxruntime could not load the exported model {path}: {exc}") from exc
+
+
+def _export(model: nn.Module, x: Tensor) -> tuple[object, bytes, int]:
+    """``torch.onnx.export(model, (x,), dynamo=True)``: the output tree spec, the serialised
+    ONNX model and its opset."""
+    # The exporter logs a warning per torchvision operator it cannot register (torchvision is
+    # not a dependency, and the hourglass uses none of them): noise in every profile run.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with torch.no_grad(), warnings.catch_warnings():
+        # copyreg's FutureWarning about LeafSpec while the exporter copies tree specs: noise.
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        program = torch.onnx.export(model, (x,), dynamo=True, external_data=False, verbose=False)
+    return program.exported_program.call_spec.out_spec, program.model_proto.SerializeToString(), program.model_proto.opset_import[0].version
 
 
 def _unflatten(outputs: list[Tensor], out_spec) -> object:

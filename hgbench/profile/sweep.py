@@ -1,0 +1,229 @@
+"""A profiling sweep: every variant x batch size x backend x precision of one ``hgbench profile``
+invocation, timed in repetitions interleaved across the whole sweep.
+
+Why interleave. A setting timed in one contiguous block measures the machine of those few
+seconds; on a shared machine the speed drifts over seconds to minutes (other tenants, clocks,
+caches), so two runs of the same command disagree although nothing changed. Splitting each
+setting's timing into repetitions spread over the whole sweep lets every setting see the same
+mixture of machine states, and its pooled median that of the whole run. This is Google
+Benchmark's *random interleaving* ("a technique to lower run-to-run variance. It randomly
+interleaves repetitions of a microbenchmark with repetitions from other microbenchmarks in the
+same benchmark test", https://github.com/google/benchmark/blob/main/docs/random_interleaving.md).
+Measured on the 2-core development VM (``hgbench profile --variants hg1,hg2 --backend
+eager,torchscript,compile,onnxruntime --batch-size 1,4 --input-size 64 --threads 1``, two runs
+back to back): see ``benchmarks/reference/repeatability/README.md``.
+
+Order of work:
+
+* **Repetition 1**, variant by variant: the complexity counts, the eager fp32 reference output
+  per batch size, then every backend x precision x batch size through
+  :func:`~hgbench.profile.run.profile_model` (build time, peak memory, numerical check,
+  roofline, and the first share of the timed calls). Each record is saved as soon as it is
+  made, so an interrupted sweep keeps what it measured.
+* **Repetitions 2..R**: the variants in a shuffled order, and each variant's settings
+  shuffled (``random.Random(seed + r)``); each setting is prepared again (the backends reuse
+  their artefacts: ONNX files and TensorRT programs from the cache directory, Inductor's FX
+  graph cache), warmed up and timed (:func:`~hgbench.profile.run.repeat_timing`); its samples
+  join the record's, which is saved again.
+* **Calibration**: the workload of :mod:`hgbench.profile.calibration` is timed in a short block
+  at the start of every variant of every repetition; the pooled blocks are every record's
+  ``calibration``.
+
+Models are built from a fixed seed (:data:`MODEL_SEED`, the global RNG is left as it was), so
+that every repetition, and every invocation, runs the same weights, and weight-keyed artefact
+caches hit.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hgbench.profile.backends import RunSettings
+from hgbench.profile.calibration import measure_calibration, pool_calibrations
+from hgbench.profile.complexity import complexity_record
+from hgbench.profile.roofline import Ceilings
+from hgbench.profile.run import is_reference, profile_model, reference_output, repeat_timing, save_profile_record
+from hgbench.registry import VariantSpec
+
+MODEL_SEED = 0
+"""Seed of the weights of every profiled model (timing does not depend on the values, the
+artefact caches' keys and the numerical check do)."""
+
+CALIBRATION_BLOCK_S = 0.2
+"""Seconds of each calibration block (at least 10 calls), one per variant per repetition."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long each setting is warmed up and timed (see :func:`~hgbench.profile.latency.time_callable`).
+
+    Attributes:
+        warmup_iters, warmup_s: untimed calls and seconds (at least both) before *each*
+            repetition: every repetition prepares the setting anew.
+        min_iters, min_time_s: timed calls and seconds (at least both) per setting over all
+            repetitions together; each repetition times ``ceil(min_iters / repetitions)`` calls
+            and ``min_time_s / repetitions`` seconds.
+        repetitions: how many interleaved repetitions each setting's timing is split into
+            (1: one contiguous block, as :func:`~hgbench.profile.run.profile_model` alone).
+
+    Raises:
+        ValueError: a count below 1 or a negative duration.
+    """
+
+    warmup_iters: int = 3
+    warmup_s: float = 0.5
+    min_iters: int = 10
+    min_time_s: float = 1.0
+    repetitions: int = 3
+
+    def __post_init__(self) -> None:
+        if self.min_iters < 1 or self.repetitions < 1 or self.warmup_iters < 0 or self.warmup_s < 0 or self.min_time_s < 0:
+            raise ValueError(
+                "need min_iters >= 1, repetitions >= 1, warmup_iters >= 0, warmup_s >= 0 and min_time_s >= 0; got "
+                f"{self.min_iters=}, {self.repetitions=}, {self.warmup_iters=}, {self.warmup_s=}, {self.min_time_s=}"
+            )
+
+    def per_repetition(self) -> dict[str, Any]:
+        """Keyword arguments of one repetition for :func:`profile_model` / :func:`repeat_timing`."""
+        return {
+            "warmup_iters": self.warmup_iters,
+            "warmup_s": self.warmup_s,
+            "min_iters": math.ceil(self.min_iters / self.repetitions),
+            "min_time_s": self.min_time_s / self.repetitions,
+        }
+
+
+def build_profiled_model(spec: VariantSpec, num_joints: int, input_size: int, device: torch.device) -> nn.Module:
+    """``spec.build(num_joints, input_size)`` with weights drawn after ``torch.manual_seed(MODEL_SEED)``
+    (inside ``torch.random.fork_rng``: the caller's RNG state is restored), on ``device``, in
+    eval mode.
+
+    Raises:
+        ValueError: the variant cannot take ``input_size`` (see :meth:`VariantSpec.build`).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(MODEL_SEED)
+        model = spec.build(num_joints, input_size=input_size)
+    return model.to(device).eval()
+
+
+def run_sweep(
+    jobs: Sequence[tuple[VariantSpec, int]],
+    *,
+    backends: Sequence[str],
+    settings_list: Sequence[RunSettings],
+    batch_sizes: Sequence[int],
+    input_size: int,
+    device: torch.device,
+    threads: int,
+    budget: Budget,
+    results_dir: Path,
+    provenance: dict[str, Any],
+    ceilings: dict[str, Ceilings] | None = None,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+    on_step: Callable[[str, bool], None] | None = None,
+) -> list[tuple[dict[str, Any], Path]]:
+    """Profile every ``(variant, joints)`` of ``jobs`` x batch size x backend x precision in
+    ``budget.repetitions`` interleaved repetitions (see the module docstring), saving each
+    record under ``results_dir`` with ``provenance``.
+
+    Args:
+        jobs: the variants and the heatmap count each is profiled with.
+        backends, settings_list, batch_sizes, input_size: the sweep's axes (backend names,
+            one :class:`RunSettings` per precision, batch sizes, input side in px).
+        device, threads: where to run and the CPU intra-op thread count.
+        ceilings: the device's roofline ceilings per precision (a missing precision is
+            measured, or its failure recorded, by :func:`profile_model`).
+        cache_dir: where the device ceilings live (``None``: the default cache).
+        seed: seeds the shuffled order of repetitions 2..R.
+        on_step: called with a label before each step and ``advance=True`` after each
+            setting's repetition (for a progress bar: ``len(jobs) * len(batch_sizes) *
+            len(backends) * len(settings_list) * repetitions`` advances in all).
+
+    Returns:
+        ``(record body, path)`` per setting, in repetition 1's order; failed settings
+        included (``status="error"``, see :func:`profile_model`).
+
+    Raises:
+        OSError: a record cannot be written.
+    """
+    step = on_step or (lambda label, advance: None)
+    ceilings = ceilings or {}
+    per_rep = budget.per_repetition()
+    calibration_blocks: list[dict[str, Any]] = []
+    rows: list[tuple[dict[str, Any], Path]] = []
+    by_job: dict[int, list[tuple[dict[str, Any], RunSettings]]] = {}
+
+    def calibrate() -> None:
+        calibration_blocks.append(measure_calibration(device, threads, min_time_s=CALIBRATION_BLOCK_S, min_iters=10))
+
+    def save(body: dict[str, Any]) -> Path:
+        body["calibration"] = pool_calibrations(calibration_blocks)
+        return save_profile_record(body, results_dir, provenance)
+
+    for index, (spec, joints) in enumerate(jobs):
+        step(f"{spec.name}: calibration", False)
+        calibrate()
+        model = build_profiled_model(spec, joints, input_size, device)
+        step(f"{spec.name}: counting MACs and FLOPs", False)
+        try:
+            complexity = complexity_record(model, input_size)
+        except Exception:  # noqa: BLE001 - profile_model then records the complexity failure per setting
+            complexity = None
+        for bs in batch_sizes:
+            reference = None
+            if not all(is_reference(b, s) for b in backends for s in settings_list):
+                step(f"{spec.name} batch {bs}: eager fp32 reference", False)
+                try:
+                    reference = reference_output(model, bs, input_size)
+                except Exception:  # noqa: BLE001 - each setting then records its own numerics failure
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+            for b in backends:
+                for s in settings_list:
+                    step(f"{spec.name} {b} {s.precision} batch {bs} (repetition 1/{budget.repetitions})", False)
+                    body = profile_model(
+                        model, variant=spec.name, num_joints=joints, backend=b, batch_size=bs, input_size=input_size,
+                        settings=s, threads=threads, complexity=complexity, reference=reference,
+                        ceilings=ceilings.get(s.precision), cache_dir=cache_dir, **per_rep,
+                    )  # fmt: skip
+                    rows.append((body, save(body)))
+                    by_job.setdefault(index, []).append((body, s))
+                    step("", True)
+        del model, reference
+
+    for r in range(2, budget.repetitions + 1):
+        rng = random.Random(seed + r)
+        order = list(by_job)
+        rng.shuffle(order)
+        for index in order:
+            spec, joints = jobs[index]
+            step(f"{spec.name}: calibration", False)
+            calibrate()
+            model = build_profiled_model(spec, joints, input_size, device)
+            settings_of_job = list(by_job[index])
+            rng.shuffle(settings_of_job)
+            for body, s in settings_of_job:
+                step(f"{spec.name} {body['backend']} {s.precision} batch {body['batch_size']} "
+                     f"(repetition {r}/{budget.repetitions})", False)  # fmt: skip
+                if body["status"] == "ok":
+                    repeat_timing(body, model, settings=s, threads=threads, **per_rep)
+                    save(body)
+                step("", True)
+            del model
+
+    final = pool_calibrations(calibration_blocks)
+    for body, _ in rows:
+        if body["calibration"] != final:
+            body["calibration"] = final
+            save_profile_record(body, results_dir, provenance)
+    return rows

@@ -1,0 +1,184 @@
+"""The profiling sweep: timing split into repetitions interleaved across settings, pooled into one
+record per setting, with a pooled calibration; and the helpers it is made of."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from hgbench.profile import backends as backends_pkg
+from hgbench.profile import profile_model
+from hgbench.profile.backends import Backend, Prepared, RunSettings
+from hgbench.profile.calibration import measure_calibration, pool_calibrations
+from hgbench.profile.roofline import Ceilings
+from hgbench.profile.run import latency_entry, repeat_timing
+from hgbench.profile import sweep as sweep_module
+from hgbench.profile.sweep import Budget, build_profiled_model, run_sweep
+from hgbench.provenance import collect_provenance
+from hgbench.registry import Architecture, Source, VariantSpec
+from hgbench.results import read_record
+
+CEILINGS = Ceilings(matmul_tflops=0.1, copy_gib_s=10.0, precision="fp32", measured="2026-01-01T00:00:00+00:00")
+
+
+def tiny_spec(name: str, features: int = 16) -> VariantSpec:
+    """A one-stack hourglass small enough to count and run in milliseconds (input 16 px)."""
+    arch = Architecture(num_stacks=1, num_features=features, depth=1, stem_channels=8)
+    return VariantSpec(name=name, description="test", source=Source(paper="test"), architecture=arch)
+
+
+class Drifting(Backend):
+    """Every setting does the same work: a sleep of ``BASE_S`` times a machine factor that grows
+    linearly with the number of calls made so far in the sweep, from 1 to ``1 + DRIFT`` over
+    ``TOTAL_CALLS``: a machine that slows down steadily while the sweep runs. ``fn`` returns the
+    eager output of the model (so the numerical check passes); ``log`` records the parameter
+    count of each prepared model."""
+
+    name = "drifting"
+    BASE_S, DRIFT, TOTAL_CALLS = 0.002, 0.5, 1
+    calls = 0
+    log: list = []
+
+    def prepare(self, model, example_input, settings):
+        with torch.inference_mode():
+            out = model(example_input)
+        Drifting.log.append(sum(p.numel() for p in model.parameters()))
+
+        def fn(x):
+            factor = 1 + Drifting.DRIFT * min(Drifting.calls / Drifting.TOTAL_CALLS, 1.0)
+            Drifting.calls += 1
+            time.sleep(Drifting.BASE_S * factor)
+            return out
+
+        return Prepared(fn=fn, prepare_input=lambda x: x, build_time_s=0.0)
+
+
+@pytest.fixture
+def drifting(monkeypatch):
+    monkeypatch.setitem(backends_pkg.BACKENDS, "drifting", Drifting)
+    monkeypatch.setattr(Drifting, "calls", 0)
+    monkeypatch.setattr(Drifting, "log", [])
+    monkeypatch.setattr(sweep_module, "CALIBRATION_BLOCK_S", 0.0)  # 10 calls per block: enough here
+    return Drifting
+
+
+def _sweep(tmp_path, repetitions: int, calls_per_setting: int, features=(16, 16)):
+    jobs = [(tiny_spec(f"v{i}", f), 4) for i, f in enumerate(features)]
+    budget = Budget(warmup_iters=0, warmup_s=0.0, min_iters=calls_per_setting, min_time_s=0.0, repetitions=repetitions)
+    return run_sweep(
+        jobs, backends=["drifting"], settings_list=[RunSettings()], batch_sizes=[1], input_size=16,
+        device=torch.device("cpu"), threads=1, budget=budget, results_dir=tmp_path,
+        provenance=collect_provenance(["hgbench", "profile"], threads=1), ceilings={"fp32": CEILINGS},
+    )  # fmt: skip
+
+
+def test_budget_splits_the_timed_calls_and_seconds_over_the_repetitions():
+    per = Budget(warmup_iters=2, warmup_s=0.5, min_iters=10, min_time_s=1.5, repetitions=3).per_repetition()
+    assert per == {"warmup_iters": 2, "warmup_s": 0.5, "min_iters": 4, "min_time_s": 0.5}
+    assert Budget(min_iters=10, min_time_s=2.0, repetitions=1).per_repetition()["min_iters"] == 10
+    with pytest.raises(ValueError, match="repetitions >= 1"):
+        Budget(repetitions=0)
+
+
+def test_profiled_models_have_the_same_weights_every_time_and_leave_the_rng_alone():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = build_profiled_model(tiny_spec("a"), 4, 16, torch.device("cpu"))
+    b = build_profiled_model(tiny_spec("a"), 4, 16, torch.device("cpu"))
+    assert torch.equal(torch.get_rng_state(), before) and not a.training
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_pooled_calibration_is_the_median_of_every_block():
+    blocks = [measure_calibration("cpu", threads=1, min_time_s=0.0, min_iters=3) for _ in range(2)]
+    pooled = pool_calibrations(blocks)
+    samples = blocks[0]["samples_ms"] + blocks[1]["samples_ms"]
+    assert pooled["samples_ms"] == samples and pooled["blocks"] == 2
+    assert pooled["p50_ms"] == pytest.approx(float(np.median(samples)))
+    with pytest.raises(ValueError, match="differ in workload, device or threads"):
+        pool_calibrations([blocks[0], {**blocks[1], "threads": 7}])
+    with pytest.raises(ValueError, match="at least one"):
+        pool_calibrations([])
+
+
+def test_latency_entry_pools_samples_and_keeps_each_repetitions_median():
+    entry = latency_entry([1.0, 2.0, 3.0, 10.0, 20.0], [2.0, 15.0])
+    assert entry["n"] == 5 and entry["p50_ms"] == 3.0 and entry["max_ms"] == 20.0
+    assert entry["repetitions"] == 2 and entry["repetition_p50_ms"] == [2.0, 15.0]
+
+
+def test_repeat_timing_pools_a_new_repetition_and_recomputes_what_depends_on_the_median(drifting):
+    model = build_profiled_model(tiny_spec("a"), 4, 16, torch.device("cpu"))
+    settings = RunSettings()
+    timing = {"warmup_iters": 0, "min_iters": 5, "min_time_s": 0.0}
+    rec = profile_model(model, variant="a", num_joints=4, backend="drifting", batch_size=2, input_size=16, threads=1,
+                        settings=settings, ceilings=CEILINGS, **timing)  # fmt: skip
+    first = list(rec["latency_ms"]["samples_ms"])
+    assert rec["status"] == "ok" and rec["latency_ms"]["repetitions"] == 1 and rec["numerics"]["ok"]
+    Drifting.BASE_S = 0.006  # the second repetition is three times slower: the pooled median moves
+    try:
+        repeat_timing(rec, model, settings=settings, threads=1, **timing)
+    finally:
+        Drifting.BASE_S = 0.002
+    lat = rec["latency_ms"]
+    assert lat["n"] == 10 and lat["samples_ms"][:5] == first and lat["repetitions"] == 2
+    assert lat["repetition_p50_ms"][1] > 2.5 * lat["repetition_p50_ms"][0]
+    assert lat["p50_ms"] == pytest.approx(float(np.median(lat["samples_ms"])))
+    assert rec["throughput_samples_per_s"] == pytest.approx(2 / (lat["p50_ms"] / 1000))
+    assert rec["roofline"]["efficiency"] == pytest.approx(rec["roofline"]["floor_ms"] / lat["p50_ms"])
+
+
+def test_a_failing_repetition_is_recorded_and_keeps_the_earlier_samples(drifting, monkeypatch):
+    model = build_profiled_model(tiny_spec("a"), 4, 16, torch.device("cpu"))
+    rec = profile_model(model, variant="a", num_joints=4, backend="drifting", batch_size=1, input_size=16, threads=1,
+                        warmup_iters=0, min_iters=3, min_time_s=0.0, ceilings=CEILINGS)  # fmt: skip
+
+    def broken(self, model, example_input, settings):
+        raise RuntimeError("engine build failed")
+
+    monkeypatch.setattr(Drifting, "prepare", broken)
+    repeat_timing(rec, model, settings=RunSettings(), threads=1, warmup_iters=0, min_iters=3, min_time_s=0.0)
+    assert rec["status"] == "error" and rec["error"] == "timing (repetition 2): RuntimeError: engine build failed"
+    assert rec["latency_ms"]["n"] == 3 and rec["latency_ms"]["repetitions"] == 1
+    repeat_timing(rec, model, settings=RunSettings(), threads=1, warmup_iters=0, min_iters=3, min_time_s=0.0)
+    assert rec["latency_ms"]["n"] == 3  # a failed record is not timed again
+
+
+def test_interleaved_repetitions_cancel_a_drifting_machine(tmp_path, drifting):
+    """Two settings that do the same work, on a machine that slows down by half during the sweep.
+    Timed one after the other (one repetition), the second looks about 20 % slower; timed in
+    eight repetitions interleaved across the sweep, they agree within a few percent."""
+    calls = 48
+    Drifting.TOTAL_CALLS = 2 * (calls + 1)  # timed calls + one numerics call per setting
+    try:
+        contiguous = _sweep(tmp_path / "one", repetitions=1, calls_per_setting=calls)
+        Drifting.calls = 0
+        interleaved = _sweep(tmp_path / "eight", repetitions=8, calls_per_setting=calls)
+    finally:
+        Drifting.TOTAL_CALLS = 1
+
+    def ratio(rows):
+        a, b = (body["latency_ms"]["p50_ms"] for body, _ in rows)
+        return max(a, b) / min(a, b)
+
+    assert ratio(contiguous) > 1.12  # the simulated drift is there
+    assert ratio(interleaved) < 1.05
+    for body, path in interleaved:
+        assert body["status"] == "ok" and body["latency_ms"]["n"] == calls
+        assert body["latency_ms"]["repetitions"] == 8 and len(body["latency_ms"]["repetition_p50_ms"]) == 8
+        on_disk = read_record(path)
+        assert on_disk["latency_ms"] == body["latency_ms"]
+        assert on_disk["calibration"]["blocks"] == 2 * 8  # one block per variant per repetition
+        assert on_disk["calibration"] == interleaved[0][0]["calibration"]  # one pooled calibration for the run
+
+
+def test_each_repetition_visits_every_setting_before_the_next_begins(tmp_path, drifting):
+    rows = _sweep(tmp_path, repetitions=3, calls_per_setting=3, features=(8, 16, 24))
+    sizes = [body["parameters"] for body, _ in rows]  # three variants of distinct sizes, in job order
+    assert [body["variant"] for body, _ in rows] == ["v0", "v1", "v2"] and len(set(sizes)) == 3
+    assert len(Drifting.log) == 9 and Drifting.log[:3] == sizes
+    assert sorted(Drifting.log[3:6]) == sorted(Drifting.log[6:9]) == sorted(sizes)
+    assert all(body["latency_ms"]["repetitions"] == 3 and body["latency_ms"]["n"] == 3 for body, _ in rows)
