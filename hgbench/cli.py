@@ -342,13 +342,9 @@ def _setting_label(body: dict) -> str:
     return f"{body['variant']} j{body['num_joints']} {body['backend']} {body['precision']}{flags} batch {body['batch_size']}"
 
 
-def _repetition_range_pct(latency: dict) -> float | None:
-    """(max - min) of the repetitions' medians over the pooled median, %; None for fewer than two."""
-    reps = latency.get("repetition_p50_ms") or []
-    return 100 * (max(reps) - min(reps)) / latency["p50_ms"] if len(reps) > 1 and latency.get("p50_ms") else None
-
-
 def _print_profile_table(rows: list, provenance: dict, input_size: int, device: str, threads: int) -> None:
+    from hgbench.results import repetition_range_pct
+
     where = provenance["gpu_name"] if device == "cuda" else provenance["cpu_model"]
     table = Table(title=f"profile on {provenance['hostname']}: {device} ({where}), {threads} threads, input {input_size}x{input_size}; "
                         "p50/p90/p99 per batch, GMACs per sample, efficiency = roofline floor / p50")
@@ -364,7 +360,7 @@ def _print_profile_table(rows: list, provenance: dict, input_size: int, device: 
         flags = ("+tf32" if body["tf32"] else "") + ("+cl" if body["channels_last"] else "")
         table.add_row(body["variant"], str(body["num_joints"]), body["backend"], body["precision"] + flags, str(body["batch_size"]),
                       fmt(body["parameters"], ","), fmt(body["gmacs_fvcore"]), fmt(lat.get("p50_ms")), fmt(lat.get("p90_ms")),
-                      fmt(lat.get("p99_ms")), fmt(_repetition_range_pct(lat), ".1f"), fmt(body["throughput_samples_per_s"], ".1f"), fmt(None if eff is None else 100 * eff, ".1f"),
+                      fmt(lat.get("p99_ms")), fmt(repetition_range_pct(lat), ".1f"), fmt(body["throughput_samples_per_s"], ".1f"), fmt(None if eff is None else 100 * eff, ".1f"),
                       ok, body["status"])
     console.print(table)
 

@@ -1,7 +1,7 @@
 """Compare two sets of profile records: did latency, memory or size change, and is it a regression?
 
 ``hgbench compare BASELINE CURRENT`` reads the ``"profile"`` records (schema
-``hgbench.record/2``, see ``notes/PROFILE_RECORD.md`` / :mod:`hgbench.profile.run`) of two
+``hgbench.record/2``, see :mod:`hgbench.profile.run` and :mod:`hgbench.results`) of two
 results folders, matches them one to one by the run's configuration (:class:`RecordKey`) and
 compares each metric of :data:`METRICS`.
 

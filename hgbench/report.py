@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hgbench.results import SCHEMA, atomic_write_bytes, utc_now
+from hgbench.results import SCHEMA, atomic_write_bytes, repetition_range_pct, utc_now
 
 PAPER_GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")  # seed 002 Table 1's columns
 FORMATS = ("md", "csv", "html", "png")
@@ -98,6 +98,7 @@ COST_COLUMNS = [
     "variant", "joints", "backend", "precision", "tf32", "channels last", "compile mode",
     ACC, "eval persons", PARAMS, PARAMS_M, WEIGHTS_MIB, "model size fp32 (MiB)", GMACS, GMACS_THOP,
     "GFLOPs flop_counter (per sample)", P50, P90, P99, "latency mean (ms/batch)", "latency std (ms/batch)", "timed runs",
+    "timed repetitions", "p50 range over repetitions (%)",
     "throughput (samples/s)", "peak memory (MiB)", "activation memory (MiB/sample)", "build time (s)",
     "numerics ok", "max abs error vs fp32", "argmax moved (%)", "roofline efficiency (%)", "calibration p50 (ms)",
     PARETO, "torch", "cuda", "gpu driver", "hgbench", "git commit", "profiled at", "profile record", "accuracy record",
@@ -334,6 +335,8 @@ def _profile_row(rec: dict, path: str) -> dict:
         "latency mean (ms/batch)": _opt_float(lat.get("mean_ms")),
         "latency std (ms/batch)": _opt_float(lat.get("std_ms")),
         "timed runs": lat.get("n"),
+        "timed repetitions": lat.get("repetitions", 1 if lat else None),
+        "p50 range over repetitions (%)": repetition_range_pct(lat),
         "throughput (samples/s)": _opt_float(rec.get("throughput_samples_per_s")),
         "peak memory (MiB)": _opt_float(rec.get("peak_memory_mib")),
         "activation memory (MiB/sample)": _opt_float(rec.get("activation_memory_mib")),

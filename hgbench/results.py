@@ -118,6 +118,15 @@ def iter_records(results_dir: Path, kind: str | None = None) -> Iterator[tuple[P
             yield path, rec
 
 
+def repetition_range_pct(latency_ms: dict[str, Any]) -> float | None:
+    """How far a record's repetitions disagreed: ``(max - min) / p50`` of ``repetition_p50_ms``
+    over the pooled median, in %; ``None`` with fewer than two repetitions (or a record written
+    before repetitions existed)."""
+    reps = latency_ms.get("repetition_p50_ms") or []
+    p50 = latency_ms.get("p50_ms")
+    return 100 * (max(reps) - min(reps)) / p50 if len(reps) > 1 and p50 else None
+
+
 def run_dir(results_dir: Path, dataset: str, protocol: str, variant: str) -> Path:
     """Folder of one training run: ``<results>/runs/<dataset>/<protocol>/<variant>``."""
     return Path(results_dir) / "runs" / dataset / protocol / variant

@@ -19,7 +19,7 @@ from hgbench.profile import sweep as sweep_module
 from hgbench.profile.sweep import Budget, build_profiled_model, run_sweep
 from hgbench.provenance import collect_provenance
 from hgbench.registry import Architecture, Source, VariantSpec
-from hgbench.results import read_record
+from hgbench.results import read_record, repetition_range_pct
 
 CEILINGS = Ceilings(matmul_tflops=0.1, copy_gib_s=10.0, precision="fp32", measured="2026-01-01T00:00:00+00:00")
 
@@ -108,6 +108,8 @@ def test_latency_entry_pools_samples_and_keeps_each_repetitions_median():
     entry = latency_entry([1.0, 2.0, 3.0, 10.0, 20.0], [2.0, 15.0])
     assert entry["n"] == 5 and entry["p50_ms"] == 3.0 and entry["max_ms"] == 20.0
     assert entry["repetitions"] == 2 and entry["repetition_p50_ms"] == [2.0, 15.0]
+    assert repetition_range_pct(entry) == pytest.approx(100 * 13 / 3)
+    assert repetition_range_pct(latency_entry([1.0, 2.0], [1.5])) is None  # one repetition: no range
 
 
 def test_repeat_timing_pools_a_new_repetition_and_recomputes_what_depends_on_the_median(drifting):

@@ -1,0 +1,94 @@
+"""How well two (or more) runs of the same ``hgbench profile`` command agree on their medians.
+
+Usage::
+
+    python benchmarks/repeatability.py RESULTS_A RESULTS_B [RESULTS_C ...] [--markdown OUT.md]
+
+Each argument is a results folder written by one run of the same command. Records are paired
+by file name (the name holds variant, joints, backend, device, precision, flags, batch and
+input size; the host folder is ignored, so runs of two machines pair too). For every setting
+measured ``ok`` in all runs it prints each run's p50 and the spread
+``max(p50) / min(p50) - 1`` (%), then a summary: the median and the largest spread, and the
+share of settings within 2 %, 5 % and 10 %. Exit status 2 when fewer than two folders or no
+common settings are given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hgbench.results import iter_records
+
+
+def p50_by_setting(results_dir: Path) -> dict[str, float]:
+    """``{record file name: latency p50 (ms)}`` of the ``ok`` profile records under ``results_dir``."""
+    out = {}
+    for path, rec in iter_records(results_dir, kind="profile"):
+        if isinstance(rec, dict) and rec.get("status") == "ok" and rec.get("latency_ms"):
+            out[path.name] = float(rec["latency_ms"]["p50_ms"])
+    return out
+
+
+def spread_table(folders: list[Path]) -> pd.DataFrame:
+    """One row per setting found ``ok`` in every folder: the p50 of each run (ms) and the
+    spread ``max / min - 1`` in %."""
+    runs = [p50_by_setting(f) for f in folders]
+    common = sorted(set.intersection(*(set(r) for r in runs)))
+    rows = []
+    for name in common:
+        values = [r[name] for r in runs]
+        rows.append({"setting": name.removesuffix(".json"), **{f"p50 run {i + 1} (ms)": v for i, v in enumerate(values)},
+                     "spread (%)": 100 * (max(values) / min(values) - 1)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def summary(table: pd.DataFrame) -> dict[str, float]:
+    """Median and largest spread (%), and the share of settings (%) within 2, 5 and 10 %."""
+    s = table["spread (%)"].to_numpy()
+    return {
+        "settings": len(s),
+        "median spread (%)": float(np.median(s)),
+        "largest spread (%)": float(s.max()),
+        "within 2 % (%)": 100 * float(np.mean(s <= 2)),
+        "within 5 % (%)": 100 * float(np.mean(s <= 5)),
+        "within 10 % (%)": 100 * float(np.mean(s <= 10)),
+    }
+
+
+def to_markdown(table: pd.DataFrame, stats: dict[str, float]) -> str:
+    """The table and its summary as Markdown."""
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(row[c] if isinstance(row[c], str) else f"{row[c]:.2f}" for c in cols) + " |")
+    lines += ["", "| " + " | ".join(stats) + " |", "|" + "---|" * len(stats),
+              "| " + " | ".join(f"{v:.0f}" if k == "settings" else f"{v:.1f}" for k, v in stats.items()) + " |"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="results folders, one per run of the same command")
+    parser.add_argument("--markdown", type=Path, help="also write the table and summary to this Markdown file")
+    args = parser.parse_args(argv)
+    if len(args.folders) < 2:
+        print("repeatability: give at least two results folders (one per run)", file=sys.stderr)
+        return 2
+    table = spread_table(args.folders)
+    if table.empty:
+        print(f"repeatability: no setting is ok in all of {', '.join(map(str, args.folders))}", file=sys.stderr)
+        return 2
+    text = to_markdown(table, summary(table))
+    print(text, end="")
+    if args.markdown:
+        args.markdown.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
