@@ -233,8 +233,8 @@ def profile(
     min_iters: int = typer.Option(10, "--min-iters", help="...and at least this many calls (over all repetitions)."),
     repetitions: int = typer.Option(3, "--repetitions", help="Split each setting's timing into this many repetitions, "
                                     "interleaved across the sweep (steadier medians on a drifting machine; 1: one block)."),
-    warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up calls (at least, before each repetition)..."),
-    warmup_s: float = typer.Option(0.5, "--warmup-s", help="...and warm-up seconds (at least)."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up calls before each repetition..."),
+    warmup_s: float = typer.Option(0.5, "--warmup-s", help="...and at least this many warm-up seconds before the first."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Device ceilings and backend artefacts (default: $HGBENCH_CACHE_DIR or ~/.cache/hgbench)."),
     refresh_ceilings: bool = typer.Option(False, "--refresh-ceilings", help="Measure the device's roofline ceilings again instead of using the cached ones."),

@@ -76,8 +76,9 @@ def _sweep(tmp_path, repetitions: int, calls_per_setting: int, features=(16, 16)
 
 
 def test_budget_splits_the_timed_calls_and_seconds_over_the_repetitions():
-    per = Budget(warmup_iters=2, warmup_s=0.5, min_iters=10, min_time_s=1.5, repetitions=3).per_repetition()
-    assert per == {"warmup_iters": 2, "warmup_s": 0.5, "min_iters": 4, "min_time_s": 0.5}
+    budget = Budget(warmup_iters=2, warmup_s=0.5, min_iters=10, min_time_s=1.5, repetitions=3)
+    assert budget.per_repetition(1) == {"warmup_iters": 2, "warmup_s": 0.5, "min_iters": 4, "min_time_s": 0.5}
+    assert budget.per_repetition(2) == {"warmup_iters": 2, "warmup_s": 0.0, "min_iters": 4, "min_time_s": 0.5}
     assert Budget(min_iters=10, min_time_s=2.0, repetitions=1).per_repetition()["min_iters"] == 10
     with pytest.raises(ValueError, match="repetitions >= 1"):
         Budget(repetitions=0)

@@ -66,8 +66,12 @@ class Budget:
     """How long each setting is warmed up and timed (see :func:`~hgbench.profile.latency.time_callable`).
 
     Attributes:
-        warmup_iters, warmup_s: untimed calls and seconds (at least both) before *each*
-            repetition: every repetition prepares the setting anew.
+        warmup_iters: untimed calls before *each* repetition (every repetition prepares the
+            setting anew: first calls of a new TorchScript module, ONNX session or compiled
+            graph are slower).
+        warmup_s: untimed seconds (at least) before the *first* repetition only, on top of the
+            calls: clock ramp-up and process-wide one-off costs (allocator growth, oneDNN and
+            cuDNN algorithm selection) are paid once and stay paid while the sweep runs.
         min_iters, min_time_s: timed calls and seconds (at least both) per setting over all
             repetitions together; each repetition times ``ceil(min_iters / repetitions)`` calls
             and ``min_time_s / repetitions`` seconds.
@@ -91,11 +95,12 @@ class Budget:
                 f"{self.min_iters=}, {self.repetitions=}, {self.warmup_iters=}, {self.warmup_s=}, {self.min_time_s=}"
             )
 
-    def per_repetition(self) -> dict[str, Any]:
-        """Keyword arguments of one repetition for :func:`profile_model` / :func:`repeat_timing`."""
+    def per_repetition(self, repetition: int = 1) -> dict[str, Any]:
+        """Keyword arguments of repetition ``repetition`` (1-based) for :func:`profile_model` /
+        :func:`repeat_timing`."""
         return {
             "warmup_iters": self.warmup_iters,
-            "warmup_s": self.warmup_s,
+            "warmup_s": self.warmup_s if repetition == 1 else 0.0,
             "min_iters": math.ceil(self.min_iters / self.repetitions),
             "min_time_s": self.min_time_s / self.repetitions,
         }
@@ -158,7 +163,6 @@ def run_sweep(
     """
     step = on_step or (lambda label, advance: None)
     ceilings = ceilings or {}
-    per_rep = budget.per_repetition()
     calibration_blocks: list[dict[str, Any]] = []
     rows: list[tuple[dict[str, Any], Path]] = []
     by_job: dict[int, list[tuple[dict[str, Any], RunSettings]]] = {}
@@ -194,7 +198,7 @@ def run_sweep(
                     body = profile_model(
                         model, variant=spec.name, num_joints=joints, backend=b, batch_size=bs, input_size=input_size,
                         settings=s, threads=threads, complexity=complexity, reference=reference,
-                        ceilings=ceilings.get(s.precision), cache_dir=cache_dir, **per_rep,
+                        ceilings=ceilings.get(s.precision), cache_dir=cache_dir, **budget.per_repetition(1),
                     )  # fmt: skip
                     rows.append((body, save(body)))
                     by_job.setdefault(index, []).append((body, s))
@@ -216,7 +220,7 @@ def run_sweep(
                 step(f"{spec.name} {body['backend']} {s.precision} batch {body['batch_size']} "
                      f"(repetition {r}/{budget.repetitions})", False)  # fmt: skip
                 if body["status"] == "ok":
-                    repeat_timing(body, model, settings=s, threads=threads, **per_rep)
+                    repeat_timing(body, model, settings=s, threads=threads, **budget.per_repetition(r))
                     save(body)
                 step("", True)
             del model
