@@ -1,8 +1,9 @@
 """Cost of a model: complexity (:mod:`.complexity`: parameters, MiB, MACs, FLOPs, activation
 memory), latency timing (:mod:`.latency`), peak memory (:mod:`.memory`), inference backends
 (:mod:`.backends`), numerical check (:mod:`.numerics`), device ceilings and roofline floors
-(:mod:`.roofline`), a per-invocation calibration workload (:mod:`.calibration`) and one
-profiling run that produces a ``"profile"`` record body (:mod:`.run`).
+(:mod:`.roofline`), a calibration workload timed during every run (:mod:`.calibration`), one
+profiling run that produces a ``"profile"`` record body (:mod:`.run`) and a sweep over
+variants, backends, precisions and batch sizes in interleaved repetitions (:mod:`.sweep`).
 
 fvcore and thop are imported only when MACs are counted.
 """
@@ -38,12 +39,15 @@ from hgbench.profile.run import (
     profile_model,
     profile_record_path,
     reference_output,
+    repeat_timing,
     save_profile_record,
 )
+from hgbench.profile.sweep import Budget, run_sweep
 
 __all__ = [
     "BACKENDS",
     "Backend",
+    "Budget",
     "Ceilings",
     "FlopCounts",
     "LatencyStats",
@@ -67,6 +71,8 @@ __all__ = [
     "profile_model",
     "profile_record_path",
     "reference_output",
+    "repeat_timing",
+    "run_sweep",
     "save_profile_record",
     "time_callable",
 ]
