@@ -185,3 +185,21 @@ def test_each_repetition_visits_every_setting_before_the_next_begins(tmp_path, d
     assert len(Drifting.log) == 9 and Drifting.log[:3] == sizes
     assert sorted(Drifting.log[3:6]) == sorted(Drifting.log[6:9]) == sorted(sizes)
     assert all(body["latency_ms"]["repetitions"] == 3 and body["latency_ms"]["n"] == 3 for body, _ in rows)
+
+
+def test_the_sweep_clears_torchscript_types_after_every_torchscript_setting(tmp_path, monkeypatch):
+    """Every trace keeps its frozen weights alive in TorchScript's global class registry until it
+    is cleared (a whole-registry sweep in repetitions ran out of memory); the sweep clears it
+    after each TorchScript setting of each repetition, and only then."""
+    cleared = []
+    real = torch._C._jit_clear_class_registry
+    monkeypatch.setattr(torch._C, "_jit_clear_class_registry", lambda: cleared.append(1) or real())
+    monkeypatch.setattr(sweep_module, "CALIBRATION_BLOCK_S", 0.0)
+    budget = Budget(warmup_iters=1, warmup_s=0.0, min_iters=2, min_time_s=0.0, repetitions=2)
+    rows = run_sweep(
+        [(tiny_spec("v0"), 4)], backends=["eager", "torchscript"], settings_list=[RunSettings()], batch_sizes=[1, 2],
+        input_size=16, device=torch.device("cpu"), threads=1, budget=budget, results_dir=tmp_path,
+        provenance=collect_provenance(["hgbench", "profile"], threads=1), ceilings={"fp32": CEILINGS},
+    )  # fmt: skip
+    assert all(body["status"] == "ok" and body["latency_ms"]["repetitions"] == 2 for body, _ in rows)
+    assert len(cleared) == 2 * 2  # two TorchScript settings (batch 1 and 2) x two repetitions
