@@ -225,9 +225,7 @@ def profile_model(
         record.update(status="error", error=_one_line(f"{stage}: {type(e).__name__}: {e}"))
     finally:
         prepared = fn = x = x_in = output = None  # free the backend's model and buffers before the next setting
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        _free_memory(device)
     return record
 
 
@@ -303,15 +301,20 @@ def repeat_timing(
         return record
     finally:
         prepared = fn = x_in = None
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        _free_memory(device)
     record["latency_ms"] = latency_entry(previous["samples_ms"] + stats.samples_ms,
                                          previous["repetition_p50_ms"] + [stats.p50])  # fmt: skip
     record["throughput_samples_per_s"] = LatencyStats(record["latency_ms"]["samples_ms"]).throughput(record["batch_size"])
     if record["roofline"] is not None:
         record["roofline"] = _roofline_of(record, Ceilings(**record["roofline"]["ceilings"]))
     return record
+
+
+def _free_memory(device: torch.device) -> None:
+    """Collect what a dropped backend held, and on CUDA return the cached blocks to the driver."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _roofline_of(record: dict[str, Any], ceilings: Ceilings) -> dict[str, Any]:

@@ -29,9 +29,9 @@ Order of work:
   at the start of every variant of every repetition; the pooled blocks are every record's
   ``calibration``.
 
-Between settings the sweep clears TorchScript's global class registry (see
-:func:`_release_torchscript_types`): do not call :func:`run_sweep` while holding traced
-TorchScript modules of your own.
+After each setting the sweep calls its backend's :meth:`~hgbench.profile.backends.Backend.release`
+(TorchScript clears its global class registry, which would otherwise keep every trace's weights
+alive): do not call :func:`run_sweep` while holding traced TorchScript modules of your own.
 
 Models are built from a fixed seed (:data:`MODEL_SEED`, the global RNG is left as it was), so
 that every repetition, and every invocation, runs the same weights, and weight-keyed artefact
@@ -50,7 +50,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hgbench.profile.backends import RunSettings
+from hgbench.profile.backends import RunSettings, get_backend
 from hgbench.profile.calibration import measure_calibration, pool_calibrations
 from hgbench.profile.complexity import complexity_record
 from hgbench.profile.roofline import Ceilings
@@ -206,7 +206,7 @@ def run_sweep(
                     )  # fmt: skip
                     rows.append((body, save(body)))
                     by_job.setdefault(index, []).append((body, s))
-                    _release_torchscript_types(b)
+                    get_backend(b).release()
                     step("", True)
         del model, reference
 
@@ -227,7 +227,7 @@ def run_sweep(
                 if body["status"] == "ok":
                     repeat_timing(body, model, settings=s, threads=threads, **budget.per_repetition(r))
                     save(body)
-                    _release_torchscript_types(body["backend"])
+                    get_backend(body["backend"]).release()
                 step("", True)
             del model
 
@@ -238,15 +238,3 @@ def run_sweep(
             save_profile_record(body, results_dir, provenance)
     return rows
 
-
-def _release_torchscript_types(backend: str) -> None:
-    """After a ``torchscript`` setting has been released: clear TorchScript's global class
-    registry, where every trace registers its module's type and so keeps its frozen weights
-    alive (measured: hg2 at 64 px grew the process by ~60 MiB per prepare; a whole-registry sweep
-    in 3 repetitions exhausted 24 GiB). PyTorch's own JIT tests clear it between cases
-    (``torch.testing._internal.jit_utils.clear_class_registry``). It invalidates every traced
-    module still alive in the process (calling one then crashes), which is why only the sweep,
-    which holds none between settings, does it; :func:`run_sweep` must not be called while the
-    caller holds TorchScript modules of its own."""
-    if backend == "torchscript":
-        torch._C._jit_clear_class_registry()

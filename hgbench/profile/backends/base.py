@@ -132,6 +132,11 @@ class Backend(ABC):
             Whatever the conversion raises for a model, precision or layout it cannot handle.
         """
 
+    def release(self) -> None:
+        """Free process-wide state this backend's earlier :meth:`prepare` calls left behind, once
+        every :class:`Prepared` they returned has been dropped (the sweep calls it after each
+        setting). Default: nothing to free."""
+
     def check_available(self, device: torch.device) -> None:
         """Raise ``RuntimeError(reason)`` when :meth:`available` gives a reason."""
         reason = self.available(device)
