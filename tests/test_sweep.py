@@ -97,8 +97,10 @@ def test_pooled_calibration_is_the_median_of_every_block():
     blocks = [measure_calibration("cpu", threads=1, min_time_s=0.0, min_iters=3) for _ in range(2)]
     pooled = pool_calibrations(blocks)
     samples = blocks[0]["samples_ms"] + blocks[1]["samples_ms"]
-    assert pooled["samples_ms"] == samples and pooled["blocks"] == 2
+    assert pooled["blocks"] == 2 and pooled["n"] == len(samples) and "samples_ms" not in pooled
     assert pooled["p50_ms"] == pytest.approx(float(np.median(samples)))
+    assert pooled["block_p50_ms"] == pytest.approx([float(np.median(b["samples_ms"])) for b in blocks])
+    assert pooled["workload"] == blocks[0]["workload"] and pooled["threads"] == 1
     with pytest.raises(ValueError, match="differ in workload, device or threads"):
         pool_calibrations([blocks[0], {**blocks[1], "threads": 7}])
     with pytest.raises(ValueError, match="at least one"):
