@@ -35,8 +35,7 @@ from pathlib import Path
 
 import torch
 
-from hgbench.profile import RunSettings
-from hgbench.profile.memory import _status_kib, release_freed_memory
+from hgbench.profile import RunSettings, memory
 from hgbench.profile.sweep import Budget, run_sweep
 from hgbench.provenance import collect_provenance
 from hgbench.registry import select_variants
@@ -44,11 +43,11 @@ from hgbench.registry import select_variants
 
 def rss_mib() -> float:
     """Resident set size of this process in MiB after collecting garbage and trimming the heap."""
-    release_freed_memory()
-    kib = _status_kib("VmRSS")
-    if kib is None:
+    memory.release_freed_memory()
+    mib = memory.rss_mib()
+    if mib is None:
         raise SystemExit("sweep_memory.py: /proc/self/status has no VmRSS (Linux only)")
-    return kib / 1024
+    return mib
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     backends = [b for b in args.backend.split(",") if b]
     sizes = [int(s) for s in args.batch_size.split(",") if s]
-    settings_per_rep = len(select_variants(args.variants)) * len(backends) * len(sizes)
+    specs = select_variants(args.variants)
+    settings_per_rep = len(specs) * len(backends) * len(sizes)
     samples: list[float] = []
 
     def on_step(label: str, advance: bool) -> None:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
         run_sweep(
-            [(spec, 16) for spec in select_variants(args.variants)], backends=backends,
+            [(spec, 16) for spec in specs], backends=backends,
             settings_list=[RunSettings(precision="fp32", cache_dir=cache / "artefacts")], batch_sizes=sizes,
             input_size=args.input_size, device=torch.device("cpu"), threads=args.threads,
             budget=Budget(warmup_iters=1, warmup_s=0.0, min_iters=args.repetitions, min_time_s=0.0,

@@ -112,5 +112,5 @@ def pool_calibrations(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "p50_ms": float(np.median(samples)),
         "n": len(samples),
         "blocks": len(parts),
-        "block_p50_ms": [float(np.median(part["samples_ms"])) for part in parts],
+        "block_p50_ms": [part["p50_ms"] for part in parts],
     }

@@ -50,6 +50,13 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
+def rss_mib() -> float | None:
+    """Resident set size of this process now, in MiB (``VmRSS`` of ``/proc/self/status``);
+    ``None`` where that file is not there (not Linux)."""
+    kib = _status_kib("VmRSS")
+    return None if kib is None else kib / 1024
+
+
 def release_freed_memory() -> bool:
     """``gc.collect()``, then glibc's ``malloc_trim(0)`` (return freed heap memory to the OS);
     ``False`` where there is no glibc (the collection still ran)."""

@@ -237,4 +237,3 @@ def run_sweep(
             body["calibration"] = final
             save_profile_record(body, results_dir, provenance)
     return rows
-
