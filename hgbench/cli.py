@@ -228,7 +228,7 @@ def profile(
     batch_size: str = typer.Option("1", "--batch-size", help="Batch size(s), comma-separated, e.g. 1,8,32."),
     input_size: int = typer.Option(256, "--input-size", help="Input side in pixels."),
     num_joints: Optional[int] = typer.Option(None, help="Heatmaps per network (default: as trained in --results, else 16)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: the physical cores this process may use; recorded)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: the physical cores this process may use less one, at least 1; recorded)."),
     min_time_s: float = typer.Option(1.0, "--min-time-s", help="Time each setting for at least this many seconds..."),
     min_iters: int = typer.Option(10, "--min-iters", help="...and at least this many calls (over all repetitions)."),
     repetitions: int = typer.Option(3, "--repetitions", help="Split each setting's timing into this many repetitions, "
@@ -247,7 +247,7 @@ def profile(
     """
     import torch
 
-    from hgbench.profile import RunSettings, get_backend, get_ceilings, physical_cores
+    from hgbench.profile import RunSettings, default_threads, get_backend, get_ceilings
     from hgbench.profile.roofline import default_cache_dir
     from hgbench.profile.sweep import Budget, run_sweep
     from hgbench.provenance import collect_provenance
@@ -283,7 +283,7 @@ def profile(
             sizes = []
         if not sizes or min(sizes) < 1:
             raise ValueError(f"--batch-size: expected comma-separated positive integers, got {batch_size!r}")
-        threads = physical_cores() if threads is None else threads
+        threads = default_threads() if threads is None else threads
         if threads < 1 or min_iters < 1 or repetitions < 1 or min_time_s < 0 or warmup < 0 or warmup_s < 0:
             raise ValueError("--threads, --min-iters and --repetitions must be >= 1, --min-time-s, --warmup and --warmup-s >= 0")
         budget = Budget(warmup_iters=warmup, warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s,

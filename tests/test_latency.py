@@ -17,6 +17,7 @@ import torch
 from hgbench.profile.latency import (
     LatencyStats,
     fixed_threads,
+    default_threads,
     physical_cores,
     time_callable,
 )
@@ -180,6 +181,14 @@ def test_physical_cores_is_between_1_and_the_usable_cpus():
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert 1 <= physical_cores() <= usable
+
+
+def test_default_threads_leaves_one_physical_core_free(monkeypatch):
+    from hgbench.profile import latency
+
+    for cores, expected in [(1, 1), (2, 1), (16, 15)]:
+        monkeypatch.setattr(latency, "physical_cores", lambda cores=cores: cores)
+        assert default_threads() == expected
 
 
 # --- peak memory --------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from hgbench.profile.complexity import (
 )
 from hgbench.profile.latency import (
     LatencyStats,
+    default_threads,
     fixed_threads,
     physical_cores,
     time_callable,
@@ -60,6 +61,7 @@ __all__ = [
     "count_flops",
     "count_macs",
     "count_parameters",
+    "default_threads",
     "fixed_threads",
     "get_backend",
     "get_ceilings",

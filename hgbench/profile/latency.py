@@ -16,7 +16,8 @@ and the CUDA C++ Best Practices Guide, "Using CUDA GPU Timers"):
   overlap: a sample is the latency of one call that starts on an idle GPU (what a single
   request sees, host launch gaps included), not a pipelined share of a throughput run.
 * **Threads.** :func:`fixed_threads` sets ``torch.set_num_threads`` for a block and restores
-  it; :func:`physical_cores` is the default thread count the CLI records.
+  it; :func:`default_threads` (the physical cores less one) is the count the CLI uses when
+  none is given, and records.
 """
 
 from __future__ import annotations
@@ -243,3 +244,18 @@ def physical_cores() -> int:
         else:
             return max(1, len(cpus))
     return max(1, len(cores))
+
+
+def default_threads() -> int:
+    """CPU intra-op threads for a profile when the user gives none: the physical cores this
+    process may use less one, at least 1 (:func:`physical_cores`).
+
+    The spare core keeps the operating system and the harness off the timed threads. With every
+    core timed, one preempted thread stalls each parallel operator at its barrier, and the
+    stalls land on a few samples at random: on the 2-vCPU development VM two back-to-back runs
+    of hg1 and hg2 (four backends, batch 1 and 4) agreed on medians to 8.1 % with 2 threads and
+    1.7 % with 1 (``benchmarks/reference/repeatability/``, set 3), and the whole registry to
+    8.9 % with 2 (``benchmarks/reference/cpu-registry-64px/``). Pass ``--threads`` to time a
+    deployment that owns every core.
+    """
+    return max(1, physical_cores() - 1)
