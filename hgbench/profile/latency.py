@@ -250,12 +250,12 @@ def default_threads() -> int:
     """CPU intra-op threads for a profile when the user gives none: the physical cores this
     process may use less one, at least 1 (:func:`physical_cores`).
 
-    The spare core keeps the operating system and the harness off the timed threads. With every
-    core timed, one preempted thread stalls each parallel operator at its barrier, and the
-    stalls land on a few samples at random: on the 2-vCPU development VM two back-to-back runs
-    of hg1 and hg2 (four backends, batch 1 and 4) agreed on medians to 8.1 % with 2 threads and
-    1.7 % with 1 (``benchmarks/reference/repeatability/``, set 3), and the whole registry to
-    8.9 % with 2 (``benchmarks/reference/cpu-registry-64px/``). Pass ``--threads`` to time a
-    deployment that owns every core.
+    The spare core keeps the operating system and the harness off the timed threads (the likely
+    reason, not measured further: with every core timed, one preempted thread stalls each
+    parallel operator at its barrier). Measured on the 2-vCPU development VM, two back-to-back
+    runs agreed on medians to 8.1 % with 2 threads and 1.7 % with 1 on hg1 and hg2 (four
+    backends, batch 1 and 4; ``benchmarks/reference/repeatability/``, set 3), and over the whole
+    registry to 8.9 % with 2 and 5.6 % with 1 (``benchmarks/reference/cpu-registry-64px/``).
+    Pass ``--threads`` to time a deployment that owns every core.
     """
     return max(1, physical_cores() - 1)
