@@ -346,7 +346,7 @@ def _print_profile_table(rows: list, provenance: dict, input_size: int, device: 
     from hgbench.results import repetition_range_pct
 
     where = provenance["gpu_name"] if device == "cuda" else provenance["cpu_model"]
-    table = Table(title=f"profile on {provenance['hostname']}: {device} ({where}), {threads} threads, input {input_size}x{input_size}; "
+    table = Table(title=f"profile on {provenance['hostname']}: {device} ({where}), {threads} thread{'' if threads == 1 else 's'}, input {input_size}x{input_size}; "
                         "p50/p90/p99 per batch, GMACs per sample, efficiency = roofline floor / p50")
     for col in ("variant", "joints", "backend", "precision", "batch", "parameters", "GMACs fvcore", "p50 (ms)", "p90 (ms)",
                 "p99 (ms)", "p50 range over repetitions (%)", "throughput (samples/s)", "efficiency (%)", "numerics ok", "status"):
