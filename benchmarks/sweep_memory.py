@@ -18,8 +18,8 @@ between the end of repetition 2 and the end of the last one, per repetition, is 
 (``growth/rep``). Exit status 1 when it exceeds ``--max-growth-mb``. Linux only (reads
 ``/proc``).
 
-Measured on the 2-core development VM (commit 16ece01, defaults: hg1 and hg2, four backends,
-batch 1, 64 px, 4 repetitions; 131 s wall while two other jobs shared the cores): RSS 236 MiB
+Measured on the 2-core development VM (commit 16ece01, ``--variants hg1,hg2 --repetitions 4``,
+four backends, batch 1, 64 px; 131 s wall while two other jobs shared the cores): RSS 236 MiB
 before, 627 MiB after repetition 1, then +8, +14, +18 MiB per repetition: +15.9 MiB per
 repetition after the second, 2.0 MiB per prepare. Before TorchScript's class registry was
 cleared between settings, hg2 alone grew by ~60 MiB per TorchScript prepare. The whole-registry

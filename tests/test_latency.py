@@ -16,8 +16,8 @@ import torch
 
 from hgbench.profile.latency import (
     LatencyStats,
-    fixed_threads,
     default_threads,
+    fixed_threads,
     physical_cores,
     time_callable,
 )
