@@ -233,6 +233,10 @@ def profile(
     min_iters: int = typer.Option(10, "--min-iters", help="...and at least this many calls (over all repetitions)."),
     repetitions: int = typer.Option(3, "--repetitions", help="Split each setting's timing into this many repetitions, "
                                     "interleaved across the sweep (steadier medians on a drifting machine; 1: one block)."),
+    quiet_attempts: int = typer.Option(10, "--quiet-attempts", help="Time a repetition again, up to this many windows, while the "
+                                       "calibration probes around it say the machine was disturbed (1: never retime)."),
+    quiet_tolerance: float = typer.Option(0.10, "--quiet-tolerance", help="A window is quiet when both probes are within this "
+                                          "fraction of the run's quiet level (0.10: 10 %)."),
     warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up calls before each repetition..."),
     warmup_s: float = typer.Option(0.5, "--warmup-s", help="...and at least this many warm-up seconds before the first."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
@@ -284,10 +288,12 @@ def profile(
         if not sizes or min(sizes) < 1:
             raise ValueError(f"--batch-size: expected comma-separated positive integers, got {batch_size!r}")
         threads = default_threads() if threads is None else threads
-        if threads < 1 or min_iters < 1 or repetitions < 1 or min_time_s < 0 or warmup < 0 or warmup_s < 0:
-            raise ValueError("--threads, --min-iters and --repetitions must be >= 1, --min-time-s, --warmup and --warmup-s >= 0")
+        if (threads < 1 or min_iters < 1 or repetitions < 1 or quiet_attempts < 1 or min_time_s < 0 or warmup < 0
+                or warmup_s < 0 or quiet_tolerance < 0):  # fmt: skip
+            raise ValueError("--threads, --min-iters, --repetitions and --quiet-attempts must be >= 1, "
+                             "--min-time-s, --warmup, --warmup-s and --quiet-tolerance >= 0")
         budget = Budget(warmup_iters=warmup, warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s,
-                        repetitions=repetitions)
+                        repetitions=repetitions, quiet_attempts=quiet_attempts, quiet_tolerance=quiet_tolerance)
         for spec in specs:
             divisor = 4 * 2**spec.architecture.depth  # StackedHourglass.input_divisor
             fixed = spec.architecture.input_size

@@ -67,7 +67,8 @@ def drifting(monkeypatch):
 
 def _sweep(tmp_path, repetitions: int, calls_per_setting: int, features=(16, 16)):
     jobs = [(tiny_spec(f"v{i}", f), 4) for i, f in enumerate(features)]
-    budget = Budget(warmup_iters=0, warmup_s=0.0, min_iters=calls_per_setting, min_time_s=0.0, repetitions=repetitions)
+    budget = Budget(warmup_iters=0, warmup_s=0.0, min_iters=calls_per_setting, min_time_s=0.0, repetitions=repetitions,
+                    quiet_attempts=1)  # the simulated machine is not what the probes see: never retime here
     return run_sweep(
         jobs, backends=["drifting"], settings_list=[RunSettings()], batch_sizes=[1], input_size=16,
         device=torch.device("cpu"), threads=1, budget=budget, results_dir=tmp_path,
@@ -157,7 +158,7 @@ def test_interleaved_repetitions_cancel_a_drifting_machine(tmp_path, drifting):
     Timed one after the other (one repetition), the second looks about 20 % slower; timed in
     eight repetitions interleaved across the sweep, they agree within a few percent."""
     calls = 48
-    Drifting.TOTAL_CALLS = 2 * (calls + 1)  # timed calls + one numerics call per setting
+    Drifting.TOTAL_CALLS = 2 * (calls + 2)  # timed calls + one numerics call per setting + one untimed call per window
     try:
         contiguous = _sweep(tmp_path / "one", repetitions=1, calls_per_setting=calls)
         Drifting.calls = 0
@@ -174,6 +175,8 @@ def test_interleaved_repetitions_cancel_a_drifting_machine(tmp_path, drifting):
     for body, path in interleaved:
         assert body["status"] == "ok" and body["latency_ms"]["n"] == calls
         assert body["latency_ms"]["repetitions"] == 8 and len(body["latency_ms"]["repetition_p50_ms"]) == 8
+        windows = body["latency_ms"]["windows"]  # each repetition's window, between two real probes
+        assert len(windows) == 8 and all(w["attempts"] == 1 and min(w["probe_p50_ms"]) > 0 for w in windows)
         on_disk = read_record(path)
         assert on_disk["latency_ms"] == body["latency_ms"]
         assert on_disk["calibration"]["blocks"] == 2 * 8  # one block per variant per repetition

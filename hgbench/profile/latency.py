@@ -167,17 +167,7 @@ def time_callable(
         )
     device = torch.device(device if device is not None else "cpu")
     on_cuda = device.type == "cuda"
-
-    def sync() -> None:
-        if on_cuda:
-            torch.cuda.synchronize(device)
-
-    # warm-up: by count AND by time
-    done, start = 0, time.perf_counter()
-    while done < warmup_iters or time.perf_counter() - start < warmup_s:
-        fn()
-        sync()
-        done += 1
+    warm_up(fn, iters=warmup_iters, seconds=warmup_s, device=device)
 
     samples_ms: list[float] = []
     min_time_ns = int(min_time_s * 1e9)
@@ -203,6 +193,28 @@ def time_callable(
             if len(samples_ms) >= min_iters and t1 - start_ns >= min_time_ns:
                 break
     return LatencyStats(samples_ms)
+
+
+def warm_up(fn: Callable[[], object], *, iters: int, seconds: float, device: torch.device | str | None = None) -> int:
+    """Call ``fn()`` untimed until at least ``iters`` calls AND ``seconds`` seconds have passed
+    (the warm-up of :func:`time_callable`); on CUDA each call is synchronised.
+
+    Returns:
+        How many calls were made.
+
+    Raises:
+        ValueError: ``iters`` < 0 or ``seconds`` < 0.
+    """
+    if iters < 0 or seconds < 0:
+        raise ValueError(f"need iters >= 0 and seconds >= 0; got {iters=}, {seconds=}")
+    device = torch.device(device if device is not None else "cpu")
+    done, start = 0, time.perf_counter()
+    while done < iters or time.perf_counter() - start < seconds:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        done += 1
+    return done
 
 
 @contextlib.contextmanager

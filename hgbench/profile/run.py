@@ -13,6 +13,7 @@ size, and the CUDA cache is emptied before the next setting runs.
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from hgbench.profile.backends import RunSettings, get_backend
 from hgbench.profile.complexity import MIB, complexity_record
 from hgbench.profile.latency import LatencyStats, fixed_threads, time_callable
 from hgbench.profile.memory import PeakMemory
+from hgbench.profile.quiet import QuietTimer
 from hgbench.profile.roofline import Ceilings, element_bytes, get_ceilings, roofline
 from hgbench.provenance import collect_provenance, device_name
 from hgbench.results import DEFAULT_RESULTS_DIR, write_record
@@ -107,6 +109,7 @@ def profile_model(
     reference: Any = None,
     ceilings: Ceilings | None = None,
     cache_dir: Path | None = None,
+    quiet: QuietTimer | None = None,
 ) -> dict[str, Any]:
     """Measure the size, compute, latency, memory, numerics and roofline of ``model`` under one
     backend and setting.
@@ -131,6 +134,9 @@ def profile_model(
             (:func:`is_reference`).
         ceilings: the device's :class:`~hgbench.profile.roofline.Ceilings` at this precision
             (``None``: :func:`~hgbench.profile.roofline.get_ceilings` with ``cache_dir``).
+        quiet: time in a quiet window (:class:`hgbench.profile.quiet.QuietTimer`, whose
+            probes then also fall inside the peak-memory window: under 1 MiB); ``None``: one
+            window, whatever the machine was doing.
 
     Returns:
         A JSON-serialisable record body with every key of :data:`RECORD_KEYS`:
@@ -198,11 +204,9 @@ def profile_model(
             stage = "timing"
             fn = prepared.fn
             with PeakMemory(device) as memory:
-                stats = time_callable(
-                    lambda: fn(x_in), warmup_iters=warmup_iters, warmup_s=warmup_s, min_iters=min_iters,
-                    min_time_s=min_time_s, device=device,
-                )  # fmt: skip
-            record["latency_ms"] = latency_entry(stats.samples_ms, [stats.p50])
+                stats, window = _time_window(lambda: fn(x_in), quiet, device, warmup_iters=warmup_iters,
+                                             warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s)
+            record["latency_ms"] = latency_entry(stats.samples_ms, [stats.p50], [window])
             record["throughput_samples_per_s"] = stats.throughput(batch_size)
             record["peak_memory_mib"] = memory.peak_mib
 
@@ -229,20 +233,37 @@ def profile_model(
     return record
 
 
-def latency_entry(samples_ms: list[float], repetition_p50_ms: list[float]) -> dict[str, Any]:
+def latency_entry(
+    samples_ms: list[float], repetition_p50_ms: list[float], windows: list[dict[str, Any] | None] | None = None
+) -> dict[str, Any]:
     """The record's ``latency_ms``: :meth:`LatencyStats.to_dict` of all samples pooled (ms per
     batch, in call order, repetition after repetition), plus ``repetitions`` (how many timed
-    repetitions they came from) and ``repetition_p50_ms`` (each repetition's median, ms: their
-    spread shows how steady the machine was during the sweep).
+    repetitions they came from), ``repetition_p50_ms`` (each repetition's median, ms: their
+    spread shows how steady the machine was during the sweep) and ``windows`` (per
+    repetition, how its window was chosen: see :meth:`hgbench.profile.quiet.QuietTimer.time`;
+    ``None`` for a repetition timed without probes).
 
     Raises:
-        ValueError: no samples.
+        ValueError: no samples, or ``windows`` not one per repetition.
     """
+    windows = list(windows) if windows is not None else [None] * len(repetition_p50_ms)
+    if len(windows) != len(repetition_p50_ms):
+        raise ValueError(f"need one window per repetition; got {len(windows)} for {len(repetition_p50_ms)}")
     return {
         **LatencyStats(list(samples_ms)).to_dict(),
         "repetitions": len(repetition_p50_ms),
         "repetition_p50_ms": [float(v) for v in repetition_p50_ms],
+        "windows": windows,
     }
+
+
+def _time_window(
+    fn: Callable[[], object], quiet: QuietTimer | None, device: torch.device, **timing: Any
+) -> tuple[LatencyStats, dict[str, Any] | None]:
+    """One repetition's samples: in a quiet window when ``quiet`` is given, else one window."""
+    if quiet is not None:
+        return quiet.time(fn, **timing)
+    return time_callable(fn, device=device, **timing), None
 
 
 def repeat_timing(
@@ -255,6 +276,7 @@ def repeat_timing(
     warmup_s: float = 0.0,
     min_iters: int = 10,
     min_time_s: float = 1.0,
+    quiet: QuietTimer | None = None,
 ) -> dict[str, Any]:
     """Time one more repetition of ``record``'s setting and pool it into the record, in place.
 
@@ -272,7 +294,7 @@ def repeat_timing(
         model: the same fp32 model (same weights) on the profiled device.
         settings: the record's :class:`RunSettings` (precision, TF32, layout, compile mode and
             artefact cache).
-        threads, warmup_iters, warmup_s, min_iters, min_time_s: as for :func:`profile_model`.
+        threads, warmup_iters, warmup_s, min_iters, min_time_s, quiet: as for :func:`profile_model`.
 
     Returns:
         ``record``.
@@ -288,10 +310,8 @@ def repeat_timing(
             x = make_input(record["batch_size"], record["input_size"], device)
             prepared = get_backend(record["backend"]).prepare(model, x, settings)
             x_in, fn = prepared.prepare_input(x), prepared.fn
-            stats = time_callable(
-                lambda: fn(x_in), warmup_iters=warmup_iters, warmup_s=warmup_s, min_iters=min_iters,
-                min_time_s=min_time_s, device=device,
-            )  # fmt: skip
+            stats, window = _time_window(lambda: fn(x_in), quiet, device, warmup_iters=warmup_iters,
+                                         warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s)
     except torch.cuda.OutOfMemoryError as e:
         record.update(status="error", error=_one_line(
             f"timing (repetition {k}): CUDA out of memory at batch size {record['batch_size']}: {e}"))  # fmt: skip
@@ -302,8 +322,9 @@ def repeat_timing(
     finally:
         prepared = fn = x_in = None
         _free_memory(device)
+    earlier_windows = previous.get("windows") or [None] * previous["repetitions"]
     record["latency_ms"] = latency_entry(previous["samples_ms"] + stats.samples_ms,
-                                         previous["repetition_p50_ms"] + [stats.p50])  # fmt: skip
+                                         previous["repetition_p50_ms"] + [stats.p50], earlier_windows + [window])  # fmt: skip
     record["throughput_samples_per_s"] = LatencyStats(record["latency_ms"]["samples_ms"]).throughput(record["batch_size"])
     if record["roofline"] is not None:
         record["roofline"] = _roofline_of(record, Ceilings(**record["roofline"]["ceilings"]))

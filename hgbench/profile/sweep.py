@@ -28,6 +28,9 @@ Order of work:
 * **Calibration**: the workload of :mod:`hgbench.profile.calibration` is timed in a short block
   at the start of every variant of every repetition; the pooled blocks are every record's
   ``calibration``.
+* **Quiet windows**: every repetition's timed window lies between two short calibration
+  probes and is timed again (the setting stays prepared) while a probe says the machine was
+  disturbed (:mod:`hgbench.profile.quiet`; ``Budget.quiet_attempts`` windows at most).
 
 After each setting the sweep calls its backend's :meth:`~hgbench.profile.backends.Backend.release`
 (TorchScript clears its global class registry, which would otherwise keep every trace's weights
@@ -52,6 +55,7 @@ from torch import nn
 
 from hgbench.profile.backends import RunSettings, get_backend
 from hgbench.profile.calibration import measure_calibration, pool_calibrations
+from hgbench.profile.quiet import DEFAULT_MAX_ATTEMPTS, DEFAULT_TOLERANCE, QuietTimer
 from hgbench.profile.complexity import complexity_record
 from hgbench.profile.roofline import Ceilings
 from hgbench.profile.run import is_reference, profile_model, reference_output, repeat_timing, save_profile_record
@@ -81,9 +85,13 @@ class Budget:
             and ``min_time_s / repetitions`` seconds.
         repetitions: how many interleaved repetitions each setting's timing is split into
             (1: one contiguous block, as :func:`~hgbench.profile.run.profile_model` alone).
+        quiet_attempts, quiet_tolerance: each repetition's window is timed again, up to
+            ``quiet_attempts`` windows, until both calibration probes around it are within
+            ``quiet_tolerance`` of the run's quiet level (:class:`~hgbench.profile.quiet.QuietTimer`;
+            ``quiet_attempts=1``: probes recorded, never retimed).
 
     Raises:
-        ValueError: a count below 1 or a negative duration.
+        ValueError: a count below 1 or a negative duration or tolerance.
     """
 
     warmup_iters: int = 3
@@ -91,12 +99,16 @@ class Budget:
     min_iters: int = 10
     min_time_s: float = 1.0
     repetitions: int = 3
+    quiet_attempts: int = DEFAULT_MAX_ATTEMPTS
+    quiet_tolerance: float = DEFAULT_TOLERANCE
 
     def __post_init__(self) -> None:
-        if self.min_iters < 1 or self.repetitions < 1 or self.warmup_iters < 0 or self.warmup_s < 0 or self.min_time_s < 0:
+        if (self.min_iters < 1 or self.repetitions < 1 or self.warmup_iters < 0 or self.warmup_s < 0
+                or self.min_time_s < 0 or self.quiet_attempts < 1 or self.quiet_tolerance < 0):  # fmt: skip
             raise ValueError(
-                "need min_iters >= 1, repetitions >= 1, warmup_iters >= 0, warmup_s >= 0 and min_time_s >= 0; got "
-                f"{self.min_iters=}, {self.repetitions=}, {self.warmup_iters=}, {self.warmup_s=}, {self.min_time_s=}"
+                "need min_iters >= 1, repetitions >= 1, warmup_iters >= 0, warmup_s >= 0, min_time_s >= 0, "
+                f"quiet_attempts >= 1 and quiet_tolerance >= 0; got {self.min_iters=}, {self.repetitions=}, "
+                f"{self.warmup_iters=}, {self.warmup_s=}, {self.min_time_s=}, {self.quiet_attempts=}, {self.quiet_tolerance=}"
             )
 
     def per_repetition(self, repetition: int = 1) -> dict[str, Any]:
@@ -170,6 +182,7 @@ def run_sweep(
     calibration_blocks: list[dict[str, Any]] = []
     rows: list[tuple[dict[str, Any], Path]] = []
     by_job: dict[int, list[tuple[dict[str, Any], RunSettings]]] = {}
+    quiet = QuietTimer(device, tolerance=budget.quiet_tolerance, max_attempts=budget.quiet_attempts)
 
     def calibrate() -> None:
         calibration_blocks.append(measure_calibration(device, threads, min_time_s=CALIBRATION_BLOCK_S, min_iters=10))
@@ -202,7 +215,7 @@ def run_sweep(
                     body = profile_model(
                         model, variant=spec.name, num_joints=joints, backend=b, batch_size=bs, input_size=input_size,
                         settings=s, threads=threads, complexity=complexity, reference=reference,
-                        ceilings=ceilings.get(s.precision), cache_dir=cache_dir, **budget.per_repetition(1),
+                        ceilings=ceilings.get(s.precision), cache_dir=cache_dir, quiet=quiet, **budget.per_repetition(1),
                     )  # fmt: skip
                     rows.append((body, save(body)))
                     by_job.setdefault(index, []).append((body, s))
@@ -225,7 +238,7 @@ def run_sweep(
                 step(f"{spec.name} {body['backend']} {s.precision} batch {body['batch_size']} "
                      f"(repetition {r}/{budget.repetitions})", False)  # fmt: skip
                 if body["status"] == "ok":
-                    repeat_timing(body, model, settings=s, threads=threads, **budget.per_repetition(r))
+                    repeat_timing(body, model, settings=s, threads=threads, quiet=quiet, **budget.per_repetition(r))
                     save(body)
                     get_backend(body["backend"]).release()
                 step("", True)

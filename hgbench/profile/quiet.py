@@ -1,0 +1,158 @@
+"""Timing windows taken while the machine was quiet: each window bracketed by calibration
+probes, and timed again when a probe says the machine was disturbed.
+
+Why. On a shared machine the speed of a core is not one number. On the 2-vCPU development VM
+(1 thread, nothing else of ours running) hg2's TorchScript trace at batch 1 took 14.5 ms per
+call in some seconds and 20.5 ms in others, switching every few seconds: the medians of
+1-second windows over two minutes had a standard deviation of 13 %, of 10-second windows 7 %
+(``benchmarks/reference/repeatability/README.md``, "Quiet windows"). A setting timed in three
+short windows then gets a median that depends on how many of them fell in disturbed seconds,
+and two runs of one command disagree by 5-6 % on the median setting, 45 % on the worst, for
+nothing that changed in the model.
+
+What. The calibration workload (:mod:`hgbench.profile.calibration`, the same fixed network
+on the same device and threads) is timed for :data:`PROBE_CALLS` calls right before and
+right after each timed window: a *probe* (about 15 ms on a CPU core). The machine's quiet
+level is the 10th percentile of every probe median so far in the run (:data:`QUIET_PERCENTILE`;
+disturbance only ever slows the probe down). A window is *quiet* when both its probes are
+within ``tolerance`` of that level; otherwise it is timed again right away, without preparing
+the setting again, up to ``max_attempts`` windows; when none is quiet the window with the
+smallest worse probe is kept and marked not quiet. Only the kept window's samples enter the
+record; ``latency_ms.windows`` says, per repetition, how many windows were timed, the two
+probes and the quiet level of the kept one, and whether it was quiet.
+
+Selecting windows by an independent measurement (the probe), not by the model's own time,
+does not pick the luckiest of a setting's windows: in a quiet second a window is kept
+whatever its own time. The result estimates the latency on the machine when nothing else
+runs on it, which is what a deployment on a dedicated machine sees. On a dedicated GPU or an
+idle workstation nearly every first window is quiet and the probes cost a few ms per window.
+
+Measured before adopting it (same VM, 300 s of hg2 windows of 0.15 s, each between two
+probes; two simulated runs of three windows per setting drawn many times): medians of two
+runs differed by 4.3-7.6 % (median over draws) when every window was kept, 2.3-3.8 % when
+windows were retimed until quiet (tolerance 10 %, up to 10 windows). The sweeps' figures are
+in the README named above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from hgbench.profile.calibration import CHANNELS, SEED, SIZE, calibration_model
+from hgbench.profile.latency import LatencyStats, time_callable, warm_up
+
+PROBE_CALLS = 10
+"""Calibration calls per probe (the probe is their median); about 15 ms on one CPU core."""
+
+QUIET_PERCENTILE = 10.0
+"""Percentile of the run's probe medians taken as the quiet level (low, because disturbance
+only slows calls down; not the minimum, which one lucky probe would set)."""
+
+DEFAULT_TOLERANCE = 0.10
+"""A window is quiet when both probes are at most this fraction above the quiet level. On the
+development VM quiet probes scatter by a few per cent, disturbed ones are 20-40 % slower."""
+
+DEFAULT_MAX_ATTEMPTS = 10
+"""Windows timed at most per repetition before keeping the least disturbed one."""
+
+MIN_HISTORY = 10
+"""Probes timed before the first window is judged (fewer would make the first probe the
+quiet level, whatever the machine was doing)."""
+
+
+@dataclass
+class QuietTimer:
+    """Times callables in quiet windows on one device (see the module docstring). One timer
+    serves a whole run: its probe history sets the quiet level.
+
+    Attributes:
+        device: where the calibration probe runs (the profiled device).
+        tolerance: how far above the quiet level both probes may be, as a fraction (0.10:
+            10 %).
+        max_attempts: windows timed at most per call of :meth:`time` (1: never retime; the
+            probes are still recorded).
+
+    Raises:
+        ValueError: ``tolerance`` < 0 or ``max_attempts`` < 1.
+    """
+
+    device: torch.device
+    tolerance: float = DEFAULT_TOLERANCE
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+    def __post_init__(self) -> None:
+        if self.tolerance < 0 or self.max_attempts < 1:
+            raise ValueError(f"need tolerance >= 0 and max_attempts >= 1; got {self.tolerance=}, {self.max_attempts=}")
+        self.device = torch.device(self.device)
+        self._model = calibration_model().to(self.device)
+        generator = torch.Generator().manual_seed(SEED + 1)
+        self._x = torch.randn((1, CHANNELS, SIZE, SIZE), generator=generator).to(self.device)
+        self.probes_ms: list[float] = []
+
+    def probe(self) -> float:
+        """Time the calibration workload for :data:`PROBE_CALLS` calls (with the caller's
+        thread count) and add their median (ms per call) to the history; returns it."""
+        with torch.inference_mode():
+            stats = time_callable(lambda: self._model(self._x), warmup_iters=0, min_iters=PROBE_CALLS,
+                                  min_time_s=0.0, device=self.device)  # fmt: skip
+        self.probes_ms.append(stats.p50)
+        return stats.p50
+
+    def quiet_level_ms(self) -> float:
+        """The :data:`QUIET_PERCENTILE`-th percentile of the probe medians so far, ms.
+
+        Raises:
+            ValueError: no probe yet.
+        """
+        if not self.probes_ms:
+            raise ValueError("no probe timed yet: call probe() first")
+        return float(np.percentile(self.probes_ms, QUIET_PERCENTILE))
+
+    def time(
+        self,
+        fn: Callable[[], object],
+        *,
+        warmup_iters: int = 3,
+        warmup_s: float = 0.0,
+        min_iters: int = 10,
+        min_time_s: float = 1.0,
+    ) -> tuple[LatencyStats, dict[str, Any]]:
+        """Warm ``fn`` up, then time windows of it (:func:`time_callable` with ``min_iters``
+        and ``min_time_s``, after one untimed call that refills the caches the probe used)
+        until one is quiet or ``max_attempts`` were timed. The first call of a timer first
+        times :data:`MIN_HISTORY` probes.
+
+        Returns:
+            The kept window's samples, and its description for the record's
+            ``latency_ms.windows``: ``{"attempts": windows timed, "probe_p50_ms": [before,
+            after] (ms per calibration call), "quiet_level_ms": the level it was judged
+            against, "quiet": bool}``.
+
+        Raises:
+            ValueError: bad timing arguments (see :func:`time_callable`).
+            Whatever ``fn`` raises.
+        """
+        warm_up(fn, iters=warmup_iters, seconds=warmup_s, device=self.device)
+        while len(self.probes_ms) < MIN_HISTORY:
+            self.probe()
+        best: tuple[float, LatencyStats, dict[str, Any]] | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            before = self.probe()
+            stats = time_callable(fn, warmup_iters=1, min_iters=min_iters, min_time_s=min_time_s, device=self.device)
+            after = self.probe()
+            level = self.quiet_level_ms()
+            worse = max(before, after)
+            window = {"attempts": attempt, "probe_p50_ms": [before, after], "quiet_level_ms": level,
+                      "quiet": worse <= level * (1.0 + self.tolerance)}  # fmt: skip
+            if best is None or worse < best[0]:
+                best = (worse, stats, window)
+            if window["quiet"]:
+                break
+        _, stats, window = best
+        window["attempts"] = attempt
+        return stats, window
