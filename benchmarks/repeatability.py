@@ -9,7 +9,8 @@ by file name (the name holds variant, joints, backend, device, precision, flags,
 input size; the host folder is ignored, so runs of two machines pair too). For every setting
 measured ``ok`` in all runs it prints each run's p50 and the spread
 ``max(p50) / min(p50) - 1`` (%), then a summary: the median and the largest spread, and the
-share of settings within 2 %, 5 % and 10 %. Exit status 2 when fewer than two folders or no
+share of settings within 2 %, 5 % and 10 %, and per run how many repetitions were timed in a
+quiet window (``latency_ms.windows``, :mod:`hgbench.profile.quiet`). Exit status 2 when fewer than two folders or no
 common settings are given.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hgbench.profile.quiet import window_summary
 from hgbench.results import iter_records
 
 
@@ -71,6 +73,20 @@ def to_markdown(table: pd.DataFrame, stats: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def windows_text(folders: list[Path]) -> str:
+    """One line per run: how many repetitions were kept in a quiet window and how many windows
+    were timed (:func:`hgbench.profile.quiet.window_summary`)."""
+    lines = []
+    for i, folder in enumerate(folders, 1):
+        counts = window_summary(rec.get("latency_ms") for _, rec in iter_records(folder, kind="profile") if isinstance(rec, dict))
+        if counts["repetitions"]:
+            lines.append(f"run {i}: {counts['quiet']} of {counts['repetitions']} repetitions in a quiet window, "
+                         f"{counts['windows']} windows timed")
+        else:
+            lines.append(f"run {i}: timed without calibration probes (no latency_ms.windows)")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="results folders, one per run of the same command")
@@ -83,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if table.empty:
         print(f"repeatability: no setting is ok in all of {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
-    text = to_markdown(table, summary(table))
+    text = to_markdown(table, summary(table)) + "\n" + windows_text(args.folders)
     print(text, end="")
     if args.markdown:
         args.markdown.write_text(text)

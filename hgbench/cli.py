@@ -233,10 +233,11 @@ def profile(
     min_iters: int = typer.Option(10, "--min-iters", help="...and at least this many calls (over all repetitions)."),
     repetitions: int = typer.Option(3, "--repetitions", help="Split each setting's timing into this many repetitions, "
                                     "interleaved across the sweep (steadier medians on a drifting machine; 1: one block)."),
-    quiet_attempts: int = typer.Option(10, "--quiet-attempts", help="Time a repetition again, up to this many windows, while the "
-                                       "calibration probes around it say the machine was disturbed (1: never retime)."),
-    quiet_tolerance: float = typer.Option(0.10, "--quiet-tolerance", help="A window is quiet when both probes are within this "
-                                          "fraction of the run's quiet level (0.10: 10 %)."),
+    quiet_attempts: Optional[int] = typer.Option(None, "--quiet-attempts", help="Time a repetition again, up to this many windows "
+                                                 "(default 10), while the calibration probes around it say the machine was "
+                                                 "disturbed (1: never retime)."),
+    quiet_tolerance: Optional[float] = typer.Option(None, "--quiet-tolerance", help="A window is quiet when both probes are at "
+                                                    "most this fraction above the run's quiet level (default 0.15)."),
     warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up calls before each repetition..."),
     warmup_s: float = typer.Option(0.5, "--warmup-s", help="...and at least this many warm-up seconds before the first."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
@@ -252,6 +253,7 @@ def profile(
     import torch
 
     from hgbench.profile import RunSettings, default_threads, get_backend, get_ceilings
+    from hgbench.profile.quiet import window_summary
     from hgbench.profile.roofline import default_cache_dir
     from hgbench.profile.sweep import Budget, run_sweep
     from hgbench.provenance import collect_provenance
@@ -288,12 +290,13 @@ def profile(
         if not sizes or min(sizes) < 1:
             raise ValueError(f"--batch-size: expected comma-separated positive integers, got {batch_size!r}")
         threads = default_threads() if threads is None else threads
-        if (threads < 1 or min_iters < 1 or repetitions < 1 or quiet_attempts < 1 or min_time_s < 0 or warmup < 0
-                or warmup_s < 0 or quiet_tolerance < 0):  # fmt: skip
+        if (threads < 1 or min_iters < 1 or repetitions < 1 or (quiet_attempts is not None and quiet_attempts < 1)
+                or min_time_s < 0 or warmup < 0 or warmup_s < 0 or (quiet_tolerance is not None and quiet_tolerance < 0)):  # fmt: skip
             raise ValueError("--threads, --min-iters, --repetitions and --quiet-attempts must be >= 1, "
                              "--min-time-s, --warmup, --warmup-s and --quiet-tolerance >= 0")
+        quiet = {k: v for k, v in (("quiet_attempts", quiet_attempts), ("quiet_tolerance", quiet_tolerance)) if v is not None}
         budget = Budget(warmup_iters=warmup, warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s,
-                        repetitions=repetitions, quiet_attempts=quiet_attempts, quiet_tolerance=quiet_tolerance)
+                        repetitions=repetitions, **quiet)
         for spec in specs:
             divisor = 4 * 2**spec.architecture.depth  # StackedHourglass.input_divisor
             fixed = spec.architecture.input_size
@@ -330,6 +333,12 @@ def profile(
                          ceilings=ceilings, cache_dir=cache, on_step=on_step)
     _print_profile_table(rows, provenance, input_size, device, threads)
     console.print(f"records: {results / 'profile' / provenance['hostname']}")
+    windows = window_summary(body["latency_ms"] for body, _ in rows)
+    if windows["repetitions"]:
+        (console if windows["quiet"] == windows["repetitions"] else err_console).print(
+            f"timing windows: {windows['quiet']} of {windows['repetitions']} repetitions timed while the calibration probes "
+            f"said the machine was quiet ({windows['windows']} windows timed); the others kept their least disturbed window "
+            "(latency_ms.windows)")
     above = sorted({b["precision"] for b, _ in rows if ((b["roofline"] or {}).get("efficiency") or 0) > 1})
     if above:
         err_console.print(f"[yellow]warning:[/] roofline efficiency above 100 % at {', '.join(above)}: the cached ceilings in "

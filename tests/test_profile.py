@@ -270,6 +270,8 @@ def test_cli_unavailable_backend_fails_before_profiling(tmp_path):
         (["--input-size", "100"], "--input-size 100"),
         (["--device", "tpu"], "--device"),
         (["--compile-mode", "fastest"], "fastest"),
+        (["--quiet-attempts", "0"], "--quiet-attempts"),
+        (["--quiet-tolerance", "-0.1"], "--quiet-tolerance"),
     ],
 )
 def test_cli_bad_options_exit_2(tmp_path, args, message):
@@ -295,6 +297,7 @@ def test_cli_records_a_failing_backend_and_goes_on(tmp_path, fake_backend, monke
     ok = bodies["hg1__j16__torchscript__cpu__fp32__b2__s64.json"]
     assert ok["status"] == "ok" and ok["numerics"]["ok"] and ok["threads"] == 1
     assert ok["calibration"]["p50_ms"] > 0 and ok["roofline"]["ceilings"]["precision"] == "fp32"
+    assert len(ok["latency_ms"]["windows"]) == 3 and "timing windows:" in r.output  # one per repetition, summarised
     assert PROVENANCE_KEYS <= set(ok["provenance"]) and ok["provenance"]["command"] == " ".join(["hgbench", *args])
     assert bodies["hg1__j16__fake__cpu__fp32__b1__s64.json"]["status"] == "error"
     assert (tmp_path / "cache/ceilings.json").is_file()

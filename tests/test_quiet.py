@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hgbench.profile import quiet as quiet_module
-from hgbench.profile.quiet import MIN_HISTORY, QuietTimer
+from hgbench.profile.quiet import MIN_HISTORY, QuietTimer, window_summary
 
 
 class Machine:
@@ -103,3 +103,10 @@ def test_a_real_probe_times_the_calibration_workload(monkeypatch):
 def test_rejects_bad_arguments(kw):
     with pytest.raises(ValueError):
         QuietTimer(torch.device("cpu"), **kw)
+
+
+def test_window_summary_counts_repetitions_quiet_ones_and_windows_timed():
+    quiet = {"attempts": 1, "probe_p50_ms": [1.0, 1.0], "quiet_level_ms": 1.0, "quiet": True}
+    busy = {**quiet, "attempts": 10, "quiet": False}
+    entries = [{"windows": [quiet, busy, {**quiet, "attempts": 3}]}, {"windows": [None, None]}, {}, None]
+    assert window_summary(entries) == {"repetitions": 3, "quiet": 2, "windows": 14}
