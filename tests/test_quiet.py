@@ -110,3 +110,12 @@ def test_window_summary_counts_repetitions_quiet_ones_and_windows_timed():
     busy = {**quiet, "attempts": 10, "quiet": False}
     entries = [{"windows": [quiet, busy, {**quiet, "attempts": 3}]}, {"windows": [None, None]}, {}, None]
     assert window_summary(entries) == {"repetitions": 3, "quiet": 2, "windows": 14}
+
+
+def test_a_timer_for_another_device_is_refused_before_timing():
+    from hgbench.profile.run import _time_window
+
+    timer = QuietTimer(torch.device("cpu"))
+    with pytest.raises(ValueError, match="QuietTimer for the profiled device"):
+        _time_window(lambda: None, timer, torch.device("cuda"), warmup_iters=0, min_iters=1, min_time_s=0.0)
+    assert timer.probes_ms == []  # nothing was timed

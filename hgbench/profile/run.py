@@ -260,8 +260,16 @@ def latency_entry(
 def _time_window(
     fn: Callable[[], object], quiet: QuietTimer | None, device: torch.device, **timing: Any
 ) -> tuple[LatencyStats, dict[str, Any] | None]:
-    """One repetition's samples: in a quiet window when ``quiet`` is given, else one window."""
+    """One repetition's samples: in a quiet window when ``quiet`` is given, else one window.
+
+    Raises:
+        ValueError: ``quiet`` probes another kind of device than ``device`` (its clock would
+            be the wrong one: CUDA events vs ``perf_counter_ns``).
+    """
     if quiet is not None:
+        if quiet.device.type != device.type:
+            raise ValueError(f"the quiet-window timer probes {quiet.device} but the model runs on {device}; "
+                             "make a QuietTimer for the profiled device")
         return quiet.time(fn, **timing)
     return time_callable(fn, device=device, **timing), None
 
