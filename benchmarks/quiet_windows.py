@@ -40,9 +40,8 @@ def measure(variant: str, seconds: float, threads: int) -> list[tuple[str, float
     import torch
 
     from hgbench.profile.backends import RunSettings, get_backend
-    from hgbench.profile.calibration import CHANNELS, SIZE, calibration_model
     from hgbench.profile.latency import time_callable
-    from hgbench.profile.quiet import PROBE_CALLS
+    from hgbench.profile.quiet import QuietTimer
     from hgbench.profile.run import make_input
     from hgbench.profile.sweep import build_profiled_model
     from hgbench.registry import get_variant
@@ -54,8 +53,7 @@ def measure(variant: str, seconds: float, threads: int) -> list[tuple[str, float
         x = make_input(batch, 64)
         prepared = get_backend(backend).prepare(model, x, RunSettings())
         fns[f"{backend} b{batch}"] = (lambda fn=prepared.fn, xi=prepared.prepare_input(x): fn(xi))
-    probe_model, probe_x = calibration_model(), torch.randn(1, CHANNELS, SIZE, SIZE)
-    probe = lambda: time_callable(lambda: probe_model(probe_x), warmup_iters=0, min_iters=PROBE_CALLS, min_time_s=0.0)  # noqa: E731
+    timer = QuietTimer(torch.device("cpu"))
     trace = []
     with torch.inference_mode():
         for fn in fns.values():
@@ -63,10 +61,10 @@ def measure(variant: str, seconds: float, threads: int) -> list[tuple[str, float
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
             for name, fn in fns.items():
-                trace.append(("probe", time.perf_counter() - start, probe().samples_ms))
+                trace.append(("probe", time.perf_counter() - start, [timer.probe()]))
                 trace.append((name, time.perf_counter() - start,
                               time_callable(fn, warmup_iters=1, min_iters=3, min_time_s=WINDOW_S).samples_ms))  # fmt: skip
-        trace.append(("probe", time.perf_counter() - start, probe().samples_ms))
+        trace.append(("probe", time.perf_counter() - start, [timer.probe()]))
     return trace
 
 
@@ -130,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             tmp = args.save.with_suffix(args.save.suffix + ".tmp")
             tmp.write_text(json.dumps(trace))
             tmp.replace(args.save)
+    windows = min(sum(name == n for n, _, _ in trace) for name in {n for n, _, _ in trace if n != "probe"})
+    if windows < args.attempts + 3:
+        print(f"quiet_windows: {windows} windows per setting, need at least --attempts + 3 = {args.attempts + 3}; "
+              "measure longer (--seconds)", file=sys.stderr)
+        return 2
     print(analyse(trace, args.tolerance, args.attempts), end="")
     return 0
 

@@ -41,6 +41,12 @@ def calibration_model() -> nn.Module:
     return nn.Sequential(*layers).eval()
 
 
+def calibration_input(device: torch.device | str = "cpu") -> torch.Tensor:
+    """The calibration input ``(1, CHANNELS, SIZE, SIZE)`` fp32, drawn from a private generator
+    with seed ``SEED + 1`` (the global RNG is untouched), on ``device``."""
+    return torch.randn((1, CHANNELS, SIZE, SIZE), generator=torch.Generator().manual_seed(SEED + 1)).to(device)
+
+
 def measure_calibration(
     device: torch.device | str,
     threads: int | None = None,
@@ -60,7 +66,7 @@ def measure_calibration(
     """
     device = torch.device(device)
     model = calibration_model().to(device)
-    x = torch.randn((1, CHANNELS, SIZE, SIZE), generator=torch.Generator().manual_seed(SEED + 1)).to(device)
+    x = calibration_input(device)
     old_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     try:

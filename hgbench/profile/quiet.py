@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hgbench.profile.calibration import CHANNELS, SEED, SIZE, calibration_model
+from hgbench.profile.calibration import calibration_input, calibration_model
 from hgbench.profile.latency import LatencyStats, time_callable, warm_up
 
 PROBE_CALLS = 10
@@ -93,8 +93,7 @@ class QuietTimer:
             raise ValueError(f"need tolerance >= 0 and max_attempts >= 1; got {self.tolerance=}, {self.max_attempts=}")
         self.device = torch.device(self.device)
         self._model = calibration_model().to(self.device)
-        generator = torch.Generator().manual_seed(SEED + 1)
-        self._x = torch.randn((1, CHANNELS, SIZE, SIZE), generator=generator).to(self.device)
+        self._x = calibration_input(self.device)
         self.probes_ms: list[float] = []
 
     def probe(self) -> float:
