@@ -9,9 +9,13 @@ by file name (the name holds variant, joints, backend, device, precision, flags,
 input size; the host folder is ignored, so runs of two machines pair too). For every setting
 measured ``ok`` in all runs it prints each run's p50 and the spread
 ``max(p50) / min(p50) - 1`` (%), then a summary: the median and the largest spread, and the
-share of settings within 2 %, 5 % and 10 %, and per run how many repetitions were timed in a
-quiet window (``latency_ms.windows``, :mod:`hgbench.profile.quiet`). Exit status 2 when fewer than two folders or no
-common settings are given.
+share of settings within 2 %, 5 % and 10 %, per run how many repetitions were timed in a
+quiet window (``latency_ms.windows``, :mod:`hgbench.profile.quiet`), and per run the state of
+the machine: the run's calibration p50 (the records' ``calibration``) and the median quiet level
+of its windows, with how far the runs' calibrations lie apart. A pair whose calibrations differ
+by more than a few per cent ran on a machine in different states (a shared VM's slow periods
+can last a whole run), and its spread measures the machine rather than the tool. Exit status 2
+when fewer than two folders or no common settings are given.
 """
 
 from __future__ import annotations
@@ -87,6 +91,31 @@ def windows_text(folders: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def machine_text(folders: list[Path]) -> str:
+    """One line per run: its calibration p50 (ms; the median over its records' ``calibration``,
+    which a run pools over all its blocks) and the median ``quiet_level_ms`` of its windows;
+    then the calibration spread ``max / min - 1`` (%) over the runs that have one."""
+    lines, cal = [], []
+    for i, folder in enumerate(folders, 1):
+        p50s, levels = [], []
+        for _, rec in iter_records(folder, kind="profile"):
+            if not isinstance(rec, dict):
+                continue
+            if (rec.get("calibration") or {}).get("p50_ms") is not None:
+                p50s.append(float(rec["calibration"]["p50_ms"]))
+            levels += [float(w["quiet_level_ms"]) for w in (rec.get("latency_ms") or {}).get("windows") or [] if w]
+        if not p50s:
+            lines.append(f"run {i}: no calibration in its records")
+            continue
+        cal.append(float(np.median(p50s)))
+        level = f", median quiet level {np.median(levels):.3f} ms" if levels else ""
+        lines.append(f"run {i}: calibration p50 {cal[-1]:.3f} ms{level}")
+    if len(cal) > 1:
+        lines.append(f"calibration spread between runs: {100 * (max(cal) / min(cal) - 1):.1f} % "
+                     "(more than a few per cent: the machine was in different states)")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="results folders, one per run of the same command")
@@ -99,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if table.empty:
         print(f"repeatability: no setting is ok in all of {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
-    text = to_markdown(table, summary(table)) + "\n" + windows_text(args.folders)
+    text = to_markdown(table, summary(table)) + "\n" + windows_text(args.folders) + machine_text(args.folders)
     print(text, end="")
     if args.markdown:
         args.markdown.write_text(text)
