@@ -30,20 +30,25 @@ import pandas as pd
 from hgbench.profile.quiet import window_summary
 from hgbench.results import iter_records
 
-
-def p50_by_setting(results_dir: Path) -> dict[str, float]:
-    """``{record file name: latency p50 (ms)}`` of the ``ok`` profile records under ``results_dir``."""
-    out = {}
-    for path, rec in iter_records(results_dir, kind="profile"):
-        if isinstance(rec, dict) and rec.get("status") == "ok" and rec.get("latency_ms"):
-            out[path.name] = float(rec["latency_ms"]["p50_ms"])
-    return out
+Run = list[tuple[Path, dict]]
+"""One run's valid profile records: ``(path, record)``, read once by :func:`read_run`."""
 
 
-def spread_table(folders: list[Path]) -> pd.DataFrame:
-    """One row per setting found ``ok`` in every folder: the p50 of each run (ms) and the
+def read_run(results_dir: Path) -> Run:
+    """The valid profile records under ``results_dir`` (files that are not records are left out)."""
+    return [(path, rec) for path, rec in iter_records(results_dir, kind="profile") if isinstance(rec, dict)]
+
+
+def p50_by_setting(run: Run) -> dict[str, float]:
+    """``{record file name: latency p50 (ms)}`` of the run's ``ok`` records."""
+    return {path.name: float(rec["latency_ms"]["p50_ms"]) for path, rec in run
+            if rec.get("status") == "ok" and rec.get("latency_ms")}  # fmt: skip
+
+
+def spread_table(runs: list[Run]) -> pd.DataFrame:
+    """One row per setting found ``ok`` in every run: the p50 of each run (ms) and the
     spread ``max / min - 1`` in %."""
-    runs = [p50_by_setting(f) for f in folders]
+    runs = [p50_by_setting(run) for run in runs]
     common = sorted(set.intersection(*(set(r) for r in runs)))
     rows = []
     for name in common:
@@ -77,12 +82,12 @@ def to_markdown(table: pd.DataFrame, stats: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def windows_text(folders: list[Path]) -> str:
+def windows_text(runs: list[Run]) -> str:
     """One line per run: how many repetitions were kept in a quiet window and how many windows
     were timed (:func:`hgbench.profile.quiet.window_summary`)."""
     lines = []
-    for i, folder in enumerate(folders, 1):
-        counts = window_summary(rec.get("latency_ms") for _, rec in iter_records(folder, kind="profile") if isinstance(rec, dict))
+    for i, run in enumerate(runs, 1):
+        counts = window_summary(rec.get("latency_ms") for _, rec in run)
         if counts["repetitions"]:
             lines.append(f"run {i}: {counts['quiet']} of {counts['repetitions']} repetitions in a quiet window, "
                          f"{counts['windows']} windows timed")
@@ -97,16 +102,14 @@ development VM's consecutive whole-registry runs: 0.3 % and 2 % in the same stat
 9-11 % across states (``reference/cpu-registry-64px/README.md``)."""
 
 
-def machine_text(folders: list[Path]) -> str:
+def machine_text(runs: list[Run]) -> str:
     """One line per run: its calibration p50 (ms; the median over its records' ``calibration``,
     which a run pools over all its blocks) and the median ``quiet_level_ms`` of its windows;
     then the calibration spread ``max / min - 1`` (%) over the runs that have one."""
     lines, cal = [], []
-    for i, folder in enumerate(folders, 1):
+    for i, run in enumerate(runs, 1):
         p50s, levels = [], []
-        for _, rec in iter_records(folder, kind="profile"):
-            if not isinstance(rec, dict):
-                continue
+        for _, rec in run:
             if (rec.get("calibration") or {}).get("p50_ms") is not None:
                 p50s.append(float(rec["calibration"]["p50_ms"]))
             levels += [float(w["quiet_level_ms"]) for w in (rec.get("latency_ms") or {}).get("windows") or [] if w]
@@ -132,11 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.folders) < 2:
         print("repeatability: give at least two results folders (one per run)", file=sys.stderr)
         return 2
-    table = spread_table(args.folders)
+    runs = [read_run(folder) for folder in args.folders]
+    table = spread_table(runs)
     if table.empty:
         print(f"repeatability: no setting is ok in all of {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
-    text = to_markdown(table, summary(table)) + "\n" + windows_text(args.folders) + machine_text(args.folders)
+    text = to_markdown(table, summary(table)) + "\n" + windows_text(runs) + machine_text(runs)
     print(text, end="")
     if args.markdown:
         args.markdown.write_text(text)
