@@ -44,7 +44,7 @@ def measure(variant: str, seconds: float, threads: int) -> list[tuple[str, float
     from hgbench.profile.quiet import QuietTimer
     from hgbench.profile.run import make_input
     from hgbench.profile.sweep import build_profiled_model
-    from hgbench.registry import get_variant
+    from hgbench.config import get_variant
 
     torch.set_num_threads(threads)
     model = build_profiled_model(get_variant(variant), 16, 64, torch.device("cpu"))

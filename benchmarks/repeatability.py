@@ -28,20 +28,21 @@ import numpy as np
 import pandas as pd
 
 from hgbench.profile.quiet import window_summary
-from hgbench.results import iter_records
+from hgbench.records import Record, scan
 
-Run = list[tuple[Path, dict]]
-"""One run's valid profile records: ``(path, record)``, read once by :func:`read_run`."""
+Run = list[tuple[str, Record]]
+"""One run's valid profile records: ``(setting, record)``, the setting being the record key's
+stem (:meth:`hgbench.records.RecordKey.stem`), read once by :func:`read_run`."""
 
 
 def read_run(results_dir: Path) -> Run:
     """The valid profile records under ``results_dir`` (files that are not records are left out)."""
-    return [(path, rec) for path, rec in iter_records(results_dir, kind="profile") if isinstance(rec, dict)]
+    return [(rec.key().without_machine().stem(), rec) for rec in scan(results_dir, kinds=["profile"], dedupe=False).records]
 
 
 def p50_by_setting(run: Run) -> dict[str, float]:
     """``{record file name: latency p50 (ms)}`` of the run's ``ok`` records."""
-    return {path.name: float(rec["latency_ms"]["p50_ms"]) for path, rec in run
+    return {setting: float(rec["latency_ms"]["p50_ms"]) for setting, rec in run
             if rec.get("status") == "ok" and rec.get("latency_ms")}  # fmt: skip
 
 
@@ -53,7 +54,7 @@ def spread_table(runs: list[Run]) -> pd.DataFrame:
     rows = []
     for name in common:
         values = [r[name] for r in runs]
-        rows.append({"setting": name.removesuffix(".json"), **{f"p50 run {i + 1} (ms)": v for i, v in enumerate(values)},
+        rows.append({"setting": name, **{f"p50 run {i + 1} (ms)": v for i, v in enumerate(values)},
                      "spread (%)": 100 * (max(values) / min(values) - 1)})  # fmt: skip
     return pd.DataFrame(rows)
 

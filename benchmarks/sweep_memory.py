@@ -37,8 +37,8 @@ import torch
 
 from hgbench.profile import RunSettings, memory
 from hgbench.profile.sweep import Budget, run_sweep
-from hgbench.provenance import collect_provenance
-from hgbench.registry import select_variants
+from hgbench.records.provenance import collect_provenance
+from hgbench.config import select_variants
 
 
 def rss_mib() -> float:

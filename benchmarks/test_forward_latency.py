@@ -19,7 +19,8 @@ baseline from the unchanged code first. The CI gate, which does not depend on th
 import pytest
 import torch
 
-from hgbench.registry import list_variants
+from hgbench.config import list_variants
+from hgbench.models import create_model
 
 INPUT_SIZE = 64
 THREADS = 1
@@ -28,7 +29,7 @@ THREADS = 1
 @pytest.mark.parametrize("name", [v.name for v in list_variants()])
 def test_forward(benchmark, name):
     spec = next(v for v in list_variants() if v.name == name)
-    model = spec.build(num_joints=16, input_size=INPUT_SIZE).eval()
+    model = create_model(spec, num_joints=16, input_size=INPUT_SIZE).eval()
     x = torch.randn(1, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0))
     old = torch.get_num_threads()
     torch.set_num_threads(THREADS)

@@ -2,8 +2,8 @@
 
 5,000 profile records (25 variants x 2 hosts x 5 backends x 2 precisions x 10 batch sizes, with
 the 20 raw latency samples each that real records carry) and 25 training runs, built once. Two
-benchmarks: reading and joining (:func:`hgbench.report.build_report`), and writing Markdown and
-CSV (:func:`hgbench.report.write_report`; PNG plots are left out, their cost is per plot, not
+benchmarks: reading and joining (:func:`hgbench.analysis.report.build_report`), and writing Markdown and
+CSV (:func:`hgbench.analysis.report.write_report`; PNG plots are left out, their cost is per plot, not
 per record). Run with
 
     .venv/bin/python -m pytest benchmarks/test_report_speed.py --benchmark-only
@@ -19,7 +19,7 @@ import json
 
 import pytest
 
-from hgbench.report import build_report, write_report
+from hgbench.analysis.report import build_report, write_report
 
 SCHEMA = "hgbench.record/2"
 VARIANTS = [f"v{i:02d}" for i in range(25)]

@@ -1,8 +1,8 @@
 """hgbench: train, profile and compare stacked-hourglass pose networks under one protocol.
 
-The data flow (see README.md): ``variants/*.yaml`` -> :mod:`hgbench.registry` -> model ->
-:mod:`hgbench.train` / :mod:`hgbench.evaluate` / :mod:`hgbench.profile` -> records in
-:mod:`hgbench.results` -> :mod:`hgbench.report`.
+The data flow (see README.md): ``variants/*.yaml`` -> :mod:`hgbench.config` -> model ->
+:mod:`hgbench.train` / :mod:`hgbench.accuracy.evaluate` / :mod:`hgbench.profile` -> records in
+:mod:`hgbench.records` -> :mod:`hgbench.analysis.report`.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -19,7 +19,9 @@ from rich.table import Table
 
 from hgbench.config import ConfigError
 from hgbench.data import DEFAULT_DATASET, DatasetError
-from hgbench.results import DEFAULT_RESULTS_DIR
+from hgbench.data.download import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+from hgbench.paths import DEFAULT_RESULTS_DIR
+from hgbench.models import create_model
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, profile and compare stacked-hourglass pose networks.")
 # Wide tables stay readable when the output is a file or a CI log (rich assumes 80 columns there).
@@ -64,27 +66,27 @@ def variants(
     input_size: int = typer.Option(256, help="Input side in pixels for the GMACs."),
 ) -> None:
     """List the registered variants: stacks, block, source paper, parameters and GMACs."""
-    from hgbench.profile.complexity import count_macs, count_parameters
-    from hgbench.registry import list_variants
+    from hgbench.profile.complexity import count_flops, count_parameters
+    from hgbench.config import list_variants
 
     with _user_errors():
         specs = list_variants()
     table = Table(title=f"hgbench variants ({num_joints} joints, input {input_size}x{input_size})")
-    for col in ("name", "stacks", "block", "features", "modules/level", "source", "overrides", "parameters", "GMACs (fvcore)"):
-        table.add_column(col, justify="right" if col in ("stacks", "features", "modules/level", "parameters", "GMACs (fvcore)") else "left")
+    for col in ("name", "stacks", "block", "features", "modules/level", "source", "overrides", "parameters", "GMACs"):
+        table.add_column(col, justify="right" if col in ("stacks", "features", "modules/level", "parameters", "GMACs") else "left")
     for spec in specs:
         a = spec.architecture
-        model = spec.build(num_joints, input_size=input_size)
-        macs = count_macs(model, (1, 3, input_size, input_size))
+        model = create_model(spec, num_joints, input_size=input_size)
+        flops = count_flops(model, (1, 3, input_size, input_size))  # headline: torch flop_counter, MACs = FLOPs / 2
         source = f"{spec.source.cite or spec.source.paper} ({spec.source.seed})"
         table.add_row(spec.name, str(a.num_stacks), a.block, str(a.num_features), str(a.num_modules), source,
-                      spec.overrides or "-", f"{count_parameters(model):,}", f"{macs.fvcore_gmacs:.2f}")
+                      spec.overrides or "-", f"{count_parameters(model):,}", f"{flops.gmacs:.2f}")
     console.print(table)
 
 
 def _train_many(names: Optional[str], protocol: str, dataset: str, data_root: Optional[Path], results: Path, force: bool) -> list[dict]:
-    from hgbench.protocol import load_protocol
-    from hgbench.registry import select_variants
+    from hgbench.config import load_protocol
+    from hgbench.config import select_variants
     from hgbench.train import train_variant
 
     with _user_errors():
@@ -169,8 +171,8 @@ def evaluate(
     import dataclasses
 
     from hgbench.data import make_dataset
-    from hgbench.evaluate import evaluate_pck
-    from hgbench.results import write_record
+    from hgbench.accuracy.evaluate import evaluate_pck
+    from hgbench.records import write_record
     from hgbench.train import load_checkpoint
 
     with _user_errors():
@@ -208,7 +210,7 @@ def evaluate(
     if "oks" in result.extra:
         console.print("OKS on ground-truth boxes (pycocotools): " + ", ".join(f"{k} {v:.3f}" for k, v in result.extra["oks"].items()))
     console.print(f"convention: {result.convention}")
-    from hgbench.provenance import collect_provenance
+    from hgbench.records.provenance import collect_provenance
 
     out = checkpoint.parent / f"eval-{name}-{split}.json"
     write_record(out, "eval", {"variant": ckpt["variant"], "dataset": name, "split": split, "checkpoint": str(checkpoint),
@@ -256,9 +258,9 @@ def profile(
     from hgbench.profile.quiet import window_summary
     from hgbench.profile.roofline import default_cache_dir
     from hgbench.profile.sweep import Budget, run_sweep
-    from hgbench.provenance import collect_provenance
-    from hgbench.registry import select_variants
-    from hgbench.results import iter_records
+    from hgbench.records.provenance import collect_provenance
+    from hgbench.config import select_variants
+    from hgbench.records import iter_records
 
     # Everything the user gave is checked before anything is profiled (exit 2, nothing written).
     with _user_errors():
@@ -358,7 +360,7 @@ def _setting_label(body: dict) -> str:
 
 
 def _print_profile_table(rows: list, provenance: dict, input_size: int, device: str, threads: int) -> None:
-    from hgbench.results import repetition_range_pct
+    from hgbench.records import repetition_range_pct
 
     where = provenance["gpu_name"] if device == "cuda" else provenance["cpu_model"]
     table = Table(title=f"profile on {provenance['hostname']}: {device} ({where}), {threads} thread{'' if threads == 1 else 's'}, input {input_size}x{input_size}; "
@@ -395,7 +397,7 @@ def report(
     pareto_on: str = typer.Option("latency", "--pareto-on", help="Cost of the Pareto front: latency (p50), gmacs or parameters."),
 ) -> None:
     """Accuracy-vs-cost and per-joint tables (Markdown, CSV, HTML) and plots (PNG) from results folders."""
-    from hgbench.report import ACC, P50, PARETO, Filters, build_report, parse_formats, skipped_by_reason, write_report
+    from hgbench.analysis.report import ACC, P50, PARETO, Filters, build_report, parse_formats, skipped_by_reason, write_report
 
     def many(values: Optional[list[str]], option: str, cast=str) -> tuple:
         items = [x for v in values or [] for x in _split(v)]
@@ -460,13 +462,18 @@ def data_download(
     all_: bool = typer.Option(False, "--all", help="Also the optional archives (COCO train2017, 19 GB; MPII JSON annotations)."),
     keep_archives: bool = typer.Option(False, help="Keep the verified archives in <to>/.downloads after extraction."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="A mirror holding the same file names; replaces the official URLs."),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", help="Seconds one network read may wait (connecting, the "
+                                  "server's answer, each read) before the attempt counts as failed."),
+    retries: int = typer.Option(DEFAULT_RETRIES, "--retries", help="Attempts per URL after a failed one (refused, dropped or "
+                                "stalled); an attempt that made progress does not count."),
 ) -> None:
     """Download, verify and safely extract the official archives; an interrupted download resumes."""
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
-    from hgbench.data.download import CATALOGUE, check, download
+    from hgbench.data.download import CATALOGUE, check, check_network_options, download
 
     with _user_errors():
+        check_network_options(timeout, retries, prefix="--")
         for name in datasets:
             if name not in CATALOGUE:
                 raise ValueError(f"unknown dataset {name!r}; known: {', '.join(CATALOGUE)}")
@@ -504,7 +511,8 @@ def data_download(
     results = []
     with _user_errors(), progress:
         for name in datasets:
-            results += download(name, to, base_url=base_url, include_optional=all_, keep_archives=keep_archives, on_event=on_event)
+            results += download(name, to, base_url=base_url, include_optional=all_, keep_archives=keep_archives,
+                                retries=retries, timeout=timeout, on_event=on_event)
     table = Table(title=f"downloads under {to}")
     for col in ("archive", "status", "verification", "location", "source of size/checksum"):
         table.add_column(col)
@@ -558,8 +566,8 @@ def compare(
     """Compare two profile runs record by record; exit 1 on a latency (or memory) regression, 2 on bad input."""
     import json
 
-    from hgbench.compare import comparison_table, compare_results, parse_thresholds, summary_line
-    from hgbench.results import atomic_write_bytes
+    from hgbench.analysis.compare import comparison_table, compare_results, parse_thresholds, summary_line
+    from hgbench.records import atomic_write_bytes
 
     with _user_errors():
         comp = compare_results(baseline, current, parse_thresholds(threshold), alpha, normalize=not no_normalize)
@@ -590,8 +598,8 @@ def latency_check(
     """CI latency regression gate: every variant's CPU forward pass (batch 1, 64 px, 1 thread) timed
     interleaved with a frozen reference network, compared with the committed reference; exit 1 on a
     regression confirmed by a re-measurement, 2 on bad input."""
-    from hgbench.compare import comparison_table, summary_line
-    from hgbench.latency_gate import GATE_THRESHOLDS, run_gate, update_reference
+    from hgbench.analysis.compare import comparison_table, summary_line
+    from hgbench.analysis.gate import GATE_THRESHOLDS, run_gate, update_reference
 
     names = _split(variants_) if variants_ else None
     with console.status("measuring") as status, _user_errors():
@@ -629,8 +637,8 @@ def score(
     out: Optional[Path] = typer.Option(None, help="Also write the output to this file."),
 ) -> None:
     """Score an MPII prediction file: per-joint PCKh, Mean@0.1 and the PCKh curve over thresholds 0 to 0.5."""
-    from hgbench.pckh import score_files
-    from hgbench.results import atomic_write_bytes
+    from hgbench.accuracy.pckh import score_files
+    from hgbench.records import atomic_write_bytes
 
     with _user_errors():
         if fmt not in ("md", "csv"):
@@ -640,6 +648,18 @@ def score(
     typer.echo(text, nl=False)
     if out is not None:
         atomic_write_bytes(out, text.encode())
+
+
+@app.command()
+def schema(kind: str = typer.Argument(..., help="variant or protocol")) -> None:
+    """Print the JSON Schema of a variant or protocol YAML file (for editors and CI checks)."""
+    import json
+
+    from hgbench.config import SCHEMA_KINDS, json_schema
+
+    if kind not in SCHEMA_KINDS:
+        _fail(f"schema KIND: {kind!r} is not one of {', '.join(SCHEMA_KINDS)}; run e.g. hgbench schema variant")
+    typer.echo(json.dumps(json_schema(kind), indent=2))
 
 
 if __name__ == "__main__":  # pragma: no cover

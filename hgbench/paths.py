@@ -1,16 +1,45 @@
-"""Where the registry's YAML files live.
+"""Every on-disk rule of hgbench: where the registry's YAML files are, and where runs,
+checkpoints, eval records, profile records, reports, caches and the latency gate's reference
+live under a results folder.
 
-In a source checkout (``pip install -e .``) they are the repository's ``variants/`` folder;
-a wheel carries a copy as ``hgbench/_builtin_variants``. ``HGBENCH_VARIANTS_DIR`` overrides
-both (a user's own registry).
+Every name that becomes a path component goes through :func:`safe_component`, so nothing is
+ever written outside the results folder the user gave.
+
+Layout under a results folder (default ``results/``)::
+
+    runs/<dataset>/<protocol>-<protocol hash>/<variant>-<spec hash>/
+        train.json         the run record (written once the run is complete)
+        checkpoint.pt      the training state (model, optimiser, RNG, position)
+        eval-<split>-<metric>[-noflip].json   eval records of the run's checkpoint
+    profile/<host>/<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>.json
+    report/                the default output of ``hgbench report``
+
+The hashes are the first 12 hex digits of :func:`hgbench.records.content_hash` of the
+protocol and of the variant's spec, so a protocol or variant file changed under the same name
+starts a new run instead of reusing the old one.
+
+In a source checkout (``pip install -e .``) the registry is the repository's ``variants/``
+folder; a wheel carries a copy as ``hgbench/_builtin_variants``. ``HGBENCH_VARIANTS_DIR``
+overrides both (a user's own registry).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
+
+DEFAULT_RESULTS_DIR = Path("results")
+TRAIN_RECORD = "train.json"
+CHECKPOINT = "checkpoint.pt"
+REPORT_DIR = "report"
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+class UnsafePathError(ValueError):
+    """A name that would leave the results folder (or is not a plain file name)."""
 
 
 def variants_dir() -> Path:
@@ -30,3 +59,59 @@ def variants_dir() -> Path:
 def protocols_dir() -> Path:
     """Folder holding the protocol YAML files (``<variants>/protocols``)."""
     return variants_dir() / "protocols"
+
+
+def safe_component(name: str, what: str) -> str:
+    """``name`` if it is a plain path component: letters, digits, ``. _ + -``, starting with a
+    letter or digit, at most 128 characters (so no ``..``, ``/``, ``\\`` or hidden files).
+
+    Raises:
+        UnsafePathError: naming ``what`` (e.g. "protocol name") and the value.
+    """
+    if not isinstance(name, str) or not _SAFE.fullmatch(name):
+        shown = repr(name)[:60]
+        raise UnsafePathError(
+            f"{what} {shown} cannot be a folder or file name under --results; "
+            "use letters, digits, '.', '_', '+', '-' (starting with a letter or digit)"
+        )
+    return name
+
+
+def run_dir(results_dir: Path, dataset: str, protocol: str, protocol_hash: str, variant: str, spec_hash: str) -> Path:
+    """Folder of one training run:
+    ``<results>/runs/<dataset>/<protocol>-<protocol_hash>/<variant>-<spec_hash>``.
+
+    Raises:
+        UnsafePathError: a name or hash that is not a plain path component.
+    """
+    parts = [
+        safe_component(dataset, "dataset name"),
+        safe_component(f"{protocol}-{protocol_hash}", "protocol name"),
+        safe_component(f"{variant}-{spec_hash}", "variant name"),
+    ]
+    return Path(results_dir) / "runs" / Path(*parts)
+
+
+def eval_record_path(run_folder: Path, split: str, metric: str, flip_test: bool) -> Path:
+    """The eval record of a run's checkpoint: ``<run>/eval-<split>-<metric>[-noflip].json``."""
+    name = f"eval-{safe_component(split, 'split')}-{safe_component(metric, 'metric')}{'' if flip_test else '-noflip'}.json"
+    return Path(run_folder) / name
+
+
+def profile_record_path(results_dir: Path, host: str, stem: str) -> Path:
+    """``<results>/profile/<host>/<stem>.json`` (``stem`` is the record key's file stem)."""
+    return Path(results_dir) / "profile" / safe_component(host, "host name") / f"{safe_component(stem, 'record key')}.json"
+
+
+def report_dir(results_dir: Path) -> Path:
+    """Default output folder of ``hgbench report``: ``<results>/report``."""
+    return Path(results_dir) / REPORT_DIR
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` resolves to a place inside ``root`` (symbolic links followed)."""
+    try:
+        Path(path).resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return False
+    return True

@@ -29,3 +29,100 @@ def lspet_root() -> Path:
     if not (root / "joints.mat").is_file():
         pytest.skip(f"real LSPET data not found at {root} (set HGBENCH_SHARED_DATA to the shared data folder)")
     return root
+
+
+# --- records ------------------------------------------------------------------------------------
+
+GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
+
+
+def _provenance(host: str) -> dict:
+    return {"hostname": host, "hgbench": "0.1.0", "torch": "2.13.0", "cpu": "Test CPU", "command": ["hgbench"]}
+
+
+def _pck_result(mean: float, groups: dict | None = None, persons: int = 100, metric: str = "pck", threshold: float = 0.2) -> dict:
+    groups = dict(groups) if groups else {g: mean for g in GROUPS}
+    convention = "PCK@0.2, torso-normalised (...)" if metric == "pck" else "PCKh, head-normalised (...)"
+    return {"metric": metric, "threshold": threshold, "per_joint": {}, "groups": groups, "mean": mean, "counts": {},
+            "num_persons": persons, "num_unnormalised": 0, "convention": convention, "loss": 0.001, "flip_test": True}  # fmt: skip
+
+
+def make_record(kind: str, **over) -> dict:
+    """A complete record body of the current schema (every field its kind's type requires, and
+    what the report, compare and the gate read), with ``over`` replacing fields. The one record
+    builder of the tests; write it with :func:`write_record_file` or ``hgbench.records.write_record``.
+
+    Profile records: ``p50``, ``calib``, ``n``, ``spread`` shape ``latency_ms`` (samples evenly
+    spread over ``p50 * [1 - spread, 1 + spread]``, so their median is exactly ``p50``); ``host``
+    sets the provenance's host name. Train records: ``mean``, ``curve`` (validation means per
+    epoch), ``groups`` and ``persons`` shape ``history`` and ``final``.
+    """
+    import numpy as np
+
+    from hgbench.records import SCHEMA, content_hash
+
+    host = over.pop("host", "h")
+    spec = over.pop("spec", {"name": over.get("variant", "hg1"), "architecture": {"num_stacks": 1, "depth": 4}})
+    common = {"schema": SCHEMA, "kind": kind, "created": "2025-01-01T00:00:00+00:00", "provenance": _provenance(host)}
+    if kind == "profile":
+        p50, calib = over.pop("p50", 10.0), over.pop("calib", 5.0)
+        n, spread = over.pop("n", 31), over.pop("spread", 0.05)
+        samples = [float(s) for s in np.linspace(1 - spread, 1 + spread, n) * p50]
+        rec = {
+            **common, "variant": "hg1", "num_joints": 16, "backend": "eager", "precision": "fp32", "tf32": False,
+            "channels_last": False, "compile_mode": None, "device": "cpu", "device_name": "Test CPU", "batch_size": 1,
+            "input_size": 64, "threads": 1, "spec": spec, "spec_hash": content_hash(spec), "parameters": 1000,
+            "model_size_mib": 0.004, "macs": {"fvcore": 2_000_000, "thop": 2_000_000, "unit": "MACs", "input_shape": [1, 3, 64, 64]},
+            "gmacs_fvcore": 0.002, "gmacs_thop": 0.002, "gflops_flop_counter": 0.004, "skipped_ops": None,
+            "activation_memory_mib": 1.0,
+            "latency_ms": {"n": n, "mean_ms": float(np.mean(samples)), "std_ms": float(np.std(samples, ddof=1)),
+                           "p50_ms": float(np.percentile(samples, 50)), "p90_ms": float(np.percentile(samples, 90)),
+                           "p99_ms": float(np.percentile(samples, 99)), "min_ms": min(samples), "max_ms": max(samples),
+                           "samples_ms": samples},
+            "throughput_samples_per_s": 1000.0 / p50, "peak_memory_mib": 20.0, "build_time_s": 0.0, "numerics": None,
+            "roofline": None, "calibration": {"workload": "test-workload", "p50_ms": calib, "samples_ms": [calib] * 5},
+            "status": "ok", "error": None,
+        }  # fmt: skip
+    elif kind == "train":
+        mean, persons = over.pop("mean", 80.0), over.pop("persons", 100)
+        curve, groups = over.pop("curve", None) or [mean - 10, mean], over.pop("groups", None)
+        history = [{"epoch": i + 1, "steps": 10 * (i + 1), "train_loss": 0.001, "lr": 2.5e-4, "val": _pck_result(v, None, persons)}
+                   for i, v in enumerate(curve)]  # fmt: skip
+        history[-1]["val"] = _pck_result(mean, groups, persons)
+        settings = {"name": "smoke", "input_size": 256, "output_size": 64}
+        rec = {
+            **common, "variant": "hg1", "spec": spec, "spec_hash": content_hash(spec), "dataset": "synthetic",
+            "protocol": "smoke", "protocol_hash": content_hash(settings), "protocol_settings": settings, "overrides": "",
+            "split": {"train": 1000, "val": persons}, "keypoints": "mpii", "num_joints": 16, "parameters": 1_000_000,
+            "train_time_s": 3600.0, "wall_time_s": 3960.0, "epochs": len(curve), "history": history,
+            "final": history[-1]["val"], "complete": True,
+        }  # fmt: skip
+    elif kind == "eval":
+        mean, metric = over.pop("mean", 80.0), over.pop("metric", "pck")
+        rec = {
+            **common, "variant": "hg1", "spec": spec, "spec_hash": content_hash(spec), "num_joints": 16,
+            "protocol": "smoke", "protocol_hash": "0123456789ab", "dataset": "synthetic", "split": "val",
+            "metric": metric, "flip_test": True, "checkpoint": None,
+            "result": _pck_result(mean, over.pop("groups", None), over.pop("persons", 100), metric,
+                                  0.2 if metric == "pck" else 0.5),
+        }  # fmt: skip
+    else:
+        raise ValueError(f"unknown record kind {kind!r}")
+    rec.update(over)
+    return rec
+
+
+def write_record_file(path: Path, record: dict) -> Path:
+    """Write ``record`` as JSON at ``path`` (as it is: no validation, so tests can write bad records)."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+@pytest.fixture
+def record_factory():
+    """:func:`make_record`, for tests that build records."""
+    return make_record

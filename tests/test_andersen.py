@@ -9,9 +9,10 @@ import torch
 
 from hgbench.models import Hourglass
 from hgbench.models.autoencoder import BottleneckAutoencoder
-from hgbench.pretrain import autoencoders, bottleneck_features, pretrain_autoencoder, reconstruction_loss
-from hgbench.protocol import OptimizerConfig, load_protocol
-from hgbench.registry import PretrainConfig, get_variant
+from hgbench.train.pretrain import autoencoders, bottleneck_features, pretrain_autoencoder, reconstruction_loss
+from hgbench.config import OptimizerConfig, load_protocol
+from hgbench.config import PretrainConfig, get_variant
+from hgbench.models import create_model
 
 NAMES = ["andersen-hg", "andersen-hg-ae", "andersen-hg-noskip"]
 
@@ -24,7 +25,7 @@ def _count(m: torch.nn.Module) -> int:
 @pytest.mark.parametrize("size", [64, 256])
 def test_output_shapes(name, size):
     torch.manual_seed(0)
-    model = get_variant(name).build(17, input_size=size).eval()
+    model = create_model(get_variant(name), 17, input_size=size).eval()
     with torch.no_grad():
         out = model(torch.randn(1, 3, size, size))
     assert len(out) == 1 and out[0].shape == (1, 17, size // 4, size // 4)
@@ -37,19 +38,19 @@ def test_autoencoder_parameter_count():
     dec = (9 * 64 * 128 + 128) + (9 * 128 * 192 + 192) + (9 * 192 * c + c)
     assert _count(BottleneckAutoencoder(c, s, d)) == enc + lin + dec == 1_578_994
     # the autoencoder is the only difference between andersen-hg-ae and andersen-hg
-    diff = _count(get_variant("andersen-hg-ae").build(17, input_size=256)) - _count(get_variant("andersen-hg").build(17))
+    diff = _count(create_model(get_variant("andersen-hg-ae"), 17, input_size=256)) - _count(create_model(get_variant("andersen-hg"), 17))
     assert diff == enc + lin + dec
 
 
 def test_autoencoder_rejects_other_sizes():
-    model = get_variant("andersen-hg-ae").build(17, input_size=64).eval()
+    model = create_model(get_variant("andersen-hg-ae"), 17, input_size=64).eval()
     with pytest.raises(ValueError, match="bottleneck"):
         model(torch.randn(1, 3, 128, 128))
 
 
 def test_glorot_normal_init():
     torch.manual_seed(0)
-    model = get_variant("andersen-hg").build(17)
+    model = create_model(get_variant("andersen-hg"), 17)
     conv = model.hourglasses[0].up1[0].conv_branch[5]  # 3x3 conv 128 -> 128
     w = conv.weight
     fan_in = fan_out = 128 * 9
@@ -58,7 +59,7 @@ def test_glorot_normal_init():
     stem = model.stem[0].weight  # 7x7 conv 3 -> 256 (the wide stem)
     assert stem.shape == (256, 3, 7, 7)
     assert float(stem.detach().std()) == pytest.approx(math.sqrt(2 / (3 * 49 + 256 * 49)), rel=0.05)
-    ae = autoencoders(get_variant("andersen-hg-ae").build(17, input_size=256))[0]
+    ae = autoencoders(create_model(get_variant("andersen-hg-ae"), 17, input_size=256))[0]
     lw = ae.encoder_linear[0].weight
     assert float(lw.detach().std()) == pytest.approx(math.sqrt(2 / (1024 + 50)), rel=0.03)
 
@@ -86,11 +87,11 @@ def test_skips_disabled_drops_upper_branches():
 
 
 def test_noskip_variant_evaluates_without_skips():
-    from hgbench.evaluate import predict
+    from hgbench.accuracy.evaluate import predict
 
     spec = get_variant("andersen-hg-noskip")
     assert spec.eval_skips is False and get_variant("andersen-hg").eval_skips is True
-    model = spec.build(17)
+    model = create_model(spec, 17)
     seen = []
     model.hourglasses[0].register_forward_hook(lambda m, a, o: seen.append(m.skips_enabled))
 
@@ -109,7 +110,7 @@ def test_noskip_variant_evaluates_without_skips():
 
 def test_pretrain_reduces_loss_and_touches_only_the_autoencoder():
     torch.manual_seed(0)
-    model = get_variant("andersen-hg-ae").build(17, input_size=64)
+    model = create_model(get_variant("andersen-hg-ae"), 17, input_size=64)
     images = torch.randn(8, 3, 64, 64)
     train_set = [{"image": img} for img in images]
     ae_ids = {id(p) for ae in autoencoders(model) for p in ae.parameters()}
@@ -135,7 +136,7 @@ def test_pretrain_reduces_loss_and_touches_only_the_autoencoder():
 
 def test_ae_export_matches_eager():
     torch.manual_seed(0)
-    model = get_variant("andersen-hg-ae").build(17, input_size=64).eval()
+    model = create_model(get_variant("andersen-hg-ae"), 17, input_size=64).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         ref = model(x)[0]

@@ -272,10 +272,11 @@ def test_compile_matches_eager():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["torchscript", "onnxruntime"])
 def test_registry_hg1_matches_eager_at_64(name):
-    from hgbench.registry import build_model
+    from hgbench.config import get_variant
+    from hgbench.models import create_model
 
     torch.manual_seed(0)
-    model, x = build_model("hg1", 16).eval(), torch.randn(1, 3, 64, 64)
+    model, x = create_model(get_variant("hg1"), 16).eval(), torch.randn(1, 3, 64, 64)
     _, out = run_backend(name, model, x)
     result = compare_outputs(eager_reference(model, x), out)
     assert result["ok"] and result["argmax_moved_fraction"] == 0.0

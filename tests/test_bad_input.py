@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from hgbench.cli import app
 from hgbench.data import DatasetError, make_dataset
 from hgbench.data.base import read_image
-from hgbench.evaluate import evaluate_pck
-from hgbench.protocol import load_protocol
-from hgbench.registry import get_variant
+from hgbench.accuracy.evaluate import evaluate_pck
+from hgbench.config import load_protocol
+from hgbench.config import get_variant
+from hgbench.models import create_model
 
 
 def _jpeg(path, seed=0):
@@ -64,7 +65,7 @@ def test_bad_images_stop_the_evaluation_by_default(tmp_path):
         ds[1]
     with pytest.raises(DatasetError, match=r"im0030\.jpg: cannot be read.*truncated"):
         ds[2]
-    model = get_variant("hg1").build(14, input_size=64)
+    model = create_model(get_variant("hg1"), 14, input_size=64)
     with pytest.raises(DatasetError, match=r"im0020\.jpg"):
         evaluate_pck(model, ds, batch_size=4)
 
@@ -74,7 +75,7 @@ def test_skip_leaves_bad_images_out_counts_and_reports_them(tmp_path):
     assert [ds.annotation(i).image_id for i in range(len(ds))] == ["im0010.jpg", "im0040.jpg"]
     assert [(p.rsplit("/", 1)[1], why) for p, why in ds.skipped] == [("im0020.jpg", "missing"), ("im0030.jpg", "corrupt")]
     torch.manual_seed(0)
-    result = evaluate_pck(get_variant("hg1").build(14, input_size=64), ds, batch_size=4)
+    result = evaluate_pck(create_model(get_variant("hg1"), 14, input_size=64), ds, batch_size=4)
     assert result.num_skipped == 2 and result.num_persons == 2
     assert sum(result.counts.values()) == 2 * 14
     # LSP has an occlusion flag: the split is reported, right elbow all occluded
@@ -90,7 +91,7 @@ def test_bad_samples_must_be_error_or_skip(tmp_path):
 
 def _checkpoint(path):
     spec, protocol = get_variant("hg1"), load_protocol("smoke")
-    model = spec.build(14, input_size=protocol.input_size)
+    model = create_model(spec, 14, input_size=protocol.input_size)
     torch.save({"variant": spec.name, "spec": dataclasses.asdict(spec), "protocol": dataclasses.asdict(protocol),
                 "dataset": "lsp", "num_joints": 14, "model_state": model.state_dict()}, path)
     return path

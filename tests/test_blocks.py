@@ -19,7 +19,8 @@ from hgbench.models.lightweight import (
     TripleDepthwiseSeparableBottleneck,
 )
 from hgbench.profile import count_parameters
-from hgbench.registry import build_model
+from hgbench.config import get_variant
+from hgbench.models import create_model
 
 WIDTHS = [(64, 128), (128, 128), (128, 256), (256, 256), (32, 64)]
 
@@ -165,7 +166,7 @@ NEW_VARIANTS = {
 
 @pytest.mark.parametrize("name", sorted(NEW_VARIANTS))
 def test_new_variants_build_and_predict(name):
-    model = build_model(name, 16).eval()
+    model = create_model(get_variant(name), 16).eval()
     # 1-stack nearest-upsampling variants run for real; the others (2 and 8 stacks, and the
     # transposed convs, slow on CPU) on the meta device, which checks every shape without
     # computing (the file stays well under a minute on 2 cores).
@@ -180,13 +181,13 @@ def test_new_variants_build_and_predict(name):
 def test_deconv_variant_adds_one_transposed_conv_per_level_and_stack():
     # seed 001: the hourglass's upsampling (4 levels) becomes a 3x3 transposed conv, 256 wide
     for stacks in (1, 2):
-        extra = count_parameters(build_model(f"hru-deconv{stacks}", 16)) - count_parameters(build_model(f"hru{stacks}", 16))
+        extra = count_parameters(create_model(get_variant(f"hru-deconv{stacks}"), 16)) - count_parameters(create_model(get_variant(f"hru{stacks}"), 16))
         assert extra == stacks * 4 * (9 * 256 * 256 + 256)
 
 
 def test_reduced_stem_changes_only_the_first_blocks():
     # seed 002 section 3.1.4: stem conv 3->32, ghost 32->64, ghost 64->64, ghost 64->256
-    full, reduced = build_model("hg1-ghost", 16), build_model("hg1-ghost-s32", 16)
+    full, reduced = create_model(get_variant("hg1-ghost"), 16), create_model(get_variant("hg1-ghost-s32"), 16)
     stem64 = conv(3, 64, 7) + bn(64) + ghost(64, 128) + ghost(128, 128) + ghost(128, 256)
     stem32 = conv(3, 32, 7) + bn(32) + ghost(32, 64) + ghost(64, 64) + ghost(64, 256)
     assert count_parameters(full) - count_parameters(reduced) == stem64 - stem32

@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hgbench.cli import app
-from hgbench.results import read_record
+from hgbench.records import read_record
 
 runner = CliRunner()
 

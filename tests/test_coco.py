@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from hgbench.coco_metrics import (
+from hgbench.accuracy.coco import (
     OKS_STAT_NAMES,
     coco_results,
     coco_sigmas,
@@ -30,7 +30,7 @@ from hgbench.data import DatasetError, make_dataset
 from hgbench.data.coco import COCODataset, box_to_center_size, clean_box
 from hgbench.data.keypoints import COCO
 from hgbench.data.transforms import apply_affine, crop_matrix
-from hgbench.evaluate import decode_heatmaps, heatmap_to_image
+from hgbench.accuracy.evaluate import decode_heatmaps, heatmap_to_image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HGBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))  # as tests/conftest.py

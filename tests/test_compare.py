@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hgbench.cli import app
-from hgbench.compare import (
+from hgbench.models import create_model
+from hgbench.analysis.compare import (
     CHANGED,
     ERROR,
     IMPROVEMENT,
@@ -319,17 +320,17 @@ def test_cli_prints_the_table_and_exits_1_on_a_regression(tmp_path):
 def nets():
     import dataclasses
 
-    from hgbench.latency_gate import frozen_reference_network
-    from hgbench.registry import get_variant
+    from hgbench.analysis.gate import frozen_reference_network
+    from hgbench.config import get_variant
 
     spec = get_variant("hg1")
     arch = spec.architecture
     wide = dataclasses.replace(spec, architecture=dataclasses.replace(arch, num_features=2 * arch.num_features))
-    return {"hg1": spec.build(16, input_size=64), "wide": wide.build(16, input_size=64), "reference": frozen_reference_network()}
+    return {"hg1": create_model(spec, 16, input_size=64), "wide": create_model(wide, 16, input_size=64), "reference": frozen_reference_network()}
 
 
 def measure(nets, which: str) -> dict:
-    from hgbench.latency_gate import gate_record
+    from hgbench.analysis.gate import gate_record
 
     return gate_record(nets[which], "hg1", reference_net=nets["reference"], min_iters=20, min_time_s=0.3)
 
@@ -343,7 +344,7 @@ def gate(tmp_path: Path, base: dict, cur: dict) -> tuple[int, str]:
 
 
 def test_ci_gate_thresholds_are_the_ones_tested_here():
-    from hgbench.latency_gate import GATE_THRESHOLDS
+    from hgbench.analysis.gate import GATE_THRESHOLDS
 
     assert list(GATE_THRESHOLDS) == CI_GATE
 
@@ -448,7 +449,7 @@ def test_latency_check_end_to_end(tmp_path, monkeypatch):
 
     import yaml
 
-    from hgbench.latency_gate import update_reference
+    from hgbench.analysis.gate import update_reference
     from hgbench.paths import variants_dir
 
     reference = tmp_path / "reference"

@@ -1,5 +1,6 @@
 """Complexity counters against closed-form counts: conv, depthwise conv, transposed conv,
-linear; what each counter skips; parameters, size in MiB, activation memory.
+linear; what each counter skips; the optional cross-checks missing; parameters, size in MiB,
+activation memory.
 
 Closed forms (per batch of N, kernel k x k, g groups, bias not counted by any counter):
     Conv2d           MACs = N * C_out * H_out * W_out * (C_in / g) * k * k
@@ -8,6 +9,8 @@ Closed forms (per batch of N, kernel k x k, g groups, bias not counted by any co
 """
 
 from __future__ import annotations
+
+import sys
 
 import pytest
 from torch import nn
@@ -36,6 +39,22 @@ def test_conv2d_closed_form(bias):
     assert fvcore == thop == expected  # bias addition not counted, with or without bias
     assert flops == 2 * expected
     assert not hasattr(conv, "total_ops")  # thop worked on a copy
+
+
+@pytest.mark.parametrize(
+    ("conv", "shape", "expected_macs"),
+    [
+        (nn.Conv2d(16, 32, 3, padding=1), (1, 16, 20, 20), 32 * 20 * 20 * 16 * 3 * 3),
+        (nn.Conv2d(16, 32, 5, stride=2, padding=2, groups=4), (3, 16, 21, 21), 3 * 32 * 11 * 11 * 4 * 5 * 5),
+        (nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1), (1, 16, 10, 10), 16 * 8 * 4 * 4 * 10 * 10),
+    ],
+)
+def test_flop_counter_headline_equals_closed_form(conv, shape, expected_macs):
+    """The headline (torch.utils.flop_counter) alone, without fvcore or thop: FLOPs = 2 x MACs."""
+    flops = count_flops(conv, shape)
+    assert flops.flops == 2 * expected_macs and flops.macs == expected_macs
+    assert flops.gmacs == pytest.approx(expected_macs / 1e9) and flops.gflops == pytest.approx(2 * expected_macs / 1e9)
+    assert set(flops.by_operator) == {"aten.convolution"}
 
 
 def test_strided_grouped_conv_closed_form():
@@ -126,7 +145,10 @@ def test_complexity_record_is_per_sample_and_complete():
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
     rec = complexity_record(model, 16)
     conv = 8 * 16 * 16 * 3 * 3 * 3
-    assert rec["macs"] == {"fvcore": conv, "thop": conv, "unit": "MACs", "input_shape": [1, 3, 16, 16]}
+    assert rec["macs"] == {
+        "flop_counter": conv, "fvcore": conv, "thop": conv, "unit": "MACs", "input_shape": [1, 3, 16, 16],
+        "unavailable": {},
+    }  # fmt: skip
     assert rec["gmacs_fvcore"] == pytest.approx(conv / 1e9) and rec["gmacs_thop"] == pytest.approx(conv / 1e9)
     assert rec["gflops_flop_counter"] == pytest.approx(2 * conv / 1e9)
     assert rec["parameters"] == 8 * 27 + 8
@@ -134,3 +156,24 @@ def test_complexity_record_is_per_sample_and_complete():
     assert rec["activation_memory_mib"] == pytest.approx(2 * 8 * 16 * 16 * 4 / 2**20)
     assert set(rec["skipped_ops"]) == {"fvcore", "thop", "flop_counter"}
     assert rec["skipped_ops"]["flop_counter"] == ["aten.relu"]
+
+
+@pytest.mark.parametrize("missing", [("fvcore",), ("thop",), ("fvcore", "thop")])
+def test_cross_checks_are_optional(monkeypatch, missing):
+    """Without the ``counters`` extra the headline is still counted; a missing counter's columns
+    are None and the record says why and how to install it."""
+    for module in [m for m in sys.modules if m.split(".")[0] in missing]:
+        monkeypatch.setitem(sys.modules, module, None)  # None in sys.modules: `import` raises ImportError
+    for name in missing:
+        monkeypatch.setitem(sys.modules, name, None)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+    rec = complexity_record(model, 16)
+    conv = 8 * 16 * 16 * 3 * 3 * 3
+    assert rec["macs"]["flop_counter"] == conv and rec["gflops_flop_counter"] == pytest.approx(2 * conv / 1e9)
+    assert set(rec["macs"]["unavailable"]) == set(missing)
+    for name in ("fvcore", "thop"):
+        if name in missing:
+            assert rec["macs"][name] is None and rec[f"gmacs_{name}"] is None and rec["skipped_ops"][name] is None
+            assert rec["macs"]["unavailable"][name] == f"{name} not installed: pip install 'hgbench[counters]'"
+        else:
+            assert rec["macs"][name] == conv and rec[f"gmacs_{name}"] == pytest.approx(conv / 1e9)

@@ -3,9 +3,9 @@
 import pytest
 
 from hgbench.config import ConfigError
-from hgbench.protocol import available_protocols, load_protocol
-from hgbench.registry import load_variant_file
-from hgbench.results import read_record, write_record
+from hgbench.config import available_protocols, load_protocol
+from hgbench.config import load_variant_file
+from hgbench.records import read_record, write_record
 
 
 def test_shipped_protocols_load():

@@ -1,8 +1,9 @@
 """`hgbench data download` / `data check` against a loopback HTTP server (no internet).
 
 The server (127.0.0.1, port 0) serves archives the tests build in tmp_path and honours
-``Range`` requests (or ignores them, or drops the connection once, on request), and logs
-every request so that a test can see that a resume asked for the right range.
+``Range`` requests (or ignores them, drops the connection once, or stalls: accepts and never
+answers, or stops in the middle of the body, on request), and logs every request so that a
+test can see that a resume asked for the right range.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import re
 import tarfile
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +27,7 @@ from typer.testing import CliRunner
 
 from hgbench.cli import app
 from hgbench.data import download as dl
+from hgbench.data.download import fetch
 from hgbench.data.download import (
     Archive,
     DatasetEntry,
@@ -51,6 +54,10 @@ class _Handler(BaseHTTPRequestHandler):
         if data is None:
             self.send_error(404, "not here")
             return
+        stall = srv.stall.get(name)
+        if stall == "answer":  # accept the request, never answer
+            srv.release.wait(30)
+            return
         start = 0
         if rng and not srv.ignore_range:
             start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
@@ -67,6 +74,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = data[start:]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if stall == "body":  # a third of the body, then silence until the test ends (once)
+            del srv.stall[name]
+            self.wfile.write(body[: len(body) // 3])
+            self.wfile.flush()
+            srv.sent += len(body) // 3
+            srv.release.wait(30)
+            return
         if name in srv.drop_once or srv.drop_always:  # send a part, then close: the client sees IncompleteRead
             srv.drop_once.discard(name)
             self.wfile.write(body[: len(body) // 3])
@@ -83,10 +97,12 @@ class _Handler(BaseHTTPRequestHandler):
 def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.files, srv.requests, srv.ignore_range, srv.drop_once, srv.drop_always, srv.sent = {}, [], False, set(), False, 0
+    srv.stall, srv.release = {}, threading.Event()  # name -> "answer" | "body"; release ends the stalls
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv
+    srv.release.set()
     srv.shutdown()
     srv.server_close()
     thread.join(5)
@@ -94,7 +110,7 @@ def server():
 
 @pytest.fixture(autouse=True)
 def _no_retry_wait(monkeypatch):
-    monkeypatch.setattr(dl, "RETRY_DELAY_S", 0.0)
+    monkeypatch.setattr(fetch, "RETRY_DELAY_S", 0.0)
 
 
 # --------------------------------------------------------------------------- archives
@@ -321,7 +337,7 @@ UNSAFE_TARS = {
 def test_tar_with_a_member_escaping_the_folder_is_refused(tmp_path, monkeypatch, members, data_filter):
     if data_filter and not hasattr(tarfile, "data_filter"):
         pytest.skip("this Python has no tarfile data filter (< 3.10.12 / 3.11.4)")
-    monkeypatch.setattr(dl, "_TAR_DATA_FILTER", data_filter)  # without it: our checks alone, as on older Pythons
+    monkeypatch.setattr(fetch, "_TAR_DATA_FILTER", data_filter)  # without it: our checks alone, as on older Pythons
     archive = tmp_path / "evil.tar.gz"
     archive.write_bytes(_tar([("fine.txt", b"ok"), *members]))
     dest = tmp_path / "box" / "dest"
@@ -334,7 +350,7 @@ def test_tar_with_a_member_escaping_the_folder_is_refused(tmp_path, monkeypatch,
 
 @pytest.mark.parametrize("data_filter", [False, True], ids=["own-checks", "with-data-filter"])
 def test_links_that_stay_inside_are_extracted(tmp_path, monkeypatch, data_filter):
-    monkeypatch.setattr(dl, "_TAR_DATA_FILTER", data_filter and hasattr(tarfile, "data_filter"))
+    monkeypatch.setattr(fetch, "_TAR_DATA_FILTER", data_filter and hasattr(tarfile, "data_filter"))
     archive = tmp_path / "ok.tar.gz"
     archive.write_bytes(_tar([("data/x.txt", b"x"), _link("data/y.txt", "x.txt"), _link("data/sub/w.txt", "../x.txt"),
                               _link("z.txt", "data/x.txt", tarfile.LNKTYPE)]))

@@ -9,7 +9,7 @@ from torch import nn
 from hgbench.data.base import PoseAnnotation, PoseDataset
 from hgbench.data.keypoints import LSP
 from hgbench.data.transforms import apply_affine, crop_matrix, render_heatmaps
-from hgbench.evaluate import decode_heatmaps, flip_back, predict
+from hgbench.accuracy.evaluate import decode_heatmaps, flip_back, predict
 
 PERM = LSP.flip_permutation
 

@@ -5,7 +5,8 @@ import torch
 
 from hgbench.models import Hourglass, ResidualModule, StackedHourglass
 from hgbench.profile import count_parameters
-from hgbench.registry import build_model, get_variant, list_variants
+from hgbench.config import get_variant, list_variants
+from hgbench.models import create_model
 
 
 def residual_params(cin: int, cout: int) -> int:
@@ -32,13 +33,13 @@ def test_residual_module_matches_closed_form(cin, cout):
 @pytest.mark.parametrize("name,stacks", [("hg1", 1), ("hg2", 2), ("hg4", 4), ("hg8", 8)])
 @pytest.mark.parametrize("joints", [14, 16])
 def test_registered_hourglasses_match_original_parameter_count(name, stacks, joints):
-    assert count_parameters(build_model(name, joints)) == stacked_hourglass_params(stacks, joints)
+    assert count_parameters(create_model(get_variant(name), joints)) == stacked_hourglass_params(stacks, joints)
 
 
 def test_hg8_is_the_original_not_the_wider_port():
     # Issue 2: the original 8-stack with 16 MPII joints has about 25.4 M parameters;
     # bearpaw/pytorch-pose's port has 25.59 M (seed 002's "97.7M" = 25.59 M x 4 bytes in MiB).
-    n = count_parameters(build_model("hg8", 16))
+    n = count_parameters(create_model(get_variant("hg8"), 16))
     assert 25.40e6 < n < 25.45e6
     assert abs(n - 25.59e6) > 0.1e6
 

@@ -19,7 +19,7 @@ from hgbench.data import DatasetError, make_dataset
 from hgbench.data.keypoints import MPII
 from hgbench.data.mpii import MPIIDataset, read_mpii_annotations
 from hgbench.data.transforms import apply_affine, crop_matrix, invert_affine
-from hgbench.evaluate import decode_heatmaps, heatmap_to_image
+from hgbench.accuracy.evaluate import decode_heatmaps, heatmap_to_image
 
 SHARED_DATA = Path(os.environ.get("HGBENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 FIVE = ["005808361.jpg", "052475643.jpg", "051423444.jpg", "004645041.jpg", "060754485.jpg"]  # valid.h5 rows 0-4

@@ -7,7 +7,7 @@ import pytest
 
 from hgbench.data.base import torso_size
 from hgbench.data.keypoints import LSP
-from hgbench.evaluate import pck_correct, summarize_pck
+from hgbench.accuracy.evaluate import pck_correct, summarize_pck
 
 
 def test_pck_threshold_is_inclusive_and_skips_unannotated():
@@ -48,14 +48,14 @@ def test_torso_size_uses_right_shoulder_to_left_hip_then_the_other_diagonal():
 
 
 def _predictions(pred, gt, annotated, normalizer, visible=None, has_visibility=None):
-    from hgbench.evaluate import Predictions
+    from hgbench.accuracy.evaluate import Predictions
 
     return Predictions(np.asarray(pred, float), np.asarray(gt, float), np.asarray(annotated, bool), np.asarray(normalizer, float),
                        visible=visible, has_visibility=has_visibility)
 
 
 def test_occlusion_split_pools_visible_and_occluded_joints_separately():
-    from hgbench.evaluate import score_predictions
+    from hgbench.accuracy.evaluate import score_predictions
 
     gt = np.zeros((3, 14, 2))
     pred = gt.copy()
@@ -83,7 +83,7 @@ def test_occlusion_split_pools_visible_and_occluded_joints_separately():
 
 
 def test_each_metric_has_its_standard_threshold():
-    from hgbench.evaluate import score_predictions
+    from hgbench.accuracy.evaluate import score_predictions
 
     gt = np.zeros((1, 14, 2))
     pred = gt + [30.0, 0.0]  # 0.3 normalisers off
@@ -98,7 +98,7 @@ def test_each_metric_has_its_standard_threshold():
 
 def test_pckh_dispatch_follows_the_mpii_toolkit():
     from hgbench.data.keypoints import MPII
-    from hgbench.evaluate import score_predictions
+    from hgbench.accuracy.evaluate import score_predictions
 
     gt = np.zeros((2, 16, 2))
     pred = gt.copy()

@@ -1,4 +1,4 @@
-"""PCKh the MPII way (hgbench.pckh) and `hgbench score`: both conventions on the real MPII
+"""PCKh the MPII way (hgbench.accuracy.pckh) and `hgbench score`: both conventions on the real MPII
 validation ground truth of ../shared/data/mpii (skipped where absent), hand-built cases with
 known answers, file layouts and bad input.
 
@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from hgbench.cli import app
 from hgbench.data import DatasetError
-from hgbench.pckh import (
+from hgbench.accuracy.pckh import (
     THRESHOLDS,
     compute_pckh,
     head_size_from_boxes,

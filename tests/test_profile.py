@@ -23,8 +23,8 @@ from hgbench.profile import (
 from hgbench.profile.backends import Backend, Prepared, RunSettings
 from hgbench.profile.roofline import Ceilings
 from hgbench.profile.run import RECORD_KEYS, is_reference, profile_record_path
-from hgbench.provenance import collect_provenance
-from hgbench.results import SCHEMA, RecordError, read_record, write_record
+from hgbench.records.provenance import collect_provenance
+from hgbench.records import SCHEMA, RecordError, read_record, write_record
 
 CEILINGS = Ceilings(matmul_tflops=0.1, copy_gib_s=10.0, precision="fp32", measured="2026-01-01T00:00:00+00:00")
 CONTRACT_KEYS = {

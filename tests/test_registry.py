@@ -7,9 +7,10 @@ import warnings
 import pytest
 import torch
 
-from hgbench.protocol import Protocol
-from hgbench.registry import list_variants
+from hgbench.config import Protocol
+from hgbench.config import list_variants
 from hgbench.train import train_variant
+from hgbench.models import create_model
 
 VARIANTS = [v.name for v in list_variants()]
 TINY = Protocol(name="tiny", epochs=1, steps_per_epoch=2, batch_size=2, input_size=64, output_size=16, val_max_samples=4)
@@ -32,7 +33,7 @@ def test_every_variant_trains_a_few_steps(name, tmp_path):
 def test_every_variant_exports_and_matches_eager(name):
     spec = next(v for v in list_variants() if v.name == name)
     torch.manual_seed(0)
-    model = spec.build(16, input_size=64).eval()
+    model = create_model(spec, 16, input_size=64).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)

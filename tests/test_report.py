@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hgbench.cli import app
-from hgbench.report import (
+from hgbench.analysis.report import (
     ACC,
     GMACS,
     P50,

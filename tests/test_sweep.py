@@ -17,9 +17,9 @@ from hgbench.profile.roofline import Ceilings
 from hgbench.profile.run import latency_entry, repeat_timing
 from hgbench.profile import sweep as sweep_module
 from hgbench.profile.sweep import Budget, build_profiled_model, run_sweep
-from hgbench.provenance import collect_provenance
-from hgbench.registry import Architecture, Source, VariantSpec
-from hgbench.results import read_record, repetition_range_pct
+from hgbench.records.provenance import collect_provenance
+from hgbench.config import Architecture, Source, VariantSpec
+from hgbench.records import read_record, repetition_range_pct
 
 CEILINGS = Ceilings(matmul_tflops=0.1, copy_gib_s=10.0, precision="fp32", measured="2026-01-01T00:00:00+00:00")
 

@@ -90,7 +90,7 @@ class PoseAnnotation:
         visible: ``(J,)`` bool, annotated and visible (not occluded), or None where the
             dataset has no visibility flag (LSPET, synthetic). Joints that are annotated but
             not visible are the "occluded" ones of the occlusion split
-            (:mod:`hgbench.evaluate`) and may get their own heatmap sigma (seed 003,
+            (``accuracy/pck.py``) and may get their own heatmap sigma (seed 003,
             Sec. 4.2.3).
     """
 
@@ -135,9 +135,9 @@ class PoseDataset(Dataset):
     Class attributes a subclass sets:
         keypoints: the joint layout.
         name: dataset name.
-        metric: how :mod:`hgbench.evaluate` scores it: ``"pck"`` (PCK@0.2 with the torso
+        metric: how the accuracy layer (``accuracy/evaluate.py``) scores it: ``"pck"`` (PCK@0.2 with the torso
             normaliser, LSP), ``"pckh"`` (PCKh@0.5 with the head normaliser, MPII, through
-            :mod:`hgbench.pckh`), ``"pck_heatmap"`` (seed 003's PCK: normaliser one tenth of
+            ``accuracy/pckh.py``), ``"pck_heatmap"`` (seed 003's PCK: normaliser one tenth of
             the heatmap side mapped to image pixels, threshold 0.5, COCO).
 
     Args:

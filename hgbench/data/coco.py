@@ -21,8 +21,8 @@ by 10 %; hgbench follows the common code, as issue 4 asks.)
 Accuracy: ``metric = "pck_heatmap"``, seed 003's PCK (Sec. 5.1 and Algorithm 1): the
 normaliser is one tenth of the heatmap side, ``output_size / 10`` heatmap pixels, which is
 ``size_px / 10`` image pixels for this crop (one heatmap pixel is ``size_px / output_size``
-image pixels); see :mod:`hgbench.coco_metrics`. OKS AP through pycocotools is in the same
-module.
+image pixels) (:func:`heatmap_normalizer_px`). The metric itself, and OKS AP through
+pycocotools, are in the accuracy package (``accuracy/coco.py``).
 
 Folder layouts accepted (``root``):
 
@@ -56,6 +56,7 @@ NUM_KEYPOINTS = 17
 BOX_MARGIN = 1.25  # human-pose-estimation.pytorch lib/dataset/coco.py _xywh2cs: scale * 1.25
 SPLITS = ("train", "val")
 _FIX = "a COCO person keypoints file (person_keypoints_val2017.json layout) is expected"
+PCK_HEATMAP_FRACTION = 0.1  # seed 003 Sec. 5.1: c = one tenth of the heatmap side
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,17 @@ def find_annotation_file(root: Path, split: str) -> Path:
                        "`hgbench data download coco --to DIR` fetches them.")
 
 
+def heatmap_normalizer_px(size_px: float, output_size: int, fraction: float = PCK_HEATMAP_FRACTION) -> float:
+    """Seed 003's PCK normaliser mapped into image pixels for a crop of side ``size_px``.
+
+    ``fraction * output_size`` heatmap pixels (Sec. 5.1: ``c = 64 / 10 = 6.4``) times
+    ``size_px / output_size`` image pixels per heatmap pixel, i.e. ``fraction * size_px``
+    image pixels. The crop is a similarity transform, so a distance compared with a multiple
+    of it gives the same answer in image and in heatmap pixels.
+    """
+    return fraction * output_size * (float(size_px) / output_size)
+
+
 class COCODataset(PoseDataset):
     """COCO person crops from the person boxes (see the module docstring for layouts, crop
     and the accuracy normaliser).
@@ -229,7 +241,7 @@ class COCODataset(PoseDataset):
         **kwargs: :class:`PoseDataset` arguments.
 
     Attributes:
-        coco: the ``pycocotools.coco.COCO`` ground truth (for :mod:`hgbench.coco_metrics`).
+        coco: the ``pycocotools.coco.COCO`` ground truth (for OKS AP, ``accuracy/coco.py``).
         persons: :class:`COCOPerson` of each item.
         ann_file, image_dir: the files used.
 
@@ -297,9 +309,34 @@ class COCODataset(PoseDataset):
         """Seed 003's PCK normaliser in image pixels: one tenth of the heatmap side
         (``output_size / 10`` heatmap pixels, Sec. 5.1) times ``size_px / output_size``
         image pixels per heatmap pixel, i.e. ``ann.size_px / 10``
-        (:func:`hgbench.coco_metrics.heatmap_normalizer_px`). Exact for the evaluation crop;
-        under training-time scale augmentation the crop is ``size_px / scale`` wide, which
-        this hook does not see."""
-        from hgbench.coco_metrics import heatmap_normalizer_px
-
+        (:func:`heatmap_normalizer_px`). Exact for the evaluation crop; under training-time
+        scale augmentation the crop is ``size_px / scale`` wide, which this hook does not see."""
         return heatmap_normalizer_px(ann.size_px, self.output_size)
+
+
+def required_files(root: str | Path, split: str = "val") -> list[Path]:
+    """The files a complete COCO ``split`` under ``root`` holds for :class:`COCODataset` (for
+    ``hgbench data check``): the keypoints file (:func:`find_annotation_file`), then every
+    image it lists, in the first of ``images/``, ``{split}2017/``, ``images/{split}2017/``
+    that holds its first image (else ``{split}2017/``, where the official archive unpacks).
+    When no keypoints file is found the list holds only the official
+    ``annotations/person_keypoints_{split}2017.json``.
+
+    Raises:
+        ValueError: unknown split.
+        DatasetError: the keypoints file is malformed (:func:`read_coco_keypoints`), or
+        several candidates and none named for ``split``.
+    """
+    root = Path(root)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    try:
+        ann_file = find_annotation_file(root, split)
+    except DatasetError:
+        if any(root.glob("person_keypoints_*.json")):
+            raise  # several files, none named for the split
+        return [root / "annotations" / f"person_keypoints_{split}2017.json"]
+    names = [str(img["file_name"]) for img in read_coco_keypoints(ann_file).dataset["images"]]
+    candidates = [root / "images", root / f"{split}2017", root / "images" / f"{split}2017"]
+    image_dir = next((d for d in candidates if names and (d / names[0]).is_file()), root / f"{split}2017")
+    return [ann_file, *(image_dir / name for name in names)]

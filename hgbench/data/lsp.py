@@ -132,3 +132,25 @@ class LSPDataset(PoseDataset):
         """``(H, W, 3)`` uint8 RGB (:func:`hgbench.data.base.read_image`; raises
         :class:`DatasetError` naming a missing or corrupt file)."""
         return read_image(self._items[index][0])
+
+
+def required_files(root: str | Path, split: str = "all") -> list[Path]:
+    """The files a complete LSP/LSPET copy under ``root`` holds for ``split`` (for ``hgbench
+    data check``): ``joints.mat`` first, then ``images/imNNNNN.jpg`` for each of its N columns
+    in ``split`` (five digits for LSPET's (14, 3, N) layout, four for LSP's (3, 14, N)). When
+    ``joints.mat`` is absent the list holds only it. :class:`LSPDataset` itself reads the
+    images present.
+
+    Raises:
+        ValueError: unknown split.
+        DatasetError: ``joints.mat`` unreadable (:func:`read_lsp_joints`).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    mat = Path(root) / "joints.mat"
+    if not mat.is_file():
+        return [mat]
+    joints, _, visible = read_lsp_joints(mat)
+    digits = 5 if visible is None else 4  # LSPET has no occlusion flag (module docstring)
+    numbers = [n for n in range(1, len(joints) + 1) if split == "all" or (split == "val") == (n % VAL_EVERY == 0)]
+    return [mat, *(mat.parent / "images" / f"im{n:0{digits}d}.jpg" for n in numbers)]

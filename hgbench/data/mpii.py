@@ -41,8 +41,16 @@ Head size (the PCKh normaliser, :meth:`MPIIDataset.head_size`): ``normalize`` of
 file, which equals ``0.6 x`` the head-box diagonal of ``gt_valid_detections_our_format.mat``
 (``headboxes_src``) to 6e-5 px on all 2958 validation persons. The JSON layouts carry no head
 box: it is taken from an MPII ground-truth ``.mat`` (``gt_file``, or one of
-:data:`GT_FILE_NAMES` beside the JSON) when its person count matches; otherwise
-``head_size`` raises :class:`DatasetError`.
+:data:`GT_FILE_NAMES` beside the JSON) when its person count matches. The validation split is
+the one PCKh scores, so there a file without head sizes (an HDF5 file without ``normalize``, a
+JSON file without a matching ground truth) is refused when the dataset is built; on the
+training split ``head_size`` raises :class:`DatasetError` at use.
+
+**Ground truth of the MPII evaluation** (:func:`load_ground_truth`): the files the toolkits
+score against, ``gt_valid_detections_our_format.mat`` (bearpaw, microsoft, mmpose) or
+pose-hg-train's ``valid.h5``, read into joints, annotation flags and head sizes
+(:func:`head_size_from_boxes`, ``util_get_head_size.m`` of the MPII toolkit ``evalMPII.zip``).
+PCKh itself is the accuracy package's (``accuracy/pckh.py``).
 """
 
 from __future__ import annotations
@@ -66,6 +74,12 @@ ANNOTATION_NAMES = {
     "val": ("valid.h5", "valid.json", "mpii_val.json", "mpii_annotations.json"),
 }
 GT_FILE_NAMES = ("gt_valid.mat", "mpii_gt_val.mat", "gt_valid_detections_our_format.mat")
+SC_BIAS = 0.6  # head size = SC_BIAS x head-box diagonal (evalMPII.zip util_get_head_size.m; bearpaw eval_PCKh.py)
+# Joint names of the MPII evaluation files (`dataset_joints` of detections_our_format.mat).
+MATLAB_JOINT_NAMES = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck", "head",
+                      "rwri", "relb", "rsho", "lsho", "lelb", "lwri")
+# The variable that marks each ground-truth layout of load_ground_truth.
+GROUND_TRUTH_FIELDS = ("pos_gt_src", "part")
 
 
 @dataclass(frozen=True)
@@ -239,14 +253,154 @@ def read_mpii_annotations(path: str | Path, split: str = "val") -> MPIIAnnotatio
     return ann
 
 
+@dataclass(frozen=True)
+class MPIIGroundTruth:
+    """MPII ground truth for PCKh.
+
+    Attributes:
+        joints: ``(N, 16, 2)`` float64 pixels in the file's own convention (the MPII files
+            are 1-based MATLAB pixel coordinates).
+        annotated: ``(N, 16)`` bool; False joints are left out of every score.
+        head_size: ``(N,)`` float64 pixels, ``0.6 x`` head-box diagonal (NaN where unknown:
+            that person's joints are left out and counted as unnormalised).
+        path: the file it was read from.
+    """
+
+    joints: np.ndarray
+    annotated: np.ndarray
+    head_size: np.ndarray
+    path: str = ""
+
+    def __len__(self) -> int:
+        return len(self.joints)
+
+
+def head_size_from_boxes(headboxes: np.ndarray) -> np.ndarray:
+    """PCKh normaliser from head boxes.
+
+    Args:
+        headboxes: ``(N, 2, 2)`` ``[[x1, y1], [x2, y2]]`` pixels per person (the
+            ``headboxes_src`` of the MPII evaluation files, transposed to persons first).
+
+    Returns:
+        ``(N,)`` float64 ``0.6 x ||(x2, y2) - (x1, y1)||`` pixels (``util_get_head_size.m``,
+        ``SC_BIAS = 0.6``; the same in bearpaw ``eval_PCKh.py``).
+    """
+    boxes = np.asarray(headboxes, np.float64)
+    return SC_BIAS * np.linalg.norm(boxes[:, 1, :] - boxes[:, 0, :], axis=-1)
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a ``.mat`` (MATLAB v5 via scipy, v7.3 via h5py) or ``.h5`` file, by
+    variable name (HDF5: the dataset's path). MATLAB v7.3 and other HDF5 files written from
+    MATLAB hold their arrays with the axes reversed.
+
+    Raises:
+        ValueError: another suffix, or a file that cannot be read as its suffix says.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".mat", ".h5", ".hdf5"):
+        raise ValueError(f"{path}: unknown file type {suffix!r}; expected a .mat (MATLAB) or .h5 (HDF5) file")
+    import h5py
+
+    if suffix == ".mat" and not h5py.is_hdf5(path):  # MATLAB v7.3 files are HDF5, read below
+        import scipy.io
+
+        try:
+            mat = scipy.io.loadmat(path)
+        except Exception as e:  # scipy raises several types for a damaged file
+            raise ValueError(f"{path}: not a readable MATLAB file ({e}); re-export it with MATLAB/scipy savemat") from e
+        return {k: v for k, v in mat.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
+
+    out: dict[str, np.ndarray] = {}
+    try:
+        with h5py.File(path, "r") as f:
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset):
+                    out[name] = obj[()]
+            f.visititems(visit)
+    except OSError as e:
+        raise ValueError(f"{path}: not a readable HDF5 file ({e})") from e
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def load_ground_truth(path: str | Path) -> MPIIGroundTruth:
+    """Read the MPII validation ground truth that PCKh is scored against.
+
+    Two files are accepted:
+
+    - ``gt_valid_detections_our_format.mat`` / ``gt_valid.mat`` (bearpaw, microsoft, mmpose):
+      ``pos_gt_src`` (16, 2, N) px, ``jnt_missing`` (16, N) (1 = not annotated),
+      ``headboxes_src`` (2, 2, N) ``[x1 y1; x2 y2]``; head size from the boxes.
+    - pose-hg-train's ``valid.h5``: ``part`` (N, 16, 2), ``normalize`` (N,) = 0.6 x head-box
+      diagonal (pose-hg-train ``src/misc/mpii.py`` ``normalization()``); a joint is not
+      annotated where ``part`` is (0, 0) (``partinfo()`` writes zeros for missing joints).
+      Its coordinates are the same annotation truncated to integers (``partinfo()`` casts to
+      ``int``), so scores against it can differ slightly from scores against the ``.mat``.
+
+    Coordinates are kept as in the file (1-based MATLAB pixels), unlike
+    :func:`read_mpii_annotations`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a readable ``.mat``/``.h5`` file.
+        DatasetError: a missing field or a wrong shape (names the file, the field, the fix).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: ground truth file not found; pass --gt gt_valid_detections_our_format.mat or valid.h5")
+    arrays = read_arrays(path)
+    fix = "use gt_valid_detections_our_format.mat (pos_gt_src, jnt_missing, headboxes_src) or pose-hg-train's valid.h5 (part, normalize)"
+    if "pos_gt_src" in arrays:
+        for k in ("jnt_missing", "headboxes_src"):
+            if k not in arrays:
+                raise DatasetError(f"{path}: field {k!r} is missing next to 'pos_gt_src'; {fix}")
+        pos = np.asarray(arrays["pos_gt_src"], np.float64)
+        miss = np.asarray(arrays["jnt_missing"])
+        boxes = np.asarray(arrays["headboxes_src"], np.float64)
+        if path.suffix.lower() == ".mat" and pos.shape[:2] != (NUM_JOINTS, 2) and pos.shape[-2:] == (2, NUM_JOINTS):
+            pos, miss, boxes = pos.T, miss.T, boxes.T  # MATLAB v7.3 via h5py: axes reversed
+        if pos.ndim != 3 or pos.shape[:2] != (NUM_JOINTS, 2):
+            raise DatasetError(f"{path}: field 'pos_gt_src' has shape {pos.shape}; expected (16, 2, N); {fix}")
+        n = pos.shape[2]
+        if miss.shape != (NUM_JOINTS, n):
+            raise DatasetError(f"{path}: field 'jnt_missing' has shape {miss.shape}; expected (16, {n})")
+        if boxes.shape != (2, 2, n):
+            raise DatasetError(f"{path}: field 'headboxes_src' has shape {boxes.shape}; expected (2, 2, {n})")
+        names = arrays.get("dataset_joints")
+        if names is not None and names.dtype == object:
+            found = tuple(str(np.asarray(x).ravel()[0]) for x in np.asarray(names).ravel())
+            if found != MATLAB_JOINT_NAMES:
+                raise DatasetError(f"{path}: field 'dataset_joints' is {found}; expected the MPII order {MATLAB_JOINT_NAMES}")
+        return MPIIGroundTruth(
+            joints=pos.transpose(2, 0, 1).copy(),
+            annotated=miss.T == 0,
+            head_size=head_size_from_boxes(boxes.transpose(2, 0, 1)),
+            path=str(path),
+        )
+    if "part" in arrays:
+        part = np.asarray(arrays["part"], np.float64)
+        if part.ndim != 3 or part.shape[1:] != (NUM_JOINTS, 2):
+            raise DatasetError(f"{path}: field 'part' has shape {part.shape}; expected (N, 16, 2); {fix}")
+        if "normalize" not in arrays:
+            raise DatasetError(
+                f"{path}: field 'normalize' (the head size, 0.6 x head-box diagonal) is missing, so PCKh cannot be computed; {fix}"
+            )
+        norm = np.asarray(arrays["normalize"], np.float64).reshape(-1)
+        if norm.shape != (len(part),):
+            raise DatasetError(f"{path}: field 'normalize' has {norm.size} values for {len(part)} persons in 'part'")
+        norm = np.where(norm > 0, norm, np.nan)  # pose-hg-train writes -1 where no head box exists
+        return MPIIGroundTruth(joints=part, annotated=~np.all(part == 0, axis=-1), head_size=norm, path=str(path))
+    raise DatasetError(f"{path}: neither 'pos_gt_src' nor 'part' found (fields: {', '.join(sorted(arrays)) or 'none'}); {fix}")
+
+
 def _head_sizes_from_gt(gt_path: Path, ann: MPIIAnnotations) -> np.ndarray:
     """Head sizes from an MPII ground-truth ``.mat`` whose persons are ``ann``'s, in order.
 
     Raises:
         DatasetError: different person count, or joints that disagree (another split or order).
     """
-    from hgbench.pckh import load_ground_truth
-
     gt = load_ground_truth(gt_path)
     if len(gt) != len(ann):
         raise DatasetError(f"{gt_path}: {len(gt)} persons but {ann.path} has {len(ann)}; pass the ground truth of the same split")
@@ -255,6 +409,18 @@ def _head_sizes_from_gt(gt_path: Path, ann: MPIIAnnotations) -> np.ndarray:
     if err.size and np.mean(err > 1.0) > 0.01:
         raise DatasetError(f"{gt_path}: joints disagree with {ann.path} for {np.mean(err > 1.0):.0%} of joints; the files are not the same persons in the same order")
     return gt.head_size
+
+
+def _no_head_sizes(ann: MPIIAnnotations, gt_path: Path | None) -> str:
+    """The message for an annotation file whose persons have no head size (PCKh impossible)."""
+    if gt_path is not None:
+        return f"{gt_path}: no person has a head box, so PCKh cannot score {ann.path}; pass the MPII ground truth of the same split as gt_file"
+    if ann.layout == "hdf5":
+        return (f"{ann.path}: field 'normalize' (the PCKh head size, 0.6 x head-box diagonal) is missing or never positive, so PCKh "
+                "cannot score the val split; use pose-hg-train's annot/valid.h5 (hgbench data download mpii), which has it")
+    return (f"{ann.path}: the {ann.layout} layout has no head boxes and no MPII ground truth of the same persons is beside it "
+            f"({', '.join(GT_FILE_NAMES)}), so PCKh cannot score the val split; put that split's gt_valid.mat beside it "
+            "(hgbench data download mpii --all), pass gt_file, or use pose-hg-train's valid.h5")
 
 
 class MPIIDataset(PoseDataset):
@@ -280,13 +446,13 @@ class MPIIDataset(PoseDataset):
         num_skipped: persons left out for a missing or corrupt image.
 
     Raises:
-        DatasetError: missing or malformed files, missing images (``bad_samples="error"``),
-            or no person left.
+        DatasetError: missing or malformed files, a val split without head sizes (module
+            docstring), missing images (``bad_samples="error"``), or no person left.
     """
 
     keypoints = MPII
     name = "mpii"
-    metric = "pckh"  # scored by hgbench.pckh with the head-size normaliser (normalizer below)
+    metric = "pckh"  # the MPII toolkit's PCKh with the head-size normaliser (normalizer below)
 
     def __init__(self, root: str | Path, split: str = "val", annotation_file: str | Path | None = None,
                  gt_file: str | Path | None = None, **kwargs) -> None:
@@ -314,6 +480,8 @@ class MPIIDataset(PoseDataset):
             head = _head_sizes_from_gt(gt_path, ann)
         self.gt_file = gt_path
         self.annotations = replace(ann, head_size=head)
+        if split == "val" and not np.isfinite(head[ann.annotated.any(axis=1)]).any():
+            raise DatasetError(_no_head_sizes(ann, gt_path))
 
         self.image_dir = self.root / "images"
         if not self.image_dir.is_dir():
@@ -390,3 +558,26 @@ class MPIIDataset(PoseDataset):
         """``(H, W, 3)`` uint8 RGB (:func:`hgbench.data.base.read_image`: a missing, corrupt or
         truncated JPEG raises :class:`DatasetError` naming the file)."""
         return read_image(self.image_dir / self.annotations.image_names[int(self.indices[index])])
+
+
+def required_files(root: str | Path, split: str = "val") -> list[Path]:
+    """The files a complete MPII ``split`` under ``root`` holds for :class:`MPIIDataset` (for
+    ``hgbench data check``): the annotation file (the first of :data:`ANNOTATION_NAMES` in
+    ``root`` or ``root/annot``, as :class:`MPIIDataset` looks), then ``images/<name>`` of every
+    image it names with an annotated person. When no annotation file is found the list holds
+    only the one ``hgbench data download mpii`` writes (``annot/train.h5``/``annot/valid.h5``).
+
+    Raises:
+        ValueError: unknown split.
+        DatasetError: the annotation file is unreadable or malformed.
+    """
+    root, split = Path(root), "val" if split == "valid" else split
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} for MPII, got {split!r}")
+    candidates = [root / d / n for n in ANNOTATION_NAMES[split] for d in ("", "annot")]
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        return [root / "annot" / ANNOTATION_NAMES[split][0]]
+    ann = read_mpii_annotations(path, split)
+    names = dict.fromkeys(ann.image_names[r] for r in np.flatnonzero(ann.annotated.any(axis=1)))
+    return [path, *(root / "images" / name for name in names)]

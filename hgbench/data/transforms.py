@@ -14,36 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Random training-time augmentation of a person crop.
-
-    Attributes:
-        rotation_deg: rotations are drawn uniformly from ``[-rotation_deg, rotation_deg]``.
-        rotation_prob: probability that a sample is rotated at all.
-        scale: ``(low, high)``: the crop's side is divided by a factor drawn uniformly from it
-            (> 1 zooms in).
-        flip: mirror half of the samples horizontally (left/right joints swapped).
-        color_jitter: each RGB channel is multiplied by a factor from
-            ``[1 - color_jitter, 1 + color_jitter]`` and clipped to [0, 1].
-    """
-
-    rotation_deg: float = 0.0
-    rotation_prob: float = 1.0
-    scale: tuple[float, float] = (1.0, 1.0)
-    flip: bool = False
-    color_jitter: float = 0.0
-
-    def sample(self, rng: np.random.Generator) -> tuple[float, float, bool, np.ndarray]:
-        """Draw ``(rotation_deg, scale_factor, flip, channel_gains (3,))``."""
-        rotation = 0.0
-        if self.rotation_deg and rng.random() < self.rotation_prob:
-            rotation = float(rng.uniform(-self.rotation_deg, self.rotation_deg))
-        scale = float(rng.uniform(*self.scale))
-        flip = bool(self.flip and rng.random() < 0.5)
-        gains = rng.uniform(1 - self.color_jitter, 1 + self.color_jitter, size=3) if self.color_jitter else np.ones(3)
-        return rotation, scale, flip, gains
+from hgbench.config.protocol import Augmentation
 
 
 def crop_matrix(center: np.ndarray, size_px: float, rotation_deg: float, out_size: int, flip: bool = False) -> np.ndarray:

@@ -13,7 +13,7 @@ Hourglass", section 7.2).
 The linear layers fix the bottleneck's spatial side ``s`` (4 for the paper's 256-pixel input
 and a depth-4 hourglass after the stride-4 stem): the module is built for one side and
 raises ``ValueError`` on any other. The denoising noise of phase 1 is not part of the module
-(see :mod:`hgbench.pretrain`), so eager, traced and exported graphs are the same function.
+(see :mod:`hgbench.train.pretrain`), so eager, traced and exported graphs are the same function.
 """
 
 from __future__ import annotations

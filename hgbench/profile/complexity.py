@@ -1,9 +1,21 @@
-"""Model size and compute: parameters, size in MiB, MACs (fvcore, thop), FLOPs
-(``torch.utils.flop_counter``) and activation memory, with what each counter skipped.
+"""Model size and compute: parameters, size in MiB, FLOPs and MACs, activation memory, with
+what each counter skipped.
 
-Three independent counters are run side by side, because the literature quotes all of them
-and they disagree on everything that is not a convolution or a linear layer:
+The headline count is ``torch.utils.flop_counter.FlopCounterMode`` (maintained with torch,
+always available); fvcore and thop are optional cross-checks (``pip install
+'hgbench[counters]'``), because the literature quotes all three and they disagree on
+everything that is not a convolution or a linear layer. A cross-check that is not installed
+(or, for thop 0.1.1, cannot be imported: it is unmaintained and imports ``distutils``, gone
+from Python 3.12) counts ``None``, with the reason.
 
+* **torch.utils.flop_counter** (``FlopCounterMode``, a ``TorchDispatchMode``) counts
+  **FLOPs = 2 x MACs** for the operators in its registry only (``flop_registry``: mm, addmm,
+  bmm, baddbmm, convolution and its variants, attention kernels); the headline MACs are its
+  FLOPs / 2. Every other aten operator counts 0; it first tries to decompose an operator it
+  has no formula for, so the skipped list names the operators that actually executed (e.g.
+  nearest upsampling shows up as ``aten._unsafe_index``, ``aten.mul``, ``aten.arange``). View
+  operators and tensor-creation operators (no tensor input: ``aten.empty``, ``aten.arange``)
+  are left out of that list: they compute nothing.
 * **fvcore** (``FlopCountAnalysis``) traces the model with the TorchScript tracer and counts
   per aten operator. Despite its name it counts "one fused multiply-add as one flop"
   (fvcore's own docstring), so its total is in **MACs**. Besides conv/linear/matmul it also
@@ -15,14 +27,6 @@ and they disagree on everything that is not a convolution or a linear layer:
   never sees functional calls (``torch.add``, ``F.interpolate``, ``x + y``) and counts 0 for a
   leaf module of a type it has no rule for (listed: the types of the leaf modules that ran);
   batch norm counts 2 per element (4 with affine).
-* **torch.utils.flop_counter** (``FlopCounterMode``, a ``TorchDispatchMode``) counts
-  **FLOPs = 2 x MACs** for the operators in its registry only (``flop_registry``: mm, addmm,
-  bmm, baddbmm, convolution and its variants, attention kernels). Every other aten operator
-  counts 0; it first tries to decompose an operator it has no formula for, so the skipped
-  list names the operators that actually executed (e.g. nearest upsampling shows up as
-  ``aten._unsafe_index``, ``aten.mul``, ``aten.arange``). View operators and tensor-creation
-  operators (no tensor input: ``aten.empty``, ``aten.arange``) are left out of that list:
-  they compute nothing.
 
 Convolution conventions (checked against closed forms in ``tests/test_complexity.py``), per
 sample, kernel ``k x k``, ``g`` groups:
@@ -32,7 +36,7 @@ sample, kernel ``k x k``, ``g`` groups:
 * Depthwise ``Conv2d`` (``g = C_in = C_out = C``): ``C * H_out * W_out * k * k`` MACs.
 * ``ConvTranspose2d``: the true count is ``C_in * (C_out / g) * k * k * H_in * W_in`` MACs
   (every input pixel scatters a ``k x k`` kernel to every output channel of its group);
-  fvcore and flop_counter compute exactly that. **thop is wrong for a stride > 1**: it applies
+  flop_counter and fvcore compute exactly that. **thop is wrong for a stride > 1**: it applies
   the convolution formula to the *output*, ``C_out * H_out * W_out * (C_in / g) * k * k``,
   which for stride ``s`` is about ``s^2`` times the true count (4x for the usual stride-2
   deconvolution). Its total for the deconvolution variants is too high accordingly.
@@ -51,48 +55,23 @@ import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import FlopCounterMode, flop_registry
+
+from hgbench.models import count_parameters
 
 # Deprecation noise from the counters themselves: fvcore's import scripts a loss function
 # (torch.jit.script is deprecated in torch 2.13) and thop 0.1.1 uses distutils' LooseVersion.
 _NOISE = (r"`torch\.jit\.\w+` is deprecated", r"distutils Version classes are deprecated")
 MIB = 2**20
 FP32_BYTES = 4
-
-
-@dataclass(frozen=True)
-class MacCounts:
-    """Multiply-accumulates of one forward pass, from two counters.
-
-    Attributes:
-        fvcore_macs: fvcore ``FlopCountAnalysis(...).total()``, in MACs.
-        thop_macs: ``thop.profile(...)[0]``, in MACs.
-        fvcore_skipped: operators fvcore had no handler for (counted as 0), with how many
-            times each was called, e.g. ``{"aten::add": 24}``.
-        fvcore_by_operator: fvcore's MACs per operator kind, e.g. ``{"conv": ..., "batch_norm": ...}``.
-        thop_skipped: class names of the leaf modules that ran and that thop has no rule for
-            (counted as 0), sorted, e.g. ``["Identity", "Sigmoid"]``.
-    """
-
-    fvcore_macs: int
-    thop_macs: int
-    fvcore_skipped: dict[str, int] = field(default_factory=dict)
-    fvcore_by_operator: dict[str, int] = field(default_factory=dict)
-    thop_skipped: list[str] = field(default_factory=list)
-
-    @property
-    def fvcore_gmacs(self) -> float:
-        """fvcore's count in GMACs (10^9 MACs)."""
-        return self.fvcore_macs / 1e9
-
-    @property
-    def thop_gmacs(self) -> float:
-        """thop's count in GMACs (10^9 MACs)."""
-        return self.thop_macs / 1e9
+CROSS_CHECKS = ("fvcore", "thop")
+"""The optional counters of the ``counters`` extra, in the order they are reported."""
 
 
 @dataclass(frozen=True)
 class FlopCounts:
-    """FLOPs of one forward pass from ``torch.utils.flop_counter.FlopCounterMode``.
+    """FLOPs of one forward pass from ``torch.utils.flop_counter.FlopCounterMode``: the
+    headline count.
 
     Attributes:
         flops: total FLOPs (2 x MACs for conv/matmul; everything else 0).
@@ -110,11 +89,52 @@ class FlopCounts:
         """The total in GFLOPs (10^9 FLOPs)."""
         return self.flops / 1e9
 
+    @property
+    def macs(self) -> int:
+        """The headline MACs: FLOPs / 2 (every counted operator is a multiply-accumulate)."""
+        return self.flops // 2
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters (trainable and frozen); buffers (e.g. batch-norm running
-    statistics) are not counted, and a parameter shared by several modules counts once."""
-    return sum(p.numel() for p in model.parameters())
+    @property
+    def gmacs(self) -> float:
+        """The headline count in GMACs (10^9 MACs)."""
+        return self.macs / 1e9
+
+
+@dataclass(frozen=True)
+class MacCounts:
+    """Multiply-accumulates of one forward pass from the optional cross-check counters.
+
+    A counter that could not be imported has ``None`` for its count and its skipped list,
+    and its reason in ``unavailable``.
+
+    Attributes:
+        fvcore_macs: fvcore ``FlopCountAnalysis(...).total()``, in MACs, or None.
+        thop_macs: ``thop.profile(...)[0]``, in MACs, or None.
+        fvcore_skipped: operators fvcore had no handler for (counted as 0), with how many
+            times each was called, e.g. ``{"aten::add": 24}``; None without fvcore.
+        fvcore_by_operator: fvcore's MACs per operator kind, e.g. ``{"conv": ..., "batch_norm": ...}``.
+        thop_skipped: class names of the leaf modules that ran and that thop has no rule for
+            (counted as 0), sorted, e.g. ``["Identity", "Sigmoid"]``; None without thop.
+        unavailable: counter name -> why it did not count, e.g.
+            ``{"thop": "thop not installed: pip install 'hgbench[counters]'"}``; empty when both ran.
+    """
+
+    fvcore_macs: int | None
+    thop_macs: int | None
+    fvcore_skipped: dict[str, int] | None = field(default_factory=dict)
+    fvcore_by_operator: dict[str, int] = field(default_factory=dict)
+    thop_skipped: list[str] | None = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fvcore_gmacs(self) -> float | None:
+        """fvcore's count in GMACs (10^9 MACs), or None without fvcore."""
+        return None if self.fvcore_macs is None else self.fvcore_macs / 1e9
+
+    @property
+    def thop_gmacs(self) -> float | None:
+        """thop's count in GMACs (10^9 MACs), or None without thop."""
+        return None if self.thop_macs is None else self.thop_macs / 1e9
 
 
 def model_size_mib(model: nn.Module, bytes_per_element: int = FP32_BYTES) -> float:
@@ -147,56 +167,96 @@ def _leaf_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if next(m.children(), None) is None]
 
 
+def _unavailable(counter: str, error: ImportError) -> str:
+    """Why ``counter`` could not be imported, with the fix, in one line."""
+    if (error.name or "").split(".")[0] == counter:
+        return f"{counter} not installed: pip install 'hgbench[counters]'"
+    if error.name == "distutils":
+        return (
+            f"{counter} could not be imported ({error}): thop 0.1.1 needs distutils, "
+            "removed in Python 3.12; pip install setuptools"
+        )
+    return f"{counter} could not be imported: {error}"
+
+
+def _import_counters() -> tuple[dict[str, Any], dict[str, str]]:
+    """The cross-check counters that import: ``({"fvcore": FlopCountAnalysis, "thop": (profile,
+    rules)}, {name: reason})`` with each counter in exactly one of the two dicts."""
+    found: dict[str, Any] = {}
+    missing: dict[str, str] = {}
+    with warnings.catch_warnings():
+        for message in _NOISE:
+            warnings.filterwarnings("ignore", message=message)
+        try:
+            from fvcore.nn import FlopCountAnalysis
+
+            found["fvcore"] = FlopCountAnalysis
+        except ImportError as e:
+            missing["fvcore"] = _unavailable("fvcore", e)
+        try:
+            from thop import profile as thop_profile
+            from thop.profile import register_hooks as thop_rules
+
+            found["thop"] = (thop_profile, thop_rules)
+        except ImportError as e:
+            missing["thop"] = _unavailable("thop", e)
+    return found, missing
+
+
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacCounts:
-    """Count the MACs of one forward pass of ``model`` on a zero tensor of ``input_shape``.
+    """Count the MACs of one forward pass of ``model`` on a zero tensor of ``input_shape`` with
+    the cross-check counters fvcore and thop (the headline count is :func:`count_flops`).
 
     The count is for the whole input, batch dimension included: pass a batch of 1 for
     per-sample MACs. The model runs in eval mode under ``torch.no_grad()`` on the device and
     dtype of its parameters (CPU for a fresh model); its training mode is restored
     afterwards, and thop works on a deep copy (it adds buffers and hooks while it counts).
     The counters' own log lines, prints and deprecation warnings are silenced; what they
-    skipped is returned (see the module docstring for what each counts).
+    skipped is returned (see the module docstring for what each counts). A counter that is
+    not installed (extra ``counters``) counts None, with its reason in ``unavailable``.
 
     Raises:
-        Whatever the model's forward raises on such an input; ImportError if fvcore or thop
-        is not installed.
+        Whatever the model's forward raises on such an input.
     """
-    with warnings.catch_warnings():
-        for message in _NOISE:
-            warnings.filterwarnings("ignore", message=message)
-        import thop
-        from fvcore.nn import FlopCountAnalysis
-        from thop.profile import register_hooks as thop_rules
+    counters, unavailable = _import_counters()
+    fvcore_total = thop_total = fvcore_skipped = thop_skipped = None
+    by_operator: dict[str, int] = {}
 
     x = _device_and_input(model, input_shape)
     with _eval(model), torch.no_grad(), warnings.catch_warnings():
         for message in _NOISE:
             warnings.filterwarnings("ignore", message=message)
-        analysis = (
-            FlopCountAnalysis(model, (x,))
-            .unsupported_ops_warnings(False)
-            .uncalled_modules_warnings(False)
-            .tracer_warnings("none")
-        )
-        fvcore_total = analysis.total()
-        skipped = dict(analysis.unsupported_ops())
-        by_operator = {op: round(n) for op, n in analysis.by_operator().items()}
+        if "fvcore" in counters:
+            analysis = (
+                counters["fvcore"](model, (x,))
+                .unsupported_ops_warnings(False)
+                .uncalled_modules_warnings(False)
+                .tracer_warnings("none")
+            )
+            fvcore_total = round(analysis.total())
+            fvcore_skipped = dict(analysis.unsupported_ops())
+            by_operator = {op: round(n) for op, n in analysis.by_operator().items()}
 
-        thop_model = copy.deepcopy(model)
-        ran: set[type] = set()
-        hooks = [m.register_forward_hook(lambda m, i, o: ran.add(type(m))) for m in _leaf_modules(thop_model)]
-        with contextlib.redirect_stdout(io.StringIO()):  # thop prints "[INFO] Register ..."
-            thop_total, _ = thop.profile(thop_model, inputs=(x,), verbose=False)
-        for h in hooks:
-            h.remove()
-        del thop_model
+        if "thop" in counters:
+            thop_profile, thop_rules = counters["thop"]
+            thop_model = copy.deepcopy(model)
+            ran: set[type] = set()
+            hooks = [m.register_forward_hook(lambda m, i, o: ran.add(type(m))) for m in _leaf_modules(thop_model)]
+            with contextlib.redirect_stdout(io.StringIO()):  # thop prints "[INFO] Register ..."
+                total, _ = thop_profile(thop_model, inputs=(x,), verbose=False)
+            for h in hooks:
+                h.remove()
+            del thop_model
+            thop_total = round(total)  # thop returns a float
+            thop_skipped = sorted({t.__name__ for t in ran if t not in thop_rules})
 
     return MacCounts(
-        fvcore_macs=round(fvcore_total),
-        thop_macs=round(thop_total),  # thop returns a float
-        fvcore_skipped=skipped,
+        fvcore_macs=fvcore_total,
+        thop_macs=thop_total,
+        fvcore_skipped=fvcore_skipped,
         fvcore_by_operator=by_operator,
-        thop_skipped=sorted({t.__name__ for t in ran if t not in thop_rules}),
+        thop_skipped=thop_skipped,
+        unavailable=unavailable,
     )
 
 
@@ -217,8 +277,10 @@ class _OpsSeen(TorchDispatchMode):
 
 def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> FlopCounts:
     """Count the FLOPs of one forward pass of ``model`` on a zero tensor of ``input_shape``
-    with ``torch.utils.flop_counter.FlopCounterMode`` (batch included, like :func:`count_macs`).
+    with ``torch.utils.flop_counter.FlopCounterMode`` (batch included, like :func:`count_macs`):
+    the headline count (``FlopCounts.macs`` = FLOPs / 2).
 
+    The model runs in eval mode under ``torch.no_grad()``; its training mode is restored.
     The skipped operators are found by a second dispatch mode entered *below* the flop
     counter: it sees exactly the operators the counter executed after its own
     decompositions, and those whose overload packet is not in
@@ -227,8 +289,6 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> FlopCounts:
     Raises:
         Whatever the model's forward raises on such an input.
     """
-    from torch.utils.flop_counter import FlopCounterMode, flop_registry
-
     x = _device_and_input(model, input_shape)
     seen = _OpsSeen()
     counter = FlopCounterMode(display=False)
@@ -283,24 +343,34 @@ def complexity_record(model: nn.Module, input_size: int) -> dict[str, Any]:
 
     Returns:
         ``parameters`` (count), ``model_size_mib`` (float32 weights and buffers, MiB),
-        ``macs`` (``{"fvcore": int, "thop": int, "unit": "MACs", "input_shape": [1, 3, S, S]}``),
-        ``gmacs_fvcore``, ``gmacs_thop`` (10^9 MACs), ``gflops_flop_counter`` (10^9 FLOPs),
-        ``skipped_ops`` (``{"fvcore": {op: calls}, "thop": [module types], "flop_counter":
-        [ops]}``) and ``activation_memory_mib`` (float32 leaf outputs, MiB), all per sample.
+        ``macs`` (``{"flop_counter": int, "fvcore": int | None, "thop": int | None, "unit":
+        "MACs", "input_shape": [1, 3, S, S], "unavailable": {counter: reason}}``; the
+        headline is ``flop_counter`` = its FLOPs / 2), ``gflops_flop_counter`` (10^9 FLOPs),
+        ``gmacs_fvcore``, ``gmacs_thop`` (10^9 MACs, None where the counter is not
+        installed), ``skipped_ops`` (``{"flop_counter": [ops], "fvcore": {op: calls} | None,
+        "thop": [module types] | None}``) and ``activation_memory_mib`` (float32 leaf
+        outputs, MiB), all per sample.
 
     Raises:
-        Whatever the model's forward raises (see :func:`count_macs`).
+        Whatever the model's forward raises (see :func:`count_flops`).
     """
     shape = (1, 3, input_size, input_size)
-    macs = count_macs(model, shape)
     flops = count_flops(model, shape)
+    macs = count_macs(model, shape)
     return {
         "parameters": count_parameters(model),
         "model_size_mib": model_size_mib(model),
-        "macs": {"fvcore": macs.fvcore_macs, "thop": macs.thop_macs, "unit": "MACs", "input_shape": list(shape)},
+        "macs": {
+            "flop_counter": flops.macs,
+            "fvcore": macs.fvcore_macs,
+            "thop": macs.thop_macs,
+            "unit": "MACs",
+            "input_shape": list(shape),
+            "unavailable": macs.unavailable,
+        },
         "gmacs_fvcore": macs.fvcore_gmacs,
         "gmacs_thop": macs.thop_gmacs,
         "gflops_flop_counter": flops.gflops,
-        "skipped_ops": {"fvcore": macs.fvcore_skipped, "thop": macs.thop_skipped, "flop_counter": flops.skipped},
+        "skipped_ops": {"flop_counter": flops.skipped, "fvcore": macs.fvcore_skipped, "thop": macs.thop_skipped},
         "activation_memory_mib": activation_memory_mib(model, shape),
     }

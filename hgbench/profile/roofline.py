@@ -50,8 +50,8 @@ from typing import Any
 import torch
 
 from hgbench.profile.latency import fixed_threads, time_callable
-from hgbench.provenance import device_name
-from hgbench.results import atomic_write_bytes, utc_now
+from hgbench.records.provenance import device_name
+from hgbench.records import atomic_write_bytes, utc_now
 
 GIB = 2**30
 CACHE_FILE = "ceilings.json"

@@ -1,5 +1,5 @@
 """Profile one model under one backend, precision, layout, batch size and input size: the body
-of a ``"profile"`` record (schema ``hgbench.record/2``, see :mod:`hgbench.results`), and where
+of a ``"profile"`` record (schema ``hgbench.record/2``, see :mod:`hgbench.records`), and where
 it is saved.
 
 Stages, in order (a failing stage is recorded, never raised, so a sweep goes on):
@@ -26,8 +26,10 @@ from hgbench.profile.latency import LatencyStats, fixed_threads, time_callable
 from hgbench.profile.memory import PeakMemory
 from hgbench.profile.quiet import QuietTimer
 from hgbench.profile.roofline import Ceilings, element_bytes, get_ceilings, roofline
-from hgbench.provenance import collect_provenance, device_name
-from hgbench.results import DEFAULT_RESULTS_DIR, write_record
+from hgbench.records.provenance import collect_provenance, device_name
+from hgbench import paths
+from hgbench.paths import DEFAULT_RESULTS_DIR
+from hgbench.records import key_of, write_record
 
 INPUT_SEED = 0
 _MAX_REASON_CHARS = 500
@@ -361,18 +363,14 @@ def _roofline_of(record: dict[str, Any], ceilings: Ceilings) -> dict[str, Any]:
 
 
 def profile_record_path(results_dir: Path, host: str, body: dict[str, Any]) -> Path:
-    """``<results>/profile/<host>/<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>.json``
-    (``-<mode>`` for a ``compile`` run in a mode other than ``default``; ``<device>`` is
-    ``cpu`` or ``cuda``; ``__tf32`` when TF32 was allowed, ``__cl`` for channels_last), so
-    that no two configurations of one host share a file."""
-    mode = body.get("compile_mode")
-    backend = body["backend"] + (f"-{mode}" if mode and mode != "default" else "")
-    name = (
-        f"{body['variant']}__j{body['num_joints']}__{backend}__{body['device']}__{body['precision']}"
-        f"{'__tf32' if body['tf32'] else ''}{'__cl' if body['channels_last'] else ''}"
-        f"__b{body['batch_size']}__s{body['input_size']}.json"
-    )
-    return Path(results_dir) / "profile" / host / name
+    """Where the profile record of ``body`` measured on ``host`` is written:
+    ``<results>/profile/<host>/<record key stem>.json`` (:meth:`hgbench.records.RecordKey.stem`),
+    so that no two settings of one host share a file.
+
+    Raises:
+        hgbench.paths.UnsafePathError: a host or variant name that is not a plain file name.
+    """
+    return paths.profile_record_path(results_dir, host, key_of("profile", body).stem())
 
 
 def save_profile_record(

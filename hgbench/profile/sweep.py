@@ -59,7 +59,8 @@ from hgbench.profile.quiet import DEFAULT_MAX_ATTEMPTS, DEFAULT_TOLERANCE, Quiet
 from hgbench.profile.complexity import complexity_record
 from hgbench.profile.roofline import Ceilings
 from hgbench.profile.run import is_reference, profile_model, reference_output, repeat_timing, save_profile_record
-from hgbench.registry import VariantSpec
+from hgbench.config import VariantSpec
+from hgbench.models import create_model
 
 MODEL_SEED = 0
 """Seed of the weights of every profiled model (timing does not depend on the values, the
@@ -123,7 +124,7 @@ class Budget:
 
 
 def build_profiled_model(spec: VariantSpec, num_joints: int, input_size: int, device: torch.device) -> nn.Module:
-    """``spec.build(num_joints, input_size)`` with weights drawn after ``torch.manual_seed(MODEL_SEED)``
+    """``create_model(spec, num_joints, input_size)`` with weights drawn after ``torch.manual_seed(MODEL_SEED)``
     (inside ``torch.random.fork_rng``: the caller's RNG state is restored), on ``device``, in
     eval mode.
 
@@ -132,7 +133,7 @@ def build_profiled_model(spec: VariantSpec, num_joints: int, input_size: int, de
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(MODEL_SEED)
-        model = spec.build(num_joints, input_size=input_size)
+        model = create_model(spec, num_joints, input_size=input_size)
     return model.to(device).eval()
 
 

@@ -137,7 +137,7 @@ class OnnxRuntimeBackend(Backend):
             if data is not None:
                 from torch.utils._pytree import treespec_dumps
 
-                from hgbench.results import atomic_write_bytes
+                from hgbench.records import atomic_write_bytes
 
                 atomic_write_bytes(cached, data)
                 atomic_write_bytes(spec_path, json.dumps({"out_spec": treespec_dumps(out_spec)}).encode())

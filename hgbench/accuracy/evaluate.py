@@ -25,8 +25,8 @@ mapped back to original-image pixels through the inverse of the crop transform.
 **Metric** by the dataset's ``metric`` (:class:`hgbench.data.base.PoseDataset`), each with
 the dataset's normaliser (:meth:`~hgbench.data.base.PoseDataset.normalizer`): ``"pck"``
 (below), ``"pck_heatmap"`` (seed 003: normaliser one tenth of the heatmap side in image
-pixels, threshold 0.5; :mod:`hgbench.coco_metrics`), ``"pckh"`` (MPII, head normaliser,
-threshold 0.5; :mod:`hgbench.pckh`).
+pixels, threshold 0.5; :mod:`hgbench.accuracy.coco`), ``"pckh"`` (MPII, head normaliser,
+threshold 0.5; :mod:`hgbench.accuracy.pckh`).
 
 Accuracy on LSP-style data is PCK@0.2 with the torso normaliser: a joint is correct when its
 distance to the ground truth is at most 0.2 x the torso size (distance from the right
@@ -169,7 +169,7 @@ class PCKResult:
             (``bad_samples="skip"``); ``skipped`` lists each such file once as
             ``(file, "missing" | "corrupt")``.
         extra: metric-specific results (PCKh: ``mean_at_0.1`` and the curve over the
-            thresholds 0 to 0.5, :class:`hgbench.pckh.PCKhResult`).
+            thresholds 0 to 0.5, :class:`hgbench.accuracy.pckh.PCKhResult`).
     """
 
     threshold: float
@@ -347,7 +347,7 @@ def score_predictions(p: Predictions, keypoints: KeypointSet, metric: str = "pck
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS[metric]
     if metric == "pck_heatmap":  # seed 003, Algorithm 1: strict distance test
-        from hgbench.coco_metrics import pck_heatmap_correct
+        from hgbench.accuracy.coco import pck_heatmap_correct
 
         correct = pck_heatmap_correct(p.pred, p.gt, p.annotated, p.normalizer, threshold)
     else:
@@ -355,14 +355,14 @@ def score_predictions(p: Predictions, keypoints: KeypointSet, metric: str = "pck
     num_unnormalised = int((~np.isfinite(p.normalizer)).sum())
     result = summarize_pck(correct, keypoints, threshold, num_unnormalised)
     if metric == "pck_heatmap":
-        from hgbench.coco_metrics import PCK_HEATMAP_CONVENTION
+        from hgbench.accuracy.coco import PCK_HEATMAP_CONVENTION
 
         result.convention = PCK_HEATMAP_CONVENTION
     elif metric == "pckh":
-        # The MPII toolkit's PCKh (hgbench.pckh, "official": Head = mean of upper neck and head
+        # The MPII toolkit's PCKh (hgbench.accuracy.pckh, "official": Head = mean of upper neck and head
         # top, Mean pooled without pelvis and thorax), with the dataset's head normaliser. Its
         # distance test (<=) is pck_correct's, so the occlusion split below agrees with it.
-        from hgbench.pckh import compute_pckh
+        from hgbench.accuracy.pckh import compute_pckh
 
         h = compute_pckh(p.pred, p.gt, p.annotated, p.normalizer, convention="official", threshold=threshold)
         result.per_joint, result.groups, result.mean, result.counts = h.per_joint, h.groups, h.mean, h.counts
@@ -389,7 +389,7 @@ def evaluate_pck(
     result.loss = p.loss
     result.flip_test = p.flip_test
     if hasattr(dataset, "coco") and hasattr(dataset, "persons"):  # COCO, whole split: OKS AP/AR on GT boxes too
-        from hgbench.coco_metrics import dataset_oks_ap
+        from hgbench.accuracy.coco import dataset_oks_ap
 
         result.extra = {**(result.extra or {}), "oks": dataset_oks_ap(dataset, p.pred, p.maxvals)}
     skipped = [tuple(item) for item in getattr(base, "skipped", [])]

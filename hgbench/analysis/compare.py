@@ -1,9 +1,9 @@
 """Compare two sets of profile records: did latency, memory or size change, and is it a regression?
 
-``hgbench compare BASELINE CURRENT`` reads the ``"profile"`` records (schema
-``hgbench.record/2``, see :mod:`hgbench.profile.run` and :mod:`hgbench.results`) of two
-results folders, matches them one to one by the run's configuration (:class:`RecordKey`) and
-compares each metric of :data:`METRICS`.
+``hgbench compare BASELINE CURRENT`` reads the ``"profile"`` records of two results folders
+(:func:`hgbench.records.scan`), matches them one to one by their key's setting
+(:meth:`hgbench.records.RecordKey.without_machine`: the machine may differ) and compares each
+metric of :data:`METRICS`.
 
 Timing metrics (latency p50 and p90, throughput) are normalised by the calibration workload
 that ``hgbench profile`` times in the same process as the model (record field
@@ -37,17 +37,15 @@ network is a different benchmark, not a slower one, so they never fail a compari
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from scipy.stats import mannwhitneyu
 
-# SCHEMA: the profile record layout read here, "hgbench.record/2"
-from hgbench.results import SCHEMA
+from hgbench.records import KEY_FIELDS, Record, RecordKey, scan
 
 DEFAULT_ALPHA = 0.01
 
@@ -58,53 +56,6 @@ CHANGED = "changed"
 NEW = "new"
 MISSING = "missing"
 ERROR = "error"
-
-
-class RecordKey(NamedTuple):
-    """What must be equal for two profile records to measure the same thing.
-
-    The fields named by issue 6 (variant, joints, backend, precision, TF32, channels-last,
-    batch size, input size, device kind) plus ``compile_mode`` (``None`` unless the backend
-    is ``compile``: a different mode is a different backend setting). ``device`` is the kind
-    (``"cpu"``/``"cuda"``), not the model: comparing across machines is what the calibration
-    is for. ``threads`` is deliberately not part of the key, for the same reason (the
-    calibration is timed with the run's threads); a difference is printed as a warning.
-    """
-
-    variant: str
-    num_joints: int
-    backend: str
-    precision: str
-    tf32: bool
-    channels_last: bool
-    compile_mode: str | None
-    batch_size: int
-    input_size: int
-    device: str
-
-    @classmethod
-    def of(cls, record: dict[str, Any]) -> RecordKey:
-        """The key of a profile record body. Raises ``KeyError`` naming a missing field."""
-        return cls(*(record[f] for f in cls._fields))
-
-    def label(self) -> str:
-        """Short text, e.g. ``hg1 j16 eager fp32 b1 s64 cpu`` (``tf32``, ``cl`` and the compile
-        mode added when set)."""
-        parts = [self.variant, f"j{self.num_joints}", self.backend]
-        if self.compile_mode:
-            parts.append(self.compile_mode)
-        parts.append(self.precision)
-        if self.tf32:
-            parts.append("tf32")
-        if self.channels_last:
-            parts.append("cl")
-        parts += [f"b{self.batch_size}", f"s{self.input_size}", self.device]
-        return " ".join(parts)
-
-
-def sort_key(key: RecordKey) -> tuple:
-    """Order of keys in tables: field by field, ``None`` (no compile mode) first."""
-    return tuple(("", "") if v is None else (type(v).__name__, v) for v in key)
 
 
 @dataclass(frozen=True)
@@ -134,13 +85,13 @@ class Metric:
     default_threshold: float
     min_abs: float = 0.0
 
-    def value(self, record: dict[str, Any]) -> float | None:
-        """The metric's value in a record body, or ``None`` when it was not measured."""
+    def value(self, record: Record | dict[str, Any]) -> float | None:
+        """The metric's value in a record, or ``None`` when it was not measured."""
         v: Any = record
         for k in self.path:
-            if not isinstance(v, dict) or v.get(k) is None:
+            v = v.get(k) if hasattr(v, "get") else None
+            if v is None:
                 return None
-            v = v[k]
         return float(v)
 
 
@@ -149,7 +100,7 @@ class Metric:
 #   GPU runner), where a median over >= 1 s of calls is steady to a few percent and the
 #   Mann-Whitney test keeps chance differences out. On a busy shared machine no one-shot
 #   measurement is that steady (README "Latency regressions": back-to-back runs of hg1 moved by
-#   up to 1.8x once calibrated), which is why the CI gate (hgbench.latency_gate) interleaves.
+#   up to 1.8x once calibrated), which is why the CI gate (hgbench.analysis.gate) interleaves.
 # - p90 20 %: the tail moves with interrupts and neighbours, about twice as much as the median.
 # - throughput 10 %: batch / p50, so the same evidence as p50, in samples/s.
 # - peak memory 20 %, and at least 1 MiB: the CUDA allocator's peak is deterministic for the same
@@ -311,7 +262,7 @@ class Comparison:
         rows = []
         for r in self.rows:
             d = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(r).items()}
-            d["key"] = r.key._asdict()
+            d["key"] = r.key.as_dict()
             d["record"] = r.key.label()
             rows.append(d)
         return {"baseline": self.sides.get("baseline"), "current": self.sides.get("current"),
@@ -325,7 +276,7 @@ class RecordSet:
     """Profile records of one side, by key, with the files that were left out and why."""
 
     path: Path
-    records: dict[RecordKey, dict[str, Any]]
+    records: dict[RecordKey, Record]
     skipped: list[tuple[str, str]]
 
     def describe(self) -> str:
@@ -342,70 +293,54 @@ class RecordSet:
 
 def load_record_set(path: Path, side: str = "records") -> RecordSet:
     """Read the profile records of a results folder (every ``*.json`` below it, e.g.
-    ``results/`` or ``results/profile/<host>``) or of one record file.
+    ``results/`` or ``results/profile/<host>``) or of one record file, by
+    :func:`hgbench.records.scan`.
 
-    Records of another kind (train, eval) are ignored silently; unreadable files, records of
-    another schema (``hgbench.record/1`` has no calibration or raw samples: re-run
-    ``hgbench profile``) and records without a complete key are skipped with the reason.
+    Records of another kind (train, eval) are ignored silently; files the schema rule refuses are
+    skipped with the reason.
 
     Args:
         side: ``"BASELINE"`` or ``"CURRENT"``, to name the argument in messages.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: no profile record of schema :data:`SCHEMA` was found (the reasons for the
-            skipped files are listed), or two records have the same key (several machines' records
-            in one folder: pass one machine's folder, ``<results>/profile/<host>``).
+        ValueError: no usable profile record was found (the reasons for the skipped files are
+            listed), or two records have the same setting (several machines' records in one
+            folder: pass one machine's folder, ``<results>/profile/<host>``).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{side} {path}: no such results folder or record file")
-    files = [path] if path.is_file() else sorted(path.rglob("*.json"))
-    records: dict[RecordKey, dict[str, Any]] = {}
-    skipped: list[tuple[str, str]] = []
-    for f in files:
-        try:
-            rec = json.loads(f.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            skipped.append((str(f), f"not a readable JSON record ({e})"))
-            continue
-        if not isinstance(rec, dict) or rec.get("kind") != "profile":
-            continue
-        if rec.get("schema") != SCHEMA:
-            skipped.append((str(f), f"schema {rec.get('schema')}: re-run hgbench profile (compare reads {SCHEMA})"))
-            continue
-        try:
-            key = RecordKey.of(rec)
-        except KeyError as e:
-            skipped.append((str(f), f"field {e.args[0]!r} is missing"))
-            continue
+    found = scan(path, kinds=["profile"], dedupe=False)
+    records: dict[RecordKey, Record] = {}
+    for rec in found.records:
+        key = rec.key().without_machine()
         if key in records:
             raise ValueError(
-                f"{side} {path}: two records of {key.label()}: {records[key]['_path']} and {f}; "
+                f"{side} {path}: two records of {key.label()}: {records[key].path} and {rec.path}; "
                 f"pass one machine's folder (<results>/profile/<host>) or one record file"
             )
-        rec["_path"] = str(f)
         records[key] = rec
     if not records:
-        detail = "; ".join(f"{p}: {why}" for p, why in skipped[:5]) or "no profile records at all"
-        raise ValueError(f"{side} {path}: no profile records of schema {SCHEMA} ({detail}); run `hgbench profile --results ...`")
-    return RecordSet(path, records, skipped)
+        detail = "; ".join(f"{p}: {why}" for p, why in found.skipped[:5]) or "no profile records at all"
+        raise ValueError(f"{side} {path}: no usable profile records ({detail}); run `hgbench profile --results ...`")
+    return RecordSet(path, records, found.skipped)
 
 
-def _calibration(rec: dict[str, Any]) -> tuple[str, float]:
+def _calibration(rec: Record) -> tuple[str, float]:
     cal = rec.get("calibration")
     if not isinstance(cal, dict) or not isinstance(cal.get("p50_ms"), (int, float)) or not cal["p50_ms"] > 0:
         raise ValueError(
-            f"{rec['_path']}: field 'calibration' has no p50_ms > 0; re-run hgbench profile "
+            f"{rec.path}: field 'calibration' has no p50_ms > 0; re-run hgbench profile "
             f"(it times the calibration workload), or compare with --no-normalize"
         )
     return str(cal.get("workload")), float(cal["p50_ms"])
 
 
-def _samples(rec: dict[str, Any]) -> list[float]:
+def _samples(rec: Record) -> list[float]:
     samples = (rec.get("latency_ms") or {}).get("samples_ms")
     if not samples:
-        raise ValueError(f"{rec['_path']}: field 'latency_ms.samples_ms' is empty or missing; re-run hgbench profile")
+        raise ValueError(f"{rec.path}: field 'latency_ms.samples_ms' is empty or missing; re-run hgbench profile")
     return [float(s) for s in samples]
 
 
@@ -468,16 +403,16 @@ def compare_records(
     common = [k for k in base if k in cur]
     if not common:
         def some(keys: Iterable[RecordKey]) -> str:
-            labels = [k.label() for k in sorted(keys, key=sort_key)]
+            labels = [k.label() for k in sorted(keys, key=RecordKey.sort_key)]
             return ", ".join(labels[:6]) + (f" and {len(labels) - 6} more" if len(labels) > 6 else "")
 
         raise ValueError(
             f"no record of CURRENT {current.path} matches one of BASELINE {baseline.path} by "
-            f"({', '.join(RecordKey._fields)}). BASELINE has: {some(base)}. CURRENT has: {some(cur)}"
+            f"({', '.join(KEY_FIELDS['profile'])}). BASELINE has: {some(base)}. CURRENT has: {some(cur)}"
         )
     comp = Comparison([], thresholds, alpha, normalize, {"baseline": baseline.describe(), "current": current.describe()},
                       skipped=baseline.skipped + current.skipped)
-    for key in sorted(set(base) | set(cur), key=sort_key):
+    for key in sorted(set(base) | set(cur), key=RecordKey.sort_key):
         if key not in cur:
             comp.rows.append(Row(key, None, None, None, None, None, None, MISSING, note="in baseline only"))
             continue
@@ -497,13 +432,13 @@ def compare_records(
     return comp
 
 
-def _compare_pair(key: RecordKey, b: dict[str, Any], c: dict[str, Any], comp: Comparison) -> list[Row]:
+def _compare_pair(key: RecordKey, b: Record, c: Record, comp: Comparison) -> list[Row]:
     factor = 1.0
     if comp.normalize:
         (wb, cb), (wc, cc) = _calibration(b), _calibration(c)
         if wb != wc:
             raise ValueError(
-                f"{c['_path']}: calibration workload {wc!r} differs from the baseline's {wb!r} ({b['_path']}); "
+                f"{c.path}: calibration workload {wc!r} differs from the baseline's {wb!r} ({b.path}); "
                 f"the two cannot normalise each other: re-measure both with one hgbench version, or pass --no-normalize"
             )
         factor = machine_factor(cb, cc)

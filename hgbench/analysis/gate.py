@@ -1,6 +1,6 @@
 """The latency regression gate of ``.ci/run`` (``hgbench latency-check``): every registered
 variant's CPU forward pass measured in-run against a frozen reference network, compared with
-committed reference records by :mod:`hgbench.compare`, a flagged variant re-measured before
+committed reference records by :mod:`hgbench.analysis.compare`, a flagged variant re-measured before
 the check fails.
 
 Why it does not flake on a shared 2-core machine, yet fails on a real slowdown:
@@ -33,6 +33,7 @@ machine or a GPU runner; README "Latency regressions").
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -44,10 +45,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hgbench.compare import Comparison, compare_results, parse_thresholds, sort_key
+from hgbench.analysis.compare import Comparison, compare_results, parse_thresholds
 from hgbench.profile.complexity import count_parameters, model_size_mib
 from hgbench.profile.latency import LatencyStats
 from hgbench.profile.run import RECORD_KEYS
+from hgbench.records import key_of, spec_hash
+from hgbench.models import create_model
 
 INPUT_SIZE = 64  # px: the pytest-benchmark benchmarks' input, small enough for CI
 NUM_JOINTS = 16
@@ -63,7 +66,7 @@ DEFAULT_REFERENCE = Path("benchmarks/reference/latency-gate")
 """Committed reference records (relative to the repository root, where ``.ci/run`` runs)."""
 FROZEN_SEED = 0
 WORKLOAD = (
-    "frozen one-stack Newell hourglass (hgbench.latency_gate.frozen_reference_network: 256 features, depth 4, "
+    "frozen one-stack Newell hourglass (hgbench.analysis.gate.frozen_reference_network: 256 features, depth 4, "
     "16 heatmaps, seed 0), input (1, 3, 64, 64) fp32, eval, inference_mode, 1 thread, timed call by call "
     "interleaved with the model"
 )
@@ -200,7 +203,7 @@ def gate_record(
     Raises:
         Whatever the model's forward raises.
     """
-    from hgbench.provenance import device_name
+    from hgbench.records.provenance import device_name
 
     reference_net = frozen_reference_network() if reference_net is None else reference_net
     x = torch.randn((1, 3, INPUT_SIZE, INPUT_SIZE), generator=torch.Generator().manual_seed(INPUT_SEED))
@@ -230,8 +233,9 @@ def gate_record(
 
 
 def record_path(folder: Path, body: dict[str, Any]) -> Path:
-    """``<folder>/<variant>__j<J>__eager__fp32__b1__s<S>.json`` (no host level: one machine's set)."""
-    return Path(folder) / f"{body['variant']}__j{body['num_joints']}__{body['backend']}__{body['precision']}__b{body['batch_size']}__s{body['input_size']}.json"
+    """``<folder>/<record key stem>.json`` (:meth:`hgbench.records.RecordKey.stem`; no host
+    level: the folder is one machine's set)."""
+    return Path(folder) / f"{key_of('profile', body).stem()}.json"
 
 
 def measure_variants(
@@ -250,9 +254,9 @@ def measure_variants(
     Raises:
         KeyError: an unknown variant name.
     """
-    from hgbench.provenance import collect_provenance
-    from hgbench.registry import get_variant, list_variants
-    from hgbench.results import write_record
+    from hgbench.records.provenance import collect_provenance
+    from hgbench.config import get_variant, list_variants
+    from hgbench.records import write_record
 
     specs = list_variants() if names is None else [get_variant(n) for n in names]
     provenance = collect_provenance(threads=THREADS)
@@ -261,9 +265,10 @@ def measure_variants(
     for spec in specs:
         if progress is not None:
             progress(spec.name)
-        model = spec.build(NUM_JOINTS, input_size=INPUT_SIZE)
+        model = create_model(spec, NUM_JOINTS, input_size=INPUT_SIZE)
         try:
             body = gate_record(model, spec.name, reference_net=reference_net, min_iters=min_iters, min_time_s=min_time_s)
+            body.update(spec=dataclasses.asdict(spec), spec_hash=spec_hash(spec))
         except Exception as e:  # noqa: BLE001 - one broken variant must not hide the others
             body = dict.fromkeys(RECORD_KEYS)
             body.update(variant=spec.name, num_joints=NUM_JOINTS, backend="eager", precision="fp32", tf32=False,
@@ -288,7 +293,7 @@ def run_gate(
     progress: Callable[[str], None] | None = None,
 ) -> tuple[Comparison, list[Comparison], Path]:
     """Measure the current code (:func:`measure_variants`) into ``out/attempt1`` (``out`` default: a
-    new temporary folder), compare with the reference records (:func:`hgbench.compare.compare_results`,
+    new temporary folder), compare with the reference records (:func:`hgbench.analysis.compare.compare_results`,
     calibrated, ``thresholds`` in ``hgbench compare`` syntax), then re-measure the variants that
     failed, up to ``retries`` times, into ``out/attempt2``, ...; a variant fails only if every
     attempt fails.
@@ -330,7 +335,7 @@ def run_gate(
             [r for r in final.rows if r.key.variant not in flagged] + [r for r in retry.rows if r.key.variant in flagged],
             final.thresholds, final.alpha, final.normalize, final.sides, final.skipped, final.warnings + retry.warnings,
         )
-    final.rows.sort(key=lambda r: (sort_key(r.key), r.metric or ""))
+    final.rows.sort(key=lambda r: (r.key.sort_key(), r.metric or ""))
     return final, attempts, out
 
 

@@ -21,13 +21,15 @@ from torch.utils.data import DataLoader, Subset
 
 from hgbench.data import make_dataset
 from hgbench.data.base import endless_batches
-from hgbench.evaluate import evaluate_pck
+from hgbench.accuracy.evaluate import evaluate_pck
 from hgbench.models.loss import stacked_loss
-from hgbench.profile.complexity import count_parameters
-from hgbench.protocol import Protocol
-from hgbench.provenance import collect_provenance
-from hgbench.registry import VariantSpec
-from hgbench.results import RecordError, atomic_write_bytes, read_record, run_dir, write_record
+from hgbench.models import count_parameters
+from hgbench.config import Protocol, check_compatible
+from hgbench.train.optim import build_optimizer
+from hgbench.records.provenance import collect_provenance
+from hgbench.config import VariantSpec
+from hgbench.records import RecordError, atomic_write_bytes, read_record, run_dir, write_record
+from hgbench.models import create_model
 
 CHECKPOINT = "checkpoint.pt"
 RECORD = "train.json"
@@ -81,8 +83,10 @@ def train_variant(
         run was found and ``force`` is False.
 
     Raises:
+        ConfigError: ``spec`` cannot run under ``protocol`` (:func:`hgbench.config.check_compatible`).
         DatasetError, ValueError: the dataset cannot be built.
     """
+    check_compatible(spec, protocol)  # ConfigError before any work
     out_dir = run_dir(Path(results_dir), dataset, protocol.name, spec.name)
     if not force:
         done = completed_record(out_dir)
@@ -97,8 +101,8 @@ def train_variant(
     val_set = _validation_set(p, dataset, data_root, **data_kw)
     keypoints = train_set.keypoints
 
-    model = spec.build(keypoints.num_joints, input_size=p.input_size)
-    optimizer = p.optimizer.build(model.parameters())
+    model = create_model(spec, keypoints.num_joints, input_size=p.input_size)
+    optimizer = build_optimizer(p.optimizer, model.parameters())
     scheduler = None
     if p.schedule.type == "step":
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(p.schedule.milestones), p.schedule.gamma)
@@ -121,8 +125,8 @@ def train_variant(
             pretrain_info = ckpt.get("pretrain")
             torch.set_rng_state(ckpt["rng_state"])
     if spec.pretrain is not None and start_epoch == 0:
-        # phase 1 of a two-phase training (hgbench.pretrain); a resumed run already had it
-        from hgbench.pretrain import pretrain_autoencoder
+        # phase 1 of a two-phase training (hgbench.train.pretrain); a resumed run already had it
+        from hgbench.train.pretrain import pretrain_autoencoder
 
         pretrain_info = pretrain_autoencoder(model, train_set, spec.pretrain, p, progress)
 
@@ -228,7 +232,7 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     if not isinstance(ckpt, dict) or "spec" not in ckpt or "model_state" not in ckpt:
         raise ValueError(f"{path}: not an hgbench checkpoint (fields 'spec' and 'model_state' missing)")
     spec = from_dict(VariantSpec, ckpt["spec"], path)
-    model = spec.build(ckpt["num_joints"], input_size=(ckpt.get("protocol") or {}).get("input_size"))
+    model = create_model(spec, ckpt["num_joints"], input_size=(ckpt.get("protocol") or {}).get("input_size"))
     model.load_state_dict(ckpt["model_state"])
     model.eval()
     return model, ckpt

@@ -1,6 +1,6 @@
 """Accuracy-vs-cost reports from one or several results folders: tables and plots.
 
-Inputs (see :mod:`hgbench.results` and ``notes/PROFILE_RECORD.md``): every ``*.json`` record
+Inputs (see :mod:`hgbench.records` and ``notes/PROFILE_RECORD.md``): every ``*.json`` record
 under the given folders, of kind
 
 - ``"profile"`` (cost: parameters, MACs, latency per backend x precision x batch size on one
@@ -38,7 +38,7 @@ What it writes (:func:`write_report`):
   record not used, with the reason (``skipped.csv``);
 - ``report.md`` / ``report.html``: the same tables with a header of the conditions, one
   section per machine (records of different machines are never mixed in one column), and
-- PNG plots (:mod:`hgbench.plots`).
+- PNG plots (:mod:`hgbench.analysis.plots`).
 
 Accuracy and cost are joined on variant name and number of joints (the heads differ); a
 variant trained with other joints than it was profiled with is named in the report's notes.
@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hgbench.results import SCHEMA, atomic_write_bytes, repetition_range_pct, utc_now
+from hgbench.records import SCHEMA, atomic_write_bytes, repetition_range_pct, utc_now
 
 PAPER_GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")  # seed 002 Table 1's columns
 FORMATS = ("md", "csv", "html", "png")
@@ -359,12 +359,12 @@ def _profile_row(rec: dict, path: str) -> dict:
     }
 
 
-_METRIC_LABELS = {"pck": ("PCK", ""), "pckh": ("PCKh", ""), "pck_heatmap": ("PCK", " (heatmap-normalised)")}  # hgbench.evaluate.METRICS
+_METRIC_LABELS = {"pck": ("PCK", ""), "pckh": ("PCKh", ""), "pck_heatmap": ("PCK", " (heatmap-normalised)")}  # hgbench.accuracy.evaluate.METRICS
 
 
 def _metric_name(result: dict) -> str:
     """Display name of a result's metric with its threshold: "PCK@0.2", "PCKh@0.5",
-    "PCK@0.5 (heatmap-normalised)" for :data:`hgbench.evaluate.METRICS` keys; another
+    "PCK@0.5 (heatmap-normalised)" for :data:`hgbench.accuracy.evaluate.METRICS` keys; another
     ``metric`` string as it is ("OKS AP"); without ``metric``, the convention's first clause
     when it names the threshold ("PCK@0.2, torso-normalised ..."), else ``PCK@<threshold>``."""
     metric, thr = result.get("metric"), result.get("threshold")
@@ -381,7 +381,7 @@ def _metric_name(result: dict) -> str:
 
 
 def _accuracy_fields(result: dict) -> dict:
-    """The accuracy part of a PCKResult-like dict (``hgbench.evaluate.PCKResult.to_dict``):
+    """The accuracy part of a PCKResult-like dict (``hgbench.accuracy.evaluate.PCKResult.to_dict``):
     ``mean`` (percent, required), ``groups`` (percent), ``num_persons``, ``convention``."""
     groups = result.get("groups") or {}
     return {
@@ -1040,7 +1040,7 @@ def write_report(report: Report, out_dir: str | Path, formats: Sequence[str] = D
 
     ``csv``: ``accuracy_vs_cost.csv``, ``per_joint.csv``, ``val_curves.csv``, ``failed.csv``,
     ``skipped.csv`` (raw numbers; empty cells where not measured); ``png``: ``plots/*.png``
-    (:func:`hgbench.plots.write_plots`); ``md``: ``report.md``; ``html``: ``report.html``.
+    (:func:`hgbench.analysis.plots.write_plots`); ``md``: ``report.md``; ``html``: ``report.html``.
 
     Raises:
         ValueError: an unknown format.
@@ -1062,7 +1062,7 @@ def write_report(report: Report, out_dir: str | Path, formats: Sequence[str] = D
             written.append(out / name)
     plots: list[tuple[str, Path]] = []
     if "png" in formats:
-        from hgbench.plots import write_plots
+        from hgbench.analysis.plots import write_plots
 
         plots = write_plots(report, out / "plots")
         written += [p for _, p in plots]

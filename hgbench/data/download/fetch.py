@@ -1,37 +1,25 @@
-"""Fetch the official MPII, LSP, LSPET and COCO archives, and check a data folder.
+"""Fetch, verify and safely extract the archives of :mod:`hgbench.data.download.catalogue`.
 
-``download(dataset, to)`` fetches each archive of :data:`CATALOGUE` with the standard
-library (``urllib``), resuming an interrupted download (an HTTP ``Range`` request on a
-``.part`` file; a server that ignores ``Range`` gets a clean restart), verifies it (md5 or
-sha256 where one is known, else the size, and says so), renames ``.part`` to the final
-name only after it verifies, and extracts it safely: every member must stay inside the
-target folder (no absolute path, no ``..``, no link pointing out, no device file), and
-members are extracted into a staging folder that is moved into place only when the whole
-archive is out, followed by a marker ``.hgbench-extracted-<archive>.json``.
+:func:`download` fetches each archive with the standard library (``urllib``), resuming an
+interrupted download (an HTTP ``Range`` request on a ``.part`` file; a server that ignores
+``Range`` gets a clean restart), verifies it (md5 or sha256 where one is known, else the size,
+and says so), renames ``.part`` to the final name only after it verifies, and extracts it
+safely: every member must stay inside the target folder (no absolute path, no ``..``, no link
+pointing out, no device file), and members are extracted into a staging folder that is moved
+into place only when the whole archive is out, followed by a marker
+``.hgbench-extracted-<archive>.json``.
 
-``check(dir)`` reports, per dataset, which of the files the loaders read are present.
-
-Layout under ``DIR`` (what ``--data-root`` of each loader points at)::
-
-    DIR/mpii/images/*.jpg                       mpii_human_pose_v1.tar.gz
-    DIR/mpii/annot/{train,valid}.h5             stacked-hourglass annotations (pose-hg-train)
-    DIR/mpii/annotations/mpii_{train,val}.json  optional: the JSON layout (mmpose)
-    DIR/lsp/{joints.mat,images/}                lsp_dataset.zip
-    DIR/lspet/{joints.mat,images/}              lspet_dataset.zip
-    DIR/coco/annotations/person_keypoints_{train,val}2017.json
-    DIR/coco/val2017/*.jpg                      (train2017/ optional: 19 GB)
-
-Checksums: none of these publishers prints one. The COCO md5 values are the ones that
-independent download scripts (MLCommons, torchvision-style loaders, many training repos)
-all agree on, and the annotation archive's md5 equals the S3 ``ETag`` its server sends; the
-MPII, LSP and LSPET archives have no known checksum, so only their size (where known) is
-checked and the download is reported as *not verified*.
+Every network read waits at most ``timeout`` seconds (the socket timeout of ``urllib``: the
+connection, the response headers and each read of the body), so a server that accepts a
+connection and never answers costs ``(retries + 1) x timeout`` seconds per URL, plus the
+waits between attempts, and the error names the URL.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import posixpath
 import re
@@ -42,15 +30,19 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.client import HTTPException
 from pathlib import Path
 
 from hgbench.data.base import DatasetError
+from hgbench.data.download.catalogue import Archive, DatasetEntry, dataset_entry
 
 CHUNK = 1 << 20  # bytes per read and per progress event
-RETRY_DELAY_S = 1.0  # wait before retry k: k x this (a dropped connection, a refused one)
+RETRY_DELAY_S = 1.0  # wait before retry k: k x this (a dropped connection, a refused one, a stall)
+DEFAULT_TIMEOUT_S = 30.0  # seconds one network read may wait (connect, headers, each body read)
+MAX_TIMEOUT_S = 86_400.0  # one day; far larger values overflow the socket's timeval
+DEFAULT_RETRIES = 3  # failed attempts per URL without progress before giving up on it
 MARKER_PREFIX = ".hgbench-extracted-"
 DOWNLOADS = ".downloads"  # archives (and their .part files) under DIR
 
@@ -62,112 +54,6 @@ class DownloadError(DatasetError):
 class UnsafeArchiveError(DownloadError):
     """An archive with a member that would land outside the target folder."""
 
-
-@dataclass(frozen=True)
-class Archive:
-    """One file to fetch.
-
-    Attributes:
-        name: file name on the server (and on disk).
-        urls: where to fetch it, tried in order (the first is the publisher's).
-        dest: folder under ``DIR`` it extracts to (``kind`` ``"file"``: where it is stored).
-        kind: ``"zip"``, ``"tar"`` (any compression tarfile reads) or ``"file"`` (kept as is).
-        size: bytes, or None where unknown.
-        md5, sha256: hex digest, or None where nobody publishes one (then only ``size``).
-        checksum_source: where ``size``/digest come from, or why there is none.
-        expect: a path relative to ``dest`` that the extracted archive provides; when the
-            archive wraps its content in one extra folder, that folder is flattened away.
-        provides: what the loaders read from it.
-        optional: fetched only with ``include_optional`` (``--all``).
-    """
-
-    name: str
-    urls: tuple[str, ...]
-    dest: str
-    kind: str
-    size: int | None = None
-    md5: str | None = None
-    sha256: str | None = None
-    checksum_source: str = "none published"
-    expect: str | None = None
-    provides: str = ""
-    optional: bool = False
-
-
-@dataclass(frozen=True)
-class DatasetEntry:
-    """A dataset: its archives, home page and the citation its publisher asks for."""
-
-    name: str
-    title: str
-    homepage: str
-    cite: str
-    archives: tuple[Archive, ...]
-
-
-_COCO_MD5 = ("md5 not printed on cocodataset.org; the value independent download scripts (MLCommons and others) "
-             "agree on")
-_HG_ANNOT = "https://raw.githubusercontent.com/princeton-vl/pose-hg-train/master/data/mpii/annot/"
-
-#: The official archives (data, not code). URLs and sizes: the publishers' download pages and
-#: the scripts that use them; see the module docstring for the checksums.
-CATALOGUE: dict[str, DatasetEntry] = {
-    "mpii": DatasetEntry(
-        "mpii", "MPII Human Pose", "http://human-pose.mpi-inf.mpg.de/#download",
-        "Andriluka et al., 2D Human Pose Estimation: New Benchmark and State of the Art Analysis, CVPR 2014",
-        (
-            Archive("mpii_human_pose_v1.tar.gz", ("https://datasets.d2.mpi-inf.mpg.de/andriluka14cvpr/mpii_human_pose_v1.tar.gz",),
-                    "mpii", "tar", None, checksum_source="none published, size not published (about 12.9 GB)",
-                    expect="images", provides="images/NNNNNNNNN.jpg: the 24,984 images (train, validation and test)"),
-            Archive("train.h5", (_HG_ANNOT + "train.h5",), "mpii/annot", "file",
-                    provides="stacked-hourglass training annotations (imgname, center, scale, part, visible, normalize)"),
-            Archive("valid.h5", (_HG_ANNOT + "valid.h5",), "mpii/annot", "file",
-                    provides="the 2,958-person validation split of Tompson et al. in the same layout"),
-            Archive("mpii_annotations.tar", ("https://download.openmmlab.com/mmpose/datasets/mpii_annotations.tar",),
-                    "mpii/annotations", "tar", expect="mpii_val.json",
-                    provides="optional JSON layout (image, center, scale, joints, joints_vis): mpii_{train,val}.json, "
-                             "mpii_gt_val.mat", optional=True),
-        ),
-    ),
-    "lsp": DatasetEntry(
-        "lsp", "Leeds Sports Pose (LSP)", "http://sam.johnson.io/research/lsp.html",
-        "Johnson & Everingham, Clustered Pose and Nonlinear Appearance Models for Human Pose Estimation, BMVC 2010",
-        (
-            Archive("lsp_dataset.zip", ("http://sam.johnson.io/research/lsp_dataset.zip",
-                                        "http://www.comp.leeds.ac.uk/mat4saj/lsp_dataset.zip"),
-                    "lsp", "zip", expect="joints.mat",
-                    provides="joints.mat (3, 14, 2000) and images/im0001.jpg..im2000.jpg"),
-        ),
-    ),
-    "lspet": DatasetEntry(
-        "lspet", "Leeds Sports Pose Extended (LSPET)", "http://sam.johnson.io/research/lspet.html",
-        "Johnson & Everingham, Learning Effective Human Pose Estimation from Inaccurate Annotation, CVPR 2011",
-        (
-            Archive("lspet_dataset.zip", ("http://sam.johnson.io/research/lspet_dataset.zip",
-                                          "http://www.comp.leeds.ac.uk/mat4saj/lspet_dataset.zip"),
-                    "lspet", "zip", expect="joints.mat",
-                    provides="joints.mat (14, 3, 10000) and images/im00001.jpg..im10000.jpg"),
-        ),
-    ),
-    "coco": DatasetEntry(
-        "coco", "COCO 2017 person keypoints", "https://cocodataset.org/#download",
-        "Lin et al., Microsoft COCO: Common Objects in Context, ECCV 2014",
-        (
-            Archive("annotations_trainval2017.zip", ("http://images.cocodataset.org/annotations/annotations_trainval2017.zip",),
-                    "coco", "zip", 252_907_541, md5="f4bbac642086de4f52a3fdda2de5fa2c",
-                    checksum_source=_COCO_MD5 + "; equals the server's ETag", expect="annotations",
-                    provides="annotations/person_keypoints_{train,val}2017.json (and the other COCO tasks)"),
-            Archive("val2017.zip", ("http://images.cocodataset.org/zips/val2017.zip",), "coco", "zip", 815_585_330,
-                    md5="442b8da7639aecaf257c1dceb8ba8c80", checksum_source=_COCO_MD5, expect="val2017",
-                    provides="val2017/: the 5,000 validation images"),
-            Archive("train2017.zip", ("http://images.cocodataset.org/zips/train2017.zip",), "coco", "zip", 19_336_861_798,
-                    md5="cced6f7f71b7629ddf16f17bbcfab6b2", checksum_source=_COCO_MD5, expect="train2017",
-                    provides="train2017/: the 118,287 training images", optional=True),
-        ),
-    ),
-}
-
-DOWNLOADABLE = tuple(CATALOGUE)
 
 
 @dataclass
@@ -192,10 +78,23 @@ class ArchiveResult:
 Event = Callable[[str, dict], None]
 
 
-def _entry(dataset: str, catalogue: dict[str, DatasetEntry]) -> DatasetEntry:
-    if dataset not in catalogue:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(catalogue)}")
-    return catalogue[dataset]
+def check_network_options(timeout: float, retries: int, *, prefix: str = "") -> None:
+    """Check the ``timeout`` (seconds per network read) and ``retries`` of :func:`download`.
+
+    Args:
+        prefix: put before the names in the message (``"--"`` for the command line options).
+
+    Raises:
+        ValueError: ``timeout`` is not a number in (0, :data:`MAX_TIMEOUT_S`] (0, negative,
+            NaN, infinite), or ``retries`` is not an integer >= 0.
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
+            or not 0 < timeout <= MAX_TIMEOUT_S:
+        raise ValueError(f"{prefix}timeout: {timeout!r} is not a number of seconds in (0, {MAX_TIMEOUT_S:,.0f}]; "
+                         f"give the longest wait for one network read, e.g. {prefix}timeout {DEFAULT_TIMEOUT_S:g}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"{prefix}retries: {retries!r} is not an integer >= 0; give the attempts per URL after "
+                         f"the first, e.g. {prefix}retries {DEFAULT_RETRIES}")
 
 
 def download(
@@ -206,21 +105,24 @@ def download(
     base_url: str | None = None,
     include_optional: bool = False,
     keep_archives: bool = False,
-    retries: int = 3,
-    timeout: float = 60.0,
+    retries: int = DEFAULT_RETRIES,
+    timeout: float = DEFAULT_TIMEOUT_S,
     on_event: Event | None = None,
 ) -> list[ArchiveResult]:
     """Fetch, verify and extract the archives of ``dataset`` under ``to``.
 
     Args:
         dataset: a key of ``catalogue`` (``mpii``, ``lsp``, ``lspet``, ``coco``).
-        to: the data folder (created); see the module docstring for the layout.
-        catalogue: archives to use (default :data:`CATALOGUE`; tests point it at a loopback server).
+        to: the data folder (created); layout: :mod:`hgbench.data.download.catalogue`.
+        catalogue: archives to use (default :data:`~hgbench.data.download.catalogue.CATALOGUE`;
+            tests point it at a loopback server).
         base_url: a mirror that holds the same file names: ``base_url/<name>`` replaces the URLs.
         include_optional: also the optional archives (COCO train2017, MPII JSON annotations).
         keep_archives: keep the verified archives in ``to/.downloads`` after extraction.
-        retries: attempts per URL after a dropped connection (each resumes the ``.part``).
-        timeout: seconds a connection may stall.
+        retries: attempts per URL after a failed one (refused, dropped or stalled connection;
+            each resumes the ``.part``); an attempt that grew the ``.part`` does not count.
+        timeout: seconds one network read may wait (connecting, the response headers, each
+            read of the body) before the attempt counts as failed.
         on_event: ``on_event(event, info)`` for progress: ``"start"`` (archive, url, total
             bytes or None, resumed_from), ``"bytes"`` (n), ``"restart"``/``"retry"``/``"skip"``
             (reason), ``"verified"`` (detail), ``"extract"`` (archive), ``"done"`` (result).
@@ -232,13 +134,16 @@ def download(
         One :class:`ArchiveResult` per archive handled.
 
     Raises:
-        ValueError: unknown dataset.
-        DownloadError: every URL failed (HTTP error, network), the checksum or size differs
+        ValueError: unknown dataset, or ``timeout``/``retries`` out of range
+            (:func:`check_network_options`).
+        DownloadError: every URL failed (HTTP error, network, no answer within ``timeout``
+            ``retries + 1`` times; the message names each URL), the checksum or size differs
             after a fresh retry, or the archive is corrupt. No unverified file is ever left
             under the final name; the ``.part`` of a broken connection is kept for a resume.
         UnsafeArchiveError: a member would land outside ``to``; nothing of it is left in place.
     """
-    entry = _entry(dataset, catalogue if catalogue is not None else CATALOGUE)
+    entry = dataset_entry(dataset, catalogue)
+    check_network_options(timeout, retries)
     to = Path(to)
     to.mkdir(parents=True, exist_ok=True)
     emit = on_event or (lambda event, info: None)
@@ -326,13 +231,25 @@ def _download_verified(archive: Archive, final: Path, *, retries: int, timeout: 
             os.replace(part, final)
             return url, verified
     resume = f"; {part} ({part.stat().st_size:,} bytes) is kept and the next run resumes it" if part.exists() else ""
+    stalled = " (or a longer --timeout, more --retries)" if any(_STALL in e for e in errors) else ""
     raise DownloadError(
         f"{archive.name}: could not be downloaded ({'; '.join(errors)}){resume}. Check the network and the URL and run "
-        f"the same command again, or pass --base-url with a mirror that holds the same file names.")
+        f"the same command again{stalled}, or pass --base-url with a mirror that holds the same file names.")
 
 
 class _NetworkError(Exception):
     """Internal: a URL that cannot be fetched (HTTP error, unreachable host, retries exhausted)."""
+
+
+_STALL = "no answer within"
+
+
+def _reason(error: BaseException, timeout: float) -> str:
+    """A short reason for a failed attempt; a timeout says how long was waited."""
+    cause = getattr(error, "reason", error)  # URLError wraps the socket error
+    if isinstance(error, TimeoutError) or isinstance(cause, TimeoutError):
+        return f"{_STALL} {timeout:g} s"
+    return str(cause) if isinstance(error, urllib.error.URLError) else repr(error)
 
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
@@ -345,8 +262,9 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
     largest size so far, so the loop ends even against a server that never completes.
 
     Raises:
-        _NetworkError: an HTTP error status, an unreachable host, or more than ``retries``
-        failed attempts in a row without progress.
+        _NetworkError: an HTTP error status, or more than ``retries`` failed attempts in a
+        row without progress (unreachable host, dropped connection, or no answer within
+        ``timeout`` seconds).
     """
     failures, best = 0, -1
     while True:
@@ -371,11 +289,12 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
                 part.unlink()
                 continue
             raise _NetworkError(f"HTTP {e.code} {e.reason}") from None
-        except (urllib.error.URLError, OSError, HTTPException) as e:
+        except (urllib.error.URLError, OSError, HTTPException) as e:  # refused, reset, timed out
             failures += 1
+            reason = _reason(e, timeout)
             if failures > retries:
-                raise _NetworkError(f"{getattr(e, 'reason', e)}") from None
-            emit("retry", {"archive": archive, "reason": f"{e}"})
+                raise _NetworkError(f"{reason}, {failures} attempt{'s' * (failures > 1)}") from None
+            emit("retry", {"archive": archive, "reason": f"{url}: {reason}; attempt {failures + 1} of {retries + 1}"})
             time.sleep(RETRY_DELAY_S * failures)
             continue
         with response:
@@ -395,9 +314,10 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
                     os.fsync(f.fileno())
             except (OSError, HTTPException) as e:  # dropped connection, IncompleteRead, timeout
                 failures += 1
+                reason = _reason(e, timeout)
                 if failures > retries and part.stat().st_size <= best:
-                    raise _NetworkError(f"connection lost {failures} times (last: {e!r})") from None
-                emit("retry", {"archive": archive, "reason": f"connection lost ({e!r}); resuming"})
+                    raise _NetworkError(f"connection lost {failures} times (last: {reason})") from None
+                emit("retry", {"archive": archive, "reason": f"{url}: connection lost ({reason}); resuming"})
                 time.sleep(RETRY_DELAY_S * failures)
                 continue
         got = part.stat().st_size
@@ -620,7 +540,7 @@ def _marker_path(dest: Path, archive: Archive) -> Path:
 
 
 def _write_marker(dest: Path, archive: Archive, *, url: str | None, verified: str, members: int) -> None:
-    from hgbench.results import atomic_write_bytes, utc_now
+    from hgbench.records import atomic_write_bytes, utc_now
 
     body = {"archive": archive.name, "url": url, "size": archive.size, "md5": archive.md5, "sha256": archive.sha256,
             "verified": verified, "members": members, "extracted": utc_now()}
@@ -637,186 +557,3 @@ def _read_marker(dest: Path, archive: Archive) -> dict | None:
     same = all(marker.get(k) == getattr(archive, k) for k in ("size", "md5", "sha256"))
     return marker if same and marker.get("archive") == archive.name else None
 
-
-# --------------------------------------------------------------------------- check
-
-
-@dataclass
-class CheckRow:
-    """One requirement of a loader: ``status`` is ``ok``, ``missing``, ``incomplete`` or
-    ``optional`` (absent but not needed)."""
-
-    item: str
-    status: str
-    detail: str
-
-
-@dataclass
-class DatasetCheck:
-    """What :func:`check` found for one dataset under ``root``."""
-
-    dataset: str
-    root: Path
-    rows: list[CheckRow]
-
-    @property
-    def complete(self) -> bool:
-        return all(r.status in ("ok", "optional") for r in self.rows)
-
-    @property
-    def present(self) -> bool:
-        return any(r.status in ("ok", "incomplete") for r in self.rows)
-
-
-def check(data_dir: str | Path, datasets: Iterable[str] | None = None) -> list[DatasetCheck]:
-    """Report which files the loaders need are present under ``data_dir``.
-
-    Each dataset is looked for in ``data_dir/<name>`` (layout in the module docstring):
-
-    - ``lsp``/``lspet``: ``joints.mat`` readable with N columns (officially 2,000 / 10,000),
-      and ``images/`` holding ``imNNNN.jpg`` (LSP) / ``imNNNNN.jpg`` (LSPET) for all N columns.
-    - ``mpii``: annotations ``annot/{train,valid}.h5`` (or ``valid.h5`` at the top, or the
-      JSON layout ``annotations/mpii_{train,val}.json``), and every image they name in ``images/``.
-    - ``coco``: ``annotations/person_keypoints_val2017.json`` and every image it lists in
-      ``val2017/``; train2017 likewise, reported as optional when absent.
-
-    Args:
-        datasets: names to check (default: all of :data:`CATALOGUE`).
-
-    Raises:
-        FileNotFoundError: ``data_dir`` is not a folder.
-        ValueError: unknown dataset name.
-    """
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"{data_dir}: no such folder; pass the folder given to `hgbench data download --to`")
-    names = list(datasets) if datasets else list(CATALOGUE)
-    out = []
-    for name in names:
-        _entry(name, CATALOGUE)
-        root = data_dir / name
-        rows = _CHECKS[name](root)
-        out.append(DatasetCheck(name, root, rows))
-    return out
-
-
-def _images_row(folder: Path, wanted: Iterable[str], what: str) -> CheckRow:
-    """How many of the ``wanted`` file names are in ``folder`` (without annotations to
-    compare with, ``wanted`` is empty and the folder's file count is reported)."""
-    present = _listing(folder)
-    wanted = sorted(set(wanted))
-    missing = [w for w in wanted if w not in present]
-    label = f"{folder.name}/"
-    if not wanted:
-        if not folder.is_dir():
-            return CheckRow(label, "missing", f"{folder} not found")
-        return CheckRow(label, "ok", f"{len(present):,} files (not compared: no annotations)")
-    if not present:
-        return CheckRow(label, "missing", f"{folder}: no {what} (0 of {len(wanted):,})")
-    if missing:
-        return CheckRow(label, "incomplete", f"{len(wanted) - len(missing):,} of {len(wanted):,} {what} (missing e.g. {missing[0]})")
-    return CheckRow(label, "ok", f"{len(wanted):,} {what}")
-
-
-def _listing(folder: Path) -> set[str]:
-    try:
-        return set(os.listdir(folder))
-    except OSError:
-        return set()
-
-
-def _check_lsp_family(root: Path, *, digits: int, columns: int) -> list[CheckRow]:
-    from hgbench.data.lsp import read_lsp_joints
-
-    rows = []
-    n = columns
-    mat = root / "joints.mat"
-    if not mat.is_file():
-        rows.append(CheckRow("joints.mat", "missing", f"{mat} not found"))
-    else:
-        try:
-            joints = read_lsp_joints(mat)[0]  # (N, 14, 2); later items: flags
-            n = len(joints)  # the images are compared with these columns, whatever their number
-            rows.append(CheckRow("joints.mat", "ok", f"{n:,} persons" + ("" if n == columns else f" (the official file has {columns:,})")))
-        except DatasetError as e:
-            rows.append(CheckRow("joints.mat", "incomplete", str(e)))
-    rows.append(_images_row(root / "images", (f"im{i:0{digits}d}.jpg" for i in range(1, n + 1)), "images"))
-    return rows
-
-
-def _check_lsp(root: Path) -> list[CheckRow]:
-    return _check_lsp_family(root, digits=4, columns=2000)
-
-
-def _check_lspet(root: Path) -> list[CheckRow]:
-    return _check_lsp_family(root, digits=5, columns=10000)
-
-
-def _mpii_names(path: Path) -> list[str]:
-    """Image names an MPII annotation file refers to (h5 ``imgname``; JSON ``image`` or ``img_paths``)."""
-    if path.suffix == ".h5":
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            return [n.decode() if isinstance(n, bytes) else str(n) for n in f["imgname"][()]]
-    items = json.loads(path.read_text())
-    return [str(d.get("image", d.get("img_paths"))) for d in items]
-
-
-def _check_mpii(root: Path) -> list[CheckRow]:
-    rows, names = [], []
-    layouts = [("annot/train.h5", "annot/valid.h5"), (None, "valid.h5"),
-               ("annotations/mpii_train.json", "annotations/mpii_val.json"), ("annot/train.json", "annot/valid.json")]
-    found = next((lay for lay in layouts if (root / lay[1]).is_file()), None)
-    if found is None:
-        rows.append(CheckRow("annot/valid.h5", "missing", f"no validation annotations under {root} "
-                             f"(looked for {', '.join(lay[1] for lay in layouts)})"))
-        rows.append(CheckRow("annot/train.h5", "missing", "no training annotations"))
-    else:
-        for rel, split in zip(found, ("train", "valid")):
-            if rel is None:
-                rows.append(CheckRow("annot/train.h5", "missing", f"no training annotations beside {found[1]}"))
-                continue
-            path = root / rel
-            if not path.is_file():
-                rows.append(CheckRow(rel, "missing", f"{path} not found"))
-                continue
-            try:
-                persons = _mpii_names(path)
-            except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
-                rows.append(CheckRow(rel, "incomplete", f"unreadable ({e})"))
-                continue
-            names += persons
-            rows.append(CheckRow(rel, "ok", f"{len(persons):,} persons ({split})"))
-    rows.append(_images_row(root / "images", names, "images named by the annotations"))
-    return rows
-
-
-def _check_coco(root: Path) -> list[CheckRow]:
-    rows = []
-    for split, required in (("val2017", True), ("train2017", False)):
-        ann = root / "annotations" / f"person_keypoints_{split}.json"
-        label, images = f"annotations/{ann.name}", root / split
-        if not required and not images.is_dir():
-            rows.append(CheckRow(f"{split}/", "optional", "not downloaded (hgbench data download coco --all)"))
-            continue
-        if not ann.is_file():
-            rows.append(CheckRow(label, "missing", f"{ann} not found"))
-            rows.append(_images_row(images, (), "images"))
-            continue
-        try:
-            data = json.loads(ann.read_text())
-            file_names = [im["file_name"] for im in data["images"]]
-            persons = sum(1 for a in data["annotations"] if a.get("num_keypoints", 0) > 0)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            rows.append(CheckRow(label, "incomplete", f"unreadable ({e})"))
-            rows.append(_images_row(images, (), "images"))
-            continue
-        rows.append(CheckRow(label, "ok", f"{len(file_names):,} images, {persons:,} persons with keypoints"))
-        rows.append(_images_row(images, file_names, "images"))
-    return rows
-
-
-_CHECKS: dict[str, Callable[[Path], list[CheckRow]]] = {
-    "mpii": _check_mpii, "lsp": _check_lsp, "lspet": _check_lspet, "coco": _check_coco,
-}

@@ -1,7 +1,7 @@
 """Where and with what a run was made: versions, commit, machine, command.
 
 Every record in the results store carries this dict under ``provenance`` (see
-:mod:`hgbench.results`), so that a number can be traced back to the code and the machine
+:mod:`hgbench.records`), so that a number can be traced back to the code and the machine
 that produced it. Collecting it never raises: a field that cannot be found is ``None``.
 """
 

@@ -1,8 +1,8 @@
-"""PNG plots of a :class:`hgbench.report.Report` (matplotlib, Agg canvas, no pyplot state).
+"""PNG plots of a :class:`hgbench.analysis.report.Report` (matplotlib, Agg canvas, no pyplot state).
 
 - accuracy vs latency p50, one plot per table of the accuracy-vs-cost section (one machine,
   one dataset/split/metric/protocol, one batch size, one input size), backends and precisions
-  as colours, the Pareto front (:func:`hgbench.report.pareto_optimal`) drawn as a staircase;
+  as colours, the Pareto front (:func:`hgbench.analysis.report.pareto_optimal`) drawn as a staircase;
 - accuracy vs GMACs (per sample) and vs parameters, one plot per dataset/split/metric/protocol
   (and input size for GMACs): these are counts, the same on every machine;
 - validation accuracy per epoch, one line per variant (as seed ``001_25df7af4abb369d1.txt``
@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from hgbench.report import (
+from hgbench.analysis.report import (
     ACC,
     ACCURACY_KEY,
     COST_GROUP,
@@ -39,7 +39,7 @@ from hgbench.report import (
     figure_png,
     pareto_optimal,
 )  # fmt: skip
-from hgbench.results import atomic_write_bytes
+from hgbench.records import atomic_write_bytes
 
 FIG_SIZE = (9.0, 6.0)  # inches; at 110 dpi about 1000 x 660 px
 
@@ -247,7 +247,7 @@ def _complexity_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
 
 def _num_stacks(variant: str) -> int | None:
     """Stacks of a registered variant (None when the name is not registered here)."""
-    from hgbench.registry import get_variant
+    from hgbench.config import get_variant
 
     try:
         return get_variant(variant).architecture.num_stacks

@@ -105,7 +105,7 @@ def person_scores(maxvals: np.ndarray, box_scores: np.ndarray | None = None, thr
     heatmap maxima that exceed ``threshold`` (0 where none does) times its box score.
 
     Args:
-        maxvals: ``(N, J)`` heatmap maxima (:func:`hgbench.evaluate.decode_heatmaps`).
+        maxvals: ``(N, J)`` heatmap maxima (:func:`hgbench.accuracy.evaluate.decode_heatmaps`).
         box_scores: ``(N,)``; default 1 (ground-truth boxes).
         threshold: ``TEST.IN_VIS_THRE``, 0.2.
 
@@ -206,7 +206,7 @@ def dataset_oks_ap(dataset, coords: np.ndarray, maxvals: np.ndarray | None = Non
     Args:
         dataset: the dataset (``coco`` ground truth and ``persons``).
         coords: ``(len(dataset), 17, 2)`` predictions in original-image pixels, in item
-            order (:attr:`hgbench.evaluate.Predictions.pred`).
+            order (:attr:`hgbench.accuracy.evaluate.Predictions.pred`).
         maxvals: ``(len(dataset), 17)`` heatmap maxima; default 1.
 
     Only the images the dataset holds are scored (``params.imgIds``), so images left out as
@@ -241,7 +241,7 @@ def pck_heatmap_correct(
 
     Returns:
         ``(N, J)`` float: 1 correct, 0 wrong, NaN not scored (not in ``annotated``, or a
-        non-finite normaliser); pool with :func:`hgbench.evaluate.summarize_pck`.
+        non-finite normaliser); pool with :func:`hgbench.accuracy.evaluate.summarize_pck`.
     """
     dist = np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(gt, np.float64), axis=-1)
     norm = np.broadcast_to(np.asarray(normalizer, np.float64)[:, None], dist.shape)

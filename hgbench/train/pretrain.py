@@ -28,8 +28,9 @@ from torch.utils.data import DataLoader
 
 from hgbench.data.base import endless_batches
 from hgbench.models.autoencoder import BottleneckAutoencoder
-from hgbench.protocol import Protocol
-from hgbench.registry import PretrainConfig
+from hgbench.config import Protocol
+from hgbench.train.optim import build_optimizer
+from hgbench.config import PretrainConfig
 
 
 class _Stop(Exception):
@@ -107,7 +108,7 @@ def pretrain_autoencoder(
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=protocol.num_workers, generator=generator)
     steps_per_epoch = config.steps_per_epoch or protocol.steps_per_epoch or len(loader)
     params = [p for ae in aes for p in ae.parameters()]
-    optimizer = config.optimizer.build(params)
+    optimizer = build_optimizer(config.optimizer, params)
     scheduler = None
     if config.lr_step_epochs > 0:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step_epochs, config.lr_gamma)

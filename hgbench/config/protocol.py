@@ -1,0 +1,199 @@
+"""Training protocols: one YAML file in ``variants/protocols/`` fixes everything about how
+a variant is trained, so that all variants are compared under the same conditions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field, Strict, ValidationInfo, field_validator
+
+from hgbench.config.loading import (
+    CONFIG,
+    NAME_RE,
+    Bool,
+    ConfigError,
+    Milestones,
+    Name,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    ScaleRange,
+    Str,
+    UnitInterval,
+    from_dict,
+    read_yaml,
+    short_repr,
+)
+from hgbench.paths import protocols_dir
+
+STEM_STRIDE = 4
+"""Input side / heatmap side: the stem's stride-2 7x7 conv and 2x2 max-pool (Newell et al.,
+seed 004_f2275e04f372f4f6.txt section 3: 256 -> 64)."""
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimiser and its hyper-parameters (PyTorch names; RMSprop's ``alpha`` is Torch7's
+    ``alpha``, its smoothing constant). Ranges are PyTorch's own (``torch.optim``): ``lr``,
+    ``eps`` > 0, ``momentum`` and ``betas`` in [0, 1), ``alpha`` in (0, 1), ``weight_decay`` >= 0."""
+
+    __pydantic_config__ = CONFIG
+
+    name: Literal["rmsprop", "adam", "sgd"] = "rmsprop"
+    lr: PositiveFloat = 2.5e-4
+    momentum: UnitInterval = 0.0
+    alpha: Annotated[float, Strict(), Field(gt=0, lt=1)] = 0.99
+    eps: PositiveFloat = 1e-8
+    betas: tuple[UnitInterval, UnitInterval] = (0.9, 0.999)
+    weight_decay: NonNegativeFloat = 0.0
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random training-time augmentation of a person crop.
+
+    Attributes:
+        rotation_deg: rotations are drawn uniformly from ``[-rotation_deg, rotation_deg]``.
+        rotation_prob: probability that a sample is rotated at all.
+        scale: ``(low, high)``: the crop's side is divided by a factor drawn uniformly from it
+            (> 1 zooms in).
+        flip: mirror half of the samples horizontally (left/right joints swapped).
+        color_jitter: each RGB channel is multiplied by a factor from
+            ``[1 - color_jitter, 1 + color_jitter]`` and clipped to [0, 1].
+
+    Ranges: ``rotation_deg`` >= 0, ``rotation_prob`` in [0, 1], ``0 < low <= high``,
+    ``color_jitter`` in [0, 1) (a gain stays positive).
+    """
+
+    __pydantic_config__ = CONFIG
+
+    rotation_deg: NonNegativeFloat = 0.0
+    rotation_prob: Probability = 1.0
+    scale: ScaleRange = (1.0, 1.0)
+    flip: Bool = False
+    color_jitter: UnitInterval = 0.0
+
+    def sample(self, rng: np.random.Generator) -> tuple[float, float, bool, np.ndarray]:
+        """Draw ``(rotation_deg, scale_factor, flip, channel_gains (3,))``."""
+        rotation = 0.0
+        if self.rotation_deg and rng.random() < self.rotation_prob:
+            rotation = float(rng.uniform(-self.rotation_deg, self.rotation_deg))
+        scale = float(rng.uniform(*self.scale))
+        flip = bool(self.flip and rng.random() < 0.5)
+        gains = rng.uniform(1 - self.color_jitter, 1 + self.color_jitter, size=3) if self.color_jitter else np.ones(3)
+        return rotation, scale, flip, gains
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule, stepped once per epoch.
+
+    ``constant``; ``step``: multiply by ``gamma`` at each epoch in ``milestones``;
+    ``plateau``: multiply by ``gamma`` when validation mean accuracy has not improved for
+    ``patience`` validations, never below ``min_lr``. Ranges: ``milestones`` positive and
+    increasing, ``gamma`` > 0, ``patience`` >= 0, ``min_lr`` >= 0.
+    """
+
+    __pydantic_config__ = CONFIG
+
+    type: Literal["constant", "step", "plateau"] = "constant"
+    milestones: Milestones = ()
+    gamma: PositiveFloat = 0.1
+    patience: NonNegativeInt = 5
+    min_lr: NonNegativeFloat = 0.0
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a variant is trained and validated.
+
+    Attributes:
+        name: protocol name (file stem).
+        epochs: number of epochs.
+        steps_per_epoch: optimiser steps per epoch; ``None`` = one pass over the training split.
+        batch_size: samples per step.
+        input_size, output_size: network input and heatmap sides, pixels.
+        heatmap_sigma: target Gaussian's standard deviation, heatmap pixels.
+        heatmap_sigma_occluded: the standard deviation for joints that are annotated but not
+            visible, heatmap pixels, where the dataset has a visibility flag (COCO ``v = 1``,
+            LSP's occlusion row); None: ``heatmap_sigma`` for every joint (Newell et al.).
+            Seed 003 (Sec. 4.2.3 "Handling the Keypoints") gives visible and not-visible
+            joints different sigmas (visible 0.5, not visible 1 there; its Sec. 8.2 states the reverse).
+        flip_test: validate and evaluate with the flip test (average with the mirrored
+            crop's heatmaps, :mod:`hgbench.accuracy.evaluate`), as pose-hg-train's validation does.
+        augmentation: training augmentation (validation uses the plain centre crop).
+        seed: seeds torch (weights, sampling, augmentation).
+        val_every: validate every this many epochs (and after the last).
+        val_max_samples: validate on at most this many samples (``None``: the whole split).
+        num_workers: data-loading worker processes.
+
+    ``name`` is a plain name (a folder under ``--results``); counts and sizes are >= 1
+    (``seed``, ``num_workers`` >= 0), sigmas > 0, and ``output_size`` is
+    ``input_size / STEM_STRIDE``. Loaded through :func:`load_protocol`, which checks all
+    of it; a ``Protocol(...)`` built in code is checked by
+    :func:`hgbench.config.check_compatible`.
+    """
+
+    __pydantic_config__ = CONFIG
+
+    name: Name
+    description: Str = ""
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    epochs: PositiveInt = 1
+    steps_per_epoch: PositiveInt | None = None
+    batch_size: PositiveInt = 6
+    input_size: PositiveInt = 256
+    output_size: PositiveInt = 64
+    heatmap_sigma: PositiveFloat = 1.0
+    heatmap_sigma_occluded: PositiveFloat | None = None
+    flip_test: Bool = True
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    seed: NonNegativeInt = 0
+    val_every: PositiveInt = 1
+    val_max_samples: PositiveInt | None = None
+    num_workers: NonNegativeInt = 0
+
+    @field_validator("output_size")
+    @classmethod
+    def _output_is_input_over_stride(cls, value: int, info: ValidationInfo) -> int:
+        size = info.data.get("input_size")
+        if size is not None and size != STEM_STRIDE * value:
+            fix = f"set output_size: {size // STEM_STRIDE}" if size % STEM_STRIDE == 0 else f"use an input_size that is a multiple of {STEM_STRIDE}"
+            raise ValueError(f"is not input_size / {STEM_STRIDE} (input_size {size}, the stem's stride {STEM_STRIDE}); {fix}")
+        return value
+
+    def with_overrides(self, optimizer: OptimizerConfig | None = None, batch_size: int | None = None) -> "Protocol":
+        """This protocol with a variant's optimiser and batch-size overrides applied."""
+        changes = {}
+        if optimizer is not None:
+            changes["optimizer"] = optimizer
+        if batch_size is not None:
+            changes["batch_size"] = batch_size
+        return replace(self, **changes) if changes else self
+
+
+def available_protocols() -> list[str]:
+    """Names of the shipped protocols."""
+    return sorted(p.stem for p in protocols_dir().glob("*.yaml"))
+
+
+def load_protocol(name_or_path: str | Path) -> Protocol:
+    """Load a protocol by name (``variants/protocols/<name>.yaml``) or from a YAML path.
+
+    Raises:
+        ConfigError: unknown name (listing the known ones) or a malformed file.
+    """
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = protocols_dir() / f"{name_or_path}.yaml"
+        if not NAME_RE.fullmatch(str(name_or_path)) or not path.is_file():
+            raise ConfigError(f"unknown protocol {short_repr(str(name_or_path))}; available: {', '.join(available_protocols())} (or pass a YAML path)")
+    data = read_yaml(path)
+    data.setdefault("name", path.stem)
+    return from_dict(Protocol, data, path)

@@ -1,0 +1,37 @@
+"""Records: what every command writes and every reader reads (typed train, eval and profile
+records, their one key and the schema rule: :mod:`hgbench.records.schema`), the store (atomic
+write, read, scan: :mod:`hgbench.records.store`), content hashes (:mod:`hgbench.records.key`)
+and provenance (:mod:`hgbench.records.provenance`)."""
+
+from hgbench.records.key import content_hash, protocol_hash, spec_hash
+from hgbench.records.schema import (
+    KEY_FIELDS,
+    SCHEMA,
+    EvalRecord,
+    NewerSchemaError,
+    ProfileRecord,
+    Record,
+    RecordError,
+    RecordKey,
+    TrainRecord,
+    check_schema,
+    key_of,
+    parse_record,
+)
+from hgbench.records.store import (
+    ScanResult,
+    atomic_write_bytes,
+    read_record,
+    record_files,
+    refuse_newer,
+    repetition_range_pct,
+    scan,
+    utc_now,
+    write_record,
+)
+
+__all__ = [
+    "KEY_FIELDS", "SCHEMA", "EvalRecord", "NewerSchemaError", "ProfileRecord", "Record", "RecordError", "RecordKey",
+    "ScanResult", "TrainRecord", "atomic_write_bytes", "check_schema", "content_hash", "key_of", "parse_record", "protocol_hash",
+    "read_record", "record_files", "refuse_newer", "repetition_range_pct", "scan", "spec_hash", "utc_now", "write_record",
+]

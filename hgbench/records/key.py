@@ -1,0 +1,49 @@
+"""Identity of what a record describes: content hashes and the one record key.
+
+A record key is the tuple of fields that says *what was measured* (not when, not the result):
+two records with the same key describe the same thing, the newer one replacing the older in
+every reader (de-duplication), and the key's file stem names the record on disk. It is the only
+definition of a record's identity in hgbench: the report, ``hgbench compare``, the latency
+gate and ``train-all`` all use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+HASH_CHARS = 12
+"""Hex digits of a content hash kept in keys and folder names (48 bits: a collision between two
+protocols of one name has probability ~1e-14)."""
+
+PROTOCOL_IDENTITY_EXCLUDED = ("description",)
+"""Protocol fields that do not change how a run trains (prose), left out of its hash."""
+SPEC_IDENTITY_EXCLUDED = ("description", "notes", "source")
+"""Variant fields that do not change the network or its training, left out of its hash."""
+
+
+def content_hash(content: Any, exclude: tuple[str, ...] = ()) -> str:
+    """First :data:`HASH_CHARS` hex digits of the SHA-256 of ``content`` as canonical JSON
+    (keys sorted, tuples as lists), top-level keys in ``exclude`` left out.
+
+    ``content`` is a mapping or a dataclass instance (converted with ``dataclasses.asdict``).
+    """
+    if dataclasses.is_dataclass(content) and not isinstance(content, type):
+        content = dataclasses.asdict(content)
+    if isinstance(content, dict):
+        content = {k: v for k, v in content.items() if k not in exclude}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]
+
+
+def protocol_hash(protocol: Any) -> str:
+    """Content hash of a protocol (a ``Protocol`` or its ``asdict``), without its prose."""
+    return content_hash(protocol, PROTOCOL_IDENTITY_EXCLUDED)
+
+
+def spec_hash(spec: Any) -> str:
+    """Content hash of a variant spec (a ``VariantSpec`` or its ``asdict``): architecture,
+    supervision, overrides, pretraining; not its prose or source."""
+    return content_hash(spec, SPEC_IDENTITY_EXCLUDED)

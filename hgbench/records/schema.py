@@ -1,0 +1,338 @@
+"""The record schema: typed train, eval and profile records, their one key, and the schema rule.
+
+Every record is one JSON object with ``schema`` (the layout's version, :data:`SCHEMA`),
+``kind`` (``"train"``, ``"eval"`` or ``"profile"``), ``created`` (UTC, ISO 8601) and
+``provenance`` (:func:`hgbench.records.provenance.collect_provenance`), then the fields of its
+kind. The models below declare the fields every reader relies on, with their types; the rest
+(a profile's latency statistics, a run's history) is kept as written (``extra="allow"``) and
+reached through :meth:`RecordBase.get` or attribute access.
+
+**The schema rule** (:func:`check_schema`), the same answer in every reader and writer:
+
+- :data:`SCHEMA` is read as is;
+- an older schema listed in :data:`MIGRATIONS` for the record's kind is read through its
+  migration (missing fields filled from what the record holds);
+- an older schema not listed for that kind is refused with what to re-run;
+- a newer schema (a higher version number) is refused with "written by a newer hgbench", and
+  no writer ever replaces such a file (:func:`hgbench.records.store.write_record`).
+
+Schema history: ``hgbench.record/1``: the first layout. ``/2`` changed profile records
+(precisions, layouts, percentiles, FLOPs, roofline, calibration, numerics); train and eval
+records kept their layout. ``/3`` gives every record its identity: ``spec`` and ``spec_hash``
+of the variant, ``protocol_hash`` (train, eval), ``num_joints`` and ``protocol`` (eval).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from hgbench.records.key import spec_hash
+
+SCHEMA_PREFIX = "hgbench.record/"
+SCHEMA_VERSION = 3
+SCHEMA = f"{SCHEMA_PREFIX}{SCHEMA_VERSION}"
+KINDS = ("train", "eval", "profile")
+
+
+class RecordError(ValueError):
+    """A record file that cannot be read or does not follow the schema (the message names the
+    file, the field and what to do)."""
+
+
+class NewerSchemaError(RecordError):
+    """A record written by a newer hgbench: read by no reader, replaced by no writer."""
+
+
+# --- the one record key -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class RecordKey:
+    """What a record describes, not when or with what result: two records with equal keys
+    describe the same thing and the newer replaces the older in every reader.
+
+    ``machine`` is ``(host, device kind, device name, threads)`` for profile records and ``()`` for
+    train and eval records (accuracy does not depend on the machine). ``setting`` is the rest,
+    by kind (the field names are in :data:`KEY_FIELDS`). ``hgbench compare`` and the latency
+    gate match two runs' records on ``(kind, setting)``, across machines; the report and
+    ``train-all`` on the whole key.
+    """
+
+    kind: str
+    machine: tuple
+    setting: tuple
+
+    def __getattr__(self, name: str) -> Any:
+        """Setting field ``name`` (one of ``KEY_FIELDS[kind]``) as an attribute: ``key.variant``."""
+        fields = KEY_FIELDS.get(self.__dict__.get("kind", ""), ())
+        if name in fields:
+            return self.setting[fields.index(name)]
+        raise AttributeError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The setting fields by name."""
+        return dict(zip(KEY_FIELDS[self.kind], self.setting))
+
+    def without_machine(self) -> RecordKey:
+        """The key with ``machine`` emptied: what two runs on different machines match on."""
+        return RecordKey(self.kind, (), self.setting)
+
+    def label(self) -> str:
+        """Short text, e.g. ``hg1 j16 eager fp32 b1 s64 cpu`` for a profile record (``tf32``,
+        ``cl`` and the compile mode added when set), or the setting's values joined by spaces."""
+        if self.kind != "profile":
+            return " ".join(str(v) for v in self.setting if v not in (None, ""))
+        f = dict(zip(KEY_FIELDS["profile"], self.setting))
+        parts = [f["variant"], f"j{f['num_joints']}", f["backend"]]
+        if f["compile_mode"]:
+            parts.append(f["compile_mode"])
+        parts.append(f["precision"])
+        if f["tf32"]:
+            parts.append("tf32")
+        if f["channels_last"]:
+            parts.append("cl")
+        parts += [f"b{f['batch_size']}", f"s{f['input_size']}", f["device"]]
+        return " ".join(parts)
+
+    def stem(self) -> str:
+        """File stem of a profile record:
+        ``<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>``
+        (``-<mode>`` for a ``compile`` setting in a mode other than ``default``)."""
+        f = dict(zip(KEY_FIELDS["profile"], self.setting))
+        mode = f["compile_mode"]
+        backend = f["backend"] + (f"-{mode}" if mode and mode != "default" else "")
+        return (
+            f"{f['variant']}__j{f['num_joints']}__{backend}__{f['device']}__{f['precision']}"
+            f"{'__tf32' if f['tf32'] else ''}{'__cl' if f['channels_last'] else ''}"
+            f"__b{f['batch_size']}__s{f['input_size']}"
+        )
+
+    def sort_key(self) -> tuple:
+        """Order in tables: field by field, ``None`` first."""
+        return tuple(("", "") if v is None else (type(v).__name__, v) for v in (*self.machine, *self.setting))
+
+
+KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    "train": ("variant", "spec_hash", "dataset", "protocol", "protocol_hash"),
+    "eval": ("variant", "spec_hash", "num_joints", "protocol", "protocol_hash", "dataset", "split", "metric", "flip_test"),
+    "profile": (
+        "variant", "num_joints", "backend", "precision", "tf32", "channels_last", "compile_mode",
+        "batch_size", "input_size", "device",
+    ),
+}  # fmt: skip
+"""The setting fields of each kind's key. Profile: issue 6's comparison key (``device`` is the
+kind, cpu or cuda; ``threads`` is deliberately not part of it: the calibration is timed with the
+run's threads, and a difference is printed as a warning)."""
+
+
+def key_of(kind: str, body: Any, provenance: dict | None = None) -> RecordKey:
+    """The :class:`RecordKey` of a record of ``kind`` whose fields are in ``body`` (a record or
+    a writer's mapping; ``provenance`` gives the host of a profile record)."""
+    machine: tuple = ()
+    if kind == "profile":
+        machine = ((provenance or {}).get("hostname"), body.get("device"), body.get("device_name"), body.get("threads"))
+    return RecordKey(kind, machine, tuple(body.get(f) for f in KEY_FIELDS[kind]))
+
+
+# --- typed records ----------------------------------------------------------------------------
+
+
+class RecordBase(BaseModel):
+    """Fields every record has. Unknown fields are kept (``extra="allow"``); ``path`` is where
+    the record was read from (not stored in the file)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
+
+    schema_: str = Field("", alias="schema")
+    kind: str
+    created: str = ""
+    provenance: dict[str, Any] | None = None
+
+    _path: str | None = PrivateAttr(None)
+
+    @property
+    def path(self) -> str | None:
+        """The file the record was read from or written to (None for a record in memory)."""
+        return self._path
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Field ``name`` (declared or extra), or ``default`` when absent or None."""
+        value = getattr(self, name, None) if name in type(self).model_fields else (self.model_extra or {}).get(name)
+        return default if value is None else value
+
+    def __getitem__(self, name: str) -> Any:
+        """Field ``name`` as in the JSON file (``rec["latency_ms"]``), for readers of nested
+        measurement fields. Raises ``KeyError`` when the record has no such field."""
+        if name == "schema":
+            return self.schema_
+        if name in type(self).model_fields:
+            return getattr(self, name)
+        extra = self.model_extra or {}
+        if name not in extra:
+            raise KeyError(name)
+        return extra[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name == "schema" or name in type(self).model_fields or name in (self.model_extra or {})
+
+    def key(self) -> RecordKey:
+        """The record's :class:`RecordKey`."""
+        return key_of(self.kind, self, self.provenance)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as written to disk (``schema`` first)."""
+        return self.model_dump(by_alias=True)
+
+
+class TrainRecord(RecordBase):
+    """A training run (:mod:`hgbench.train`): what was trained under what, and the result.
+
+    ``protocol_settings`` is the protocol as run (the variant's overrides applied);
+    ``train_time_s`` is wall-clock seconds of the optimisation steps (data loading included,
+    validation excluded), ``wall_time_s`` includes validation, both summed over resumes.
+    """
+
+    variant: str
+    spec: dict[str, Any]
+    spec_hash: str
+    dataset: str
+    protocol: str
+    protocol_hash: str
+    protocol_settings: dict[str, Any]
+    num_joints: int
+    complete: bool = False
+    train_time_s: float | None = None
+    history: list[dict[str, Any]] = []
+    final: dict[str, Any] | None = None
+
+
+class EvalRecord(RecordBase):
+    """Accuracy of a checkpoint on one split (``hgbench evaluate``): ``result`` is the metric's
+    summary (:class:`hgbench.accuracy.pck.PCKResult` as a dict)."""
+
+    variant: str
+    spec: dict[str, Any]
+    spec_hash: str
+    num_joints: int
+    protocol: str
+    protocol_hash: str
+    dataset: str
+    split: str
+    metric: str
+    flip_test: bool
+    result: dict[str, Any]
+    checkpoint: str | None = None
+
+
+class ProfileRecord(RecordBase):
+    """Cost of one setting on one machine (:func:`hgbench.profile.run.profile_model`)."""
+
+    variant: str
+    num_joints: int
+    backend: str
+    precision: str
+    tf32: bool
+    channels_last: bool
+    compile_mode: str | None = None
+    batch_size: int
+    input_size: int
+    device: str
+    device_name: str | None = None
+    status: str = "ok"
+    spec: dict[str, Any] | None = None
+    spec_hash: str | None = None
+
+
+RECORD_TYPES: dict[str, type[RecordBase]] = {"train": TrainRecord, "eval": EvalRecord, "profile": ProfileRecord}
+Record = TrainRecord | EvalRecord | ProfileRecord
+
+
+# --- the schema rule --------------------------------------------------------------------------
+
+
+def _version(schema: Any) -> int | None:
+    m = re.fullmatch(re.escape(SCHEMA_PREFIX) + r"(\d+)", schema) if isinstance(schema, str) else None
+    return int(m.group(1)) if m else None
+
+
+def _fill_identity(d: dict) -> dict:
+    if isinstance(d.get("spec"), dict) and not d.get("spec_hash"):
+        d["spec_hash"] = spec_hash(d["spec"])
+    if d.get("kind") == "train" and not d.get("protocol_hash"):
+        d["protocol_hash"] = "unhashed"  # written before runs were keyed by content
+    return d
+
+
+MIGRATIONS: dict[str, dict[str, Any]] = {
+    "hgbench.record/1": {"train": _fill_identity},
+    "hgbench.record/2": {"train": _fill_identity, "profile": _fill_identity},
+}
+"""Older schema -> {kind: function that upgrades a record of that kind in place}. A kind not
+listed for a schema is refused: schema 1's profile records lack the calibration and raw samples
+that comparisons need; eval records before schema 3 lack the variant's spec and the protocol
+(readers had to guess them from the checkpoint's path)."""
+
+_RERUN = {"profile": "hgbench profile", "train": "hgbench train", "eval": "hgbench evaluate"}
+
+
+def check_schema(data: Any, where: str) -> dict:
+    """Apply the schema rule to a parsed record; return it upgraded to :data:`SCHEMA`.
+
+    Raises:
+        NewerSchemaError: written by a newer hgbench.
+        RecordError: not an object, no or unknown ``kind``, an older schema not read for its
+            kind (the message says what to re-run), or not a schema hgbench knows.
+    """
+    if not isinstance(data, dict):
+        raise RecordError(f"{where}: not a record (a JSON {type(data).__name__}, expected an object with 'schema' and 'kind')")
+    schema, kind = data.get("schema"), data.get("kind")
+    version = _version(schema)
+    if version is None:
+        raise RecordError(f"{where}: field 'schema' is {str(schema)[:40]!r}, not an hgbench record schema ({SCHEMA})")
+    if version > SCHEMA_VERSION:
+        raise NewerSchemaError(
+            f"{where}: written by a newer hgbench (schema {schema}; this hgbench reads up to {SCHEMA}): upgrade hgbench to read it"
+        )
+    if kind not in KINDS:
+        raise RecordError(f"{where}: field 'kind' is {str(kind)[:40]!r}; expected one of {', '.join(KINDS)}")
+    if version < SCHEMA_VERSION:
+        upgrade = MIGRATIONS.get(schema, {}).get(kind)
+        if upgrade is None:
+            raise RecordError(f"{where}: schema {schema} {kind} records are no longer read: re-run {_RERUN[kind]}")
+        data = upgrade(dict(data))
+    return data
+
+
+def parse_record(data: Any, where: str) -> Record:
+    """A typed record from a parsed JSON object, through :func:`check_schema`.
+
+    Raises:
+        RecordError: see :func:`check_schema`, or a field of the kind is missing or mistyped
+            (named, with what to re-run).
+    """
+    data = check_schema(data, where)
+    kind = data["kind"]
+    try:
+        return RECORD_TYPES[kind].model_validate({**data, "schema": SCHEMA})
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise RecordError(f"{where}: malformed {kind} record: field {field!r}: {err['msg']}{more}; re-run {_RERUN[kind]}") from None
+
+
+def new_record(kind: Literal["train", "eval", "profile"], body: dict[str, Any], created: str, provenance: dict | None = None) -> Record:
+    """A record of the current schema from a writer's ``body`` (validated: a writer cannot
+    write a record its readers would refuse).
+
+    Raises:
+        RecordError: a field of the kind is missing or mistyped (a bug in the writer).
+    """
+    data = {"schema": SCHEMA, "kind": kind, "created": created, **body}
+    if provenance is not None:
+        data["provenance"] = provenance
+    return parse_record(data, f"new {kind} record")
