@@ -10,7 +10,7 @@ Layout under a results folder (default ``results/``)::
     runs/<dataset>/<protocol>-<protocol hash>/<variant>-<spec hash>/
         train.json         the run record (written once the run is complete)
         checkpoint.pt      the training state (model, optimiser, RNG, position)
-        eval-<split>-<metric>[-noflip].json   eval records of the run's checkpoint
+        eval-<dataset>-<split>-<metric>@<threshold>[-noflip].json   eval records of its checkpoint
     profile/<host>/<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>.json
     report/                the default output of ``hgbench report``
 
@@ -92,10 +92,15 @@ def run_dir(results_dir: Path, dataset: str, protocol: str, protocol_hash: str, 
     return Path(results_dir) / "runs" / Path(*parts)
 
 
-def eval_record_path(run_folder: Path, split: str, metric: str, flip_test: bool) -> Path:
-    """The eval record of a run's checkpoint: ``<run>/eval-<split>-<metric>[-noflip].json``."""
-    name = f"eval-{safe_component(split, 'split')}-{safe_component(metric, 'metric')}{'' if flip_test else '-noflip'}.json"
-    return Path(run_folder) / name
+def eval_record_path(run_folder: Path, dataset: str, split: str, metric: str, threshold: float, flip_test: bool) -> Path:
+    """The eval record of a run's checkpoint:
+    ``<run>/eval-<dataset>-<split>-<metric>@<threshold>[-noflip].json``.
+
+    Raises:
+        UnsafePathError: a dataset, split or metric name that is not a plain file name.
+    """
+    stem = f"eval-{dataset}-{split}-{metric}@{threshold:g}{'' if flip_test else '-noflip'}"
+    return Path(run_folder) / f"{safe_component(stem, 'dataset or split name')}.json"
 
 
 def profile_record_path(results_dir: Path, host: str, stem: str) -> Path:

@@ -102,7 +102,7 @@ def make_record(kind: str, **over) -> dict:
         rec = {
             **common, "variant": "hg1", "spec": spec, "spec_hash": content_hash(spec), "num_joints": 16,
             "protocol": "smoke", "protocol_hash": "0123456789ab", "dataset": "synthetic", "split": "val",
-            "metric": metric, "flip_test": True, "checkpoint": None,
+            "metric": metric, "threshold": 0.2 if metric == "pck" else 0.5, "flip_test": True, "checkpoint": None,
             "result": _pck_result(mean, over.pop("groups", None), over.pop("persons", 100), metric,
                                   0.2 if metric == "pck" else 0.5),
         }  # fmt: skip

@@ -48,8 +48,14 @@ def test_read_image_names_missing_and_corrupt_files(tmp_path):
     with pytest.raises(DatasetError, match=r"nope\.jpg: image missing.*restore.*--skip-bad-samples"):
         read_image(tmp_path / "nope.jpg")
     (tmp_path / "junk.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(DatasetError, match=r"junk\.jpg: cannot be read.*corrupt"):
+    with pytest.raises(DatasetError, match=r"junk\.jpg: cannot be decoded as an image: corrupt image"):
         read_image(tmp_path / "junk.jpg")
+    (tmp_path / "folder.jpg").mkdir()
+    with pytest.raises(DatasetError, match=r"folder\.jpg: is a folder, not an image file"):
+        read_image(tmp_path / "folder.jpg")
+    png = cv2.imencode(".png", np.full((9, 8, 3), 200, np.uint8))[1].tobytes()
+    (tmp_path / "png.jpg").write_bytes(png)  # a PNG under a JPEG name is read as the PNG it is
+    assert read_image(tmp_path / "png.jpg").shape == (9, 8, 3)
     whole = _jpeg(tmp_path / "whole.jpg").read_bytes()
     (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
     assert cv2.imread(str(tmp_path / "cut.jpg")) is not None  # OpenCV alone decodes it, grey-filled
@@ -63,7 +69,7 @@ def test_bad_images_stop_the_evaluation_by_default(tmp_path):
     assert len(ds) == 4 and ds.skipped == []
     with pytest.raises(DatasetError, match=r"im0020\.jpg: image missing"):
         ds[1]
-    with pytest.raises(DatasetError, match=r"im0030\.jpg: cannot be read.*truncated"):
+    with pytest.raises(DatasetError, match=r"im0030\.jpg: truncated JPEG"):
         ds[2]
     model = create_model(get_variant("hg1"), 14, input_size=64)
     with pytest.raises(DatasetError, match=r"im0020\.jpg"):

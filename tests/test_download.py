@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 
 from hgbench.cli import app
 from hgbench.data import download as dl
-from hgbench.data.download import fetch
+from hgbench.data.download import inventory
 from hgbench.data.download import (
     Archive,
     DatasetEntry,
@@ -36,6 +36,7 @@ from hgbench.data.download import (
     check,
     download,
     extract,
+    fetch,
 )
 
 runner = CliRunner()
@@ -303,6 +304,44 @@ def test_dead_mirror_falls_back_and_http_errors_name_the_url(server, tmp_path):
         download("n", tmp_path, catalogue={"n": DatasetEntry("n", "", "", "", (dead,))})
 
 
+def test_a_server_that_never_answers_gives_up_after_the_timeout_naming_the_url(server, tmp_path):
+    cat = _toy(server)
+    server.stall["toy.tar.gz"] = "answer"
+    one = {"toy": DatasetEntry("toy", "", "", "", cat["toy"].archives[1:2])}
+    seen, on_event = _events()
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=rf"{re.escape(server.url)}/toy\.tar\.gz: no answer within 0\.5 s, 3 attempts") as err:
+        download("toy", tmp_path, catalogue=one, timeout=0.5, retries=2, on_event=on_event)
+    elapsed = time.monotonic() - start
+    assert 1.4 < elapsed < 6  # (retries + 1) x timeout: each attempt waited its 0.5 s, no longer
+    assert "\n" not in str(err.value) and "--timeout" in str(err.value)
+    assert server.requests == [("toy.tar.gz", None)] * 3
+    assert [info["reason"] for e, info in seen if e == "retry"] == [
+        f"{server.url}/toy.tar.gz: no answer within 0.5 s; attempt {k} of 3" for k in (2, 3)]
+    assert not (tmp_path / ".downloads/toy.tar.gz").exists()
+
+
+def test_a_stall_in_the_middle_of_the_body_resumes_after_the_timeout(server, tmp_path):
+    cat = _toy(server)
+    server.stall["toy.tar.gz"] = "body"
+    one = {"toy": DatasetEntry("toy", "", "", "", cat["toy"].archives[1:2])}
+    seen, on_event = _events()
+    (res,) = download("toy", tmp_path, catalogue=one, timeout=0.5, retries=0, on_event=on_event)
+    assert res.verified == "sha256 ok"
+    assert len(server.requests) == 2  # the stalled attempt, then one that completes
+    assert any(e == "retry" and "no answer within 0.5 s" in info["reason"] for e, info in seen)
+
+
+@pytest.mark.parametrize("kwargs", [{"timeout": 0}, {"timeout": -1.0}, {"timeout": float("nan")}, {"timeout": float("inf")},
+                                    {"retries": -1}, {"retries": 1.5}])
+def test_bad_timeout_or_retries_is_refused_before_any_request(server, tmp_path, kwargs):
+    cat = _toy(server)
+    (name,) = kwargs
+    with pytest.raises(ValueError, match=rf"^{name}: {re.escape(repr(kwargs[name]))} is not"):
+        download("toy", tmp_path / "data", catalogue=cat, **kwargs)
+    assert server.requests == [] and not (tmp_path / "data").exists()
+
+
 # --------------------------------------------------------------------------- safe extraction
 
 
@@ -388,15 +427,23 @@ def _complete_tree(d: Path) -> None:
         (d / f"lsp/images/im{i:04d}.jpg").write_bytes(b"jpg")
     (d / "mpii/annot").mkdir(parents=True)
     (d / "mpii/images").mkdir()
-    for split, names in (("train", [b"000000001.jpg", b"000000002.jpg"]), ("valid", [b"000000003.jpg"])):
+    # pose-hg-train's layout; the train file names one image twice (two persons), listed once
+    for split, names in (("train", [b"000000001.jpg", b"000000002.jpg", b"000000002.jpg"]), ("valid", [b"000000003.jpg"])):
+        n = len(names)
         with h5py.File(d / f"mpii/annot/{split}.h5", "w") as f:
             f["imgname"] = np.array(names, dtype="S13")
-        for n in names:
-            (d / "mpii/images" / n.decode()).write_bytes(b"jpg")
+            f["center"], f["scale"] = np.full((n, 2), 100.0), np.ones(n)
+            f["part"] = np.full((n, 16, 2), 50.0)
+        for name in names:
+            (d / "mpii/images" / name.decode()).write_bytes(b"jpg")
     (d / "coco/annotations").mkdir(parents=True)
     (d / "coco/val2017").mkdir()
-    (d / "coco/annotations/person_keypoints_val2017.json").write_text(json.dumps(
-        {"images": [{"file_name": "000000000785.jpg"}], "annotations": [{"num_keypoints": 17}, {"num_keypoints": 0}]}))
+    person = {"id": 1, "image_id": 785, "category_id": 1, "iscrowd": 0, "bbox": [10, 10, 50, 100], "area": 5000.0}
+    (d / "coco/annotations/person_keypoints_val2017.json").write_text(json.dumps({
+        "images": [{"id": 785, "file_name": "000000000785.jpg", "width": 640, "height": 425}],
+        "annotations": [{**person, "num_keypoints": 17, "keypoints": [20, 20, 2] * 17},
+                        {**person, "id": 2, "num_keypoints": 0, "keypoints": [0, 0, 0] * 17}],
+        "categories": [{"id": 1, "name": "person"}]}))
     (d / "coco/val2017/000000000785.jpg").write_bytes(b"jpg")
 
 
@@ -404,8 +451,14 @@ def test_check_complete_and_incomplete(tmp_path):
     _complete_tree(tmp_path)
     reports = {r.dataset: r for r in check(tmp_path)}
     assert all(r.complete and r.present for r in reports.values()), reports
-    assert [r.status for r in reports["coco"].rows] == ["ok", "ok", "optional"]
-    assert "1 persons with keypoints" in reports["coco"].rows[0].detail
+    coco = reports["coco"].rows
+    assert [(r.item, r.status) for r in coco] == [("annotations/person_keypoints_val2017.json", "ok"),
+                                                  ("annotations/person_keypoints_train2017.json", "optional"),
+                                                  ("val2017/", "ok")]
+    assert coco[0].detail == "1 images listed (val)"
+    mpii = reports["mpii"].rows
+    assert [(r.item, r.status) for r in mpii] == [("annot/train.h5", "ok"), ("annot/valid.h5", "ok"), ("images/", "ok")]
+    assert mpii[0].detail == "2 images listed (train)" and mpii[2].detail == "3 images"
 
     (tmp_path / "lspet/images/im00002.jpg").unlink()
     (tmp_path / "mpii/annot/train.h5").unlink()
@@ -414,13 +467,40 @@ def test_check_complete_and_incomplete(tmp_path):
     assert not lspet.complete and lspet.rows[1].status == "incomplete" and "2 of 3" in lspet.rows[1].detail
     assert "im00002.jpg" in lspet.rows[1].detail
     mpii = reports["mpii"]
-    assert not mpii.complete and [r.status for r in mpii.rows][:1] == ["missing"]
+    assert not mpii.complete and [r.status for r in mpii.rows] == ["missing", "ok", "ok"]
+    assert "annot/train.h5 not found" in mpii.rows[0].detail
     assert reports["lsp"].complete and reports["coco"].complete
+
+    (tmp_path / "coco/annotations/person_keypoints_val2017.json").write_text('{"images": 3}')
+    (tmp_path / "lsp/joints.mat").unlink()
+    reports = {r.dataset: r for r in check(tmp_path)}
+    coco = reports["coco"].rows[0]
+    assert coco.status == "incomplete" and "field 'images'" in coco.detail  # the loader's own message
+    assert [(r.item, r.status) for r in reports["lsp"].rows] == [("joints.mat", "missing")]
+    assert reports["lsp"].present and not reports["lsp"].complete  # images/ is still there
+
+
+def test_check_uses_the_loaders_on_the_shared_samples():
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "mpii/valid.h5").is_file() or not list(SHARED_DATA.glob("coco/person_keypoints_*.json")):
+        pytest.skip(f"real MPII/COCO samples not found under {SHARED_DATA}")
+    mpii, coco = check(SHARED_DATA, ["mpii", "coco"])
+    with h5py.File(SHARED_DATA / "mpii/valid.h5", "r") as f:
+        names = {n.decode() for n in f["imgname"][()]}
+    have = len(names & {p.name for p in (SHARED_DATA / "mpii/images").iterdir()})
+    assert [(r.item, r.status) for r in mpii.rows] == [("annot/train.h5", "missing"), ("valid.h5", "ok"), ("images/", "incomplete")]
+    assert mpii.rows[2].detail.startswith(f"{have:,} of {len(names):,} images")
+    (ann,) = SHARED_DATA.glob("coco/person_keypoints_*.json")
+    listed = {im["file_name"] for im in json.loads(ann.read_text())["images"]}
+    # the sample's one keypoints file serves every split, as the loader reads it
+    assert [(r.item, r.status) for r in coco.rows] == [(ann.name, "ok"), (ann.name, "ok"), ("images/", "ok")]
+    assert coco.rows[2].detail == f"{len(listed):,} images"
 
 
 def test_check_reads_the_shared_lspet_subset(lspet_root):
     (rep,) = check(lspet_root.parent, ["lspet"])
-    assert rep.rows[0].detail.startswith("10,000 persons")
+    assert rep.rows[0].detail == "10,000 images listed (all)"  # LSPET's 10,000 images (Johnson & Everingham 2011)
     assert rep.rows[1].status == "incomplete" and rep.rows[1].detail.startswith("2,500 of 10,000")
 
 
@@ -434,6 +514,7 @@ def test_catalogue_entries_are_well_formed():
             assert a.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", a.sha256)
             assert a.kind == "file" or a.expect, a
     assert not any(a.md5 or a.sha256 for k in ("mpii", "lsp", "lspet") for a in dl.CATALOGUE[k].archives)
+    assert set(inventory.CHECKED_SPLITS) == set(dl.CATALOGUE)  # check knows each one
 
 
 # --------------------------------------------------------------------------- CLI
@@ -479,5 +560,31 @@ def test_cli_errors_exit_2(server, tmp_path):
     assert not (tmp_path / "data/.downloads/annotations_trainval2017.zip").exists()
 
     assert runner.invoke(app, ["data", "download", "nope", "--to", data]).exit_code == 2
+    assert server.stall == {}
     assert runner.invoke(app, ["data", "check", str(tmp_path / "absent")]).exit_code == 2
     assert runner.invoke(app, ["data", "check", data]).exit_code == 1  # nothing there
+
+
+def test_cli_download_from_a_server_that_never_answers_ends_quickly_naming_the_url(server, tmp_path):
+    server.files["lspet_dataset.zip"] = b"never sent"
+    server.stall["lspet_dataset.zip"] = "answer"
+    start = time.monotonic()
+    r = runner.invoke(app, ["data", "download", "lspet", "--to", str(tmp_path / "data"), "--base-url", server.url,
+                            "--timeout", "1", "--retries", "1"])
+    elapsed = time.monotonic() - start
+    assert r.exit_code == 2, r.output  # as an HTTP error: DownloadError is a DatasetError
+    assert 1.9 < elapsed < 10  # (1 + 1 retry) x 1 s, where 4 x 60 s was the only choice before
+    out = " ".join(r.output.split())
+    assert f"{server.url}/lspet_dataset.zip: no answer within 1 s, 2 attempts" in out
+    assert f"{server.url}/lspet_dataset.zip: no answer within 1 s; attempt 2 of 2" in out  # the retry, as it happens
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("option, value", [("--timeout", "0"), ("--timeout", "-5"), ("--timeout", "nan"), ("--timeout", "inf"),
+                                           ("--timeout", "100000"), ("--retries", "-1"), ("--retries", "x")])
+def test_cli_bad_timeout_or_retries_exit_2_naming_the_option(server, tmp_path, option, value):
+    r = runner.invoke(app, ["data", "download", "lspet", "--to", str(tmp_path / "data"), "--base-url", server.url, option, value])
+    assert r.exit_code == 2, r.output
+    assert option in r.output
+    assert value == "x" or value.lstrip("-") in r.output  # typer's own message for "x" does not repeat it
+    assert server.requests == [] and not (tmp_path / "data").exists()

@@ -47,24 +47,31 @@ _T = TypeVar("_T")
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file to ``(H, W, 3)`` uint8 RGB.
 
-    A JPEG whose data end early (a truncated download) is an error too: libjpeg only warns
+    The format is told by the file's content, not its name (a PNG named ``.jpg`` is read as the
+    PNG it is). A JPEG whose data end early (a truncated download) is an error too: libjpeg only warns
     and OpenCV then returns the image with its missing part filled in, which would be scored
     silently; so a JPEG must end with its End-Of-Image marker (``FF D9``, ITU-T T.81 B.2.1),
     allowing trailing padding bytes after it.
 
     Raises:
-        DatasetError: the file is missing, cannot be decoded, or is a truncated JPEG; the
-        message names the file and the fix.
+        DatasetError: the path is missing or a folder, the file cannot be decoded, or it is a
+        truncated JPEG; the message names the file, what is wrong and the fix.
     """
     path = Path(path)
+    fix = "restore it from the dataset archive, or pass --skip-bad-samples to leave it out (counted and reported)."
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a folder, not an image file; {fix}")
     if not path.is_file():
-        raise DatasetError(f"{path}: image missing (not found); restore it from the dataset archive, "
-                           "or pass --skip-bad-samples to leave it out (counted and reported).")
-    truncated = path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_has_end_marker(path)
-    image = None if truncated else cv2.imread(str(path), cv2.IMREAD_COLOR)
+        raise DatasetError(f"{path}: image missing (not found); {fix}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    is_jpeg = head.startswith(b"\xff\xd8")  # JPEG Start-Of-Image marker (ITU-T T.81 B.2.1); decode by content, not by name
+    if is_jpeg and not _jpeg_has_end_marker(path):
+        raise DatasetError(f"{path}: truncated JPEG (no End-Of-Image marker); {fix}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise DatasetError(f"{path}: cannot be read as an image (corrupt or truncated JPEG); restore the file from "
-                           "the dataset archive, or pass --skip-bad-samples to leave it out (counted and reported).")
+        kind = "JPEG" if is_jpeg else f"image (first bytes {head[:4].hex()})"
+        raise DatasetError(f"{path}: cannot be decoded as an image: corrupt {kind}; {fix}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -227,11 +234,18 @@ class PoseDataset(Dataset):
         raise NotImplementedError
 
     def __getitem__(self, index: int) -> dict:
+        return self.item(index)
+
+    def item(self, index: int, seed: int | Sequence[int] | None = None) -> dict:
+        """Sample ``index`` (the dict of the class docstring), its augmentation drawn from
+        ``np.random.default_rng(seed)``: e.g. ``(seed, stream, pass, index)`` from
+        :mod:`hgbench.train.sampler`, so that it does not depend on which loader process
+        builds it; ``None``: a seed drawn from torch's global generator."""
         ann = self.annotation(index)
         image = self.load_image(index)
         rotation, scale, flip, gains = 0.0, 1.0, False, None
         if self.augmentation is not None:
-            rng = np.random.default_rng(int(torch.randint(2**31 - 1, ()).item()))
+            rng = np.random.default_rng(int(torch.randint(2**31 - 1, ()).item()) if seed is None else seed)
             rotation, scale, flip, gains = self.augmentation.sample(rng)
         size = ann.size_px / scale
         to_input = crop_matrix(ann.center, size, rotation, self.input_size, flip)

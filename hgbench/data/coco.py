@@ -255,7 +255,8 @@ class COCODataset(PoseDataset):
     name = "coco"
     metric = "pck_heatmap"
 
-    def __init__(self, root: str | Path, split: str = "val", ann_file: str | Path | None = None, image_dir: str | Path | None = None, **kwargs):
+    def __init__(self, root: str | Path, split: str = "val", ann_file: str | Path | None = None,
+                 image_dir: str | Path | None = None, **kwargs):
         super().__init__(**kwargs)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

@@ -190,9 +190,10 @@ def _read_json(path: Path, split: str) -> MPIIAnnotations:
         )
     if "img_paths" in records[0]:  # bearpaw/pytorch-pose mpii_annotations.json, both splits in one file
         layout = "bearpaw"
-        fix = "bearpaw's mpii_annotations.json has img_paths, objpos, scale_provided, joint_self (16 x [x, y, visible]) and isValidation per entry"
+        fix = ("bearpaw's mpii_annotations.json has img_paths, objpos, scale_provided, joint_self (16 x [x, y, visible]) "
+               "and isValidation per entry")
         is_val = _field(records, "isValidation", (), path, fix) > 0
-        records = [r for r, v in zip(records, is_val) if v == (split == "val")]
+        records = [r for r, v in zip(records, is_val, strict=True) if v == (split == "val")]
         if not records:
             raise DatasetError(f"{path}: no entry with isValidation = {int(split == 'val')} (split {split!r})")
         keys = ("img_paths", "objpos", "scale_provided")
@@ -217,7 +218,9 @@ def _read_json(path: Path, split: str) -> MPIIAnnotations:
         visible = None  # joints_vis is the annotation flag (microsoft's target weight), not visibility
     bad = np.flatnonzero(~(scale > 0))
     if bad.size:
-        raise DatasetError(f"{path}: entry {bad[0]} has {keys[2]} {scale[bad[0]]}; the MPII scale (person height / 200 px) must be positive")
+        raise DatasetError(
+            f"{path}: entry {bad[0]} has {keys[2]} {scale[bad[0]]}; the MPII scale (person height / 200 px) must be positive"
+        )
     c, size = _adjusted(center, scale)
     return MPIIAnnotations(
         path=path, layout=layout, image_names=names, center=c, size_px=size,
@@ -407,14 +410,16 @@ def _head_sizes_from_gt(gt_path: Path, ann: MPIIAnnotations) -> np.ndarray:
     both = gt.annotated & ann.annotated
     err = np.abs(gt.joints - 1.0 - ann.joints).max(axis=-1)[both]  # .mat is 1-based, ann 0-based
     if err.size and np.mean(err > 1.0) > 0.01:
-        raise DatasetError(f"{gt_path}: joints disagree with {ann.path} for {np.mean(err > 1.0):.0%} of joints; the files are not the same persons in the same order")
+        raise DatasetError(f"{gt_path}: joints disagree with {ann.path} for {np.mean(err > 1.0):.0%} of joints; "
+                           "the files are not the same persons in the same order")
     return gt.head_size
 
 
 def _no_head_sizes(ann: MPIIAnnotations, gt_path: Path | None) -> str:
     """The message for an annotation file whose persons have no head size (PCKh impossible)."""
     if gt_path is not None:
-        return f"{gt_path}: no person has a head box, so PCKh cannot score {ann.path}; pass the MPII ground truth of the same split as gt_file"
+        return (f"{gt_path}: no person has a head box, so PCKh cannot score {ann.path}; "
+                "pass the MPII ground truth of the same split as gt_file")
     if ann.layout == "hdf5":
         return (f"{ann.path}: field 'normalize' (the PCKh head size, 0.6 x head-box diagonal) is missing or never positive, so PCKh "
                 "cannot score the val split; use pose-hg-train's annot/valid.h5 (hgbench data download mpii), which has it")
@@ -485,7 +490,8 @@ class MPIIDataset(PoseDataset):
 
         self.image_dir = self.root / "images"
         if not self.image_dir.is_dir():
-            raise DatasetError(f"{self.image_dir}: not found. The MPII root must hold images/ (all MPII images in one folder) and the annotation file.")
+            raise DatasetError(f"{self.image_dir}: not found. The MPII root must hold images/ "
+                               "(all MPII images in one folder) and the annotation file.")
         rows = np.flatnonzero(ann.annotated.any(axis=1))
         if self.bad_samples == "error":
             present = {p.name for p in self.image_dir.iterdir()}

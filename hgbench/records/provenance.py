@@ -42,7 +42,10 @@ def collect_provenance(command: list[str] | None = None, threads: int | None = N
         (installed versions, from the package metadata, ``None`` when not installed);
         ``gpu_name``, ``gpu_driver`` (``nvidia-smi``'s driver version, else the CUDA driver
         API version torch reports, e.g. ``"CUDA driver API 12.4"``), ``gpu_compute_capability``
-        (``"9.0"``) of CUDA device 0 (all ``None`` without one); ``cpu_model``; ``threads``;
+        (``"9.0"``) of CUDA device 0 (all ``None`` without one); ``gpu_clocks_mhz``,
+        ``gpu_power_limit_w`` and ``gpu_throttle_reasons`` of that GPU through NVML
+        (:func:`gpu_nvml_state`; ``None`` without ``nvidia-ml-py``, ``pip install 'hgbench[gpu]'``);
+        ``cpu_model``; ``threads``;
         ``cpu_count`` (logical CPUs of the machine), ``cpu_count_usable`` (CPUs this process
         may run on); ``hostname``; ``platform``; ``command``.
 
@@ -63,6 +66,7 @@ def collect_provenance(command: list[str] | None = None, threads: int | None = N
         "gpu_name": _gpu_name(),
         "gpu_driver": _gpu_driver(),
         "gpu_compute_capability": _gpu_capability(),
+        **gpu_nvml_state(_nvml_index()),
         "cpu_model": _cpu_model(),
         "threads": torch.get_num_threads() if threads is None else threads,
         "cpu_count": os.cpu_count(),
@@ -83,6 +87,97 @@ def device_name(device: torch.device | str) -> str | None:
         except Exception:  # noqa: BLE001 - provenance must never fail a run
             return None
     return _cpu_model()
+
+
+NVML_FIELDS = ("gpu_clocks_mhz", "gpu_power_limit_w", "gpu_throttle_reasons")
+"""The provenance keys :func:`gpu_nvml_state` fills."""
+
+THROTTLE_REASONS = (
+    (0x1, "gpu_idle"),
+    (0x2, "applications_clocks_setting"),
+    (0x4, "sw_power_cap"),
+    (0x8, "hw_slowdown"),
+    (0x10, "sync_boost"),
+    (0x20, "sw_thermal_slowdown"),
+    (0x40, "hw_thermal_slowdown"),
+    (0x80, "hw_power_brake_slowdown"),
+    (0x100, "display_clock_setting"),
+)
+"""NVML's clock throttle (since NVML 12.x "clocks event") reason bits and the names recorded
+for them: ``nvmlClocksThrottleReason*`` / ``nvmlClocksEventReason*`` of ``nvml.h``, the same
+values as the constants of nvidia-ml-py's ``pynvml`` module."""
+
+
+def gpu_nvml_state(nvml_index: int | None) -> dict[str, Any]:
+    """Clocks, power limit and throttle reasons of the GPU with NVML index ``nvml_index``, read
+    through nvidia-ml-py (``import pynvml``) now. They explain run-to-run variance on a GPU (a
+    lower power limit, a clock capped by application clocks, thermal slowdown) the way the
+    calibration workload does on a CPU.
+
+    Returns:
+        ``gpu_clocks_mhz``: ``{"sm", "sm_max", "memory", "memory_max"}`` (MHz, current and
+        maximum; ``nvmlDeviceGetClockInfo`` / ``nvmlDeviceGetMaxClockInfo``);
+        ``gpu_power_limit_w``: the enforced power limit, W (``nvmlDeviceGetEnforcedPowerLimit``,
+        mW / 1000); ``gpu_throttle_reasons``: the names of the active reason bits
+        (:data:`THROTTLE_REASONS`; ``[]`` when none; an idle GPU shows ``"gpu_idle"``), from
+        ``nvmlDeviceGetCurrentClocksEventReasons`` or, in older nvidia-ml-py,
+        ``nvmlDeviceGetCurrentClocksThrottleReasons``. Every value is ``None`` when
+        ``nvml_index`` is ``None``, pynvml does not import or NVML fails; a single query
+        NVML refuses (not supported on this GPU) is ``None`` alone. Never raises.
+    """
+    state: dict[str, Any] = dict.fromkeys(NVML_FIELDS)
+    if nvml_index is None:
+        return state
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - not installed, no driver: provenance must never fail a run
+        return state
+    try:
+        handle = pynvml.nvmlDeviceGetHandleByIndex(nvml_index)
+
+        def query(fn, *args):
+            try:
+                return fn(handle, *args)
+            except Exception:  # noqa: BLE001 - NVMLError_NotSupported and the like
+                return None
+
+        sm, mem = pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM
+        state["gpu_clocks_mhz"] = {
+            "sm": query(pynvml.nvmlDeviceGetClockInfo, sm),
+            "sm_max": query(pynvml.nvmlDeviceGetMaxClockInfo, sm),
+            "memory": query(pynvml.nvmlDeviceGetClockInfo, mem),
+            "memory_max": query(pynvml.nvmlDeviceGetMaxClockInfo, mem),
+        }
+        limit_mw = query(pynvml.nvmlDeviceGetEnforcedPowerLimit)
+        state["gpu_power_limit_w"] = None if limit_mw is None else limit_mw / 1000
+        reasons_fn = (getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+                      or getattr(pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None))  # fmt: skip
+        mask = query(reasons_fn) if reasons_fn is not None else None
+        state["gpu_throttle_reasons"] = None if mask is None else [name for bit, name in THROTTLE_REASONS if mask & bit]
+    except Exception:  # noqa: BLE001 - a handle NVML refuses: what was read stays
+        pass
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:  # noqa: BLE001
+            pass
+    return state
+
+
+def _nvml_index() -> int | None:
+    """NVML's index of CUDA device 0 (``CUDA_VISIBLE_DEVICES`` can make them differ; torch's
+    private ``torch.cuda._get_nvml_device_index`` maps them, else 0), ``None`` without CUDA."""
+    try:
+        if not torch.cuda.is_available():
+            return None
+    except Exception:  # noqa: BLE001
+        return None
+    try:
+        return int(torch.cuda._get_nvml_device_index(0))
+    except Exception:  # noqa: BLE001 - a private helper: fall back to the first GPU
+        return 0
 
 
 def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess | None:

@@ -118,7 +118,9 @@ class RecordKey:
 
 KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "train": ("variant", "spec_hash", "dataset", "protocol", "protocol_hash"),
-    "eval": ("variant", "spec_hash", "num_joints", "protocol", "protocol_hash", "dataset", "split", "metric", "flip_test"),
+    "eval": (
+        "variant", "spec_hash", "num_joints", "protocol", "protocol_hash", "dataset", "split", "metric", "threshold", "flip_test",
+    ),
     "profile": (
         "variant", "num_joints", "backend", "precision", "tf32", "channels_last", "compile_mode",
         "batch_size", "input_size", "device",
@@ -223,6 +225,7 @@ class EvalRecord(RecordBase):
     dataset: str
     split: str
     metric: str
+    threshold: float
     flip_test: bool
     result: dict[str, Any]
     checkpoint: str | None = None

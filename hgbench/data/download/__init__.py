@@ -4,12 +4,12 @@
   checksums and where each source comes from) and the folder layout they produce;
 - :mod:`~hgbench.data.download.fetch`: :func:`download`, resumable, verified, with a timeout
   per network read, and safe extraction (:func:`extract`);
-- :mod:`~hgbench.data.download.check`: :func:`check`, what a data folder holds and lacks,
+- :mod:`~hgbench.data.download.inventory`: :func:`check`, what a data folder holds and lacks,
   asking each loader which files it needs.
 """
 
 from hgbench.data.download.catalogue import CATALOGUE, DOWNLOADABLE, Archive, DatasetEntry, dataset_entry
-from hgbench.data.download.check import CheckRow, DatasetCheck, check
+from hgbench.data.download.inventory import CheckRow, DatasetCheck, check
 from hgbench.data.download.fetch import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT_S,

@@ -38,7 +38,7 @@ from pathlib import Path
 from hgbench.data.base import DatasetError
 from hgbench.data.download.catalogue import Archive, DatasetEntry, dataset_entry
 
-CHUNK = 1 << 20  # bytes per read and per progress event
+CHUNK = 1 << 20  # the most bytes per read (and per progress event)
 RETRY_DELAY_S = 1.0  # wait before retry k: k x this (a dropped connection, a refused one, a stall)
 DEFAULT_TIMEOUT_S = 30.0  # seconds one network read may wait (connect, headers, each body read)
 MAX_TIMEOUT_S = 86_400.0  # one day; far larger values overflow the socket's timeval
@@ -307,7 +307,8 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
             emit("start", {"archive": archive, "url": url, "total": total if total is not None else archive.size, "resumed_from": have})
             try:
                 with open(part, mode) as f:
-                    while chunk := response.read(CHUNK):
+                    # read1: what one socket read brings, so a stall loses nothing already received
+                    while chunk := response.read1(CHUNK):
                         f.write(chunk)
                         emit("bytes", {"archive": archive, "n": len(chunk)})
                     f.flush()
@@ -316,7 +317,7 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
                 failures += 1
                 reason = _reason(e, timeout)
                 if failures > retries and part.stat().st_size <= best:
-                    raise _NetworkError(f"connection lost {failures} times (last: {reason})") from None
+                    raise _NetworkError(f"connection lost, {failures} attempts without progress (last: {reason})") from None
                 emit("retry", {"archive": archive, "reason": f"{url}: connection lost ({reason}); resuming"})
                 time.sleep(RETRY_DELAY_S * failures)
                 continue

@@ -113,7 +113,7 @@ def _check_dataset(dataset: str, root: Path) -> DatasetCheck:
             if required:
                 rows.append(CheckRow(label, "missing", f"{annotation} not found ({split})"))
             else:
-                rows.append(CheckRow(label, "optional", f"not downloaded ({split}; `hgbench data download {dataset} --all`)"))
+                rows.append(CheckRow(label, "optional", f"{annotation} not found ({split}, optional)"))
             continue
         rows.append(CheckRow(label, "ok", f"{len(images):,} images listed ({split})"))
         for image in images:
