@@ -2,6 +2,7 @@
 #   make demo   create .venv, install, then train-all (smoke protocol, embedded synthetic data),
 #               profile and report
 #   make test   create .venv, install with the test tools, run the test suite
+#   make lint   ruff (lint and format check) and the import-linter layer contract, as .ci/run
 # TORCH selects the PyTorch build: the default is the CPU wheel this project is developed on.
 
 VENV ?= .venv
@@ -10,7 +11,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hgbench-installed
 
-.PHONY: install demo test lspet clean-results
+.PHONY: install demo test lint lspet clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,12 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# Read-only checks ([tool.ruff], [tool.importlinter] in pyproject.toml); `ruff format .` fixes the format.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 # The main job on real photos (LSPET; DATA_ROOT holds joints.mat and images/).
 DATA_ROOT ?= ../shared/data/lspet

@@ -18,7 +18,6 @@ from hgbench.accuracy.coco import (
     coco_results,
     coco_sigmas,
     dataset_oks_ap,
-    heatmap_normalizer_px,
     keypoint_oks,
     oks_ap,
     pck_from_heatmaps,
@@ -26,11 +25,11 @@ from hgbench.accuracy.coco import (
     person_scores,
     run_cocoeval,
 )
+from hgbench.accuracy.decode import decode_heatmaps, heatmap_to_image
 from hgbench.data import DatasetError, make_dataset
-from hgbench.data.coco import COCODataset, box_to_center_size, clean_box
+from hgbench.data.coco import COCODataset, box_to_center_size, clean_box, heatmap_normalizer_px
 from hgbench.data.keypoints import COCO
 from hgbench.data.transforms import apply_affine, crop_matrix
-from hgbench.accuracy.evaluate import decode_heatmaps, heatmap_to_image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HGBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))  # as tests/conftest.py
@@ -144,7 +143,7 @@ def test_known_perturbation_gives_the_closed_form_oks(ds, raw):
     ev = run_cocoeval(ds.coco, coco_results([p.image_id], pred[None]), image_ids=[p.image_id])
     assert ev.ious[(p.image_id, 1)][0, 0] == pytest.approx(target, abs=1e-9)
     # One person, one prediction: matched at the OKS thresholds 0.50..0.75, not at 0.80..0.95.
-    stats = {n: v for n, v in zip(OKS_STAT_NAMES, ev.stats)}
+    stats = {n: v for n, v in zip(OKS_STAT_NAMES, ev.stats, strict=True)}
     assert stats["AP"] == pytest.approx(0.6) and stats["AP50"] == pytest.approx(1.0) and stats["AP75"] == pytest.approx(1.0)
     assert stats["AR"] == pytest.approx(0.6) and stats["APm"] == -1  # no medium person in this image
 
@@ -155,13 +154,13 @@ def test_random_perturbation_matches_pycocotools_and_skips_unlabelled(ds):
     idx = [i for i, p in enumerate(ds.persons) if p.image_id == 40083]
     assert len(idx) == 2 and all((ds.persons[i].keypoints[:, 2] == 0).any() for i in idx)
     preds = [ds.persons[i].keypoints[:, :2] + rng.normal(0, 4, (17, 2)) for i in idx]
-    for i, pred in zip(idx, preds):
+    for i, pred in zip(idx, preds, strict=True):
         pred[ds.persons[i].keypoints[:, 2] == 0] = 1e4  # unlabelled joints must not count
     results = coco_results([40083, 40083], np.stack(preds), maxvals=np.array([[0.9] * 17, [0.8] * 17]))
     ev = run_cocoeval(ds.coco, results, image_ids=[40083])
     ious = ev.ious[(40083, 1)]  # rows: results by descending score; columns: ground truths in _gts order
     cols = [g["id"] for g in ev._gts[(40083, 1)]]
-    for row, (i, pred) in enumerate(zip(idx, preds)):
+    for row, (i, pred) in enumerate(zip(idx, preds, strict=True)):
         p = ds.persons[i]
         expected = keypoint_oks(pred, p.keypoints, p.area)
         assert 0.1 < expected < 0.99

@@ -1,15 +1,17 @@
 """Flip test: mirroring is exact in hgbench's crop convention (no one-pixel shift), and the
-flip-averaged prediction decodes like the plain one for symmetric and for perfect heatmaps."""
+flip-averaged prediction decodes like the plain one for symmetric and for perfect heatmaps;
+``predict`` runs on the model's device."""
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from hgbench.accuracy.decode import decode_heatmaps, flip_back
+from hgbench.accuracy.evaluate import model_device, predict
 from hgbench.data.base import PoseAnnotation, PoseDataset
 from hgbench.data.keypoints import LSP
 from hgbench.data.transforms import apply_affine, crop_matrix, render_heatmaps
-from hgbench.accuracy.evaluate import decode_heatmaps, flip_back, predict
 
 PERM = LSP.flip_permutation
 
@@ -161,3 +163,41 @@ def test_oracle_heatmaps_decode_to_ground_truth_with_and_without_flip(input_size
         assert err.max() <= bound
         results[flip] = p.pred
     np.testing.assert_allclose(results[True], results[False], atol=1e-6)
+
+
+class _Probe(nn.Module):
+    """Fixed heatmaps plus a zero parameter; records the device of every batch it sees."""
+
+    def __init__(self, hm):
+        super().__init__()
+        self.zero = nn.Parameter(torch.zeros(()))
+        self.register_buffer("hm", hm)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.device)
+        return [self.hm.expand(len(x), -1, -1, -1) + self.zero]
+
+
+def test_predict_runs_on_the_models_device():
+    hm = _symmetric_heatmaps(16, shift=1.4)
+    assert model_device(_Fixed(hm)) == torch.device("cpu")  # neither parameter nor buffer: the CPU
+    ds = _Blank(input_size=64, output_size=16)
+    model = _Probe(hm)
+    p = predict(model, ds, batch_size=2, supervision="final")
+    assert model.seen and all(d == torch.device("cpu") for d in model.seen)
+    np.testing.assert_array_equal(p.pred, predict(_Fixed(hm), ds, batch_size=2, supervision="final").pred)
+    assert isinstance(p.pred, np.ndarray) and isinstance(p.maxvals, np.ndarray)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_predict_on_cuda_matches_the_cpu():
+    hm = _symmetric_heatmaps(16, shift=1.4)
+    ds = _Blank(input_size=64, output_size=16)
+    cpu = predict(_Probe(hm), ds, batch_size=2, supervision="final")
+    model = _Probe(hm).cuda()
+    gpu = predict(model, ds, batch_size=2, supervision="final")  # batches follow the model: no device argument
+    assert model.seen and all(d.type == "cuda" for d in model.seen)
+    np.testing.assert_allclose(gpu.pred, cpu.pred, atol=1e-5)
+    np.testing.assert_allclose(gpu.maxvals, cpu.maxvals, atol=1e-6)
+    assert gpu.loss == pytest.approx(cpu.loss, rel=1e-5)

@@ -8,7 +8,7 @@ import torch
 from hgbench.data import DatasetError, make_dataset
 from hgbench.data.keypoints import LSP
 from hgbench.data.lsp import LSPDataset
-from hgbench.accuracy.evaluate import decode_heatmaps, heatmap_to_image
+from hgbench.accuracy.decode import decode_heatmaps, heatmap_to_image
 
 
 def test_split_is_deterministic_disjoint_and_covers_the_images(lspet_root):

@@ -15,11 +15,11 @@ import pytest
 import scipy.io
 import torch
 
+from hgbench.accuracy.decode import decode_heatmaps, heatmap_to_image
 from hgbench.data import DatasetError, make_dataset
 from hgbench.data.keypoints import MPII
 from hgbench.data.mpii import MPIIDataset, read_mpii_annotations
 from hgbench.data.transforms import apply_affine, crop_matrix, invert_affine
-from hgbench.accuracy.evaluate import decode_heatmaps, heatmap_to_image
 
 SHARED_DATA = Path(os.environ.get("HGBENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 FIVE = ["005808361.jpg", "052475643.jpg", "051423444.jpg", "004645041.jpg", "060754485.jpg"]  # valid.h5 rows 0-4
@@ -52,6 +52,13 @@ def _raw_json_entries(valid_h5: Path, rows: range) -> list[dict]:
     return out
 
 
+def _gt_subset(mpii_root: Path, path: Path, rows: list[int]) -> Path:
+    """The MPII ground truth .mat of the given validation rows (head boxes for a JSON layout)."""
+    mat = scipy.io.loadmat(mpii_root / "gt_valid_detections_our_format.mat")
+    scipy.io.savemat(path, {k: mat[k][..., rows] for k in ("pos_gt_src", "jnt_missing", "headboxes_src")})
+    return path
+
+
 def test_hdf5_layout_loads_the_five_present_persons(mpii_root, h5_dataset):
     assert len(h5_dataset) == 5 and h5_dataset.num_skipped == len(h5_dataset.skipped) == 2953  # one entry per person
     assert len({f for f, _ in h5_dataset.skipped}) == 2724  # distinct images
@@ -82,9 +89,11 @@ def test_missing_images_are_an_error_unless_skipped(mpii_root):
 def test_json_layout_gives_the_same_persons_and_crops(mpii_root, h5_dataset, tmp_path):
     path = tmp_path / "valid.json"
     path.write_text(json.dumps(_raw_json_entries(mpii_root / "valid.h5", range(5))))
+    gt = _gt_subset(mpii_root, tmp_path / "gt_valid.mat", list(range(5)))  # found beside valid.json
     js = MPIIDataset(mpii_root, "val", annotation_file=path, bad_samples="skip")
+    assert js.gt_file == gt
     # mmpose's own JSON of the same five persons (scale with six decimals)
-    mm = MPIIDataset(mpii_root, "val", annotation_file=mpii_root / "mmpose_val_first5.json", bad_samples="skip")
+    mm = MPIIDataset(mpii_root, "val", annotation_file=mpii_root / "mmpose_val_first5.json", gt_file=gt, bad_samples="skip")
     assert read_mpii_annotations(path).layout == "json" and len(js) == len(mm) == 5
     for i in range(5):
         a, b, c = h5_dataset.annotation(i), js.annotation(i), mm.annotation(i)
@@ -108,6 +117,7 @@ def test_bearpaw_json_layout_with_split_flag(mpii_root, tmp_path):
                         "joint_self": np.concatenate([joints, vis[:, None]], axis=1).tolist(), "isValidation": float(k != 1)})
     path = tmp_path / "mpii_annotations.json"
     path.write_text(json.dumps(entries))
+    _gt_subset(mpii_root, tmp_path / "gt_valid.mat", [0, 2, 3, 4])
     val = MPIIDataset(mpii_root, "val", annotation_file=path, bad_samples="skip")
     train = MPIIDataset(mpii_root, "train", annotation_file=path, bad_samples="skip")
     assert [val.annotation(i).image_id for i in range(len(val))] == [FIVE[0], *FIVE[2:]]
@@ -153,8 +163,11 @@ def test_head_sizes_are_06_times_the_head_box_diagonal(mpii_root, h5_dataset, tm
     expected = 0.6 * np.linalg.norm(boxes[1] - boxes[0], axis=0)
     np.testing.assert_allclose(h5_dataset.head_sizes, expected, rtol=1e-6)
     assert h5_dataset.head_size(0) == pytest.approx(expected[0], rel=1e-6)
-    # the JSON layout has no head boxes: an error at use, or a matching ground truth .mat
-    js = MPIIDataset(mpii_root, "val", annotation_file=mpii_root / "mmpose_val_first5.json", bad_samples="skip")
+    # the JSON layout has no head boxes: refused up front on the val split (PCKh would be NaN in every
+    # cell; the ground truth beside it has 2958 persons, not these 5), an error at use on the train split
+    with pytest.raises(DatasetError, match=r"mmpose_val_first5\.json: the json layout has no head boxes.*gt_valid\.mat"):
+        MPIIDataset(mpii_root, "val", annotation_file=mpii_root / "mmpose_val_first5.json", bad_samples="skip")
+    js = MPIIDataset(mpii_root, "train", annotation_file=mpii_root / "mmpose_val_first5.json", bad_samples="skip")
     with pytest.raises(DatasetError, match="no head size.*gt_file"):
         js.head_size(0)
     small = {k: mat[k][..., :5] for k in ("pos_gt_src", "jnt_missing", "headboxes_src")}
@@ -201,6 +214,13 @@ def test_bad_annotation_files_name_the_file_the_field_and_the_fix(mpii_root, tmp
         dst["imgname"] = np.array([b"a.jpg"])
     with pytest.raises(DatasetError, match="valid.h5: field 'center' is missing"):
         MPIIDataset(root, "val")
+    # issue 18: valid.h5 without normalize scored every PCKh cell NaN; now refused before any image is read
+    with h5py.File(mpii_root / "valid.h5", "r") as src, h5py.File(root / "valid.h5", "w") as dst:
+        for k in ("imgname", "part", "scale", "center", "visible"):
+            dst[k] = src[k][:10]
+    with pytest.raises(DatasetError, match=r"valid.h5: field 'normalize' \(the PCKh head size.*missing.*annot/valid.h5"):
+        MPIIDataset(root, "val")
+    assert len(read_mpii_annotations(root / "valid.h5")) == 10  # the file itself reads; the train split would not need it
     with pytest.raises(ValueError, match="split"):
         MPIIDataset(root, "all")
 
@@ -211,6 +231,7 @@ def test_corrupt_image_names_the_file(mpii_root, tmp_path):
     shutil.copy(mpii_root / "images" / FIVE[0], root / "images" / FIVE[0])
     (root / "images" / FIVE[1]).write_bytes(b"not a jpeg")
     (root / "valid.json").write_text(json.dumps(_raw_json_entries(mpii_root / "valid.h5", range(2))))
+    _gt_subset(mpii_root, root / "gt_valid.mat", [0, 1])
     ds = MPIIDataset(root, "val")
     assert ds.load_image(0).shape == (720, 1280, 3)
     with pytest.raises(DatasetError, match=f"{FIVE[1]}.*corrupt"):

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from hgbench.accuracy.pck import pck_correct, summarize_pck
 from hgbench.data.base import torso_size
 from hgbench.data.keypoints import LSP
-from hgbench.accuracy.evaluate import pck_correct, summarize_pck
 
 
 def test_pck_threshold_is_inclusive_and_skips_unannotated():
@@ -97,8 +97,8 @@ def test_each_metric_has_its_standard_threshold():
 
 
 def test_pckh_dispatch_follows_the_mpii_toolkit():
-    from hgbench.data.keypoints import MPII
     from hgbench.accuracy.evaluate import score_predictions
+    from hgbench.data.keypoints import MPII
 
     gt = np.zeros((2, 16, 2))
     pred = gt.copy()
@@ -133,3 +133,36 @@ def test_items_carry_the_datasets_normaliser_hook():
     item = _HeadSized(input_size=64, output_size=16)[0]
     assert float(item["normalizer"]) == pytest.approx(8.0)
     assert not bool(item["has_visibility"]) and item["visible"].tolist() == item["annotated"].tolist()
+
+
+def test_evaluate_refuses_a_dataset_without_any_normaliser():
+    """Issue 18: a dataset whose normaliser hook gives NaN for every person (MPII without head
+    sizes) scored every cell NaN and exited 0; the metric layer now says so."""
+    import torch
+    from torch import nn
+
+    from hgbench.accuracy.evaluate import evaluate_pck
+    from hgbench.data import DatasetError
+    from hgbench.data.base import PoseAnnotation, PoseDataset
+
+    class _NoNorm(PoseDataset):
+        keypoints = LSP
+
+        def __len__(self):
+            return 2
+
+        def annotation(self, index):
+            return PoseAnnotation(f"{index}", np.full((14, 2), 50.0, np.float32), np.ones(14, bool), np.array([50.0, 50.0]), 80.0)
+
+        def load_image(self, index):
+            return np.zeros((100, 100, 3), np.uint8)
+
+        def normalizer(self, index, ann, joints, annotated):
+            return float("nan")
+
+    class _Zero(nn.Module):
+        def forward(self, x):
+            return [torch.zeros(len(x), 14, 16, 16)]
+
+    with pytest.raises(DatasetError, match="none of the 2 persons has a pck normaliser"):
+        evaluate_pck(_Zero(), _NoNorm(input_size=64, output_size=16), supervision="final")

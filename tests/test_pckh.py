@@ -1,4 +1,4 @@
-"""PCKh the MPII way (hgbench.accuracy.pckh) and `hgbench score`: both conventions on the real MPII
+"""PCKh the MPII way (hgbench.accuracy.pckh, .mpii_files) and `hgbench score`: both conventions on the real MPII
 validation ground truth of ../shared/data/mpii (skipped where absent), hand-built cases with
 known answers, file layouts and bad input.
 
@@ -21,16 +21,11 @@ import pytest
 import scipy.io
 from typer.testing import CliRunner
 
+from hgbench.accuracy.mpii_files import load_predictions, score_files
+from hgbench.accuracy.pckh import THRESHOLDS, compute_pckh
 from hgbench.cli import app
 from hgbench.data import DatasetError
-from hgbench.accuracy.pckh import (
-    THRESHOLDS,
-    compute_pckh,
-    head_size_from_boxes,
-    load_ground_truth,
-    load_predictions,
-    score_files,
-)
+from hgbench.data.mpii import head_size_from_boxes, load_ground_truth
 
 SHARED_DATA = Path(os.environ.get("HGBENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
@@ -137,9 +132,9 @@ def test_tompson_predictions_match_the_toolkits_own_formulas(gt_mat, threshold):
     decimals when the prediction file is available)."""
     d = scipy.io.loadmat(gt_mat)
     preds = np.transpose(d["pos_pred_src"], [2, 0, 1])
-    bearpaw = score_files(gt_mat, gt_mat, "bearpaw", threshold=threshold)
+    bearpaw = score_files(gt_mat, gt_mat, "bearpaw", threshold=threshold, key="pos_pred_src")
     np.testing.assert_allclose([*bearpaw.groups.values(), bearpaw.mean], _bearpaw_eval_pckh(preds, d, threshold), atol=1e-9)
-    official = score_files(gt_mat, gt_mat, "official", threshold=threshold)
+    official = score_files(gt_mat, gt_mat, "official", threshold=threshold, key="pos_pred_src")
     expected = _mpii_toolkit(d["pos_pred_src"], d["pos_gt_src"], d["jnt_missing"], d["headboxes_src"], threshold)
     np.testing.assert_allclose([*official.groups.values(), official.mean], expected, atol=1e-9)
     # the two conventions differ where the issue says they do, and nowhere else
@@ -150,13 +145,13 @@ def test_tompson_predictions_match_the_toolkits_own_formulas(gt_mat, threshold):
 
 def test_curve_and_mean_at_01_are_the_table_at_those_thresholds(gt_mat):
     for convention in ("official", "bearpaw"):
-        r = score_files(gt_mat, gt_mat, convention)
+        r = score_files(gt_mat, gt_mat, convention, key="pos_pred_src")
         assert len(r.thresholds) == 51 and r.thresholds[0] == 0.0 and r.thresholds[-1] == 0.5
-        at01 = score_files(gt_mat, gt_mat, convention, threshold=0.1)
+        at01 = score_files(gt_mat, gt_mat, convention, threshold=0.1, key="pos_pred_src")
         assert r.mean_at_01 == pytest.approx(at01.mean, abs=1e-12)
         assert r.curve["Mean"][10] == pytest.approx(at01.mean, abs=1e-12)
         assert r.curve["Mean"][50] == pytest.approx(r.mean, abs=1e-12)
-        assert all(a <= b + 1e-12 for a, b in zip(r.curve["Mean"], r.curve["Mean"][1:]))  # non-decreasing
+        assert all(a <= b + 1e-12 for a, b in zip(r.curve["Mean"], r.curve["Mean"][1:], strict=False))  # non-decreasing
         rows = r.to_csv().strip().splitlines()
         assert rows[0] == "threshold,Head,Shoulder,Elbow,Wrist,Hip,Knee,Ankle,Mean" and len(rows) == 52
         assert rows[-1].split(",")[0] == "0.50" and float(rows[-1].split(",")[-1]) == pytest.approx(r.mean, abs=1e-4)
@@ -192,10 +187,17 @@ def test_missing_joints_are_left_out_and_nan_predictions_count_as_wrong():
     ann[0, 10] = False  # right wrist of person 0 not annotated ...
     pred[0, 10] = [1e6, 1e6]  # ... so its far-off prediction does not count
     pred[1, 15] = np.nan  # left wrist of person 1: a NaN prediction is wrong
+    pred[2, 0] = [np.inf, 0.0]  # right ankle of person 2: so is an infinite one
+    pred[3, 6] = np.nan  # pelvis: scored per joint (not in the Mean), counted
     for convention in ("official", "bearpaw"):
         r = compute_pckh(pred, gt, ann, hs, convention)
         assert r.counts["right_wrist"] == 3 and r.per_joint["right_wrist"] == 100.0
         assert r.per_joint["left_wrist"] == 75.0 and r.groups["Wrist"] == 87.5
+        assert r.per_joint["right_ankle"] == 75.0 and r.per_joint["pelvis"] == 75.0
+        assert r.num_nonfinite == 3 and "3 scored joint prediction(s) are NaN or infinite" in r.to_markdown()
+    pred[0, 10] = np.nan  # a NaN for a joint that is not annotated is not scored, so not counted
+    assert compute_pckh(pred, gt, ann, hs).num_nonfinite == 3
+    assert compute_pckh(gt, gt, ann, hs).num_nonfinite == 0 and "NaN or infinite" not in compute_pckh(gt, gt, ann, hs).to_markdown()
     # a person without a head size is left out entirely and counted
     hs2 = hs.copy()
     hs2[1] = np.nan
@@ -237,18 +239,25 @@ def _tiny_gt(tmp_path: Path, n: int = 5) -> tuple[Path, np.ndarray]:
 
 def test_prediction_layouts_and_names_are_detected(tmp_path):
     gt_path, gt = _tiny_gt(tmp_path)
-    layouts = {"n162": gt, "162n": gt.transpose(1, 2, 0), "216n": gt.transpose(2, 1, 0)}
+    layouts = {"n162": gt, "162n": gt.transpose(1, 2, 0)}
     for name, arr in layouts.items():
         for var in ("preds", "pos_pred_src", "joints"):
             p = tmp_path / f"{name}_{var}.mat"
             scipy.io.savemat(p, {var: arr})
-            np.testing.assert_array_equal(load_predictions(p, 5), gt)
+            preds, variable = load_predictions(p, 5)
+            np.testing.assert_array_equal(preds, gt)
+            assert variable == var
     with h5py.File(tmp_path / "p.h5", "w") as f:
         f["preds"] = np.concatenate([gt, np.ones((5, 16, 1))], axis=-1)  # x, y, score
-    assert score_files(tmp_path / "p.h5", gt_path).mean == 100.0
-    with h5py.File(tmp_path / "v73.mat", "w") as f:  # MATLAB v7.3 = HDF5, axes reversed: (2, 16, N)
-        f["preds"] = gt.transpose(2, 1, 0)
-    np.testing.assert_array_equal(load_predictions(tmp_path / "v73.mat", 5), gt)
+    r = score_files(tmp_path / "p.h5", gt_path)
+    assert r.mean == 100.0 and r.predictions_variable == "preds" and "variable 'preds' of" in r.to_markdown()
+    for name, arr in (("v73.mat", gt.transpose(2, 1, 0)), ("v73b.mat", gt.transpose(0, 2, 1))):
+        with h5py.File(tmp_path / name, "w") as f:  # MATLAB v7.3 = HDF5, axes reversed: (2, 16, N), (N, 2, 16)
+            f["preds"] = arr
+        np.testing.assert_array_equal(load_predictions(tmp_path / name, 5)[0], gt)
+    # the only 3-D array is read whatever its name, and the name is said
+    scipy.io.savemat(tmp_path / "other.mat", {"heat": gt, "n": np.arange(3)})
+    assert load_predictions(tmp_path / "other.mat", 5)[1] == "heat"
     # 0-based predictions: --zero-based adds the 1 pixel back
     scipy.io.savemat(tmp_path / "zero.mat", {"preds": gt - 1.0})
     assert score_files(tmp_path / "zero.mat", gt_path, zero_based=True).mean == 100.0
@@ -265,11 +274,16 @@ def test_bad_prediction_files_name_the_file_the_variable_and_the_shape(tmp_path)
         score_files(tmp_path / "two.mat", gt_path)
     with pytest.raises(ValueError, match="no numeric variable 'x'"):
         score_files(tmp_path / "two.mat", gt_path, key="x")
-    (tmp_path / "16").mkdir()
-    gt16_path, gt16 = _tiny_gt(tmp_path / "16", n=16)
-    scipy.io.savemat(tmp_path / "amb.mat", {"preds": gt16.transpose(1, 0, 2)})  # (16, 16, 2): persons or joints first?
+    # only (N, 16, 2) and (16, 2, N) (and their reversal in HDF5 files): (16, N, 2) is refused, shape named
+    scipy.io.savemat(tmp_path / "jn.mat", {"preds": gt.transpose(1, 0, 2)})
+    with pytest.raises(ValueError, match=r"jn\.mat: variable 'preds' has shape \(16, 5, 2\).*expected \(5, 16, 2\)"):
+        score_files(tmp_path / "jn.mat", gt_path)
+    (tmp_path / "2").mkdir()
+    gt2_path, gt2 = _tiny_gt(tmp_path / "2", n=2)
+    with h5py.File(tmp_path / "amb.h5", "w") as f:  # (2, 16, 2): (N, 16, 2) or reversed (2, 16, N)?
+        f["preds"] = gt2
     with pytest.raises(ValueError, match="cannot be told apart"):
-        score_files(tmp_path / "amb.mat", gt16_path)
+        score_files(tmp_path / "amb.h5", gt2_path)
     (tmp_path / "p.txt").write_text("1 2 3")
     with pytest.raises(ValueError, match=r"\.mat \(MATLAB\) or \.h5"):
         score_files(tmp_path / "p.txt", gt_path)

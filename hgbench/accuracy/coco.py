@@ -34,8 +34,8 @@ scored joint instance (Algorithm 1, line 10).
 hgbench scores it in image pixels through the dataset's normaliser hook: one heatmap pixel
 of a crop of side ``size_px`` is ``size_px / output_size`` image pixels, so the normaliser
 ``c = output_size / 10`` heatmap pixels is ``size_px / 10`` image pixels
-(:func:`heatmap_normalizer_px`). The crop is a similarity transform (one scale for x and y,
-rotation, mirror), so a distance compared with ``r * c`` gives the same answer in either
+(:func:`hgbench.data.coco.heatmap_normalizer_px`). The crop is a similarity transform (one
+scale for x and y, rotation, mirror), so a distance compared with ``r * c`` gives the same answer in either
 space for the same two points. Two things differ from the seed's own code and are exact in
 :func:`pck_from_heatmaps`: the seed compares integer argmax positions of the two heatmaps,
 hgbench the exact ground truth with the quarter-pixel decoded prediction. Strict ``<`` and
@@ -53,10 +53,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-PERSON_CATEGORY_ID = 1
+from hgbench.data.coco import PCK_HEATMAP_FRACTION, PERSON_CATEGORY_ID
+
 OKS_STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 IN_VIS_THRE = 0.2  # human-pose-estimation.pytorch experiments/coco/*.yaml TEST.IN_VIS_THRE
-PCK_HEATMAP_FRACTION = 0.1  # seed 003 Sec. 5.1: c = one tenth of the heatmap side
 PCK_HEATMAP_THRESHOLD = 0.5  # seed 003 Sec. 5.1: r = 0.5
 PCK_HEATMAP_CONVENTION = (
     "PCK as seed 003 (Andersen 2021, Sec. 5.1, Algorithm 1): correct when distance < 0.5 x (heatmap side / 10) "
@@ -105,7 +105,7 @@ def person_scores(maxvals: np.ndarray, box_scores: np.ndarray | None = None, thr
     heatmap maxima that exceed ``threshold`` (0 where none does) times its box score.
 
     Args:
-        maxvals: ``(N, J)`` heatmap maxima (:func:`hgbench.accuracy.evaluate.decode_heatmaps`).
+        maxvals: ``(N, J)`` heatmap maxima (:func:`hgbench.accuracy.decode.decode_heatmaps`).
         box_scores: ``(N,)``; default 1 (ground-truth boxes).
         threshold: ``TEST.IN_VIS_THRE``, 0.2.
 
@@ -150,7 +150,7 @@ def coco_results(
     flat = np.concatenate([coords, maxvals[:, :, None]], axis=2).reshape(len(coords), -1)
     return [
         {"image_id": int(i), "category_id": PERSON_CATEGORY_ID, "keypoints": [float(v) for v in kp], "score": float(s)}
-        for i, kp, s in zip(image_ids, flat, scores)
+        for i, kp, s in zip(image_ids, flat, scores, strict=True)
     ]
 
 
@@ -196,7 +196,7 @@ def oks_ap(coco_gt, results: list[dict], image_ids: Sequence[int] | None = None)
     value in [0, 1], or -1 where pycocotools has no ground truth for it (e.g. no medium
     person). Arguments and errors as :func:`run_cocoeval`."""
     ev = run_cocoeval(coco_gt, results, image_ids)
-    return {name: float(v) for name, v in zip(OKS_STAT_NAMES, ev.stats)}
+    return {name: float(v) for name, v in zip(OKS_STAT_NAMES, ev.stats, strict=True)}
 
 
 def dataset_oks_ap(dataset, coords: np.ndarray, maxvals: np.ndarray | None = None) -> dict[str, float]:
@@ -217,13 +217,6 @@ def dataset_oks_ap(dataset, coords: np.ndarray, maxvals: np.ndarray | None = Non
     return oks_ap(dataset.coco, results, image_ids=sorted(set(image_ids)))
 
 
-def heatmap_normalizer_px(size_px: float, output_size: int, fraction: float = PCK_HEATMAP_FRACTION) -> float:
-    """Seed 003's PCK normaliser mapped into image pixels for a crop of side ``size_px``:
-    ``fraction * output_size`` heatmap pixels times ``size_px / output_size`` image pixels
-    per heatmap pixel, i.e. ``fraction * size_px`` (Sec. 5.1: ``c = 64 / 10 = 6.4``)."""
-    return fraction * output_size * (float(size_px) / output_size)
-
-
 def pck_heatmap_correct(
     pred: np.ndarray, gt: np.ndarray, annotated: np.ndarray, normalizer: np.ndarray, threshold: float = PCK_HEATMAP_THRESHOLD,
 ) -> np.ndarray:
@@ -232,7 +225,7 @@ def pck_heatmap_correct(
 
     Args:
         pred, gt: ``(N, J, 2)``, both image pixels (normaliser from
-            :func:`heatmap_normalizer_px`) or both heatmap pixels (normaliser
+            :func:`hgbench.data.coco.heatmap_normalizer_px`) or both heatmap pixels (normaliser
             ``output_size / 10``).
         annotated: ``(N, J)`` bool, the joints scored: ``v > 0`` (seed Sec. 5.2), or
             ``v == 2`` for its Table 3.
@@ -241,7 +234,7 @@ def pck_heatmap_correct(
 
     Returns:
         ``(N, J)`` float: 1 correct, 0 wrong, NaN not scored (not in ``annotated``, or a
-        non-finite normaliser); pool with :func:`hgbench.accuracy.evaluate.summarize_pck`.
+        non-finite normaliser); pool with :func:`hgbench.accuracy.pck.summarize_pck`.
     """
     dist = np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(gt, np.float64), axis=-1)
     norm = np.broadcast_to(np.asarray(normalizer, np.float64)[:, None], dist.shape)
