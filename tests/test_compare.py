@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import make_record
+
 from hgbench.cli import app
+from hgbench.records import SCHEMA, key_of
 from hgbench.models import create_model
 from hgbench.analysis.compare import (
     CHANGED,
@@ -21,9 +24,7 @@ from hgbench.analysis.compare import (
     MISSING,
     NEW,
     REGRESSION,
-    SCHEMA,
     UNCHANGED,
-    RecordKey,
     compare_results,
     load_record_set,
     machine_factor,
@@ -46,28 +47,9 @@ def invoke(*args: str) -> tuple[int, str]:
 
 
 def body(variant: str = "hg1", p50: float = 10.0, calib: float = 5.0, n: int = 31, spread: float = 0.05, **over) -> dict:
-    """A profile record (schema 2, every contract key) whose latency samples are evenly spread
-    over p50 * [1 - spread, 1 + spread] (so their median is exactly p50)."""
-    samples = list(np.linspace(1 - spread, 1 + spread, n) * p50)
-    rec = {
-        "schema": SCHEMA, "kind": "profile", "created": "2025-01-01T00:00:00+00:00",
-        "variant": variant, "num_joints": 16, "backend": "eager", "precision": "fp32", "tf32": False,
-        "channels_last": False, "compile_mode": None, "device": "cpu", "device_name": "Test CPU", "batch_size": 1,
-        "input_size": 64, "threads": 1, "parameters": 1000, "model_size_mib": 0.004,
-        "macs": {"fvcore": 2_000_000, "thop": 2_000_000, "unit": "MACs", "input_shape": [1, 3, 64, 64]},
-        "gmacs_fvcore": 0.002, "gmacs_thop": 0.002, "gflops_flop_counter": 0.004, "skipped_ops": None,
-        "activation_memory_mib": 1.0,
-        "latency_ms": {"n": n, "mean_ms": float(np.mean(samples)), "std_ms": float(np.std(samples, ddof=1)),
-                       "p50_ms": float(np.percentile(samples, 50)), "p90_ms": float(np.percentile(samples, 90)),
-                       "p99_ms": float(np.percentile(samples, 99)), "min_ms": min(samples), "max_ms": max(samples),
-                       "samples_ms": samples},
-        "throughput_samples_per_s": 1000.0 / p50, "peak_memory_mib": 20.0, "build_time_s": 0.0, "numerics": None,
-        "roofline": None, "calibration": {"workload": "test-workload", "p50_ms": calib, "samples_ms": [calib] * 5},
-        "status": "ok", "error": None, "provenance": {"hostname": "h"},
-    }
-    for k, v in over.items():
-        rec[k] = v
-    return rec
+    """A profile record whose latency samples are evenly spread over p50 * [1 - spread, 1 + spread]
+    (so their median is exactly p50): conftest's record factory."""
+    return make_record("profile", variant=variant, p50=p50, calib=calib, n=n, spread=spread, **over)
 
 
 def write(folder: Path, *records: dict) -> Path:
@@ -239,7 +221,7 @@ def test_matching_by_configuration(tmp_path):
     verdicts = {(r.key.variant, r.key.precision): r.verdict for r in comp.rows if r.metric in (None, "p50")}
     assert verdicts == {("hg1", "fp32"): REGRESSION, ("hg1", "fp16"): UNCHANGED, ("hg2", "fp32"): MISSING,
                         ("hg8", "fp32"): NEW}
-    key = RecordKey.of(body("hg1", precision="fp16", tf32=True, channels_last=True))
+    key = key_of("profile", body("hg1", precision="fp16", tf32=True, channels_last=True))
     assert key.label() == "hg1 j16 eager fp16 tf32 cl b1 s64 cpu"
 
 
@@ -264,7 +246,7 @@ def test_bad_inputs(tmp_path):
     old = body()
     old["schema"] = "hgbench.record/1"
     write(tmp_path / "old", old)
-    with pytest.raises(ValueError, match="schema hgbench.record/1: re-run hgbench profile"):
+    with pytest.raises(ValueError, match="schema hgbench.record/1 profile records are no longer read: re-run hgbench profile"):
         load_record_set(tmp_path / "old", "BASELINE")
     write(tmp_path / "dup", body(), body())
     with pytest.raises(ValueError, match="two records of hg1"):
@@ -337,7 +319,7 @@ def measure(nets, which: str) -> dict:
 
 def gate(tmp_path: Path, base: dict, cur: dict) -> tuple[int, str]:
     for rec in (base, cur):
-        rec.update(schema=SCHEMA, kind="profile")
+        rec.update(schema=SCHEMA, kind="profile", created="2025-01-01T00:00:00+00:00", provenance={"hostname": "h"})
     write(tmp_path / "base", base)
     write(tmp_path / "cur", cur)
     return invoke("compare", tmp_path / "base", tmp_path / "cur", *[a for t in CI_GATE for a in ("--threshold", t)])

@@ -1,8 +1,9 @@
 """hgbench report: Pareto marking, the seed-002 Table 1 layout, skipped records, machines never
 mixed, PNG plots, the CLI's exit statuses, and a report of 5,000 records.
 
-Every record here is built by hand following notes/PROFILE_RECORD.md (kind "profile", schema
-hgbench.record/2) and hgbench.train's ``train.json``, so the tests do not run the profiler.
+Every record here is built by hand following notes/PROFILE_RECORD.md (kind "profile"),
+hgbench.train's ``train.json`` and hgbench evaluate's record, in the current schema
+(:mod:`hgbench.records.schema`), so the tests do not run the profiler.
 """
 
 from __future__ import annotations
@@ -16,26 +17,17 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from hgbench.analysis.labels import header
+from hgbench.analysis.render import render_markdown
+from hgbench.analysis.report import Filters, NoUsableRecordsError, build_report, write_report
+from hgbench.analysis.tables import pareto_optimal
 from hgbench.cli import app
-from hgbench.analysis.report import (
-    ACC,
-    GMACS,
-    P50,
-    PARETO,
-    WEIGHTS_MIB,
-    Filters,
-    NoUsableRecordsError,
-    build_report,
-    pareto_optimal,
-    render_markdown,
-    write_report,
-)  # fmt: skip
+from hgbench.records import SCHEMA, spec_hash
 
 runner = CliRunner()
 
 # ---------------------------------------------------------------------------------------------
 # Record builders
-SCHEMA = "hgbench.record/2"
 GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
 
 
@@ -71,24 +63,34 @@ def profile_record(variant: str, *, host: str = "h1", device: str = "cpu", devic
     }  # fmt: skip
 
 
-def pck_result(groups: dict[str, float], mean: float, persons: int = 100, metric: str = "pck", threshold: float = 0.2) -> dict:
+def pck_result(
+    groups: dict[str, float], mean: float, persons: int = 100, metric: str = "pck", threshold: float = 0.2
+) -> dict:
     convention = "PCK@0.2, torso-normalised (...)" if metric == "pck" else "PCKh, head-normalised (...)"
     return {"threshold": threshold, "per_joint": {}, "groups": dict(groups), "mean": mean, "counts": {}, "num_persons": persons,
             "num_unnormalised": 0, "convention": convention, "loss": 0.001, "metric": metric}  # fmt: skip
 
 
+def spec(variant: str, stacks: int | None = None) -> dict:
+    """The identity fields of a trained variant (hgbench.train.loop writes ``asdict(VariantSpec)``)."""
+    body = {"name": variant, "architecture": {"num_stacks": stacks}}
+    return {"spec": body, "spec_hash": spec_hash(body)}
+
+
 def train_record(variant: str, *, dataset: str = "synthetic", protocol: str = "smoke", joints: int = 16, mean: float = 80.0,
                  groups: dict[str, float] | None = None, parameters: int = 1_000_000, train_time_s: float = 3600.0,
                  curve: list[float] | None = None, host: str = "trainer", persons: int = 100, metric: str = "pck",
-                 threshold: float = 0.2, complete: bool = True, created: str = "2025-01-01T00:00:00+00:00") -> dict:  # fmt: skip
+                 threshold: float = 0.2, complete: bool = True, created: str = "2025-01-01T00:00:00+00:00",
+                 stacks: int | None = None) -> dict:  # fmt: skip
     groups = groups or {g: mean for g in GROUPS}
     curve = curve or [mean - 10, mean]
     history = [{"epoch": i + 1, "steps": 10 * (i + 1), "train_loss": 0.001, "lr": 2.5e-4,
                 "val": pck_result({g: v for g in GROUPS}, v, persons, metric, threshold)} for i, v in enumerate(curve)]  # fmt: skip
     history[-1]["val"] = pck_result(groups, mean, persons, metric, threshold)
     return {
-        "schema": SCHEMA, "kind": "train", "created": created, "variant": variant, "protocol": protocol,
-        "protocol_settings": {"input_size": 256}, "overrides": "", "dataset": dataset, "split": {"train": 1000, "val": persons},
+        "schema": SCHEMA, "kind": "train", "created": created, "variant": variant, **spec(variant, stacks), "protocol": protocol,
+        "protocol_hash": f"{protocol}-hash", "protocol_settings": {"input_size": 256}, "overrides": "", "dataset": dataset,
+        "split": {"train": 1000, "val": persons},
         "keypoints": "mpii", "num_joints": joints, "parameters": parameters, "train_time_s": train_time_s,
         "wall_time_s": train_time_s * 1.1, "epochs": len(curve), "history": history, "final": history[-1]["val"],
         "complete": complete, "provenance": provenance(host),
@@ -154,7 +156,7 @@ def test_pareto_optimal_on_a_hand_built_set_with_ties_and_missing_values():
     }  # fmt: skip
     names = list(points)
     mask = pareto_optimal([points[n][0] for n in names], [points[n][1] for n in names])
-    assert {n for n, m in zip(names, mask) if m} == {"A", "B", "B_tie", "E"}
+    assert {n for n, m in zip(names, mask, strict=True) if m} == {"A", "B", "B_tie", "E"}
     # the brute-force definition agrees on random sets with many ties
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -177,18 +179,20 @@ def test_report_marks_the_front_per_group_and_never_a_row_without_accuracy(tmp_p
     write_profile(tmp_path, variant="slow", precision="fp16", p50=0.8, numerics_ok=False)
     write_profile(tmp_path, variant="mid", precision="fp16", p50=1.5, numerics_ok=True)
     rep = build_report(tmp_path)
-    front = {(r["variant"], r["precision"], r["batch size"]) for _, r in rep.cost[rep.cost[PARETO]].iterrows()}
+    front = {
+        (r["variant"], r["precision"], r["batch_size"]) for _, r in rep.cost[rep.cost["pareto_optimal"]].iterrows()
+    }
     assert front == {("fast", "fp32", 1), ("mid", "fp16", 1), ("slow", "fp32", 1),
                      ("fast", "fp32", 8), ("mid", "fp32", 8), ("slow", "fp32", 8)}  # fmt: skip
     untrained = rep.cost[rep.cost["variant"] == "untrained"]
-    assert len(untrained) == 2 and untrained[ACC].isna().all() and not untrained[PARETO].any()
+    assert len(untrained) == 2 and untrained["accuracy_pct"].isna().all() and not untrained["pareto_optimal"].any()
     bad = rep.cost[(rep.cost["variant"] == "slow") & (rep.cost["precision"] == "fp16")].iloc[0]
-    assert bad[ACC] == 90.0 and bad["numerics ok"] is False and not bad[PARETO]
+    assert bad["accuracy_pct"] == 90.0 and bad["numerics_ok"] is False and not bad["pareto_optimal"]
     # on another cost: by GMACs (all 1.0 here) the most accurate rows of each group win
     by_gmacs = build_report(tmp_path, pareto_on="gmacs")
-    assert set(by_gmacs.cost[by_gmacs.cost[PARETO]]["variant"]) == {"slow"}
+    assert set(by_gmacs.cost[by_gmacs.cost["pareto_optimal"]]["variant"]) == {"slow"}
     md = render_markdown(rep)
-    assert "★" in md and f"at least as cheap in {P50}" in md
+    assert "★" in md and "at least as cheap in latency p50 (ms/batch)" in md
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,26 +216,68 @@ def test_seed_002_table_1_layout_and_values(tmp_path):
     persons, batch = 493, 6  # the paper's validation images and batch size: 83 batches
     for variant, (groups, mean, mib, train_hmm, infer_mmss) in SEED_002.items():
         params = round(mib * 2**20 / 4)  # the paper's MiB as a parameter count
-        write_train(tmp_path, variant, dataset="mpii", protocol="elhagry", mean=mean, groups=dict(zip(GROUPS, groups)),
-                    parameters=params, train_time_s=_hmm_to_s(train_hmm), persons=persons, metric="pckh", threshold=0.5)
+        write_train(
+            tmp_path,
+            variant,
+            dataset="mpii",
+            protocol="elhagry",
+            mean=mean,
+            groups=dict(zip(GROUPS, groups, strict=True)),
+            parameters=params,
+            train_time_s=_hmm_to_s(train_hmm),
+            persons=persons,
+            metric="pckh",
+            threshold=0.5,
+        )
         m, s = infer_mmss.split(":")
         p50 = (int(m) * 60 + int(s)) * 1000 / math.ceil(persons / batch)  # ms per batch that gives the paper's minutes
-        write_profile(tmp_path, variant=variant, host="quadro", device="cuda", device_name="Quadro RTX 6000", batch=batch,
-                      parameters=params, gmacs=10.0, p50=p50)
-        write_profile(tmp_path, variant=variant, host="quadro", device="cuda", device_name="Quadro RTX 6000", batch=1,
-                      backend="torchscript", parameters=params, gmacs=10.0, p50=1.0)  # not the row's inference condition
+        write_profile(
+            tmp_path,
+            variant=variant,
+            host="quadro",
+            device="cuda",
+            device_name="Quadro RTX 6000",
+            batch=batch,
+            parameters=params,
+            gmacs=10.0,
+            p50=p50,
+        )
+        write_profile(
+            tmp_path,
+            variant=variant,
+            host="quadro",
+            device="cuda",
+            device_name="Quadro RTX 6000",
+            batch=1,
+            backend="torchscript",
+            parameters=params,
+            gmacs=10.0,
+            p50=1.0,
+        )  # not the row's inference condition
     rep = build_report(tmp_path, Filters(batch_size=(batch,)))
-    paper_cols = [f"{g} (%)" for g in GROUPS] + ["Mean (%)"]
+    paper_cols = [f"{g.lower()}_pct" for g in GROUPS] + ["mean_pct"]
     cols = list(rep.per_joint.columns)
-    order = paper_cols + ["parameters (M)", WEIGHTS_MIB, GMACS, "training (h)", "inference p50 (ms/batch)", "inference val set est. (min)"]
+    order = paper_cols + [
+        "params_m",
+        "weights_fp32_mib",
+        "gmacs_fvcore",
+        "training_h",
+        "inference_p50_ms",
+        "inference_val_set_min",
+    ]
     assert [cols.index(c) for c in order] == sorted(cols.index(c) for c in order)
-    for variant, (groups, mean, mib, train_hmm, infer_mmss) in SEED_002.items():
+    for variant, (groups, mean, mib, train_hmm, _) in SEED_002.items():
         row = rep.per_joint[rep.per_joint["variant"] == variant].iloc[0]
         assert list(row[paper_cols]) == pytest.approx(groups + [mean])
-        assert row[WEIGHTS_MIB] == pytest.approx(mib, abs=0.005)
-        assert row["training (h)"] == pytest.approx(_hmm_to_s(train_hmm) / 3600)
-        assert (row["metric"], row["dataset"], row["split"], row["eval persons"]) == ("PCKh@0.5", "mpii", "val", persons)
-        assert (row["host"], row["inference backend"], row["inference batch size"]) == ("quadro", "eager", batch)
+        assert row["weights_fp32_mib"] == pytest.approx(mib, abs=0.005)
+        assert row["training_h"] == pytest.approx(_hmm_to_s(train_hmm) / 3600)
+        assert (row["metric"], row["dataset"], row["split"], row["eval_persons"]) == (
+            "PCKh@0.5",
+            "mpii",
+            "val",
+            persons,
+        )
+        assert (row["host"], row["inference_backend"], row["inference_batch_size"]) == ("quadro", "eager", batch)
     md = render_markdown(rep)
     assert "PCKh@0.5 (%) on mpii/val, 493 persons, protocol elhagry" in md
     for variant, (groups, mean, mib, train_hmm, infer_mmss) in SEED_002.items():
@@ -242,9 +288,12 @@ def test_seed_002_table_1_layout_and_values(tmp_path):
 
 
 def test_eval_record_preferred_to_the_training_validation(tmp_path):
-    write_train(tmp_path, "hg1", dataset="mpii", protocol="p", mean=50.0, metric="pckh", threshold=0.5, train_time_s=7200)
-    ev = {"schema": SCHEMA, "kind": "eval", "created": "2025-01-02T00:00:00+00:00", "variant": "hg1", "dataset": "mpii",
-          "split": "val", "checkpoint": str(tmp_path / "runs/mpii/p/hg1/checkpoint.pt"),
+    write_train(
+        tmp_path, "hg1", dataset="mpii", protocol="p", mean=50.0, metric="pckh", threshold=0.5, train_time_s=7200
+    )
+    ev = {"schema": SCHEMA, "kind": "eval", "created": "2025-01-02T00:00:00+00:00", "variant": "hg1", **spec("hg1"), "num_joints": 16,
+          "protocol": "p", "protocol_hash": "p-hash", "dataset": "mpii", "split": "val", "metric": "pckh", "threshold": 0.5,
+          "flip_test": False, "checkpoint": str(tmp_path / "runs/mpii/p/hg1/checkpoint.pt"),
           "result": {**pck_result({g: 70.0 for g in GROUPS}, 70.0, 2958, "pckh", 0.5), "per_joint": {f"j{i}": 70.0 for i in range(16)}},
           "provenance": provenance("evaluator")}  # fmt: skip
     write(tmp_path / "runs/mpii/p/hg1/eval-mpii-val.json", ev)
@@ -252,8 +301,8 @@ def test_eval_record_preferred_to_the_training_validation(tmp_path):
     write_profile(tmp_path, variant="hg1")
     rep = build_report(tmp_path)
     row = rep.per_joint.iloc[0]
-    assert (row["Mean (%)"], row["eval persons"], row["protocol"], row["training (h)"]) == (70.0, 2958, "p", 2.0)
-    assert rep.cost.iloc[0][ACC] == 70.0 and rep.cost.iloc[0]["metric"] == "PCKh@0.5"
+    assert (row["mean_pct"], row["eval_persons"], row["protocol"], row["training_h"]) == (70.0, 2958, "p", 2.0)
+    assert rep.cost.iloc[0]["accuracy_pct"] == 70.0 and rep.cost.iloc[0]["metric"] == "PCKh@0.5"
     assert any("training split" in r for p, r in rep.skipped if p.endswith("eval-mpii-train.json"))
     assert len(rep.curves) == 2  # the training run still gives its validation curve
 
@@ -274,22 +323,31 @@ def test_skipped_records_and_failed_measurements_say_why(tmp_path):
     write(a / "profile/h1/missing.json", missing)
     write_train(a, "hg2", complete=False)
     filtered = write_profile(a, variant="hg1", backend="torchscript", p50=4.0)
-    write_profile(a, variant="hg2", backend="tensorrt", status="error", p50=None,
-                  error="prepare: RuntimeError: engine build failed")
+    write_profile(
+        a,
+        variant="hg2",
+        backend="tensorrt",
+        status="error",
+        p50=None,
+        error="prepare: RuntimeError: engine build failed",
+    )
     # the same measurement in a second folder, older: superseded by a's
     dup = write_profile(b, variant="hg1", p50=6.0, created="2024-01-01T00:00:00+00:00")
     rep = build_report([a, b], Filters(backend=("eager", "tensorrt")))
     reasons = {Path(p).name: r for p, r in rep.skipped}
-    assert reasons[old.name] == "schema hgbench.record/1: re-run hgbench profile (this hgbench reads hgbench.record/2)"
-    assert reasons["broken.json"].startswith("unreadable JSON (JSONDecodeError")
-    assert reasons["notes.json"] == "not an hgbench record (no 'schema' field)"
-    assert reasons["missing.json"] == "malformed profile record: field 'device' missing; re-run hgbench profile"
+    # the reasons of hgbench.records.read_record, without the path
+    assert reasons[old.name] == "schema hgbench.record/1 profile records are no longer read: re-run hgbench profile"
+    assert reasons["broken.json"].startswith("not a readable JSON record (")
+    assert reasons["notes.json"].startswith("field 'schema' is 'None', not an hgbench record schema")
+    assert reasons["missing.json"] == "malformed profile record: field 'device': Field required; re-run hgbench profile"
     assert reasons["train.json"].startswith("training run not complete")
     assert reasons[filtered.name].startswith("filtered out by --backend eager,tensorrt (record: torchscript)")
     assert reasons[dup.name].startswith("superseded by the newer record") and str(a) in reasons[dup.name]
     assert len(rep.skipped) == 7
-    assert rep.failed[["variant", "backend", "error"]].values.tolist() == [["hg2", "tensorrt", "prepare: RuntimeError: engine build failed"]]
-    assert rep.cost[P50].tolist() == [5.0]  # only the usable eager record, from folder a
+    assert rep.failed[["variant", "backend", "error"]].values.tolist() == [
+        ["hg2", "tensorrt", "prepare: RuntimeError: engine build failed"]
+    ]
+    assert rep.cost["latency_p50_ms"].tolist() == [5.0]  # only the usable eager record, from folder a
 
     written = write_report(rep, tmp_path / "out", ["md", "csv"])
     skipped_csv = pd.read_csv(tmp_path / "out/skipped.csv")
@@ -297,8 +355,18 @@ def test_skipped_records_and_failed_measurements_say_why(tmp_path):
     assert pd.read_csv(tmp_path / "out/failed.csv")["error"].tolist() == ["prepare: RuntimeError: engine build failed"]
     md = (tmp_path / "out/report.md").read_text()
     assert "## Failed measurements (1)" in md and "engine build failed" in md
-    assert "## Records skipped (7)" in md and "schema hgbench.record/1: re-run hgbench profile" in md
-    assert {p.name for p in written} == {"accuracy_vs_cost.csv", "per_joint.csv", "val_curves.csv", "failed.csv", "skipped.csv", "report.md"}
+    assert (
+        "## Records skipped (7)" in md
+        and "schema hgbench.record/1 profile records are no longer read: re-run hgbench profile" in md
+    )
+    assert {p.name for p in written} == {
+        "accuracy_vs_cost.csv",
+        "per_joint.csv",
+        "val_curves.csv",
+        "failed.csv",
+        "skipped.csv",
+        "report.md",
+    }
 
 
 def test_csv_holds_raw_numbers_and_empty_cells_for_missing(tmp_path):
@@ -309,10 +377,11 @@ def test_csv_holds_raw_numbers_and_empty_cells_for_missing(tmp_path):
     write_report(rep, tmp_path / "out", ["csv", "md"])
     text = (tmp_path / "out/accuracy_vs_cost.csv").read_text()
     assert "—" not in text and "1234567" in text
-    cost = pd.read_csv(tmp_path / "out/accuracy_vs_cost.csv")
+    cost = pd.read_csv(tmp_path / "out/accuracy_vs_cost.csv")  # headers with units
+    assert list(cost.columns) == [header(c) for c in rep.cost.columns]
     hg9 = cost[cost["variant"] == "hg9"].iloc[0]
-    assert pd.isna(hg9[ACC]) and pd.isna(hg9["dataset"]) and hg9[P50] == 1.0
-    assert cost[cost["variant"] == "hg1"].iloc[0][P50] == 2.5
+    assert pd.isna(hg9["accuracy (%)"]) and pd.isna(hg9["dataset"]) and hg9["latency p50 (ms/batch)"] == 1.0
+    assert cost[cost["variant"] == "hg1"].iloc[0]["latency p50 (ms/batch)"] == 2.5
     md = (tmp_path / "out/report.md").read_text()
     assert md_rows(md, "hg9")[0][1] == "—"  # Markdown shows the missing accuracy as "—"
     assert md_rows(md, "hg1")[0][1] == "80.00"
@@ -333,12 +402,17 @@ def test_two_hosts_are_never_mixed(tmp_path):
     write_profile(cpu, variant="b", host="laptop", p50=40.0)
     write_profile(cpu2, variant="a", host="laptop2", p50=30.0)  # the same CPU model on another host
     rep = build_report([gpu, cpu, cpu2])
-    front = {(r["host"], r["variant"]) for _, r in rep.cost[rep.cost[PARETO]].iterrows()}
+    front = {(r["host"], r["variant"]) for _, r in rep.cost[rep.cost["pareto_optimal"]].iterrows()}
     assert front == {("gpu-box", "a"), ("gpu-box", "b"), ("laptop", "b"), ("laptop2", "a")}
     # one row per machine and variant; each latency stays with its host
-    assert {(r["host"], r["variant"]): r[P50] for _, r in rep.cost.iterrows()} == {
-        ("gpu-box", "a"): 1.0, ("gpu-box", "b"): 2.0, ("laptop", "a"): 50.0, ("laptop", "b"): 40.0, ("laptop2", "a"): 30.0}
-    pj = {(r["host"], r["variant"]): r["inference p50 (ms/batch)"] for _, r in rep.per_joint.iterrows()}
+    assert {(r["host"], r["variant"]): r["latency_p50_ms"] for _, r in rep.cost.iterrows()} == {
+        ("gpu-box", "a"): 1.0,
+        ("gpu-box", "b"): 2.0,
+        ("laptop", "a"): 50.0,
+        ("laptop", "b"): 40.0,
+        ("laptop2", "a"): 30.0,
+    }
+    pj = {(r["host"], r["variant"]): r["inference_p50_ms"] for _, r in rep.per_joint.iterrows()}
     assert pj[("gpu-box", "a")] == 1.0 and pj[("laptop", "a")] == 50.0 and pj[("laptop2", "a")] == 30.0
     assert pd.isna(pj[("laptop2", "b")])  # not profiled there: missing, not borrowed from another host
     md = render_markdown(rep)
@@ -357,13 +431,30 @@ def _demo_store(results: Path) -> None:
     variants = {"hg1": (78.0, 3.4e6, 5.0, 20.0), "hg2": (82.0, 6.7e6, 9.8, 38.0), "hg4": (84.0, 13.0e6, 19.4, 75.0),
                 "hg1-ds1": (75.0, 1.4e6, 2.1, 12.0), "hg8": (85.0, 25.4e6, 38.7, 150.0)}  # fmt: skip
     for v, (acc, params, gmacs, p50) in variants.items():
-        write_train(results, v, mean=acc, parameters=int(params), curve=[acc - 30, acc - 12, acc - 4, acc],
-                    groups={g: acc + d for g, d in zip(GROUPS, (8, 5, 0, -5, 1, -3, -7))})
+        write_train(
+            results,
+            v,
+            mean=acc,
+            parameters=int(params),
+            curve=[acc - 30, acc - 12, acc - 4, acc],
+            groups={g: acc + d for g, d in zip(GROUPS, (8, 5, 0, -5, 1, -3, -7), strict=True)},
+            stacks=int(v[2]),
+        )
         for backend, factor in (("eager", 1.0), ("torchscript", 0.85)):
             for precision, pf in (("fp32", 1.0), ("fp16", 0.6)):
-                write_profile(results, variant=v, host="gpu-box", device="cuda", device_name="NVIDIA H100", backend=backend,
-                              precision=precision, parameters=int(params), gmacs=gmacs, p50=p50 / 20 * factor * pf,
-                              numerics_ok=None if precision == "fp32" and backend == "eager" else True)
+                write_profile(
+                    results,
+                    variant=v,
+                    host="gpu-box",
+                    device="cuda",
+                    device_name="NVIDIA H100",
+                    backend=backend,
+                    precision=precision,
+                    parameters=int(params),
+                    gmacs=gmacs,
+                    p50=p50 / 20 * factor * pf,
+                    numerics_ok=None if precision == "fp32" and backend == "eager" else True,
+                )
 
 
 def test_png_plots_are_written_and_plausible(tmp_path):
@@ -371,6 +462,14 @@ def test_png_plots_are_written_and_plausible(tmp_path):
 
     _demo_store(tmp_path / "results")
     rep = build_report(tmp_path / "results")
+    # the validation curves' panels come from each train record's spec, not from this checkout's registry
+    assert dict(zip(rep.curves["variant"], rep.curves["num_stacks"], strict=True)) == {
+        "hg1": 1,
+        "hg2": 2,
+        "hg4": 4,
+        "hg1-ds1": 1,
+        "hg8": 8,
+    }
     written = write_report(rep, tmp_path / "out", ["png", "md", "html"])
     pngs = sorted(p for p in written if p.suffix == ".png")
     kinds = {p.name.split("__")[0] for p in pngs}
@@ -395,8 +494,19 @@ def test_cli_report_reads_several_folders_and_writes_every_format(tmp_path):
     write_train(tmp_path / "cpu", "hg1", mean=78.0)
     write_profile(tmp_path / "cpu", variant="hg1", host="laptop", p50=40.0)
     out = tmp_path / "out"
-    code, text = invoke("report", "--results", tmp_path / "gpu", "--results", tmp_path / "cpu", "--out", out,
-                        "--format", "md,csv,html,png", "--precision", "fp32")
+    code, text = invoke(
+        "report",
+        "--results",
+        tmp_path / "gpu",
+        "--results",
+        tmp_path / "cpu",
+        "--out",
+        out,
+        "--format",
+        "md,csv,html,png",
+        "--precision",
+        "fp32",
+    )
     assert code == 0, text
     assert "Pareto-optimal rows" in text and "laptop" in text and "gpu-box" in text
     assert "filtered out by --precision fp32" in text
@@ -417,7 +527,8 @@ def test_cli_report_exits_2_when_nothing_is_usable(tmp_path):
     (tmp_path / "old/bad.json").write_text("[1, 2")
     code, text = invoke("report", "--results", tmp_path / "old")
     assert code == 2 and "none of the 2 record files is usable" in text
-    assert "schema hgbench.record/1: re-run hgbench profile" in text and "unreadable JSON" in text
+    assert "schema hgbench.record/1 profile records are no longer read: re-run hgbench profile" in text
+    assert "not a readable JSON record" in text
     write_profile(tmp_path / "ok", variant="hg1")
     code, text = invoke("report", "--results", tmp_path / "ok", "--backend", "tensorrt")
     assert code == 2 and "filters: --backend tensorrt" in text and "filtered out by --backend tensorrt" in text
@@ -444,13 +555,15 @@ def test_a_report_of_5000_records_builds(tmp_path):
             for backend in ("eager", "torchscript", "compile", "onnxruntime", "tensorrt"):
                 for precision in ("fp32", "fp16"):
                     for batch in range(1, 11):
-                        rec = profile_record(v, host=host, backend=backend, precision=precision, batch=batch, p50=1.0 + i + batch)
+                        rec = profile_record(
+                            v, host=host, backend=backend, precision=precision, batch=batch, p50=1.0 + i + batch
+                        )
                         (folder / f"{v}__{backend}__{precision}__b{batch}.json").write_text(json.dumps(rec))
     rep = build_report(tmp_path)
     assert rep.files == 5025 and len(rep.cost) == 5000 and not rep.skipped
     # per (host, batch size) group: the most accurate variant has the highest latency, so every
     # variant is on the front, at each of its 10 equally fast backend x precision settings
-    assert rep.cost[PARETO].all()
+    assert rep.cost["pareto_optimal"].all()
     write_report(rep, tmp_path / "out", ["md", "csv"])
     assert len(pd.read_csv(tmp_path / "out/accuracy_vs_cost.csv")) == 5000
 

@@ -1,12 +1,13 @@
-"""PNG plots of a :class:`hgbench.analysis.report.Report` (matplotlib, Agg canvas, no pyplot state).
+"""PNG plots of a :class:`hgbench.analysis.tables.Report` (matplotlib, Agg canvas, no pyplot state).
 
 - accuracy vs latency p50, one plot per table of the accuracy-vs-cost section (one machine,
   one dataset/split/metric/protocol, one batch size, one input size), backends and precisions
-  as colours, the Pareto front (:func:`hgbench.analysis.report.pareto_optimal`) drawn as a staircase;
+  as colours, the Pareto front (:func:`hgbench.analysis.tables.pareto_optimal`) drawn as a staircase;
 - accuracy vs GMACs (per sample) and vs parameters, one plot per dataset/split/metric/protocol
   (and input size for GMACs): these are counts, the same on every machine;
 - validation accuracy per epoch, one line per variant (as seed ``001_25df7af4abb369d1.txt``
-  tabulates and plots its runs' validation accuracy by epoch);
+  tabulates and plots its runs' validation accuracy by epoch), a panel per number of stacks
+  (from the train records' ``spec``);
 - per-joint accuracy as a grouped bar chart (Head ... Ankle, Mean; a bar per variant).
 
 Every plot's axes carry units and its subtitle the conditions (machine, backend, precision,
@@ -15,6 +16,7 @@ batch size, input size, dataset/split, protocol).
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import textwrap
@@ -25,39 +27,38 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from hgbench.analysis.report import (
-    ACC,
-    ACCURACY_KEY,
-    COST_GROUP,
-    GMACS,
-    P50,
-    PAPER_GROUPS,
-    PARAMS_M,
-    Report,
-    _accuracy_for_pareto,
-    _is_missing,
-    figure_png,
-    pareto_optimal,
-)  # fmt: skip
+from hgbench.analysis.labels import PAPER_GROUPS, is_missing
+from hgbench.analysis.tables import ACCURACY_KEY, COST_GROUP, GROUP_COLUMNS, Report, accuracy_for_pareto, pareto_optimal
 from hgbench.records import atomic_write_bytes
 
 FIG_SIZE = (9.0, 6.0)  # inches; at 110 dpi about 1000 x 660 px
+ACC = "accuracy_pct"
+
+
+def figure_png(fig: Figure) -> bytes:
+    """A matplotlib Figure rendered to PNG bytes (Agg canvas, no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
 
 
 def _slug(*parts) -> str:
-    text = "__".join(str(p) for p in parts if p is not None and not _is_missing(p))
+    text = "__".join(str(p) for p in parts if p is not None and not is_missing(p))
     return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")[:180]
 
 
 def _setting(row) -> str:
     """Backend, precision and switches of a profile row: ``"compile (max-autotune) fp16 +tf32 +cl"``."""
     text = str(row["backend"])
-    if not _is_missing(row.get("compile mode")) and row["backend"] == "compile":
-        text += f" ({row['compile mode']})"
+    if not is_missing(row.get("compile_mode")) and row["backend"] == "compile":
+        text += f" ({row['compile_mode']})"
     text += f" {row['precision']}"
     if row.get("tf32") is True:
         text += " +tf32"
-    if row.get("channels last") is True:
+    if row.get("channels_last") is True:
         text += " +cl"
     return text
 
@@ -75,10 +76,10 @@ def _titles(fig: Figure, ax, title: str, subtitle: str) -> None:
 def accuracy_vs_cost_figure(
     points: pd.DataFrame, x: str, xlabel: str, ylabel: str, title: str, subtitle: str, series: str | None = None
 ) -> Figure:
-    """A scatter of ``points[ACC]`` against ``points[x]`` with the Pareto front.
+    """A scatter of ``points.accuracy_pct`` against ``points[x]`` with the Pareto front.
 
     Args:
-        points: one row per point with columns ``x``, ``ACC`` (percent), ``label`` (drawn
+        points: one row per point with columns ``x``, ``accuracy_pct``, ``label`` (drawn
             beside the point), ``front`` (bool, on the Pareto front), optionally ``series``
             (colour groups) and ``excluded`` (bool: drawn as a cross, e.g. numerics failed).
         x, xlabel, ylabel: cost column and axis labels (with units).
@@ -91,7 +92,7 @@ def accuracy_vs_cost_figure(
     pts = points[points[ACC].notna() & points[x].notna()]
     groups = [(None, pts)] if series is None else list(pts.groupby(series, sort=True))
     colours = _colours(len(groups))
-    for (name, g), colour in zip(groups, colours):
+    for (name, g), colour in zip(groups, colours, strict=False):  # _colours gives one colour at least
         excluded = g["excluded"].astype(bool) if "excluded" in g else pd.Series(False, index=g.index)
         label = None if name is None else str(name)  # on the series' first drawn marker only
         for on_front, marker, size in ((False, "o", 30), (True, "*", 160)):
@@ -117,7 +118,7 @@ def accuracy_vs_cost_figure(
     # one label per variant, at its cheapest point; its other settings share its accuracy, so a faint
     # line joins them instead of repeating the name
     first = pts.sort_values(x).drop_duplicates("label")
-    for label, g in pts.groupby("label"):
+    for _, g in pts.groupby("label"):
         if len(g) > 1:
             ax.plot([g[x].min(), g[x].max()], [g[ACC].iloc[0]] * 2, color="0.75", linewidth=0.8, zorder=1)
     _place_labels(ax, first[x].to_numpy(float), first[ACC].to_numpy(float), [str(v) for v in first["label"]],
@@ -168,7 +169,11 @@ def _place_labels(ax, xs: np.ndarray, ys: np.ndarray, labels: list[str], fontsiz
                 break
         if choice is None:
             dx, dy = _LABEL_OFFSETS[0]
-            choice = (dx, dy, (px[i, 0] + dx * pt, px[i, 1] + dy * pt, px[i, 0] + dx * pt + width, px[i, 1] + dy * pt + height))
+            choice = (
+                dx,
+                dy,
+                (px[i, 0] + dx * pt, px[i, 1] + dy * pt, px[i, 0] + dx * pt + width, px[i, 1] + dy * pt + height),
+            )
         dx, dy, box = choice
         obstacles.append(box)
         ax.annotate(labels[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, color="0.15",
@@ -183,7 +188,7 @@ def _colours(n: int) -> list:
 
 
 def _threads(n) -> str:
-    if _is_missing(n):
+    if is_missing(n):
         return "threads not recorded"
     return f"{int(n)} thread{'s' if int(n) != 1 else ''}"
 
@@ -199,76 +204,83 @@ def _cost_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
         g["series"] = g.apply(_setting, axis=1)
         several = g["series"].nunique() > 1
         g["label"] = g["variant"]
-        acc = _accuracy_for_pareto(g)
+        acc = accuracy_for_pareto(g)
         g["excluded"] = acc.isna() & g[ACC].notna()
-        g["front"] = pareto_optimal(acc, g[P50])
+        g["front"] = pareto_optimal(acc, g["latency_p50_ms"])
         settings = ", ".join(sorted(g["series"].unique()))
         title = f"{metric} vs latency: {dataset}/{split}"
         subtitle = (f"{host}: {device} {name} | {'backends/precisions: ' if several else ''}{settings} | batch {batch} | "
                     f"input {size}x{size} px | protocol {protocol} | {_threads(g['threads'].iloc[0])}")  # fmt: skip
-        fig = accuracy_vs_cost_figure(g, P50, f"latency p50 (ms per batch of {batch})", f"{metric} (%), {dataset} {split}",
+        fig = accuracy_vs_cost_figure(g, "latency_p50_ms", f"latency p50 (ms per batch of {batch})", f"{metric} (%), {dataset} {split}",
                                       title, subtitle, series="series")  # fmt: skip
-        path = out / f"accuracy_vs_latency__{_slug(host, device, dataset, split, metric, protocol, f'b{batch}', f's{size}')}.png"
-        written.append((f"{metric} vs latency p50 on {host} ({device}), {dataset}/{split}, batch {batch}, input {size}", _save(fig, path)))
+        path = (
+            out
+            / f"accuracy_vs_latency__{_slug(host, device, dataset, split, metric, protocol, f'b{batch}', f's{size}')}.png"
+        )
+        written.append(
+            (
+                f"{metric} vs latency p50 on {host} ({device}), {dataset}/{split}, batch {batch}, input {size}",
+                _save(fig, path),
+            )
+        )
     return written
 
 
 def _complexity_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
     written = []
-    cost = report.cost[report.cost[ACC].notna() & report.cost[GMACS].notna()] if not report.cost.empty else report.cost
+    cost = (
+        report.cost[report.cost[ACC].notna() & report.cost["gmacs_fvcore"].notna()]
+        if not report.cost.empty
+        else report.cost
+    )
     if not cost.empty:
-        for key, g in cost.groupby(ACCURACY_KEY + ["input size (px)"], dropna=False, sort=False):
+        for key, g in cost.groupby(ACCURACY_KEY + ["input_size_px"], dropna=False, sort=False):
             dataset, split, metric, protocol, size = key
             g = g.drop_duplicates(["variant", "joints"]).copy()
             g["label"] = g["variant"]
-            g["front"] = pareto_optimal(g[ACC], g[GMACS])
-            fig = accuracy_vs_cost_figure(g, GMACS, f"GMACs per sample (fvcore, input {size}x{size} px)", f"{metric} (%), {dataset} {split}",
-                                          f"{metric} vs GMACs: {dataset}/{split}",
-                                          f"multiply-accumulates counted by fvcore, the same on every machine, backend, precision and batch size | "
-                                          f"protocol {protocol}")  # fmt: skip
+            g["front"] = pareto_optimal(g[ACC], g["gmacs_fvcore"])
+            subtitle = (f"multiply-accumulates counted by fvcore, the same on every machine, backend, precision and batch size | "
+                        f"protocol {protocol}")  # fmt: skip
+            fig = accuracy_vs_cost_figure(g, "gmacs_fvcore", f"GMACs per sample (fvcore, input {size}x{size} px)",
+                                          f"{metric} (%), {dataset} {split}", f"{metric} vs GMACs: {dataset}/{split}",
+                                          subtitle)  # fmt: skip
             path = out / f"accuracy_vs_gmacs__{_slug(dataset, split, metric, protocol, f's{size}')}.png"
             written.append((f"{metric} vs GMACs, {dataset}/{split}, input {size}", _save(fig, path)))
     pj = report.per_joint
-    pj = pj[pj["Mean (%)"].notna() & pj[PARAMS_M].notna()] if not pj.empty else pj
+    pj = pj[pj["mean_pct"].notna() & pj["params_m"].notna()] if not pj.empty else pj
     if not pj.empty:
         for key, g in pj.groupby(ACCURACY_KEY, dropna=False, sort=False):
             dataset, split, metric, protocol = key
-            g = g.drop_duplicates(["variant", "joints"]).rename(columns={"Mean (%)": ACC}).copy()
+            g = g.drop_duplicates(["variant", "joints"]).rename(columns={"mean_pct": ACC}).copy()
             g["label"] = g["variant"]
-            g["front"] = pareto_optimal(g[ACC], g[PARAMS_M])
+            g["front"] = pareto_optimal(g[ACC], g["params_m"])
             joints = ", ".join(str(j) for j in sorted(g["joints"].unique()))
-            fig = accuracy_vs_cost_figure(g, PARAMS_M, "parameters (millions)", f"{metric} (%), {dataset} {split}",
-                                          f"{metric} vs parameters: {dataset}/{split}",
-                                          f"trained networks ({joints} joints), protocol {protocol}; a count, the same on every machine")  # fmt: skip
+            subtitle = f"trained networks ({joints} joints), protocol {protocol}; a count, the same on every machine"
+            fig = accuracy_vs_cost_figure(g, "params_m", "parameters (millions)", f"{metric} (%), {dataset} {split}",
+                                          f"{metric} vs parameters: {dataset}/{split}", subtitle)  # fmt: skip
             path = out / f"accuracy_vs_parameters__{_slug(dataset, split, metric, protocol)}.png"
             written.append((f"{metric} vs parameters, {dataset}/{split}", _save(fig, path)))
     return written
 
 
-def _num_stacks(variant: str) -> int | None:
-    """Stacks of a registered variant (None when the name is not registered here)."""
-    from hgbench.config import get_variant
-
-    try:
-        return get_variant(variant).architecture.num_stacks
-    except (KeyError, Exception):  # noqa: BLE001 - a record may name a variant this checkout does not have
-        return None
-
-
 def val_curves_figure(curves: pd.DataFrame, title: str, subtitle: str, ylabel: str, max_panels: int = 4) -> Figure:
-    """Validation accuracy (percent) per epoch: ``curves`` has ``variant``, ``epoch``, ``ACC``;
-    one line per variant. Variants are split into one panel per number of stacks when there
-    are 2 to ``max_panels`` stack counts, as seed 001 draws one figure per stack count
-    ("Validation accuracy with 1 stack", "... 2 stacks", "... 8 stacks")."""
+    """Validation accuracy (percent) per epoch: ``curves`` has ``variant``, ``epoch``,
+    ``accuracy_pct`` and optionally ``num_stacks`` (None/NaN: not recorded); one line per variant.
+    Variants are split into one panel per number of stacks when there are 2 to ``max_panels``
+    stack counts, as seed 001 draws one figure per stack count ("Validation accuracy with 1
+    stack", "... 2 stacks", "... 8 stacks")."""
     variants = sorted(curves["variant"].unique())
-    stacks = {v: _num_stacks(v) for v in variants}
+    stacks = {v: None for v in variants}
+    if "num_stacks" in curves:
+        for v, n in curves.groupby("variant")["num_stacks"].first().items():  # first non-missing value
+            stacks[v] = None if is_missing(n) else int(n)
     keys = sorted({s for s in stacks.values()}, key=lambda s: (s is None, s or 0))
     panels = keys if 1 < len(keys) <= max_panels else [None]
     fig = Figure(figsize=(max(FIG_SIZE[0], 4.5 * len(panels) + 2), FIG_SIZE[1]))
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
-    colour = dict(zip(variants, _colours(len(variants))))
+    colour = dict(zip(variants, _colours(len(variants)), strict=True))
     styles = ["-", "--", "-.", ":"]
-    for ax, key in zip(axes, panels):
+    for ax, key in zip(axes, panels, strict=True):
         shown = [v for v in variants if len(panels) == 1 or stacks[v] == key]
         for k, variant in enumerate(shown):
             c = curves[curves["variant"] == variant].sort_values("epoch")
@@ -288,16 +300,16 @@ def val_curves_figure(curves: pd.DataFrame, title: str, subtitle: str, ylabel: s
 
 def per_joint_figure(rows: pd.DataFrame, title: str, subtitle: str, ylabel: str) -> Figure:
     """Grouped bars: x = Head ... Ankle, Mean; one bar per row (``variant``), heights in percent
-    from the columns ``"<group> (%)"`` and ``"Mean (%)"``."""
-    cols = [f"{g} (%)" for g in PAPER_GROUPS] + ["Mean (%)"]
+    from the columns ``head_pct`` ... ``ankle_pct`` and ``mean_pct``."""
+    cols = GROUP_COLUMNS + ["mean_pct"]
     names = list(PAPER_GROUPS) + ["Mean"]
     n = len(rows)
     fig = Figure(figsize=(max(FIG_SIZE[0], 1.2 + 0.22 * n * len(names) / 2), FIG_SIZE[1]))
     ax = fig.add_subplot()
     width = 0.8 / max(n, 1)
     x = np.arange(len(names))
-    for k, ((_, r), colour) in enumerate(zip(rows.iterrows(), _colours(n))):
-        heights = [float(r[c]) if not _is_missing(r[c]) else np.nan for c in cols]
+    for k, ((_, r), colour) in enumerate(zip(rows.iterrows(), _colours(n), strict=False)):  # one colour at least
+        heights = [float(r[c]) if not is_missing(r[c]) else np.nan for c in cols]
         ax.bar(x - 0.4 + width * (k + 0.5), heights, width, color=colour, label=r["variant"])
     ax.set_xticks(x, names)
     ax.set_xlabel("joint group (left and right pooled)")
@@ -305,7 +317,9 @@ def per_joint_figure(rows: pd.DataFrame, title: str, subtitle: str, ylabel: str)
     finite = pd.to_numeric(rows[cols].stack(), errors="coerce").dropna()
     if len(finite):
         lo = float(finite.min())
-        ax.set_ylim(max(0.0, math.floor(lo / 10) * 10 - 5), min(100.0, float(finite.max()) + 5) if finite.max() <= 100 else None)
+        ax.set_ylim(
+            max(0.0, math.floor(lo / 10) * 10 - 5), min(100.0, float(finite.max()) + 5) if finite.max() <= 100 else None
+        )
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     _titles(fig, ax, title, subtitle)
@@ -319,22 +333,22 @@ def _accuracy_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
             dataset, split, metric, protocol = key
             if g.groupby("variant")["epoch"].nunique().max() < 2:
                 continue  # one validation per run: no curve to draw
-            hosts = ", ".join(sorted({str(h) for h in g["trained on"] if not _is_missing(h)})) or "?"
+            hosts = ", ".join(sorted({str(h) for h in g["trained_on"] if not is_missing(h)})) or "?"
             fig = val_curves_figure(g, f"Validation {metric} per epoch: {dataset}/{split}",
                                     f"protocol {protocol} | trained on {hosts} | accuracy of each run's validation after that epoch",
                                     f"{metric} (%), {dataset} {split}")  # fmt: skip
             path = out / f"val_curves__{_slug(dataset, split, metric, protocol)}.png"
             written.append((f"Validation {metric} per epoch, {dataset}/{split}, protocol {protocol}", _save(fig, path)))
     pj = report.per_joint
-    pj = pj[pj["Mean (%)"].notna()] if not pj.empty else pj
+    pj = pj[pj["mean_pct"].notna()] if not pj.empty else pj
     if not pj.empty:
         for key, g in pj.groupby(ACCURACY_KEY, dropna=False, sort=False):
             dataset, split, metric, protocol = key
             g = g.drop_duplicates(["variant", "joints"]).sort_values("variant")
-            g = g[g[[f"{name} (%)" for name in PAPER_GROUPS]].notna().any(axis=1)]  # results without per-group accuracy: no bars
+            g = g[g[GROUP_COLUMNS].notna().any(axis=1)]  # results without per-group accuracy: no bars
             if g.empty:
                 continue
-            persons = g["eval persons"].dropna()
+            persons = g["eval_persons"].dropna()
             n = f", {int(persons.iloc[0])} persons" if len(persons) else ""
             fig = per_joint_figure(g, f"Per-joint {metric}: {dataset}/{split}", f"protocol {protocol}{n} | groups pool left and right",
                                    f"{metric} (%)")  # fmt: skip

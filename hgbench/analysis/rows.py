@@ -1,8 +1,8 @@
 """Reading the records of a report into flat rows (step 1 of :mod:`hgbench.analysis.report`).
 
 Every ``*.json`` under the results folders goes through :func:`_read` (the only place the report
-touches files; the schema rule is :func:`hgbench.records.read_record`'s). Each record is then
-used or listed in ``skipped`` with its reason (:func:`read_store`):
+touches files: :func:`hgbench.records.scan`, with its schema rule and typed records). Each
+record is then used or listed in ``skipped`` with its reason (:func:`read_store`):
 
 - ``"profile"``: one row per measurement, keys the snake_case columns of
   :mod:`hgbench.analysis.labels` (``latency_p50_ms``, ``gmacs_fvcore`` ...); status "error"
@@ -11,9 +11,8 @@ used or listed in ``skipped`` with its reason (:func:`read_store`):
 - ``"eval"`` (held-out splits only): preferred to the training run's last validation for the
   same variant, dataset and protocol (:func:`_join_accuracy`).
 
-Of two records of the same measurement (:func:`record_key`) the newer is used. Reading is one
-``json.loads`` per file into plain dicts; frames are built later, once
-(:mod:`hgbench.analysis.tables`).
+Of two records of the same measurement (one :class:`hgbench.records.RecordKey`) the newer is used. Rows are plain
+dicts; frames are built from them later, once (:mod:`hgbench.analysis.tables`).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hgbench.records import RecordError, read_record, repetition_range_pct
+from hgbench.records import repetition_range_pct, scan
 
 MIB = 2**20
 FLOAT32_BYTES = 4
@@ -93,62 +92,26 @@ def _device_matches(wanted: str, row: dict) -> bool:
 
 
 def _read(dirs: Sequence[str | Path]) -> tuple[list[tuple[str, dict]], list[tuple[str, str]], int]:
-    """Every record file under ``dirs``: ``(records, skipped, files)``.
+    """Every record file under ``dirs``: ``(records, skipped, files)``, the report's only reader.
 
-    ``records`` are ``(path, record)`` of the files :func:`hgbench.records.read_record` accepts
-    whose kind the report uses, ``skipped`` ``(path, reason)`` for the others, ``files`` the
-    number of ``*.json`` files found. Hidden files and folders are left out; a file reachable
-    through two folders (one inside the other) is read once; paths are as given under each folder.
+    ``records`` are ``(path, record)`` of the files :func:`hgbench.records.scan` reads (its
+    schema rule; hidden files and folders left out, a file reachable through two folders read
+    once), each as a shallow dict of its fields (``dict(record)`` and ``_path``: field access on
+    a dict is what thousands of records need); ``skipped`` is ``(path, reason)`` for the files
+    it refuses, ``files`` the number of ``*.json`` files found. Records of the same measurement
+    are not: of two records with the same :class:`hgbench.records.RecordKey` the older is in
+    ``skipped`` as superseded.
 
     Raises:
         FileNotFoundError: one of ``dirs`` is not a folder.
     """
-    seen: dict[str, str] = {}  # the path under the real folder -> the path as given
     for d in dirs:
-        top = str(d)
-        if not Path(top).is_dir():
-            raise FileNotFoundError(f"{d}: no such results folder; run `hgbench train-all` and `hgbench profile` first, or pass --results")
-        real = os.path.realpath(top)
-        for root, subdirs, files in os.walk(top):
-            subdirs[:] = [s for s in subdirs if not s.startswith(".")]
-            for name in files:
-                if name.endswith(".json") and not name.startswith("."):
-                    path = os.path.join(root, name)
-                    seen.setdefault(real + path[len(top):], path)
-    paths = sorted(seen.values())
-    records, skipped = [], []
-    for path in paths:
-        try:
-            rec = read_record(Path(path))
-        except (RecordError, UnicodeDecodeError) as e:  # read_record lets a non-UTF-8 file's error through
-            reason = str(e).removeprefix(f"{Path(path)}: ")
-            skipped.append((path, reason if isinstance(e, RecordError) else f"not a readable JSON record ({e})"))
-            continue
-        if rec.get("kind") not in _RERUN:
-            skipped.append((path, f"unknown record kind {rec.get('kind')!r} (known: {', '.join(_RERUN)})"))
-            continue
-        records.append((path, rec))
-    return records, skipped, len(paths)
-
-
-def record_key(rec: dict) -> tuple:
-    """What makes two records of one kind the same measurement (the newer is used).
-
-    profile: host, device, device name, threads, variant, joints, backend, precision, TF32,
-    channels-last, compile mode, batch size, input size (13 fields); train: variant, dataset,
-    protocol; eval: variant, joints, dataset, split, metric, protocol.
-
-    Raises:
-        KeyError: a field of the key is missing.
-    """
-    kind = rec["kind"]
-    if kind == "profile":
-        return (_host(rec), rec["device"], _device_name(rec), rec.get("threads"), rec["variant"], int(rec["num_joints"]), rec["backend"],
-                rec["precision"], bool(rec.get("tf32")), bool(rec.get("channels_last")), rec.get("compile_mode"), int(rec["batch_size"]),
-                int(rec["input_size"]))  # fmt: skip
-    if kind == "train":
-        return rec["variant"], rec["dataset"], rec["protocol"]
-    return rec["variant"], _eval_joints(rec), rec["dataset"], rec["split"], _metric_name(rec["result"]), _eval_protocol(rec)
+        if not Path(d).is_dir():
+            hint = "run `hgbench train-all` and `hgbench profile` first, or pass --results"
+            raise FileNotFoundError(f"{d}: no such results folder; {hint}")
+    found = scan(list(dirs))
+    records = [(str(r.path), {**dict(r), "_path": str(r.path)}) for r in found.records]
+    return records, list(found.skipped), found.files
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +130,7 @@ def _opt_float(v) -> float | None:
 
 def _host(rec: dict) -> str:
     """The record's host name, else its folder's name (``profile/<host>/...``)."""
-    return (rec.get("provenance") or {}).get("hostname") or os.path.basename(os.path.dirname(rec.get("_path", "")))
+    return (rec.get("provenance") or {}).get("hostname") or os.path.basename(os.path.dirname(rec.get("_path") or ""))
 
 
 def _device_name(rec: dict) -> str | None:
@@ -226,7 +189,11 @@ def _profile_row(rec: dict, path: str) -> dict:
     }  # fmt: skip
 
 
-_METRIC_LABELS = {"pck": ("PCK", ""), "pckh": ("PCKh", ""), "pck_heatmap": ("PCK", " (heatmap-normalised)")}  # hgbench.accuracy.evaluate.METRICS
+_METRIC_LABELS = {
+    "pck": ("PCK", ""),
+    "pckh": ("PCKh", ""),
+    "pck_heatmap": ("PCK", " (heatmap-normalised)"),
+}  # hgbench.accuracy.evaluate.METRICS
 
 
 def _metric_name(result: dict) -> str:
@@ -248,7 +215,7 @@ def _metric_name(result: dict) -> str:
 
 
 def _accuracy_fields(result: dict) -> dict:
-    """The accuracy part of a PCKResult-like dict (``hgbench.accuracy.evaluate.PCKResult.to_dict``):
+    """The accuracy part of a PCKResult-like dict (``hgbench.accuracy.pck.PCKResult.to_dict``):
     ``mean`` (percent, required), ``groups`` (percent), ``num_persons``, ``convention``."""
     groups = result.get("groups") or {}
     return {
@@ -275,6 +242,7 @@ def _train_entry(rec: dict, path: str) -> dict:
         "joints": int(rec["num_joints"]),
         "dataset": rec["dataset"],
         "protocol": rec["protocol"],
+        "_protocol_hash": rec["protocol_hash"],
         "split": "val",  # hgbench.train validates on the dataset's "val" split
         "params": rec.get("parameters"),
         "training_h": None if _opt_float(rec.get("train_time_s")) is None else rec["train_time_s"] / 3600,
@@ -292,23 +260,11 @@ def _train_entry(rec: dict, path: str) -> dict:
     return entry
 
 
-def _eval_joints(rec: dict) -> int | None:
-    joints = rec.get("num_joints") or len(rec["result"].get("per_joint") or {}) or None
-    return int(joints) if joints else None
-
-
-def _eval_protocol(rec: dict) -> str | None:
-    protocol = rec.get("protocol")
-    ckpt = Path(rec.get("checkpoint") or "")
-    if protocol is None and ckpt.parent.name == rec["variant"] and len(ckpt.parts) >= 4:
-        protocol = ckpt.parent.parent.name  # <results>/runs/<dataset>/<protocol>/<variant>/checkpoint.pt
-    return protocol
-
-
 def _eval_entry(rec: dict, path: str) -> dict:
     return {
-        "variant": rec["variant"], "joints": _eval_joints(rec), "dataset": rec["dataset"], "split": rec["split"],
-        "protocol": _eval_protocol(rec), "accuracy_record": str(path), "_created": rec.get("created") or "",
+        "variant": rec["variant"], "joints": int(rec["num_joints"]), "dataset": rec["dataset"], "split": rec["split"],
+        "protocol": rec["protocol"], "_protocol_hash": rec["protocol_hash"], "accuracy_record": str(path),
+        "_created": rec.get("created") or "",
         **_accuracy_fields(rec["result"]),
     }  # fmt: skip
 
@@ -323,7 +279,7 @@ class Store:
 
     Attributes:
         profiles: one flat dict per usable profile record (status ok, selected, newest of its
-            :func:`record_key`), snake_case keys; raw samples are not kept.
+            :class:`hgbench.records.RecordKey`), snake_case keys; raw samples are not kept.
         failed: profile rows with status "error" (selected by the filters), with ``error``.
         accuracy: one dict per accuracy (variant, joints, dataset, split, metric, protocol).
         curves: validation curve points (variant, epoch, accuracy_pct, num_stacks, ...).
@@ -342,20 +298,19 @@ class Store:
 def read_store(dirs: Sequence[str | Path], filters: Filters = Filters()) -> Store:
     """Read every record under ``dirs`` (:func:`_read`) into rows.
 
-    Each file is used, or listed in ``skipped`` with the reason: not a record
-    (:func:`hgbench.records.read_record`'s reason, e.g. ``"schema hgbench.record/1: re-run
-    hgbench profile"``); an unknown kind; a missing field; a training run not complete; an
-    evaluation on the training split; a record superseded by a newer one of the same
-    :func:`record_key`; a filter. Profile records with status "error" go to ``failed``.
+    Each file is used, or listed in ``skipped`` with the reason: refused by the schema rule
+    (:func:`hgbench.records.scan`'s reason: not JSON, an old schema with what to re-run, a
+    missing field); a training run not complete; an evaluation on the training split; a
+    record superseded by a newer one of the same :class:`hgbench.records.RecordKey`; a filter. Profile records
+    with status "error" go to ``failed``.
 
     Raises:
         FileNotFoundError: one of ``dirs`` is not a folder.
     """
     records, skipped, files = _read(dirs)
     store = Store(skipped=skipped, files=files)
-    profiles: dict[tuple, dict] = {}
-    trains: dict[tuple, dict] = {}
-    evals: dict[tuple, dict] = {}
+    trains: list[dict] = []
+    evals: list[dict] = []
     for path, rec in records:
         kind = rec["kind"]
         try:
@@ -367,14 +322,14 @@ def read_store(dirs: Sequence[str | Path], filters: Filters = Filters()) -> Stor
                 elif row["_status"] != "ok":
                     store.failed.append({**row, "error": row["_error"] or "status error, no reason given"})
                 else:
-                    _keep_newest(profiles, record_key(rec), row, "profile_record", store.skipped)
+                    store.profiles.append(row)
             elif kind == "train":
                 if not rec.get("complete"):
                     store.skipped.append((path, "training run not complete (resume it with `hgbench train`)"))
                 elif reason := filters.dataset_reason(rec["dataset"]):
                     store.skipped.append((path, reason))
                 else:
-                    _keep_newest(trains, record_key(rec), _train_entry(rec, path), "accuracy_record", store.skipped)
+                    trains.append(_train_entry(rec, path))
             else:  # eval
                 entry = _eval_entry(rec, path)
                 if reason := filters.dataset_reason(entry["dataset"]):
@@ -382,31 +337,33 @@ def read_store(dirs: Sequence[str | Path], filters: Filters = Filters()) -> Stor
                 elif entry["split"] == "train":
                     store.skipped.append((path, "evaluated on the training split; the report uses held-out splits"))
                 else:
-                    _keep_newest(evals, record_key(rec), entry, "accuracy_record", store.skipped)
+                    evals.append(entry)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             what = f"field {e.args[0]!r} missing" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
             store.skipped.append((path, f"malformed {kind} record: {what}; re-run {_RERUN[kind]}"))
-    store.profiles = list(profiles.values())
+    _name_protocols(trains + evals)
     _join_accuracy(store, trains, evals)
     return store
 
 
-def _keep_newest(table: dict, key: tuple, entry: dict, path_key: str, skipped: list) -> None:
-    old = table.get(key)
-    if old is None:
-        table[key] = entry
-        return
-    newer, older = (entry, old) if entry["_created"] >= old["_created"] else (old, entry)
-    table[key] = newer
-    skipped.append((older[path_key], f"superseded by the newer record {newer[path_key]} of the same measurement"))
+def _name_protocols(entries: list[dict]) -> None:
+    """A protocol's name in tables: its name, with ``@<hash>`` (first 8 hex digits of its
+    content hash) where records of two protocols of that name with different content are read,
+    so that two such runs are never joined or shown as one."""
+    hashes: dict[str, set[str]] = {}
+    for e in entries:
+        hashes.setdefault(e["protocol"], set()).add(e["_protocol_hash"])
+    for e in entries:
+        if len(hashes[e["protocol"]]) > 1:
+            e["protocol"] = f"{e['protocol']}@{e['_protocol_hash'][:8]}"
 
 
-def _join_accuracy(store: Store, trains: dict, evals: dict) -> None:
+def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
     """One accuracy entry per (variant, joints, dataset, split, metric, protocol): eval records
     first, else the training run's last validation; training time from the training run."""
-    runs = {(r["variant"], r["dataset"], r["protocol"]): r for r in trains.values()}
+    runs = {(r["variant"], r["dataset"], r["protocol"]): r for r in trains}
     evaluated = set()
-    for e in evals.values():
+    for e in evals:
         run = runs.get((e["variant"], e["dataset"], e["protocol"]))
         evaluated.add((e["variant"], e["dataset"], e["protocol"]))
         store.accuracy.append({
@@ -425,4 +382,4 @@ def _join_accuracy(store: Store, trains: dict, evals: dict) -> None:
             res = {"metric": None, "accuracy_pct": None, "groups": {}, "eval_persons": None, "convention": None}
         else:
             res = run["result"]
-        store.accuracy.append({k: v for k, v in run.items() if k not in ("result", "curve", "_created")} | res)
+        store.accuracy.append({k: v for k, v in run.items() if k not in ("result", "curve") and not k.startswith("_")} | res)

@@ -1,0 +1,295 @@
+"""Rendering a :class:`hgbench.analysis.tables.Report` as text (step 3 of
+:mod:`hgbench.analysis.report`): CSV, Markdown and HTML.
+
+Here, and only here, the snake_case columns become labels with units
+(:mod:`hgbench.analysis.labels`):
+
+- CSV (:func:`csv_bytes`): raw numbers under the columns' headers (``"latency p50 (ms/batch)"``),
+  empty cells where not measured;
+- Markdown / HTML (:func:`render_markdown`, :func:`render_html`): one small document model
+  (:func:`_document`) with a header of the conditions, one section per machine (records of
+  different machines are never mixed in one column), cells formatted per column ("—" where
+  not measured, training ``h:mm`` and inference ``mm:ss`` as seed 002 prints them).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hgbench.analysis.labels import cell, header, is_missing, short_header
+from hgbench.analysis.tables import (
+    ACCURACY_KEY,
+    FAILED_COLUMNS,
+    GROUP_COLUMNS,
+    MACHINE,
+    Report,
+    reason_class,
+    reason_counts,
+)
+
+FORMATS = ("md", "csv", "html", "png")
+DEFAULT_FORMATS = ("md", "csv", "png")
+
+COST_SHOWN = ["variant", "backend", "precision", "tf32", "channels_last", "compile_mode", "accuracy_pct", "params_m",
+              "gmacs_fvcore", "latency_p50_ms", "latency_p90_ms", "throughput_samples_per_s", "peak_memory_mib", "numerics_ok",
+              "pareto_optimal"]  # fmt: skip
+COST_CONDITIONS = ["joints", "threads", "backend", "precision", "tf32", "channels_last", "compile_mode"]
+PER_JOINT_SHOWN = ["variant", *GROUP_COLUMNS, "mean_pct", "params_m", "weights_fp32_mib", "gmacs_fvcore", "training_h",
+                   "inference_p50_ms", "inference_val_set_min"]  # fmt: skip
+PER_JOINT_CONDITIONS = [
+    "joints",
+    "trained_on",
+    "inference_backend",
+    "inference_precision",
+    "inference_batch_size",
+    "inference_input_size_px",
+]
+
+
+def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``"md,csv"`` -> ``("md", "csv")``.
+
+    Raises:
+        ValueError: an unknown format (naming the known ones).
+    """
+    items = [t.strip().lower() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    bad = [t for t in items if t not in FORMATS]
+    if bad or not items:
+        raise ValueError(
+            f"--format {','.join(items) or text!r}: expected a comma-separated list of {', '.join(FORMATS)}"
+        )
+    return tuple(dict.fromkeys(items))
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """``df`` as CSV: raw values under each column's header (:func:`hgbench.analysis.labels.header`)."""
+    return df.rename(columns=header).to_csv(index=False).encode()
+
+
+# --------------------------------------------------------------------------------------------
+# A small document model, rendered to Markdown and HTML
+
+
+@dataclass
+class _Block:
+    kind: str  # "h1".."h4", "p", "ul", "table", "img"
+    content: Any
+
+
+def _display(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``df[columns]`` as text (missing -> "—") under the Markdown/HTML headers."""
+    cols = [c for c in columns if c in df.columns]
+    data = {short_header(c): [cell(c, v) for v in df[c].tolist()] for c in cols}
+    return pd.DataFrame(data, columns=list(data))
+
+
+def _constant_conditions(df: pd.DataFrame, columns: list[str]) -> tuple[list[str], list[str]]:
+    """Split condition columns into those constant in ``df`` (returned as "header: value"
+    lines for a table's header) and those that vary (kept as table columns)."""
+    constant, varying = [], []
+    for c in columns:
+        values = df[c].tolist()
+        first = values[0] if values else None
+        if all((is_missing(v) and is_missing(first)) or v == first for v in values):
+            if not is_missing(first):
+                constant.append(f"{header(c)}: {cell(c, first)}")
+        else:
+            varying.append(c)
+    return constant, varying
+
+
+def _machine_title(machine: tuple, rows: pd.DataFrame) -> str:
+    host, device, name = machine
+    if host is None or is_missing(host):
+        return "Not profiled"
+    extra = []
+    for col, label in (
+        ("torch", "torch"),
+        ("cuda", "CUDA"),
+        ("gpu_driver", "driver"),
+        ("hgbench", "hgbench"),
+        ("git_commit", "commit"),
+    ):
+        if col in rows:
+            vals = sorted({str(v) for v in rows[col].tolist() if not is_missing(v)})
+            if vals:
+                extra.append(f"{label} {' / '.join(vals)}" + (" (mixed)" if len(vals) > 1 else ""))
+    return f"Host `{host}`: {device}, {name or 'device name not recorded'}" + (
+        f" ({', '.join(extra)})" if extra else ""
+    )
+
+
+def _accuracy_title(key: tuple, persons=None) -> str:
+    dataset, split, metric, protocol = key
+    if is_missing(dataset):
+        return "No accuracy record (profiled, not trained or evaluated)"
+    n = f", {int(persons)} persons" if persons is not None and not is_missing(persons) else ""
+    if is_missing(metric):
+        return f"No validation recorded: {dataset}, protocol {protocol}"
+    return f"{metric} (%) on {dataset}/{split}{n}, protocol {protocol}"
+
+
+def _groups(df: pd.DataFrame, keys: list[str]) -> Iterable[tuple[tuple, pd.DataFrame]]:
+    if df.empty:
+        return []
+    return ((k if isinstance(k, tuple) else (k,), g) for k, g in df.groupby(keys, dropna=False, sort=False))
+
+
+def _first_persons(rows: pd.DataFrame):
+    persons = rows["eval_persons"].dropna()
+    return persons.iloc[0] if len(persons) else None
+
+
+def _document(report: Report, plots: list[tuple[str, Path]]) -> list[_Block]:
+    b: list[_Block] = [_Block("h1", "hgbench report")]
+    b.append(_Block("ul", [
+        (f"Generated {report.created} from {report.files} record files in: {', '.join(f'`{s}`' for s in report.sources)}; "
+         f"filters: {report.filters.describe()}."),
+        *[f"Accuracy, {m}: {c}." for m, c in sorted(report.conventions.items())],
+        ("Accuracy is that of the trained fp32 checkpoint (the eval record of the variant, dataset and protocol if any, else the "
+         "training run's last validation); rows at other backends and precisions reuse it. `numerics ok` says whether a "
+         "backend/precision reproduces the fp32 eager heatmaps within tolerance (— for eager fp32 itself)."),
+        ("Latency: p50 / p90 of the timed runs after warm-up, ms per batch (batch size in each table's title), on the machine of "
+         "its section; throughput = batch size / p50, samples/s. GMACs: 10^9 multiply-accumulates per sample (fvcore's count; "
+         "FLOPs = 2 x MACs), at the profiled input size."),
+        ("Parameters (M) = 10^6 parameters; weights fp32 (MiB) = parameters x 4 bytes / 2^20, the quantity seed 002's Table 1 "
+         "prints as 'Num. of Parameters' (its 8-stack '97.7M' = 25.59M parameters x 4 B)."),
+        (f"Pareto (★): no other row of the same table (machine, dataset/split/metric/protocol, batch size, input size) is at least "
+         f"as accurate and at least as cheap in {header(report.pareto_cost)}, strictly better in one; rows without accuracy, and "
+         "reduced-precision rows whose numerics check failed, are never on the front."),
+        *report.notes,
+    ]))  # fmt: skip
+
+    b.append(_Block("h2", "Accuracy vs cost"))
+    if report.cost.empty:
+        b.append(_Block("p", "No profile records: run `hgbench profile`."))
+    for machine, mrows in _groups(report.cost, MACHINE):
+        b.append(_Block("h3", _machine_title(machine, mrows)))
+        for key, rows in _groups(mrows, ACCURACY_KEY + ["batch_size", "input_size_px"]):
+            size = key[5]
+            b.append(
+                _Block(
+                    "h4", f"{_accuracy_title(key[:4], _first_persons(rows))}; batch {key[4]}, input {size}x{size} px"
+                )
+            )
+            constant, varying = _constant_conditions(rows, COST_CONDITIONS)
+            if constant:
+                b.append(_Block("p", "Conditions: " + "; ".join(constant) + "."))
+            shown = [c for c in COST_SHOWN if c not in COST_CONDITIONS or c in varying]
+            b.append(_Block("table", _display(rows, shown)))
+
+    b.append(_Block("h2", "Per-joint accuracy (the layout of seed 002's Table 1)"))
+    b.append(_Block("p", "Columns as Elhagry et al.'s Table 1: per-group accuracy and Mean (%), size, GMACs, training time "
+                         "(h:mm, as the paper), inference. The inference column is one profile record per variant on this machine "
+                         "(conditions above each table); 'inference, val set est.' = p50 per batch x batches in the evaluated split, "
+                         "forward passes only (the paper's minutes include its whole evaluation loop)."))  # fmt: skip
+    if report.per_joint.empty:
+        b.append(_Block("p", "No accuracy records: run `hgbench train-all` (or `hgbench evaluate`)."))
+    for machine, mrows in _groups(report.per_joint, MACHINE):
+        b.append(
+            _Block(
+                "h3",
+                _machine_title(machine, report.cost[report.cost["host"] == machine[0]])
+                if not is_missing(machine[0])
+                else "Not profiled on any machine",
+            )
+        )
+        for key, rows in _groups(mrows, ACCURACY_KEY):
+            b.append(_Block("h4", _accuracy_title(key, _first_persons(rows))))
+            constant, varying = _constant_conditions(rows, PER_JOINT_CONDITIONS)
+            if constant:
+                b.append(_Block("p", "Conditions: " + "; ".join(constant) + "."))
+            shown = ["variant", *[c for c in PER_JOINT_CONDITIONS if c in varying], *PER_JOINT_SHOWN[1:]]
+            b.append(_Block("table", _display(rows, shown)))
+
+    if not report.failed.empty:
+        b.append(_Block("h2", f"Failed measurements ({len(report.failed)})"))
+        b.append(_Block("table", _display(report.failed, FAILED_COLUMNS)))
+    if report.skipped:
+        b.append(_Block("h2", f"Records skipped ({len(report.skipped)})"))
+        items = []
+        for reason, n in reason_counts(report.skipped):
+            hits = [(p, r) for p, r in report.skipped if reason_class(r) == reason]
+            # the full reason of each of the first five (e.g. which newer record superseded it)
+            shown = "; ".join(f"`{p}`" + (f" ({r})" if r != reason else "") for p, r in hits[:5])
+            items.append(f"{n} x {reason}: {shown}" + (f"; and {n - 5} more (see skipped.csv)" if n > 5 else ""))
+        b.append(_Block("ul", items))
+    if plots:
+        b.append(_Block("h2", "Plots"))
+        for title, path in plots:
+            b.append(_Block("p", title))
+            b.append(_Block("img", (title, path)))
+    return b
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    def esc(s: str) -> str:
+        return str(s).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(c) for c in df.columns) + " |", "|" + "|".join("---" for _ in df.columns) + "|"]
+    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False, name=None)]
+    return "\n".join(lines)
+
+
+def render_markdown(report: Report, plots: Sequence[tuple[str, Path]] = (), base: Path | None = None) -> str:
+    """The report as Markdown; ``plots`` are ``(caption, path)`` images linked relative to ``base``."""
+    out = []
+    for blk in _document(report, list(plots)):
+        if blk.kind.startswith("h"):
+            out.append("#" * int(blk.kind[1]) + " " + blk.content)
+        elif blk.kind == "p":
+            out.append(blk.content)
+        elif blk.kind == "ul":
+            out.append("\n".join(f"- {item}" for item in blk.content))
+        elif blk.kind == "table":
+            out.append(_md_table(blk.content))
+        elif blk.kind == "img":
+            title, path = blk.content
+            out.append(f"![{title}]({_rel(path, base)})")
+    return "\n\n".join(out) + "\n"
+
+
+def render_html(report: Report, plots: Sequence[tuple[str, Path]] = (), base: Path | None = None) -> str:
+    """The report as one HTML page (tables by ``DataFrame.to_html``)."""
+    style = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:90%} "
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} img{max-width:100%}")  # fmt: skip
+    out = [
+        "<!DOCTYPE html>",
+        "<html><head><meta charset='utf-8'><title>hgbench report</title>",
+        f"<style>{style}</style></head><body>",
+    ]
+
+    def inline(text: str) -> str:
+        return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
+
+    for blk in _document(report, list(plots)):
+        if blk.kind.startswith("h"):
+            out.append(f"<{blk.kind}>{inline(blk.content)}</{blk.kind}>")
+        elif blk.kind == "p":
+            out.append(f"<p>{inline(blk.content)}</p>")
+        elif blk.kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in blk.content) + "</ul>")
+        elif blk.kind == "table":
+            out.append(blk.content.to_html(index=False, border=0, escape=True))
+        elif blk.kind == "img":
+            title, path = blk.content
+            out.append(f"<img src='{html.escape(_rel(path, base))}' alt='{html.escape(title)}'>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _rel(path: Path, base: Path | None) -> str:
+    if base is None:
+        return str(path)
+    try:
+        return os.path.relpath(path, base)
+    except ValueError:
+        return str(path)

@@ -1,0 +1,356 @@
+"""The report's tables (step 2 of :mod:`hgbench.analysis.report`): rows joined into DataFrames
+with the snake_case columns of :mod:`hgbench.analysis.labels`, raw numbers, NaN/None where not
+measured.
+
+- ``cost``, the **accuracy-vs-cost table**: one row per profiled variant x backend x precision
+  x batch size x input size x machine, joined with the accuracy of that variant (same number of
+  joints) on each dataset/split/metric it was trained or evaluated on. Rows are
+  **Pareto-optimal** (:func:`pareto_optimal`) when no other row of their group is at least as
+  accurate and at least as cheap, strictly better in one. A group is one machine (host,
+  device, device name), one accuracy (dataset, split, metric, protocol), one batch size and one
+  input size; the cost is latency p50 by default (``pareto_on``). A row without accuracy or
+  cost is never on the front; a reduced-precision row whose numerics check failed (its output
+  moved beyond tolerance from fp32) keeps the fp32 accuracy in its column but is not on the
+  front, since that accuracy does not carry over to it.
+- ``per_joint``, the layout of seed ``002_bdd2d633fa65b35a.txt`` Table 1: Head ... Ankle, Mean
+  (percent), parameters, GMACs, training hours and inference time, one block per machine. The
+  paper's "Num. of Parameters" column is MiB of float32 weights (its 8-stack "97.7M" = 25.59M
+  parameters x 4 B; ``shared/DESIGN.md`` conventions), so both are given: ``params_m``
+  (10^6 parameters) and ``weights_fp32_mib`` (parameters x 4 B / 2^20). Inference is one
+  profile record of the variant on that machine (:func:`_inference_choice`), as p50 ms per
+  batch and as the paper's unit, minutes over the evaluated split (``inference_val_set_min`` =
+  p50 x ceil(persons / batch), forward passes only).
+- ``curves`` (validation accuracy per epoch) and ``failed`` (profile records with status error).
+
+Accuracy and cost are joined on variant name and number of joints (the heads differ); a variant
+trained with other joints than it was profiled with is named in the report's notes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hgbench.analysis.labels import PAPER_GROUPS
+from hgbench.analysis.rows import FLOAT32_BYTES, MACHINE, MIB, Filters, Store
+from hgbench.records import utc_now
+
+ACCURACY_KEY = ["dataset", "split", "metric", "protocol"]
+COST_GROUP = MACHINE + ACCURACY_KEY + ["batch_size", "input_size_px"]
+PARETO_ON = {"latency": "latency_p50_ms", "gmacs": "gmacs_fvcore", "parameters": "params"}
+GROUP_COLUMNS = [f"{g.lower()}_pct" for g in PAPER_GROUPS]
+COST_COLUMNS = [
+    *MACHINE, "threads", *ACCURACY_KEY, "batch_size", "input_size_px", "variant", "joints", "backend", "precision", "tf32",
+    "channels_last", "compile_mode", "accuracy_pct", "eval_persons", "params", "params_m", "weights_fp32_mib",
+    "model_size_fp32_mib", "gmacs_fvcore", "gmacs_thop", "gflops_flop_counter", "latency_p50_ms", "latency_p90_ms",
+    "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "timed_runs", "timed_repetitions", "p50_range_pct",
+    "throughput_samples_per_s", "peak_memory_mib", "activation_memory_mib", "build_time_s", "numerics_ok", "max_abs_error",
+    "argmax_moved_pct", "roofline_efficiency_pct", "calibration_p50_ms", "pareto_optimal", "torch", "cuda", "gpu_driver",
+    "hgbench", "git_commit", "profiled_at", "profile_record", "accuracy_record",
+]  # fmt: skip
+PER_JOINT_COLUMNS = [
+    *MACHINE, *ACCURACY_KEY, "variant", "joints", *GROUP_COLUMNS, "mean_pct", "eval_persons", "params", "params_m",
+    "weights_fp32_mib", "gmacs_fvcore", "training_h", "trained_on", "inference_backend", "inference_precision",
+    "inference_batch_size", "inference_input_size_px", "inference_p50_ms", "inference_val_set_min", "accuracy_record",
+    "profile_record",
+]  # fmt: skip
+CURVE_COLUMNS = ["variant", "joints", *ACCURACY_KEY, "epoch", "accuracy_pct", "trained_on", "train_record"]
+FAILED_COLUMNS = [
+    *MACHINE,
+    "variant",
+    "joints",
+    "backend",
+    "precision",
+    "batch_size",
+    "input_size_px",
+    "error",
+    "profile_record",
+]
+SKIPPED_COLUMNS = ["path", "reason"]
+
+
+class NoUsableRecordsError(ValueError):
+    """The results folders hold no record the report can use (all missing, skipped or filtered)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Pareto front
+
+
+def pareto_optimal(accuracy: Sequence[float], cost: Sequence[float]) -> np.ndarray:
+    """Which points are Pareto-optimal for "higher accuracy, lower cost".
+
+    A point is optimal when no other point has accuracy >= its accuracy and cost <= its cost
+    with at least one of the two strict (the usual definition of non-domination). Points with
+    equal accuracy and equal cost do not dominate each other, so tied points are all optimal
+    or all not. A point whose accuracy or cost is missing (NaN/None) is never optimal and
+    dominates nothing.
+
+    Args:
+        accuracy, cost: ``(N,)`` numbers (any units; accuracy higher-is-better, cost
+            lower-is-better).
+
+    Returns:
+        ``(N,)`` bool array.
+
+    Raises:
+        ValueError: the two have different lengths.
+
+    One sort and one sweep: O(N log N).
+    """
+    acc = np.asarray(pd.to_numeric(pd.Series(accuracy, dtype=object), errors="coerce"), dtype=float)
+    cst = np.asarray(pd.to_numeric(pd.Series(cost, dtype=object), errors="coerce"), dtype=float)
+    if acc.shape != cst.shape:
+        raise ValueError(f"pareto_optimal: {acc.shape[0]} accuracies but {cst.shape[0]} costs")
+    mask = np.zeros(acc.shape[0], dtype=bool)
+    idx = np.flatnonzero(np.isfinite(acc) & np.isfinite(cst))
+    order = idx[np.lexsort((-acc[idx], cst[idx]))]  # cost ascending, then accuracy descending
+    best_cheaper = -math.inf  # best accuracy among points strictly cheaper than the current cost
+    i = 0
+    while i < order.size:
+        j = i
+        while j < order.size and cst[order[j]] == cst[order[i]]:
+            j += 1
+        bucket = order[i:j]
+        top = acc[bucket].max()
+        if top > best_cheaper:  # not dominated by a cheaper point; the equally cheap ones below `top` are
+            mask[bucket[acc[bucket] == top]] = True
+        best_cheaper = max(best_cheaper, top)
+        i = j
+    return mask
+
+
+def accuracy_for_pareto(df: pd.DataFrame) -> pd.Series:
+    """``df.accuracy_pct``, NaN where a reduced-precision numerics check failed (see module docs)."""
+    acc = pd.to_numeric(df["accuracy_pct"], errors="coerce")
+    failed = df["numerics_ok"].map(lambda v: isinstance(v, (bool, np.bool_)) and not v)
+    return acc.where(~failed.astype(bool))
+
+
+def _grouped_pareto(df: pd.DataFrame, group: list[str], cost_col: str) -> pd.Series:
+    out = np.zeros(len(df), dtype=bool)
+    if df.empty:
+        return pd.Series(out, index=df.index)
+    acc = accuracy_for_pareto(df).to_numpy(dtype=float)
+    cost = pd.to_numeric(df[cost_col], errors="coerce").to_numpy(dtype=float)
+    for idx in df.groupby(group, dropna=False, sort=False).indices.values():
+        out[idx] = pareto_optimal(acc[idx], cost[idx])
+    return pd.Series(out, index=df.index)
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+
+
+@dataclass
+class Report:
+    """The report's tables (snake_case columns, raw numbers; NaN/None where not measured) and
+    where they came from.
+
+    Attributes:
+        cost: the accuracy-vs-cost table, :data:`COST_COLUMNS`.
+        per_joint: the seed-002 Table 1 layout, :data:`PER_JOINT_COLUMNS`, one block per machine.
+        curves: validation accuracy per epoch, :data:`CURVE_COLUMNS` and ``num_stacks`` (from
+            the train record's ``spec``; not written to the CSV).
+        failed: failed measurements, :data:`FAILED_COLUMNS`.
+        skipped: ``(path, reason)`` of every record not used.
+        conventions: metric -> its convention (how the accuracy was computed).
+        notes: warnings for the reader (e.g. a variant trained with 14 joints but profiled with 16 only).
+        sources, filters, pareto_on: how the report was asked for.
+        files: record files read.
+    """
+
+    cost: pd.DataFrame
+    per_joint: pd.DataFrame
+    curves: pd.DataFrame
+    failed: pd.DataFrame
+    skipped: list[tuple[str, str]]
+    conventions: dict[str, str]
+    notes: list[str]
+    sources: list[str]
+    filters: Filters
+    pareto_on: str
+    files: int
+    created: str = field(default_factory=utc_now)
+
+    @property
+    def pareto_cost(self) -> str:
+        """The column the Pareto front is computed on (``latency_p50_ms``, ...)."""
+        return PARETO_ON[self.pareto_on]
+
+
+def build_tables(
+    store: Store, sources: Sequence[str | Path], filters: Filters = Filters(), pareto_on: str = "latency"
+) -> Report:
+    """Join the rows of :func:`hgbench.analysis.rows.read_store` into the report's tables.
+
+    Args:
+        store: the rows.
+        sources: the folders read (for the report's header and messages).
+        filters: the filters the store was read with (a profiled variant without accuracy on
+            ``filters.dataset`` is left out).
+        pareto_on: the cost of the Pareto front: ``"latency"`` (p50 per batch, default),
+            ``"gmacs"`` (fvcore, per sample) or ``"parameters"``.
+
+    Raises:
+        NoUsableRecordsError: no profile record and no accuracy record is usable (the message
+            lists why the records were skipped).
+        ValueError: unknown ``pareto_on``.
+    """
+    if pareto_on not in PARETO_ON:
+        raise ValueError(f"--pareto-on {pareto_on!r}: expected one of {', '.join(PARETO_ON)}")
+    if not store.profiles and not [a for a in store.accuracy if a["accuracy_pct"] is not None] and not store.failed:
+        raise NoUsableRecordsError(_nothing_usable_message(sources, store, filters))
+
+    acc_by_model: dict[tuple, list[dict]] = defaultdict(list)
+    for a in store.accuracy:
+        acc_by_model[(a["variant"], a["joints"])].append(a)
+    rows: list[dict] = []
+    skipped = list(store.skipped)
+    for p in store.profiles:
+        matches = acc_by_model.get((p["variant"], p["joints"]), [])
+        if not matches:
+            if filters.dataset:
+                reason = (
+                    f"no accuracy of {p['variant']} ({p['joints']} joints) on --dataset {','.join(filters.dataset)}"
+                )
+                skipped.append((p["profile_record"], reason))
+                continue
+            rows.append(p)
+        for a in matches:
+            rows.append({**p, **{k: a.get(k) for k in _JOINED_ACCURACY}})
+    order = COST_GROUP + ["variant", "backend", "precision", "tf32", "channels_last"]
+    cost = _frame(rows, COST_COLUMNS).sort_values(order, na_position="last", kind="stable").reset_index(drop=True)
+    cost["pareto_optimal"] = _grouped_pareto(cost, COST_GROUP, PARETO_ON[pareto_on])
+
+    return Report(
+        cost=cost,
+        per_joint=_per_joint_table(store),
+        curves=_frame(store.curves, [*CURVE_COLUMNS, "num_stacks"]),
+        failed=_frame(store.failed, FAILED_COLUMNS),
+        skipped=skipped,
+        conventions={a["metric"]: a["convention"] for a in store.accuracy if a.get("metric")},
+        notes=_join_notes(store, acc_by_model),
+        sources=[str(d) for d in sources],
+        filters=filters,
+        pareto_on=pareto_on,
+        files=store.files,
+    )
+
+
+_JOINED_ACCURACY = (*ACCURACY_KEY, "accuracy_pct", "eval_persons", "accuracy_record")  # accuracy columns of a cost row
+_PER_JOINT_FROM_ACCURACY = (*ACCURACY_KEY, "variant", "joints", "eval_persons", "training_h", "trained_on", "accuracy_record")  # fmt: skip
+
+
+def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """One DataFrame from all rows at once (column lists; keys not in ``columns`` dropped)."""
+    return pd.DataFrame({c: [r.get(c) for r in rows] for c in columns}, columns=columns)
+
+
+def _inference_choice(profiles: list[dict], trained_size: int | None) -> dict | None:
+    """The profile record shown in the per-joint table's inference column: the trained input
+    size if profiled, eager before other backends, fp32, no TF32/channels-last, the smallest batch."""
+    if not profiles:
+        return None
+    return min(profiles, key=lambda p: (p["input_size_px"] != (trained_size or 256), p["backend"] != "eager",
+                                        p["precision"] != "fp32", p["tf32"], p["channels_last"], p["batch_size"],
+                                        p["input_size_px"], p["backend"], p["precision"]))  # fmt: skip
+
+
+def _per_joint_table(store: Store) -> pd.DataFrame:
+    """One row per machine x accuracy entry (see the module docstring); one machine ``(None,) * 3``
+    when nothing was profiled."""
+    machines = {tuple(p[c] for c in MACHINE) for p in store.profiles}
+    machines = sorted(machines, key=lambda m: tuple(str(x) for x in m)) or [(None,) * 3]
+    by_machine_model: dict[tuple, list[dict]] = defaultdict(list)
+    for p in store.profiles:
+        by_machine_model[(*(p[c] for c in MACHINE), p["variant"], p["joints"])].append(p)
+    rows = []
+    for machine in machines:
+        for a in store.accuracy:
+            profiles = by_machine_model.get((*machine, a["variant"], a["joints"]), [])
+            chosen = _inference_choice(profiles, a.get("trained_input_size"))
+            params = a.get("params") if a.get("params") is not None else (chosen or {}).get("params")
+            groups = a.get("groups") or {}
+            row = dict(zip(MACHINE, machine, strict=True))
+            row.update({k: a.get(k) for k in _PER_JOINT_FROM_ACCURACY})
+            row.update({col: groups.get(g) for g, col in zip(PAPER_GROUPS, GROUP_COLUMNS, strict=True)})
+            row["mean_pct"] = a.get("accuracy_pct")
+            row["params"] = params
+            row["params_m"] = params / 1e6 if params is not None else None
+            row["weights_fp32_mib"] = params * FLOAT32_BYTES / MIB if params is not None else None
+            if chosen is not None:
+                p50, batch = chosen["latency_p50_ms"], chosen["batch_size"]
+                n = a.get("eval_persons")
+                row.update({
+                    "gmacs_fvcore": chosen["gmacs_fvcore"], "inference_backend": chosen["backend"],
+                    "inference_precision": chosen["precision"], "inference_batch_size": batch,
+                    "inference_input_size_px": chosen["input_size_px"], "inference_p50_ms": p50, "profile_record": chosen["profile_record"],
+                    # forward passes only: p50 per batch x number of batches of the evaluated split, in minutes
+                    "inference_val_set_min": p50 * math.ceil(n / batch) / 60000 if p50 is not None and n else None,
+                })  # fmt: skip
+            rows.append(row)
+    df = _frame(rows, PER_JOINT_COLUMNS).sort_values(
+        [*MACHINE, *ACCURACY_KEY, "variant"], na_position="last", kind="stable"
+    )
+    return df.reset_index(drop=True)
+
+
+def _join_notes(store: Store, acc_by_model: dict) -> list[str]:
+    notes = []
+    profiled = defaultdict(set)
+    for p in store.profiles:
+        profiled[p["variant"]].add(p["joints"])
+    for (variant, joints), entries in sorted(acc_by_model.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        if profiled.get(variant) and joints not in profiled[variant]:
+            datasets = ", ".join(sorted({e["dataset"] for e in entries}))
+            notes.append(f"{variant} was trained/evaluated with {joints} joints ({datasets}) but profiled with "
+                         f"{', '.join(map(str, sorted(profiled[variant])))} only: its cost and accuracy are not joined; "
+                         f"re-run `hgbench profile --num-joints {joints}`.")  # fmt: skip
+    return notes
+
+
+# --------------------------------------------------------------------------------------------
+# Why records were skipped
+
+
+def _nothing_usable_message(dirs: Sequence, store: Store, filters: Filters) -> str:
+    where = ", ".join(str(d) for d in dirs)
+    if store.files == 0:
+        return f"{where}: no records (*.json) found; run `hgbench train-all` and `hgbench profile` first, or pass --results"
+    listed = "; ".join(f"{n} x {r}" for r, n in reason_counts(store.skipped)[:5])
+    hint = f" (filters: {filters.describe()})" if filters.describe() != "none" else ""
+    return f"{where}: none of the {store.files} record files is usable{hint}: {listed}"
+
+
+def reason_class(reason: str) -> str:
+    """The general form of a skip reason: filter and supersession reasons without their
+    particulars (the text before the parenthesis / "superseded")."""
+    if reason.startswith("superseded"):
+        return "superseded by a newer record of the same measurement"
+    if reason.startswith(("filtered out", "not a readable JSON record")):
+        return reason.split(" (", 1)[0]
+    return reason
+
+
+def reason_counts(skipped: list[tuple[str, str]]) -> list[tuple[str, int]]:
+    """``(reason class, count)``, most frequent first (:func:`reason_class`)."""
+    counts: dict[str, int] = defaultdict(int)
+    for _, reason in skipped:
+        counts[reason_class(reason)] += 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def skipped_by_reason(skipped: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """``(reason, paths)`` for each kind of reason in ``skipped``, most frequent first
+    (filter and supersession reasons grouped by their general form)."""
+    paths: dict[str, list[str]] = defaultdict(list)
+    for path, reason in skipped:
+        paths[reason_class(reason)].append(path)
+    return sorted(paths.items(), key=lambda kv: (-len(kv[1]), kv[0]))
