@@ -3,16 +3,21 @@ model, and every backend that runs on this CPU matching eager fp32 (hgbench.prof
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 
 import pytest
 import torch
 
 from hgbench.models.hourglass import StackedHourglass
-from hgbench.profile.backends import BACKENDS, Backend, Prepared, RunSettings, get_backend
-from hgbench.profile.backends.base import artefact_key, tf32_mode
+from hgbench.profile.backends import BACKENDS, Backend, Prepared, RunSettings, base, get_backend, onnx_runtime
+from hgbench.profile.backends.base import artefact_key, device_flags, run_context, tf32_mode
+from hgbench.profile.backends.onnx_runtime import cuda_provider_options, cuda_provider_problem, ort_gpu_hint
 from hgbench.profile.backends.tensorrt import tensorrt_cache_path
 from hgbench.profile.numerics import compare_outputs, tolerance_for
+from hgbench.profile.tf32 import has_fp32_precision_api, tf32_state
+
+CUDA = torch.device("cuda")  # a device object only: nothing below allocates on it
 
 CPU = torch.device("cpu")
 
@@ -200,10 +205,162 @@ def test_onnxruntime_refuses_what_it_cannot_run_before_exporting(settings):
 
 def test_tf32_mode_sets_both_flags_and_restores_them_on_error():
     old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    before = tf32_state()
     with pytest.raises(KeyError), tf32_mode(not old[0]):
         assert torch.backends.cuda.matmul.allow_tf32 == torch.backends.cudnn.allow_tf32 == (not old[0])
         raise KeyError("boom")
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == old
+    assert tf32_state() == before
+
+
+@pytest.mark.skipif(not has_fp32_precision_api(), reason="torch < 2.9 has only the legacy TF32 flags")
+@pytest.mark.parametrize("enabled", [True, False])
+def test_tf32_mode_sets_the_new_api_that_inductor_reads_and_legacy_reads_still_work(enabled):
+    value = "tf32" if enabled else "ieee"
+    before = tf32_state()
+    with tf32_mode(enabled):
+        # Inductor's conv template reads torch.backends.cudnn.fp32_precision, its matmuls the matmul setting
+        assert torch.backends.cudnn.fp32_precision == torch.backends.cuda.matmul.fp32_precision == value
+        assert torch.backends.cudnn.conv.fp32_precision == torch.backends.cudnn.rnn.fp32_precision == value
+        # ...and the legacy getters (Dynamo, Inductor's backward templates) agree instead of raising
+        assert torch.backends.cuda.matmul.allow_tf32 is enabled and torch.backends.cudnn.allow_tf32 is enabled
+        assert torch.get_float32_matmul_precision() == ("high" if enabled else "highest")
+    assert tf32_state() == before
+
+
+@pytest.mark.skipif(not has_fp32_precision_api(), reason="torch < 2.9 has only the legacy TF32 flags")
+def test_tf32_mode_works_after_someone_mixed_the_apis_and_restores_their_state():
+    old = torch.backends.cudnn.conv.fp32_precision
+    try:
+        torch.backends.cudnn.conv.fp32_precision = "ieee"  # the new API alone: legacy reads now raise
+        with pytest.raises(RuntimeError, match="mix of the legacy and new APIs"):
+            bool(torch.backends.cudnn.allow_tf32)
+        mixed = tf32_state()
+        with tf32_mode(False):
+            assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cudnn.fp32_precision == "ieee"
+        assert tf32_state() == mixed
+    finally:
+        torch.backends.cudnn.conv.fp32_precision = old
+
+
+def test_device_flags_set_tf32_on_cuda_only():
+    with device_flags(RunSettings(tf32=True), CUDA):
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+    before = tf32_state()
+    with device_flags(RunSettings(tf32=True), CPU):
+        assert tf32_state() == before  # the CPU is left alone
+
+
+def test_flags_are_set_once_around_a_run_not_inside_every_call(monkeypatch):
+    """Defect: run_in_mode entered tf32_mode in every timed call of eager, TorchScript, compile
+    and TensorRT (host overhead CUDA graphs and ONNX Runtime did not pay). Now ``fn`` touches no
+    flag and ``Prepared.context`` sets them once around a run of calls."""
+    entered = []
+
+    @contextlib.contextmanager
+    def counting(enabled):
+        entered.append(enabled)
+        yield
+
+    monkeypatch.setattr(base, "tf32_mode", counting)
+    assert not hasattr(base, "run_in_mode")
+    model, x = tiny_hourglass(), torch.randn(1, 3, 16, 16)
+    for name in ("eager", "torchscript"):
+        prepared = get_backend(name).prepare(model, x, RunSettings(tf32=True))
+        xi = prepared.prepare_input(x)
+        for _ in range(5):
+            prepared.fn(xi)
+    assert entered == []  # no call toggled a flag
+    context = run_context(RunSettings(tf32=True), CUDA)  # what a CUDA Prepared carries
+    with context():
+        pass
+    assert entered == [True]
+
+
+def test_compile_release_resets_dynamo_and_its_cuda_graph_trees(monkeypatch):
+    resets = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(True))
+    get_backend("compile").release()
+    assert resets == [True]
+
+
+@pytest.mark.parametrize("name, settings, source", [
+    ("eager", RunSettings(), "allocator"), ("torchscript", RunSettings(), "allocator"),
+    ("compile", RunSettings(), "allocator"), ("compile", RunSettings(compile_mode="reduce-overhead"), "device"),
+    ("compile", RunSettings(compile_mode="max-autotune"), "device"), ("cudagraphs", RunSettings(), "device"),
+    ("onnxruntime", RunSettings(), "device"), ("tensorrt", RunSettings(precision="fp16"), "device"),
+])  # fmt: skip
+def test_backends_whose_memory_bypasses_the_allocator_report_the_device_figure(name, settings, source):
+    assert get_backend(name).peak_memory_source(settings) == source
+
+
+# --- TensorRT and ONNX Runtime on CUDA: what can be checked without one --------------------------
+
+
+def test_tensorrt_refuses_channels_last_before_anything_else():
+    backend = get_backend("tensorrt")
+    assert backend.unsupported(RunSettings(precision="fp16")) is None
+    assert "channels_last" in backend.unsupported(RunSettings(channels_last=True))
+    with pytest.raises(RuntimeError, match="tensorrt: channels_last does not apply"):
+        backend.prepare(tiny_hourglass(), torch.randn(1, 3, 16, 16), RunSettings(channels_last=True))
+
+
+@pytest.mark.parametrize("tf32, expected", [(False, "0"), (True, "1")])
+def test_onnxruntime_cuda_options_carry_tf32_and_a_real_stream(tf32, expected):
+    options = cuda_provider_options(RunSettings(tf32=tf32), 1, 0x7F3A5C001230)
+    assert options == {"device_id": "1", "use_tf32": expected, "has_user_compute_stream": "1",
+                       "user_compute_stream": str(0x7F3A5C001230)}  # fmt: skip
+    assert cuda_provider_options(RunSettings(precision="fp16"), 0, 5)["use_tf32"] == "0"
+
+
+def test_onnxruntime_cuda_options_refuse_the_default_stream():
+    with pytest.raises(ValueError, match="user_compute_stream 0 is the default stream"):
+        cuda_provider_options(RunSettings(), 0, 0)
+
+
+def test_onnxruntime_on_cuda_is_unavailable_when_its_cuda_provider_does_not_load(monkeypatch):
+    """A wheel that lists CUDAExecutionProvider but cannot load it (built for another CUDA major
+    version than torch's) falls back to the CPU: available() must say so. Here the CPU wheel is
+    told to list CUDA; creating the probe session then really falls back."""
+    import onnxruntime
+
+    cuda_provider_problem.cache_clear()
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    try:
+        reason = get_backend("onnxruntime").available(CUDA)
+    finally:
+        cuda_provider_problem.cache_clear()
+    assert reason is not None and "does not load beside torch" in reason and "CPUExecutionProvider" in reason
+
+
+def test_onnxruntime_on_cuda_is_available_when_a_session_really_has_the_provider(monkeypatch):
+    import onnxruntime
+
+    class Session:
+        def __init__(self, model, sess_options, providers):
+            assert isinstance(model, bytes) and providers[0][0] == "CUDAExecutionProvider"
+
+        def get_providers(self):
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+    cuda_provider_problem.cache_clear()
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
+    try:
+        assert onnx_runtime.OnnxRuntimeBackend().available(CUDA) is None
+    finally:
+        cuda_provider_problem.cache_clear()
+
+
+def test_onnxruntime_without_a_cuda_provider_names_the_wheel_for_torchs_cuda():
+    cuda_provider_problem.cache_clear()
+    try:
+        reason = get_backend("onnxruntime").available(CUDA)  # the CPU wheel installed here
+    finally:
+        cuda_provider_problem.cache_clear()
+    assert "no CUDAExecutionProvider" in reason
+    assert "onnxruntime-gpu" in ort_gpu_hint("12.8") and "hgbench[onnx-gpu]" in ort_gpu_hint("12.8")
+    assert "CUDA 13 build" in ort_gpu_hint("13.0") and "CPU build" in ort_gpu_hint(None)
 
 
 # --- backends against eager fp32 --------------------------------------------------------------

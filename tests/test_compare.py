@@ -448,7 +448,7 @@ def test_latency_check_end_to_end(tmp_path, monkeypatch):
     code, out = invoke("latency-check", "--reference", reference, "--variants", "hg1", "--out", tmp_path / "wide")
     assert code == 1, out
     assert "re-measured: hg1" in out and "latency regression (every attempt): hg1" in out
-    assert (tmp_path / "wide" / "attempt2" / "hg1__j16__eager__fp32__b1__s64.json").is_file()
+    assert (tmp_path / "wide" / "attempt2" / "hg1__j16__eager__cpu__fp32__b1__s64.json").is_file()
     code, out = invoke("latency-check", "--reference", reference, "--variants", "hg1", "--out", tmp_path / "wide")
     assert code == 2 and "not empty" in out
 

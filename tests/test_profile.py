@@ -3,7 +3,10 @@ schema, provenance, and the `hgbench profile` command."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
+import types
 
 import pytest
 import torch
@@ -35,7 +38,8 @@ CONTRACT_KEYS = {
 }  # fmt: skip
 PROVENANCE_KEYS = {
     "hgbench_version", "git_commit", "git_dirty", "python", "torch", "cuda", "cudnn", "tensorrt", "onnxruntime",
-    "gpu_name", "gpu_driver", "gpu_compute_capability", "cpu_model", "threads", "hostname", "platform", "command",
+    "gpu_name", "gpu_driver", "gpu_compute_capability", "gpu_clocks_mhz", "gpu_power_limit_w", "gpu_throttle_reasons",
+    "cpu_model", "threads", "hostname", "platform", "command",
 }  # fmt: skip
 
 
@@ -119,6 +123,7 @@ def test_ok_record_has_every_contract_key():
     assert roof["efficiency"] == pytest.approx(roof["floor_ms"] / rec["latency_ms"]["p50_ms"])
     assert roof["flops"] == pytest.approx(2 * rec["gflops_flop_counter"] * 1e9)  # batch 2
     assert rec["peak_memory_mib"] is None or rec["peak_memory_mib"] >= 0
+    assert rec["memory"]["peak_source"] == "rss" and rec["memory"]["method"]
 
 
 def test_precomputed_complexity_is_taken_as_given():
@@ -177,6 +182,39 @@ def test_numerics_flag_a_deliberately_wrong_backend(fake_backend):
     assert good["build_time_s"] == 0.25 and good["notes"] == ["scripted"]
 
 
+def test_the_run_context_is_entered_once_around_the_timed_calls_not_per_call():
+    """Process-wide flags (TF32 on CUDA) are set once around warm-up and timed calls and once
+    around the numerical check's call, never inside a timed call."""
+    events = []
+
+    class Counting(Backend):
+        name = "counting"
+
+        def prepare(self, model, example_input, settings):
+            model = model.eval()
+
+            @contextlib.contextmanager
+            def context():
+                events.append("enter")
+                yield
+                events.append("exit")
+
+            def fn(x):
+                events.append("call")
+                with torch.inference_mode():
+                    return model(x)
+
+            return Prepared(fn=fn, prepare_input=lambda x: x, context=context)
+
+    model = TwoHeads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(backends_pkg.BACKENDS, "counting", Counting)
+        rec = _profile(model, backend="counting", reference=reference_output(model, 2, 16), min_iters=6)
+    assert rec["status"] == "ok" and rec["numerics"]["ok"]
+    timed = 1 + 6  # one warm-up call, six timed calls
+    assert events == ["enter"] + ["call"] * timed + ["exit", "enter", "call", "exit"]
+
+
 def test_numerics_reference_is_computed_when_not_given():
     rec = _profile(TwoHeads(), backend="torchscript")
     assert rec["status"] == "ok" and rec["numerics"]["ok"] is True
@@ -215,25 +253,9 @@ def test_saved_record_round_trips_with_provenance(tmp_path):
     path = save_profile_record(rec, tmp_path, collect_provenance(["hgbench", "profile"], threads=1))
     assert path.parent.parent == tmp_path / "profile" and path.name == "tiny__j4__eager__cpu__fp32__b2__s16.json"
     back = read_record(path)
-    assert back["schema"] == SCHEMA == "hgbench.record/2" and back["kind"] == "profile"
+    assert back["schema"] == SCHEMA and back["kind"] == "profile"
     assert PROVENANCE_KEYS <= set(back["provenance"]) and back["provenance"]["threads"] == 1
     assert back["latency_ms"] == rec["latency_ms"]
-
-
-def test_schema_1_profile_records_are_refused_train_records_still_read(tmp_path):
-    old_profile = tmp_path / "profile.json"
-    old_profile.write_text(json.dumps({"schema": "hgbench.record/1", "kind": "profile"}))
-    with pytest.raises(RecordError, match="schema hgbench.record/1: re-run hgbench profile"):
-        read_record(old_profile)
-    old_train = tmp_path / "train.json"
-    old_train.write_text(json.dumps({"schema": "hgbench.record/1", "kind": "train", "complete": True}))
-    assert read_record(old_train)["complete"] is True
-    other = tmp_path / "other.json"
-    other.write_text(json.dumps({"schema": "someone/9", "kind": "train"}))
-    with pytest.raises(RecordError, match="expected 'hgbench.record/2'"):
-        read_record(other)
-    write_record(tmp_path / "new.json", "profile", {"x": 1})
-    assert read_record(tmp_path / "new.json")["x"] == 1
 
 
 # --- provenance ----------------------------------------------------------------------------------
@@ -247,7 +269,75 @@ def test_provenance_has_every_key():
     assert prov["hostname"] and prov["python"].count(".") == 2
     if not torch.cuda.is_available():
         assert prov["gpu_name"] is None and prov["gpu_driver"] is None and prov["gpu_compute_capability"] is None
+        assert prov["gpu_clocks_mhz"] is None and prov["gpu_power_limit_w"] is None and prov["gpu_throttle_reasons"] is None
     json.dumps(prov)
+
+
+class FakeNvml(types.ModuleType):
+    """nvidia-ml-py's ``pynvml`` as far as provenance uses it: an H100 at its power limit, SM
+    clock capped by the software power cap, the power brake query refused."""
+
+    NVML_CLOCK_SM, NVML_CLOCK_MEM = 1, 2
+
+    def __init__(self, event_api=True, fail_init=False):
+        super().__init__("pynvml")
+        self.calls, self.fail_init = [], fail_init
+        if event_api:
+            self.nvmlDeviceGetCurrentClocksEventReasons = lambda h: 0x4 | 0x20  # sw_power_cap | sw_thermal_slowdown
+        else:
+            self.nvmlDeviceGetCurrentClocksThrottleReasons = lambda h: 0x1  # gpu_idle
+
+    def nvmlInit(self):
+        if self.fail_init:
+            raise RuntimeError("NVML Shared Library Not Found")
+        self.calls.append("init")
+
+    def nvmlShutdown(self):
+        self.calls.append("shutdown")
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        self.calls.append(("handle", index))
+        return f"gpu{index}"
+
+    def nvmlDeviceGetClockInfo(self, handle, clock):
+        return {1: 1755, 2: 2619}[clock]
+
+    def nvmlDeviceGetMaxClockInfo(self, handle, clock):
+        return {1: 1980, 2: 2619}[clock]
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle):
+        raise RuntimeError("NVMLError_NotSupported")
+
+
+def test_provenance_reads_gpu_clocks_power_limit_and_throttle_reasons_through_nvml(monkeypatch):
+    from hgbench.records import provenance
+
+    fake = FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(provenance, "_nvml_index", lambda: 3)
+    prov = collect_provenance(["hgbench"], threads=1)
+    assert prov["gpu_clocks_mhz"] == {"sm": 1755, "sm_max": 1980, "memory": 2619, "memory_max": 2619}
+    assert prov["gpu_power_limit_w"] is None  # refused alone, the rest is read
+    assert prov["gpu_throttle_reasons"] == ["sw_power_cap", "sw_thermal_slowdown"]
+    assert fake.calls == ["init", ("handle", 3), "shutdown"]
+    json.dumps(prov)
+
+    fake.nvmlDeviceGetEnforcedPowerLimit = lambda h: 700_000  # mW
+    assert provenance.gpu_nvml_state(0)["gpu_power_limit_w"] == 700.0
+    older = FakeNvml(event_api=False)  # nvidia-ml-py before the "clocks event" rename
+    monkeypatch.setitem(sys.modules, "pynvml", older)
+    assert provenance.gpu_nvml_state(0)["gpu_throttle_reasons"] == ["gpu_idle"]
+
+
+def test_provenance_gpu_fields_are_none_without_nvml_or_without_a_gpu(monkeypatch):
+    from hgbench.records import provenance
+
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml(fail_init=True))
+    assert provenance.gpu_nvml_state(0) == dict.fromkeys(provenance.NVML_FIELDS)
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed: import raises ImportError
+    assert provenance.gpu_nvml_state(0) == dict.fromkeys(provenance.NVML_FIELDS)
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml())
+    assert provenance.gpu_nvml_state(None) == dict.fromkeys(provenance.NVML_FIELDS)  # no CUDA device
 
 
 # --- the CLI -----------------------------------------------------------------------------------

@@ -119,3 +119,24 @@ def test_a_timer_for_another_device_is_refused_before_timing():
     with pytest.raises(ValueError, match="QuietTimer for the profiled device"):
         _time_window(lambda: None, timer, torch.device("cuda"), warmup_iters=0, min_iters=1, min_time_s=0.0)
     assert timer.probes_ms == []  # nothing was timed
+
+
+def test_the_probe_and_the_calibration_run_with_tf32_off(monkeypatch):
+    """The calibration workload is one workload under one name: IEEE fp32, also when the probe
+    falls inside a ``--tf32`` setting's timing context (which has TF32 on)."""
+    import contextlib
+
+    from hgbench.profile import calibration
+
+    modes = []
+
+    @contextlib.contextmanager
+    def recording(enabled):
+        modes.append(enabled)
+        yield
+
+    monkeypatch.setattr(quiet_module, "tf32_mode", recording)
+    monkeypatch.setattr(calibration, "tf32_mode", recording)
+    QuietTimer(torch.device("cpu")).probe()
+    calibration.measure_calibration("cpu", threads=1, min_time_s=0.0, min_iters=2, warmup_iters=0)
+    assert modes == [False, False]

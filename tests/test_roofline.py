@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -92,3 +93,83 @@ def test_unreadable_cache_is_measured_over(tmp_path):
     (tmp_path / "ceilings.json").write_text("{not json")
     c = get_ceilings("cpu", "fp32", threads=1, cache_dir=tmp_path, **TINY)
     assert json.loads((tmp_path / "ceilings.json").read_text())[ceilings_key("cpu", "fp32", 1)]["matmul_tflops"] == c.matmul_tflops
+
+
+# --- TF32 and CUDA sizing (defects found by reading: ceilings keyed by precision only, a GPU
+# matmul sized by a launch-bound probe) -----------------------------------------------------------
+
+
+def test_cache_key_includes_tf32_where_it_changes_the_ceilings():
+    ieee, tf32 = ceilings_key("cuda", "fp32", tf32=False), ceilings_key("cuda", "fp32", tf32=True)
+    assert ieee != tf32 and "|fp32|tf32|" in tf32 and "tf32" not in ieee
+    assert ceilings_key("cuda", "bf16", tf32=True) == ceilings_key("cuda", "bf16")  # TF32 is float32-only
+    assert ceilings_key("cpu", "fp32", 1, tf32=True) == ceilings_key("cpu", "fp32", 1)  # the CPU ignores it
+
+
+class FakeDevice:
+    """Stands in for the timed kernels of measure_ceilings on a 'cuda' device without one."""
+
+    def __init__(self, monkeypatch):
+        from hgbench.profile.latency import LatencyStats
+
+        self.tf32_modes, self.sizes = [], []
+
+        def probe(*a, **k):
+            raise AssertionError("the launch-bound probe must not size a GPU matmul")
+
+        @contextlib.contextmanager
+        def tf32_mode(enabled):
+            self.tf32_modes.append(enabled)
+            yield
+
+        def time_matmul(device, dtype, n, seconds):
+            self.sizes.append(n)
+            return LatencyStats([1.0])
+
+        monkeypatch.setattr(rl, "_matmul_size", probe)
+        monkeypatch.setattr(rl, "tf32_mode", tf32_mode)
+        monkeypatch.setattr(rl, "_time_matmul", time_matmul)
+        monkeypatch.setattr(rl, "_conv_tflops", lambda *a: 0.5)
+        monkeypatch.setattr(rl, "_time_copy", lambda *a: LatencyStats([1.0]))
+
+
+def test_cuda_matmul_ceiling_uses_the_documented_size_without_a_probe(monkeypatch):
+    fake = FakeDevice(monkeypatch)
+    c = measure_ceilings("cuda", "fp32", min_time_s=0.0)
+    assert fake.sizes == [rl.CUDA_MATMUL_N] == [c.matmul_n] == [8192]
+    assert c.mm_tflops == pytest.approx(2 * 8192**3 / 1e-3 / 1e12)
+
+
+def test_cuda_fp32_ceilings_are_measured_in_the_tf32_mode_they_serve(monkeypatch, tmp_path):
+    fake = FakeDevice(monkeypatch)
+    tf32 = get_ceilings("cuda", "fp32", tf32=True, cache_dir=tmp_path, min_time_s=0.0)
+    ieee = get_ceilings("cuda", "fp32", tf32=False, cache_dir=tmp_path, min_time_s=0.0)
+    half = get_ceilings("cuda", "fp16", tf32=True, cache_dir=tmp_path, min_time_s=0.0)
+    assert fake.tf32_modes == [True, False, False]  # fp16 work is not float32: TF32 is moot
+    assert (tf32.tf32, ieee.tf32, half.tf32) == (True, False, False)
+    cache = json.loads((tmp_path / "ceilings.json").read_text())
+    assert set(cache) == {ceilings_key("cuda", "fp32", tf32=True), ceilings_key("cuda", "fp32"), ceilings_key("cuda", "fp16")}
+    assert get_ceilings("cuda", "fp32", tf32=True, cache_dir=tmp_path) == tf32  # from the cache
+    assert len(fake.tf32_modes) == 3
+
+
+def test_cpu_ceilings_run_with_tf32_off_and_a_probe_sized_matmul(monkeypatch):
+    modes = []
+    real = rl.tf32_mode
+
+    @contextlib.contextmanager
+    def recording(enabled):
+        modes.append(enabled)
+        with real(enabled):
+            yield
+
+    monkeypatch.setattr(rl, "tf32_mode", recording)
+    c = measure_ceilings("cpu", "fp32", tf32=True, threads=1, copy_mib=1, conv_shape=(1, 8, 8), min_time_s=0.0)
+    assert modes == [False] and c.tf32 is False
+    assert rl.PROBE_N <= c.matmul_n <= rl.CPU_MATMUL_N
+
+
+def test_old_cache_entries_without_tf32_still_load(tmp_path):
+    entry = {k: v for k, v in _ceilings().to_record().items() if k != "tf32"}
+    (tmp_path / "ceilings.json").write_text(json.dumps({ceilings_key("cpu", "fp32", 1): entry}))
+    assert get_ceilings("cpu", "fp32", threads=1, cache_dir=tmp_path).tf32 is False

@@ -3,6 +3,7 @@ record per setting, with a pooled calibration; and the helpers it is made of."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -72,7 +73,7 @@ def _sweep(tmp_path, repetitions: int, calls_per_setting: int, features=(16, 16)
     return run_sweep(
         jobs, backends=["drifting"], settings_list=[RunSettings()], batch_sizes=[1], input_size=16,
         device=torch.device("cpu"), threads=1, budget=budget, results_dir=tmp_path,
-        provenance=collect_provenance(["hgbench", "profile"], threads=1), ceilings={"fp32": CEILINGS},
+        provenance=collect_provenance(["hgbench", "profile"], threads=1), ceilings={("fp32", False): CEILINGS},
     )  # fmt: skip
 
 
@@ -204,7 +205,22 @@ def test_the_sweep_clears_torchscript_types_after_every_torchscript_setting(tmp_
     rows = run_sweep(
         [(tiny_spec("v0"), 4)], backends=["eager", "torchscript"], settings_list=[RunSettings()], batch_sizes=[1, 2],
         input_size=16, device=torch.device("cpu"), threads=1, budget=budget, results_dir=tmp_path,
-        provenance=collect_provenance(["hgbench", "profile"], threads=1), ceilings={"fp32": CEILINGS},
+        provenance=collect_provenance(["hgbench", "profile"], threads=1), ceilings={("fp32", False): CEILINGS},
     )  # fmt: skip
     assert all(body["status"] == "ok" and body["latency_ms"]["repetitions"] == 2 for body, _ in rows)
     assert len(cleared) == 2 * 2  # two TorchScript settings (batch 1 and 2) x two repetitions
+
+
+def test_each_setting_gets_the_ceilings_of_its_precision_and_tf32(tmp_path, drifting):
+    """An fp32 record with --tf32 must be divided by a TF32 ceiling, not the IEEE one (its
+    efficiency could exceed 1 otherwise): the sweep looks ceilings up by (precision, tf32)."""
+    tf32_ceilings = dataclasses.replace(CEILINGS, matmul_tflops=CEILINGS.matmul_tflops * 8, tf32=True)
+    budget = Budget(warmup_iters=0, warmup_s=0.0, min_iters=2, min_time_s=0.0, repetitions=1, quiet_attempts=1)
+    rows = run_sweep(
+        [(tiny_spec("v0"), 4)], backends=["drifting"], settings_list=[RunSettings(), RunSettings(tf32=True)],
+        batch_sizes=[1], input_size=16, device=torch.device("cpu"), threads=1, budget=budget, results_dir=tmp_path,
+        provenance=collect_provenance(["hgbench", "profile"], threads=1),
+        ceilings={("fp32", False): CEILINGS, ("fp32", True): tf32_ceilings},
+    )  # fmt: skip
+    by_tf32 = {body["tf32"]: body["roofline"]["ceilings"] for body, _ in rows}
+    assert by_tf32 == {False: CEILINGS.to_record(), True: tf32_ceilings.to_record()}

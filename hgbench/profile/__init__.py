@@ -1,9 +1,9 @@
 """Cost of a model: complexity (:mod:`.complexity`: parameters, MiB, MACs, FLOPs, activation
 memory), latency timing (:mod:`.latency`), peak memory (:mod:`.memory`), inference backends
 (:mod:`.backends`), numerical check (:mod:`.numerics`), device ceilings and roofline floors
-(:mod:`.roofline`), a calibration workload timed during every run (:mod:`.calibration`) and
-as probes around each timing window (:mod:`.quiet`), one
-profiling run that produces a ``"profile"`` record body (:mod:`.run`) and a sweep over
+(:mod:`.roofline`), TF32 on or off through both of torch's APIs (:mod:`.tf32`), a
+calibration workload timed during every run (:mod:`.calibration`) and as probes around each
+timing window (:mod:`.quiet`), one profiling run that produces a ``"profile"`` record body (:mod:`.run`) and a sweep over
 variants, backends, precisions and batch sizes in interleaved repetitions (:mod:`.sweep`).
 
 fvcore and thop are imported only when MACs are counted.

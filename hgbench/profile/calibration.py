@@ -11,7 +11,8 @@ The workload never changes (changing it would make old records incomparable; ren
 followed by ReLU, on a ``(1, 32, 56, 56)`` float32 input, weights drawn from a private
 generator with seed 0 (the global RNG is untouched), eval mode, ``torch.inference_mode()``: about 0.12 GMACs per
 call (``4 * 32 * 32 * 9 * 56 * 56``), a few ms on a CPU core, launch-bound on a GPU. It runs
-on the profiled device with the profiled CPU thread count, TF32 off.
+on the profiled device with the profiled CPU thread count, TF32 off
+(:func:`~hgbench.profile.tf32.tf32_mode`: IEEE fp32 convolutions on CUDA).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from hgbench.profile.latency import fixed_threads, time_callable
+from hgbench.profile.tf32 import tf32_mode
 
 WORKLOAD = "conv3x3 32->32 x4 + ReLU, input (1, 32, 56, 56) fp32, seed 0, eval, inference_mode"
 CHANNELS, SIZE, LAYERS, SEED = 32, 56, 4, 0
@@ -67,15 +69,10 @@ def measure_calibration(
     device = torch.device(device)
     model = calibration_model().to(device)
     x = calibration_input(device)
-    old_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        with fixed_threads(threads) as used, torch.inference_mode():
-            stats = time_callable(
-                lambda: model(x), warmup_iters=warmup_iters, min_iters=min_iters, min_time_s=min_time_s, device=device
-            )
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old_tf32
+    with fixed_threads(threads) as used, torch.inference_mode(), tf32_mode(False):
+        stats = time_callable(
+            lambda: model(x), warmup_iters=warmup_iters, min_iters=min_iters, min_time_s=min_time_s, device=device
+        )
     return {
         "workload": WORKLOAD,
         "p50_ms": stats.p50,

@@ -1,12 +1,34 @@
-"""Peak memory of a block of work: the CUDA allocator's peak, or the CPU peak RSS increase.
+"""Peak memory of a block of work: on CUDA the caching allocator's peak and the device-wide use,
+on the CPU the peak RSS increase.
 
-* **CUDA**: ``torch.cuda.reset_peak_memory_stats(device)`` before the block,
-  ``torch.cuda.max_memory_allocated(device)`` after it: the peak of the bytes held in tensors
-  by PyTorch's caching allocator during the block, *absolute* (weights, input and everything
-  else allocated on that device count), as PyTorch's own memory notes define it
-  (https://pytorch.org/docs/stable/notes/cuda.html#memory-management). Not seen: memory that
-  bypasses the allocator (cuDNN/cuBLAS workspaces that libraries allocate themselves, the
-  CUDA context, TensorRT engines' own allocations).
+* **CUDA**, two figures (``torch.cuda.mem_get_info`` and PyTorch's memory notes,
+  https://pytorch.org/docs/stable/notes/cuda.html#memory-management):
+
+  - *allocator*: ``torch.cuda.reset_peak_memory_stats(device)`` before the block,
+    ``torch.cuda.max_memory_allocated(device)`` after it: the peak of the bytes held in
+    tensors by PyTorch's caching allocator, *absolute* (weights, input and everything else
+    allocated on that device count). ``max_memory_reserved`` (the allocator's cached segments)
+    is recorded beside it. It sees every activation of a backend that allocates through the
+    allocator at run time (eager, TorchScript, ``torch.compile`` without CUDA graphs) and
+    misses the working memory of the others: a CUDA-graph replay allocates nothing (its
+    activations live in the graph's private pool, allocated at capture), and ONNX Runtime's
+    arena and TensorRT allocate past the allocator. For them it reads weights plus I/O.
+  - *device*: the device-wide use ``total - free`` of ``torch.cuda.mem_get_info`` before the
+    backend prepares (:class:`CudaMemorySnapshot`, passed as ``baseline``) and after the
+    block, plus the tensors already allocated before preparing (the caller's model, the
+    input): ``allocated_before + (used_after - used_before)``. It sees everything the setting
+    added on the device (engines, arenas, graph pools, workspaces, the allocator's cached
+    segments), so it is comparable with the allocator figure of the others up to the
+    allocator's cache slack. It counts growth, so the allocator's cache must be empty at the
+    baseline (``torch.cuda.empty_cache()``, as :func:`hgbench.profile.run.profile_model` does):
+    blocks cached from earlier work would be reused without raising the device-wide use.
+    Memory freed inside the block and returned to the driver is not seen (neither ONNX
+    Runtime's arena nor PyTorch's allocator returns memory by itself), and other processes'
+    use of the same GPU during the block counts: profile on a dedicated GPU.
+
+  Which figure is a backend's ``peak_memory_mib`` is the backend's
+  :meth:`~hgbench.profile.backends.Backend.peak_memory_source`, recorded beside it
+  (:meth:`PeakMemory.to_record`).
 * **CPU**: the increase of the process's peak resident set size over its resident size at the
   start of the block, read from ``/proc/self/status`` (``VmHWM`` = peak RSS, ``VmRSS`` =
   current RSS). The peak is reset to the current RSS at the start by writing ``5`` to
@@ -31,7 +53,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -83,30 +107,76 @@ def reset_cpu_peak_rss() -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class CudaMemorySnapshot:
+    """Memory of one CUDA device at one moment, MiB.
+
+    Attributes:
+        used_mib: device-wide use, ``total - free`` of ``torch.cuda.mem_get_info`` (every
+            process and the CUDA contexts included).
+        allocated_mib: bytes in tensors of this process's caching allocator
+            (``torch.cuda.memory_allocated``).
+        reserved_mib: the allocator's segments (``torch.cuda.memory_reserved``).
+    """
+
+    used_mib: float
+    allocated_mib: float
+    reserved_mib: float
+
+    @classmethod
+    def take(cls, device: torch.device | str) -> CudaMemorySnapshot:
+        """Synchronise ``device`` and read the three figures."""
+        device = torch.device(device)
+        torch.cuda.synchronize(device)
+        free, total = torch.cuda.mem_get_info(device)
+        return cls(
+            used_mib=(total - free) / MIB,
+            allocated_mib=torch.cuda.memory_allocated(device) / MIB,
+            reserved_mib=torch.cuda.memory_reserved(device) / MIB,
+        )
+
+
 class PeakMemory:
     """Context manager measuring the peak memory of its block on ``device``.
 
     Example::
 
-        with PeakMemory(torch.device("cpu")) as mem:
+        baseline = CudaMemorySnapshot.take(device)   # CUDA: before the backend prepares
+        prepared = backend.prepare(...)
+        with PeakMemory(device, baseline=baseline) as mem:
             work()
-        mem.peak_mib   # float MiB, or None where it cannot be measured
+        mem.peak("device")   # float MiB, or None where it cannot be measured
+
+    Args:
+        device: the device of the block.
+        baseline: on CUDA, the :class:`CudaMemorySnapshot` taken before the memory of interest
+            was allocated (``None``: the start of the block); needed for the *device* figure.
 
     Attributes:
         peak_mib: after the block: CUDA allocator peak (absolute, MiB), or CPU peak RSS
             increase over the RSS at the start of the block (MiB, >= 0); ``None`` when it
             could not be measured (see the module docstring).
-        method: how it was measured, one line, for the record and the docs.
+        allocated_peak_mib, reserved_peak_mib: CUDA: ``max_memory_allocated`` and
+            ``max_memory_reserved`` over the block, MiB (``None`` on the CPU).
+        device_peak_mib: CUDA: the device figure (module docstring), MiB.
+        method: how ``peak_mib`` was measured, one line, for the record and the docs.
     """
 
-    def __init__(self, device: torch.device | str) -> None:
+    def __init__(self, device: torch.device | str, baseline: CudaMemorySnapshot | None = None) -> None:
         self.device = torch.device(device)
+        self.baseline = baseline
         self.peak_mib: float | None = None
+        self.allocated_peak_mib: float | None = None
+        self.reserved_peak_mib: float | None = None
+        self.device_peak_mib: float | None = None
+        self.after: CudaMemorySnapshot | None = None
         self.method = ""
         self._baseline_kib: int | None = None
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
+            if self.baseline is None:
+                self.baseline = CudaMemorySnapshot.take(self.device)
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self.method = "torch.cuda.max_memory_allocated after reset_peak_memory_stats (absolute)"
@@ -124,7 +194,48 @@ class PeakMemory:
     def __exit__(self, *exc) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self.peak_mib = torch.cuda.max_memory_allocated(self.device) / MIB
+            self.allocated_peak_mib = torch.cuda.max_memory_allocated(self.device) / MIB
+            self.reserved_peak_mib = torch.cuda.max_memory_reserved(self.device) / MIB
+            self.after = CudaMemorySnapshot.take(self.device)
+            base = self.baseline
+            self.device_peak_mib = base.allocated_mib + max(0.0, self.after.used_mib - base.used_mib)
+            self.peak_mib = self.allocated_peak_mib
         elif self._baseline_kib is not None:
             peak = _status_kib("VmHWM")
             self.peak_mib = None if peak is None else max(0, peak - self._baseline_kib) / 1024
+
+    def peak(self, source: str = "allocator") -> float | None:
+        """The peak of the block in MiB by ``source``: ``"allocator"`` (:attr:`peak_mib`; on the
+        CPU always the RSS figure) or ``"device"`` (:attr:`device_peak_mib` on CUDA).
+
+        Raises:
+            ValueError: an unknown source.
+        """
+        if source not in ("allocator", "device"):
+            raise ValueError(f"unknown peak memory source {source!r}; expected 'allocator' or 'device'")
+        if self.device.type == "cuda" and source == "device":
+            return self.device_peak_mib
+        return self.peak_mib
+
+    def to_record(self, source: str = "allocator") -> dict[str, Any]:
+        """The record's ``memory``: ``peak_source`` (``"allocator"``, ``"device"``, or ``"rss"`` on
+        the CPU: which figure ``peak_memory_mib`` is), ``method``, and on CUDA every figure
+        (MiB): ``allocated_peak_mib``, ``reserved_peak_mib``, ``device_peak_mib``,
+        ``device_used_before_mib``, ``device_used_after_mib``, ``allocated_before_mib``."""
+        if self.device.type != "cuda":
+            return {"peak_source": "rss", "method": self.method}
+        method = {
+            "allocator": self.method,
+            "device": "allocated before preparing + increase of device-wide use (torch.cuda.mem_get_info) "
+                      "from before preparing to after the timed calls",
+        }[source]  # fmt: skip
+        return {
+            "peak_source": source,
+            "method": method,
+            "allocated_peak_mib": self.allocated_peak_mib,
+            "reserved_peak_mib": self.reserved_peak_mib,
+            "device_peak_mib": self.device_peak_mib,
+            "device_used_before_mib": self.baseline.used_mib if self.baseline else None,
+            "device_used_after_mib": self.after.used_mib if self.after else None,
+            "allocated_before_mib": self.baseline.allocated_mib if self.baseline else None,
+        }

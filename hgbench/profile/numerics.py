@@ -12,7 +12,7 @@ with the default supervision) after casting the candidate to float32, and report
   ``inf`` when the candidate has NaN/inf where the reference is finite.
 * ``argmax_moved_fraction``: the fraction of (sample, joint) pairs whose peak pixel (plain
   ``argmax`` over the ``H x W`` map: the integer peak that
-  :func:`hgbench.accuracy.evaluate.decode_heatmaps` starts from, without its quarter-pixel step)
+  :func:`hgbench.accuracy.decode.decode_heatmaps` starts from, without its quarter-pixel step)
   differs between candidate and reference. This is what moves a predicted joint and so
   PCK; it is reported, not thresholded (see below).
 * ``ok``: ``max_abs_error <= tolerance["max_abs_error"]``.

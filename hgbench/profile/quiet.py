@@ -47,6 +47,7 @@ import torch
 
 from hgbench.profile.calibration import calibration_input, calibration_model
 from hgbench.profile.latency import LatencyStats, time_callable, warm_up
+from hgbench.profile.tf32 import tf32_mode
 
 PROBE_CALLS = 10
 """Calibration calls per probe (the probe is their median); about 15 ms on one CPU core."""
@@ -98,8 +99,10 @@ class QuietTimer:
 
     def probe(self) -> float:
         """Time the calibration workload for :data:`PROBE_CALLS` calls (with the caller's
-        thread count) and add their median (ms per call) to the history; returns it."""
-        with torch.inference_mode():
+        thread count, TF32 off as in :func:`~hgbench.profile.calibration.measure_calibration`:
+        one workload under one name, whatever TF32 setting is being profiled around it) and add
+        their median (ms per call) to the history; returns it."""
+        with torch.inference_mode(), tf32_mode(False):
             stats = time_callable(lambda: self._model(self._x), warmup_iters=0, min_iters=PROBE_CALLS,
                                   min_time_s=0.0, device=self.device)  # fmt: skip
         self.probes_ms.append(stats.p50)

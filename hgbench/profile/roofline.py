@@ -14,7 +14,10 @@ peaks are *measured* on the device, once, and cached:
   (``mm_tflops``, ``conv_tflops``). Why both: on the development CPU (AMD EPYC, Zen 5, 2
   threads) MKL's sgemm reached 0.19 TFLOP/s and oneDNN's 3x3 convolution 0.40, and ONNX
   Runtime ran the hourglasses at up to 0.36: a matmul-only ceiling gave efficiencies of 4x.
-  On CUDA the TF32 flags are off, as in an fp32 profile without ``--tf32``. These are
+  On CUDA the ceilings are measured with the TF32 setting of the profile they serve
+  (:func:`~hgbench.profile.tf32.tf32_mode`): an fp32 profile with ``--tf32`` is divided by a
+  TF32 ceiling (several times the IEEE one on tensor-core GPUs), one without by the IEEE
+  ceiling; TF32 changes only float32 work, so fp16/bf16 and CPU ceilings ignore it. These are
   *measured* ceilings of this torch build, not datasheet peaks: a backend with better kernels
   than torch's (ONNX Runtime's MLAS, TensorRT) can exceed them, which shows as an efficiency
   above 1.0. Ceilings measured while the machine was busy are too low, also above 1.0:
@@ -34,8 +37,8 @@ Floors of one batch (:func:`roofline`):
 * ``floor_ms = max(compute_floor_ms, memory_floor_ms)``; ``efficiency = floor_ms / p50``
   (1.0 would be a run at the measured ceilings; small for launch-bound small batches).
 
-Ceilings depend on the device, the precision, the torch build and, on the CPU, the thread
-count: they are cached under that key in ``<cache_dir>/ceilings.json`` (written atomically),
+Ceilings depend on the device, the precision, TF32 (CUDA fp32), the torch build and, on the
+CPU, the thread count: they are cached under that key in ``<cache_dir>/ceilings.json`` (written atomically),
 ``cache_dir`` defaulting to ``$HGBENCH_CACHE_DIR`` or ``~/.cache/hgbench``.
 """
 
@@ -50,6 +53,7 @@ from typing import Any
 import torch
 
 from hgbench.profile.latency import fixed_threads, time_callable
+from hgbench.profile.tf32 import tf32_mode
 from hgbench.records.provenance import device_name
 from hgbench.records import atomic_write_bytes, utc_now
 
@@ -60,9 +64,11 @@ _ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 
 # Default problem sizes: large enough to reach the peak, small enough to stay around a
 # second on a CPU. A 1024^3 matmul is 2.1 GFLOP (tens of ms on a few CPU cores); 8192^3 is
-# 1.1 TFLOP (a few ms on a current GPU). Copy: 128 MiB on a CPU, 1 GiB on a GPU. A precision
-# without fast kernels on the device (fp16 on most CPUs: ~1 GFLOP/s) gets a smaller matmul,
-# sized from a 256^3 probe so that one call takes about MAX_CALL_S.
+# 1.1 TFLOP (a few ms on a current GPU). Copy: 128 MiB on a CPU, 1 GiB on a GPU. On the CPU a
+# precision without fast kernels (fp16 on most CPUs: ~1 GFLOP/s) gets a smaller matmul, sized
+# from a 256^3 probe so that one call takes about MAX_CALL_S. On CUDA the matmul is always
+# CUDA_MATMUL_N: a 256^3 matmul there is launch-bound (a few us whatever the GPU), so the
+# probe extrapolated a far-too-slow device and picked n near 6-7k, whose ceiling reads low.
 CPU_MATMUL_N, CUDA_MATMUL_N = 1024, 8192
 PROBE_N, MAX_CALL_S = 256, 0.1
 # Convolution (N, C, S): 4.8 GFLOP on a CPU, 0.62 TFLOP on a GPU (see _conv_tflops for the
@@ -73,13 +79,14 @@ CPU_COPY_MIB, CUDA_COPY_MIB = 128, 1024
 
 @dataclass(frozen=True)
 class Ceilings:
-    """Measured peaks of one device at one precision.
+    """Measured peaks of one device at one precision and TF32 setting.
 
     Attributes:
         matmul_tflops: the compute ceiling, 10^12 FLOP/s (FLOP = 2 x MAC): the larger of
             ``mm_tflops`` and ``conv_tflops``.
         copy_gib_s: peak copy bandwidth, GiB/s (2^30 bytes/s), bytes read + bytes written.
         precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` (the matmul's dtype).
+        tf32: measured with TF32 allowed (only ever for CUDA fp32, see :func:`effective_tf32`).
         measured: when they were measured (UTC, ISO 8601); cached ceilings keep theirs.
         device_name, torch, threads: what they were measured on (the cache key).
         matmul_n, copy_mib: the problem sizes used.
@@ -99,6 +106,7 @@ class Ceilings:
     mm_tflops: float | None = None
     conv_tflops: float | None = None
     conv_shape: list[int] | None = None
+    tf32: bool = False
 
     def to_record(self) -> dict[str, Any]:
         """The record's ``roofline.ceilings``: ``matmul_tflops``, ``copy_gib_s``,
@@ -114,6 +122,12 @@ def default_cache_dir() -> Path:
     return base / "hgbench"
 
 
+def effective_tf32(device: torch.device | str, precision: str, tf32: bool) -> bool:
+    """Whether TF32 changes the ceilings: only for float32 work on CUDA (the TF32 settings
+    apply to float32 matmuls and convolutions; the CPU ignores them)."""
+    return bool(tf32) and torch.device(device).type == "cuda" and precision == "fp32"
+
+
 def _check_precision(precision: str) -> None:
     if precision not in _DTYPES:
         raise ValueError(f"unknown precision {precision!r}; valid precisions: {', '.join(_DTYPES)}")
@@ -123,6 +137,7 @@ def measure_ceilings(
     device: torch.device | str,
     precision: str = "fp32",
     *,
+    tf32: bool = False,
     threads: int | None = None,
     matmul_n: int | None = None,
     copy_mib: int | None = None,
@@ -134,9 +149,11 @@ def measure_ceilings(
     Args:
         device: ``cpu`` or a CUDA device.
         precision: the matmul's dtype.
+        tf32: allow TF32 (CUDA fp32 only, :func:`effective_tf32`); otherwise IEEE fp32.
         threads: CPU threads for the measurement (restored after); ``None``: as set now.
-        matmul_n, copy_mib, conv_shape: problem sizes (defaults: :data:`CPU_MATMUL_N` /
-            :data:`CUDA_MATMUL_N`, :data:`CPU_COPY_MIB` / :data:`CUDA_COPY_MIB`,
+        matmul_n, copy_mib, conv_shape: problem sizes (defaults: :data:`CUDA_MATMUL_N` on
+            CUDA, a probe-sized matmul of at most :data:`CPU_MATMUL_N` on the CPU,
+            :data:`CPU_COPY_MIB` / :data:`CUDA_COPY_MIB`,
             :data:`CPU_CONV` / :data:`CUDA_CONV` as ``(N, C, S)``); small ones make tests fast.
         min_time_s: timed seconds per ceiling (default 0.4 on CPU, 1.0 on CUDA).
 
@@ -151,16 +168,12 @@ def measure_ceilings(
     seconds = min_time_s if min_time_s is not None else (1.0 if cuda else 0.4)
     dtype = _DTYPES[precision]
     conv = tuple(conv_shape or (CUDA_CONV if cuda else CPU_CONV))
-    with fixed_threads(threads) as used_threads, torch.inference_mode():
-        old_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-        try:
-            n = matmul_n or _matmul_size(device, dtype, CUDA_MATMUL_N if cuda else CPU_MATMUL_N)
-            mm_tflops = 2 * n**3 / (_time_matmul(device, dtype, n, seconds).min / 1e3) / 1e12
-            conv_tflops = _conv_tflops(device, dtype, conv, seconds)
-            cp = _time_copy(device, mib, seconds)
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old_tf32
+    tf32 = effective_tf32(device, precision, tf32)
+    with fixed_threads(threads) as used_threads, torch.inference_mode(), tf32_mode(tf32):
+        n = matmul_n or (CUDA_MATMUL_N if cuda else _matmul_size(device, dtype, CPU_MATMUL_N))
+        mm_tflops = 2 * n**3 / (_time_matmul(device, dtype, n, seconds).min / 1e3) / 1e12
+        conv_tflops = _conv_tflops(device, dtype, conv, seconds)
+        cp = _time_copy(device, mib, seconds)
     return Ceilings(
         matmul_tflops=max(mm_tflops, conv_tflops),
         copy_gib_s=2 * mib * 2**20 / (cp.min / 1e3) / GIB,
@@ -173,6 +186,7 @@ def measure_ceilings(
         mm_tflops=mm_tflops,
         conv_tflops=conv_tflops,
         conv_shape=list(conv),
+        tf32=tf32,
     )
 
 
@@ -217,7 +231,8 @@ def _time_copy(device: torch.device, mib: int, seconds: float):
 
 def _matmul_size(device: torch.device, dtype: torch.dtype, largest: int) -> int:
     """``largest``, or less where a ``PROBE_N``-sized matmul says one call would take more
-    than ``MAX_CALL_S`` (time scales as n^3); a multiple of 64, at least ``PROBE_N``."""
+    than ``MAX_CALL_S`` (time scales as n^3); a multiple of 64, at least ``PROBE_N``. For the
+    CPU only: on a GPU the probe is launch-bound and says nothing about large matmuls."""
     a = torch.ones(PROBE_N, PROBE_N, device=device, dtype=dtype)
     probe = time_callable(lambda: torch.mm(a, a), warmup_iters=1, min_iters=2, min_time_s=0.0, device=device)
     seconds = max(probe.min / 1e3, 1e-9)
@@ -225,11 +240,14 @@ def _matmul_size(device: torch.device, dtype: torch.dtype, largest: int) -> int:
     return max(PROBE_N, min(largest, n))
 
 
-def ceilings_key(device: torch.device | str, precision: str, threads: int | None = None) -> str:
-    """Cache key: ``"<device type>|<device name>|<precision>|torch <version>|threads <T>"``
-    (threads only on the CPU, where they set the peak)."""
+def ceilings_key(device: torch.device | str, precision: str, threads: int | None = None, tf32: bool = False) -> str:
+    """Cache key: ``"<device type>|<device name>|<precision>[|tf32]|torch <version>[|threads <T>]"``
+    (``|tf32`` when TF32 changes the ceilings, :func:`effective_tf32`; threads only on the
+    CPU, where they set the peak). Keys without ``|tf32`` are IEEE fp32 ceilings, as every
+    key written before TF32 was part of the key."""
     device = torch.device(device)
-    parts = [device.type, str(device_name(device)), precision, f"torch {torch.__version__}"]
+    precision_part = precision + ("|tf32" if effective_tf32(device, precision, tf32) else "")
+    parts = [device.type, str(device_name(device)), precision_part, f"torch {torch.__version__}"]
     if device.type != "cuda":
         parts.append(f"threads {threads if threads is not None else torch.get_num_threads()}")
     return "|".join(parts)
@@ -239,12 +257,14 @@ def get_ceilings(
     device: torch.device | str,
     precision: str = "fp32",
     *,
+    tf32: bool = False,
     threads: int | None = None,
     cache_dir: Path | None = None,
     refresh: bool = False,
     **measure_kwargs: Any,
 ) -> Ceilings:
-    """The ceilings of ``device`` at ``precision`` from the cache, measured (and cached) when
+    """The ceilings of ``device`` at ``precision`` and TF32 setting (``tf32``: the profile's
+    ``--tf32``; it matters for CUDA fp32 only) from the cache, measured (and cached) when
     missing or when ``refresh`` is set.
 
     The cache is ``<cache_dir>/ceilings.json`` (``cache_dir`` default
@@ -257,7 +277,7 @@ def get_ceilings(
     """
     _check_precision(precision)
     path = Path(cache_dir if cache_dir is not None else default_cache_dir()) / CACHE_FILE
-    key = ceilings_key(device, precision, threads)
+    key = ceilings_key(device, precision, threads, tf32=tf32)
     try:
         cache = json.loads(path.read_text())
         if not isinstance(cache, dict):
@@ -269,7 +289,7 @@ def get_ceilings(
             return Ceilings(**cache[key])
         except TypeError:  # written by another version: measure again
             pass
-    ceilings = measure_ceilings(device, precision, threads=threads, **measure_kwargs)
+    ceilings = measure_ceilings(device, precision, tf32=tf32, threads=threads, **measure_kwargs)
     cache[key] = asdict(ceilings)
     atomic_write_bytes(path, (json.dumps(cache, indent=1, sort_keys=True) + "\n").encode())
     return ceilings

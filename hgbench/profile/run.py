@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from hgbench.profile.backends import RunSettings, get_backend
 from hgbench.profile.complexity import MIB, complexity_record
 from hgbench.profile.latency import LatencyStats, fixed_threads, time_callable
-from hgbench.profile.memory import PeakMemory
+from hgbench.profile.memory import CudaMemorySnapshot, PeakMemory
 from hgbench.profile.quiet import QuietTimer
 from hgbench.profile.roofline import Ceilings, element_bytes, get_ceilings, roofline
 from hgbench.records.provenance import collect_provenance, device_name
@@ -38,7 +38,7 @@ RECORD_KEYS = (
     "variant", "num_joints", "backend", "precision", "tf32", "channels_last", "compile_mode", "device",
     "device_name", "batch_size", "input_size", "threads", "parameters", "model_size_mib", "macs",
     "gmacs_fvcore", "gmacs_thop", "gflops_flop_counter", "skipped_ops", "activation_memory_mib",
-    "latency_ms", "throughput_samples_per_s", "peak_memory_mib", "build_time_s", "numerics", "roofline",
+    "latency_ms", "throughput_samples_per_s", "peak_memory_mib", "memory", "build_time_s", "numerics", "roofline",
     "calibration", "notes", "status", "error",
 )  # fmt: skip
 """Every key of a profile record body, always present (``None`` when not measured)."""
@@ -81,7 +81,8 @@ def reference_output(model: nn.Module, batch_size: int, input_size: int) -> Any:
     device = model_device(model)
     x = make_input(batch_size, input_size, device)
     prepared = get_backend("eager").prepare(model, x, RunSettings())
-    return _to_cpu_float(prepared.fn(prepared.prepare_input(x)))
+    with prepared.context():
+        return _to_cpu_float(prepared.fn(prepared.prepare_input(x)))
 
 
 def _to_cpu_float(output: Any) -> Any:
@@ -120,7 +121,10 @@ def profile_model(
     on copies). The input is :func:`make_input` on that device. Latency is that of
     ``prepared.fn(prepared.prepare_input(x))``, the input conversion outside the timed region
     (:func:`hgbench.profile.latency.time_callable`: CUDA events on CUDA, ``perf_counter_ns`` on
-    the CPU). ``torch.set_num_threads(threads)`` holds for the whole call and is restored.
+    the CPU), inside the backend's :attr:`~hgbench.profile.backends.Prepared.context` (the
+    setting's TF32 flags), entered once around warm-up and timed calls and once around the
+    numerical check's call. ``torch.set_num_threads(threads)`` holds for the whole call and is
+    restored.
 
     Args:
         settings: precision, TF32, channels_last, compile mode, artefact cache
@@ -135,7 +139,8 @@ def profile_model(
             computed here when needed). Not used for the reference setting itself
             (:func:`is_reference`).
         ceilings: the device's :class:`~hgbench.profile.roofline.Ceilings` at this precision
-            (``None``: :func:`~hgbench.profile.roofline.get_ceilings` with ``cache_dir``).
+            and TF32 setting (``None``: :func:`~hgbench.profile.roofline.get_ceilings` with
+            ``cache_dir``).
         quiet: time in a quiet window (:class:`hgbench.profile.quiet.QuietTimer`, whose
             probes then also fall inside the peak-memory window: under 1 MiB); ``None``: one
             window, whatever the machine was doing.
@@ -151,8 +156,11 @@ def profile_model(
         (:func:`latency_entry` of this one repetition: per batch, raw samples included;
         :func:`repeat_timing` adds more),
         ``throughput_samples_per_s`` (batch / median), ``peak_memory_mib``
-        (:class:`hgbench.profile.memory.PeakMemory`: CUDA allocator peak, or CPU peak RSS
-        increase, over warm-up and timed calls), ``build_time_s``, ``numerics``
+        (:class:`hgbench.profile.memory.PeakMemory` over warm-up and timed calls: on CUDA the
+        allocator peak or the device-wide figure, whichever the backend's
+        ``peak_memory_source`` names; on the CPU the peak RSS increase), ``memory`` (which
+        figure that is and, on CUDA, every figure: :meth:`PeakMemory.to_record`),
+        ``build_time_s``, ``numerics``
         (:func:`hgbench.profile.numerics.compare_outputs` of the final heatmaps, tolerance of the
         precision, TF32's where it applies; ``None`` for the reference setting), ``roofline`` (:func:`hgbench.profile.roofline.roofline`),
         ``calibration``, ``notes`` (the backend's remarks), ``status`` (``"ok"`` or
@@ -198,6 +206,10 @@ def profile_model(
 
             stage = "prepare"
             x = make_input(batch_size, input_size, device)
+            baseline = None
+            if device.type == "cuda":  # the device figure counts growth: start from an empty allocator cache
+                _free_memory(device)
+                baseline = CudaMemorySnapshot.take(device)
             prepared = impl.prepare(model, x, settings)
             x_in = prepared.prepare_input(x)
             record["build_time_s"] = float(prepared.build_time_s)
@@ -205,25 +217,28 @@ def profile_model(
 
             stage = "timing"
             fn = prepared.fn
-            with PeakMemory(device) as memory:
+            with PeakMemory(device, baseline=baseline) as memory, prepared.context():
                 stats, window = _time_window(lambda: fn(x_in), quiet, device, warmup_iters=warmup_iters,
                                              warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s)
             record["latency_ms"] = latency_entry(stats.samples_ms, [stats.p50], [window])
             record["throughput_samples_per_s"] = stats.throughput(batch_size)
-            record["peak_memory_mib"] = memory.peak_mib
+            source = impl.peak_memory_source(settings) if device.type == "cuda" else "allocator"
+            record["peak_memory_mib"] = memory.peak(source)
+            record["memory"] = memory.to_record(source)
 
             if not is_reference(backend, settings):
                 stage = "numerics"
                 from hgbench.profile.numerics import compare_outputs, tolerance_for
 
-                output = _to_cpu_float(fn(x_in))
+                with prepared.context():
+                    output = _to_cpu_float(fn(x_in))
                 ref = reference if reference is not None else reference_output(model, batch_size, input_size)
                 tolerance = tolerance_for(settings.precision, tf32=settings.tf32 and device.type == "cuda")
                 record["numerics"] = compare_outputs(ref, output, tolerance)
 
             stage = "roofline"
             if ceilings is None:
-                ceilings = get_ceilings(device, settings.precision, threads=threads, cache_dir=cache_dir)
+                ceilings = get_ceilings(device, settings.precision, tf32=settings.tf32, threads=threads, cache_dir=cache_dir)
             record["roofline"] = _roofline_of(record, ceilings)
     except torch.cuda.OutOfMemoryError as e:
         record.update(status="error", error=_one_line(f"{stage}: CUDA out of memory at batch size {batch_size}: {e}"))
@@ -320,8 +335,9 @@ def repeat_timing(
             x = make_input(record["batch_size"], record["input_size"], device)
             prepared = get_backend(record["backend"]).prepare(model, x, settings)
             x_in, fn = prepared.prepare_input(x), prepared.fn
-            stats, window = _time_window(lambda: fn(x_in), quiet, device, warmup_iters=warmup_iters,
-                                         warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s)
+            with prepared.context():
+                stats, window = _time_window(lambda: fn(x_in), quiet, device, warmup_iters=warmup_iters,
+                                             warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s)
     except torch.cuda.OutOfMemoryError as e:
         record.update(status="error", error=_one_line(
             f"timing (repetition {k}): CUDA out of memory at batch size {record['batch_size']}: {e}"))  # fmt: skip

@@ -149,7 +149,7 @@ def run_sweep(
     budget: Budget,
     results_dir: Path,
     provenance: dict[str, Any],
-    ceilings: dict[str, Ceilings] | None = None,
+    ceilings: dict[tuple[str, bool], Ceilings] | None = None,
     cache_dir: Path | None = None,
     seed: int = 0,
     on_step: Callable[[str, bool], None] | None = None,
@@ -163,8 +163,9 @@ def run_sweep(
         backends, settings_list, batch_sizes, input_size: the sweep's axes (backend names,
             one :class:`RunSettings` per precision, batch sizes, input side in px).
         device, threads: where to run and the CPU intra-op thread count.
-        ceilings: the device's roofline ceilings per precision (a missing precision is
-            measured, or its failure recorded, by :func:`profile_model`).
+        ceilings: the device's roofline ceilings per ``(precision, tf32)`` of
+            ``settings_list`` (a missing one is measured, or its failure recorded, by
+            :func:`profile_model`).
         cache_dir: where the device ceilings live (``None``: the default cache).
         seed: seeds the shuffled order of repetitions 2..R.
         on_step: called with a label before each step and ``advance=True`` after each
@@ -216,7 +217,7 @@ def run_sweep(
                     body = profile_model(
                         model, variant=spec.name, num_joints=joints, backend=b, batch_size=bs, input_size=input_size,
                         settings=s, threads=threads, complexity=complexity, reference=reference,
-                        ceilings=ceilings.get(s.precision), cache_dir=cache_dir, quiet=quiet, **budget.per_repetition(1),
+                        ceilings=ceilings.get((s.precision, s.tf32)), cache_dir=cache_dir, quiet=quiet, **budget.per_repetition(1),
                     )  # fmt: skip
                     rows.append((body, save(body)))
                     by_job.setdefault(index, []).append((body, s))

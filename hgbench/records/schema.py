@@ -163,7 +163,9 @@ class RecordBase(BaseModel):
 
     def get(self, name: str, default: Any = None) -> Any:
         """Field ``name`` (declared or extra), or ``default`` when absent or None."""
-        value = getattr(self, name, None) if name in type(self).model_fields else (self.model_extra or {}).get(name)
+        value = self.__dict__.get(name)  # declared fields
+        if value is None and self.__pydantic_extra__:
+            value = self.__pydantic_extra__.get(name)
         return default if value is None else value
 
     def __getitem__(self, name: str) -> Any:

@@ -135,9 +135,12 @@ def record_files(paths: Sequence[str | Path]) -> list[Path]:
         FileNotFoundError: one of ``paths`` does not exist.
     """
     seen: dict[str, Path] = {}
-    for p in map(Path, paths):
+    paths = [Path(p) for p in paths]
+    # a file reachable through two of several folders is read once (resolving costs a system call per file)
+    ident = os.path.realpath if len(paths) > 1 else str
+    for p in paths:
         if p.is_file():
-            seen.setdefault(os.path.realpath(p), p)
+            seen.setdefault(ident(p), p)
             continue
         if not p.is_dir():
             raise FileNotFoundError(f"{p}: no such results folder or record file")
@@ -146,7 +149,7 @@ def record_files(paths: Sequence[str | Path]) -> list[Path]:
             for name in sorted(files):
                 if name.endswith(".json") and not name.startswith("."):
                     f = Path(root) / name
-                    seen.setdefault(os.path.realpath(f), f)
+                    seen.setdefault(ident(f), f)
     return sorted(seen.values())
 
 

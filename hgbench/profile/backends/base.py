@@ -17,13 +17,16 @@ Precisions and layouts are applied the same way by every backend (:func:`cast_mo
 * ``channels_last``: ``model.to(memory_format=torch.channels_last)`` and
   ``x.contiguous(memory_format=torch.channels_last)`` (PyTorch tutorial "Channels Last
   Memory Format", https://pytorch.org/tutorials/intermediate/memory_format_tutorial.html).
-* ``tf32``: :func:`tf32_mode` sets ``torch.backends.cuda.matmul.allow_tf32`` and
-  ``torch.backends.cudnn.allow_tf32`` to ``settings.tf32`` and restores the previous values
-  afterwards (https://pytorch.org/docs/stable/notes/cuda.html#tensorfloat-32-tf32-on-ampere-and-later-devices).
-  PyTorch's defaults differ (matmul off, cuDNN convolutions *on*), so ``tf32=False`` switches
-  TF32 off for the convolutions as well: fp32 then means IEEE fp32 everywhere. Backends
-  apply it while preparing (compilers and graph capture fix their kernels then) and around
-  every call of ``fn``. The flags only affect CUDA; on the CPU they change nothing.
+* ``tf32``: :func:`~hgbench.profile.tf32.tf32_mode` allows TF32 (``settings.tf32``) or
+  forces IEEE fp32 for CUDA matmuls and cuDNN convolutions, through torch's ``fp32_precision``
+  settings and the legacy ``allow_tf32`` flags alike (see :mod:`hgbench.profile.tf32` for
+  why both). PyTorch's defaults differ (matmul off, cuDNN convolutions *on*), so
+  ``tf32=False`` switches TF32 off for the convolutions as well: fp32 then means IEEE fp32
+  everywhere. Backends apply it while preparing (compilers and graph capture fix their
+  kernels then), and :attr:`Prepared.context` applies it around a *run* of calls: the caller
+  enters it once around warm-up and timed calls, not per call, so that no backend pays for
+  switching process-wide flags inside its timed calls. The flags only affect CUDA; on the CPU
+  they are left alone.
 
 The caller's model is never modified: :func:`cast_model` works on a deep copy, so the eager
 fp32 reference used by the numerical check stays intact.
@@ -35,12 +38,14 @@ import contextlib
 import copy
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
+
+from hgbench.profile.tf32 import tf32_mode
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 """Precision name -> the dtype the model and the input are cast to."""
@@ -95,12 +100,16 @@ class Prepared:
             memory format, device). Not part of the timed region.
         build_time_s: conversion / compile / engine build time, s (0 when there is none).
         notes: remarks for the record, e.g. ``"engine reused from <path>"``.
+        context: makes the context ``fn`` must run in (on CUDA the setting's TF32 flags,
+            :func:`device_flags`): enter it *once* around a run of calls (warm-up and timed
+            calls, the numerical check), never per call. Default: nothing to set.
     """
 
     fn: Callable[[Tensor], list[Tensor] | Tensor]
     prepare_input: Callable[[Tensor], Tensor]
     build_time_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
 
 class Backend(ABC):
@@ -112,6 +121,26 @@ class Backend(ABC):
         """``None`` when this backend can run on ``device``, else a one-line reason that says
         what to install or which device it needs."""
         return None
+
+    def unsupported(self, settings: RunSettings) -> str | None:
+        """``None`` when this backend can run ``settings`` as the record would describe them,
+        else a one-line reason (e.g. a layout the runtime does not keep). :meth:`prepare`
+        raises it before building anything. Default: every setting runs."""
+        return None
+
+    def peak_memory_source(self, settings: RunSettings) -> str:
+        """Which CUDA figure is this backend's peak memory (:class:`hgbench.profile.memory.PeakMemory`):
+        ``"allocator"`` (PyTorch's caching allocator peak, which sees every activation of a
+        backend that allocates through it) or ``"device"`` (device-wide use, for backends whose
+        working memory bypasses it: CUDA-graph pools, ONNX Runtime's arena, TensorRT).
+        Default: ``"allocator"``."""
+        return "allocator"
+
+    def check_settings(self, settings: RunSettings) -> None:
+        """Raise ``RuntimeError(reason)`` when :meth:`unsupported` gives a reason."""
+        reason = self.unsupported(settings)
+        if reason is not None:
+            raise RuntimeError(f"{self.name}: {reason}")
 
     @abstractmethod
     def prepare(self, model: nn.Module, example_input: Tensor, settings: RunSettings) -> Prepared:
@@ -168,19 +197,6 @@ def input_converter(settings: RunSettings, device: torch.device) -> Callable[[Te
     return convert
 
 
-@contextlib.contextmanager
-def tf32_mode(enabled: bool) -> Iterator[None]:
-    """Set ``torch.backends.cuda.matmul.allow_tf32`` and ``torch.backends.cudnn.allow_tf32``
-    to ``enabled`` inside the block and restore both on exit (also on error)."""
-    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = enabled
-    torch.backends.cudnn.allow_tf32 = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (or buffer); CPU for a stateless model."""
     for tensor in model.parameters():
@@ -190,16 +206,9 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def run_in_mode(fn: Callable[[Tensor], object], settings: RunSettings, device: torch.device) -> Callable[[Tensor], object]:
-    """``fn`` called under ``torch.inference_mode()`` and, on CUDA, :func:`tf32_mode` with
-    ``settings.tf32`` (on the CPU the TF32 flags change nothing and are left alone)."""
-    if device.type == "cuda":
-
-        def run_cuda(x: Tensor) -> object:
-            with tf32_mode(settings.tf32), torch.inference_mode():
-                return fn(x)
-
-        return run_cuda
+def in_inference_mode(fn: Callable[[Tensor], object]) -> Callable[[Tensor], object]:
+    """``fn`` called under ``torch.inference_mode()`` (no autograd recording), and nothing else:
+    process-wide flags belong in :attr:`Prepared.context`, entered once around a run of calls."""
 
     def run(x: Tensor) -> object:
         with torch.inference_mode():
@@ -208,9 +217,15 @@ def run_in_mode(fn: Callable[[Tensor], object], settings: RunSettings, device: t
     return run
 
 
-def build_mode(settings: RunSettings, device: torch.device) -> contextlib.AbstractContextManager:
-    """The context to prepare (trace, compile, capture) in: :func:`tf32_mode` on CUDA, else nothing."""
+def device_flags(settings: RunSettings, device: torch.device) -> contextlib.AbstractContextManager:
+    """The flags to prepare (trace, compile, capture) and run in: :func:`tf32_mode` with
+    ``settings.tf32`` on CUDA, else nothing (on the CPU the flags change nothing)."""
     return tf32_mode(settings.tf32) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def run_context(settings: RunSettings, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """A :attr:`Prepared.context` factory: :func:`device_flags` for ``settings`` on ``device``."""
+    return lambda: device_flags(settings, device)
 
 
 def artefact_key(model: nn.Module, input_shape: tuple[int, ...], settings: RunSettings, versions: dict[str, str]) -> str:

@@ -13,7 +13,8 @@ https://pytorch.org/docs/stable/generated/torch.cuda.graph.html:
 4. each call: ``static_input.copy_(x)``, ``g.replay()``, return the static outputs.
 
 Everything runs under ``torch.inference_mode()`` and with the TF32 flags of the settings
-(kernels are fixed at capture). The returned tensors are the *static* outputs: the next
+(kernels are fixed at capture; :attr:`~hgbench.profile.backends.base.Prepared.context` sets
+the same flags around the replays, which do not read them). The returned tensors are the *static* outputs: the next
 call overwrites them (clone them to keep a result). The graph replays exactly the captured
 kernels, so one prepared graph serves one input shape: a new batch size or input size is a
 new ``prepare``. ``build_time_s`` is warm-up plus capture. CUDA only.
@@ -26,7 +27,15 @@ import time
 import torch
 from torch import Tensor, nn
 
-from hgbench.profile.backends.base import Backend, Prepared, RunSettings, build_mode, cast_model, input_converter
+from hgbench.profile.backends.base import (
+    Backend,
+    Prepared,
+    RunSettings,
+    cast_model,
+    device_flags,
+    input_converter,
+    run_context,
+)
 
 WARMUP_ITERS = 3
 """Warm-up forwards on the side stream before capture (the PyTorch notes' example uses 3)."""
@@ -45,6 +54,12 @@ class CudaGraphsBackend(Backend):
             return "needs a CUDA device, and torch.cuda.is_available() is False; install a CUDA build of torch"
         return None
 
+    def peak_memory_source(self, settings: RunSettings) -> str:
+        """``"device"``: a replay allocates nothing through the caching allocator (the captured
+        activations live in the graph's private memory pool), so the allocator's peak after a
+        reset would be weights plus I/O only."""
+        return "device"
+
     def prepare(self, model: nn.Module, example_input: Tensor, settings: RunSettings) -> Prepared:
         device = example_input.device
         self.check_available(device)
@@ -52,7 +67,7 @@ class CudaGraphsBackend(Backend):
         prepare_input = input_converter(settings, device)
 
         start = time.perf_counter()
-        with build_mode(settings, device), torch.inference_mode():
+        with device_flags(settings, device), torch.inference_mode():
             static_input = prepare_input(example_input).clone(memory_format=torch.preserve_format)
             side = torch.cuda.Stream(device)
             side.wait_stream(torch.cuda.current_stream(device))
@@ -77,4 +92,5 @@ class CudaGraphsBackend(Backend):
             prepare_input=prepare_input,
             build_time_s=build_time_s,
             notes=[f"captured after {WARMUP_ITERS} warm-up iterations; outputs are static buffers overwritten by each call"],
+            context=run_context(settings, device),
         )

@@ -11,7 +11,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from hgbench.profile.backends.base import Backend, Prepared, RunSettings, cast_model, input_converter, run_in_mode
+from hgbench.profile.backends.base import (
+    Backend,
+    Prepared,
+    RunSettings,
+    cast_model,
+    in_inference_mode,
+    input_converter,
+    run_context,
+)
 
 
 class EagerBackend(Backend):
@@ -26,8 +34,9 @@ class EagerBackend(Backend):
         device = example_input.device
         cast = cast_model(model, settings)
         return Prepared(
-            fn=run_in_mode(cast, settings, device),
+            fn=in_inference_mode(cast),
             prepare_input=input_converter(settings, device),
             build_time_s=0.0,
             notes=[],
+            context=run_context(settings, device),
         )

@@ -20,31 +20,55 @@ creation). Without one it goes to a temporary directory removed after loading.
 Execution follows https://onnxruntime.ai/docs/api/python/api_summary.html: the
 ``CPUExecutionProvider`` on the CPU (``session.run`` on a NumPy view of the input, outputs
 wrapped as torch tensors without a copy), the ``CUDAExecutionProvider`` on CUDA (needs the
-``onnxruntime-gpu`` package) with I/O binding
+``onnxruntime-gpu`` package, ``pip install 'hgbench[onnx-gpu]'``) with I/O binding
 (https://onnxruntime.ai/docs/performance/tune-performance/iobinding.html): the input is
 bound by pointer to the torch tensor and outputs to preallocated torch tensors (static
-buffers, overwritten by the next call), and the provider option ``user_compute_stream`` runs
-ONNX Runtime's kernels on torch's current stream, so CUDA-event timing covers them
-(https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html). On the CPU
-the session's intra-op thread pool is set to ``torch.get_num_threads()`` (ONNX Runtime
-otherwise uses one thread per physical core, whatever torch's setting).
+buffers, overwritten by the next call). On the CPU the session's intra-op thread pool is set
+to ``torch.get_num_threads()`` (ONNX Runtime otherwise uses one thread per physical core,
+whatever torch's setting). CUDA provider options (:func:`cuda_provider_options`; option names
+and defaults from ONNX Runtime's ``onnxruntime/core/providers/cuda/cuda_execution_provider_info.{h,cc}``,
+documented on https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html):
+
+* ``use_tf32`` from :attr:`RunSettings.tf32`. ONNX Runtime's default is 1 ("By default,
+  enable TF32 to speed up float GEMM/MatMul or cuDNN convolution of float matrices"), so
+  without it an fp32 session ran in TF32 while the record said IEEE fp32 and the numerical
+  check applied the fp32 bound.
+* ``user_compute_stream`` = a dedicated ``torch.cuda.Stream`` of this session, with
+  ``has_user_compute_stream=1``. Not torch's current stream: the default stream's handle is
+  0, and ONNX Runtime sets ``has_user_compute_stream = (user_compute_stream != nullptr)``, so
+  passing it meant "no user stream". Each call makes the session's stream wait for the
+  caller's current stream (the input was written there) and the caller's stream wait for the
+  session's (``Stream.wait_stream``: device-side events, no host synchronisation), so CUDA
+  events recorded on the caller's stream around a call bracket ONNX Runtime's kernels, as
+  Torch-TensorRT's runtime does with its engine stream (``core/runtime/execute_engine.cpp``).
+
+:meth:`OnnxRuntimeBackend.available` creates a one-node session with the CUDA provider and
+checks that ``session.get_providers()`` really contains it: an ``onnxruntime-gpu`` wheel is
+built for one CUDA major version (PyPI's, from 1.19 on, for CUDA 12.x and cuDNN 9) and, beside
+a torch built for another, it lists the provider but cannot load it and falls back to the CPU
+(:func:`ort_gpu_hint` says which wheel fits the installed torch). Its peak memory on CUDA is
+the device-wide figure (its arena allocates past PyTorch's allocator; see
+:meth:`OnnxRuntimeBackend.peak_memory_source`).
 
 Precisions: fp32; fp16 exports the half model (ONNX Runtime 1.31's CPU provider runs it,
 mostly through fp16 kernels or inserted casts, so it is rarely faster on the CPU); bf16 is
 not supported (ONNX Runtime's CPU provider has no bfloat16 ``Conv``: loading fails with
 ``INVALID_GRAPH``, and NumPy has no bfloat16 to feed it), so ``prepare`` raises.
 ``channels_last`` does not apply (ONNX tensors are NCHW and ONNX Runtime chooses its own
-internal layouts), so ``prepare`` raises rather than record a layout that was not used.
-The CUDA path never ran in development (no GPU there).
+internal layouts), so ``prepare`` raises rather than record a layout that was not used
+(:meth:`OnnxRuntimeBackend.unsupported`). The CUDA path has not run in development (no GPU
+there); ``benchmarks/gpu_check.py`` exercises it on a GPU.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib.util
 import json
+import logging
 import tempfile
 import time
-import logging
 import warnings
 from pathlib import Path
 
@@ -61,6 +85,90 @@ from hgbench.profile.backends.base import (
 )
 
 _ONNX_TO_TORCH = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16}
+_CUDA_EP_PAGE = "https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html#requirements"
+
+
+def ort_gpu_hint(torch_cuda: str | None = torch.version.cuda) -> str:
+    """Which ``onnxruntime-gpu`` fits a torch built for CUDA ``torch_cuda`` (``torch.version.cuda``,
+    e.g. ``"12.8"``; ``None`` for a CPU build), one line.
+
+    Source: ONNX Runtime's CUDA Execution Provider page, "Requirements": wheels are built for
+    one CUDA major version (minor versions are compatible) and cuDNN 9 from 1.19 on; PyPI's
+    ``onnxruntime-gpu`` is the CUDA 12.x build; the CUDA 13 build is published separately.
+    """
+    major = (torch_cuda or "").split(".")[0]
+    if major == "12":
+        return (f"this torch is built for CUDA {torch_cuda}: pip uninstall onnxruntime && pip install "
+                f"'hgbench[onnx-gpu]' (PyPI's onnxruntime-gpu >= 1.19, built for CUDA 12.x and cuDNN 9; {_CUDA_EP_PAGE})")
+    if major:
+        return (f"this torch is built for CUDA {torch_cuda}, PyPI's onnxruntime-gpu for CUDA 12.x: install ONNX Runtime's "
+                f"CUDA {major} build of onnxruntime-gpu ({_CUDA_EP_PAGE}), or a torch built for CUDA 12")
+    return "this torch is a CPU build: install a CUDA build of torch, then onnxruntime-gpu for its CUDA major version"
+
+
+def cuda_provider_options(settings: RunSettings, device_index: int, stream_handle: int) -> dict[str, str]:
+    """The ``CUDAExecutionProvider`` options of a session for ``settings`` (see the module
+    docstring): ``device_id``, ``use_tf32`` (``"1"`` when ``settings.tf32``, else ``"0"``: ONNX
+    Runtime's default is on), ``has_user_compute_stream="1"`` and ``user_compute_stream``
+    (the ``cudaStream_t`` handle as a decimal string, ``str(torch.cuda.Stream().cuda_stream)``).
+
+    Raises:
+        ValueError: ``stream_handle`` 0 (the default stream), which ONNX Runtime reads as no
+            user stream at all.
+    """
+    if not stream_handle:
+        raise ValueError(
+            "onnxruntime: user_compute_stream 0 is the default stream, which ONNX Runtime reads as 'no user stream' "
+            "(has_user_compute_stream = user_compute_stream != nullptr); pass a dedicated torch.cuda.Stream()"
+        )
+    return {
+        "device_id": str(device_index),
+        "use_tf32": "1" if settings.tf32 else "0",
+        "has_user_compute_stream": "1",
+        "user_compute_stream": str(stream_handle),
+    }
+
+
+def _probe_model() -> bytes:
+    """A one-node ONNX model (``y = Relu(x)``, ``x`` float ``[1]``, opset 13, IR version 8, which
+    every supported onnxruntime reads) to check that a provider loads."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "hgbench_probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
+
+
+@functools.cache
+def cuda_provider_problem(device_index: int) -> str | None:
+    """``None`` when ONNX Runtime's CUDA provider really loads on CUDA device ``device_index``
+    (a one-node session created with it lists it in ``session.get_providers()``), else why
+    not and what to install (:func:`ort_gpu_hint`). Cached per process and device."""
+    import warnings
+
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return f"this onnxruntime ({onnxruntime.__version__}) has no CUDAExecutionProvider; {ort_gpu_hint()}"
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4  # the fallback is reported below, not as a log line
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            session = onnxruntime.InferenceSession(
+                _probe_model(), sess_options=options,
+                providers=[("CUDAExecutionProvider", {"device_id": str(device_index)}), "CPUExecutionProvider"],
+            )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
+        return (f"onnxruntime {onnxruntime.__version__} could not create a session with its CUDA provider "
+                f"({type(exc).__name__}: {exc}); {ort_gpu_hint()}")
+    if "CUDAExecutionProvider" not in session.get_providers():
+        return (f"onnxruntime {onnxruntime.__version__} lists CUDAExecutionProvider but it does not load beside torch "
+                f"{torch.__version__} (a session fell back to {session.get_providers()}); {ort_gpu_hint()}")
+    return None
 
 
 class OnnxRuntimeBackend(Backend):
@@ -74,29 +182,29 @@ class OnnxRuntimeBackend(Backend):
         if missing:
             return f"{', '.join(missing)} not installed: pip install 'hgbench[onnx]' (onnxruntime, onnx, onnxscript)"
         if device.type == "cuda":
-            import onnxruntime
-
-            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-                return (
-                    "this onnxruntime has no CUDAExecutionProvider: pip uninstall onnxruntime && "
-                    "pip install onnxruntime-gpu (matching your CUDA)"
-                )
-        elif device.type != "cpu":
+            return cuda_provider_problem(device.index or 0)
+        if device.type != "cpu":
             return f"runs on cpu or cuda, not {device.type}"
         return None
 
+    def unsupported(self, settings: RunSettings) -> str | None:
+        """bf16 (no bfloat16 ``Conv`` on the CPU provider, no bfloat16 in NumPy) and
+        channels_last (ONNX tensors are NCHW) are refused."""
+        if settings.precision == "bf16":
+            return ("bf16 is not supported (ONNX Runtime has no bfloat16 Conv kernel on the CPU provider "
+                    "and NumPy has no bfloat16); use fp32 or fp16")
+        if settings.channels_last:
+            return "channels_last does not apply (ONNX tensors are NCHW; ONNX Runtime picks its own layouts)"
+        return None
+
+    def peak_memory_source(self, settings: RunSettings) -> str:
+        """``"device"``: ONNX Runtime's CUDA arena allocates past PyTorch's caching allocator."""
+        return "device"
+
     def prepare(self, model: nn.Module, example_input: Tensor, settings: RunSettings) -> Prepared:
         device = example_input.device
+        self.check_settings(settings)
         self.check_available(device)
-        if settings.precision == "bf16":
-            raise RuntimeError(
-                "onnxruntime: bf16 is not supported (ONNX Runtime has no bfloat16 Conv kernel on the CPU provider "
-                "and NumPy has no bfloat16); use fp32 or fp16"
-            )
-        if settings.channels_last:
-            raise RuntimeError(
-                "onnxruntime: channels_last does not apply (ONNX tensors are NCHW; ONNX Runtime picks its own layouts)"
-            )
         import onnxruntime
 
         cast = cast_model(model, settings)
@@ -107,7 +215,9 @@ class OnnxRuntimeBackend(Backend):
         notes: list[str] = []
         cached = None
         if settings.cache_dir is not None:
-            key = artefact_key(model, tuple(example_input.shape), settings, {"torch": torch.__version__})
+            # TF32 is a session option (use_tf32), not part of the file: one export serves both
+            file_settings = dataclasses.replace(settings, tf32=False)
+            key = artefact_key(model, tuple(example_input.shape), file_settings, {"torch": torch.__version__})
             cached = Path(settings.cache_dir) / "onnx" / f"{type(model).__name__}_{key[:16]}.onnx"
         spec_path = cached.with_suffix(".spec.json") if cached is not None else None
         if cached is not None and cached.is_file() and spec_path.is_file():
@@ -121,18 +231,15 @@ class OnnxRuntimeBackend(Backend):
             notes.append(f"exporter: torch.onnx.export(dynamo=True), opset {opset}")
 
         options = onnxruntime.SessionOptions()
+        stream = None
         if device.type == "cpu":
             options.intra_op_num_threads = torch.get_num_threads()
             providers: list = ["CPUExecutionProvider"]
         else:
-            stream = torch.cuda.current_stream(device)
-            providers = [
-                (
-                    "CUDAExecutionProvider",
-                    {"device_id": device.index or 0, "user_compute_stream": str(stream.cuda_stream)},
-                ),
-                "CPUExecutionProvider",
-            ]
+            stream = torch.cuda.Stream(device)
+            cuda_options = cuda_provider_options(settings, device.index or 0, stream.cuda_stream)
+            providers = [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
+            notes.append(f"CUDA provider: use_tf32={cuda_options['use_tf32']}, its own stream")
         if cached is not None:
             if data is not None:
                 from torch.utils._pytree import treespec_dumps
@@ -154,7 +261,7 @@ class OnnxRuntimeBackend(Backend):
         if device.type == "cpu":
             fn = _cpu_runner(session, out_spec)
         else:
-            fn = _cuda_runner(session, out_spec, x, device)
+            fn = _cuda_runner(session, out_spec, x, device, stream)
         fn(x)  # first run: allocations and kernel selection, part of the build
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -202,7 +309,9 @@ def _cpu_runner(session, out_spec):
     return run
 
 
-def _cuda_runner(session, out_spec, example: Tensor, device: torch.device):
+def _cuda_runner(session, out_spec, example: Tensor, device: torch.device, stream: torch.cuda.Stream):
+    """I/O-bound calls of ``session`` on its own ``stream``, ordered after the caller's current
+    stream and before its next work (see the module docstring)."""
     import numpy as np
 
     numpy_dtype = {torch.float32: np.float32, torch.float16: np.float16}[example.dtype]
@@ -222,8 +331,11 @@ def _cuda_runner(session, out_spec, example: Tensor, device: torch.device):
 
     def run(x: Tensor) -> object:
         x = x.contiguous()
+        caller = torch.cuda.current_stream(device)
+        stream.wait_stream(caller)  # the input was written on the caller's stream
         binding.bind_input(input_name, "cuda", device.index or 0, numpy_dtype, tuple(x.shape), x.data_ptr())
         session.run_with_iobinding(binding)
+        caller.wait_stream(stream)  # the caller's next work (an end event, a read of the outputs) follows ORT's
         return structured
 
     return run

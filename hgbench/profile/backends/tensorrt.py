@@ -18,6 +18,7 @@ Follows the Torch-TensorRT documentation:
   https://github.com/HolyWu/vs-rife/issues/78), and the current ``torch_tensorrt.compile``
   no longer forwards it to the dynamo path at all (py/torch_tensorrt/_compile.py: "Default
   for legacy FX/TS frontends; not used for the Dynamo path").
+* layout: ``channels_last`` is refused (:meth:`TensorRTBackend.unsupported`).
 * TF32: ``disable_tf32=not settings.tf32`` (a ``torch_tensorrt.dynamo.compile`` option;
   TensorRT otherwise allows TF32 for fp32 layers, PyTorch's flags do not reach it).
 * save / load: ``torch_tensorrt.save(trt_gm, path, inputs=[example])``, whose default
@@ -38,9 +39,13 @@ fresh random weights has a new digest, so reuse across runs needs the same weigh
 checkpoint, or construction under a fixed seed). Files are written through a temporary
 file and a rename.
 
-Needs an NVIDIA GPU, a CUDA build of torch and ``pip install 'hgbench[tensorrt]'``. This
-module was written against the documentation and never ran in development (no GPU there);
-only :meth:`TensorRTBackend.available` and the cache naming are tested.
+Needs an NVIDIA GPU, a CUDA build of torch and ``pip install 'hgbench[tensorrt]'``, which pins
+the torch-tensorrt release built for the torch the README installs (each torch-tensorrt
+release requires one torch minor version, e.g. torch-tensorrt 2.13.0: ``torch>=2.13.0,<2.14.0``;
+for another torch install ``torch-tensorrt==<that torch's major.minor>.*``). This module was
+written against the documentation and has not run in development (no GPU there); the CPU
+tests cover :meth:`TensorRTBackend.available`, :meth:`TensorRTBackend.unsupported` and the
+cache naming, and ``benchmarks/gpu_check.py`` exercises the rest on a GPU.
 """
 
 from __future__ import annotations
@@ -60,8 +65,9 @@ from hgbench.profile.backends.base import (
     RunSettings,
     artefact_key,
     cast_model,
+    in_inference_mode,
     input_converter,
-    run_in_mode,
+    run_context,
 )
 
 INSTALL_HINT = "pip install 'hgbench[tensorrt]' (torch-tensorrt; needs an NVIDIA GPU with CUDA)"
@@ -117,8 +123,24 @@ class TensorRTBackend(Backend):
             )
         return None
 
+    def unsupported(self, settings: RunSettings) -> str | None:
+        """``channels_last`` is refused: the Torch-TensorRT runtime makes every input contiguous
+        before binding it (``inputs[i].view(shape).contiguous()`` in
+        ``core/runtime/execute_engine.cpp``), so each call would copy an NHWC input to NCHW
+        inside the timed region while the record said channels_last."""
+        if settings.channels_last:
+            return ("channels_last does not apply (the Torch-TensorRT runtime copies every input to contiguous NCHW "
+                    "before binding it); TensorRT picks its own internal layouts: run without --channels-last")
+        return None
+
+    def peak_memory_source(self, settings: RunSettings) -> str:
+        """``"device"``: TensorRT allocates its engines and their activation memory itself, past
+        PyTorch's caching allocator."""
+        return "device"
+
     def prepare(self, model: nn.Module, example_input: Tensor, settings: RunSettings) -> Prepared:
         device = example_input.device
+        self.check_settings(settings)
         self.check_available(device)
         import torch_tensorrt
 
@@ -152,11 +174,12 @@ class TensorRTBackend(Backend):
                 notes.append(f"engine built and saved to {path}")
             else:
                 notes.append("engine built, not saved (no cache_dir)")
-        fn = run_in_mode(compiled, settings, device)
+        fn = in_inference_mode(compiled)
         fn(x)  # first run: engine deserialisation / context creation
         torch.cuda.synchronize(device)
         build_time_s = time.perf_counter() - start
-        return Prepared(fn=fn, prepare_input=prepare_input, build_time_s=build_time_s, notes=notes)
+        return Prepared(fn=fn, prepare_input=prepare_input, build_time_s=build_time_s, notes=notes,
+                        context=run_context(settings, device))
 
 
 def _save_atomically(torch_tensorrt, compiled, path: Path, example: Tensor) -> None:

@@ -20,6 +20,8 @@ synchronised before the clock is read. Choices:
   recompilations (``torch._dynamo.config.recompile_limit``) before silently running it
   eagerly; a sweep over variants and batch sizes in one process would hit it. Resetting
   means a compiled ``fn`` from an earlier ``prepare`` recompiles if called again.
+  :meth:`CompileBackend.release` (called by the sweep after each setting) resets too, so that
+  the CUDA Graph Trees of a setting do not outlive it.
 * In the CUDA-graph modes each call is preceded by
   ``torch.compiler.cudagraph_mark_step_begin()`` (see the CUDA Graph Trees page), so that
   outputs of the previous call may be overwritten without an error.
@@ -35,6 +37,7 @@ Triton kernels and needs the ``triton`` package (shipped with CUDA builds of tor
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import sysconfig
 import time
@@ -47,10 +50,11 @@ from hgbench.profile.backends.base import (
     Backend,
     Prepared,
     RunSettings,
-    build_mode,
     cast_model,
+    device_flags,
+    in_inference_mode,
     input_converter,
-    run_in_mode,
+    run_context,
 )
 
 CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
@@ -93,6 +97,29 @@ class CompileBackend(Backend):
             return "torch.compile (inductor) on CUDA needs Triton: pip install triton (matching your torch)"
         return None
 
+    def peak_memory_source(self, settings: RunSettings) -> str:
+        """``"device"`` in the CUDA-graph modes (the graphs' activations live in CUDA Graph
+        Trees' private memory pool, which a replay does not allocate from), else ``"allocator"``."""
+        return "device" if settings.compile_mode in CUDAGRAPH_MODES else "allocator"
+
+    def release(self) -> None:
+        """``torch._dynamo.reset()``, then hand the freed CUDA blocks back to the driver.
+
+        The compiled graphs, and in the CUDA-graph modes the CUDA Graph Trees with their
+        private memory pools, are process-wide state that outlives the :class:`Prepared`:
+        torch 2.13's ``torch._dynamo.reset()`` clears the code caches and calls
+        ``torch._inductor.cudagraph_trees.reset_cudagraph_trees()`` ("Reset cudagraph trees
+        unconditionally since they are global state", ``torch/_dynamo/__init__.py``). Without
+        it they lived until the next compile setting's ``prepare``, inflating the next
+        settings' peak memory (and running a large sweep out of memory). Compiled functions
+        from earlier ``prepare`` calls recompile if called again (Inductor's on-disk FX graph
+        cache makes that quick).
+        """
+        torch._dynamo.reset()
+        gc.collect()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+
     def prepare(self, model: nn.Module, example_input: Tensor, settings: RunSettings) -> Prepared:
         device = example_input.device
         self.check_available(device)
@@ -112,14 +139,14 @@ class CompileBackend(Backend):
 
         else:
             step = compiled
-        fn = run_in_mode(step, settings, device)
+        fn = in_inference_mode(step)
 
         from torch._dynamo.utils import counters as dynamo_counters
 
         counters = dynamo_counters["inductor"]
         hits, misses = counters["fxgraph_cache_hit"], counters["fxgraph_cache_miss"]
         start = time.perf_counter()
-        with build_mode(settings, device):
+        with device_flags(settings, device):
             for _ in range(3 if uses_cudagraphs else 1):
                 fn(x)
             if device.type == "cuda":
@@ -135,4 +162,5 @@ class CompileBackend(Backend):
         ]
         if uses_cudagraphs:
             notes.append("CUDA graph trees: outputs are overwritten by the next call")
-        return Prepared(fn=fn, prepare_input=prepare_input, build_time_s=build_time_s, notes=notes)
+        return Prepared(fn=fn, prepare_input=prepare_input, build_time_s=build_time_s, notes=notes,
+                        context=run_context(settings, device))

@@ -34,10 +34,11 @@ from hgbench.profile.backends.base import (
     Backend,
     Prepared,
     RunSettings,
-    build_mode,
     cast_model,
+    device_flags,
+    in_inference_mode,
     input_converter,
-    run_in_mode,
+    run_context,
 )
 
 
@@ -70,15 +71,16 @@ class TorchScriptBackend(Backend):
         prepare_input = input_converter(settings, device)
         x = prepare_input(example_input)
         start = time.perf_counter()
-        with torch.no_grad(), build_mode(settings, device), warnings.catch_warnings():
+        with torch.no_grad(), device_flags(settings, device), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
             traced = torch.jit.trace(cast, x, check_trace=False, strict=False)
             frozen = torch.jit.freeze(traced)
             optimized = torch.jit.optimize_for_inference(frozen)
         build_time_s = time.perf_counter() - start
         return Prepared(
-            fn=run_in_mode(optimized, settings, device),
+            fn=in_inference_mode(optimized),
             prepare_input=prepare_input,
             build_time_s=build_time_s,
             notes=[],
+            context=run_context(settings, device),
         )
