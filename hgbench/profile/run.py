@@ -39,9 +39,10 @@ RECORD_KEYS = (
     "device_name", "batch_size", "input_size", "threads", "parameters", "model_size_mib", "macs",
     "gmacs_fvcore", "gmacs_thop", "gflops_flop_counter", "skipped_ops", "activation_memory_mib",
     "latency_ms", "throughput_samples_per_s", "peak_memory_mib", "memory", "build_time_s", "numerics", "roofline",
-    "calibration", "notes", "status", "error",
+    "calibration", "notes", "status", "error", "spec", "spec_hash",
 )  # fmt: skip
-"""Every key of a profile record body, always present (``None`` when not measured)."""
+"""Every key of a profile record body, always present (``None`` when not measured; ``spec`` and
+``spec_hash``, the variant's spec and its content hash, are filled by the sweep, which knows it)."""
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -43,6 +43,7 @@ caches hit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -61,6 +62,7 @@ from hgbench.profile.roofline import Ceilings
 from hgbench.profile.run import is_reference, profile_model, reference_output, repeat_timing, save_profile_record
 from hgbench.config import VariantSpec
 from hgbench.models import create_model
+from hgbench.records import spec_hash
 
 MODEL_SEED = 0
 """Seed of the weights of every profiled model (timing does not depend on the values, the
@@ -219,6 +221,7 @@ def run_sweep(
                         settings=s, threads=threads, complexity=complexity, reference=reference,
                         ceilings=ceilings.get((s.precision, s.tf32)), cache_dir=cache_dir, quiet=quiet, **budget.per_repetition(1),
                     )  # fmt: skip
+                    body.update(spec=dataclasses.asdict(spec), spec_hash=spec_hash(spec))
                     rows.append((body, save(body)))
                     by_job.setdefault(index, []).append((body, s))
                     get_backend(b).release()

@@ -1,0 +1,642 @@
+"""Launchers of many training runs: on this machine one variant per GPU at once, or on a Slurm
+cluster one job per variant, submitted as one job array through submitit.
+
+Every launcher runs the same library call as ``hgbench train`` (:func:`hgbench.train.train_variant`),
+so a run started by one launcher is resumed by any other (the run folder and its checkpoint
+are the only state). Each writes ``<run>/.launch.json`` (:data:`LAUNCH_FILE`, hidden so the
+record scan never reads it) when it starts a run: which launcher, the Slurm job id or the local
+pid and GPU, the log files; ``hgbench runs`` (:mod:`hgbench.train.status`) reads it.
+
+**Local, one process per GPU** (``train-all --gpus 0,1,2,3``): one ``hgbench train VARIANT``
+subprocess per GPU at a time with ``CUDA_VISIBLE_DEVICES`` set to that GPU (a fresh process,
+so CUDA has not been initialised with another device), each GPU taking the next variant when
+its run ends; every run writes its log to ``<results>/logs/local/<variant>-<time>.log``.
+
+**Slurm** (``train-all --launcher slurm``): submitit (facebookincubator/submitit) submits one
+job per variant as one job array (``Executor.submit_array``). Each job runs :class:`TrainJob`,
+which calls :func:`train_variant` in the job. Requeue: the job is submitted with
+``--signal=USR1@<signal_delay_s>`` (:data:`REQUEUE_SIGNAL`; Slurm sends it that many seconds
+before the time limit, and ``scancel --signal=USR1`` sends it by hand); the engine saves a
+checkpoint and raises :class:`hgbench.train.TrainingInterrupted`, and :class:`TrainJob` hands
+the signal to submitit's handler, which calls :meth:`TrainJob.checkpoint` (the same run, never
+``force`` again) and ``scontrol requeue``-s the job; the requeued job resumes from the checkpoint.
+A preempted job (SIGTERM, ``PreemptMode=REQUEUE``) is requeued by Slurm itself and resumes the
+same way. With ``gpus_per_job`` N > 1 a job runs N tasks (``srun --ntasks-per-node N``), one per
+GPU, which :mod:`hgbench.train.distributed` reads as ranks. Logs (submitit's pickles, each
+job's stdout and stderr) go to ``<results>/logs/slurm/``.
+
+``sacct`` is not needed (clusters without an accounting database, the CI's test cluster): job
+states come from ``squeue``, which keeps a finished job for ``MinJobAge`` (300 s by default),
+and from the run folder (record, checkpoint) and submitit's result file once it has gone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from hgbench.config import Protocol, VariantSpec
+from hgbench.paths import TRAIN_RECORD
+from hgbench.records import atomic_write_bytes, utc_now
+
+LAUNCH_FILE = ".launch.json"
+"""Per run folder: the launcher's note of the last start (JSON; module docstring)."""
+LOG_DIR = "logs"
+"""Under the results folder: ``logs/slurm/`` (submitit's folder) and ``logs/local/``."""
+REQUEUE_SIGNAL = "USR1"
+"""Signal Slurm sends before the time limit (``sbatch --signal``) and that requeues a job: the
+one the engine saves a checkpoint on (besides SIGTERM and SIGINT)."""
+SIGNAL_DELAY_S = 120
+"""Seconds between :data:`REQUEUE_SIGNAL` and the time limit: the current step, a checkpoint
+write and ``scontrol requeue`` must fit (an hg8 checkpoint is ~300 MB)."""
+MAX_TIMEOUT_REQUEUES = 100
+"""How many times a job is requeued after reaching its time limit (submitit's
+``max_num_timeout``; preemptions do not count): a 100-epoch run in 4-hour slots needs a few."""
+SLURM_ACTIVE = frozenset(
+    {
+        "PENDING",
+        "RUNNING",
+        "REQUEUED",
+        "REQUEUE_FED",
+        "REQUEUE_HOLD",
+        "CONFIGURING",
+        "COMPLETING",
+        "RESIZING",
+        "SUSPENDED",
+        "STOPPED",
+        "SIGNALING",
+        "STAGE_OUT",
+        "RESV_DEL_HOLD",
+        "SPECIAL_EXIT",
+    }
+)
+"""``squeue`` states of a job that has not ended (``squeue --help``'s JOB STATE CODES)."""
+SLURM_QUEUED = frozenset(
+    {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
+)
+"""The active states of a job waiting to (re)start."""
+_ENGINE_DATA_PARALLEL = False
+"""Whether :func:`train_variant` runs data-parallel under several ranks (issue 17 item 1): until
+it does, ``gpus_per_job > 1`` is refused (the ranks would train N copies of one run)."""
+
+
+class LaunchError(ValueError):
+    """A launcher option that cannot work here; the message names the option, the value and the
+    fix (the CLI exits with status 2)."""
+
+
+def log_root(results_dir: str | Path) -> Path:
+    """``<results>/logs``: the launchers' log folders."""
+    return Path(results_dir) / LOG_DIR
+
+
+def read_launch(run_folder: str | Path) -> dict | None:
+    """The run folder's :data:`LAUNCH_FILE`, or None (absent or unreadable)."""
+    try:
+        data = json.loads((Path(run_folder) / LAUNCH_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_launch(run_folder: Path, info: dict) -> None:
+    atomic_write_bytes(Path(run_folder) / LAUNCH_FILE, (json.dumps(info, indent=1) + "\n").encode())
+
+
+def _abs(path: str | Path | None) -> str | None:
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+# --------------------------------------------------------------------------------------------
+# Slurm
+
+
+@dataclasses.dataclass(frozen=True)
+class SlurmOptions:
+    """Resources of each job of a Slurm array (``train-all --slurm-*``).
+
+    Attributes:
+        partition: ``--partition`` (None: the cluster's default).
+        gpus_per_job: GPUs of each job (``--gpus-per-node``), one task per GPU; 0 for a CPU job.
+        cpus_per_task: ``--cpus-per-task`` (None: the cluster's default, usually 1); give the
+            loader's workers theirs (protocol ``num_workers`` + 1).
+        time_min: ``--time`` in minutes; a job reaching it is requeued and resumes.
+        array_parallelism: at most this many jobs of the array run at once (``--array=0-N%K``).
+        account, qos: ``--account``, ``--qos``.
+        signal_delay_s: :data:`REQUEUE_SIGNAL` this many seconds before the time limit.
+    """
+
+    partition: str | None = None
+    gpus_per_job: int = 1
+    cpus_per_task: int | None = None
+    time_min: int = 240
+    array_parallelism: int | None = None
+    account: str | None = None
+    qos: str | None = None
+    signal_delay_s: int = SIGNAL_DELAY_S
+
+    def check(self) -> None:
+        """Raises: LaunchError: a count below its minimum, or a time limit not longer than the signal delay."""
+        for option, value, low in (
+            ("--slurm-gpus-per-job", self.gpus_per_job, 0),
+            ("--slurm-cpus-per-task", self.cpus_per_task, 1),
+            ("--slurm-time", self.time_min, 1),
+            ("--slurm-array-parallelism", self.array_parallelism, 1),
+        ):
+            if value is not None and value < low:
+                raise LaunchError(f"{option} {value}: must be at least {low}")
+        if self.time_min * 60 <= self.signal_delay_s:
+            raise LaunchError(
+                f"--slurm-time {self.time_min}: the job must run longer than the {self.signal_delay_s} s between the "
+                "requeue signal and the time limit; give more minutes"
+            )
+        if self.gpus_per_job > 1 and not _ENGINE_DATA_PARALLEL:
+            raise LaunchError(
+                f"--slurm-gpus-per-job {self.gpus_per_job}: data-parallel training within a run is not wired into "
+                "the engine yet; use --slurm-gpus-per-job 1 (one GPU per variant)"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainJob(submitit.helpers.Checkpointable):
+    """What one Slurm job runs: :func:`hgbench.train.train_variant` of one variant, with the
+    run's lock held, log lines on stdout (the job's log), and requeue on :data:`REQUEUE_SIGNAL`
+    (module docstring). Pickled by submitit with the spec and protocol themselves, so the job
+    does not read the registry again. Paths are absolute (a job may start in another folder).
+    """
+
+    spec: VariantSpec
+    protocol: Protocol
+    dataset: str
+    data_root: str | None
+    results_dir: str
+    device: str | None = None
+    force: bool = False
+
+    def __call__(self) -> dict:
+        """Train the run; returns ``{"variant", "record", "skipped"}`` (submitit's result).
+
+        Raises:
+            SystemExit: the run stopped on a signal after saving a checkpoint (exit status
+                ``128 + signal``; on :data:`REQUEUE_SIGNAL` after requeueing the job).
+        """
+        from rich.console import Console
+
+        from hgbench.train import TrainingInterrupted, run_folder, train_variant
+        from hgbench.train.distributed import dist_info_from_env
+        from hgbench.train.lock import run_lock
+        from hgbench.train.progress import TrainDisplay
+
+        cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+        if cpus.isdigit() and "OMP_NUM_THREADS" not in os.environ:  # the CPUs Slurm gave the task, not the node's
+            import torch
+
+            torch.set_num_threads(int(cpus))
+        info = dist_info_from_env()
+        if info.distributed:  # srun ranks: the rendezvous the engine's process group needs
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        folder = run_folder(self.spec, self.protocol, self.dataset, self.results_dir)
+        # --force applies to the first start only: a job Slurm restarted (preemption, node failure, requeue)
+        # runs the submitted pickle again, and must resume from the checkpoint instead of starting over
+        restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+        force = self.force and not (restarts.isdigit() and int(restarts) > 0)
+        console = Console(file=sys.stdout, width=200, force_terminal=False, soft_wrap=True)
+        try:
+            with run_lock(folder) if info.is_main else nullcontext(), TrainDisplay(console) as display:
+                rec = train_variant(
+                    self.spec,
+                    self.protocol,
+                    self.dataset,
+                    self.data_root,
+                    self.results_dir,
+                    force=force,
+                    progress=display.callback(self.spec.name),
+                    device=self.device,
+                    log_every_s=display.log_every_s,
+                )
+        except TrainingInterrupted as e:
+            print(str(e), file=sys.stderr, flush=True)
+            signum = getattr(signal, e.signal)
+            handler = signal.getsignal(signum)  # submitit's, put back by the engine after the first signal
+            if e.signal == f"SIG{REQUEUE_SIGNAL}" and callable(handler):
+                handler(signum, None)  # submitit: checkpoint() (the resumed job), scontrol requeue, exit
+            raise SystemExit(e.exit_code) from None
+        return {"variant": self.spec.name, "record": str(folder / TRAIN_RECORD), "skipped": bool(rec.get("skipped"))}
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        """The submission a requeued job runs: this run again without ``force`` (it resumes
+        from the engine's checkpoint instead of starting over)."""
+        return submitit.helpers.DelayedSubmission(dataclasses.replace(self, force=False), *args, **kwargs)
+
+
+@dataclasses.dataclass
+class Launched:
+    """A run handed to a launcher: its variant, run folder, Slurm job id (``<array>_<task>``)
+    or local pid, and its log files (``stdout``; ``stderr`` where separate)."""
+
+    variant: str
+    folder: Path
+    job_id: str | None = None
+    stdout: Path | None = None
+    stderr: Path | None = None
+
+
+@dataclasses.dataclass
+class Skipped:
+    """A run not launched, and why (complete, already queued, running)."""
+
+    variant: str
+    folder: Path
+    reason: str
+
+
+def check_launcher(launcher: str, gpus: str | None, slurm: dict[str, Any]) -> None:
+    """Refuse options of another launcher than ``launcher``.
+
+    Args:
+        launcher: ``"local"`` or ``"slurm"``. gpus: ``--gpus`` (local only).
+        slurm: ``{option: value}`` of the Slurm-only options (``--slurm-*``, ``--wait``); None
+            where not given.
+
+    Raises:
+        LaunchError: an unknown launcher, a Slurm option with ``local`` or ``--gpus`` with ``slurm``.
+    """
+    if launcher not in ("local", "slurm"):
+        raise LaunchError(f"--launcher {launcher!r}: expected local or slurm")
+    given = [k for k, v in slurm.items() if v is not None]
+    if launcher == "local" and given:
+        raise LaunchError(f"{given[0]} is an option of --launcher slurm; add --launcher slurm or drop it")
+    if launcher == "slurm" and gpus is not None:
+        raise LaunchError("--gpus is an option of --launcher local; with --launcher slurm give --slurm-gpus-per-job")
+
+
+def slurm_options(
+    device: str | None, gpus_per_job: int | None = None, time_min: int | None = None, **given: Any
+) -> SlurmOptions:
+    """:class:`SlurmOptions` from the CLI's options, None meaning the default: 1 GPU per job (0
+    with ``--device cpu``), :attr:`SlurmOptions.time_min` minutes; ``given`` the other fields."""
+    defaults = SlurmOptions()
+    return SlurmOptions(
+        gpus_per_job=gpus_per_job if gpus_per_job is not None else (0 if device == "cpu" else 1),
+        time_min=time_min if time_min is not None else defaults.time_min,
+        **given,
+    )
+
+
+def _require_slurm() -> None:
+    """Raises: LaunchError: a Slurm command missing from PATH, or no controller answering ``sinfo``."""
+    for cmd in ("sbatch", "squeue", "scontrol", "sinfo"):
+        if shutil.which(cmd) is None:
+            raise LaunchError(
+                f"--launcher slurm: {cmd} is not on PATH; run train-all on a login node of the cluster, or use --launcher local"
+            )
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60)
+        said = proc.stderr.strip().splitlines()[-1] if proc.returncode else ""
+    except subprocess.TimeoutExpired:
+        said = "sinfo did not answer within 60 s"
+    if said:
+        raise LaunchError(
+            f"--launcher slurm: no Slurm controller answers ({said}); run train-all on a login node of the "
+            "cluster (or set SLURM_CONF to its slurm.conf)"
+        )
+
+
+def squeue_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``{job id: (state, reason)}`` for the jobs ``squeue`` still knows (pending, running, or
+    finished less than ``MinJobAge`` ago), array tasks one by one (``<array>_<task>``).
+    A job it no longer knows is missing from the result; so is every job when ``squeue``
+    cannot be run or fails."""
+    ids = sorted({j.split("_")[0] for j in job_ids if j})
+    if not ids or shutil.which("squeue") is None:
+        return {}
+    out: dict[str, tuple[str, str]] = {}
+    for group in ([",".join(ids)], ids):  # one call; one per job if one of them is unknown (squeue then fails)
+        failed = False
+        for jid in group:
+            try:
+                proc = subprocess.run(
+                    ["squeue", "-h", "-r", "-t", "all", "-j", jid, "-o", "%i|%T|%r"],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+            except (OSError, subprocess.TimeoutExpired):
+                return out
+            if proc.returncode != 0:
+                failed = True
+                continue
+            for line in proc.stdout.splitlines():
+                parts = line.strip().split("|")
+                if len(parts) == 3:
+                    out[parts[0]] = (parts[1], parts[2])
+        if not failed:
+            break
+    return out
+
+
+def submit_slurm(
+    specs: Sequence[VariantSpec],
+    protocol: Protocol,
+    dataset: str,
+    data_root: str | Path | None,
+    results_dir: str | Path,
+    options: SlurmOptions,
+    device: str | None = None,
+    force: bool = False,
+) -> tuple[list[Launched], list[Skipped]]:
+    """Submit one Slurm job per variant of ``specs`` as one job array (module docstring).
+
+    A variant whose run is complete (unless ``force``), already in the queue (its
+    :data:`LAUNCH_FILE` names a job ``squeue`` shows active) or being trained (its lock is
+    taken) is skipped with the reason.
+
+    Returns:
+        ``(launched, skipped)``: the submitted runs with their job ids and log files.
+
+    Raises:
+        LaunchError: ``sbatch`` not on PATH, a bad option (:meth:`SlurmOptions.check`), or
+            ``sbatch`` refused the array (its message says why: an unknown partition or
+            account, a time limit above the partition's, ...).
+    """
+    from hgbench.train import completed_record, run_folder
+    from hgbench.train.lock import lock_owner
+
+    _require_slurm()
+    options.check()
+    results = Path(_abs(results_dir))
+    root = _abs(data_root)
+    folders = {s.name: run_folder(s, protocol, dataset, results) for s in specs}
+    earlier = {name: read_launch(f) or {} for name, f in folders.items()}
+    states = squeue_states([e.get("job_id") for e in earlier.values() if e.get("launcher") == "slurm"])
+    todo, skipped = [], []
+    for spec in specs:
+        folder = folders[spec.name]
+        job = earlier[spec.name].get("job_id") if earlier[spec.name].get("launcher") == "slurm" else None
+        owner = lock_owner(folder)
+        if not force and completed_record(folder) is not None:
+            skipped.append(Skipped(spec.name, folder, "complete run found (--force retrains)"))
+        elif job and states.get(job, ("",))[0] in SLURM_ACTIVE:
+            skipped.append(Skipped(spec.name, folder, f"already in the queue as job {job} ({states[job][0]})"))
+        elif owner is not None:
+            skipped.append(
+                Skipped(spec.name, folder, f"being trained now (pid {owner.get('pid')} on {owner.get('host')})")
+            )
+        else:
+            todo.append(spec)
+    if not todo:
+        return [], skipped
+
+    executor = submitit.AutoExecutor(
+        folder=log_root(results) / "slurm", cluster="slurm", slurm_max_num_timeout=MAX_TIMEOUT_REQUEUES
+    )
+    params: dict[str, Any] = {
+        "name": f"hgbench-{protocol.name}",
+        "timeout_min": options.time_min,
+        "nodes": 1,
+        "tasks_per_node": max(1, options.gpus_per_job),
+        "slurm_signal_delay_s": options.signal_delay_s,
+        # the handler in the job listens to the signal Slurm is told to send
+        "slurm_setup": [f"export SUBMITIT_PREEMPT_SIGNAL={REQUEUE_SIGNAL}"],
+        "slurm_additional_parameters": {"signal": f"{REQUEUE_SIGNAL}@{options.signal_delay_s}"},
+    }
+    optional = {
+        "gpus_per_node": options.gpus_per_job or None,
+        "cpus_per_task": options.cpus_per_task,
+        "slurm_partition": options.partition,
+        "slurm_account": options.account,
+        "slurm_qos": options.qos,
+        "slurm_array_parallelism": options.array_parallelism,
+    }
+    params.update({k: v for k, v in optional.items() if v is not None})
+    executor.update_parameters(**params)
+    try:
+        jobs = executor.submit_array([TrainJob(s, protocol, dataset, root, str(results), device, force) for s in todo])
+    except submitit.core.utils.FailedJobError as e:
+        said = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        raise LaunchError(
+            f"sbatch refused the array: {said}; check --slurm-partition, --slurm-account, --slurm-qos, "
+            "--slurm-time and --slurm-gpus-per-job against `sinfo` and your site's limits"
+        ) from None
+
+    launched = []
+    for spec, job in zip(todo, jobs, strict=True):
+        folder = folders[spec.name]
+        folder.mkdir(parents=True, exist_ok=True)
+        info = {
+            "launcher": "slurm",
+            "variant": spec.name,
+            "protocol": protocol.name,
+            "dataset": dataset,
+            "job_id": job.job_id,
+            "submitted": utc_now(),
+            "submit_host": socket.gethostname(),
+            "stdout": str(job.paths.stdout),
+            "stderr": str(job.paths.stderr),
+            "result": str(job.paths.result_pickle),
+            "options": dataclasses.asdict(options),
+            "device": device,
+        }
+        _write_launch(folder, info)
+        launched.append(Launched(spec.name, folder, job.job_id, job.paths.stdout, job.paths.stderr))
+    return launched, skipped
+
+
+def wait_slurm(
+    launched: Sequence[Launched],
+    poll_s: float = 10.0,
+    on_change: Callable[[Launched, str, str], None] | None = None,
+) -> None:
+    """Block until every job of ``launched`` has ended (``squeue`` shows it in no active state,
+    or no longer knows it), calling ``on_change(launched, state, reason)`` whenever a job's
+    Slurm state changes (``"gone"`` once ``squeue`` has forgotten it). A requeued job is
+    active again (PENDING) and waited for. The outcome of each run is then in its run folder
+    (:func:`hgbench.train.status.run_status`).
+    """
+    last: dict[str, str] = {}
+    pending = [x for x in launched if x.job_id]
+    while pending:
+        states = squeue_states([x.job_id for x in pending])
+        still = []
+        for x in pending:
+            state, reason = states.get(x.job_id, ("gone", ""))
+            if last.get(x.job_id) != state:
+                last[x.job_id] = state
+                if on_change is not None:
+                    on_change(x, state, reason)
+            if state in SLURM_ACTIVE:
+                still.append(x)
+        pending = still
+        if pending:
+            time.sleep(poll_s)
+
+
+# --------------------------------------------------------------------------------------------
+# Local: one subprocess per GPU
+
+
+def parse_gpus(text: str) -> list[str]:
+    """``"0,1,2,3"`` -> ``["0", "1", "2", "3"]`` (CUDA device indices or UUIDs, as
+    ``CUDA_VISIBLE_DEVICES`` takes them).
+
+    Raises:
+        LaunchError: an empty list or a repeated GPU.
+    """
+    gpus = [g.strip() for g in text.split(",") if g.strip()]
+    if not gpus:
+        raise LaunchError(f"--gpus {text!r}: give comma-separated GPU indices, e.g. --gpus 0,1,2,3")
+    if len(set(gpus)) != len(gpus):
+        raise LaunchError(f"--gpus {text!r}: a GPU is listed twice; give each once")
+    return gpus
+
+
+def train_command(
+    variant: str,
+    protocol_arg: str,
+    dataset: str,
+    data_root: str | Path | None,
+    results_dir: str | Path,
+    device: str | None = None,
+    force: bool = False,
+) -> list[str]:
+    """The ``hgbench train`` command line of one run, with this Python (the same environment)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "hgbench.cli",
+        "train",
+        variant,
+        "--protocol",
+        protocol_arg,
+        "--dataset",
+        dataset,
+        "--results",
+        str(results_dir),
+    ]
+    if data_root is not None:
+        cmd += ["--data-root", str(data_root)]
+    if device is not None:
+        cmd += ["--device", device]
+    if force:
+        cmd.append("--force")
+    return cmd
+
+
+@dataclasses.dataclass
+class LocalOutcome:
+    """One run of :func:`train_local_gpus`: its GPU, log file and exit status (0: complete,
+    130/138/143: stopped by SIGINT/SIGUSR1/SIGTERM after a checkpoint, 2: refused, e.g. the
+    run is locked; other: failed)."""
+
+    variant: str
+    folder: Path
+    gpu: str
+    log: Path
+    exit_code: int
+
+
+def train_local_gpus(
+    specs: Sequence[VariantSpec],
+    protocol: Protocol,
+    protocol_arg: str,
+    dataset: str,
+    data_root: str | Path | None,
+    results_dir: str | Path,
+    gpus: Sequence[str],
+    device: str | None = None,
+    force: bool = False,
+    on_event: Callable[[str, LocalOutcome], None] | None = None,
+    poll_s: float = 0.5,
+) -> list[LocalOutcome]:
+    """Train ``specs`` one per GPU at once, each GPU taking the next variant when its run ends.
+
+    Each run is a ``hgbench train`` subprocess (:func:`train_command`) with
+    ``CUDA_VISIBLE_DEVICES`` set to its GPU, its output in ``<results>/logs/local/``, and a
+    :data:`LAUNCH_FILE` in its run folder (pid, GPU, log; the exit status once it ends).
+
+    Args:
+        protocol: the loaded protocol (for the run folders); ``protocol_arg``: the name or
+            YAML path the subprocesses load it from (a relative path is made absolute).
+        on_event: ``on_event("start" | "end", outcome)``; ``exit_code`` is -1 at start.
+
+    Returns:
+        One :class:`LocalOutcome` per run started, in the order they ended. On Ctrl-C, no
+        new run starts; the running ones (which got the same SIGINT) save a checkpoint and
+        stop, and this returns once they have, with their exit status.
+    """
+    from hgbench.train import run_folder
+
+    results = Path(_abs(results_dir))
+    if Path(protocol_arg).suffix in (".yaml", ".yml"):
+        protocol_arg = _abs(protocol_arg)
+    logs = log_root(results) / "local"
+    logs.mkdir(parents=True, exist_ok=True)
+    queue = list(specs)
+    done: list[LocalOutcome] = []
+    guard = threading.Lock()
+    stop = threading.Event()
+
+    def worker(gpu: str) -> None:
+        while not stop.is_set():
+            with guard:
+                if not queue:
+                    return
+                spec = queue.pop(0)
+            folder = run_folder(spec, protocol, dataset, results)
+            folder.mkdir(parents=True, exist_ok=True)
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+            log = logs / f"{spec.name}-{stamp}-gpu{gpu}.log"
+            env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+            cmd = train_command(spec.name, protocol_arg, dataset, _abs(data_root), results, device, force)
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+            info = {
+                "launcher": "local",
+                "variant": spec.name,
+                "protocol": protocol.name,
+                "dataset": dataset,
+                "gpu": gpu,
+                "pid": proc.pid,
+                "host": socket.gethostname(),
+                "started": utc_now(),
+                "stdout": str(log),
+                "stderr": str(log),
+                "command": cmd,
+            }
+            _write_launch(folder, info)
+            outcome = LocalOutcome(spec.name, folder, gpu, log, -1)
+            if on_event is not None:
+                on_event("start", outcome)
+            outcome.exit_code = proc.wait()
+            _write_launch(folder, {**info, "ended": utc_now(), "exit_code": outcome.exit_code})
+            with guard:
+                done.append(outcome)
+            if on_event is not None:
+                on_event("end", outcome)
+
+    threads = [threading.Thread(target=worker, args=(g,), name=f"gpu{g}", daemon=True) for g in gpus]
+    for t in threads:
+        t.start()
+    try:
+        while any(t.is_alive() for t in threads):
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        stop.set()  # the children got the terminal's SIGINT too: they checkpoint and exit
+        for t in threads:
+            t.join()
+    return done

@@ -1,0 +1,239 @@
+"""Where every training run of a results folder stands (``hgbench runs``): its state, Slurm job
+and logs, last step and checkpoint time, and for a failure the last lines of its error log.
+
+A run's state comes from what is on disk and what the scheduler says, in this order:
+
+* **complete**: its record ``train.json`` says so;
+* **running**: a process holds its lock (:func:`hgbench.train.lock.lock_owner`), or Slurm
+  shows its job RUNNING (on another node whose lock this host may not see);
+* **queued**: Slurm shows its job waiting (PENDING, or requeued and waiting again);
+* **interrupted**: it stopped before the end and can resume: a job cancelled, timed out or
+  preempted and not requeued, a local run stopped by a signal (exit status 130, 138 or 143),
+  a launcher gone, or a run folder with no launcher's note and nobody training it;
+* **failed**: the job or process ended in an error (Slurm FAILED, OUT_OF_MEMORY, NODE_FAIL;
+  a Slurm job that raised, which leaves submitit's result file without a complete record; a
+  local run's other exit status).
+
+Job ids and log paths come from the launcher's note ``<run>/.launch.json``
+(:mod:`hgbench.train.launch`); Slurm states from ``squeue`` (one call for all runs); the last
+step from ``<run>/.progress.json`` when the engine writes one (:data:`PROGRESS_FILE`), else from
+the checkpoint (read memory-mapped: only the few fields needed leave the disk); the checkpoint
+time is the checkpoint file's modification time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hgbench.paths import CHECKPOINT, TRAIN_RECORD
+from hgbench.records import RecordError, read_record
+from hgbench.train.launch import SLURM_ACTIVE, SLURM_QUEUED, read_launch, squeue_states
+from hgbench.train.lock import lock_owner
+
+STATES = ("queued", "running", "interrupted", "complete", "failed")
+PROGRESS_FILE = ".progress.json"
+"""Optional sidecar of a run folder, written by the engine with each checkpoint: ``step``,
+``total_steps``, ``epoch``, ``time`` (UTC, ISO 8601). Read instead of the checkpoint when present."""
+SIGNAL_EXITS = {130: "SIGINT", 138: "SIGUSR1", 143: "SIGTERM"}
+"""Exit statuses of a run stopped by a signal after a checkpoint (``128 + signal``, the engine's
+:class:`hgbench.train.TrainingInterrupted`)."""
+SLURM_INTERRUPTED = frozenset({"CANCELLED", "TIMEOUT", "PREEMPTED", "DEADLINE"})
+"""Final Slurm states of a job stopped from outside: its run can resume."""
+
+
+@dataclasses.dataclass
+class RunStatus:
+    """One run folder's state (module docstring).
+
+    Attributes:
+        variant, dataset, protocol: what the run trains. folder: the run folder.
+        state: one of :data:`STATES`. detail: why, in a few words (Slurm state and reason,
+            the owner's pid, the exit status).
+        step, total_steps: optimiser steps done (at the last checkpoint) and in the run.
+        checkpoint_time: the checkpoint's modification time (UTC), None without one.
+        launcher: ``"slurm"``, ``"local"`` or None; job_id: the Slurm job (``<array>_<task>``)
+            or the local pid. log, error_log: the job's stdout and stderr (one file locally).
+        error_tail: for a failed run, the last lines of ``error_log``.
+    """
+
+    variant: str
+    dataset: str
+    protocol: str
+    folder: Path
+    state: str
+    detail: str = ""
+    step: int | None = None
+    total_steps: int | None = None
+    checkpoint_time: datetime | None = None
+    launcher: str | None = None
+    job_id: str | None = None
+    log: Path | None = None
+    error_log: Path | None = None
+    error_tail: list[str] = dataclasses.field(default_factory=list)
+
+
+def run_folders(results_dir: str | Path) -> list[Path]:
+    """Every run folder under ``<results>/runs/<dataset>/<protocol>-<hash>/<variant>-<hash>/``, sorted."""
+    root = Path(results_dir) / "runs"
+    return sorted(p for p in root.glob("*/*/*") if p.is_dir() and not p.name.startswith("."))
+
+
+def tail(path: str | Path | None, lines: int = 10) -> list[str]:
+    """The last ``lines`` lines of a text file (empty if it cannot be read)."""
+    if not path:
+        return []
+    try:
+        with open(path, errors="replace") as f:
+            return [line.rstrip("\n") for line in deque(f, maxlen=lines)]
+    except OSError:
+        return []
+
+
+def _progress(folder: Path) -> tuple[int | None, int | None]:
+    """``(step, total_steps)`` at the last checkpoint: from :data:`PROGRESS_FILE`, else the checkpoint."""
+    try:
+        side = json.loads((folder / PROGRESS_FILE).read_text())
+        return side.get("step"), side.get("total_steps")
+    except (OSError, ValueError, AttributeError):
+        pass
+    path = folder / CHECKPOINT
+    if not path.is_file():
+        return None, None
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - a partial or foreign file: no step to show, the state says the rest
+        return None, None
+    settings = ckpt.get("protocol") or {}
+    epochs, per_epoch = settings.get("epochs"), settings.get("steps_per_epoch")
+    return ckpt.get("step"), epochs * per_epoch if epochs and per_epoch else None
+
+
+def _pid_alive(pid: int | None, host: str | None) -> bool | None:
+    """Whether process ``pid`` lives (None: another host, cannot tell)."""
+    if pid is None or host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def decide_state(
+    *,
+    complete: bool,
+    owner: dict | None,
+    launch: dict | None,
+    slurm: tuple[str, str] | None,
+    has_checkpoint: bool,
+    result_file: bool = False,
+) -> tuple[str, str]:
+    """``(state, detail)`` of a run from what is known of it (module docstring).
+
+    Args:
+        complete: its record is complete. owner: the lock's owner (:func:`lock_owner`), None
+            when free. launch: its :data:`hgbench.train.launch.LAUNCH_FILE` note.
+        slurm: ``(state, reason)`` from ``squeue``, None when Slurm does not know the job.
+        has_checkpoint: a checkpoint exists. result_file: submitit's result file exists
+            (written when the job's function returned or raised, not when it was killed).
+    """
+    if complete:
+        return "complete", ""
+    if owner is not None:
+        return "running", f"pid {owner.get('pid', '?')} on {owner.get('host', '?')}"
+    kind = (launch or {}).get("launcher")
+    if kind == "slurm":
+        job = launch.get("job_id")
+        if slurm is not None:
+            state, reason = slurm
+            if state in SLURM_QUEUED:
+                return "queued", f"Slurm {state}" + (f" ({reason})" if reason and reason != "None" else "")
+            if state in SLURM_ACTIVE:
+                return "running", f"Slurm {state}"
+            if state in SLURM_INTERRUPTED:
+                return "interrupted", f"job {job} {state}"
+            return "failed", f"job {job} {state} without a complete record"
+        if result_file:
+            return "failed", f"job {job} raised an error"
+        return "interrupted", f"job {job} ended without a complete record" + (
+            "" if has_checkpoint else " (no checkpoint)"
+        )
+    if kind == "local":
+        code = launch.get("exit_code")
+        if code is None:
+            alive = _pid_alive(launch.get("pid"), launch.get("host"))
+            if alive:
+                return "running", f"pid {launch.get('pid')} (GPU {launch.get('gpu')}), lock not taken yet"
+            return "interrupted", "launcher stopped before the run ended"
+        if code in SIGNAL_EXITS:
+            return "interrupted", f"stopped by {SIGNAL_EXITS[code]} (exit status {code})"
+        return "failed", f"exit status {code}"
+    return "interrupted", "" if has_checkpoint else "no checkpoint"
+
+
+def _identity(folder: Path, launch: dict | None, record: dict | None) -> tuple[str, str, str]:
+    for source in (record, launch):
+        if source and source.get("variant") and source.get("protocol") and source.get("dataset"):
+            return source["variant"], source["dataset"], source["protocol"]
+    # a run folder without a record or a launcher's note: <dataset>/<protocol>-<hash>/<variant>-<hash>
+    return folder.name.rsplit("-", 1)[0], folder.parent.parent.name, folder.parent.name.rsplit("-", 1)[0]
+
+
+def run_statuses(results_dir: str | Path, tail_lines: int = 10) -> list[RunStatus]:
+    """The :class:`RunStatus` of every run folder under ``results_dir`` (one ``squeue`` call)."""
+    folders = run_folders(results_dir)
+    launches = {f: read_launch(f) for f in folders}
+    slurm_ids = [x["job_id"] for x in launches.values() if x and x.get("launcher") == "slurm" and x.get("job_id")]
+    states = squeue_states(slurm_ids) if slurm_ids else {}
+    out = []
+    for folder in folders:
+        launch = launches[folder]
+        try:
+            record = read_record(folder / TRAIN_RECORD)
+        except RecordError:
+            record = None
+        complete = bool(record and record.get("complete"))
+        ckpt = folder / CHECKPOINT
+        job = (launch or {}).get("job_id")
+        state, detail = decide_state(
+            complete=complete,
+            owner=lock_owner(folder),
+            launch=launch,
+            slurm=states.get(job) if (launch or {}).get("launcher") == "slurm" else None,
+            has_checkpoint=ckpt.is_file(),
+            result_file=bool((launch or {}).get("result")) and Path(launch["result"]).is_file(),
+        )
+        if complete:
+            step = total = record.get("steps")
+        else:
+            step, total = _progress(folder)
+        variant, dataset, protocol = _identity(folder, launch, record)
+        error_log = Path(launch["stderr"]) if launch and launch.get("stderr") else None
+        status = RunStatus(
+            variant=variant,
+            dataset=dataset,
+            protocol=protocol,
+            folder=folder,
+            state=state,
+            detail=detail,
+            step=step,
+            total_steps=total,
+            checkpoint_time=datetime.fromtimestamp(ckpt.stat().st_mtime, timezone.utc) if ckpt.is_file() else None,
+            launcher=(launch or {}).get("launcher"),
+            job_id=str(job if job is not None else (launch or {}).get("pid") or "") or None,
+            log=Path(launch["stdout"]) if launch and launch.get("stdout") else None,
+            error_log=error_log,
+            error_tail=tail(error_log, tail_lines) if state == "failed" else [],
+        )
+        out.append(status)
+    return out
