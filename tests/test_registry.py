@@ -7,10 +7,9 @@ import warnings
 import pytest
 import torch
 
-from hgbench.config import Protocol
-from hgbench.config import list_variants
-from hgbench.train import train_variant
+from hgbench.config import Protocol, list_variants
 from hgbench.models import create_model
+from hgbench.train import train_variant
 
 VARIANTS = [v.name for v in list_variants()]
 TINY = Protocol(name="tiny", epochs=1, steps_per_epoch=2, batch_size=2, input_size=64, output_size=16, val_max_samples=4)
@@ -44,7 +43,24 @@ def test_every_variant_exports_and_matches_eager(name):
         exported = torch.export.export(model, (x,))
         got_export = exported.module()(x)
     assert len(got_trace) == len(expected) == len(got_export)
-    for e, t, g in zip(expected, got_trace, got_export):
+    for e, t, g in zip(expected, got_trace, got_export, strict=True):
         assert e.shape == (1, 16, 16, 16)
         torch.testing.assert_close(t, e, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(g, e, atol=1e-4, rtol=1e-4)
+
+
+def test_block_names_match_the_models_blocks():
+    import typing
+
+    from hgbench.config import BlockName
+    from hgbench.models.blocks import BLOCKS
+
+    assert set(typing.get_args(BlockName)) == set(BLOCKS)
+
+
+def test_every_shipped_variant_fits_every_shipped_protocol():
+    from hgbench.config import available_protocols, check_compatible, load_protocol
+
+    for name in available_protocols():
+        for spec in list_variants():
+            check_compatible(spec, load_protocol(name))

@@ -2,7 +2,14 @@
 (pydantic on plain dataclasses, :mod:`hgbench.config.loading`)."""
 
 from hgbench.config.loading import ConfigError, from_dict, read_yaml
-from hgbench.config.protocol import Augmentation, OptimizerConfig, Protocol, ScheduleConfig, available_protocols, load_protocol
+from hgbench.config.protocol import (
+    Augmentation,
+    OptimizerConfig,
+    Protocol,
+    ScheduleConfig,
+    available_protocols,
+    load_protocol,
+)
 from hgbench.config.variant import (
     SCHEMA_KINDS,
     Architecture,

@@ -22,7 +22,7 @@ import dataclasses
 import re
 import reprlib
 import typing
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -59,7 +59,7 @@ def _plain_name(value: str) -> str:
 
 
 def _increasing(values: tuple[int, ...]) -> tuple[int, ...]:
-    if any(b <= a for a, b in zip(values, values[1:])):
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
         raise ValueError("is not strictly increasing; list the epochs in increasing order without repeats")
     return values
 
@@ -75,7 +75,7 @@ Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]  # strict float still takes an int
 Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
-Name = Annotated[str, Strict(), AfterValidator(_plain_name), Field(json_schema_extra={"pattern": NAME_RE.pattern, "maxLength": 100})]
+Name = Annotated[str, Strict(), AfterValidator(_plain_name), Field(json_schema_extra={"pattern": f"^{NAME_RE.pattern}$", "maxLength": 100})]
 PositiveInt = Annotated[int, Strict(), Field(ge=1)]
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
 PositiveFloat = Annotated[float, Strict(), Field(gt=0)]
@@ -197,7 +197,7 @@ def read_yaml(path: str | Path) -> dict:
 # --------------------------------------------------------------------------- validation
 
 
-@lru_cache(maxsize=None)
+@cache
 def adapter(cls: type) -> TypeAdapter:
     """The (cached) :class:`pydantic.TypeAdapter` of a config dataclass."""
     return TypeAdapter(cls)

@@ -130,7 +130,16 @@ class Protocol:
         seed: seeds torch (weights, sampling, augmentation).
         val_every: validate every this many epochs (and after the last).
         val_max_samples: validate on at most this many samples (``None``: the whole split).
-        num_workers: data-loading worker processes.
+        num_workers: data-loading worker processes (results do not depend on it: each
+            sample's augmentation is seeded by (seed, pass over the data, sample index),
+            :mod:`hgbench.train.sampler`).
+        precision: ``fp32``, or mixed precision with ``torch.autocast`` in ``bf16`` or
+            ``fp16`` (fp16 with a gradient scaler); weights and optimiser state stay fp32.
+        channels_last: model and input batches in the channels_last (NHWC) memory format.
+        compile: ``torch.compile`` the training step's forward pass and loss.
+        checkpoint_every_steps: write a checkpoint every this many optimiser steps (and at
+            the end of every epoch).
+        checkpoint_every_min: ...and at least every this many minutes of training.
 
     ``name`` is a plain name (a folder under ``--results``); counts and sizes are >= 1
     (``seed``, ``num_workers`` >= 0), sigmas > 0, and ``output_size`` is
@@ -158,17 +167,24 @@ class Protocol:
     val_every: PositiveInt = 1
     val_max_samples: PositiveInt | None = None
     num_workers: NonNegativeInt = 0
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: Bool = False
+    compile: Bool = False
+    checkpoint_every_steps: PositiveInt = 500
+    checkpoint_every_min: PositiveFloat = 10.0
 
     @field_validator("output_size")
     @classmethod
     def _output_is_input_over_stride(cls, value: int, info: ValidationInfo) -> int:
         size = info.data.get("input_size")
         if size is not None and size != STEM_STRIDE * value:
-            fix = f"set output_size: {size // STEM_STRIDE}" if size % STEM_STRIDE == 0 else f"use an input_size that is a multiple of {STEM_STRIDE}"
+            fix = f"set output_size: {size // STEM_STRIDE}"
+            if size % STEM_STRIDE:
+                fix = f"use an input_size that is a multiple of {STEM_STRIDE}"
             raise ValueError(f"is not input_size / {STEM_STRIDE} (input_size {size}, the stem's stride {STEM_STRIDE}); {fix}")
         return value
 
-    def with_overrides(self, optimizer: OptimizerConfig | None = None, batch_size: int | None = None) -> "Protocol":
+    def with_overrides(self, optimizer: OptimizerConfig | None = None, batch_size: int | None = None) -> Protocol:
         """This protocol with a variant's optimiser and batch-size overrides applied."""
         changes = {}
         if optimizer is not None:
@@ -193,7 +209,8 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
     if path.suffix not in (".yaml", ".yml"):
         path = protocols_dir() / f"{name_or_path}.yaml"
         if not NAME_RE.fullmatch(str(name_or_path)) or not path.is_file():
-            raise ConfigError(f"unknown protocol {short_repr(str(name_or_path))}; available: {', '.join(available_protocols())} (or pass a YAML path)")
+            known = ", ".join(available_protocols())
+            raise ConfigError(f"unknown protocol {short_repr(str(name_or_path))}; available: {known} (or pass a YAML path)")
     data = read_yaml(path)
     data.setdefault("name", path.stem)
     return from_dict(Protocol, data, path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -32,7 +32,6 @@ from hgbench.config.loading import (
 )
 from hgbench.config.protocol import STEM_STRIDE, OptimizerConfig, Protocol
 from hgbench.paths import variants_dir
-
 
 BlockName = Literal["residual", "hru", "ds1", "ds3", "ghost", "multidilated"]
 """The residual-module kinds :data:`hgbench.models.blocks.BLOCKS` builds (a test keeps the two equal)."""
@@ -200,7 +199,7 @@ def load_variant_file(path: Path) -> VariantSpec:
     return spec
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_all(folder: Path) -> dict[str, VariantSpec]:
     """Every ``*.yaml`` of ``folder``; cached per folder (``_load_all.cache_clear()`` after
     editing the files)."""
