@@ -166,3 +166,44 @@ def test_evaluate_refuses_a_dataset_without_any_normaliser():
 
     with pytest.raises(DatasetError, match="none of the 2 persons has a pck normaliser"):
         evaluate_pck(_Zero(), _NoNorm(input_size=64, output_size=16), supervision="final")
+
+
+def test_groups_and_mean_carry_their_bootstrap_intervals_into_the_record():
+    import dataclasses
+    import json
+
+    rng = np.random.default_rng(0)
+    correct = (rng.random((120, 14)) < 0.65).astype(float)
+    correct[rng.random((120, 14)) < 0.1] = np.nan
+    r = summarize_pck(correct, LSP, 0.2)
+    assert set(r.groups_ci) == set(r.groups) == set(LSP.groups)
+    for g, (low, high) in r.groups_ci.items():
+        assert low < r.groups[g] < high and high - low > 5  # 240 instances per group: several points wide
+    low, high = r.mean_ci
+    assert low < r.mean < high and high - low < min(h - lo for lo, h in r.groups_ci.values())  # the Mean pools more
+    record = json.loads(json.dumps(dataclasses.asdict(r)))  # as the eval and train records store it
+    assert record["mean_ci"] == [low, high] and record["groups_ci"]["Head"] == list(r.groups_ci["Head"])
+    assert summarize_pck(correct, LSP, 0.2, intervals=False).mean_ci is None
+
+
+def test_pckh_intervals_follow_the_official_columns():
+    from hgbench.accuracy.evaluate import pckh_official_columns, score_predictions
+    from hgbench.accuracy.pckh import compute_pckh, normalized_distances
+    from hgbench.data.keypoints import MPII
+
+    rng = np.random.default_rng(1)
+    gt = rng.random((150, 16, 2)) * 100
+    pred = gt + rng.normal(0, 4, gt.shape)
+    annotated = rng.random((150, 16)) > 0.15
+    head = np.full(150, 10.0)
+    h = compute_pckh(pred, gt, annotated, head, "official", 0.5)
+    d = normalized_distances(pred, gt, annotated, head)
+    hits = np.where(np.isnan(d), False, d <= 0.5).sum(axis=0).astype(float)
+    scored = (~np.isnan(d)).sum(axis=0).astype(float)
+    cols = pckh_official_columns(hits, scored)  # the statistic on the full sample is the toolkit's table
+    assert list(cols) == pytest.approx([*h.groups.values(), h.mean])
+    r = score_predictions(_predictions(pred, gt, annotated, head), MPII, "pckh")
+    assert set(r.groups_ci) == set(h.groups)
+    for g, (low, high) in r.groups_ci.items():
+        assert low <= r.groups[g] <= high
+    assert r.mean_ci[0] < r.mean < r.mean_ci[1]

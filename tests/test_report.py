@@ -64,11 +64,22 @@ def profile_record(variant: str, *, host: str = "h1", device: str = "cpu", devic
 
 
 def pck_result(
-    groups: dict[str, float], mean: float, persons: int = 100, metric: str = "pck", threshold: float = 0.2
+    groups: dict[str, float],
+    mean: float,
+    persons: int = 100,
+    metric: str = "pck",
+    threshold: float = 0.2,
+    ci: float | None = None,
 ) -> dict:
+    """A PCKResult as a record holds it; ``ci``: half-width (points) of the 95 % intervals, None:
+    a record written before intervals existed (no ``mean_ci``/``groups_ci`` fields)."""
     convention = "PCK@0.2, torso-normalised (...)" if metric == "pck" else "PCKh, head-normalised (...)"
-    return {"threshold": threshold, "per_joint": {}, "groups": dict(groups), "mean": mean, "counts": {}, "num_persons": persons,
-            "num_unnormalised": 0, "convention": convention, "loss": 0.001, "metric": metric}  # fmt: skip
+    result = {"threshold": threshold, "per_joint": {}, "groups": dict(groups), "mean": mean, "counts": {}, "num_persons": persons,
+              "num_unnormalised": 0, "convention": convention, "loss": 0.001, "metric": metric}  # fmt: skip
+    if ci is not None:
+        result["mean_ci"] = [mean - ci, mean + ci]
+        result["groups_ci"] = {g: [v - 2 * ci, v + 2 * ci] for g, v in groups.items()}
+    return result
 
 
 def spec(variant: str, stacks: int | None = None) -> dict:
@@ -81,12 +92,12 @@ def train_record(variant: str, *, dataset: str = "synthetic", protocol: str = "s
                  groups: dict[str, float] | None = None, parameters: int = 1_000_000, train_time_s: float = 3600.0,
                  curve: list[float] | None = None, host: str = "trainer", persons: int = 100, metric: str = "pck",
                  threshold: float = 0.2, complete: bool = True, created: str = "2025-01-01T00:00:00+00:00",
-                 stacks: int | None = None) -> dict:  # fmt: skip
+                 stacks: int | None = None, ci: float | None = None) -> dict:  # fmt: skip
     groups = groups or {g: mean for g in GROUPS}
     curve = curve or [mean - 10, mean]
     history = [{"epoch": i + 1, "steps": 10 * (i + 1), "train_loss": 0.001, "lr": 2.5e-4,
                 "val": pck_result({g: v for g in GROUPS}, v, persons, metric, threshold)} for i, v in enumerate(curve)]  # fmt: skip
-    history[-1]["val"] = pck_result(groups, mean, persons, metric, threshold)
+    history[-1]["val"] = pck_result(groups, mean, persons, metric, threshold, ci)
     return {
         "schema": SCHEMA, "kind": "train", "created": created, "variant": variant, **spec(variant, stacks), "protocol": protocol,
         "protocol_hash": f"{protocol}-hash", "protocol_settings": {"input_size": 256}, "overrides": "", "dataset": dataset,
@@ -193,6 +204,72 @@ def test_report_marks_the_front_per_group_and_never_a_row_without_accuracy(tmp_p
     assert set(by_gmacs.cost[by_gmacs.cost["pareto_optimal"]]["variant"]) == {"slow"}
     md = render_markdown(rep)
     assert "★" in md and "at least as cheap in latency p50 (ms/batch)" in md
+
+
+def test_indistinguishable_from_names_the_cheapest_overlapping_row_of_the_front():
+    from hgbench.analysis.tables import indistinguishable_from
+
+    rows = {  # name: (cost, accuracy interval, on the front)
+        "A": (1.0, (68.0, 72.0), True),
+        "B": (2.0, (72.5, 75.5), True),  # above A's interval: told apart
+        "C": (3.0, (71.0, 79.0), True),  # overlaps A and B: the cheapest, A, is named
+        "D": (4.0, (88.0, 92.0), True),  # far above everything cheaper
+        "E": (5.0, (50.0, 95.0), False),  # off the front: never marked, never named
+        "F": (6.0, (None, None), True),  # no interval: no claim either way
+        "G": (7.0, (89.0, 93.0), True),  # overlaps D only (E is off the front)
+    }
+    names = list(rows)
+    got = indistinguishable_from([rows[n][0] for n in names], [rows[n][1][0] for n in names], [rows[n][1][1] for n in names],
+                                 [rows[n][2] for n in names], names)  # fmt: skip
+    marked = {n: m for n, m in zip(names, got, strict=True) if m is not None}
+    assert marked == {"C": "A", "G": "D"}
+
+
+def test_report_shows_intervals_and_marks_front_rows_not_distinguishable_from_a_cheaper_one(tmp_path):
+    # fast 70 +- 1.5 and mid 72 +- 1.5 overlap; slow 90 +- 1.5 is far above; old has no interval (an older record)
+    for v, acc, ci in (("fast", 70.0, 1.5), ("mid", 72.0, 1.5), ("slow", 90.0, 1.5), ("old", 95.0, None)):
+        write_train(tmp_path, v, mean=acc, ci=ci)
+    for v, p50 in (("fast", 1.0), ("mid", 2.0), ("slow", 4.0), ("old", 8.0)):
+        write_profile(tmp_path, variant=v, p50=p50)
+    write_profile(tmp_path, variant="mid", backend="torchscript", p50=2.5)  # off the front
+    rep = build_report(tmp_path)
+    cost = rep.cost.set_index(["variant", "backend"])
+    assert cost["pareto_optimal"].sum() == 4  # the front is that of the point accuracies
+    assert cost.loc[("mid", "eager"), "indistinguishable_from"] == "fast"  # overlapping intervals
+    assert cost.loc[("slow", "eager"), "indistinguishable_from"] is None  # far apart: distinguishable
+    assert cost.loc[("old", "eager"), "indistinguishable_from"] is None  # no interval, no claim
+    assert cost.loc[("mid", "torchscript"), "indistinguishable_from"] is None  # not on the front
+    assert tuple(cost.loc[("mid", "eager"), ["accuracy_ci_low_pct", "accuracy_ci_high_pct"]]) == (70.5, 73.5)
+    # never a made-up one
+    assert cost.loc[("old", "eager"), ["accuracy_ci_low_pct", "accuracy_ci_high_pct"]].isna().all()
+    mid = rep.per_joint[rep.per_joint["variant"] == "mid"].iloc[0]
+    assert (mid["head_ci_low_pct"], mid["head_ci_high_pct"], mid["mean_ci_low_pct"]) == (69.0, 75.0, 70.5)
+
+    out = tmp_path / "out"
+    write_report(rep, out, ["csv", "md", "png"])
+    csv_cost = pd.read_csv(out / "accuracy_vs_cost.csv")
+    wanted = {"accuracy 95% CI low (%)", "accuracy 95% CI high (%)", header("indistinguishable_from")}
+    assert wanted <= set(csv_cost.columns)
+    old = csv_cost[csv_cost["variant"] == "old"].iloc[0]
+    assert old["accuracy (%)"] == 95.0 and math.isnan(old["accuracy 95% CI low (%)"])
+    assert {"Head 95% CI low (%)", "Mean 95% CI high (%)"} <= set(pd.read_csv(out / "per_joint.csv").columns)
+    md = (out / "report.md").read_text()
+    cost_row, joint_row = md_rows(md, "mid")[0], md_rows(md, "mid")[-1]
+    assert "72.0 (70.5–73.5)" in cost_row and cost_row[-1] == "fast"
+    assert joint_row[1] == "72.0 (69.0–75.0)" and joint_row[8] == "72.0 (70.5–73.5)"  # Head, Mean
+    assert "95.00" in md_rows(md, "old")[0]  # without an interval: as before
+    assert "With 100 evaluated persons, the 95% intervals (in parentheses) reach about ±1.5 points" in md
+    assert "bootstrap over the evaluated persons" in md and "`indistinguishable from` names" in md
+    assert any(p.name.startswith("accuracy_vs_latency") for p in (out / "plots").iterdir())
+
+
+def test_records_without_intervals_give_the_tables_of_before(tmp_path):
+    write_train(tmp_path, "hg1", mean=80.0)
+    write_profile(tmp_path, variant="hg1")
+    rep = build_report(tmp_path)
+    assert not [c for c in [*rep.cost.columns, *rep.per_joint.columns] if "_ci_" in c or c == "indistinguishable_from"]
+    md = render_markdown(rep)
+    assert "confidence interval" not in md and "±" not in md and "80.00" in md_rows(md, "hg1")[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,11 @@ normaliser one tenth of the heatmap side in image pixels, threshold 0.5;
 :mod:`hgbench.accuracy.coco`), ``"pckh"`` (MPII, head normaliser, threshold 0.5, the MPII
 toolkit's table; :mod:`hgbench.accuracy.pckh`). Each also gets the occlusion split where the
 dataset has a visibility flag.
+
+**Intervals** (``mean_ci``, ``groups_ci``; :mod:`hgbench.accuracy.interval`, a bootstrap over
+persons): for ``"pck"`` and ``"pck_heatmap"`` of the pooled groups and Mean; for ``"pckh"`` of
+the MPII toolkit's columns as they are computed (:func:`pckh_official_columns`). OKS AP/AR
+(``extra["oks"]``), ``Mean@0.1`` and the occlusion split have none.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from torch.utils.data import DataLoader
 
 from hgbench.accuracy.coco import PCK_HEATMAP_CONVENTION, dataset_oks_ap, pck_heatmap_correct
 from hgbench.accuracy.decode import decode_heatmaps, flip_back, heatmap_to_image
+from hgbench.accuracy.interval import bootstrap_ci
 from hgbench.accuracy.pck import PCKResult, occlusion_split, pck_correct, summarize_pck
-from hgbench.accuracy.pckh import compute_pckh
+from hgbench.accuracy.pckh import GROUPS as PCKH_GROUPS
+from hgbench.accuracy.pckh import TOTAL_JOINTS, compute_pckh, normalized_distances
 from hgbench.data.base import DatasetError, PoseDataset
-from hgbench.data.keypoints import KeypointSet
+from hgbench.data.keypoints import MPII, KeypointSet
 from hgbench.models.loss import final_heatmaps
 
 METRICS = ("pck", "pckh", "pck_heatmap")
@@ -174,7 +181,7 @@ def score_predictions(p: Predictions, keypoints: KeypointSet, metric: str = "pck
     else:
         correct = pck_correct(p.pred, p.gt, p.annotated, p.normalizer, threshold)
     num_unnormalised = int((~np.isfinite(p.normalizer)).sum())
-    result = summarize_pck(correct, keypoints, threshold, num_unnormalised)
+    result = summarize_pck(correct, keypoints, threshold, num_unnormalised, intervals=metric != "pckh")
     if metric == "pck_heatmap":
         result.convention = PCK_HEATMAP_CONVENTION
     elif metric == "pckh":
@@ -185,11 +192,50 @@ def score_predictions(p: Predictions, keypoints: KeypointSet, metric: str = "pck
         result.per_joint, result.groups, result.mean, result.counts = h.per_joint, h.groups, h.mean, h.counts
         result.convention = h.definition
         result.extra = {"mean_at_0.1": h.mean_at_01, "thresholds": h.thresholds, "curve": h.curve}
+        result.groups_ci, result.mean_ci = pckh_intervals(p.pred, p.gt, p.annotated, p.normalizer, threshold)
     result.metric = metric
     if p.has_visibility is not None and p.has_visibility.any():
         rows = p.has_visibility
         occlusion_split(result, correct[rows], p.visible[rows], keypoints)
     return result
+
+
+def pckh_official_columns(hits: np.ndarray, scored: np.ndarray) -> np.ndarray:
+    """The MPII toolkit's PCKh columns from per-joint totals, as :func:`compute_pckh` with
+    ``convention="official"`` computes them (``genTablePCK.m``; :mod:`hgbench.accuracy.pckh`):
+    each group the mean of its two joints' PCKh (Head: upper neck and head top), Mean pooled
+    over the 14 joints without pelvis and thorax.
+
+    Args:
+        hits, scored: ``(16, ...)`` correct and scored instances per MPII joint (trailing axes:
+            bootstrap resamples), the statistic of :func:`hgbench.accuracy.interval.bootstrap_ci`.
+
+    Returns:
+        ``(8, ...)`` percent: :data:`hgbench.accuracy.pckh.GROUPS` in order, then Mean.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_joint = 100.0 * hits / scored
+        total = list(TOTAL_JOINTS)
+        mean = 100.0 * hits[total].sum(axis=0) / scored[total].sum(axis=0)
+    cols = [0.5 * (per_joint[MPII.groups[g][0]] + per_joint[MPII.groups[g][1]]) for g in PCKH_GROUPS]
+    return np.stack([*cols, mean])
+
+
+def pckh_intervals(pred: np.ndarray, gt: np.ndarray, annotated: np.ndarray, head_size: np.ndarray,
+                   threshold: float) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
+    """95 % intervals of the official PCKh columns (:func:`pckh_official_columns`): a bootstrap
+    over persons of the correctness :func:`compute_pckh` scores (``distance <= threshold`` head
+    sizes, :func:`hgbench.accuracy.pckh.normalized_distances`); shapes as :func:`compute_pckh`.
+
+    Returns:
+        ``(groups_ci, mean_ci)``: Head .. Ankle -> ``(low, high)`` percent, and the Mean's.
+    """
+    d = normalized_distances(pred, gt, annotated, head_size)
+    with np.errstate(invalid="ignore"):
+        correct = np.where(np.isnan(d), np.nan, (d <= threshold).astype(np.float64))
+    low, high = bootstrap_ci(correct, pckh_official_columns)
+    cis = [(float(lo), float(hi)) for lo, hi in zip(low, high, strict=True)]
+    return dict(zip(PCKH_GROUPS, cis[:-1], strict=True)), cis[-1]
 
 
 def evaluate_pck(

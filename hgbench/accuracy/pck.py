@@ -15,6 +15,10 @@ annotated joint instance.
 occluded joints; the replication in seed 000, Rockwell et al., Sec. 4 and Fig. 9, finds
 occlusion the main failure): where the dataset has a visibility flag, the same correctness
 is also pooled over the visible and over the occluded (annotated, not visible) joints only.
+
+**Intervals**: each group's and the Mean's PCK comes with a 95 % confidence interval, a
+bootstrap over persons of the pooled ratio (:mod:`hgbench.accuracy.interval`); the per-joint
+values and the occlusion split have none.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hgbench.accuracy.interval import pooled_cis
 from hgbench.data.keypoints import KeypointSet
 
 PCK_CONVENTION = (
@@ -78,6 +83,11 @@ class PCKResult:
             ``(file, "missing" | "corrupt")``.
         extra: metric-specific results (PCKh: ``mean_at_0.1`` and the curve over the
             thresholds 0 to 0.5, :class:`hgbench.accuracy.pckh.PCKhResult`).
+        mean_ci: ``(low, high)`` percent, the 95 % confidence interval of ``mean`` (a bootstrap
+            over persons, :mod:`hgbench.accuracy.interval`); ``groups_ci``: group -> the same
+            for ``groups``. NaN ends where the interval is undefined (fewer than two persons
+            scored; a group too rare to be drawn in every resample); None where it was not
+            computed (records written before intervals existed; metrics without one).
     """
 
     threshold: float
@@ -102,6 +112,8 @@ class PCKResult:
     num_skipped: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    mean_ci: tuple[float, float] | None = None
+    groups_ci: dict[str, tuple[float, float]] | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -129,8 +141,10 @@ def pool_by_joint(correct: np.ndarray, keypoints: KeypointSet) -> tuple[dict[str
 
 def summarize_pck(
     correct: np.ndarray, keypoints: KeypointSet, threshold: float, num_unnormalised: int = 0, visible: np.ndarray | None = None,
+    intervals: bool = True,
 ) -> PCKResult:
-    """Aggregate an ``(N, J)`` correctness array (NaN = left out) into a :class:`PCKResult`.
+    """Aggregate an ``(N, J)`` correctness array (NaN = left out) into a :class:`PCKResult`,
+    with the 95 % intervals of the groups and the Mean (:func:`pck_intervals`).
 
     Args:
         correct: ``(N, J)``, :func:`pck_correct`.
@@ -139,12 +153,35 @@ def summarize_pck(
         num_unnormalised: persons left out for lack of a normaliser.
         visible: ``(N, J)`` bool, True for visible joints, for the occlusion split
             (:func:`occlusion_split`) when every person has a visibility flag; None: no split.
+        intervals: False leaves ``mean_ci`` and ``groups_ci`` None.
     """
     per_joint, groups, counts = pool_by_joint(correct, keypoints)
     result = PCKResult(threshold, per_joint, groups, _pct(correct.ravel()), counts, len(correct), num_unnormalised)
+    if intervals:
+        result.groups_ci, result.mean_ci = pck_intervals(correct, keypoints)
     if visible is not None:
         occlusion_split(result, correct, visible, keypoints)
     return result
+
+
+def pck_intervals(correct: np.ndarray, keypoints: KeypointSet) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
+    """95 % intervals of the pooled groups and Mean of :func:`pool_by_joint`, from one bootstrap
+    over persons (:func:`hgbench.accuracy.interval.pooled_cis`: each a ratio of sums over the
+    resampled persons, not a mean of per-person accuracies).
+
+    Args:
+        correct: ``(N, J)`` (1, 0, NaN = not scored).
+
+    Returns:
+        ``(groups_ci, mean_ci)``: group -> ``(low, high)`` percent, and the Mean's.
+    """
+    columns = {**{g: tuple(idx) for g, idx in keypoints.groups.items()}, _MEAN: tuple(range(correct.shape[1]))}
+    cis = pooled_cis(correct, columns)
+    mean_ci = cis.pop(_MEAN)
+    return cis, mean_ci
+
+
+_MEAN = "(all joints)"  # the Mean's column in pck_intervals: not a group name of any layout
 
 
 def occlusion_split(result: PCKResult, correct: np.ndarray, visible: np.ndarray, keypoints: KeypointSet) -> PCKResult:

@@ -46,11 +46,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hgbench.analysis.compare import Comparison, compare_results, parse_thresholds
+from hgbench.models import create_model
 from hgbench.profile.complexity import count_parameters, model_size_mib
 from hgbench.profile.latency import LatencyStats
 from hgbench.profile.run import RECORD_KEYS
 from hgbench.records import key_of, spec_hash
-from hgbench.models import create_model
 
 INPUT_SIZE = 64  # px: the pytest-benchmark benchmarks' input, small enough for CI
 NUM_JOINTS = 16
@@ -254,9 +254,9 @@ def measure_variants(
     Raises:
         KeyError: an unknown variant name.
     """
-    from hgbench.records.provenance import collect_provenance
     from hgbench.config import get_variant, list_variants
     from hgbench.records import write_record
+    from hgbench.records.provenance import collect_provenance
 
     specs = list_variants() if names is None else [get_variant(n) for n in names]
     provenance = collect_provenance(threads=THREADS)

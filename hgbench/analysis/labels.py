@@ -8,6 +8,10 @@ header, and Markdown/HTML print ``short`` where a column has one (``"training (h
 printed as ``h:mm``). Latency is per batch; MACs and FLOPs are per sample.
 
 A missing value (None, NaN, pd.NA) is printed as :data:`MISSING` in Markdown and HTML, never 0.
+
+An accuracy column may have a 95 % confidence interval in two more columns (:data:`INTERVALS`:
+``accuracy_pct`` -> ``accuracy_ci_low_pct``, ``accuracy_ci_high_pct``); the CSV keeps the three
+apart, Markdown and HTML print them in one cell, ``81.2 (79.0–83.1)`` (:func:`fmt_pct_interval`).
 """
 
 from __future__ import annotations
@@ -64,6 +68,14 @@ def fmt_pct(v) -> str:
     if isinstance(v, (float, np.floating)):
         return f"{v:.2f}"
     return fmt_value(v)
+
+
+def fmt_pct_interval(v, low, high) -> str:
+    """A percentage with its interval, ``81.2 (79.0–83.1)``: one decimal, since the interval is
+    points wide; without an interval (``low`` or ``high`` missing) :func:`fmt_pct`'s two decimals."""
+    if is_missing(low) or is_missing(high):
+        return fmt_pct(v)
+    return f"{float(v):.1f} ({float(low):.1f}–{float(high):.1f})"
 
 
 def fmt_thousands(v) -> str:
@@ -131,7 +143,10 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     # accuracy
     _C("dataset", "dataset"), _C("split", "split"), _C("metric", "metric"), _C("protocol", "protocol"),
     _C("accuracy_pct", "accuracy", "%", fmt_pct), _C("eval_persons", "eval persons", fmt=fmt_count),
+    _C("accuracy_ci_low_pct", "accuracy 95% CI low", "%", fmt_pct), _C("accuracy_ci_high_pct", "accuracy 95% CI high", "%", fmt_pct),
     *[_C(f"{g.lower()}_pct", g, "%", fmt_pct) for g in PAPER_GROUPS], _C("mean_pct", "Mean", "%", fmt_pct),
+    *[_C(f"{g.lower()}_ci_{end}_pct", f"{g} 95% CI {end}", "%", fmt_pct) for g in (*PAPER_GROUPS, "Mean") for end in ("low", "high")],
+    _C("indistinguishable_from", "not distinguishable from (cheaper, on the front)", short="indistinguishable from"),
     _C("epoch", "epoch"),
     # size and complexity
     _C("params", "parameters", fmt=fmt_thousands), _C("params_m", "parameters", "M"),
@@ -161,6 +176,17 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     _C("accuracy_record", "accuracy record"), _C("train_record", "train record"), _C("num_stacks", "stacks", fmt=fmt_count),
     _C("error", "error"), _C("path", "path"), _C("reason", "reason"),
 )}  # fmt: skip
+
+
+def _interval_columns(name: str) -> tuple[str, str]:
+    stem = name.removesuffix("_pct")
+    return f"{stem}_ci_low_pct", f"{stem}_ci_high_pct"
+
+
+# accuracy column -> its interval's (low, high) columns
+INTERVALS: dict[str, tuple[str, str]] = {
+    c: _interval_columns(c) for c in ("accuracy_pct", *[f"{g.lower()}_pct" for g in PAPER_GROUPS], "mean_pct")
+}
 
 
 def header(name: str) -> str:

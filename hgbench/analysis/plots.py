@@ -10,6 +10,10 @@
   (from the train records' ``spec``);
 - per-joint accuracy as a grouped bar chart (Head ... Ankle, Mean; a bar per variant).
 
+Where the records carry 95 % confidence intervals of the accuracy
+(:mod:`hgbench.accuracy.interval`), the accuracy-vs-cost plots and the bars draw them as error
+bars; points without one are drawn without.
+
 Every plot's axes carry units and its subtitle the conditions (machine, backend, precision,
 batch size, input size, dataset/split, protocol).
 """
@@ -27,12 +31,25 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from hgbench.analysis.labels import PAPER_GROUPS, is_missing
+from hgbench.analysis.labels import INTERVALS, PAPER_GROUPS, is_missing
 from hgbench.analysis.tables import ACCURACY_KEY, COST_GROUP, GROUP_COLUMNS, Report, accuracy_for_pareto, pareto_optimal
 from hgbench.records import atomic_write_bytes
 
 FIG_SIZE = (9.0, 6.0)  # inches; at 110 dpi about 1000 x 660 px
 ACC = "accuracy_pct"
+ACC_LOW, ACC_HIGH = INTERVALS[ACC]
+
+
+def _error_bars(rows: pd.DataFrame, value: str, low: str, high: str) -> np.ndarray | None:
+    """``(2, N)`` distances from ``rows[value]`` down to ``rows[low]`` and up to ``rows[high]``
+    (matplotlib's ``yerr``), 0 where a row has no interval; None when no row has one."""
+    if low not in rows or high not in rows:
+        return None
+    v, lo, hi = (pd.to_numeric(rows[c], errors="coerce").to_numpy(float) for c in (value, low, high))
+    has = np.isfinite(lo) & np.isfinite(hi)
+    if not has.any():
+        return None
+    return np.where(has, np.vstack([v - lo, hi - v]), 0.0).clip(min=0.0)
 
 
 def figure_png(fig: Figure) -> bytes:
@@ -81,7 +98,9 @@ def accuracy_vs_cost_figure(
     Args:
         points: one row per point with columns ``x``, ``accuracy_pct``, ``label`` (drawn
             beside the point), ``front`` (bool, on the Pareto front), optionally ``series``
-            (colour groups) and ``excluded`` (bool: drawn as a cross, e.g. numerics failed).
+            (colour groups), ``excluded`` (bool: drawn as a cross, e.g. numerics failed) and
+            ``accuracy_ci_low_pct``, ``accuracy_ci_high_pct`` (the 95 % interval, drawn as an
+            error bar where present).
         x, xlabel, ylabel: cost column and axis labels (with units).
         title, subtitle: the figure's title and its conditions line.
 
@@ -92,8 +111,14 @@ def accuracy_vs_cost_figure(
     pts = points[points[ACC].notna() & points[x].notna()]
     groups = [(None, pts)] if series is None else list(pts.groupby(series, sort=True))
     colours = _colours(len(groups))
+    bar_label = "95% interval (bootstrap over persons)"  # on the first error bar only
     for (name, g), colour in zip(groups, colours, strict=False):  # _colours gives one colour at least
         excluded = g["excluded"].astype(bool) if "excluded" in g else pd.Series(False, index=g.index)
+        yerr = _error_bars(g, ACC, ACC_LOW, ACC_HIGH)
+        if yerr is not None:
+            ax.errorbar(g[x], g[ACC], yerr=yerr, fmt="none", ecolor=colour, elinewidth=0.9, capsize=2.5, alpha=0.7, zorder=2,
+                        label=bar_label)  # fmt: skip
+            bar_label = None
         label = None if name is None else str(name)  # on the series' first drawn marker only
         for on_front, marker, size in ((False, "o", 30), (True, "*", 160)):
             sel = g[(g["front"] == on_front) & ~excluded]
@@ -251,7 +276,8 @@ def _complexity_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
     if not pj.empty:
         for key, g in pj.groupby(ACCURACY_KEY, dropna=False, sort=False):
             dataset, split, metric, protocol = key
-            g = g.drop_duplicates(["variant", "joints"]).rename(columns={"mean_pct": ACC}).copy()
+            renamed = {"mean_pct": ACC, INTERVALS["mean_pct"][0]: ACC_LOW, INTERVALS["mean_pct"][1]: ACC_HIGH}
+            g = g.drop_duplicates(["variant", "joints"]).rename(columns=renamed).copy()
             g["label"] = g["variant"]
             g["front"] = pareto_optimal(g[ACC], g["params_m"])
             joints = ", ".join(str(j) for j in sorted(g["joints"].unique()))
@@ -300,7 +326,8 @@ def val_curves_figure(curves: pd.DataFrame, title: str, subtitle: str, ylabel: s
 
 def per_joint_figure(rows: pd.DataFrame, title: str, subtitle: str, ylabel: str) -> Figure:
     """Grouped bars: x = Head ... Ankle, Mean; one bar per row (``variant``), heights in percent
-    from the columns ``head_pct`` ... ``ankle_pct`` and ``mean_pct``."""
+    from the columns ``head_pct`` ... ``ankle_pct`` and ``mean_pct``, with the 95 % intervals
+    (``head_ci_low_pct`` ...) as error bars where present."""
     cols = GROUP_COLUMNS + ["mean_pct"]
     names = list(PAPER_GROUPS) + ["Mean"]
     n = len(rows)
@@ -310,7 +337,12 @@ def per_joint_figure(rows: pd.DataFrame, title: str, subtitle: str, ylabel: str)
     x = np.arange(len(names))
     for k, ((_, r), colour) in enumerate(zip(rows.iterrows(), _colours(n), strict=False)):  # one colour at least
         heights = [float(r[c]) if not is_missing(r[c]) else np.nan for c in cols]
-        ax.bar(x - 0.4 + width * (k + 0.5), heights, width, color=colour, label=r["variant"])
+        one = pd.DataFrame(
+            {"v": heights, "lo": [r.get(INTERVALS[c][0]) for c in cols], "hi": [r.get(INTERVALS[c][1]) for c in cols]}
+        )
+        yerr = _error_bars(one, "v", "lo", "hi")
+        ax.bar(x - 0.4 + width * (k + 0.5), heights, width, color=colour, label=r["variant"], yerr=yerr,
+               error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "0.25"})  # fmt: skip
     ax.set_xticks(x, names)
     ax.set_xlabel("joint group (left and right pooled)")
     ax.set_ylabel(ylabel)

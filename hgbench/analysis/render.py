@@ -9,7 +9,10 @@ Here, and only here, the snake_case columns become labels with units
 - Markdown / HTML (:func:`render_markdown`, :func:`render_html`): one small document model
   (:func:`_document`) with a header of the conditions, one section per machine (records of
   different machines are never mixed in one column), cells formatted per column ("—" where
-  not measured, training ``h:mm`` and inference ``mm:ss`` as seed 002 prints them).
+  not measured, training ``h:mm`` and inference ``mm:ss`` as seed 002 prints them), and each
+  accuracy with its 95 % interval in one cell where the records have one
+  (:func:`hgbench.analysis.labels.fmt_pct_interval`), with a line under each table saying how
+  wide the intervals are, i.e. which differences are noise.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from hgbench.analysis.labels import cell, header, is_missing, short_header
+from hgbench.accuracy.interval import CONFIDENCE_LEVEL, METHOD, N_RESAMPLES
+from hgbench.analysis.labels import INTERVALS, MISSING, cell, fmt_pct_interval, header, is_missing, short_header
 from hgbench.analysis.tables import (
     ACCURACY_KEY,
     FAILED_COLUMNS,
@@ -40,7 +44,7 @@ DEFAULT_FORMATS = ("md", "csv", "png")
 
 COST_SHOWN = ["variant", "backend", "precision", "tf32", "channels_last", "compile_mode", "accuracy_pct", "params_m",
               "gmacs_fvcore", "latency_p50_ms", "latency_p90_ms", "throughput_samples_per_s", "peak_memory_mib", "numerics_ok",
-              "pareto_optimal"]  # fmt: skip
+              "pareto_optimal", "indistinguishable_from"]  # fmt: skip
 COST_CONDITIONS = ["joints", "threads", "backend", "precision", "tf32", "channels_last", "compile_mode"]
 PER_JOINT_SHOWN = ["variant", *GROUP_COLUMNS, "mean_pct", "params_m", "weights_fp32_mib", "gmacs_fvcore", "training_h",
                    "inference_p50_ms", "inference_val_set_min"]  # fmt: skip
@@ -87,8 +91,30 @@ class _Block:
 def _display(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """``df[columns]`` as text (missing -> "—") under the Markdown/HTML headers."""
     cols = [c for c in columns if c in df.columns]
-    data = {short_header(c): [cell(c, v) for v in df[c].tolist()] for c in cols}
+    data = {}
+    for c in cols:
+        low, high = INTERVALS.get(c, (None, None))
+        if low in df.columns and high in df.columns:  # the accuracy and its interval in one cell
+            data[short_header(c)] = [MISSING if is_missing(v) else fmt_pct_interval(v, lo, hi)
+                                     for v, lo, hi in zip(df[c].tolist(), df[low].tolist(), df[high].tolist(), strict=True)]  # fmt: skip
+        else:
+            data[short_header(c)] = [cell(c, v) for v in df[c].tolist()]
     return pd.DataFrame(data, columns=list(data))
+
+
+def _interval_note(rows: pd.DataFrame, low: str, high: str, persons) -> str | None:
+    """One sentence on how wide the table's 95 % intervals are (median half-width over its rows
+    with one) and so which differences between two rows are noise; None without intervals."""
+    if low not in rows.columns or high not in rows.columns:
+        return None
+    half = ((pd.to_numeric(rows[high], errors="coerce") - pd.to_numeric(rows[low], errors="coerce")) / 2).dropna()
+    if half.empty:
+        return None
+    h = float(half.median())
+    n = f"With {int(persons)} evaluated persons" if persons is not None and not is_missing(persons) else "Here"
+    return (f"{n}, the {CONFIDENCE_LEVEL:.0%} intervals (in parentheses) reach about ±{h:.1f} points (median): a difference "
+            f"of up to about {2 * h:.1f} points between two rows can be noise, and rows whose intervals overlap are not told "
+            "apart.")  # fmt: skip
 
 
 def _constant_conditions(df: pd.DataFrame, columns: list[str]) -> tuple[list[str], list[str]]:
@@ -165,6 +191,7 @@ def _document(report: Report, plots: list[tuple[str, Path]]) -> list[_Block]:
         (f"Pareto (★): no other row of the same table (machine, dataset/split/metric/protocol, batch size, input size) is at least "
          f"as accurate and at least as cheap in {header(report.pareto_cost)}, strictly better in one; rows without accuracy, and "
          "reduced-precision rows whose numerics check failed, are never on the front."),
+        *_interval_items(report),
         *report.notes,
     ]))  # fmt: skip
 
@@ -185,6 +212,9 @@ def _document(report: Report, plots: list[tuple[str, Path]]) -> list[_Block]:
                 b.append(_Block("p", "Conditions: " + "; ".join(constant) + "."))
             shown = [c for c in COST_SHOWN if c not in COST_CONDITIONS or c in varying]
             b.append(_Block("table", _display(rows, shown)))
+            if note := _interval_note(rows.drop_duplicates(["variant", "joints"]), "accuracy_ci_low_pct", "accuracy_ci_high_pct",
+                                      _first_persons(rows)):  # fmt: skip
+                b.append(_Block("p", note))
 
     b.append(_Block("h2", "Per-joint accuracy (the layout of seed 002's Table 1)"))
     b.append(_Block("p", "Columns as Elhagry et al.'s Table 1: per-group accuracy and Mean (%), size, GMACs, training time "
@@ -209,6 +239,8 @@ def _document(report: Report, plots: list[tuple[str, Path]]) -> list[_Block]:
                 b.append(_Block("p", "Conditions: " + "; ".join(constant) + "."))
             shown = ["variant", *[c for c in PER_JOINT_CONDITIONS if c in varying], *PER_JOINT_SHOWN[1:]]
             b.append(_Block("table", _display(rows, shown)))
+            if note := _interval_note(rows, "mean_ci_low_pct", "mean_ci_high_pct", _first_persons(rows)):
+                b.append(_Block("p", note))
 
     if not report.failed.empty:
         b.append(_Block("h2", f"Failed measurements ({len(report.failed)})"))
@@ -228,6 +260,23 @@ def _document(report: Report, plots: list[tuple[str, Path]]) -> list[_Block]:
             b.append(_Block("p", title))
             b.append(_Block("img", (title, path)))
     return b
+
+
+def _interval_items(report: Report) -> list[str]:
+    """The report header's lines on accuracy intervals, where any row has one."""
+    if "accuracy_ci_low_pct" not in report.cost.columns and "mean_ci_low_pct" not in report.per_joint.columns:
+        return []
+    return [
+        (f"Accuracy intervals: each accuracy is followed by its {CONFIDENCE_LEVEL:.0%} confidence interval, a bootstrap over the "
+         f"evaluated persons ({N_RESAMPLES} resamples, {METHOD} method; a person's joints are resampled together, and each group "
+         "and the Mean are recomputed as pooled ratios of correct to scored joints). Accuracies from records without an interval "
+         "are shown without one."),
+        ("The intervals measure the evaluation's sampling noise (a line under each table says how wide they are there): with a "
+         "few hundred persons they are several points wide, and differences of a point or two are noise. Where two rows' "
+         "intervals overlap, this report does not tell them apart (a conservative test). `indistinguishable from` names, "
+         "for a Pareto-optimal row, the cheapest row of the front whose interval overlaps its own: its extra cost buys no "
+         "accuracy this evaluation can show."),
+    ]  # fmt: skip
 
 
 def _md_table(df: pd.DataFrame) -> str:

@@ -11,6 +11,10 @@ record is then used or listed in ``skipped`` with its reason (:func:`read_store`
 - ``"eval"`` (held-out splits only): preferred to the training run's last validation for the
   same variant, dataset and protocol (:func:`_join_accuracy`).
 
+Accuracies carry their 95 % confidence intervals where the record has them (``mean_ci``,
+``groups_ci`` of :class:`hgbench.accuracy.pck.PCKResult`); older records have none and their
+rows show none.
+
 Of two records of the same measurement (one :class:`hgbench.records.RecordKey`) the newer is used. Rows are plain
 dicts; frames are built from them later, once (:mod:`hgbench.analysis.tables`).
 """
@@ -214,14 +218,30 @@ def _metric_name(result: dict) -> str:
     return f"PCK{at}" if at else "accuracy"
 
 
+def _interval(v) -> tuple[float, float] | None:
+    """A recorded 95 % interval (``[low, high]`` percent) as a tuple; None for a record
+    without one, or with one that is not two finite numbers in order (never a made-up one)."""
+    if not isinstance(v, (list, tuple)) or len(v) != 2:
+        return None
+    low, high = _opt_float(v[0]), _opt_float(v[1])
+    return (low, high) if low is not None and high is not None and low <= high else None
+
+
 def _accuracy_fields(result: dict) -> dict:
     """The accuracy part of a PCKResult-like dict (``hgbench.accuracy.pck.PCKResult.to_dict``):
-    ``mean`` (percent, required), ``groups`` (percent), ``num_persons``, ``convention``."""
+    ``mean`` (percent, required), ``groups`` (percent), ``num_persons``, ``convention``, and the
+    95 % intervals ``mean_ci`` and ``groups_ci`` where the record has them
+    (``accuracy_ci_low_pct``/``accuracy_ci_high_pct``, ``groups_ci``; None/absent otherwise)."""
     groups = result.get("groups") or {}
+    mean_ci = _interval(result.get("mean_ci"))
+    groups_ci = {g: ci for g, v in (result.get("groups_ci") or {}).items() if (ci := _interval(v)) is not None}
     return {
         "metric": _metric_name(result),
         "accuracy_pct": _opt_float(result["mean"]),
+        "accuracy_ci_low_pct": mean_ci[0] if mean_ci else None,
+        "accuracy_ci_high_pct": mean_ci[1] if mean_ci else None,
         "groups": {g: _opt_float(v) for g, v in groups.items()},
+        "groups_ci": groups_ci,
         "eval_persons": result.get("num_persons"),
         "convention": result.get("convention") or _metric_name(result),
     }
@@ -379,7 +399,8 @@ def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
         if key in evaluated:
             continue
         if run["result"] is None:  # a run without any validation still carries its size and training time
-            res = {"metric": None, "accuracy_pct": None, "groups": {}, "eval_persons": None, "convention": None}
+            res = {"metric": None, "accuracy_pct": None, "accuracy_ci_low_pct": None, "accuracy_ci_high_pct": None, "groups": {},
+                   "groups_ci": {}, "eval_persons": None, "convention": None}  # fmt: skip
         else:
             res = run["result"]
         store.accuracy.append({k: v for k, v in run.items() if k not in ("result", "curve") and not k.startswith("_")} | res)

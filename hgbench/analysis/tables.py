@@ -22,6 +22,15 @@ measured.
   p50 x ceil(persons / batch), forward passes only).
 - ``curves`` (validation accuracy per epoch) and ``failed`` (profile records with status error).
 
+**Intervals.** Where the records carry them (:mod:`hgbench.accuracy.interval`: 95 %, a
+bootstrap over the evaluated persons), each accuracy has its interval in ``*_ci_low_pct`` and
+``*_ci_high_pct`` columns, and each Pareto-optimal row of the cost table that is not
+distinguishable from a cheaper row of the front names it in ``indistinguishable_from``
+(:func:`indistinguishable_from`). The front itself is computed on the point accuracies as
+before. A report whose records have no interval at all (written before intervals existed) has
+none of these columns, so its tables are those of earlier versions; a row without an interval
+is never given one.
+
 Accuracy and cost are joined on variant name and number of joints (the heads differ); a variant
 trained with other joints than it was profiled with is named in the report's notes.
 """
@@ -37,7 +46,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hgbench.analysis.labels import PAPER_GROUPS
+from hgbench.accuracy.interval import intervals_overlap
+from hgbench.analysis.labels import INTERVALS, PAPER_GROUPS
 from hgbench.analysis.rows import FLOAT32_BYTES, MACHINE, MIB, Filters, Store
 from hgbench.records import utc_now
 
@@ -45,17 +55,19 @@ ACCURACY_KEY = ["dataset", "split", "metric", "protocol"]
 COST_GROUP = MACHINE + ACCURACY_KEY + ["batch_size", "input_size_px"]
 PARETO_ON = {"latency": "latency_p50_ms", "gmacs": "gmacs_fvcore", "parameters": "params"}
 GROUP_COLUMNS = [f"{g.lower()}_pct" for g in PAPER_GROUPS]
+ACCURACY_CI = list(INTERVALS["accuracy_pct"])
 COST_COLUMNS = [
     *MACHINE, "threads", *ACCURACY_KEY, "batch_size", "input_size_px", "variant", "joints", "backend", "precision", "tf32",
-    "channels_last", "compile_mode", "accuracy_pct", "eval_persons", "params", "params_m", "weights_fp32_mib",
+    "channels_last", "compile_mode", "accuracy_pct", *ACCURACY_CI, "eval_persons", "params", "params_m", "weights_fp32_mib",
     "model_size_fp32_mib", "gmacs_fvcore", "gmacs_thop", "gflops_flop_counter", "latency_p50_ms", "latency_p90_ms",
     "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "timed_runs", "timed_repetitions", "p50_range_pct",
     "throughput_samples_per_s", "peak_memory_mib", "activation_memory_mib", "build_time_s", "numerics_ok", "max_abs_error",
-    "argmax_moved_pct", "roofline_efficiency_pct", "calibration_p50_ms", "pareto_optimal", "torch", "cuda", "gpu_driver",
-    "hgbench", "git_commit", "profiled_at", "profile_record", "accuracy_record",
+    "argmax_moved_pct", "roofline_efficiency_pct", "calibration_p50_ms", "pareto_optimal", "indistinguishable_from", "torch",
+    "cuda", "gpu_driver", "hgbench", "git_commit", "profiled_at", "profile_record", "accuracy_record",
 ]  # fmt: skip
 PER_JOINT_COLUMNS = [
-    *MACHINE, *ACCURACY_KEY, "variant", "joints", *GROUP_COLUMNS, "mean_pct", "eval_persons", "params", "params_m",
+    *MACHINE, *ACCURACY_KEY, "variant", "joints", *[c for g in [*GROUP_COLUMNS, "mean_pct"] for c in (g, *INTERVALS[g])],
+    "eval_persons", "params", "params_m",
     "weights_fp32_mib", "gmacs_fvcore", "training_h", "trained_on", "inference_backend", "inference_precision",
     "inference_batch_size", "inference_input_size_px", "inference_p50_ms", "inference_val_set_min", "accuracy_record",
     "profile_record",
@@ -73,6 +85,8 @@ FAILED_COLUMNS = [
     "profile_record",
 ]
 SKIPPED_COLUMNS = ["path", "reason"]
+# present only where some record has an interval (module docstring)
+INTERVAL_ONLY = {c for pair in INTERVALS.values() for c in pair} | {"indistinguishable_from"}
 
 
 class NoUsableRecordsError(ValueError):
@@ -131,6 +145,69 @@ def accuracy_for_pareto(df: pd.DataFrame) -> pd.Series:
     acc = pd.to_numeric(df["accuracy_pct"], errors="coerce")
     failed = df["numerics_ok"].map(lambda v: isinstance(v, (bool, np.bool_)) and not v)
     return acc.where(~failed.astype(bool))
+
+
+def indistinguishable_from(
+    cost: Sequence[float], low: Sequence[float], high: Sequence[float], front: Sequence[bool], names: Sequence[str]
+) -> list[str | None]:
+    """For each row on the front, the cheapest row of the front that costs strictly less and
+    whose accuracy interval overlaps its own (:func:`hgbench.accuracy.interval.intervals_overlap`);
+    None for the others, and for rows without an interval.
+
+    A row so marked buys its extra cost with an accuracy gain that this evaluation cannot tell
+    from noise: the cheaper row may be as accurate. Overlap of 95 % intervals is a conservative
+    criterion (see ``intervals_overlap``). Only rows of the front are compared: a cheaper row
+    off the front is dominated by one on it.
+
+    Args:
+        cost: ``(N,)`` lower-is-better; low, high: ``(N,)`` the accuracy interval (NaN/None:
+            none); front: ``(N,)`` bool, :func:`pareto_optimal`; names: ``(N,)`` what the
+            result calls each row.
+
+    Returns:
+        ``(N,)`` a name from ``names`` or None.
+    """
+    num = lambda v: np.asarray(pd.to_numeric(pd.Series(v, dtype=object), errors="coerce"), dtype=float)  # noqa: E731
+    cst, lo, hi = num(cost), num(low), num(high)
+    on = np.flatnonzero(np.asarray(front, bool))
+    order = on[np.argsort(cst[on], kind="stable")]
+    out: list[str | None] = [None] * len(cst)
+    for i in order:
+        mine = (lo[i], hi[i])
+        for j in order:
+            if cst[j] >= cst[i]:
+                break
+            if intervals_overlap(mine, (lo[j], hi[j])):
+                out[i] = names[j]
+                break
+    return out
+
+
+def _row_names(df: pd.DataFrame) -> list[str]:
+    """How :func:`indistinguishable_from` names the rows of one cost group: the variant, with
+    its backend and precision where the variant has several rows on the front."""
+    front = df[df["pareto_optimal"].astype(bool)]
+    repeated = set(front["variant"][front["variant"].duplicated()])
+    return [f"{r.variant} ({r.backend} {r.precision})" if r.variant in repeated else str(r.variant)
+            for r in df[["variant", "backend", "precision"]].itertuples()]  # fmt: skip
+
+
+def _grouped_indistinguishable(df: pd.DataFrame, cost_col: str) -> pd.Series:
+    out = pd.Series([None] * len(df), index=df.index, dtype=object)
+    for idx in df.groupby(COST_GROUP, dropna=False, sort=False).indices.values():
+        g = df.iloc[idx]
+        out.iloc[idx] = indistinguishable_from(
+            g[cost_col], g[ACCURACY_CI[0]], g[ACCURACY_CI[1]], g["pareto_optimal"], _row_names(g)
+        )
+    return out
+
+
+def _drop_absent_intervals(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` without the interval columns when no row has an interval (module docstring)."""
+    lows = [c for c in df.columns if c.endswith("_ci_low_pct")]
+    if lows and df[lows].notna().any().any():
+        return df
+    return df.drop(columns=[c for c in df.columns if c in INTERVAL_ONLY])
 
 
 def _grouped_pareto(df: pd.DataFrame, group: list[str], cost_col: str) -> pd.Series:
@@ -228,10 +305,13 @@ def build_tables(
     order = COST_GROUP + ["variant", "backend", "precision", "tf32", "channels_last"]
     cost = _frame(rows, COST_COLUMNS).sort_values(order, na_position="last", kind="stable").reset_index(drop=True)
     cost["pareto_optimal"] = _grouped_pareto(cost, COST_GROUP, PARETO_ON[pareto_on])
+    if not cost.empty:
+        cost["indistinguishable_from"] = _grouped_indistinguishable(cost, PARETO_ON[pareto_on])
+    cost = _drop_absent_intervals(cost)
 
     return Report(
         cost=cost,
-        per_joint=_per_joint_table(store),
+        per_joint=_drop_absent_intervals(_per_joint_table(store)),
         curves=_frame(store.curves, [*CURVE_COLUMNS, "num_stacks"]),
         failed=_frame(store.failed, FAILED_COLUMNS),
         skipped=skipped,
@@ -244,7 +324,8 @@ def build_tables(
     )
 
 
-_JOINED_ACCURACY = (*ACCURACY_KEY, "accuracy_pct", "eval_persons", "accuracy_record")  # accuracy columns of a cost row
+# the accuracy columns of a cost row
+_JOINED_ACCURACY = (*ACCURACY_KEY, "accuracy_pct", *ACCURACY_CI, "eval_persons", "accuracy_record")
 _PER_JOINT_FROM_ACCURACY = (*ACCURACY_KEY, "variant", "joints", "eval_persons", "training_h", "trained_on", "accuracy_record")  # fmt: skip
 
 
@@ -282,6 +363,9 @@ def _per_joint_table(store: Store) -> pd.DataFrame:
             row.update({k: a.get(k) for k in _PER_JOINT_FROM_ACCURACY})
             row.update({col: groups.get(g) for g, col in zip(PAPER_GROUPS, GROUP_COLUMNS, strict=True)})
             row["mean_pct"] = a.get("accuracy_pct")
+            intervals = {**(a.get("groups_ci") or {}), "Mean": (a.get(ACCURACY_CI[0]), a.get(ACCURACY_CI[1]))}
+            for g, col in zip([*PAPER_GROUPS, "Mean"], [*GROUP_COLUMNS, "mean_pct"], strict=True):
+                row.update(dict(zip(INTERVALS[col], intervals.get(g) or (None, None), strict=True)))
             row["params"] = params
             row["params_m"] = params / 1e6 if params is not None else None
             row["weights_fp32_mib"] = params * FLOAT32_BYTES / MIB if params is not None else None

@@ -1,0 +1,248 @@
+"""A profiling run from the user's options: every option checked before anything is measured
+(:func:`plan_profile`), then the sweep (:func:`run_profile`).
+
+This is what ``hgbench profile`` calls; a notebook calls the same two functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hgbench.config import VariantSpec, select_variants
+from hgbench.profile.backends import RunSettings, get_backend
+from hgbench.profile.quiet import window_summary
+from hgbench.profile.roofline import default_cache_dir, get_ceilings
+from hgbench.profile.latency import default_threads
+from hgbench.profile.sweep import Budget, run_sweep
+from hgbench.records import scan
+from hgbench.records.provenance import collect_provenance
+
+DEFAULT_NUM_JOINTS = 16
+"""Heatmaps of a network profiled without a training record: MPII's 16 joints, as the papers
+count parameters (seed 004, Newell et al.)."""
+
+
+class BackendUnavailableError(ValueError):
+    """A backend that cannot run on the chosen device (what to install is in the message)."""
+
+
+@dataclass
+class ProfilePlan:
+    """Everything a profiling run needs, checked: what :func:`plan_profile` returns.
+
+    ``jobs`` are ``(variant spec, number of joints)``; ``input_size`` is pixels; ``conditions``
+    lists, in words, how the plan's settings were chosen where the user did not give them.
+    """
+
+    jobs: list[tuple[VariantSpec, int]]
+    backends: list[str]
+    settings: list[RunSettings]
+    batch_sizes: list[int]
+    input_size: int
+    device: torch.device
+    threads: int
+    budget: Budget
+    cache_dir: Path
+    results: Path
+    refresh_ceilings: bool = False
+    conditions: list[str] = field(default_factory=list)
+
+    @property
+    def total_steps(self) -> int:
+        """Timed repetitions in all: the progress bar's length."""
+        return len(self.jobs) * len(self.backends) * len(self.settings) * len(self.batch_sizes) * self.budget.repetitions
+
+
+@dataclass
+class ProfileRun:
+    """What :func:`run_profile` measured: one ``(record body, path)`` per setting, the
+    provenance, and warnings for the user (ceilings not measured, efficiency above 100 %)."""
+
+    rows: list[tuple[dict[str, Any], Path]]
+    provenance: dict[str, Any]
+    warnings: list[str]
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """Record bodies of the settings that failed (recorded with their reason)."""
+        return [body for body, _ in self.rows if body["status"] != "ok"]
+
+    def windows(self) -> dict[str, int]:
+        """Counts of quiet timing windows (:func:`hgbench.profile.quiet.window_summary`)."""
+        return window_summary(body["latency_ms"] for body, _ in self.rows)
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _positive_int(value: Any, option: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{option} {value}: expected an integer >= {minimum}")
+    return value
+
+
+def _finite(value: Any, option: str, minimum: float = 0.0) -> float:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
+        raise ValueError(f"{option} {value}: expected a finite number >= {minimum:g}")
+    return float(value)
+
+
+def resolve_profile_device(device: str | None) -> torch.device:
+    """``cpu`` or ``cuda`` (default: ``cuda`` where available).
+
+    Raises:
+        ValueError: another name, or ``cuda`` without a CUDA device (naming ``--device`` and the fix).
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device!r}: expected cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device cuda: no CUDA device here (torch {torch.__version__}); "
+                         "install a CUDA build of torch on a machine with an NVIDIA GPU, or pass --device cpu")  # fmt: skip
+    return torch.device(device)
+
+
+def trained_settings(results: Path) -> dict[str, tuple[set[int], set[int]]]:
+    """``{variant: (numbers of joints, input sizes in px)}`` of the complete training runs under
+    ``results`` (read through :func:`hgbench.records.scan`), so that a variant is profiled with the
+    head and at the input it was trained with."""
+    found: dict[str, tuple[set[int], set[int]]] = {}
+    if not Path(results).is_dir():
+        return found
+    for rec in scan(results, kinds=["train"]).records:
+        if rec.complete:
+            joints, sizes = found.setdefault(rec.variant, (set(), set()))
+            joints.add(rec.num_joints)
+            size = (rec.protocol_settings or {}).get("input_size")
+            if isinstance(size, int):
+                sizes.add(size)
+    return found
+
+
+def plan_profile(
+    variants: str | None = None,
+    backend: str = "eager,torchscript",
+    precision: str = "fp32",
+    tf32: bool = False,
+    channels_last: bool = False,
+    compile_mode: str = "default",
+    batch_size: str = "1",
+    input_size: int | None = None,
+    num_joints: int | None = None,
+    threads: int | None = None,
+    min_time_s: float = 1.0,
+    min_iters: int = 10,
+    repetitions: int = 3,
+    quiet_attempts: int | None = None,
+    quiet_tolerance: float | None = None,
+    warmup: int = 3,
+    warmup_s: float = 0.5,
+    device: str | None = None,
+    cache_dir: Path | None = None,
+    results: Path = Path("results"),
+    refresh_ceilings: bool = False,
+) -> ProfilePlan:
+    """Check every option and build the plan; nothing is measured or written.
+
+    Defaults where the user gave none: the number of joints and the input size of the variant's
+    complete training runs under ``results`` (else 16 joints and 256 px, the papers' MPII
+    setting), the threads of :func:`hgbench.profile.run.default_threads`.
+
+    Raises:
+        ValueError: an option out of range or not finite, an unknown precision or backend name,
+            a batch-size list that is not positive integers, an input size the variant's depth
+            cannot take (each message names the option); ``KeyError``: an unknown variant.
+        BackendUnavailableError: a backend that cannot run on the device.
+    """
+    specs = select_variants(variants)
+    dev = resolve_profile_device(device)
+    backends = _split(backend)
+    if not backends:
+        raise ValueError("--backend: expected at least one backend name")
+    for b in backends:
+        reason = get_backend(b).available(dev)
+        if reason is not None:
+            raise BackendUnavailableError(f"--backend {b}: not available on {dev.type}: {reason}")
+    precisions = _split(precision)
+    if not precisions or any(p not in ("fp32", "fp16", "bf16") for p in precisions):
+        raise ValueError(f"--precision {precision!r}: expected comma-separated fp32, fp16, bf16")
+    try:
+        sizes = [int(s) for s in _split(batch_size)]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--batch-size {batch_size!r}: expected comma-separated positive integers")
+    if num_joints is not None:
+        _positive_int(num_joints, "--num-joints")
+    threads = default_threads() if threads is None else _positive_int(threads, "--threads")
+    budget = Budget(
+        warmup_iters=_positive_int(warmup, "--warmup", 0),
+        warmup_s=_finite(warmup_s, "--warmup-s"),
+        min_iters=_positive_int(min_iters, "--min-iters"),
+        min_time_s=_finite(min_time_s, "--min-time-s"),
+        repetitions=_positive_int(repetitions, "--repetitions"),
+        **({} if quiet_attempts is None else {"quiet_attempts": _positive_int(quiet_attempts, "--quiet-attempts")}),
+        **({} if quiet_tolerance is None else {"quiet_tolerance": _finite(quiet_tolerance, "--quiet-tolerance")}),
+    )
+    trained = trained_settings(results) if num_joints is None or input_size is None else {}
+    conditions: list[str] = []
+    if input_size is None:
+        trained_sizes = {s for _, (_, ss) in trained.items() for s in ss}
+        input_size = min(trained_sizes) if len(trained_sizes) == 1 else 256
+        if len(trained_sizes) == 1:
+            conditions.append(f"input {input_size} px: the training protocol's (from the training records in {results})")
+        elif trained_sizes:
+            conditions.append(f"input 256 px: training records in {results} use several input sizes "
+                              f"({', '.join(map(str, sorted(trained_sizes)))}); pass --input-size")  # fmt: skip
+    _positive_int(input_size, "--input-size")
+    for spec in specs:
+        divisor = 4 * 2**spec.architecture.depth  # the stem's stride 4, then one halving per hourglass level
+        fixed = spec.architecture.input_size
+        if input_size % divisor or (fixed is not None and fixed != input_size):
+            raise ValueError(f"--input-size {input_size}: {spec.name} needs a multiple of {divisor}"
+                             + (f" (and is fixed to {fixed})" if fixed is not None else ""))  # fmt: skip
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    settings = [RunSettings(precision=p, tf32=tf32, channels_last=channels_last, compile_mode=compile_mode,
+                            cache_dir=cache / "artefacts") for p in precisions]  # fmt: skip
+    jobs = [(s, j) for s in specs for j in sorted((trained.get(s.name) or (set(), set()))[0] or {num_joints or DEFAULT_NUM_JOINTS})]
+    return ProfilePlan(jobs, backends, settings, sizes, input_size, dev, threads, budget, cache, Path(results),
+                       refresh_ceilings, conditions)  # fmt: skip
+
+
+def run_profile(plan: ProfilePlan, on_step: Callable[[str, bool], None] | None = None,
+                command: Sequence[str] | None = None) -> ProfileRun:  # fmt: skip
+    """Measure the device's roofline ceilings (cached), then sweep every setting of ``plan``
+    (:func:`hgbench.profile.sweep.run_sweep`), writing one profile record per setting under
+    ``plan.results``.
+
+    ``on_step(label, advance)`` reports progress. A setting that fails is recorded with its
+    reason and the sweep goes on (:attr:`ProfileRun.failed`).
+    """
+    torch.set_num_threads(plan.threads)
+    provenance = collect_provenance(list(command) if command is not None else None, threads=plan.threads)
+    warnings: list[str] = []
+    ceilings = {}
+    for s in plan.settings:
+        try:
+            ceilings[(s.precision, s.tf32)] = get_ceilings(plan.device, s.precision, tf32=s.tf32, threads=plan.threads,
+                                                           cache_dir=plan.cache_dir, refresh=plan.refresh_ceilings)  # fmt: skip
+        except Exception as e:  # noqa: BLE001 - recorded per setting by profile_model's roofline stage
+            warnings.append(f"{plan.device.type} ceilings at {s.precision} not measured: {e}")
+    rows = run_sweep(plan.jobs, backends=plan.backends, settings_list=plan.settings, batch_sizes=plan.batch_sizes,
+                     input_size=plan.input_size, device=plan.device, threads=plan.threads, budget=plan.budget,
+                     results_dir=plan.results, provenance=provenance, ceilings=ceilings, cache_dir=plan.cache_dir,
+                     on_step=on_step or (lambda label, advance: None))  # fmt: skip
+    above = sorted({b["precision"] for b, _ in rows if ((b["roofline"] or {}).get("efficiency") or 0) > 1})
+    if above:
+        warnings.append(f"roofline efficiency above 100 % at {', '.join(above)}: the cached ceilings in "
+                        f"{plan.cache_dir / 'ceilings.json'} are below what a backend reached (measured on a busy machine, "
+                        "or a backend with faster kernels than torch's); --refresh-ceilings measures them again")  # fmt: skip
+    return ProfileRun(rows, provenance, warnings)
