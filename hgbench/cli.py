@@ -7,53 +7,45 @@ message that names the file or option and the fix.
 
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from hgbench.config import ConfigError
-from hgbench.data import DEFAULT_DATASET, DatasetError
+from hgbench.console import (
+    DEBUG,
+    console,
+    download_display,
+    err_console,
+    fail,
+    print_comparison,
+    print_data_check,
+    print_downloads,
+    print_profile,
+    print_report,
+    print_variants,
+    progress_bar,
+    say,
+    user_errors,
+)
+from hgbench.data import DEFAULT_DATASET
 from hgbench.data.download import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from hgbench.paths import DEFAULT_RESULTS_DIR
-from hgbench.models import create_model
+
+_user_errors, _fail, _progress = user_errors, fail, progress_bar  # the training commands' names, until they move
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, profile and compare stacked-hourglass pose networks.")
-# Wide tables stay readable when the output is a file or a CI log (rich assumes 80 columns there).
-console = Console() if sys.stdout.isatty() else Console(width=200)
-err_console = Console(stderr=True)
-
 ResultsOpt = typer.Option(DEFAULT_RESULTS_DIR, "--results", help="Results folder (records, checkpoints).")
 DatasetOpt = typer.Option(DEFAULT_DATASET, "--dataset", help="Dataset: synthetic (embedded, no download), lspet or lsp.")
 DataRootOpt = typer.Option(None, "--data-root", help="Dataset folder (lspet/lsp: joints.mat and images/).")
+DeviceOpt = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when available).")
 
 
-def _fail(message: str) -> None:
-    from rich.markup import escape  # messages quote things like pip install 'hgbench[tensorrt]'
-
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
-    raise typer.Exit(2)
-
-
-@contextmanager
-def _user_errors():
-    """Turn the library's input errors into a clear message and exit status 2."""
-    try:
-        yield
-    except (ConfigError, DatasetError, KeyError, ValueError, FileNotFoundError) as e:
-        _fail(e.args[0] if isinstance(e, KeyError) and e.args else str(e))
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
-    )
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="On an error, show the Python traceback instead of one line.")) -> None:
+    """Train, profile and compare stacked-hourglass pose networks."""
+    DEBUG["on"] = debug
 
 
 def _split(text: str) -> list[str]:
@@ -66,49 +58,36 @@ def variants(
     input_size: int = typer.Option(256, help="Input side in pixels for the GMACs."),
 ) -> None:
     """List the registered variants: stacks, block, source paper, parameters and GMACs."""
-    from hgbench.profile.complexity import count_flops, count_parameters
-    from hgbench.config import list_variants
+    from hgbench.profile.plan import variant_summaries
 
-    with _user_errors():
-        specs = list_variants()
-    table = Table(title=f"hgbench variants ({num_joints} joints, input {input_size}x{input_size})")
-    for col in ("name", "stacks", "block", "features", "modules/level", "source", "overrides", "parameters", "GMACs"):
-        table.add_column(col, justify="right" if col in ("stacks", "features", "modules/level", "parameters", "GMACs") else "left")
-    for spec in specs:
-        a = spec.architecture
-        model = create_model(spec, num_joints, input_size=input_size)
-        flops = count_flops(model, (1, 3, input_size, input_size))  # headline: torch flop_counter, MACs = FLOPs / 2
-        source = f"{spec.source.cite or spec.source.paper} ({spec.source.seed})"
-        table.add_row(spec.name, str(a.num_stacks), a.block, str(a.num_features), str(a.num_modules), source,
-                      spec.overrides or "-", f"{count_parameters(model):,}", f"{flops.gmacs:.2f}")
-    console.print(table)
+    with user_errors():
+        rows = variant_summaries(num_joints, input_size)
+    print_variants(rows, num_joints, input_size)
 
 
-def _train_many(names: Optional[str], protocol: str, dataset: str, data_root: Optional[Path], results: Path, force: bool) -> list[dict]:
+def _train_many(names: Optional[str], protocol: str, dataset: str, data_root: Optional[Path], results: Path, force: bool,
+                device: Optional[str] = None) -> list[dict]:
     from hgbench.config import load_protocol
     from hgbench.config import select_variants
-    from hgbench.train import train_variant
+    from hgbench.train import TrainingInterrupted, check_device, train_variant
+    from hgbench.train.progress import TrainDisplay
 
     with _user_errors():
         proto = load_protocol(protocol)
         specs = select_variants(names)
+        check_device(device, proto)
     records = []
-    with _progress() as progress:
+    with TrainDisplay(console) as display:
         for spec in specs:
-            task = progress.add_task(f"train {spec.name}", total=None, status="")
-
-            def on_event(event: str, info: dict, task=task) -> None:
-                if event == "start":
-                    progress.update(task, total=info["total_steps"], completed=info["done_steps"])
-                elif event == "step":
-                    progress.update(task, advance=1, status=f"loss {info['loss']:.2e}")
-                elif event == "validate":
-                    progress.update(task, status=f"epoch {info['epoch']} PCK {info['mean']:.1f}%")
-
-            with _user_errors():
-                rec = train_variant(spec, proto, dataset, data_root, results, force=force, progress=on_event)
+            try:
+                with _user_errors():
+                    rec = train_variant(spec, proto, dataset, data_root, results, force=force, progress=display.callback(spec.name),
+                                        device=device, log_every_s=display.log_every_s)
+            except TrainingInterrupted as e:
+                err_console.print(str(e), markup=False, highlight=False, soft_wrap=True)
+                raise typer.Exit(e.exit_code) from None
             if rec.get("skipped"):
-                progress.update(task, total=1, completed=1, status="complete run found, skipped (--force retrains)")
+                display.skipped(spec.name, rec)
             records.append(rec)
     return records
 
@@ -135,9 +114,131 @@ def train_all(
     variants_: Optional[str] = typer.Option(None, "--variants", help="Comma-separated variant names (default: all)."),
     results: Path = ResultsOpt,
     force: bool = typer.Option(False, help="Retrain variants whose run is already complete."),
+    device: Optional[str] = DeviceOpt,
+    launcher: str = typer.Option("local", "--launcher", help="local: on this machine (one variant after another, or one per GPU "
+                                 "with --gpus); slurm: one Slurm job per variant, submitted as one job array."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="Local: comma-separated GPUs, one variant on each at once, e.g. 0,1,2,3."),
+    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="Slurm partition (default: the cluster's)."),
+    slurm_gpus_per_job: Optional[int] = typer.Option(None, "--slurm-gpus-per-job", help="GPUs per job (default 1; 0 with --device cpu)."),
+    slurm_cpus_per_task: Optional[int] = typer.Option(None, "--slurm-cpus-per-task",
+                                                      help="CPUs per job (default: the cluster's; give the protocol's num_workers + 1)."),
+    slurm_time: Optional[int] = typer.Option(None, "--slurm-time", help="Time limit per job in minutes (default 240); a job that "
+                                             "reaches it is requeued and resumes from its checkpoint."),
+    slurm_array_parallelism: Optional[int] = typer.Option(None, "--slurm-array-parallelism", help="At most this many jobs at once."),
+    slurm_account: Optional[str] = typer.Option(None, "--slurm-account", help="Slurm account to charge."),
+    slurm_qos: Optional[str] = typer.Option(None, "--slurm-qos", help="Slurm quality of service."),
+    wait: bool = typer.Option(False, "--wait", help="Slurm: block until every job ends; exit 1 unless every run is complete."),
 ) -> None:
-    """Train every registered variant (or a selection) under one protocol."""
-    _print_runs(_train_many(variants_, protocol, dataset, data_root, results, force))
+    """Train every registered variant (or a selection) under one protocol: here, one per GPU, or on a Slurm cluster."""
+    from hgbench.train.launch import check_launcher, slurm_options
+
+    slurm = {"--slurm-partition": slurm_partition, "--slurm-gpus-per-job": slurm_gpus_per_job, "--slurm-cpus-per-task": slurm_cpus_per_task,
+             "--slurm-time": slurm_time, "--slurm-array-parallelism": slurm_array_parallelism, "--slurm-account": slurm_account,
+             "--slurm-qos": slurm_qos, "--wait": wait or None}
+    with _user_errors():
+        check_launcher(launcher, gpus, slurm)
+    if launcher == "slurm":
+        opts = slurm_options(device, partition=slurm_partition, gpus_per_job=slurm_gpus_per_job, cpus_per_task=slurm_cpus_per_task,
+                             time_min=slurm_time, array_parallelism=slurm_array_parallelism, account=slurm_account, qos=slurm_qos)
+        _train_slurm(variants_, protocol, dataset, data_root, results, force, device, opts, wait)
+    elif gpus is not None:
+        _train_gpus(variants_, protocol, dataset, data_root, results, force, device, gpus)
+    else:
+        _print_runs(_train_many(variants_, protocol, dataset, data_root, results, force, device))
+
+
+def _train_slurm(names: Optional[str], protocol: str, dataset: str, data_root: Optional[Path], results: Path, force: bool,
+                 device: Optional[str], opts, wait: bool) -> None:
+    from hgbench.config import load_protocol, select_variants
+    from hgbench.train.launch import submit_slurm, wait_slurm
+    from hgbench.train.status import run_statuses
+
+    with _user_errors():
+        proto = load_protocol(protocol)
+        specs = select_variants(names)
+        launched, skipped = submit_slurm(specs, proto, dataset, data_root, results, opts, device=device, force=force)
+    for s in skipped:
+        console.print(f"{s.variant}: not submitted, {s.reason}", markup=False, highlight=False)
+    for x in launched:
+        console.print(f"{x.variant}: Slurm job {x.job_id}, log {x.stdout}", markup=False, highlight=False)
+    if not launched:
+        return
+    array = launched[0].job_id.split("_")[0]
+    if not wait:
+        console.print(f"submitted {len(launched)} job(s) as array {array}; follow them with: hgbench runs --results {results}  "
+                      f"(or squeue -j {array}; tail -f {launched[0].stdout})", markup=False, highlight=False)
+        return
+    try:
+        wait_slurm(launched, on_change=lambda x, state, reason: console.print(
+            f"{x.variant}: job {x.job_id} {state}" + (f" ({reason})" if reason and reason != "None" else ""), markup=False,
+            highlight=False))
+    except KeyboardInterrupt:
+        err_console.print(f"stopped waiting; the jobs go on (hgbench runs --results {results}, scancel {array} to stop them)",
+                          markup=False, highlight=False)
+        raise typer.Exit(130) from None
+    folders = {x.folder for x in launched}
+    statuses = [s for s in run_statuses(results) if s.folder in folders]
+    _print_run_statuses(statuses)
+    if any(s.state != "complete" for s in statuses):
+        raise typer.Exit(1)
+
+
+def _train_gpus(names: Optional[str], protocol: str, dataset: str, data_root: Optional[Path], results: Path, force: bool,
+                device: Optional[str], gpus: str) -> None:
+    from hgbench.config import load_protocol, select_variants
+    from hgbench.train.launch import parse_gpus, train_local_gpus
+    from hgbench.train.status import run_statuses
+
+    with _user_errors():
+        gpu_list = parse_gpus(gpus)
+        proto = load_protocol(protocol)
+        specs = select_variants(names)
+
+    def on_event(event: str, o) -> None:
+        what = "started" if event == "start" else ("complete" if o.exit_code == 0 else f"ended with exit status {o.exit_code}")
+        console.print(f"{o.variant} on GPU {o.gpu}: {what} (log {o.log})", markup=False, highlight=False)
+
+    outcomes = train_local_gpus(specs, proto, protocol, dataset, data_root, results, gpu_list, device=device, force=force,
+                                on_event=on_event)
+    folders = {o.folder for o in outcomes}
+    statuses = [s for s in run_statuses(results) if s.folder in folders]
+    _print_run_statuses(statuses)
+    if any(s.state != "complete" for s in statuses) or len(outcomes) < len(specs):
+        raise typer.Exit(1)
+
+
+def _print_run_statuses(statuses) -> None:
+    from datetime import datetime, timezone
+
+    table = Table(title="training runs")
+    for col in ("variant", "dataset", "protocol", "state", "detail", "step", "checkpoint (UTC)", "job", "log"):
+        table.add_column(col)
+    style = {"complete": "green", "running": "cyan", "queued": "blue", "interrupted": "yellow", "failed": "red"}
+    now = datetime.now(timezone.utc)
+    for s in statuses:
+        step = "—" if s.step is None else (f"{s.step}/{s.total_steps}" if s.total_steps else str(s.step))
+        when = "—" if s.checkpoint_time is None else (
+            f"{s.checkpoint_time:%Y-%m-%d %H:%M:%S} ({(now - s.checkpoint_time).total_seconds() / 60:.0f} min ago)")
+        table.add_row(s.variant, s.dataset, s.protocol, f"[{style[s.state]}]{s.state}[/]", s.detail, step, when,
+                      s.job_id or "—", str(s.log) if s.log else "—")
+    console.print(table)
+    for s in statuses:
+        if s.state == "failed" and s.error_tail:
+            console.print(f"[red]{s.variant}[/] ({s.error_log}, last lines):")
+            console.print("\n".join("    " + line for line in s.error_tail), markup=False, highlight=False)
+
+
+@app.command()
+def runs(results: Path = ResultsOpt) -> None:
+    """Where every training run of a results folder stands: queued, running, interrupted, complete or failed,
+    with its Slurm job, log, last step and checkpoint time, and for a failure the last lines of its error log."""
+    from hgbench.train.status import run_statuses
+
+    statuses = run_statuses(results)
+    if not statuses:
+        console.print(f"no training run under {results}/runs")
+        return
+    _print_run_statuses(statuses)
 
 
 @app.command()
@@ -148,9 +249,10 @@ def train(
     data_root: Optional[Path] = DataRootOpt,
     results: Path = ResultsOpt,
     force: bool = typer.Option(False, help="Retrain even if the run is complete."),
+    device: Optional[str] = DeviceOpt,
 ) -> None:
     """Train one variant under a protocol."""
-    _print_runs(_train_many(variant, protocol, dataset, data_root, results, force))
+    _print_runs(_train_many(variant, protocol, dataset, data_root, results, force, device))
 
 
 @app.command()
@@ -165,6 +267,7 @@ def evaluate(
         None, "--flip/--no-flip", help="Flip test: average with the mirrored crop's heatmaps (default: the protocol's flip_test, on)."),
     skip_bad_samples: bool = typer.Option(
         False, "--skip-bad-samples", help="Leave out missing or corrupt images (counted and reported) instead of stopping with an error."),
+    device: Optional[str] = DeviceOpt,
 ) -> None:
     """Evaluate a checkpoint on a split: per-joint accuracy (the dataset's metric; visible vs
     occluded joints where it has a visibility flag), written as an eval record beside it."""
@@ -173,10 +276,10 @@ def evaluate(
     from hgbench.data import make_dataset
     from hgbench.accuracy.evaluate import evaluate_pck
     from hgbench.records import write_record
-    from hgbench.train import load_checkpoint
+    from hgbench.train import load_checkpoint, resolve_device
 
     with _user_errors():
-        model, ckpt = load_checkpoint(checkpoint)
+        model, ckpt = load_checkpoint(checkpoint, device=resolve_device(device))
         name = dataset or ckpt["dataset"]
         p = ckpt["protocol"]
         ds = make_dataset(name, data_root, split, input_size=p["input_size"], output_size=p["output_size"], sigma=p["heatmap_sigma"],
@@ -228,9 +331,11 @@ def profile(
     channels_last: bool = typer.Option(False, "--channels-last", help="Model and input in channels_last (NHWC) memory format."),
     compile_mode: str = typer.Option("default", "--compile-mode", help="torch.compile mode: default, reduce-overhead, max-autotune."),
     batch_size: str = typer.Option("1", "--batch-size", help="Batch size(s), comma-separated, e.g. 1,8,32."),
-    input_size: int = typer.Option(256, "--input-size", help="Input side in pixels."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="Input side in pixels (default: the training "
+                                             "protocol's where --results holds training runs of one input size, else 256)."),
     num_joints: Optional[int] = typer.Option(None, help="Heatmaps per network (default: as trained in --results, else 16)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: the physical cores this process may use less one, at least 1; recorded)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: the physical cores this process may "
+                                          "use less one, at least 1; recorded)."),
     min_time_s: float = typer.Option(1.0, "--min-time-s", help="Time each setting for at least this many seconds..."),
     min_iters: int = typer.Option(10, "--min-iters", help="...and at least this many calls (over all repetitions)."),
     repetitions: int = typer.Option(3, "--repetitions", help="Split each setting's timing into this many repetitions, "
@@ -243,8 +348,9 @@ def profile(
     warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up calls before each repetition..."),
     warmup_s: float = typer.Option(0.5, "--warmup-s", help="...and at least this many warm-up seconds before the first."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Device ceilings and backend artefacts (default: $HGBENCH_CACHE_DIR or ~/.cache/hgbench)."),
-    refresh_ceilings: bool = typer.Option(False, "--refresh-ceilings", help="Measure the device's roofline ceilings again instead of using the cached ones."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Device ceilings and backend artefacts "
+                                             "(default: $HGBENCH_CACHE_DIR or ~/.cache/hgbench)."),
+    refresh_ceilings: bool = typer.Option(False, "--refresh-ceilings", help="Measure the device's roofline ceilings again."),
     results: Path = ResultsOpt,
 ) -> None:
     """Measure size, MACs/FLOPs, latency (p50/p90/p99), memory, numerics and roofline efficiency on this machine.
@@ -252,134 +358,17 @@ def profile(
     One record per variant, backend, precision and batch size; a failing setting is recorded with its reason and
     the sweep goes on (exit 1 at the end); an unavailable backend or bad option stops before anything runs (exit 2).
     """
-    import torch
+    options = dict(locals())  # every option, as the library names them
+    from hgbench.profile.plan import plan_profile, run_profile
 
-    from hgbench.profile import RunSettings, default_threads, get_backend, get_ceilings
-    from hgbench.profile.quiet import window_summary
-    from hgbench.profile.roofline import default_cache_dir
-    from hgbench.profile.sweep import Budget, run_sweep
-    from hgbench.records.provenance import collect_provenance
-    from hgbench.config import select_variants
-    from hgbench.records import iter_records
-
-    # Everything the user gave is checked before anything is profiled (exit 2, nothing written).
-    with _user_errors():
-        specs = select_variants(variants_)
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device not in ("cpu", "cuda"):
-            raise ValueError(f"--device: expected cpu or cuda, got {device!r}")
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device cuda: no CUDA device here (torch {torch.__version__}); "
-                             "install a CUDA build of torch on a machine with an NVIDIA GPU, or pass --device cpu")
-        dev = torch.device(device)
-        backends = _split(backend)
-        if not backends:
-            raise ValueError("--backend: expected at least one backend name")
-        for b in backends:
-            reason = get_backend(b).available(dev)
-            if reason is not None:
-                _fail(f"backend {b!r} is not available on {device}: {reason}")
-        cache = cache_dir if cache_dir is not None else default_cache_dir()
-        settings_list = [RunSettings(precision=p, tf32=tf32, channels_last=channels_last, compile_mode=compile_mode,
-                                     cache_dir=cache / "artefacts") for p in _split(precision)]
-        if not settings_list:
-            raise ValueError("--precision: expected at least one of fp32, fp16, bf16")
-        try:
-            sizes = [int(s) for s in _split(batch_size)]
-        except ValueError:
-            sizes = []
-        if not sizes or min(sizes) < 1:
-            raise ValueError(f"--batch-size: expected comma-separated positive integers, got {batch_size!r}")
-        threads = default_threads() if threads is None else threads
-        if (threads < 1 or min_iters < 1 or repetitions < 1 or (quiet_attempts is not None and quiet_attempts < 1)
-                or min_time_s < 0 or warmup < 0 or warmup_s < 0 or (quiet_tolerance is not None and quiet_tolerance < 0)):  # fmt: skip
-            raise ValueError("--threads, --min-iters, --repetitions and --quiet-attempts must be >= 1, "
-                             "--min-time-s, --warmup, --warmup-s and --quiet-tolerance >= 0")
-        quiet = {k: v for k, v in (("quiet_attempts", quiet_attempts), ("quiet_tolerance", quiet_tolerance)) if v is not None}
-        budget = Budget(warmup_iters=warmup, warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s,
-                        repetitions=repetitions, **quiet)
-        for spec in specs:
-            divisor = 4 * 2**spec.architecture.depth  # StackedHourglass.input_divisor
-            fixed = spec.architecture.input_size
-            if input_size % divisor or (fixed is not None and fixed != input_size):
-                raise ValueError(f"--input-size {input_size}: {spec.name} needs a multiple of {divisor}"
-                                 + (f" (and is fixed to {fixed})" if fixed is not None else ""))
-
-    torch.set_num_threads(threads)
-    trained_joints: dict[str, set[int]] = {}
-    if num_joints is None and results.is_dir():
-        for _, rec in iter_records(results, kind="train"):
-            if isinstance(rec, dict) and rec.get("complete"):
-                trained_joints.setdefault(rec["variant"], set()).add(rec["num_joints"])
-    provenance = collect_provenance(threads=threads)
-    jobs = [(s, j) for s in specs for j in sorted(trained_joints.get(s.name) or {num_joints or 16})]
-    with _progress() as progress:
-        task = progress.add_task("profile", total=len(jobs) * len(backends) * len(settings_list) * len(sizes) * repetitions,
-                                 status=f"{device} ceilings")
-        ceilings = {}
-        for s in settings_list:
-            try:
-                ceilings[s.precision] = get_ceilings(dev, s.precision, threads=threads, cache_dir=cache, refresh=refresh_ceilings)
-            except Exception as e:  # noqa: BLE001 - recorded per setting by profile_model's roofline stage
-                err_console.print(f"[yellow]warning:[/] {device} ceilings at {s.precision} not measured: {e}")
-
-        def on_step(label: str, advance: bool) -> None:
-            if advance:
-                progress.update(task, advance=1)
-            else:
-                progress.update(task, status=label)
-
-        rows = run_sweep(jobs, backends=backends, settings_list=settings_list, batch_sizes=sizes, input_size=input_size,
-                         device=dev, threads=threads, budget=budget, results_dir=results, provenance=provenance,
-                         ceilings=ceilings, cache_dir=cache, on_step=on_step)
-    _print_profile_table(rows, provenance, input_size, device, threads)
-    console.print(f"records: {results / 'profile' / provenance['hostname']}")
-    windows = window_summary(body["latency_ms"] for body, _ in rows)
-    if windows["repetitions"]:
-        (console if windows["quiet"] == windows["repetitions"] else err_console).print(
-            f"timing windows: {windows['quiet']} of {windows['repetitions']} repetitions timed while the calibration probes "
-            f"said the machine was quiet ({windows['windows']} windows timed); the others kept their least disturbed window "
-            "(latency_ms.windows)")
-    above = sorted({b["precision"] for b, _ in rows if ((b["roofline"] or {}).get("efficiency") or 0) > 1})
-    if above:
-        err_console.print(f"[yellow]warning:[/] roofline efficiency above 100 % at {', '.join(above)}: the cached ceilings in "
-                          f"{cache / 'ceilings.json'} are below what a backend reached (measured on a busy machine, or a "
-                          "backend with faster kernels than torch's); --refresh-ceilings measures them again")
-    failed = [body for body, _ in rows if body["status"] != "ok"]
-    if failed:
-        err_console.print(f"[bold red]{len(failed)} of {len(rows)} settings failed[/] (recorded with the reason):")
-        for body in failed:
-            err_console.print(f"  {_setting_label(body)}: {body['error']}")
+    with user_errors():
+        plan = plan_profile(options.pop("variants_"), **options)
+    with progress_bar() as progress, user_errors():
+        task = progress.add_task("profile", total=plan.total_steps, status=f"{plan.device.type} ceilings")
+        run = run_profile(plan, lambda label, advance: progress.update(task, advance=1) if advance else progress.update(task, status=label))
+    print_profile(run, plan)
+    if run.failed:
         raise typer.Exit(1)
-
-
-def _setting_label(body: dict) -> str:
-    flags = ("+tf32" if body["tf32"] else "") + ("+cl" if body["channels_last"] else "")
-    return f"{body['variant']} j{body['num_joints']} {body['backend']} {body['precision']}{flags} batch {body['batch_size']}"
-
-
-def _print_profile_table(rows: list, provenance: dict, input_size: int, device: str, threads: int) -> None:
-    from hgbench.records import repetition_range_pct
-
-    where = provenance["gpu_name"] if device == "cuda" else provenance["cpu_model"]
-    table = Table(title=f"profile on {provenance['hostname']}: {device} ({where}), {threads} thread{'' if threads == 1 else 's'}, input {input_size}x{input_size}; "
-                        "p50/p90/p99 per batch, GMACs per sample, efficiency = roofline floor / p50")
-    for col in ("variant", "joints", "backend", "precision", "batch", "parameters", "GMACs fvcore", "p50 (ms)", "p90 (ms)",
-                "p99 (ms)", "p50 range over repetitions (%)", "throughput (samples/s)", "efficiency (%)", "numerics ok", "status"):
-        table.add_column(col, justify="left" if col in ("variant", "backend", "precision", "status") else "right")
-    fmt = lambda v, spec=".2f": "—" if v is None else format(v, spec)  # noqa: E731
-    for body, _ in rows:
-        lat = body["latency_ms"] or {}
-        eff = (body["roofline"] or {}).get("efficiency")
-        num = body["numerics"]
-        ok = "ref" if num is None and body["status"] == "ok" and body["backend"] == "eager" else ("—" if num is None else ("yes" if num.get("ok") else "NO"))
-        flags = ("+tf32" if body["tf32"] else "") + ("+cl" if body["channels_last"] else "")
-        table.add_row(body["variant"], str(body["num_joints"]), body["backend"], body["precision"] + flags, str(body["batch_size"]),
-                      fmt(body["parameters"], ","), fmt(body["gmacs_fvcore"]), fmt(lat.get("p50_ms")), fmt(lat.get("p90_ms")),
-                      fmt(lat.get("p99_ms")), fmt(repetition_range_pct(lat), ".1f"), fmt(body["throughput_samples_per_s"], ".1f"), fmt(None if eff is None else 100 * eff, ".1f"),
-                      ok, body["status"])
-    console.print(table)
 
 
 @app.command()
@@ -397,62 +386,18 @@ def report(
     pareto_on: str = typer.Option("latency", "--pareto-on", help="Cost of the Pareto front: latency (p50), gmacs or parameters."),
 ) -> None:
     """Accuracy-vs-cost and per-joint tables (Markdown, CSV, HTML) and plots (PNG) from results folders."""
-    from hgbench.analysis.report import ACC, P50, PARETO, Filters, build_report, parse_formats, skipped_by_reason, write_report
+    from hgbench.analysis.report import Filters, report_from_options
 
-    def many(values: Optional[list[str]], option: str, cast=str) -> tuple:
-        items = [x for v in values or [] for x in _split(v)]
-        try:
-            return tuple(cast(x) for x in items)
-        except ValueError:
-            raise ValueError(f"{option}: expected integers, got {', '.join(items)}") from None
-
-    with _user_errors():
-        fmts = parse_formats(formats)
-        filters = Filters(backend=many(backend, "--backend"), device=many(device, "--device"), dataset=many(dataset, "--dataset"),
-                          precision=many(precision, "--precision"), batch_size=many(batch_size, "--batch-size", int),
-                          input_size=many(input_size, "--input-size", int))
-        rep = build_report(results, filters, pareto_on)
-        written = write_report(rep, out or results[0] / "report", fmts)
-
-    front = rep.cost[rep.cost[PARETO]]
-    table = Table(title=f"Pareto-optimal rows (accuracy vs {rep.pareto_cost}, per machine, dataset, batch size, input size)")
-    for col in ("host", "device", "dataset/split", "metric", "batch", "input (px)", "variant", "backend", "precision", ACC, P50):
-        table.add_column(col)
-    fmt = lambda v: "—" if v is None or v != v else f"{v:.2f}"  # noqa: E731
-    for _, r in front.iterrows():
-        table.add_row(str(r["host"]), f"{r['device']} {r['device name'] or ''}", f"{r['dataset']}/{r['split']}", str(r["metric"]),
-                      str(r["batch size"]), str(r["input size (px)"]), r["variant"], r["backend"], r["precision"], fmt(r[ACC]), fmt(r[P50]))
-    console.print(table if len(front) else "No Pareto-optimal row (no profiled variant has an accuracy record).")
-    console.print(f"{rep.files} record files read from {', '.join(map(str, results))}: {len(rep.cost)} accuracy-vs-cost rows, "
-                  f"{len(rep.per_joint)} per-joint rows, {len(rep.failed)} failed measurements, {len(rep.skipped)} records skipped.")
-    for _, r in rep.failed.iterrows():
-        console.print(f"[yellow]failed measurement:[/] {r['variant']} {r['backend']} {r['precision']} batch {r['batch size']} on "
-                      f"{r['host']}: {r['error']}")
-    for reason, paths in skipped_by_reason(rep.skipped):
-        more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
-        console.print(f"skipped {len(paths)} x {reason}: {', '.join(paths[:3])}{more}")
-    for note in rep.notes:
-        console.print(f"[yellow]note:[/] {note}")
-    pngs = [p for p in written if p.suffix == ".png"]
-    console.print("written: " + ", ".join(str(p) for p in written if p.suffix != ".png")
-                  + (f" and {len(pngs)} plots in {pngs[0].parent}" if pngs else ""))
+    with user_errors():
+        filters = Filters.from_options(backend=backend, device=device, dataset=dataset, precision=precision,
+                                       batch_size=batch_size, input_size=input_size)
+        rep, written = report_from_options(results, out, formats, filters, pareto_on)
+    print_report(rep, written, results)
 
 
 data_app = typer.Typer(add_completion=False, no_args_is_help=True,
                        help="Fetch the official datasets (MPII, LSP, LSPET, COCO) and check a data folder.")
 app.add_typer(data_app, name="data")
-_CHECK_STYLE = {"ok": "green", "missing": "red", "incomplete": "yellow", "optional": "dim"}
-
-
-def _print_data_check(reports) -> None:
-    table = Table(title="data check")
-    for col in ("dataset", "folder", "item", "status", "detail"):
-        table.add_column(col)
-    for rep in reports:
-        for i, row in enumerate(rep.rows):
-            table.add_row(rep.dataset if i == 0 else "", str(rep.root) if i == 0 else "", row.item,
-                          f"[{_CHECK_STYLE[row.status]}]{row.status}[/]", row.detail)
-    console.print(table)
 
 
 @data_app.command("download")
@@ -468,61 +413,18 @@ def data_download(
                                 "stalled); an attempt that made progress does not count."),
 ) -> None:
     """Download, verify and safely extract the official archives; an interrupted download resumes."""
-    from rich.progress import DownloadColumn, TransferSpeedColumn
+    from hgbench.data.download import check, check_download_request, download
 
-    from hgbench.data.download import CATALOGUE, check, check_network_options, download
-
-    with _user_errors():
-        check_network_options(timeout, retries, prefix="--")
-        for name in datasets:
-            if name not in CATALOGUE:
-                raise ValueError(f"unknown dataset {name!r}; known: {', '.join(CATALOGUE)}")
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                        TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=console)
-    tasks: dict[str, int] = {}
-    totals: dict[str, Optional[int]] = {}
-
-    def on_event(event: str, info: dict) -> None:
-        name = info["archive"].name
-        if event in ("skip", "restart", "retry"):
-            progress.console.print(f"{name}: {info['reason']}")
-            return
-        if name not in tasks:
-            if event == "done":  # skipped: nothing was fetched, the line above said why
-                return
-            tasks[name] = progress.add_task(name, total=None, status="")
-        task = tasks[name]
-        if event == "start":
-            totals[name] = info["total"]
-            progress.update(task, total=info["total"], completed=info["resumed_from"],
-                            status=f"resumed at {info['resumed_from']:,} bytes" if info["resumed_from"] else "")
-        elif event == "bytes":
-            progress.advance(task, info["n"])
-        elif event == "verified":
-            progress.update(task, status=info["detail"])
-        elif event == "extract":
-            progress.update(task, status="extracting")
-        elif event == "done":
-            r = info["result"]
-            got = next(t.completed for t in progress.tasks if t.id == task)
-            done = totals.get(name) or got or 1  # no byte count: size unknown, or the archive was reused
-            progress.update(task, total=done, completed=done, status=f"{r.status}: {r.verified}")
-
+    with user_errors():
+        check_download_request(datasets, timeout, retries)
+    progress, on_event = download_display()
     results = []
-    with _user_errors(), progress:
+    with user_errors(), progress:
         for name in datasets:
             results += download(name, to, base_url=base_url, include_optional=all_, keep_archives=keep_archives,
                                 retries=retries, timeout=timeout, on_event=on_event)
-    table = Table(title=f"downloads under {to}")
-    for col in ("archive", "status", "verification", "location", "source of size/checksum"):
-        table.add_column(col)
-    for r in results:
-        table.add_row(r.archive.name, r.status, r.verified, str(r.location), r.archive.checksum_source)
-    console.print(table)
-    for r in results:
-        for w in r.warnings:
-            err_console.print(f"[yellow]warning:[/] {w}")
-    _print_data_check(check(to, list(dict.fromkeys(datasets))))
+    print_downloads(results, to)
+    print_data_check(check(to, list(dict.fromkeys(datasets))))
 
 
 @data_app.command("check")
@@ -537,18 +439,16 @@ def data_check(
     """
     from hgbench.data.download import check
 
-    with _user_errors():
+    with user_errors():
         reports = check(data_dir, dataset or None)
-    _print_data_check(reports)
+    print_data_check(reports)
     requested = reports if dataset else [r for r in reports if r.present]
     if not requested:
-        err_console.print(f"no dataset found under {data_dir}; fetch one with `hgbench data download NAME --to {data_dir}`")
-        raise typer.Exit(1)
+        fail(f"no dataset found under {data_dir}; fetch one with `hgbench data download NAME --to {data_dir}`", code=1)
     incomplete = [r.dataset for r in requested if not r.complete]
     if incomplete:
-        err_console.print(f"incomplete: {', '.join(incomplete)}")
-        raise typer.Exit(1)
-    console.print(f"complete: {', '.join(r.dataset for r in requested)}")
+        fail(f"incomplete: {', '.join(incomplete)}", code=1)
+    say(f"complete: {', '.join(r.dataset for r in requested)}")
 
 
 @app.command()
@@ -564,26 +464,17 @@ def compare(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the comparison as JSON here."),
 ) -> None:
     """Compare two profile runs record by record; exit 1 on a latency (or memory) regression, 2 on bad input."""
-    import json
+    from hgbench.analysis.compare import compare_results, parse_thresholds, summary_line, write_comparison
 
-    from hgbench.analysis.compare import comparison_table, compare_results, parse_thresholds, summary_line
-    from hgbench.records import atomic_write_bytes
-
-    with _user_errors():
+    with user_errors():
         comp = compare_results(baseline, current, parse_thresholds(threshold), alpha, normalize=not no_normalize)
-    for side, text in comp.sides.items():
-        console.print(f"{side}: {text}")
-    console.print(comparison_table(comp, show_all=show_all))
-    for path, why in comp.skipped:
-        console.print(f"skipped {path}: {why}")
-    for warning in comp.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
-    console.print(summary_line(comp))
+    print_comparison(comp, show_all=show_all)
+    say(summary_line(comp))
     if json_out is not None:
-        atomic_write_bytes(json_out, (json.dumps(comp.to_dict(), indent=1) + "\n").encode())
+        with user_errors():
+            write_comparison(comp, json_out)
     if comp.failed:
-        console.print(f"[bold red]regression:[/] {', '.join(comp.regressed_variants())}")
-        raise typer.Exit(1)
+        fail(f"regression: {', '.join(comp.regressed_variants())}", code=1)
 
 
 @app.command("latency-check")
@@ -598,29 +489,24 @@ def latency_check(
     """CI latency regression gate: every variant's CPU forward pass (batch 1, 64 px, 1 thread) timed
     interleaved with a frozen reference network, compared with the committed reference; exit 1 on a
     regression confirmed by a re-measurement, 2 on bad input."""
-    from hgbench.analysis.compare import comparison_table, summary_line
+    from hgbench.analysis.compare import summary_line
     from hgbench.analysis.gate import GATE_THRESHOLDS, run_gate, update_reference
 
     names = _split(variants_) if variants_ else None
-    with console.status("measuring") as status, _user_errors():
+    with console.status("measuring") as status, user_errors():
         if update:
             paths = update_reference(reference, names, progress=lambda n: status.update(f"measuring {n} (reference)"))
-        else:
-            final, attempts, folder = run_gate(reference, names, out, thresholds=threshold or GATE_THRESHOLDS,
-                                               retries=retries, progress=lambda n: status.update(f"measuring {n}"))
-    if update:
-        console.print(f"{len(paths)} reference records written to {reference}; commit them")
-        return
+            say(f"{len(paths)} reference records written to {reference}; commit them")
+            return
+        final, attempts, folder = run_gate(reference, names, out, thresholds=threshold or GATE_THRESHOLDS,
+                                           retries=retries, progress=lambda n: status.update(f"measuring {n}"))
     for i, comp in enumerate(attempts):
         if i:
-            console.print(f"re-measured: {', '.join(sorted({r.key.variant for r in comp.rows if r.current is not None}))}")
-        console.print(comparison_table(comp, show_all=True, metrics=("p50", "parameters")))
-    for warning in final.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
-    console.print(f"records: {folder}; {summary_line(final)}")
+            say(f"re-measured: {', '.join(sorted({r.key.variant for r in comp.rows if r.current is not None}))}")
+        print_comparison(comp, show_all=True, metrics=("p50", "parameters"), sides=False)
+    say(f"records: {folder}; {summary_line(final)}")
     if final.failed:
-        console.print(f"[bold red]latency regression (every attempt):[/] {', '.join(final.regressed_variants())}")
-        raise typer.Exit(1)
+        fail(f"latency regression (every attempt): {', '.join(final.regressed_variants())}", code=1)
 
 
 @app.command()
@@ -632,22 +518,20 @@ def score(
                                                     "bearpaw (eval_PCKh.py: Head = head top, Mean over the 14 joints)."),
     fmt: str = typer.Option("md", "--format", help="md (table and the curve every 0.1) or csv (the full curve, every 0.01)."),
     threshold: float = typer.Option(0.5, help="Table threshold as a fraction of the head size (PCKh@0.5)."),
-    key: Optional[str] = typer.Option(None, help="Variable holding the predictions (default: preds, pred, predictions, pos_pred_src, ...)."),
+    key: Optional[str] = typer.Option(None, help="Variable holding the predictions (default: preds, pred, predictions, "
+                                      "pos_pred_src, ...; needed to score a ground-truth file's variable)."),
     zero_based: bool = typer.Option(False, "--zero-based", help="Predictions use 0-based pixels (OpenCV, hgbench): add 1 to match the 1-based MPII files."),
     out: Optional[Path] = typer.Option(None, help="Also write the output to this file."),
 ) -> None:
     """Score an MPII prediction file: per-joint PCKh, Mean@0.1 and the PCKh curve over thresholds 0 to 0.5."""
-    from hgbench.accuracy.pckh import score_files
-    from hgbench.records import atomic_write_bytes
+    from hgbench.accuracy.mpii_files import score_report
 
-    with _user_errors():
-        if fmt not in ("md", "csv"):
-            raise ValueError(f"--format must be md or csv, got {fmt!r}")
-        result = score_files(predictions, gt, convention=convention, threshold=threshold, key=key, zero_based=zero_based)
-    text = result.to_csv() if fmt == "csv" else result.to_markdown(f"{predictions.name}: PCKh@{threshold:g} ({convention}) against {gt.name}")
+    with user_errors():
+        text, notes = score_report(predictions, gt, convention=convention, fmt=fmt, threshold=threshold, key=key,
+                                   zero_based=zero_based, out=out)
     typer.echo(text, nl=False)
-    if out is not None:
-        atomic_write_bytes(out, text.encode())
+    for note in notes:
+        say(note, err=True)
 
 
 @app.command()
@@ -658,7 +542,7 @@ def schema(kind: str = typer.Argument(..., help="variant or protocol")) -> None:
     from hgbench.config import SCHEMA_KINDS, json_schema
 
     if kind not in SCHEMA_KINDS:
-        _fail(f"schema KIND: {kind!r} is not one of {', '.join(SCHEMA_KINDS)}; run e.g. hgbench schema variant")
+        fail(f"schema KIND: {kind!r} is not one of {', '.join(SCHEMA_KINDS)}; run e.g. hgbench schema variant")
     typer.echo(json.dumps(json_schema(kind), indent=2))
 
 

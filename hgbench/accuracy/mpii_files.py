@@ -140,3 +140,36 @@ def score_files(predictions: str | Path, gt: str | Path, convention: str = "offi
     result = compute_pckh(preds, truth.joints, truth.annotated, truth.head_size, convention, threshold)
     result.predictions, result.ground_truth, result.predictions_variable = str(predictions), str(gt), variable
     return result
+
+
+def score_report(predictions: str | Path, gt: str | Path, convention: str = "official", fmt: str = "md",
+                 threshold: float = 0.5, key: str | None = None, zero_based: bool = False,
+                 out: str | Path | None = None) -> tuple[str, list[str]]:  # fmt: skip
+    """``hgbench score``: :func:`score_files` rendered as Markdown (the table and the curve every
+    0.1) or CSV (the full curve), written to ``out`` too when given; returns ``(text, notes)``,
+    the notes being what a CSV cannot say (which variable was read, NaN or infinite predictions
+    scored as misses).
+
+    Raises:
+        ValueError: ``fmt`` not md or csv, a threshold not in (0, 1]; as :func:`score_files`.
+    """
+    import math
+
+    from hgbench.records import atomic_write_bytes
+
+    if fmt not in ("md", "csv"):
+        raise ValueError(f"--format {fmt!r}: expected md or csv")
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and 0 < threshold <= 1):
+        raise ValueError(f"--threshold {threshold}: expected a fraction of the head size in (0, 1], e.g. 0.5 for PCKh@0.5")
+    result = score_files(predictions, gt, convention=convention, threshold=threshold, key=key, zero_based=zero_based)
+    if fmt == "csv":
+        text = result.to_csv()
+        notes = [f"predictions: variable {result.predictions_variable!r} of {predictions}"]
+        if result.num_nonfinite:
+            notes.append(result.nonfinite_note())
+    else:
+        text = result.to_markdown(f"{Path(predictions).name}: PCKh@{threshold:g} ({convention}) against {Path(gt).name}")
+        notes = []
+    if out is not None:
+        atomic_write_bytes(Path(out), text.encode())
+    return text, notes

@@ -525,3 +525,12 @@ def summary_line(comp: Comparison) -> str:
     order = (REGRESSION, ERROR, IMPROVEMENT, CHANGED, NEW, MISSING, UNCHANGED)
     text = ", ".join(f"{counts[v]} {v}" for v in order if v in counts)
     return f"{text} (rows over {pairs} records)"
+
+
+def write_comparison(comp: Comparison, path: Path) -> None:
+    """Write ``comp`` as JSON (:meth:`Comparison.to_dict`) to ``path``, atomically."""
+    import json
+
+    from hgbench.records import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), (json.dumps(comp.to_dict(), indent=1) + "\n").encode())

@@ -94,3 +94,22 @@ def write_report(report: Report, out_dir: str | Path, formats: str | Sequence[st
         atomic_write_bytes(out / "report.html", render_html(report, plots, out).encode())
         written.append(out / "report.html")
     return written
+
+
+def report_from_options(
+    results: Sequence[str | Path], out: str | Path | None, formats: str, filters: Filters, pareto_on: str = "latency"
+) -> tuple[Report, list[Path]]:
+    """``hgbench report``: :func:`build_report` over ``results``, then :func:`write_report` to
+    ``out`` (default: :func:`hgbench.paths.report_dir` of the first folder). Returns the report
+    and the files written.
+
+    Raises:
+        ValueError: an unknown format or Pareto cost; NoUsableRecordsError: nothing to report;
+        FileNotFoundError: a results folder that does not exist.
+    """
+    from hgbench.paths import report_dir
+
+    fmts = parse_formats(formats)
+    rep = build_report(results, filters, pareto_on)
+    written = write_report(rep, out if out is not None else report_dir(Path(results[0])), fmts)
+    return rep, written

@@ -59,6 +59,26 @@ class Filters:
     batch_size: tuple[int, ...] = ()
     input_size: tuple[int, ...] = ()
 
+    @classmethod
+    def from_options(cls, **options: Sequence[str] | None) -> Filters:
+        """Filters from command-line values: each a list of strings, each string possibly
+        comma-separated (``--batch-size 1,8 --batch-size 32``).
+
+        Raises:
+            ValueError: a batch or input size that is not an integer (naming the option).
+        """
+        values: dict[str, tuple] = {}
+        for name, given in options.items():
+            items = [x.strip() for v in given or [] for x in v.split(",") if x.strip()]
+            if name in ("batch_size", "input_size"):
+                try:
+                    values[name] = tuple(int(x) for x in items)
+                except ValueError:
+                    raise ValueError(f"--{name.replace('_', '-')}: expected integers, got {', '.join(items)}") from None
+            else:
+                values[name] = tuple(items)
+        return cls(**values)
+
     def describe(self) -> str:
         """``"--backend eager --batch-size 1"``, or ``"none"``."""
         parts = [f"--{k.replace('_', '-')} {','.join(map(str, v))}" for k, v in self.__dict__.items() if v]

@@ -246,3 +246,37 @@ def run_profile(plan: ProfilePlan, on_step: Callable[[str, bool], None] | None =
                         f"{plan.cache_dir / 'ceilings.json'} are below what a backend reached (measured on a busy machine, "
                         "or a backend with faster kernels than torch's); --refresh-ceilings measures them again")  # fmt: skip
     return ProfileRun(rows, provenance, warnings)
+
+
+def variant_summaries(num_joints: int = DEFAULT_NUM_JOINTS, input_size: int = 256) -> list[dict[str, Any]]:
+    """One row per registered variant for ``hgbench variants``: name, stacks, block, features,
+    modules per level, source (cite and seed file), protocol overrides, parameters (with
+    ``num_joints`` heatmaps) and GMACs per sample at ``input_size`` px (torch's flop_counter:
+    MACs = FLOPs / 2 for convolutions).
+
+    Raises:
+        ValueError: ``num_joints`` < 1, or an ``input_size`` some variant's depth cannot take
+            (naming the option and the sizes that work).
+    """
+    from hgbench.config import list_variants
+    from hgbench.models import count_parameters, create_model
+    from hgbench.profile.complexity import count_flops
+
+    _positive_int(num_joints, "--num-joints")
+    _positive_int(input_size, "--input-size")
+    specs = list_variants()
+    divisor = max(4 * 2**s.architecture.depth for s in specs)
+    if input_size % divisor:
+        raise ValueError(f"--input-size {input_size}: the registry's deepest hourglass needs a multiple of {divisor} (e.g. 64, 128, 256)")
+    rows = []
+    for spec in specs:
+        a = spec.architecture
+        size = input_size if a.input_size is None else a.input_size  # an autoencoder bottleneck fixes its input
+        model = create_model(spec, num_joints, input_size=size)
+        flops = count_flops(model, (1, 3, size, size))
+        rows.append({
+            "name": spec.name, "stacks": a.num_stacks, "block": a.block, "features": a.num_features, "modules": a.num_modules,
+            "source": f"{spec.source.cite or spec.source.paper} ({spec.source.seed})", "overrides": spec.overrides,
+            "parameters": count_parameters(model), "gmacs": flops.gmacs,
+        })  # fmt: skip
+    return rows

@@ -16,6 +16,7 @@ from hgbench.data.download.fetch import (
     ArchiveResult,
     DownloadError,
     UnsafeArchiveError,
+    check_download_request,
     check_network_options,
     check_tar_member,
     check_zip_member,
@@ -26,6 +27,6 @@ from hgbench.data.download.fetch import (
 
 __all__ = [
     "CATALOGUE", "DEFAULT_RETRIES", "DEFAULT_TIMEOUT_S", "DOWNLOADABLE", "Archive", "ArchiveResult", "CheckRow",
-    "DatasetCheck", "DatasetEntry", "DownloadError", "UnsafeArchiveError", "check", "check_network_options",
+    "DatasetCheck", "DatasetEntry", "DownloadError", "UnsafeArchiveError", "check", "check_download_request", "check_network_options",
     "check_tar_member", "check_zip_member", "dataset_entry", "download", "extract", "file_digest",
 ]

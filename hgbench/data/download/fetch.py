@@ -97,6 +97,21 @@ def check_network_options(timeout: float, retries: int, *, prefix: str = "") -> 
                          f"the first, e.g. {prefix}retries {DEFAULT_RETRIES}")
 
 
+def check_download_request(datasets: list[str], timeout: float, retries: int) -> None:
+    """Check ``hgbench data download``'s arguments before anything is fetched.
+
+    Raises:
+        ValueError: an unknown dataset name (naming the known ones), or bad network options
+            (:func:`check_network_options`).
+    """
+    from hgbench.data.download.catalogue import CATALOGUE
+
+    check_network_options(timeout, retries, prefix="--")
+    for name in datasets:
+        if name not in CATALOGUE:
+            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(CATALOGUE)}")
+
+
 def download(
     dataset: str,
     to: str | Path,
