@@ -1,51 +1,156 @@
-"""Fit one variant under one protocol; checkpoints, run records, resume and skip.
+"""The training engine: fit one variant under one protocol on one device, resumable at any
+step, and write its run record.
 
-A run lives in ``<results>/runs/<dataset>/<protocol>/<variant>/``: ``checkpoint.pt``
-(written atomically after every epoch, so an interrupted run resumes from its last epoch)
-and ``train.json``, the run record, written once the run is complete. A variant whose
-record is complete is skipped unless ``force``.
+A run lives in :func:`hgbench.paths.run_dir` (``<results>/runs/<dataset>/<protocol>-<hash>/
+<variant>-<hash>/``, keyed by the protocol as loaded and the variant's spec, so every variant
+of one protocol shares the protocol folder and a file changed under the same name is a new
+run): ``checkpoint.pt`` (:mod:`hgbench.train.checkpoint`) and ``train.json``, the run record,
+written once the run is complete. A variant whose record is complete is skipped unless
+``force``.
+
+**The loop.** Optimiser steps are counted over the whole run; epoch ``e`` ends after step
+``(e + 1) * steps_per_epoch`` with the epoch's mean training loss, a validation (every
+``val_every`` epochs and after the last) and the learning-rate schedule's step. Batches come
+from :mod:`hgbench.train.sampler` (batch ``k`` is a pure function of ``k``), each step from
+:class:`hgbench.train.step.TrainStep` (autocast, channels_last, ``torch.compile``, foreach or
+fused optimisers, no host synchronisation: losses are summed on the device and read when a
+progress line is logged and at the end of each epoch). On CUDA,
+``torch.backends.cudnn.benchmark`` picks the fastest convolution algorithms for the fixed
+training shapes.
+
+**Checkpoints** are written every ``checkpoint_every_steps`` steps, every
+``checkpoint_every_min`` minutes of training and at the end of every epoch (after its
+validation), atomically. A run killed at any moment and started again continues from its
+last checkpoint and, on the CPU with a fixed thread count, reaches the same weights, losses
+and validation figures as a run never interrupted (bit for bit: the data order, every
+sample's augmentation and every generator are restored). On CUDA the result is as
+reproducible as the kernels (``cudnn.benchmark`` and atomics make it close, not identical).
+
+**Signals.** SIGTERM and SIGUSR1 (what Slurm sends before a preemption or the time limit,
+``sbatch --signal``) and SIGINT (Ctrl-C) make the run save a checkpoint after the current
+step and raise :class:`TrainingInterrupted`, whose ``exit_code`` is ``128 + signal number``
+(the shell's convention: 143 for SIGTERM, 138 for SIGUSR1, 130 for SIGINT). A second signal
+acts as it would without hgbench (a second Ctrl-C interrupts at once; the checkpoint on disk
+is then the previous one, never a partial file).
+
+**Times.** ``train_time_s`` is the wall-clock time of the optimisation steps (data loading
+included, validation and checkpoint writes not), ``wall_time_s`` everything from start to
+end; both add up across resumes (the time between a run's last checkpoint and its kill is
+lost). ``samples_per_s`` is ``steps * batch_size / train_time_s``; ``data_wait_fraction``
+the part of ``train_time_s`` spent waiting for the next batch.
+
+**Distributed (not yet).** The sampler takes ``num_replicas``/``rank`` and only the process
+of rank 0 (:func:`is_writer`) writes checkpoints, the record and progress, so a data-parallel
+engine can wrap this loop.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
+import shutil
+import signal
+import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
-from hgbench.data import make_dataset
-from hgbench.data.base import endless_batches
+import hgbench.config
 from hgbench.accuracy.evaluate import evaluate_pck
-from hgbench.models.loss import stacked_loss
-from hgbench.models import count_parameters
-from hgbench.config import Protocol, check_compatible
-from hgbench.train.optim import build_optimizer
+from hgbench.config import Protocol, VariantSpec
+from hgbench.data import make_dataset
+from hgbench.models import count_parameters, create_model
+from hgbench.paths import CHECKPOINT, TRAIN_RECORD, run_dir
+from hgbench.records import RecordError, TrainRecord, read_record, write_record
+from hgbench.records.key import protocol_hash, spec_hash
 from hgbench.records.provenance import collect_provenance
-from hgbench.config import VariantSpec
-from hgbench.records import RecordError, atomic_write_bytes, read_record, run_dir, write_record
-from hgbench.models import create_model
+from hgbench.train.checkpoint import capture_rng, check_resumable, read_checkpoint, restore_rng, save_checkpoint
+from hgbench.train.device import check_device, device_label, synchronize
+from hgbench.train.optim import build_optimizer, build_scheduler
+from hgbench.train.progress import ProgressFn
+from hgbench.train.sampler import TrainSampler, make_train_loader
+from hgbench.train.step import TrainStep, prepare_model
 
-CHECKPOINT = "checkpoint.pt"
-RECORD = "train.json"
-
-# progress(event, info): event is "start" (info: total_steps), "step" (info: loss) or
-# "validate" (info: epoch, mean accuracy); the CLI draws a progress bar from it.
-ProgressFn = Callable[[str, dict], None]
+RECORD = TRAIN_RECORD
+STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
+DEFAULT_LOG_EVERY_STEPS = 500
+DEFAULT_LOG_EVERY_S = 30.0
 
 
-def completed_record(path: Path) -> dict | None:
+class TrainingInterrupted(Exception):
+    """A stop signal ended the run after a checkpoint (module docstring, "Signals").
+
+    Attributes:
+        signal: its name (``"SIGTERM"``). exit_code: ``128 + signal number``.
+        checkpoint: the checkpoint written (None when the run was in phase 1, which is not
+            checkpointed). step: optimiser steps done.
+    """
+
+    def __init__(self, variant: str, signum: int, step: int, total: int, checkpoint: Path | None) -> None:
+        self.signal = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+        self.checkpoint, self.step = checkpoint, step
+        saved = (f"checkpoint saved at step {step}/{total}: {checkpoint}" if checkpoint is not None
+                 else "stopped in phase 1 (autoencoder pretraining), which is not checkpointed and starts again")
+        super().__init__(f"{variant}: {self.signal} received; {saved}; run the same command again to resume "
+                         f"(exit status {self.exit_code})")
+
+
+class _StopSignals:
+    """While active (in the main thread), SIGTERM, SIGUSR1 and SIGINT set :attr:`received`
+    instead of ending the process; the first one also puts the previous handlers back, so a
+    second signal acts as usual."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for name in STOP_SIGNALS:
+                if hasattr(signal, name):
+                    sig = getattr(signal, name)
+                    self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is None:
+            self.received = signum
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def __exit__(self, *exc: Any) -> None:
+        self._restore()
+
+
+def is_writer() -> bool:
+    """Whether this process writes checkpoints, records and progress: always, except in a
+    ``torch.distributed`` job, where only rank 0 does."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def completed_record(path: Path) -> TrainRecord | None:
     """The complete training record in run folder ``path``, or None."""
     try:
         record = read_record(Path(path) / RECORD)
     except RecordError:
         return None
     return record if record.get("complete") else None
+
+
+def run_folder(spec: VariantSpec, protocol: Protocol, dataset: str, results_dir: str | Path) -> Path:
+    """The run folder of ``spec`` under ``protocol`` (as loaded, before the variant's
+    overrides) on ``dataset`` (:func:`hgbench.paths.run_dir`)."""
+    return run_dir(Path(results_dir), dataset, protocol.name, protocol_hash(protocol), spec.name, spec_hash(spec))
 
 
 def _validation_set(protocol: Protocol, dataset: str, data_root, **kw):
@@ -63,6 +168,91 @@ def _lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
+@dataclasses.dataclass
+class _Progress:
+    """What the run has done so far (saved in every checkpoint)."""
+
+    step: int = 0
+    history: list[dict] = dataclasses.field(default_factory=list)
+    train_time_s: float = 0.0
+    wall_time_s: float = 0.0
+    data_wait_s: float = 0.0
+    epoch_loss_sum: torch.Tensor | None = None  # float64 on the device: sum of this epoch's step losses
+    pretrain: dict | None = None
+    sessions: list[dict] = dataclasses.field(default_factory=list)
+
+
+def train_record_body(
+    *, spec: VariantSpec, protocol: Protocol, run_protocol: Protocol, dataset: str, data_root, split: dict, keypoints,
+    parameters: int, progress: _Progress, steps_per_epoch: int, device: torch.device, checkpoint: Path,
+) -> dict:
+    """The body of a complete run's ``train`` record (the one place it is assembled).
+
+    Fields: ``variant``, ``spec`` (asdict), ``spec_hash``, ``protocol`` (name),
+    ``protocol_hash`` (of the protocol as loaded), ``protocol_as_loaded`` and
+    ``protocol_settings`` (as run: with the variant's overrides), ``overrides``, ``dataset``,
+    ``data_root``, ``split`` (sizes), ``keypoints``, ``num_joints``, ``parameters``,
+    ``train_time_s``, ``wall_time_s`` (seconds, summed across resumes),
+    ``samples_per_s``, ``data_wait_fraction``, ``device`` (of the last session),
+    ``precision``, ``channels_last``, ``compile``, ``tf32`` (torch's TF32 switches for
+    cuDNN and matmuls on CUDA, None on the CPU), ``epochs``, ``steps_per_epoch``,
+    ``steps``, ``batch_size``, ``history`` (per epoch: ``epoch``, ``steps``,
+    ``train_loss``, ``lr``, and ``val`` where validated), ``pretrain``, ``final`` (the last
+    validation), ``checkpoint`` (path), ``sessions`` (one per start or resume: ``device``,
+    ``start_step``, ``end_step``, ``train_time_s``), ``complete``, ``provenance``.
+    """
+    p = run_protocol
+    last_val = next((h["val"] for h in reversed(progress.history) if "val" in h), None)
+    train_time = progress.train_time_s
+    return {
+        "variant": spec.name,
+        "spec": dataclasses.asdict(spec),
+        "spec_hash": spec_hash(spec),
+        "protocol": protocol.name,
+        "protocol_hash": protocol_hash(protocol),
+        "protocol_as_loaded": dataclasses.asdict(protocol),
+        "protocol_settings": dataclasses.asdict(p),
+        "overrides": spec.overrides,
+        "dataset": dataset,
+        "data_root": str(data_root) if data_root else None,
+        "split": split,
+        "keypoints": keypoints.name,
+        "num_joints": keypoints.num_joints,
+        "parameters": parameters,
+        "train_time_s": train_time,
+        "wall_time_s": progress.wall_time_s,
+        "samples_per_s": progress.step * p.batch_size / train_time if train_time > 0 else None,
+        "data_wait_fraction": progress.data_wait_s / train_time if train_time > 0 else None,
+        "device": device_label(device),
+        "precision": p.precision,
+        "channels_last": p.channels_last,
+        "compile": p.compile,
+        # torch's TF32 switches on CUDA (cuDNN convolutions default to TF32 on Ampere and later, even in "fp32")
+        "tf32": {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32} if device.type == "cuda" else None,
+        "epochs": p.epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "steps": progress.step,
+        "batch_size": p.batch_size,
+        "history": progress.history,
+        "pretrain": progress.pretrain,
+        "final": last_val,
+        "checkpoint": str(checkpoint),
+        "sessions": progress.sessions,
+        "complete": True,
+        "provenance": collect_provenance(),
+    }
+
+
+def _set_aside(out_dir: Path) -> None:
+    """Before a forced run: keep a complete run's record and checkpoint as ``*.previous``
+    (outside every reader's ``*.json`` scan) instead of overwriting the checkpoint the record
+    describes while the new run is still unfinished."""
+    if completed_record(out_dir) is not None:
+        for name in (RECORD, CHECKPOINT):
+            if (out_dir / name).is_file():
+                shutil.move(out_dir / name, out_dir / f"{name}.previous")
+
+
 def train_variant(
     spec: VariantSpec,
     protocol: Protocol,
@@ -71,168 +261,207 @@ def train_variant(
     results_dir: str | Path = "results",
     force: bool = False,
     progress: ProgressFn | None = None,
-) -> dict:
-    """Train ``spec`` under ``protocol`` (with the variant's overrides) on ``dataset``.
+    device: str | torch.device | None = None,
+    log_every_steps: int = DEFAULT_LOG_EVERY_STEPS,
+    log_every_s: float = DEFAULT_LOG_EVERY_S,
+) -> TrainRecord | dict:
+    """Train ``spec`` under ``protocol`` (with the variant's overrides) on ``dataset`` on
+    ``device``; resume from the run's checkpoint when there is one (module docstring).
+
+    Args:
+        device: ``cpu``, ``cuda`` or ``cuda:N``; None: CUDA when available.
+        progress: ``progress(event, info)`` (:mod:`hgbench.train.progress`).
+        log_every_steps, log_every_s: a ``"log"`` event (the loss read from the device)
+            every this many steps or seconds, whichever comes first, and at each epoch end.
+        force: train again from scratch even if the run is complete or has a checkpoint (a
+            complete run's record and checkpoint are kept as ``*.previous``).
 
     Returns:
-        The run record (also written to ``train.json``): variant, protocol (as run),
-        dataset, parameters, ``train_time_s`` (wall-clock seconds of the optimisation steps,
-        data loading included), ``wall_time_s`` (validation included), ``history`` (per
-        epoch: mean training loss, learning rate, validation PCK per joint/group and mean),
-        ``final`` (the last validation), provenance; ``skipped`` is True when a complete
-        run was found and ``force`` is False.
+        The run record (:class:`hgbench.records.TrainRecord` of :func:`train_record_body`,
+        also written to ``train.json``); its extra field ``skipped`` is True when a complete
+        run was found and ``force`` is False. A process that is not the writer
+        (:func:`is_writer`) gets the body as a dict, unwritten.
 
     Raises:
-        ConfigError: ``spec`` cannot run under ``protocol`` (:func:`hgbench.config.check_compatible`).
-        DatasetError, ValueError: the dataset cannot be built.
+        DeviceError: the device does not exist or cannot run the protocol's precision
+            (before any work).
+        ConfigError: the variant cannot be trained under the protocol.
+        CheckpointError: the run's checkpoint is unreadable or belongs to another run.
+        ValueError: a run without a step (``epochs`` or ``steps_per_epoch`` 0, a split
+            smaller than a batch); DatasetError: the dataset cannot be built.
+        TrainingInterrupted: SIGTERM, SIGUSR1 or SIGINT arrived; a checkpoint was saved.
     """
-    check_compatible(spec, protocol)  # ConfigError before any work
-    out_dir = run_dir(Path(results_dir), dataset, protocol.name, spec.name)
+    wall_start = time.perf_counter()
+    check_compatible = getattr(hgbench.config, "check_compatible", None)
+    if check_compatible is not None:
+        check_compatible(spec, protocol)
+    dev = check_device(device, protocol)
+    out_dir = run_folder(spec, protocol, dataset, results_dir)
+    ckpt_path = out_dir / CHECKPOINT
     if not force:
         done = completed_record(out_dir)
         if done is not None:
-            return {**done, "skipped": True}
+            return done.model_copy(update={"skipped": True})
 
-    run_protocol = protocol.with_overrides(spec.optimizer, spec.batch_size)
-    p = run_protocol
+    p = protocol.with_overrides(spec.optimizer, spec.batch_size)
     torch.manual_seed(p.seed)
     data_kw = dict(input_size=p.input_size, output_size=p.output_size, sigma=p.heatmap_sigma, sigma_occluded=p.heatmap_sigma_occluded)
     train_set = make_dataset(dataset, data_root, "train", augmentation=p.augmentation, **data_kw)
     val_set = _validation_set(p, dataset, data_root, **data_kw)
     keypoints = train_set.keypoints
+    steps_per_epoch = p.steps_per_epoch or len(train_set) // p.batch_size
+    total = p.epochs * steps_per_epoch
+    if total < 1:
+        raise ValueError(f"protocol {p.name}: {p.epochs} epoch(s) of {steps_per_epoch} step(s) is no training "
+                         f"(training split {len(train_set)} samples, batch_size {p.batch_size}); set epochs and steps_per_epoch >= 1")
+    positions = TrainSampler(len(train_set), p.batch_size, p.seed)  # a split smaller than a batch fails here, before work
 
-    model = create_model(spec, keypoints.num_joints, input_size=p.input_size)
-    optimizer = build_optimizer(p.optimizer, model.parameters())
-    scheduler = None
-    if p.schedule.type == "step":
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(p.schedule.milestones), p.schedule.gamma)
-    elif p.schedule.type == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=p.schedule.gamma, patience=p.schedule.patience, min_lr=p.schedule.min_lr
-        )
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model = prepare_model(create_model(spec, keypoints.num_joints, input_size=p.input_size), dev, p.channels_last)
+    optimizer = build_optimizer(p.optimizer, model.parameters(), dev.type)
+    scheduler = build_scheduler(p.schedule, optimizer)
+    train_step = TrainStep(model, optimizer, spec.supervision, dev, p.precision, p.channels_last, p.compile)
+    identity = {"variant": spec.name, "spec": dataclasses.asdict(spec), "protocol_name": protocol.name,
+                "protocol": dataclasses.asdict(p), "dataset": dataset}
 
-    history: list[dict] = []
-    start_epoch, train_time, pretrain_info = 0, 0.0, None
-    ckpt_path = out_dir / CHECKPOINT
-    if ckpt_path.is_file() and not force:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ckpt.get("protocol") == dataclasses.asdict(p) and ckpt.get("variant") == spec.name:
-            model.load_state_dict(ckpt["model_state"])
-            optimizer.load_state_dict(ckpt["optimizer_state"])
-            if scheduler is not None and ckpt.get("scheduler_state"):
-                scheduler.load_state_dict(ckpt["scheduler_state"])
-            start_epoch, history, train_time = ckpt["epoch"], ckpt["history"], ckpt["train_time_s"]
-            pretrain_info = ckpt.get("pretrain")
-            torch.set_rng_state(ckpt["rng_state"])
-    if spec.pretrain is not None and start_epoch == 0:
-        # phase 1 of a two-phase training (hgbench.train.pretrain); a resumed run already had it
-        from hgbench.train.pretrain import pretrain_autoencoder
+    state = _Progress()
+    resumed = False
+    for stale in out_dir.glob(f".{CHECKPOINT}.*.tmp") if is_writer() else ():
+        stale.unlink(missing_ok=True)  # the temporary file of a write that was killed (atomic_write_bytes)
+    if force:
+        _set_aside(out_dir)
+    elif ckpt_path.is_file():
+        ckpt = read_checkpoint(ckpt_path)
+        check_resumable(ckpt, ckpt_path, identity)
+        model.load_state_dict(ckpt["model_state"])
+        optimizer.load_state_dict(ckpt["optimizer_state"])
+        if scheduler is not None:
+            scheduler.load_state_dict(ckpt["scheduler_state"])
+        train_step.scaler.load_state_dict(ckpt["scaler_state"])
+        state = _Progress(step=ckpt["step"], history=ckpt["history"], train_time_s=ckpt["train_time_s"],
+                          wall_time_s=ckpt["wall_time_s"], data_wait_s=ckpt["data_wait_s"], pretrain=ckpt["pretrain"],
+                          epoch_loss_sum=ckpt["epoch_loss_sum"], sessions=ckpt["sessions"])
+        restore_rng(ckpt["rng"])
+        resumed = True
+    state.epoch_loss_sum = (state.epoch_loss_sum if state.epoch_loss_sum is not None else torch.zeros((), dtype=torch.float64)).to(dev)
+    wall_before = state.wall_time_s
+    session = {"device": device_label(dev), "start_step": state.step, "end_step": state.step, "train_time_s": 0.0}
+    state.sessions = [*state.sessions, session]
+    writer = is_writer()
+    emit = progress if (progress is not None and writer) else (lambda event, info: None)
 
-        pretrain_info = pretrain_autoencoder(model, train_set, spec.pretrain, p, progress)
+    def save(reason: str) -> None:
+        state.wall_time_s = wall_before + time.perf_counter() - wall_start
+        session["end_step"] = state.step
+        if writer:
+            save_checkpoint(ckpt_path, {
+                **identity, "protocol_hash": protocol_hash(protocol), "spec_hash": spec_hash(spec), "num_joints": keypoints.num_joints,
+                "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+                "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+                "scaler_state": train_step.scaler.state_dict(), "step": state.step,
+                "sampler": positions.position(state.step), "epoch": len(state.history),
+                "epoch_loss_sum": state.epoch_loss_sum.detach().cpu(), "history": state.history,
+                "train_time_s": state.train_time_s, "wall_time_s": state.wall_time_s, "data_wait_s": state.data_wait_s,
+                "pretrain": state.pretrain, "sessions": state.sessions, "rng": capture_rng(),
+            })
+            emit("checkpoint", {"step": state.step, "reason": reason, "path": str(ckpt_path)})
 
-    generator = torch.Generator().manual_seed(p.seed + start_epoch)
-    loader = DataLoader(train_set, batch_size=p.batch_size, shuffle=True, drop_last=True, num_workers=p.num_workers, generator=generator)
-    steps_per_epoch = p.steps_per_epoch or len(loader)
-    if progress:
-        progress("start", {"total_steps": p.epochs * steps_per_epoch, "done_steps": start_epoch * steps_per_epoch})
+    emit("start", {"variant": spec.name, "total_steps": total, "done_steps": state.step, "epochs": p.epochs,
+                   "device": device_label(dev), "precision": p.precision, "resumed": resumed})
+    with _StopSignals() as stop:
+        if spec.pretrain is not None and state.pretrain is None:
+            # phase 1 of a two-phase training (hgbench.train.pretrain); a resumed run already had it
+            from hgbench.train.pretrain import pretrain_autoencoder
 
-    wall_start = time.perf_counter()
-    batches = endless_batches(loader)
-    for epoch in range(start_epoch, p.epochs):
-        model.train()
-        t0 = time.perf_counter()
-        losses = []
-        for _ in range(steps_per_epoch):
-            batch = next(batches)
-            outputs = model(batch["image"])
-            loss = stacked_loss(outputs, batch["heatmaps"], batch["target_weight"], spec.supervision)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            if progress:
-                progress("step", {"loss": losses[-1]})
-        train_time += time.perf_counter() - t0
+            state.pretrain = pretrain_autoencoder(model, train_set, spec.pretrain, p, emit, device=dev,
+                                                  should_stop=lambda: stop.received is not None)
+            if state.pretrain is None:
+                raise TrainingInterrupted(spec.name, stop.received, state.step, total, None)
 
-        entry = {"epoch": epoch + 1, "steps": (epoch + 1) * steps_per_epoch, "train_loss": float(np.mean(losses)), "lr": _lr(optimizer)}
-        if (epoch + 1) % p.val_every == 0 or epoch + 1 == p.epochs:
-            result = evaluate_pck(model, val_set, threshold=None, batch_size=max(p.batch_size, 8), supervision=spec.supervision,
-                                  skips=spec.eval_skips, flip_test=p.flip_test)
-            entry["val"] = result.to_dict()
-            if progress:
-                progress("validate", {"epoch": epoch + 1, "mean": result.mean})
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and math.isfinite(result.mean):
-                scheduler.step(result.mean)
-        if isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR):
-            scheduler.step()
-        history.append(entry)
-        _save_checkpoint(ckpt_path, spec, p, dataset, keypoints.num_joints, model, optimizer, scheduler, epoch + 1, history, train_time, pretrain_info)
+        sampler = TrainSampler(len(train_set), p.batch_size, p.seed, start=state.step, num_batches=total - state.step)
+        batches = iter(make_train_loader(train_set, sampler, p.num_workers, pin_memory=dev.type == "cuda"))
+        segment = last_ckpt = time.perf_counter()  # training time runs in segments between checkpoints and validations
+        window_steps, window_wait, window_time = 0, 0.0, 0.0
+        window_loss = torch.zeros((), dtype=torch.float64, device=dev)
 
-    last_val = next((h["val"] for h in reversed(history) if "val" in h), None)
-    body = {
-        "variant": spec.name,
-        "spec": dataclasses.asdict(spec),
-        "protocol": p.name,
-        "protocol_settings": dataclasses.asdict(p),
-        "overrides": spec.overrides,
-        "dataset": dataset,
-        "data_root": str(data_root) if data_root else None,
-        "split": {"train": len(train_set), "val": len(val_set)},
-        "keypoints": keypoints.name,
-        "num_joints": keypoints.num_joints,
-        "parameters": count_parameters(model),
-        "train_time_s": train_time,
-        "wall_time_s": time.perf_counter() - wall_start,
-        "epochs": p.epochs,
-        "steps": p.epochs * steps_per_epoch,
-        "history": history,
-        "pretrain": pretrain_info,
-        "final": last_val,
-        "checkpoint": str(ckpt_path),
-        "complete": True,
-        "provenance": collect_provenance(),
-    }
+        def close_segment() -> None:
+            nonlocal segment, window_time
+            now = time.perf_counter()
+            state.train_time_s += now - segment
+            session["train_time_s"] += now - segment
+            window_time += now - segment
+            segment = now
+
+        def log(epoch: int) -> None:
+            nonlocal window_steps, window_wait, window_time
+            loss = float(window_loss) / window_steps  # the only read of a device value between epochs
+            close_segment()
+            rate = (state.step - session["start_step"]) / session["train_time_s"] if session["train_time_s"] > 0 else 0.0
+            emit("log", {"variant": spec.name, "epoch": epoch + 1, "epochs": p.epochs, "step": state.step, "total_steps": total,
+                         "loss": loss, "samples_per_s": window_steps * p.batch_size / max(window_time, 1e-9),
+                         "data_wait": min(window_wait / max(window_time, 1e-9), 1.0),
+                         "eta_s": (total - state.step) / rate if rate > 0 else None, "lr": _lr(optimizer)})
+            window_loss.zero_()
+            window_steps, window_wait, window_time = 0, 0.0, 0.0
+
+        while len(state.history) < p.epochs:
+            epoch = len(state.history)
+            epoch_end = (epoch + 1) * steps_per_epoch
+            model.train()
+            segment = time.perf_counter()
+            while state.step < epoch_end and stop.received is None:
+                t0 = time.perf_counter()
+                batch = next(batches)
+                wait = time.perf_counter() - t0
+                loss = train_step(batch)
+                state.epoch_loss_sum += loss
+                window_loss += loss
+                state.step += 1
+                window_steps += 1
+                state.data_wait_s += wait
+                window_wait += wait
+                emit("step", {"step": state.step})
+                now = time.perf_counter()
+                if window_steps >= log_every_steps or window_time + now - segment >= log_every_s:
+                    log(epoch)
+                by_steps = state.step % p.checkpoint_every_steps == 0
+                if (by_steps or now - last_ckpt >= 60 * p.checkpoint_every_min) and state.step < epoch_end:
+                    synchronize(dev)
+                    close_segment()
+                    save("steps" if by_steps else "minutes")
+                    segment = last_ckpt = time.perf_counter()
+            synchronize(dev)
+            close_segment()
+            if stop.received is not None:
+                save("signal")
+                raise TrainingInterrupted(spec.name, stop.received, state.step, total, ckpt_path)
+            if window_steps:
+                log(epoch)
+
+            entry = {"epoch": epoch + 1, "steps": state.step, "train_loss": float(state.epoch_loss_sum) / steps_per_epoch,
+                     "lr": _lr(optimizer)}
+            if (epoch + 1) % p.val_every == 0 or epoch + 1 == p.epochs:
+                result = evaluate_pck(model, val_set, threshold=None, batch_size=max(p.batch_size, 8), supervision=spec.supervision,
+                                      skips=spec.eval_skips, flip_test=p.flip_test)
+                entry["val"] = result.to_dict()
+                emit("validate", {"variant": spec.name, "epoch": epoch + 1, "epochs": p.epochs, "metric": result.metric,
+                                  "threshold": result.threshold, "mean": result.mean, "loss": result.loss})
+                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and math.isfinite(result.mean):
+                    scheduler.step(result.mean)
+            if isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR):
+                scheduler.step()
+            state.history = [*state.history, entry]
+            state.epoch_loss_sum.zero_()
+            save("epoch")
+            last_ckpt = time.perf_counter()
+
+    state.wall_time_s = wall_before + time.perf_counter() - wall_start
+    body = train_record_body(spec=spec, protocol=protocol, run_protocol=p, dataset=dataset, data_root=data_root,
+                             split={"train": len(train_set), "val": len(val_set)}, keypoints=keypoints,
+                             parameters=count_parameters(model), progress=state, steps_per_epoch=steps_per_epoch, device=dev,
+                             checkpoint=ckpt_path)
+    emit("done", {"variant": spec.name, "train_time_s": state.train_time_s, "samples_per_s": body["samples_per_s"]})
+    if not writer:
+        return body
     return write_record(out_dir / RECORD, "train", body)
-
-
-def _save_checkpoint(path, spec, protocol, dataset, num_joints, model, optimizer, scheduler, epoch, history, train_time, pretrain=None):
-    state = {
-        "variant": spec.name,
-        "spec": dataclasses.asdict(spec),
-        "protocol": dataclasses.asdict(protocol),
-        "dataset": dataset,
-        "num_joints": num_joints,
-        "model_state": model.state_dict(),
-        "optimizer_state": optimizer.state_dict(),
-        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-        "epoch": epoch,
-        "history": history,
-        "train_time_s": train_time,
-        "rng_state": torch.get_rng_state(),
-        "pretrain": pretrain,
-    }
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the network stored in a checkpoint (from the spec saved in it, so it loads
-    even if the registry changed) and return ``(model in eval mode, checkpoint dict)``.
-
-    Raises:
-        FileNotFoundError: no such file. ValueError: not an hgbench checkpoint.
-    """
-    from hgbench.config import from_dict
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "spec" not in ckpt or "model_state" not in ckpt:
-        raise ValueError(f"{path}: not an hgbench checkpoint (fields 'spec' and 'model_state' missing)")
-    spec = from_dict(VariantSpec, ckpt["spec"], path)
-    model = create_model(spec, ckpt["num_joints"], input_size=(ckpt.get("protocol") or {}).get("input_size"))
-    model.load_state_dict(ckpt["model_state"])
-    model.eval()
-    return model, ckpt

@@ -24,13 +24,11 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
-from hgbench.data.base import endless_batches
+from hgbench.config import PretrainConfig, Protocol
 from hgbench.models.autoencoder import BottleneckAutoencoder
-from hgbench.config import Protocol
 from hgbench.train.optim import build_optimizer
-from hgbench.config import PretrainConfig
+from hgbench.train.sampler import PRETRAIN_STREAM, TrainSampler, make_train_loader
 
 
 class _Stop(Exception):
@@ -87,62 +85,81 @@ def pretrain_autoencoder(
     config: PretrainConfig,
     protocol: Protocol,
     progress: Callable[[str, dict], None] | None = None,
-) -> dict:
+    device: torch.device | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict | None:
     """Train the bottleneck autoencoder(s) of ``model`` alone (phase 1, see the module
     docstring); every other weight and buffer is left as it is.
+
+    Runs on ``device`` (default: where the model is), in fp32, through the training data
+    pipeline (:mod:`hgbench.train.sampler`, its own seed stream, the protocol's workers), and
+    reads the loss from the device once per epoch. Phase 1 is not checkpointed: a run
+    interrupted during it starts it again.
+
+    Args:
+        progress: called as ``progress("pretrain", {"step", "total_steps"})`` after each step.
+        should_stop: polled after each step; when it returns True, phase 1 stops and None is
+            returned.
 
     Returns:
         Phase-1 record: ``epochs``, ``steps_per_epoch``, ``steps``, ``batch_size``,
         ``optimizer``, ``lr_final``, ``noise_std``, ``loss_first``/``loss_final`` (noisy
-        training MSE of the first step and mean of the last epoch), ``time_s``.
+        training MSE of the first step and mean of the last epoch), ``time_s``; None when
+        stopped by ``should_stop``.
 
     Raises:
-        ValueError: ``model`` has no bottleneck autoencoder.
+        ValueError: ``model`` has no bottleneck autoencoder, or phase 1 has no step.
     """
     aes = autoencoders(model)
     if not aes:
         raise ValueError("pretrain: the network has no bottleneck autoencoder (architecture.bottleneck: autoencoder)")
+    device = device if device is not None else next(model.parameters()).device
     epochs = config.epochs if config.epochs is not None else protocol.epochs
     batch_size = config.batch_size or protocol.batch_size
-    generator = torch.Generator().manual_seed(protocol.seed)
-    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=protocol.num_workers, generator=generator)
-    steps_per_epoch = config.steps_per_epoch or protocol.steps_per_epoch or len(loader)
+    steps_per_epoch = config.steps_per_epoch or protocol.steps_per_epoch or len(train_set) // batch_size
+    total = epochs * steps_per_epoch
+    if total < 1:
+        raise ValueError(f"pretrain: {epochs} epoch(s) of {steps_per_epoch} step(s) is no training; set pretrain.epochs and steps_per_epoch >= 1")
+    sampler = TrainSampler(len(train_set), batch_size, protocol.seed, num_batches=total, stream=PRETRAIN_STREAM)
+    loader = make_train_loader(train_set, sampler, protocol.num_workers, pin_memory=device.type == "cuda")
     params = [p for ae in aes for p in ae.parameters()]
-    optimizer = build_optimizer(config.optimizer, params)
+    optimizer = build_optimizer(config.optimizer, params, device.type)
     scheduler = None
     if config.lr_step_epochs > 0:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step_epochs, config.lr_gamma)
 
     t0 = time.perf_counter()
-    first, last_epoch = None, []
+    first, epoch_sum = None, torch.zeros((), dtype=torch.float64, device=device)
     for ae in aes:
         ae.train()
-    batches = endless_batches(loader)
+    batches = iter(loader)
     for epoch in range(epochs):
-        last_epoch = []
-        for _ in range(steps_per_epoch):
+        epoch_sum.zero_()
+        for i in range(steps_per_epoch):
             batch = next(batches)
-            feats = bottleneck_features(model, batch["image"])
+            feats = bottleneck_features(model, batch["image"].to(device, non_blocking=True))
             loss = reconstruction_loss(aes, feats, config.noise_std)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            value = float(loss.detach())
-            first = value if first is None else first
-            last_epoch.append(value)
+            epoch_sum += loss.detach()
+            first = float(loss.detach()) if first is None else first
+            step = epoch * steps_per_epoch + i + 1
             if progress:
-                progress("pretrain_step", {"epoch": epoch + 1, "loss": value})
+                progress("pretrain", {"step": step, "total_steps": total})
+            if should_stop is not None and should_stop():
+                return None
         if scheduler is not None:
             scheduler.step()
     return {
         "epochs": epochs,
         "steps_per_epoch": steps_per_epoch,
-        "steps": epochs * steps_per_epoch,
+        "steps": total,
         "batch_size": batch_size,
         "optimizer": config.optimizer.name,
         "lr_final": float(optimizer.param_groups[0]["lr"]),
         "noise_std": config.noise_std,
         "loss_first": first,
-        "loss_final": float(sum(last_epoch) / len(last_epoch)) if last_epoch else None,
+        "loss_final": float(epoch_sum) / steps_per_epoch,
         "time_s": time.perf_counter() - t0,
     }
