@@ -11,19 +11,20 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from hgbench.console import (
     DEBUG,
     console,
     download_display,
-    err_console,
     fail,
     print_comparison,
     print_data_check,
     print_downloads,
+    print_evaluation,
     print_profile,
     print_report,
+    print_run_statuses,
+    print_train_records,
     print_variants,
     progress_bar,
     say,
@@ -32,8 +33,6 @@ from hgbench.console import (
 from hgbench.data import DEFAULT_DATASET
 from hgbench.data.download import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from hgbench.paths import DEFAULT_RESULTS_DIR
-
-_user_errors, _fail, _progress = user_errors, fail, progress_bar  # the training commands' names, until they move
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, profile and compare stacked-hourglass pose networks.")
 ResultsOpt = typer.Option(DEFAULT_RESULTS_DIR, "--results", help="Results folder (records, checkpoints).")
@@ -65,45 +64,27 @@ def variants(
     print_variants(rows, num_joints, input_size)
 
 
-def _train_many(names: Optional[str], protocol: str, dataset: str, data_root: Optional[Path], results: Path, force: bool,
-                device: Optional[str] = None) -> list[dict]:
-    from hgbench.config import load_protocol
-    from hgbench.config import select_variants
-    from hgbench.train import TrainingInterrupted, check_device, train_variant
+def _train(plan, launcher: str = "local", gpus: Optional[str] = None, opts=None, wait: bool = False) -> None:
+    from hgbench.train import TrainingInterrupted
+    from hgbench.train.launch import run_local_gpus, run_slurm, train_local
     from hgbench.train.progress import TrainDisplay
 
-    with _user_errors():
-        proto = load_protocol(protocol)
-        specs = select_variants(names)
-        check_device(device, proto)
-    records = []
-    with TrainDisplay(console) as display:
-        for spec in specs:
-            try:
-                with _user_errors():
-                    rec = train_variant(spec, proto, dataset, data_root, results, force=force, progress=display.callback(spec.name),
-                                        device=device, log_every_s=display.log_every_s)
-            except TrainingInterrupted as e:
-                err_console.print(str(e), markup=False, highlight=False, soft_wrap=True)
-                raise typer.Exit(e.exit_code) from None
-            if rec.get("skipped"):
-                display.skipped(spec.name, rec)
-            records.append(rec)
-    return records
-
-
-def _print_runs(records: list[dict]) -> None:
-    table = Table(title="training runs")
-    for col in ("variant", "dataset", "protocol", "training time (min)", "validation accuracy, Mean (%)", "record"):
-        table.add_column(col)
-    labels = {"pck": "PCK", "pckh": "PCKh", "pck_heatmap": "PCK (heatmap/10)"}
-    for r in records:
-        final = r.get("final") or {}
-        mean = final.get("mean")
-        metric = f"{labels.get(final.get('metric', 'pck'), final.get('metric'))}@{final.get('threshold', 0.2):g}"
-        table.add_row(r["variant"], r["dataset"], r["protocol"], f"{r['train_time_s'] / 60:.2f}",
-                      "—" if mean is None else f"{metric} {mean:.1f}", r.get("_path", ""))
-    console.print(table)
+    if launcher == "slurm" or gpus is not None:
+        with user_errors():
+            statuses, ok = run_slurm(plan, opts, wait, say) if launcher == "slurm" else run_local_gpus(plan, gpus, say)
+        if statuses:
+            print_run_statuses(statuses)
+        if not ok:
+            raise typer.Exit(1)
+        return
+    try:
+        with TrainDisplay(console) as display, user_errors():
+            runs = train_local(plan, display)
+    except TrainingInterrupted as e:
+        fail(str(e), code=e.exit_code)
+    print_train_records(runs.records)
+    if runs.failed:
+        fail("; ".join(f"{variant}: {why}" for variant, why in runs.failed), code=1)
 
 
 @app.command("train-all")
@@ -130,102 +111,15 @@ def train_all(
     wait: bool = typer.Option(False, "--wait", help="Slurm: block until every job ends; exit 1 unless every run is complete."),
 ) -> None:
     """Train every registered variant (or a selection) under one protocol: here, one per GPU, or on a Slurm cluster."""
-    from hgbench.train.launch import check_launcher, slurm_options
+    from hgbench.train.launch import check_launcher, plan_training, slurm_options
 
-    slurm = {"--slurm-partition": slurm_partition, "--slurm-gpus-per-job": slurm_gpus_per_job, "--slurm-cpus-per-task": slurm_cpus_per_task,
-             "--slurm-time": slurm_time, "--slurm-array-parallelism": slurm_array_parallelism, "--slurm-account": slurm_account,
-             "--slurm-qos": slurm_qos, "--wait": wait or None}
-    with _user_errors():
-        check_launcher(launcher, gpus, slurm)
-    if launcher == "slurm":
-        opts = slurm_options(device, partition=slurm_partition, gpus_per_job=slurm_gpus_per_job, cpus_per_task=slurm_cpus_per_task,
-                             time_min=slurm_time, array_parallelism=slurm_array_parallelism, account=slurm_account, qos=slurm_qos)
-        _train_slurm(variants_, protocol, dataset, data_root, results, force, device, opts, wait)
-    elif gpus is not None:
-        _train_gpus(variants_, protocol, dataset, data_root, results, force, device, gpus)
-    else:
-        _print_runs(_train_many(variants_, protocol, dataset, data_root, results, force, device))
-
-
-def _train_slurm(names: Optional[str], protocol: str, dataset: str, data_root: Optional[Path], results: Path, force: bool,
-                 device: Optional[str], opts, wait: bool) -> None:
-    from hgbench.config import load_protocol, select_variants
-    from hgbench.train.launch import submit_slurm, wait_slurm
-    from hgbench.train.status import run_statuses
-
-    with _user_errors():
-        proto = load_protocol(protocol)
-        specs = select_variants(names)
-        launched, skipped = submit_slurm(specs, proto, dataset, data_root, results, opts, device=device, force=force)
-    for s in skipped:
-        console.print(f"{s.variant}: not submitted, {s.reason}", markup=False, highlight=False)
-    for x in launched:
-        console.print(f"{x.variant}: Slurm job {x.job_id}, log {x.stdout}", markup=False, highlight=False)
-    if not launched:
-        return
-    array = launched[0].job_id.split("_")[0]
-    if not wait:
-        console.print(f"submitted {len(launched)} job(s) as array {array}; follow them with: hgbench runs --results {results}  "
-                      f"(or squeue -j {array}; tail -f {launched[0].stdout})", markup=False, highlight=False)
-        return
-    try:
-        wait_slurm(launched, on_change=lambda x, state, reason: console.print(
-            f"{x.variant}: job {x.job_id} {state}" + (f" ({reason})" if reason and reason != "None" else ""), markup=False,
-            highlight=False))
-    except KeyboardInterrupt:
-        err_console.print(f"stopped waiting; the jobs go on (hgbench runs --results {results}, scancel {array} to stop them)",
-                          markup=False, highlight=False)
-        raise typer.Exit(130) from None
-    folders = {x.folder for x in launched}
-    statuses = [s for s in run_statuses(results) if s.folder in folders]
-    _print_run_statuses(statuses)
-    if any(s.state != "complete" for s in statuses):
-        raise typer.Exit(1)
-
-
-def _train_gpus(names: Optional[str], protocol: str, dataset: str, data_root: Optional[Path], results: Path, force: bool,
-                device: Optional[str], gpus: str) -> None:
-    from hgbench.config import load_protocol, select_variants
-    from hgbench.train.launch import parse_gpus, train_local_gpus
-    from hgbench.train.status import run_statuses
-
-    with _user_errors():
-        gpu_list = parse_gpus(gpus)
-        proto = load_protocol(protocol)
-        specs = select_variants(names)
-
-    def on_event(event: str, o) -> None:
-        what = "started" if event == "start" else ("complete" if o.exit_code == 0 else f"ended with exit status {o.exit_code}")
-        console.print(f"{o.variant} on GPU {o.gpu}: {what} (log {o.log})", markup=False, highlight=False)
-
-    outcomes = train_local_gpus(specs, proto, protocol, dataset, data_root, results, gpu_list, device=device, force=force,
-                                on_event=on_event)
-    folders = {o.folder for o in outcomes}
-    statuses = [s for s in run_statuses(results) if s.folder in folders]
-    _print_run_statuses(statuses)
-    if any(s.state != "complete" for s in statuses) or len(outcomes) < len(specs):
-        raise typer.Exit(1)
-
-
-def _print_run_statuses(statuses) -> None:
-    from datetime import datetime, timezone
-
-    table = Table(title="training runs")
-    for col in ("variant", "dataset", "protocol", "state", "detail", "step", "checkpoint (UTC)", "job", "log"):
-        table.add_column(col)
-    style = {"complete": "green", "running": "cyan", "queued": "blue", "interrupted": "yellow", "failed": "red"}
-    now = datetime.now(timezone.utc)
-    for s in statuses:
-        step = "—" if s.step is None else (f"{s.step}/{s.total_steps}" if s.total_steps else str(s.step))
-        when = "—" if s.checkpoint_time is None else (
-            f"{s.checkpoint_time:%Y-%m-%d %H:%M:%S} ({(now - s.checkpoint_time).total_seconds() / 60:.0f} min ago)")
-        table.add_row(s.variant, s.dataset, s.protocol, f"[{style[s.state]}]{s.state}[/]", s.detail, step, when,
-                      s.job_id or "—", str(s.log) if s.log else "—")
-    console.print(table)
-    for s in statuses:
-        if s.state == "failed" and s.error_tail:
-            console.print(f"[red]{s.variant}[/] ({s.error_log}, last lines):")
-            console.print("\n".join("    " + line for line in s.error_tail), markup=False, highlight=False)
+    slurm = {"partition": slurm_partition, "gpus_per_job": slurm_gpus_per_job, "cpus_per_task": slurm_cpus_per_task,
+             "time_min": slurm_time, "array_parallelism": slurm_array_parallelism, "account": slurm_account, "qos": slurm_qos}
+    with user_errors():
+        check_launcher(launcher, gpus, {"--slurm-" + k.replace("_", "-"): v for k, v in slurm.items()} | {"--wait": wait or None})
+        plan = plan_training(variants_, protocol, dataset, data_root, results, device, force, here=launcher == "local")
+        opts = slurm_options(device, **slurm) if launcher == "slurm" else None
+    _train(plan, launcher, gpus, opts, wait)
 
 
 @app.command()
@@ -235,10 +129,7 @@ def runs(results: Path = ResultsOpt) -> None:
     from hgbench.train.status import run_statuses
 
     statuses = run_statuses(results)
-    if not statuses:
-        console.print(f"no training run under {results}/runs")
-        return
-    _print_run_statuses(statuses)
+    print_run_statuses(statuses) if statuses else say(f"no training run under {results}/runs")
 
 
 @app.command()
@@ -251,8 +142,12 @@ def train(
     force: bool = typer.Option(False, help="Retrain even if the run is complete."),
     device: Optional[str] = DeviceOpt,
 ) -> None:
-    """Train one variant under a protocol."""
-    _print_runs(_train_many(variant, protocol, dataset, data_root, results, force, device))
+    """Train one variant under a protocol (under torchrun or srun: data parallel over the processes)."""
+    from hgbench.train.launch import plan_training
+
+    with user_errors():
+        plan = plan_training(variant, protocol, dataset, data_root, results, device, force)
+    _train(plan)
 
 
 @app.command()
@@ -269,56 +164,15 @@ def evaluate(
         False, "--skip-bad-samples", help="Leave out missing or corrupt images (counted and reported) instead of stopping with an error."),
     device: Optional[str] = DeviceOpt,
 ) -> None:
-    """Evaluate a checkpoint on a split: per-joint accuracy (the dataset's metric; visible vs
+    """Evaluate a checkpoint on a split: per-joint accuracy with 95 % intervals (the dataset's metric; visible vs
     occluded joints where it has a visibility flag), written as an eval record beside it."""
-    import dataclasses
+    from hgbench.train.evaluation import evaluate_checkpoint
 
-    from hgbench.data import make_dataset
-    from hgbench.accuracy.evaluate import evaluate_pck
-    from hgbench.records import write_record
-    from hgbench.train import load_checkpoint, resolve_device
-
-    with _user_errors():
-        model, ckpt = load_checkpoint(checkpoint, device=resolve_device(device))
-        name = dataset or ckpt["dataset"]
-        p = ckpt["protocol"]
-        ds = make_dataset(name, data_root, split, input_size=p["input_size"], output_size=p["output_size"], sigma=p["heatmap_sigma"],
-                          sigma_occluded=p.get("heatmap_sigma_occluded"), bad_samples="skip" if skip_bad_samples else "error")
-        if ds.keypoints.num_joints != ckpt["num_joints"]:
-            _fail(f"{checkpoint}: the model has {ckpt['num_joints']} joints, dataset {name!r} has {ds.keypoints.num_joints}")
-    flip_test = p.get("flip_test", True) if flip is None else flip
-    with _progress() as progress, _user_errors():
-        task = progress.add_task(f"evaluate {ckpt['variant']}", total=len(ds), status="")
-        result = evaluate_pck(model, ds, threshold=threshold, progress=lambda n: progress.update(task, advance=n),
-                              supervision=ckpt["spec"]["supervision"], skips=ckpt["spec"].get("eval_skips", True), flip_test=flip_test)
-    label = {"pck": "PCK", "pckh": "PCKh", "pck_heatmap": "PCK (heatmap/10)"}.get(result.metric, result.metric)
-    flip_note = "flip test" if result.flip_test else "no flip test"
-    table = Table(title=f"{ckpt['variant']} on {name}/{split}: {label}@{result.threshold:g} (%), {len(ds)} persons, {flip_note}")
-    table.add_column("joints")
-    for g in result.groups:
-        table.add_column(g)
-    table.add_column("Mean")
-    table.add_row("all", *[f"{v:.1f}" for v in result.groups.values()], f"{result.mean:.1f}")
-    for kind, groups, mean, counts in (("visible", result.groups_visible, result.mean_visible, result.counts_visible),
-                                       ("occluded", result.groups_occluded, result.mean_occluded, result.counts_occluded)):
-        if groups is not None:
-            table.add_row(f"{kind} (n={sum(counts.values())})", *[f"{v:.1f}" for v in groups.values()], f"{mean:.1f}")
-    console.print(table)
-    if result.num_skipped:
-        console.print(f"[bold yellow]skipped {result.num_skipped} sample(s) with {len(result.skipped)} unreadable image(s)[/] "
-                      "(--skip-bad-samples): " + "; ".join(f"{f} ({why})" for f, why in result.skipped[:5])
-                      + (" ..." if len(result.skipped) > 5 else ""))
-    if "mean_at_0.1" in result.extra:
-        console.print(f"Mean PCKh@0.1: {result.extra['mean_at_0.1']:.2f} %")
-    if "oks" in result.extra:
-        console.print("OKS on ground-truth boxes (pycocotools): " + ", ".join(f"{k} {v:.3f}" for k, v in result.extra["oks"].items()))
-    console.print(f"convention: {result.convention}")
-    from hgbench.records.provenance import collect_provenance
-
-    out = checkpoint.parent / f"eval-{name}-{split}.json"
-    write_record(out, "eval", {"variant": ckpt["variant"], "dataset": name, "split": split, "checkpoint": str(checkpoint),
-                               "result": dataclasses.asdict(result), "provenance": collect_provenance()})
-    console.print(f"record: {out}")
+    with progress_bar() as progress, user_errors():
+        task = progress.add_task(f"evaluate {checkpoint}", total=None, status="")
+        ev = evaluate_checkpoint(checkpoint, dataset, data_root, split, threshold, flip, skip_bad_samples, device,
+                                 progress=lambda done, total: progress.update(task, completed=done, total=total))
+    print_evaluation(ev)
 
 
 @app.command()

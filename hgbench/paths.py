@@ -10,7 +10,7 @@ Layout under a results folder (default ``results/``)::
     runs/<dataset>/<protocol>-<protocol hash>/<variant>-<spec hash>/
         train.json         the run record (written once the run is complete)
         checkpoint.pt      the training state (model, optimiser, RNG, position)
-        eval-<dataset>-<split>-<metric>@<threshold>[-noflip].json   eval records of its checkpoint
+        eval-<dataset>-<split>-<metric>-t<threshold>[-noflip].json   eval records of its checkpoint
     profile/<host>/<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>.json
     report/                the default output of ``hgbench report``
 
@@ -94,12 +94,12 @@ def run_dir(results_dir: Path, dataset: str, protocol: str, protocol_hash: str, 
 
 def eval_record_path(run_folder: Path, dataset: str, split: str, metric: str, threshold: float, flip_test: bool) -> Path:
     """The eval record of a run's checkpoint:
-    ``<run>/eval-<dataset>-<split>-<metric>@<threshold>[-noflip].json``.
+    ``<run>/eval-<dataset>-<split>-<metric>-t<threshold>[-noflip].json``.
 
     Raises:
         UnsafePathError: a dataset, split or metric name that is not a plain file name.
     """
-    stem = f"eval-{dataset}-{split}-{metric}@{threshold:g}{'' if flip_test else '-noflip'}"
+    stem = f"eval-{dataset}-{split}-{metric}-t{threshold:g}{'' if flip_test else '-noflip'}"
     return Path(run_folder) / f"{safe_component(stem, 'dataset or split name')}.json"
 
 
@@ -120,3 +120,29 @@ def is_inside(path: Path, root: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+def check_writable_folder(folder: Path, option: str = "--results") -> Path:
+    """Check, before any work, that ``folder`` is (or can be made) a writable folder: create it,
+    then create and remove a temporary file in it.
+
+    Raises:
+        NotADirectoryError: ``folder`` (or a parent) is a file; PermissionError / OSError: it cannot
+            be written (read-only, full); each message names ``option``, the folder and the fix.
+    """
+    import errno
+    import tempfile
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{option} {folder}: is a file, not a folder; pass a folder (it is created if missing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".hgbench-write-check-"):
+            pass
+    except FileExistsError:
+        raise NotADirectoryError(f"{option} {folder}: a parent is a file, not a folder; pass another folder") from None
+    except OSError as e:
+        what = "is full" if e.errno == errno.ENOSPC else "cannot be written"
+        raise OSError(e.errno, f"{option} {folder}: {what} ({e.strerror}); free space or pass a writable folder") from None
+    return folder

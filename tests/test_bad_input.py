@@ -116,7 +116,7 @@ def test_cli_evaluate_reports_skips_or_fails_naming_the_file(tmp_path):
     assert r.exit_code == 0, r.output
     assert "skipped 2" in out and "im0030.jpg (corrupt)" in out and "no flip test" in out
     assert "occluded" in out  # LSP's occlusion split
-    assert (tmp_path / "eval-lsp-val.json").is_file()
+    assert (tmp_path / "eval-lsp-val-pck-t0.2-noflip.json").is_file()
 
 
 def test_protocol_rejects_a_non_positive_occluded_sigma(tmp_path):

@@ -33,6 +33,7 @@ and from the run folder (record, checkpoint) and submitit's result file once it 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -640,3 +641,141 @@ def train_local_gpus(
         for t in threads:
             t.join()
     return done
+
+
+# --- local: one variant after another, in this process ------------------------------------------
+
+
+@dataclasses.dataclass
+class TrainPlan:
+    """A checked training request: what :func:`plan_training` returns and the launchers run."""
+
+    specs: list
+    protocol: Any
+    protocol_arg: str
+    dataset: str
+    data_root: Path | None
+    results: Path
+    force: bool
+    device: Any
+
+
+def plan_training(variants: str | None, protocol: str, dataset: str, data_root: str | Path | None, results: str | Path,
+                  device: str | None = None, force: bool = False, here: bool = True) -> TrainPlan:  # fmt: skip
+    """Check everything about a training request before any work: the protocol file, the
+    variants, every variant against the protocol (:func:`hgbench.config.check_compatible`, naming
+    the protocol's file), the device and precision (:func:`hgbench.train.device.check_device`)
+    and that ``results`` is a writable folder (:func:`hgbench.paths.check_writable_folder`).
+    With ``here`` False (a Slurm job trains elsewhere) a device left unset is not resolved on
+    this machine.
+
+    Raises:
+        ConfigError, KeyError, ValueError, OSError: the first problem, in one line naming the
+            file or option and the fix.
+    """
+    from hgbench.config import check_compatible, load_protocol, select_variants
+    from hgbench.paths import check_writable_folder, protocols_dir
+    from hgbench.train.device import check_device
+
+    proto = load_protocol(protocol)
+    source = str(protocol) if str(protocol).endswith((".yaml", ".yml")) else str(protocols_dir() / f"{protocol}.yaml")
+    specs = select_variants(variants)
+    for spec in specs:
+        check_compatible(spec, proto, source=source)
+    dev = check_device(device, proto) if here or device is not None else None
+    check_writable_folder(Path(results))
+    return TrainPlan(specs, proto, str(protocol), dataset, Path(data_root) if data_root else None, Path(results), force, dev)
+
+
+@dataclasses.dataclass
+class LocalRuns:
+    """What :func:`train_local` did: the records of the runs trained or found complete, and the
+    variants that failed for a fault of the machine (disk full, read-only), with the reason."""
+
+    records: list = dataclasses.field(default_factory=list)
+    failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+MACHINE_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+"""OSError numbers that end one run but not the others: the run keeps its last good checkpoint."""
+
+
+def train_local(plan: TrainPlan, display: Any = None) -> LocalRuns:
+    """Train ``plan``'s variants one after another in this process
+    (:func:`hgbench.train.train_variant`). A run that fails for a fault of the machine keeps its
+    last good checkpoint and the next variant is trained; a stop signal
+    (:class:`hgbench.train.loop.TrainingInterrupted`) ends them all.
+
+    ``display`` is a :class:`hgbench.train.progress.TrainDisplay` (or None: no progress).
+    """
+    from hgbench.train.loop import train_variant
+
+    out = LocalRuns()
+    for spec in plan.specs:
+        kw = {} if display is None else {"progress": display.callback(spec.name), "log_every_s": display.log_every_s}
+        try:
+            rec = train_variant(spec, plan.protocol, plan.dataset, plan.data_root, plan.results, force=plan.force,
+                                device=plan.device, **kw)  # fmt: skip
+        except OSError as e:
+            if e.errno not in MACHINE_FAULTS:
+                raise
+            out.failed.append((spec.name, f"{e.filename or plan.results}: {e.strerror}; its last good checkpoint is kept"))
+            continue
+        if display is not None and rec.get("skipped"):
+            display.skipped(spec.name, rec)
+        out.records.append(rec)
+    return out
+
+
+def run_slurm(plan: TrainPlan, opts: SlurmOptions, wait: bool, say: Callable[[str], None]) -> tuple[list, bool]:
+    """Submit ``plan`` as one Slurm job array (:func:`submit_slurm`) and, with ``wait``, follow
+    it to the end (:func:`wait_slurm`), telling ``say`` what happens.
+
+    Returns:
+        ``(statuses, ok)``: the runs' :class:`hgbench.train.status.RunStatus` after waiting (empty
+        without ``wait``), and whether every submitted run is complete (or, without ``wait``,
+        submitted).
+    """
+    from hgbench.train.status import run_statuses
+
+    launched, skipped = submit_slurm(plan.specs, plan.protocol, plan.dataset, plan.data_root, plan.results, opts,
+                                     device=None if plan.device is None else str(plan.device), force=plan.force)  # fmt: skip
+    for s in skipped:
+        say(f"{s.variant}: not submitted, {s.reason}")
+    for x in launched:
+        say(f"{x.variant}: Slurm job {x.job_id}, log {x.stdout}")
+    if not launched:
+        return [], True
+    array = launched[0].job_id.split("_")[0]
+    if not wait:
+        say(f"submitted {len(launched)} job(s) as array {array}; follow them with: hgbench runs --results {plan.results}  "
+            f"(or squeue -j {array}; tail -f {launched[0].stdout})")  # fmt: skip
+        return [], True
+    try:
+        wait_slurm(launched, on_change=lambda x, state, reason: say(
+            f"{x.variant}: job {x.job_id} {state}" + (f" ({reason})" if reason and reason != "None" else "")))
+    except KeyboardInterrupt:
+        say(f"stopped waiting; the jobs go on (hgbench runs --results {plan.results}, scancel {array} to stop them)")
+        raise
+    folders = {x.folder for x in launched}
+    statuses = [s for s in run_statuses(plan.results) if s.folder in folders]
+    return statuses, all(s.state == "complete" for s in statuses)
+
+
+def run_local_gpus(plan: TrainPlan, gpus: str, say: Callable[[str], None]) -> tuple[list, bool]:
+    """Train ``plan``'s variants one per GPU at once (:func:`train_local_gpus`), telling ``say``
+    when each starts and ends. Returns ``(statuses, every run complete)``."""
+    from hgbench.train.status import run_statuses
+
+    gpu_list = parse_gpus(gpus)
+
+    def on_event(event: str, o: LocalOutcome) -> None:
+        what = "started" if event == "start" else ("complete" if o.exit_code == 0 else f"ended with exit status {o.exit_code}")
+        say(f"{o.variant} on GPU {o.gpu}: {what} (log {o.log})")
+
+    outcomes = train_local_gpus(plan.specs, plan.protocol, plan.protocol_arg, plan.dataset, plan.data_root, plan.results,
+                                gpu_list, device=None if plan.device is None else str(plan.device), force=plan.force,
+                                on_event=on_event)  # fmt: skip
+    folders = {o.folder for o in outcomes}
+    statuses = [s for s in run_statuses(plan.results) if s.folder in folders]
+    return statuses, all(s.state == "complete" for s in statuses) and len(outcomes) == len(plan.specs)
