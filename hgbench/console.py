@@ -83,7 +83,9 @@ def print_variants(rows: list[dict], num_joints: int, input_size: int) -> None:
     table = Table(title=f"hgbench variants ({num_joints} joints, input {input_size}x{input_size})")
     cols = ("name", "stacks", "block", "features", "modules/level", "source", "overrides", "parameters", "GMACs")
     for col in cols:
-        table.add_column(col, justify="right" if col in ("stacks", "features", "modules/level", "parameters", "GMACs") else "left")
+        table.add_column(
+            col, justify="right" if col in ("stacks", "features", "modules/level", "parameters", "GMACs") else "left"
+        )
     for r in rows:
         table.add_row(r["name"], str(r["stacks"]), r["block"], str(r["features"]), str(r["modules"]), r["source"],
                       r["overrides"] or "-", f"{r['parameters']:,}", f"{r['gmacs']:.2f}")  # fmt: skip
@@ -101,12 +103,17 @@ def print_train_records(records: list) -> None:
         mean, ci = final.get("mean"), final.get("mean_ci")
         metric = f"{labels.get(final.get('metric', 'pck'), final.get('metric'))}@{final.get('threshold', 0.2):g}"
         acc = "—" if mean is None else f"{metric} {mean:.1f}" + (f" ({ci[0]:.1f}–{ci[1]:.1f})" if ci else "")
-        table.add_row(r["variant"], r["dataset"], r["protocol"], f"{r['train_time_s'] / 60:.2f}", acc, str(r.path or ""))
+        table.add_row(
+            r["variant"], r["dataset"], r["protocol"], f"{r['train_time_s'] / 60:.2f}", acc, str(r.path or "")
+        )
     console.print(table)
 
 
-def print_run_statuses(statuses: list) -> None:
-    """``hgbench runs``: each run's state, job, log, last step and checkpoint time."""
+def print_run_statuses(statuses: list, empty: str | None = "no training run") -> None:
+    """``hgbench runs``: each run's state, job, log, last step and checkpoint time (``empty``, if
+    any, when there is none)."""
+    if not statuses:
+        return None if empty is None else say(empty)
     table = Table(title="training runs")
     for col in ("variant", "dataset", "protocol", "state", "detail", "step", "checkpoint (UTC)", "job", "log"):
         table.add_column(col)
@@ -114,8 +121,13 @@ def print_run_statuses(statuses: list) -> None:
     now = datetime.now(timezone.utc)
     for s in statuses:
         step = "—" if s.step is None else (f"{s.step}/{s.total_steps}" if s.total_steps else str(s.step))
-        when = "—" if s.checkpoint_time is None else (
-            f"{s.checkpoint_time:%Y-%m-%d %H:%M:%S} ({(now - s.checkpoint_time).total_seconds() / 60:.0f} min ago)")
+        when = (
+            "—"
+            if s.checkpoint_time is None
+            else (
+                f"{s.checkpoint_time:%Y-%m-%d %H:%M:%S} ({(now - s.checkpoint_time).total_seconds() / 60:.0f} min ago)"
+            )
+        )
         table.add_row(s.variant, s.dataset, s.protocol, f"[{style[s.state]}]{s.state}[/]", s.detail, step, when,
                       s.job_id or "—", str(s.log) if s.log else "—")  # fmt: skip
     console.print(table)
@@ -130,7 +142,9 @@ def print_evaluation(ev) -> None:
     result, rec = ev.result, ev.record
     label = {"pck": "PCK", "pckh": "PCKh", "pck_heatmap": "PCK (heatmap/10)"}.get(result.metric, result.metric)
     flip_note = "flip test" if result.flip_test else "no flip test"
-    table = Table(title=f"{rec.variant} on {rec.dataset}/{rec.split}: {label}@{result.threshold:g} (%), {ev.persons} persons, {flip_note}")
+    table = Table(
+        title=f"{rec.variant} on {rec.dataset}/{rec.split}: {label}@{result.threshold:g} (%), {ev.persons} persons, {flip_note}"
+    )
     table.add_column("joints")
     for g in result.groups:
         table.add_column(g)
@@ -151,7 +165,10 @@ def print_evaluation(ev) -> None:
     if "mean_at_0.1" in result.extra:
         console.print(f"Mean PCKh@0.1: {result.extra['mean_at_0.1']:.2f} %")
     if "oks" in result.extra:
-        console.print("OKS on ground-truth boxes (pycocotools): " + ", ".join(f"{k} {v:.3f}" for k, v in result.extra["oks"].items()))
+        console.print(
+            "OKS on ground-truth boxes (pycocotools): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in result.extra["oks"].items())
+        )
     say(f"convention: {result.convention}")
     say(f"record: {rec.path}")
 
@@ -171,14 +188,19 @@ def print_profile(run, plan) -> None:
     table = Table(title=f"profile on {prov['hostname']}: {device} ({where}), {threads} thread{'' if threads == 1 else 's'}, "
                         f"input {plan.input_size}x{plan.input_size}; p50/p90/p99 per batch, GMACs per sample, "
                         "efficiency = roofline floor / p50")  # fmt: skip
-    for col in ("variant", "joints", "backend", "precision", "batch", "parameters", "GMACs", "p50 (ms)", "p90 (ms)",
-                "p99 (ms)", "p50 range over repetitions (%)", "throughput (samples/s)", "efficiency (%)", "numerics ok", "status"):  # fmt: skip
+    cols = ("variant", "joints", "backend", "precision", "batch", "parameters", "GMACs", "p50 (ms)", "p90 (ms)", "p99 (ms)",
+            "p50 range over repetitions (%)", "throughput (samples/s)", "efficiency (%)", "numerics ok", "status")  # fmt: skip
+    for col in cols:
         table.add_column(col, justify="left" if col in ("variant", "backend", "precision", "status") else "right")
     for body, _ in run.rows:
         lat = body["latency_ms"] or {}
         eff = (body["roofline"] or {}).get("efficiency")
         num = body["numerics"]
-        ok = "ref" if num is None and body["status"] == "ok" and body["backend"] == "eager" else ("—" if num is None else ("yes" if num.get("ok") else "NO"))
+        ok = (
+            "ref"
+            if num is None and body["status"] == "ok" and body["backend"] == "eager"
+            else ("—" if num is None else ("yes" if num.get("ok") else "NO"))
+        )
         flags = ("+tf32" if body["tf32"] else "") + ("+cl" if body["channels_last"] else "")
         gflops = body.get("gflops_flop_counter")
         table.add_row(body["variant"], str(body["num_joints"]), body["backend"], body["precision"] + flags, str(body["batch_size"]),
@@ -209,7 +231,9 @@ def print_report(rep, written: list, results: list) -> None:
     from hgbench.analysis.tables import skipped_by_reason
 
     front = rep.cost[rep.cost["pareto_optimal"]]
-    table = Table(title=f"Pareto-optimal rows (accuracy vs {header(rep.pareto_cost)}, per machine, dataset, batch size, input size)")
+    table = Table(
+        title=f"Pareto-optimal rows (accuracy vs {header(rep.pareto_cost)}, per machine, dataset, batch size, input size)"
+    )
     for col in ("host", "device", "dataset/split", "metric", "batch", "input (px)", "variant", "backend", "precision",
                 header("accuracy_pct"), header("latency_p50_ms")):  # fmt: skip
         table.add_column(col)
@@ -221,7 +245,9 @@ def print_report(rep, written: list, results: list) -> None:
     say(f"{rep.files} record files read from {', '.join(map(str, results))}: {len(rep.cost)} accuracy-vs-cost rows, "
         f"{len(rep.per_joint)} per-joint rows, {len(rep.failed)} failed measurements, {len(rep.skipped)} records skipped.")  # fmt: skip
     for _, r in rep.failed.iterrows():
-        say(f"failed measurement: {r['variant']} {r['backend']} {r['precision']} batch {r['batch_size']} on {r['host']}: {r['error']}")
+        say(
+            f"failed measurement: {r['variant']} {r['backend']} {r['precision']} batch {r['batch_size']} on {r['host']}: {r['error']}"
+        )
     for reason, paths in skipped_by_reason(rep.skipped):
         more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
         say(f"skipped {len(paths)} x {reason}: {', '.join(paths[:3])}{more}")

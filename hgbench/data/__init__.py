@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hgbench.config import Augmentation
 from hgbench.data.base import DatasetError, PoseAnnotation, PoseDataset
 from hgbench.data.keypoints import KEYPOINT_SETS, LSP, MPII, KeypointSet
-from hgbench.data.transforms import Augmentation
 
 DEFAULT_DATASET = "synthetic"
 DATASETS = ("synthetic", "lspet", "lsp", "coco", "mpii")
@@ -37,15 +37,19 @@ def make_dataset(name: str, root: str | Path | None, split: str, **kwargs) -> Po
         return LSPDataset(root, split=split, **kwargs)
     if name == "coco":
         if root is None:
-            raise ValueError("dataset 'coco' needs --data-root: a folder holding person_keypoints_*.json and images/ "
-                             "(or annotations/ with train2017/, val2017/)")
+            raise ValueError(
+                "dataset 'coco' needs --data-root: a folder holding person_keypoints_*.json and images/ "
+                "(or annotations/ with train2017/, val2017/)"
+            )
         from hgbench.data.coco import COCODataset
 
         return COCODataset(root, split=split, **kwargs)
     if name == "mpii":
         if root is None:
-            raise ValueError("dataset 'mpii' needs --data-root: a folder holding images/ and valid.h5/train.h5 "
-                             "(pose-hg-train) or annot/valid.json/train.json (PyTorch ports)")
+            raise ValueError(
+                "dataset 'mpii' needs --data-root: a folder holding images/ and valid.h5/train.h5 "
+                "(pose-hg-train) or annot/valid.json/train.json (PyTorch ports)"
+            )
         from hgbench.data.mpii import MPIIDataset
 
         return MPIIDataset(root, split=split, **kwargs)
@@ -53,6 +57,15 @@ def make_dataset(name: str, root: str | Path | None, split: str, **kwargs) -> Po
 
 
 __all__ = [
-    "DATASETS", "DEFAULT_DATASET", "Augmentation", "DatasetError", "KEYPOINT_SETS", "KeypointSet",
-    "LSP", "MPII", "PoseAnnotation", "PoseDataset", "make_dataset",
+    "DATASETS",
+    "DEFAULT_DATASET",
+    "Augmentation",
+    "DatasetError",
+    "KEYPOINT_SETS",
+    "KeypointSet",
+    "LSP",
+    "MPII",
+    "PoseAnnotation",
+    "PoseDataset",
+    "make_dataset",
 ]

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hgbench.config import Augmentation
 from hgbench.data.keypoints import KeypointSet
 from hgbench.data.transforms import (
-    Augmentation,
     apply_affine,
     crop_matrix,
     invert_affine,
@@ -29,7 +29,7 @@ from hgbench.data.transforms import (
 )
 
 
-def endless_batches(loader) -> "Iterator[dict]":
+def endless_batches(loader) -> Iterator[dict]:
     """Batches of ``loader`` forever, starting a new pass (a new shuffle) when one ends, so
     that an epoch of ``steps_per_epoch`` steps need not align with the dataset's length."""
     while True:
@@ -65,7 +65,9 @@ def read_image(path: str | Path) -> np.ndarray:
         raise DatasetError(f"{path}: image missing (not found); {fix}")
     with open(path, "rb") as f:
         head = f.read(8)
-    is_jpeg = head.startswith(b"\xff\xd8")  # JPEG Start-Of-Image marker (ITU-T T.81 B.2.1); decode by content, not by name
+    is_jpeg = head.startswith(
+        b"\xff\xd8"
+    )  # JPEG Start-Of-Image marker (ITU-T T.81 B.2.1); decode by content, not by name
     if is_jpeg and not _jpeg_has_end_marker(path):
         raise DatasetError(f"{path}: truncated JPEG (no End-Of-Image marker); {fix}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -169,8 +171,13 @@ class PoseDataset(Dataset):
     metric: Literal["pck", "pckh", "pck_heatmap"] = "pck"
 
     def __init__(
-        self, input_size: int = 256, output_size: int = 64, sigma: float = 1.0, augmentation: Augmentation | None = None,
-        sigma_occluded: float | None = None, bad_samples: str = "error",
+        self,
+        input_size: int = 256,
+        output_size: int = 64,
+        sigma: float = 1.0,
+        augmentation: Augmentation | None = None,
+        sigma_occluded: float | None = None,
+        bad_samples: str = "error",
     ):
         if bad_samples not in BAD_SAMPLES:
             raise ValueError(f"bad_samples must be one of {BAD_SAMPLES}, got {bad_samples!r}")

@@ -152,8 +152,10 @@ def read_coco_keypoints(path: str | Path):
     for key in ("images", "annotations"):
         if not isinstance(data.get(key), list):
             what = "missing" if key not in data else f"a {type(data[key]).__name__}, not a list"
-            raise DatasetError(f"{path}: field {key!r} is {what}; {_FIX} (fields 'images', 'annotations', 'categories'). "
-                               "An image_info_*.json (test split) has no annotations and cannot be scored.")
+            raise DatasetError(
+                f"{path}: field {key!r} is {what}; {_FIX} (fields 'images', 'annotations', 'categories'). "
+                "An image_info_*.json (test split) has no annotations and cannot be scored."
+            )
     image_ids = set()
     for i, img in enumerate(data["images"]):
         for key in ("id", "file_name", "width", "height"):
@@ -172,17 +174,23 @@ def read_coco_keypoints(path: str | Path):
         kp = ann["keypoints"]
         if not isinstance(kp, list) or len(kp) != 3 * NUM_KEYPOINTS or not all(_is_number(v) for v in kp):
             n = len(kp) if isinstance(kp, list) else type(kp).__name__
-            raise DatasetError(f"{where}: field 'keypoints' has {n} values; expected {3 * NUM_KEYPOINTS} numbers "
-                               f"(17 COCO keypoints as x, y, v). Use the person_keypoints_*.json files, not another layout.")
+            raise DatasetError(
+                f"{where}: field 'keypoints' has {n} values; expected {3 * NUM_KEYPOINTS} numbers "
+                f"(17 COCO keypoints as x, y, v). Use the person_keypoints_*.json files, not another layout."
+            )
         if any(v not in (0, 1, 2) for v in kp[2::3]):
-            raise DatasetError(f"{where}: field 'keypoints' has visibility flags {sorted(set(kp[2::3]))}; "
-                               "expected 0 (not labelled), 1 (labelled, not visible) or 2 (visible).")
+            raise DatasetError(
+                f"{where}: field 'keypoints' has visibility flags {sorted(set(kp[2::3]))}; "
+                "expected 0 (not labelled), 1 (labelled, not visible) or 2 (visible)."
+            )
         box = ann["bbox"]
         if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
             raise DatasetError(f"{where}: field 'bbox' is {box!r}; expected [x, y, width, height] in pixels.")
         if ann["image_id"] not in image_ids:
-            raise DatasetError(f"{where}: image_id {ann['image_id']} has no entry in 'images'; the file is "
-                               "incomplete, re-extract the annotation archive.")
+            raise DatasetError(
+                f"{where}: image_id {ann['image_id']} has no entry in 'images'; the file is "
+                "incomplete, re-extract the annotation archive."
+            )
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):
@@ -191,8 +199,10 @@ def read_coco_keypoints(path: str | Path):
 
 
 def _layouts_hint() -> str:
-    return ("person_keypoints_*.json with images/, or annotations/person_keypoints_{train,val}2017.json "
-            "with train2017/, val2017/ or images/{train,val}2017/")
+    return (
+        "person_keypoints_*.json with images/, or annotations/person_keypoints_{train,val}2017.json "
+        "with train2017/, val2017/ or images/{train,val}2017/"
+    )
 
 
 def find_annotation_file(root: Path, split: str) -> Path:
@@ -201,17 +211,24 @@ def find_annotation_file(root: Path, split: str) -> Path:
     Raises:
         DatasetError: none found, or several candidates and none named for ``split``.
     """
-    for candidate in (root / "annotations" / f"person_keypoints_{split}2017.json", root / f"person_keypoints_{split}2017.json"):
+    for candidate in (
+        root / "annotations" / f"person_keypoints_{split}2017.json",
+        root / f"person_keypoints_{split}2017.json",
+    ):
         if candidate.is_file():
             return candidate
     found = sorted(root.glob("person_keypoints_*.json"))
     if len(found) == 1:
         return found[0]
     if found:
-        raise DatasetError(f"{root}: several keypoints files ({', '.join(p.name for p in found)}) and none named "
-                           f"person_keypoints_{split}2017.json; pass the file to use (ann_file).")
-    raise DatasetError(f"{root}: no COCO keypoints file found. Expected {_layouts_hint()}; "
-                       "`hgbench data download coco --to DIR` fetches them.")
+        raise DatasetError(
+            f"{root}: several keypoints files ({', '.join(p.name for p in found)}) and none named "
+            f"person_keypoints_{split}2017.json; pass the file to use (ann_file)."
+        )
+    raise DatasetError(
+        f"{root}: no COCO keypoints file found. Expected {_layouts_hint()}; "
+        "`hgbench data download coco --to DIR` fetches them."
+    )
 
 
 def heatmap_normalizer_px(size_px: float, output_size: int, fraction: float = PCK_HEATMAP_FRACTION) -> float:
@@ -255,8 +272,14 @@ class COCODataset(PoseDataset):
     name = "coco"
     metric = "pck_heatmap"
 
-    def __init__(self, root: str | Path, split: str = "val", ann_file: str | Path | None = None,
-                 image_dir: str | Path | None = None, **kwargs):
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "val",
+        ann_file: str | Path | None = None,
+        image_dir: str | Path | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -277,11 +300,22 @@ class COCODataset(PoseDataset):
                 box = clean_box(ann["bbox"], img["width"], img["height"])
                 if box is None or ann["area"] <= 0 or max(box[2], box[3]) <= 0:
                     continue  # the common code drops these boxes (a zero-size box has no crop)
-                persons.append(COCOPerson(int(ann["id"]), int(image_id), str(img["file_name"]), kp,
-                                          np.asarray(ann["bbox"], np.float64), box, float(ann["area"])))
+                persons.append(
+                    COCOPerson(
+                        int(ann["id"]),
+                        int(image_id),
+                        str(img["file_name"]),
+                        kp,
+                        np.asarray(ann["bbox"], np.float64),
+                        box,
+                        float(ann["area"]),
+                    )
+                )
         if not persons:
-            raise DatasetError(f"{self.ann_file}: no person annotation with keypoints (category_id 1, iscrowd 0, "
-                               "num_keypoints > 0); use a person_keypoints_*.json file.")
+            raise DatasetError(
+                f"{self.ann_file}: no person annotation with keypoints (category_id 1, iscrowd 0, "
+                "num_keypoints > 0); use a person_keypoints_*.json file."
+            )
         self.image_dir = Path(image_dir) if image_dir is not None else self._find_image_dir(persons[0].file_name)
         self.persons: list[COCOPerson] = self.keep_readable(persons, lambda p: self.image_dir / p.file_name)
 
@@ -291,8 +325,10 @@ class COCODataset(PoseDataset):
             if (d / file_name).is_file():
                 return d
         tried = ", ".join(str(d) for d in candidates)
-        raise DatasetError(f"{self.ann_file}: image {file_name!r} (first in the file) is in none of {tried}; "
-                           "put the images there or pass image_dir.")
+        raise DatasetError(
+            f"{self.ann_file}: image {file_name!r} (first in the file) is in none of {tried}; "
+            "put the images there or pass image_dir."
+        )
 
     def __len__(self) -> int:
         return len(self.persons)

@@ -53,7 +53,9 @@ def read_lsp_joints(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | No
     """
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: not found. Pass --data-root pointing at the LSP/LSPET folder that holds joints.mat and images/.")
+        raise DatasetError(
+            f"{path}: not found. Pass --data-root pointing at the LSP/LSPET folder that holds joints.mat and images/."
+        )
     try:
         mat = scipy.io.loadmat(path)
     except Exception as e:  # scipy raises several types for a damaged file
@@ -70,7 +72,9 @@ def read_lsp_joints(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | No
         annotated = np.ones(joints.shape[:2], dtype=bool)
         visible = raw[2].T < 0.5
     else:
-        raise DatasetError(f"{path}: variable 'joints' has shape {raw.shape}; expected (14, 3, N) (LSPET) or (3, 14, N) (LSP).")
+        raise DatasetError(
+            f"{path}: variable 'joints' has shape {raw.shape}; expected (14, 3, N) (LSPET) or (3, 14, N) (LSP)."
+        )
     return joints.astype(np.float32), annotated, visible
 
 
@@ -98,7 +102,9 @@ class LSPDataset(PoseDataset):
         joints, annotated, visible = read_lsp_joints(self.root / "joints.mat")
         image_dir = self.root / "images"
         if not image_dir.is_dir():
-            raise DatasetError(f"{image_dir}: not found. The LSP/LSPET root must hold joints.mat and an images/ folder.")
+            raise DatasetError(
+                f"{image_dir}: not found. The LSP/LSPET root must hold joints.mat and an images/ folder."
+            )
         self._items: list[tuple[Path, int]] = []
         for path in sorted(image_dir.iterdir()):
             m = _IMAGE_RE.match(path.name)
@@ -106,7 +112,9 @@ class LSPDataset(PoseDataset):
                 continue
             number = int(m.group(1))
             if number < 1 or number > len(joints):
-                raise DatasetError(f"{path}: image number {number} has no column in joints.mat ({len(joints)} columns).")
+                raise DatasetError(
+                    f"{path}: image number {number} has no column in joints.mat ({len(joints)} columns)."
+                )
             is_val = number % VAL_EVERY == 0
             if split == "all" or (split == "val") == is_val:
                 if annotated[number - 1].sum() >= 2:  # a crop needs two annotated joints

@@ -76,8 +76,24 @@ ANNOTATION_NAMES = {
 GT_FILE_NAMES = ("gt_valid.mat", "mpii_gt_val.mat", "gt_valid_detections_our_format.mat")
 SC_BIAS = 0.6  # head size = SC_BIAS x head-box diagonal (evalMPII.zip util_get_head_size.m; bearpaw eval_PCKh.py)
 # Joint names of the MPII evaluation files (`dataset_joints` of detections_our_format.mat).
-MATLAB_JOINT_NAMES = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck", "head",
-                      "rwri", "relb", "rsho", "lsho", "lelb", "lwri")
+MATLAB_JOINT_NAMES = (
+    "rank",
+    "rkne",
+    "rhip",
+    "lhip",
+    "lkne",
+    "lank",
+    "pelv",
+    "thor",
+    "neck",
+    "head",
+    "rwri",
+    "relb",
+    "rsho",
+    "lsho",
+    "lelb",
+    "lwri",
+)
 # The variable that marks each ground-truth layout of load_ground_truth.
 GROUND_TRUTH_FIELDS = ("pos_gt_src", "part")
 
@@ -160,13 +176,21 @@ def _read_hdf5(path: Path) -> MPIIAnnotations:
         checks.append(("normalize", normalize.shape, (n,)))
     for name, got, want in checks:
         if got != want:
-            raise DatasetError(f"{path}: field {name!r} has shape {got}; expected {want} for {n} entries of 'imgname'; {fix}")
+            raise DatasetError(
+                f"{path}: field {name!r} has shape {got}; expected {want} for {n} entries of 'imgname'; {fix}"
+            )
     annotated = ~np.all(part == 0, axis=-1)  # partinfo() writes (0, 0) for a joint not annotated
     head = np.where(normalize > 0, normalize, np.nan) if normalize is not None else np.full(n, np.nan)
     return MPIIAnnotations(
-        path=path, layout="hdf5", image_names=names, center=center - 1.0, size_px=REFERENCE_HEIGHT_PX * scale,
-        joints=np.where(annotated[..., None], part - 1.0, 0.0), annotated=annotated,
-        visible=None if visible is None else visible & annotated, head_size=head,
+        path=path,
+        layout="hdf5",
+        image_names=names,
+        center=center - 1.0,
+        size_px=REFERENCE_HEIGHT_PX * scale,
+        joints=np.where(annotated[..., None], part - 1.0, 0.0),
+        annotated=annotated,
+        visible=None if visible is None else visible & annotated,
+        head_size=head,
     )
 
 
@@ -190,8 +214,10 @@ def _read_json(path: Path, split: str) -> MPIIAnnotations:
         )
     if "img_paths" in records[0]:  # bearpaw/pytorch-pose mpii_annotations.json, both splits in one file
         layout = "bearpaw"
-        fix = ("bearpaw's mpii_annotations.json has img_paths, objpos, scale_provided, joint_self (16 x [x, y, visible]) "
-               "and isValidation per entry")
+        fix = (
+            "bearpaw's mpii_annotations.json has img_paths, objpos, scale_provided, joint_self (16 x [x, y, visible]) "
+            "and isValidation per entry"
+        )
         is_val = _field(records, "isValidation", (), path, fix) > 0
         records = [r for r, v in zip(records, is_val, strict=True) if v == (split == "val")]
         if not records:
@@ -223,8 +249,14 @@ def _read_json(path: Path, split: str) -> MPIIAnnotations:
         )
     c, size = _adjusted(center, scale)
     return MPIIAnnotations(
-        path=path, layout=layout, image_names=names, center=c, size_px=size,
-        joints=np.where(annotated[..., None], joints - 1.0, 0.0), annotated=annotated, visible=visible,
+        path=path,
+        layout=layout,
+        image_names=names,
+        center=c,
+        size_px=size,
+        joints=np.where(annotated[..., None], joints - 1.0, 0.0),
+        annotated=annotated,
+        visible=visible,
         head_size=np.full(len(names), np.nan),
     )
 
@@ -250,9 +282,13 @@ def read_mpii_annotations(path: str | Path, split: str = "val") -> MPIIAnnotatio
     elif suffix == ".json":
         ann = _read_json(path, split)
     else:
-        raise DatasetError(f"{path}: unknown annotation layout {suffix!r}; expected pose-hg-train's .h5 or a PyTorch port's .json")
+        raise DatasetError(
+            f"{path}: unknown annotation layout {suffix!r}; expected pose-hg-train's .h5 or a PyTorch port's .json"
+        )
     if ann.annotated.any(axis=1).sum() == 0:
-        raise DatasetError(f"{path}: no entry has an annotated joint (this looks like a test-split file, which has no joints)")
+        raise DatasetError(
+            f"{path}: no entry has an annotated joint (this looks like a test-split file, which has no joints)"
+        )
     return ann
 
 
@@ -319,9 +355,11 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     try:
         with h5py.File(path, "r") as f:
+
             def visit(name, obj):
                 if isinstance(obj, h5py.Dataset):
                     out[name] = obj[()]
+
             f.visititems(visit)
     except OSError as e:
         raise ValueError(f"{path}: not a readable HDF5 file ({e})") from e
@@ -352,7 +390,9 @@ def load_ground_truth(path: str | Path) -> MPIIGroundTruth:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: ground truth file not found; pass --gt gt_valid_detections_our_format.mat or valid.h5")
+        raise FileNotFoundError(
+            f"{path}: ground truth file not found; pass --gt gt_valid_detections_our_format.mat or valid.h5"
+        )
     arrays = read_arrays(path)
     fix = "use gt_valid_detections_our_format.mat (pos_gt_src, jnt_missing, headboxes_src) or pose-hg-train's valid.h5 (part, normalize)"
     if "pos_gt_src" in arrays:
@@ -375,7 +415,9 @@ def load_ground_truth(path: str | Path) -> MPIIGroundTruth:
         if names is not None and names.dtype == object:
             found = tuple(str(np.asarray(x).ravel()[0]) for x in np.asarray(names).ravel())
             if found != MATLAB_JOINT_NAMES:
-                raise DatasetError(f"{path}: field 'dataset_joints' is {found}; expected the MPII order {MATLAB_JOINT_NAMES}")
+                raise DatasetError(
+                    f"{path}: field 'dataset_joints' is {found}; expected the MPII order {MATLAB_JOINT_NAMES}"
+                )
         return MPIIGroundTruth(
             joints=pos.transpose(2, 0, 1).copy(),
             annotated=miss.T == 0,
@@ -395,7 +437,9 @@ def load_ground_truth(path: str | Path) -> MPIIGroundTruth:
             raise DatasetError(f"{path}: field 'normalize' has {norm.size} values for {len(part)} persons in 'part'")
         norm = np.where(norm > 0, norm, np.nan)  # pose-hg-train writes -1 where no head box exists
         return MPIIGroundTruth(joints=part, annotated=~np.all(part == 0, axis=-1), head_size=norm, path=str(path))
-    raise DatasetError(f"{path}: neither 'pos_gt_src' nor 'part' found (fields: {', '.join(sorted(arrays)) or 'none'}); {fix}")
+    raise DatasetError(
+        f"{path}: neither 'pos_gt_src' nor 'part' found (fields: {', '.join(sorted(arrays)) or 'none'}); {fix}"
+    )
 
 
 def _head_sizes_from_gt(gt_path: Path, ann: MPIIAnnotations) -> np.ndarray:
@@ -406,26 +450,36 @@ def _head_sizes_from_gt(gt_path: Path, ann: MPIIAnnotations) -> np.ndarray:
     """
     gt = load_ground_truth(gt_path)
     if len(gt) != len(ann):
-        raise DatasetError(f"{gt_path}: {len(gt)} persons but {ann.path} has {len(ann)}; pass the ground truth of the same split")
+        raise DatasetError(
+            f"{gt_path}: {len(gt)} persons but {ann.path} has {len(ann)}; pass the ground truth of the same split"
+        )
     both = gt.annotated & ann.annotated
     err = np.abs(gt.joints - 1.0 - ann.joints).max(axis=-1)[both]  # .mat is 1-based, ann 0-based
     if err.size and np.mean(err > 1.0) > 0.01:
-        raise DatasetError(f"{gt_path}: joints disagree with {ann.path} for {np.mean(err > 1.0):.0%} of joints; "
-                           "the files are not the same persons in the same order")
+        raise DatasetError(
+            f"{gt_path}: joints disagree with {ann.path} for {np.mean(err > 1.0):.0%} of joints; "
+            "the files are not the same persons in the same order"
+        )
     return gt.head_size
 
 
 def _no_head_sizes(ann: MPIIAnnotations, gt_path: Path | None) -> str:
     """The message for an annotation file whose persons have no head size (PCKh impossible)."""
     if gt_path is not None:
-        return (f"{gt_path}: no person has a head box, so PCKh cannot score {ann.path}; "
-                "pass the MPII ground truth of the same split as gt_file")
+        return (
+            f"{gt_path}: no person has a head box, so PCKh cannot score {ann.path}; "
+            "pass the MPII ground truth of the same split as gt_file"
+        )
     if ann.layout == "hdf5":
-        return (f"{ann.path}: field 'normalize' (the PCKh head size, 0.6 x head-box diagonal) is missing or never positive, so PCKh "
-                "cannot score the val split; use pose-hg-train's annot/valid.h5 (hgbench data download mpii), which has it")
-    return (f"{ann.path}: the {ann.layout} layout has no head boxes and no MPII ground truth of the same persons is beside it "
-            f"({', '.join(GT_FILE_NAMES)}), so PCKh cannot score the val split; put that split's gt_valid.mat beside it "
-            "(hgbench data download mpii --all), pass gt_file, or use pose-hg-train's valid.h5")
+        return (
+            f"{ann.path}: field 'normalize' (the PCKh head size, 0.6 x head-box diagonal) is missing or never positive, so PCKh "
+            "cannot score the val split; use pose-hg-train's annot/valid.h5 (hgbench data download mpii), which has it"
+        )
+    return (
+        f"{ann.path}: the {ann.layout} layout has no head boxes and no MPII ground truth of the same persons is beside it "
+        f"({', '.join(GT_FILE_NAMES)}), so PCKh cannot score the val split; put that split's gt_valid.mat beside it "
+        "(hgbench data download mpii --all), pass gt_file, or use pose-hg-train's valid.h5"
+    )
 
 
 class MPIIDataset(PoseDataset):
@@ -459,8 +513,14 @@ class MPIIDataset(PoseDataset):
     name = "mpii"
     metric = "pckh"  # the MPII toolkit's PCKh with the head-size normaliser (normalizer below)
 
-    def __init__(self, root: str | Path, split: str = "val", annotation_file: str | Path | None = None,
-                 gt_file: str | Path | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "val",
+        annotation_file: str | Path | None = None,
+        gt_file: str | Path | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         split = "val" if split == "valid" else split
         if split not in SPLITS:
@@ -490,8 +550,10 @@ class MPIIDataset(PoseDataset):
 
         self.image_dir = self.root / "images"
         if not self.image_dir.is_dir():
-            raise DatasetError(f"{self.image_dir}: not found. The MPII root must hold images/ "
-                               "(all MPII images in one folder) and the annotation file.")
+            raise DatasetError(
+                f"{self.image_dir}: not found. The MPII root must hold images/ "
+                "(all MPII images in one folder) and the annotation file."
+            )
         rows = np.flatnonzero(ann.annotated.any(axis=1))
         if self.bad_samples == "error":
             present = {p.name for p in self.image_dir.iterdir()}
@@ -507,7 +569,9 @@ class MPIIDataset(PoseDataset):
         self.indices = np.asarray(rows, dtype=np.int64)
         self.num_skipped = int(ann.annotated.any(axis=1).sum()) - len(self.indices)
         if not len(self.indices):
-            raise DatasetError(f"{self.image_dir}: none of the {len(ann)} images listed in {path} is present and readable")
+            raise DatasetError(
+                f"{self.image_dir}: none of the {len(ann)} images listed in {path} is present and readable"
+            )
 
     def _find_annotation(self, split: str) -> Path:
         candidates = [self.root / d / n for n in ANNOTATION_NAMES[split] for d in ("", "annot")]
@@ -529,8 +593,11 @@ class MPIIDataset(PoseDataset):
         annotation flag)."""
         a, row = self.annotations, int(self.indices[index])
         return PoseAnnotation(
-            image_id=a.image_names[row], joints=a.joints[row].astype(np.float32), annotated=a.annotated[row].copy(),
-            center=a.center[row].copy(), size_px=float(a.size_px[row]),
+            image_id=a.image_names[row],
+            joints=a.joints[row].astype(np.float32),
+            annotated=a.annotated[row].copy(),
+            center=a.center[row].copy(),
+            size_px=float(a.size_px[row]),
             visible=None if a.visible is None else a.visible[row].copy(),
         )
 

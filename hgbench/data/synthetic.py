@@ -73,16 +73,16 @@ BUILD = (0.75, 1.35)  # multiplies all limb thicknesses
 ARM_RELAXED, ARM_FREE_ABD, ARM_FREE_BEND = (15.0, 10.0), (-50.0, 175.0), (-150.0, 150.0)
 LEG_RELAXED, LEG_FREE_ABD, LEG_BEND_SIGMA, LEG_KICK = (5.0, 5.0), (-25.0, 70.0), 45.0, (70.0, 110.0)
 
-SKIN = np.array([[255, 224, 196], [234, 192, 160], [210, 160, 120], [175, 120, 85],
-                 [130, 85, 60], [90, 60, 45]], np.float64)
+SKIN = np.array(
+    [[255, 224, 196], [234, 192, 160], [210, 160, 120], [175, 120, 85], [130, 85, 60], [90, 60, 45]], np.float64
+)
 EYE, MOUTH = (20.0, 20.0, 30.0), (150.0, 30.0, 40.0)
-HAIR = np.array([[25, 20, 15], [70, 45, 25], [140, 100, 55], [210, 180, 120],
-                 [160, 160, 160], [110, 30, 20]], np.float64)
+HAIR = np.array(
+    [[25, 20, 15], [70, 45, 25], [140, 100, 55], [210, 180, 120], [160, 160, 160], [110, 30, 20]], np.float64
+)
 
 
-def render_figure(
-    rng: np.random.Generator, image_size: int = 256
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_figure(rng: np.random.Generator, image_size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render one random figure.
 
     Returns ``(image, joints, visible)``: ``image`` (H, W, 3) uint8 RGB with H == W ==
@@ -184,8 +184,12 @@ def _background(rng, size):
             ramp = (np.arange(size) // period) % 2
             tex = (ramp[None, :] ^ (ramp[:, None] if kind == 2 else 0)).astype(np.uint8) * 255
             rot = cv2.getRotationMatrix2D((size / 2, size / 2), _u(rng, (0, 180)), 1.0)
-            tex = cv2.warpAffine(np.ascontiguousarray(np.broadcast_to(tex, (size, size))), rot,
-                                 (size, size), borderMode=cv2.BORDER_REFLECT_101)
+            tex = cv2.warpAffine(
+                np.ascontiguousarray(np.broadcast_to(tex, (size, size))),
+                rot,
+                (size, size),
+                borderMode=cv2.BORDER_REFLECT_101,
+            )
         amp = _u(rng, (0.06, 0.25))
         img = cv2.addWeighted(img, 1.0, cv2.cvtColor(tex, cv2.COLOR_GRAY2RGB), amp, -127.5 * amp)
     for _ in range(int(rng.integers(2, 15))):
@@ -228,7 +232,7 @@ def _limb(rng, root, side, lengths, active, relaxed, free_abd, free_bend, kick=N
     a = math.radians(abd)
     d1 = np.array([side * math.sin(a), math.cos(a)])
     d2 = _rot(d1, side * bend)
-    f1, f2 = (rng.uniform(0.5, 1.0, 2) if rng.random() < FORESHORTEN_PROB else (1.0, 1.0))
+    f1, f2 = rng.uniform(0.5, 1.0, 2) if rng.random() < FORESHORTEN_PROB else (1.0, 1.0)
     mid = root + d1 * _u(rng, lengths[0]) * f1
     return mid, mid + d2 * _u(rng, lengths[1]) * f2
 
@@ -242,15 +246,15 @@ def _skeleton(rng, facing):
     sw, hw = _u(rng, SHOULDER_HALF_W) * width, _u(rng, HIP_HALF_W) * width
     j[NECK] = (0.0, -torso)
     active = rng.random() < ACTIVE_POSE_PROB
-    chains = ((right, R_SHOULDER, R_ELBOW, R_WRIST, R_HIP, R_KNEE, R_ANKLE),
-              (-right, L_SHOULDER, L_ELBOW, L_WRIST, L_HIP, L_KNEE, L_ANKLE))
+    chains = (
+        (right, R_SHOULDER, R_ELBOW, R_WRIST, R_HIP, R_KNEE, R_ANKLE),
+        (-right, L_SHOULDER, L_ELBOW, L_WRIST, L_HIP, L_KNEE, L_ANKLE),
+    )
     for side, sh, el, wr, hip, kn, an in chains:
         j[sh] = (side * sw, -torso + _u(rng, (0.02, 0.04)))
         j[hip] = (side * hw, _u(rng, (-0.01, 0.01)))
-        j[el], j[wr] = _limb(rng, j[sh], side, (UPPER_ARM, FOREARM), active,
-                             ARM_RELAXED, ARM_FREE_ABD, ARM_FREE_BEND)
-        j[kn], j[an] = _limb(rng, j[hip], side, (THIGH, SHIN), active,
-                             LEG_RELAXED, LEG_FREE_ABD, None, LEG_KICK)
+        j[el], j[wr] = _limb(rng, j[sh], side, (UPPER_ARM, FOREARM), active, ARM_RELAXED, ARM_FREE_ABD, ARM_FREE_BEND)
+        j[kn], j[an] = _limb(rng, j[hip], side, (THIGH, SHIN), active, LEG_RELAXED, LEG_FREE_ABD, None, LEG_KICK)
     ry = _u(rng, HEAD_RY)
     rx = ry * _u(rng, HEAD_ASPECT)
     axis = _rot(np.array([0.0, -1.0]), float(np.clip(rng.normal(0, 12), -30, 30)))
@@ -262,8 +266,11 @@ def _skeleton(rng, facing):
 def _placement(rng, local, size):
     """Sample person height (px) and tilt (deg); return them and the figure-frame -> image map."""
     height = _u(rng, HEIGHT_FRAC) * size
-    tilt = (float(np.clip(rng.normal(0, UPRIGHT_SIGMA_DEG), -20, 20)) if rng.random() < UPRIGHT_PROB
-            else _u(rng, (-MAX_TILT_DEG, MAX_TILT_DEG)))
+    tilt = (
+        float(np.clip(rng.normal(0, UPRIGHT_SIGMA_DEG), -20, 20))
+        if rng.random() < UPRIGHT_PROB
+        else _u(rng, (-MAX_TILT_DEG, MAX_TILT_DEG))
+    )
     c, s = math.cos(math.radians(tilt)), math.sin(math.radians(tilt))
     lin = np.array([[c, -s], [s, c]]) * height
     pts = local @ lin.T
@@ -291,10 +298,13 @@ def _sample_look(rng, img, joints, torso_c):
     return {
         "top": top,
         "bottom": _colour(rng, [bg_at(joints[R_KNEE]), bg_at(joints[L_KNEE]), np.array(top)]),
-        "skin": palette(SKIN), "hair": palette(HAIR),
+        "skin": palette(SKIN),
+        "hair": palette(HAIR),
         "shoes": tuple(float(v) for v in rng.uniform(0, 120, 3)),
-        "long_sleeves": rng.random() < 0.6, "shorts": rng.random() < 0.25,
-        "v_neck": rng.random() < 0.7, "bald": rng.random() < 0.1,
+        "long_sleeves": rng.random() < 0.6,
+        "shorts": rng.random() < 0.25,
+        "v_neck": rng.random() < 0.7,
+        "bald": rng.random() < 0.1,
         "build": _u(rng, BUILD),  # limb thickness factor
         "light": _rot(np.array([1.0, 0.0]), _u(rng, (0, 360))),  # highlight side
         "near_arms": rng.random(2) < NEAR_ARM_PROB,  # (right, left) drawn in front of the torso
@@ -314,8 +324,12 @@ def _render(rng, size, draw_figure):
     if draw_figure:
         _draw_figure(img, local, head, facing, height, to_img, look)
     img = _photometric(rng, img)
-    meta = {"facing_camera": facing, "rotation_deg": tilt, "height_px": height,
-            "torso_center": (float(torso_c[0]), float(torso_c[1]))}
+    meta = {
+        "facing_camera": facing,
+        "rotation_deg": tilt,
+        "height_px": height,
+        "torso_center": (float(torso_c[0]), float(torso_c[1])),
+    }
     return img, joints, visible, meta
 
 
@@ -354,20 +368,32 @@ def _draw_figure(img, loc, head, facing, height, to_img, look):
     ua, th = THICK["upper_arm"] / 2 * look["build"], THICK["thigh"] / 2 * look["build"]
     rs, ls, rh, lh, neck = loc[R_SHOULDER], loc[L_SHOULDER], loc[R_HIP], loc[L_HIP], loc[NECK]
     waist = neck * 0.4
-    pelvis = [rh + lat * th + up * 0.03, lh - lat * th + up * 0.03, lh - lat * th - up * 0.04,
-              -up * 0.07, rh + lat * th - up * 0.04]
+    pelvis = [
+        rh + lat * th + up * 0.03,
+        lh - lat * th + up * 0.03,
+        lh - lat * th - up * 0.04,
+        -up * 0.07,
+        rh + lat * th - up * 0.04,
+    ]
     _poly(img, to_img(pelvis), bottom, _shade(bottom, 0.55))
-    torso = [ls - lat * ua + up * ua, neck + up * 0.01, rs + lat * ua + up * ua,
-             rs + lat * ua - up * 2 * ua, waist + lat * (abs(rh[0]) + th * 0.6), rh + lat * th,
-             lh - lat * th, waist - lat * (abs(lh[0]) + th * 0.6), ls - lat * ua - up * 2 * ua]
+    torso = [
+        ls - lat * ua + up * ua,
+        neck + up * 0.01,
+        rs + lat * ua + up * ua,
+        rs + lat * ua - up * 2 * ua,
+        waist + lat * (abs(rh[0]) + th * 0.6),
+        rh + lat * th,
+        lh - lat * th,
+        waist - lat * (abs(lh[0]) + th * 0.6),
+        ls - lat * ua - up * 2 * ua,
+    ]
     _poly(img, to_img(torso), top, _shade(top, 0.55))
     if facing and look["v_neck"]:
         _poly(img, to_img([neck + lat * 0.035, neck - lat * 0.035, neck - up * 0.06]), skin)
 
     centre, axis, rx, ry = head
     cv2.line(img, _fx(j[NECK]), _fx(to_img(centre)), skin, max(1, round(px["neck"])), AA, SHIFT)
-    _poly(img, to_img(_ellipse_pts(centre, axis, rx, ry)), skin if facing else look["hair"],
-          _shade(skin, 0.5))
+    _poly(img, to_img(_ellipse_pts(centre, axis, rx, ry)), skin if facing else look["hair"], _shade(skin, 0.5))
     if facing:
         if not look["bald"]:  # hair cap: the part of the head above a chord at 0.35 ry
             t0 = math.asin(0.35)
@@ -442,7 +468,9 @@ class SyntheticDataset(PoseDataset):
     def annotation(self, index: int) -> PoseAnnotation:
         _, joints, visible = self._sample(index)
         center, side = box_from_joints(joints, visible)
-        return PoseAnnotation(f"{self.split}-{index:05d}", joints.astype(np.float32), visible.astype(bool), center, side)
+        return PoseAnnotation(
+            f"{self.split}-{index:05d}", joints.astype(np.float32), visible.astype(bool), center, side
+        )
 
     def load_image(self, index: int) -> np.ndarray:
         return self._sample(index)[0]

@@ -9,15 +9,14 @@ targets and decoding use one mapping and round-trip exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from hgbench.config.protocol import Augmentation
 
-
-def crop_matrix(center: np.ndarray, size_px: float, rotation_deg: float, out_size: int, flip: bool = False) -> np.ndarray:
+def crop_matrix(
+    center: np.ndarray, size_px: float, rotation_deg: float, out_size: int, flip: bool = False
+) -> np.ndarray:
     """Affine map from image pixels to the pixels of an ``out_size`` square crop.
 
     The square of side ``size_px`` image pixels centred on ``center`` (x, y), rotated
@@ -75,7 +74,11 @@ def render_heatmaps(points: np.ndarray, size: int, sigma: float | np.ndarray) ->
         ValueError: a per-joint ``sigma`` whose length is not ``J``, or a sigma <= 0.
     """
     points = np.asarray(points, dtype=np.float32)
-    sigmas = np.broadcast_to(np.asarray(sigma, dtype=np.float32), (len(points),)) if np.ndim(sigma) == 0 else np.asarray(sigma, np.float32)
+    sigmas = (
+        np.broadcast_to(np.asarray(sigma, dtype=np.float32), (len(points),))
+        if np.ndim(sigma) == 0
+        else np.asarray(sigma, np.float32)
+    )
     if sigmas.shape != (len(points),):
         raise ValueError(f"sigma: expected a number or {len(points)} values, got shape {sigmas.shape}")
     if (sigmas <= 0).any():

@@ -237,3 +237,10 @@ def run_statuses(results_dir: str | Path, tail_lines: int = 10) -> list[RunStatu
         )
         out.append(status)
     return out
+
+
+def statuses_of(results_dir: str | Path, folders: list[Path]) -> list[RunStatus]:
+    """The :class:`RunStatus` of the run folders ``folders`` under ``results_dir`` (a launcher's
+    runs), in their order."""
+    by_folder = {Path(s.folder): s for s in run_statuses(results_dir)}
+    return [by_folder[Path(f)] for f in folders if Path(f) in by_folder]

@@ -9,7 +9,6 @@
 """
 
 from hgbench.data.download.catalogue import CATALOGUE, DOWNLOADABLE, Archive, DatasetEntry, dataset_entry
-from hgbench.data.download.inventory import CheckRow, DatasetCheck, check
 from hgbench.data.download.fetch import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT_S,
@@ -24,9 +23,27 @@ from hgbench.data.download.fetch import (
     extract,
     file_digest,
 )
+from hgbench.data.download.inventory import CheckRow, DatasetCheck, check
 
 __all__ = [
-    "CATALOGUE", "DEFAULT_RETRIES", "DEFAULT_TIMEOUT_S", "DOWNLOADABLE", "Archive", "ArchiveResult", "CheckRow",
-    "DatasetCheck", "DatasetEntry", "DownloadError", "UnsafeArchiveError", "check", "check_download_request", "check_network_options",
-    "check_tar_member", "check_zip_member", "dataset_entry", "download", "extract", "file_digest",
+    "CATALOGUE",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT_S",
+    "DOWNLOADABLE",
+    "Archive",
+    "ArchiveResult",
+    "CheckRow",
+    "DatasetCheck",
+    "DatasetEntry",
+    "DownloadError",
+    "UnsafeArchiveError",
+    "check",
+    "check_download_request",
+    "check_network_options",
+    "check_tar_member",
+    "check_zip_member",
+    "dataset_entry",
+    "download",
+    "extract",
+    "file_digest",
 ]

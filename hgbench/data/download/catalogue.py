@@ -64,64 +64,132 @@ class DatasetEntry:
     archives: tuple[Archive, ...]
 
 
-_COCO_MD5 = ("md5 not printed on cocodataset.org; the value independent download scripts (MLCommons and others) "
-             "agree on")
+_COCO_MD5 = "md5 not printed on cocodataset.org; the value independent download scripts (MLCommons and others) agree on"
 _HG_ANNOT = "https://raw.githubusercontent.com/princeton-vl/pose-hg-train/master/data/mpii/annot/"
 
 #: The official archives (data, not code). URLs and sizes: the publishers' download pages and
 #: the scripts that use them; see the module docstring for the checksums.
 CATALOGUE: dict[str, DatasetEntry] = {
     "mpii": DatasetEntry(
-        "mpii", "MPII Human Pose", "http://human-pose.mpi-inf.mpg.de/#download",
+        "mpii",
+        "MPII Human Pose",
+        "http://human-pose.mpi-inf.mpg.de/#download",
         "Andriluka et al., 2D Human Pose Estimation: New Benchmark and State of the Art Analysis, CVPR 2014",
         (
-            Archive("mpii_human_pose_v1.tar.gz", ("https://datasets.d2.mpi-inf.mpg.de/andriluka14cvpr/mpii_human_pose_v1.tar.gz",),
-                    "mpii", "tar", None, checksum_source="none published, size not published (about 12.9 GB)",
-                    expect="images", provides="images/NNNNNNNNN.jpg: the 24,984 images (train, validation and test)"),
-            Archive("train.h5", (_HG_ANNOT + "train.h5",), "mpii/annot", "file",
-                    provides="stacked-hourglass training annotations (imgname, center, scale, part, visible, normalize)"),
-            Archive("valid.h5", (_HG_ANNOT + "valid.h5",), "mpii/annot", "file",
-                    provides="the 2,958-person validation split of Tompson et al. in the same layout"),
-            Archive("mpii_annotations.tar", ("https://download.openmmlab.com/mmpose/datasets/mpii_annotations.tar",),
-                    "mpii/annotations", "tar", expect="mpii_val.json",
-                    provides="optional JSON layout (image, center, scale, joints, joints_vis): mpii_{train,val}.json, "
-                             "mpii_gt_val.mat", optional=True),
+            Archive(
+                "mpii_human_pose_v1.tar.gz",
+                ("https://datasets.d2.mpi-inf.mpg.de/andriluka14cvpr/mpii_human_pose_v1.tar.gz",),
+                "mpii",
+                "tar",
+                None,
+                checksum_source="none published, size not published (about 12.9 GB)",
+                expect="images",
+                provides="images/NNNNNNNNN.jpg: the 24,984 images (train, validation and test)",
+            ),
+            Archive(
+                "train.h5",
+                (_HG_ANNOT + "train.h5",),
+                "mpii/annot",
+                "file",
+                provides="stacked-hourglass training annotations (imgname, center, scale, part, visible, normalize)",
+            ),
+            Archive(
+                "valid.h5",
+                (_HG_ANNOT + "valid.h5",),
+                "mpii/annot",
+                "file",
+                provides="the 2,958-person validation split of Tompson et al. in the same layout",
+            ),
+            Archive(
+                "mpii_annotations.tar",
+                ("https://download.openmmlab.com/mmpose/datasets/mpii_annotations.tar",),
+                "mpii/annotations",
+                "tar",
+                expect="mpii_val.json",
+                provides="optional JSON layout (image, center, scale, joints, joints_vis): mpii_{train,val}.json, "
+                "mpii_gt_val.mat",
+                optional=True,
+            ),
         ),
     ),
     "lsp": DatasetEntry(
-        "lsp", "Leeds Sports Pose (LSP)", "http://sam.johnson.io/research/lsp.html",
+        "lsp",
+        "Leeds Sports Pose (LSP)",
+        "http://sam.johnson.io/research/lsp.html",
         "Johnson & Everingham, Clustered Pose and Nonlinear Appearance Models for Human Pose Estimation, BMVC 2010",
         (
-            Archive("lsp_dataset.zip", ("http://sam.johnson.io/research/lsp_dataset.zip",
-                                        "http://www.comp.leeds.ac.uk/mat4saj/lsp_dataset.zip"),
-                    "lsp", "zip", expect="joints.mat",
-                    provides="joints.mat (3, 14, 2000) and images/im0001.jpg..im2000.jpg"),
+            Archive(
+                "lsp_dataset.zip",
+                (
+                    "http://sam.johnson.io/research/lsp_dataset.zip",
+                    "http://www.comp.leeds.ac.uk/mat4saj/lsp_dataset.zip",
+                ),
+                "lsp",
+                "zip",
+                expect="joints.mat",
+                provides="joints.mat (3, 14, 2000) and images/im0001.jpg..im2000.jpg",
+            ),
         ),
     ),
     "lspet": DatasetEntry(
-        "lspet", "Leeds Sports Pose Extended (LSPET)", "http://sam.johnson.io/research/lspet.html",
+        "lspet",
+        "Leeds Sports Pose Extended (LSPET)",
+        "http://sam.johnson.io/research/lspet.html",
         "Johnson & Everingham, Learning Effective Human Pose Estimation from Inaccurate Annotation, CVPR 2011",
         (
-            Archive("lspet_dataset.zip", ("http://sam.johnson.io/research/lspet_dataset.zip",
-                                          "http://www.comp.leeds.ac.uk/mat4saj/lspet_dataset.zip"),
-                    "lspet", "zip", expect="joints.mat",
-                    provides="joints.mat (14, 3, 10000) and images/im00001.jpg..im10000.jpg"),
+            Archive(
+                "lspet_dataset.zip",
+                (
+                    "http://sam.johnson.io/research/lspet_dataset.zip",
+                    "http://www.comp.leeds.ac.uk/mat4saj/lspet_dataset.zip",
+                ),
+                "lspet",
+                "zip",
+                expect="joints.mat",
+                provides="joints.mat (14, 3, 10000) and images/im00001.jpg..im10000.jpg",
+            ),
         ),
     ),
     "coco": DatasetEntry(
-        "coco", "COCO 2017 person keypoints", "https://cocodataset.org/#download",
+        "coco",
+        "COCO 2017 person keypoints",
+        "https://cocodataset.org/#download",
         "Lin et al., Microsoft COCO: Common Objects in Context, ECCV 2014",
         (
-            Archive("annotations_trainval2017.zip", ("http://images.cocodataset.org/annotations/annotations_trainval2017.zip",),
-                    "coco", "zip", 252_907_541, md5="f4bbac642086de4f52a3fdda2de5fa2c",
-                    checksum_source=_COCO_MD5 + "; equals the server's ETag", expect="annotations",
-                    provides="annotations/person_keypoints_{train,val}2017.json (and the other COCO tasks)"),
-            Archive("val2017.zip", ("http://images.cocodataset.org/zips/val2017.zip",), "coco", "zip", 815_585_330,
-                    md5="442b8da7639aecaf257c1dceb8ba8c80", checksum_source=_COCO_MD5, expect="val2017",
-                    provides="val2017/: the 5,000 validation images"),
-            Archive("train2017.zip", ("http://images.cocodataset.org/zips/train2017.zip",), "coco", "zip", 19_336_861_798,
-                    md5="cced6f7f71b7629ddf16f17bbcfab6b2", checksum_source=_COCO_MD5, expect="train2017",
-                    provides="train2017/: the 118,287 training images", optional=True),
+            Archive(
+                "annotations_trainval2017.zip",
+                ("http://images.cocodataset.org/annotations/annotations_trainval2017.zip",),
+                "coco",
+                "zip",
+                252_907_541,
+                md5="f4bbac642086de4f52a3fdda2de5fa2c",
+                checksum_source=_COCO_MD5 + "; equals the server's ETag",
+                expect="annotations",
+                provides="annotations/person_keypoints_{train,val}2017.json (and the other COCO tasks)",
+            ),
+            Archive(
+                "val2017.zip",
+                ("http://images.cocodataset.org/zips/val2017.zip",),
+                "coco",
+                "zip",
+                815_585_330,
+                md5="442b8da7639aecaf257c1dceb8ba8c80",
+                checksum_source=_COCO_MD5,
+                expect="val2017",
+                provides="val2017/: the 5,000 validation images",
+            ),
+            Archive(
+                "train2017.zip",
+                ("http://images.cocodataset.org/zips/train2017.zip",),
+                "coco",
+                "zip",
+                19_336_861_798,
+                md5="cced6f7f71b7629ddf16f17bbcfab6b2",
+                checksum_source=_COCO_MD5,
+                expect="train2017",
+                provides="train2017/: the 118,287 training images",
+                optional=True,
+            ),
         ),
     ),
 }

@@ -55,7 +55,6 @@ class UnsafeArchiveError(DownloadError):
     """An archive with a member that would land outside the target folder."""
 
 
-
 @dataclass
 class ArchiveResult:
     """What :func:`download` did with one archive.
@@ -88,13 +87,21 @@ def check_network_options(timeout: float, retries: int, *, prefix: str = "") -> 
         ValueError: ``timeout`` is not a number in (0, :data:`MAX_TIMEOUT_S`] (0, negative,
             NaN, infinite), or ``retries`` is not an integer >= 0.
     """
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
-            or not 0 < timeout <= MAX_TIMEOUT_S:
-        raise ValueError(f"{prefix}timeout: {timeout!r} is not a number of seconds in (0, {MAX_TIMEOUT_S:,.0f}]; "
-                         f"give the longest wait for one network read, e.g. {prefix}timeout {DEFAULT_TIMEOUT_S:g}")
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or not 0 < timeout <= MAX_TIMEOUT_S
+    ):
+        raise ValueError(
+            f"{prefix}timeout: {timeout!r} is not a number of seconds in (0, {MAX_TIMEOUT_S:,.0f}]; "
+            f"give the longest wait for one network read, e.g. {prefix}timeout {DEFAULT_TIMEOUT_S:g}"
+        )
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"{prefix}retries: {retries!r} is not an integer >= 0; give the attempts per URL after "
-                         f"the first, e.g. {prefix}retries {DEFAULT_RETRIES}")
+        raise ValueError(
+            f"{prefix}retries: {retries!r} is not an integer >= 0; give the attempts per URL after "
+            f"the first, e.g. {prefix}retries {DEFAULT_RETRIES}"
+        )
 
 
 def check_download_request(datasets: list[str], timeout: float, retries: int) -> None:
@@ -168,14 +175,18 @@ def download(
             continue
         if base_url:
             archive = replace(archive, urls=(base_url.rstrip("/") + "/" + archive.name,))
-        results.append(_fetch_one(archive, to, keep_archives=keep_archives, retries=retries, timeout=timeout, emit=emit))
+        results.append(
+            _fetch_one(archive, to, keep_archives=keep_archives, retries=retries, timeout=timeout, emit=emit)
+        )
     return results
 
 
 # --------------------------------------------------------------------------- download
 
 
-def _fetch_one(archive: Archive, to: Path, *, keep_archives: bool, retries: int, timeout: float, emit: Event) -> ArchiveResult:
+def _fetch_one(
+    archive: Archive, to: Path, *, keep_archives: bool, retries: int, timeout: float, emit: Event
+) -> ArchiveResult:
     dest = to / archive.dest
     if archive.kind == "file":
         final = dest / archive.name
@@ -183,8 +194,16 @@ def _fetch_one(archive: Archive, to: Path, *, keep_archives: bool, retries: int,
         final = to / DOWNLOADS / archive.name
         marker = _read_marker(dest, archive)
         if marker is not None:
-            emit("skip", {"archive": archive, "reason": f"already extracted (marker {dest / (MARKER_PREFIX + archive.name + '.json')})"})
-            result = ArchiveResult(archive, "skipped", marker.get("verified", "?"), dest, marker.get("url"), marker.get("members"))
+            emit(
+                "skip",
+                {
+                    "archive": archive,
+                    "reason": f"already extracted (marker {dest / (MARKER_PREFIX + archive.name + '.json')})",
+                },
+            )
+            result = ArchiveResult(
+                archive, "skipped", marker.get("verified", "?"), dest, marker.get("url"), marker.get("members")
+            )
             emit("done", {"archive": archive, "result": result})
             return result
     else:
@@ -197,7 +216,10 @@ def _fetch_one(archive: Archive, to: Path, *, keep_archives: bool, retries: int,
             status = "skipped" if archive.kind == "file" else "reused"
             emit("skip", {"archive": archive, "reason": f"{final} present, {verified}"})
         except DownloadError as e:
-            emit("restart", {"archive": archive, "reason": f"{final} present but fails verification ({e}); fetching it again"})
+            emit(
+                "restart",
+                {"archive": archive, "reason": f"{final} present but fails verification ({e}); fetching it again"},
+            )
             final.unlink()
     if verified is None:
         url, verified = _download_verified(archive, final, retries=retries, timeout=timeout, emit=emit)
@@ -242,14 +264,16 @@ def _download_verified(archive: Archive, final: Path, *, retries: int, timeout: 
                 raise DownloadError(
                     f"{url}: the download fails verification twice ({e}). The file on the server differs from the "
                     f"catalogue entry of {archive.name}; fetch it by hand and compare, or use --base-url with a "
-                    f"trusted mirror. Nothing was kept.") from None
+                    f"trusted mirror. Nothing was kept."
+                ) from None
             os.replace(part, final)
             return url, verified
     resume = f"; {part} ({part.stat().st_size:,} bytes) is kept and the next run resumes it" if part.exists() else ""
     stalled = " (or a longer --timeout, more --retries)" if any(_STALL in e for e in errors) else ""
     raise DownloadError(
         f"{archive.name}: could not be downloaded ({'; '.join(errors)}){resume}. Check the network and the URL and run "
-        f"the same command again{stalled}, or pass --base-url with a mirror that holds the same file names.")
+        f"the same command again{stalled}, or pass --base-url with a mirror that holds the same file names."
+    )
 
 
 class _NetworkError(Exception):
@@ -315,11 +339,24 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
         with response:
             total, mode = _response_range(response, have)
             if mode == "wb" and have:
-                emit("restart", {"archive": archive, "reason": "the server ignored the Range request; downloading from the start"})
+                emit(
+                    "restart",
+                    {"archive": archive, "reason": "the server ignored the Range request; downloading from the start"},
+                )
                 have = 0
             if archive.size is not None and total is not None and total != archive.size:
-                raise _NetworkError(f"the server announces {total:,} bytes, the catalogue {archive.size:,} for {archive.name}")
-            emit("start", {"archive": archive, "url": url, "total": total if total is not None else archive.size, "resumed_from": have})
+                raise _NetworkError(
+                    f"the server announces {total:,} bytes, the catalogue {archive.size:,} for {archive.name}"
+                )
+            emit(
+                "start",
+                {
+                    "archive": archive,
+                    "url": url,
+                    "total": total if total is not None else archive.size,
+                    "resumed_from": have,
+                },
+            )
             try:
                 with open(part, mode) as f:
                     # read1: what one socket read brings, so a stall loses nothing already received
@@ -332,7 +369,9 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
                 failures += 1
                 reason = _reason(e, timeout)
                 if failures > retries and part.stat().st_size <= best:
-                    raise _NetworkError(f"connection lost, {failures} attempts without progress (last: {reason})") from None
+                    raise _NetworkError(
+                        f"connection lost, {failures} attempts without progress (last: {reason})"
+                    ) from None
                 emit("retry", {"archive": archive, "reason": f"{url}: connection lost ({reason}); resuming"})
                 time.sleep(RETRY_DELAY_S * failures)
                 continue
@@ -410,11 +449,15 @@ def _inside(root: Path, name: str, what: str, archive: Path) -> Path:
         raise UnsafeArchiveError(f"{archive}: {what} {name!r} is an absolute path; refusing to extract this archive")
     parts = [p for p in norm.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise UnsafeArchiveError(f"{archive}: {what} {name!r} leaves the target folder ('..'); refusing to extract this archive")
+        raise UnsafeArchiveError(
+            f"{archive}: {what} {name!r} leaves the target folder ('..'); refusing to extract this archive"
+        )
     target = root.joinpath(*parts)
     resolved, base = target.resolve(), root.resolve()
     if resolved != base and base not in resolved.parents:
-        raise UnsafeArchiveError(f"{archive}: {what} {name!r} resolves outside the target folder; refusing to extract this archive")
+        raise UnsafeArchiveError(
+            f"{archive}: {what} {name!r} resolves outside the target folder; refusing to extract this archive"
+        )
     return target
 
 
@@ -431,16 +474,22 @@ def check_tar_member(member: tarfile.TarInfo, root: Path, archive: Path) -> Path
     if member.issym() or member.islnk():
         link = member.linkname.replace("\\", "/")
         if link.startswith("/") or re.match(r"^[A-Za-z]:", link):
-            raise UnsafeArchiveError(f"{archive}: link {member.name!r} points to the absolute path {member.linkname!r}; refusing")
+            raise UnsafeArchiveError(
+                f"{archive}: link {member.name!r} points to the absolute path {member.linkname!r}; refusing"
+            )
         # a symbolic link is relative to its folder, a hard link to the archive root; '..' may
         # appear in a link as long as the normalised target stays inside
         base = posixpath.dirname(member.name.replace("\\", "/")) if member.issym() else ""
         norm = posixpath.normpath(posixpath.join(base, link))
         if norm == ".." or norm.startswith("../"):
-            raise UnsafeArchiveError(f"{archive}: link {member.name!r} -> {member.linkname!r} points outside the target folder; refusing")
+            raise UnsafeArchiveError(
+                f"{archive}: link {member.name!r} -> {member.linkname!r} points outside the target folder; refusing"
+            )
         _inside(root, norm, f"link {member.name!r} ->", archive)
     elif not (member.isfile() or member.isdir()):
-        raise UnsafeArchiveError(f"{archive}: member {member.name!r} is a device file or FIFO; refusing to extract this archive")
+        raise UnsafeArchiveError(
+            f"{archive}: member {member.name!r} is a device file or FIFO; refusing to extract this archive"
+        )
     return target
 
 
@@ -453,7 +502,9 @@ def check_zip_member(info: zipfile.ZipInfo, root: Path, archive: Path) -> Path:
     """
     target = _inside(root, info.filename, "member", archive)
     if stat.S_ISLNK(info.external_attr >> 16):
-        raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a symbolic link; refusing to extract this archive")
+        raise UnsafeArchiveError(
+            f"{archive}: member {info.filename!r} is a symbolic link; refusing to extract this archive"
+        )
     return target
 
 
@@ -494,7 +545,9 @@ def extract(archive: Path, dest: Path, *, kind: str, expect: str | None = None) 
             root = children[0]
         warnings = []
         if expect and not (root / expect).exists():
-            warnings.append(f"{archive.name}: expected {expect} in the archive, not found; the layout differs from the catalogue")
+            warnings.append(
+                f"{archive.name}: expected {expect} in the archive, not found; the layout differs from the catalogue"
+            )
         _merge(root, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -558,8 +611,16 @@ def _marker_path(dest: Path, archive: Archive) -> Path:
 def _write_marker(dest: Path, archive: Archive, *, url: str | None, verified: str, members: int) -> None:
     from hgbench.records import atomic_write_bytes, utc_now
 
-    body = {"archive": archive.name, "url": url, "size": archive.size, "md5": archive.md5, "sha256": archive.sha256,
-            "verified": verified, "members": members, "extracted": utc_now()}
+    body = {
+        "archive": archive.name,
+        "url": url,
+        "size": archive.size,
+        "md5": archive.md5,
+        "sha256": archive.sha256,
+        "verified": verified,
+        "members": members,
+        "extracted": utc_now(),
+    }
     atomic_write_bytes(_marker_path(dest, archive), (json.dumps(body, indent=1) + "\n").encode())
 
 
@@ -572,4 +633,3 @@ def _read_marker(dest: Path, archive: Archive) -> dict | None:
         return None
     same = all(marker.get(k) == getattr(archive, k) for k in ("size", "md5", "sha256"))
     return marker if same and marker.get("archive") == archive.name else None
-

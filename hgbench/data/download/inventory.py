@@ -135,7 +135,9 @@ def _images_row(folder: Path, wanted: set[str], needed: bool, dataset: str, root
     if not missing:
         return CheckRow(label, "ok", f"{total:,} images")
     if not have and not needed:
-        return CheckRow(label, "optional", f"not downloaded (0 of {total:,} images; `hgbench data download {dataset} --all`)")
+        return CheckRow(
+            label, "optional", f"not downloaded (0 of {total:,} images; `hgbench data download {dataset} --all`)"
+        )
     if not have:
         return CheckRow(label, "missing", f"{folder}: none of the {total:,} images")
     return CheckRow(label, "incomplete", f"{have:,} of {total:,} images (missing e.g. {missing[0]})")
