@@ -39,12 +39,12 @@ def measure(variant: str, seconds: float, threads: int) -> list[tuple[str, float
     """``[(name, seconds since start, samples in ms)]``: probes are named ``"probe"``."""
     import torch
 
+    from hgbench.config import get_variant
     from hgbench.profile.backends import RunSettings, get_backend
     from hgbench.profile.latency import time_callable
     from hgbench.profile.quiet import QuietTimer
     from hgbench.profile.run import make_input
     from hgbench.profile.sweep import build_profiled_model
-    from hgbench.config import get_variant
 
     torch.set_num_threads(threads)
     model = build_profiled_model(get_variant(variant), 16, 64, torch.device("cpu"))
@@ -52,7 +52,7 @@ def measure(variant: str, seconds: float, threads: int) -> list[tuple[str, float
     for backend, batch in SETTINGS:
         x = make_input(batch, 64)
         prepared = get_backend(backend).prepare(model, x, RunSettings())
-        fns[f"{backend} b{batch}"] = (lambda fn=prepared.fn, xi=prepared.prepare_input(x): fn(xi))
+        fns[f"{backend} b{batch}"] = lambda fn=prepared.fn, xi=prepared.prepare_input(x): fn(xi)
     timer = QuietTimer(torch.device("cpu"))
     trace = []
     with torch.inference_mode():
@@ -130,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             tmp.replace(args.save)
     windows = min(sum(name == n for n, _, _ in trace) for name in {n for n, _, _ in trace if n != "probe"})
     if windows < args.attempts + 3:
-        print(f"quiet_windows: {windows} windows per setting, need at least --attempts + 3 = {args.attempts + 3}; "
-              "measure longer (--seconds)", file=sys.stderr)
+        print(
+            f"quiet_windows: {windows} windows per setting, need at least --attempts + 3 = {args.attempts + 3}; "
+            "measure longer (--seconds)",
+            file=sys.stderr,
+        )
         return 2
     print(analyse(trace, args.tolerance, args.attempts), end="")
     return 0

@@ -37,7 +37,9 @@ stem (:meth:`hgbench.records.RecordKey.stem`), read once by :func:`read_run`."""
 
 def read_run(results_dir: Path) -> Run:
     """The valid profile records under ``results_dir`` (files that are not records are left out)."""
-    return [(rec.key().without_machine().stem(), rec) for rec in scan(results_dir, kinds=["profile"], dedupe=False).records]
+    return [
+        (rec.key().without_machine().stem(), rec) for rec in scan(results_dir, kinds=["profile"], dedupe=False).records
+    ]
 
 
 def p50_by_setting(run: Run) -> dict[str, float]:
@@ -90,8 +92,10 @@ def windows_text(runs: list[Run]) -> str:
     for i, run in enumerate(runs, 1):
         counts = window_summary(rec.get("latency_ms") for _, rec in run)
         if counts["repetitions"]:
-            lines.append(f"run {i}: {counts['quiet']} of {counts['repetitions']} repetitions in a quiet window, "
-                         f"{counts['windows']} windows timed")
+            lines.append(
+                f"run {i}: {counts['quiet']} of {counts['repetitions']} repetitions in a quiet window, "
+                f"{counts['windows']} windows timed"
+            )
         else:
             lines.append(f"run {i}: timed without calibration probes (no latency_ms.windows)")
     return "\n".join(lines) + "\n"
@@ -122,8 +126,11 @@ def machine_text(runs: list[Run]) -> str:
         lines.append(f"run {i}: calibration p50 {cal[-1]:.3f} ms{level}")
     if len(cal) > 1:
         spread = 100 * (max(cal) / min(cal) - 1)
-        verdict = ("the machine was in different states: the settings' spread measures that too"
-                   if spread > SAME_STATE_PCT else "the machine was in the same state")
+        verdict = (
+            "the machine was in different states: the settings' spread measures that too"
+            if spread > SAME_STATE_PCT
+            else "the machine was in the same state"
+        )
         lines.append(f"calibration spread between runs: {spread:.1f} % ({verdict})")
     return "\n".join(lines) + "\n"
 

@@ -35,10 +35,10 @@ from pathlib import Path
 
 import torch
 
+from hgbench.config import select_variants
 from hgbench.profile import RunSettings, memory
 from hgbench.profile.sweep import Budget, run_sweep
 from hgbench.records.provenance import collect_provenance
-from hgbench.config import select_variants
 
 
 def rss_mib() -> float:
@@ -58,8 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=64)
     parser.add_argument("--batch-size", default="1")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--max-growth-mb", type=float, default=None,
-                        help="exit 1 when RSS grows by more than this per repetition after the second")
+    parser.add_argument(
+        "--max-growth-mb",
+        type=float,
+        default=None,
+        help="exit 1 when RSS grows by more than this per repetition after the second",
+    )
     args = parser.parse_args(argv)
     if args.repetitions < 3:
         parser.error("--repetitions: at least 3 (growth is measured from the end of repetition 2)")
@@ -89,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
 
     ends = [samples[(r + 1) * settings_per_rep - 1] for r in range(args.repetitions)]
-    print(f"variants {args.variants}, backends {','.join(backends)}, batch {args.batch_size}, "
-          f"{args.input_size} px, {settings_per_rep} settings per repetition; RSS before the sweep {start:.0f} MiB")
+    print(
+        f"variants {args.variants}, backends {','.join(backends)}, batch {args.batch_size}, "
+        f"{args.input_size} px, {settings_per_rep} settings per repetition; RSS before the sweep {start:.0f} MiB"
+    )
     print("| repetition | RSS at its end (MiB) | growth over the previous (MiB) |")
     print("|---|---|---|")
     for r, end in enumerate(ends, start=1):

@@ -65,31 +65,54 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     base = load_protocol(args.protocol)
-    changes = {k: v for k, v in {"precision": args.precision, "channels_last": args.channels_last, "compile": args.compile,
-                                 "batch_size": args.batch_size, "num_workers": args.num_workers}.items() if v is not None}
+    changes = {
+        k: v
+        for k, v in {
+            "precision": args.precision,
+            "channels_last": args.channels_last,
+            "compile": args.compile,
+            "batch_size": args.batch_size,
+            "num_workers": args.num_workers,
+        }.items()
+        if v is not None
+    }
     base = dataclasses.replace(base, **changes)
     device = resolve_device(args.device)
     command = shlex.join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])
     print(f"$ python {command}", flush=True)
     ceilings = measure_ceilings(device, base.precision)
-    print(f"ceiling on {device} ({base.precision}, {torch.get_num_threads()} threads): {ceilings.matmul_tflops:.3f} TFLOP/s "
-          f"(matmul {ceilings.mm_tflops:.3f}, 3x3 conv {ceilings.conv_tflops:.3f})", flush=True)
+    print(
+        f"ceiling on {device} ({base.precision}, {torch.get_num_threads()} threads): {ceilings.matmul_tflops:.3f} TFLOP/s "
+        f"(matmul {ceilings.mm_tflops:.3f}, 3x3 conv {ceilings.conv_tflops:.3f})",
+        flush=True,
+    )
 
     results = []
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
         spec = get_variant(name)
         for size in _ints(args.input_size):
             protocol = dataclasses.replace(base, input_size=size, output_size=size // 4)
-            r = measure_training_throughput(spec, protocol, device, steps=args.steps, warmup=args.warmup,
-                                            repetitions=args.repetitions, progress=lambda m: print(f"  {m}", flush=True))
+            r = measure_training_throughput(
+                spec,
+                protocol,
+                device,
+                steps=args.steps,
+                warmup=args.warmup,
+                repetitions=args.repetitions,
+                progress=lambda m: print(f"  {m}", flush=True),
+            )
             fwd = count_flops(create_model(spec, 14, input_size=size), (1, 3, size, size)).flops
             results.append(add_flops(r, fwd, ceilings.matmul_tflops))
             print(markdown_table(results[-1:]).splitlines()[-1], flush=True)
     print()
     print(markdown_table(results))
     if args.json:
-        body = {"command": command, "ceilings": dataclasses.asdict(ceilings), "results": [r.to_dict() for r in results],
-                "provenance": collect_provenance()}
+        body = {
+            "command": command,
+            "ceilings": dataclasses.asdict(ceilings),
+            "results": [r.to_dict() for r in results],
+            "provenance": collect_provenance(),
+        }
         atomic_write_bytes(args.json, (json.dumps(body, indent=1) + "\n").encode())
     return 0
 

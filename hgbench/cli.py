@@ -1,6 +1,6 @@
-"""The ``hgbench`` command line: typer only. Each command parses its options, makes one library call and prints
-(:mod:`hgbench.console`); the library checks every option before any work. Exit statuses: 0 done, 1 a failed
-measurement or job or a fault of the machine, 2 bad input."""
+"""The ``hgbench`` command line, typer only: each command parses its options (one per line, a table the formatter
+leaves alone), makes one library call and prints (:mod:`hgbench.console`); the library checks every option before
+any work. Exit statuses: 0 done, 1 a failed measurement or job or a machine fault, 2 bad input."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from hgbench.data.download import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from hgbench.paths import DEFAULT_RESULTS_DIR
 
 # fmt: off
-# (options read as a table, one per line; the formatter would break each into three)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, profile and compare stacked-hourglass pose networks.")
 data_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fetch the official datasets and check a data folder.")

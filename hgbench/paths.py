@@ -53,7 +53,9 @@ def variants_dir() -> Path:
     for c in candidates:
         if c.is_dir():
             return c
-    raise FileNotFoundError(f"no variants folder found (looked in {', '.join(map(str, candidates))}); set HGBENCH_VARIANTS_DIR")
+    raise FileNotFoundError(
+        f"no variants folder found (looked in {', '.join(map(str, candidates))}); set HGBENCH_VARIANTS_DIR"
+    )
 
 
 def protocols_dir() -> Path:
@@ -92,7 +94,9 @@ def run_dir(results_dir: Path, dataset: str, protocol: str, protocol_hash: str, 
     return Path(results_dir) / "runs" / Path(*parts)
 
 
-def eval_record_path(run_folder: Path, dataset: str, split: str, metric: str, threshold: float, flip_test: bool) -> Path:
+def eval_record_path(
+    run_folder: Path, dataset: str, split: str, metric: str, threshold: float, flip_test: bool
+) -> Path:
     """The eval record of a run's checkpoint:
     ``<run>/eval-<dataset>-<split>-<metric>-t<threshold>[-noflip].json``.
 
@@ -105,7 +109,9 @@ def eval_record_path(run_folder: Path, dataset: str, split: str, metric: str, th
 
 def profile_record_path(results_dir: Path, host: str, stem: str) -> Path:
     """``<results>/profile/<host>/<stem>.json`` (``stem`` is the record key's file stem)."""
-    return Path(results_dir) / "profile" / safe_component(host, "host name") / f"{safe_component(stem, 'record key')}.json"
+    return (
+        Path(results_dir) / "profile" / safe_component(host, "host name") / f"{safe_component(stem, 'record key')}.json"
+    )
 
 
 def report_dir(results_dir: Path) -> Path:
@@ -135,7 +141,9 @@ def check_writable_folder(folder: Path, option: str = "--results") -> Path:
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"{option} {folder}: is a file, not a folder; pass a folder (it is created if missing)")
+        raise NotADirectoryError(
+            f"{option} {folder}: is a file, not a folder; pass a folder (it is created if missing)"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".hgbench-write-check-"):
@@ -144,5 +152,7 @@ def check_writable_folder(folder: Path, option: str = "--results") -> Path:
         raise NotADirectoryError(f"{option} {folder}: a parent is a file, not a folder; pass another folder") from None
     except OSError as e:
         what = "is full" if e.errno == errno.ENOSPC else "cannot be written"
-        raise OSError(e.errno, f"{option} {folder}: {what} ({e.strerror}); free space or pass a writable folder") from None
+        raise OSError(
+            e.errno, f"{option} {folder}: {what} ({e.strerror}); free space or pass a writable folder"
+        ) from None
     return folder

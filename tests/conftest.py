@@ -40,7 +40,9 @@ def _provenance(host: str) -> dict:
     return {"hostname": host, "hgbench": "0.1.0", "torch": "2.13.0", "cpu": "Test CPU", "command": ["hgbench"]}
 
 
-def _pck_result(mean: float, groups: dict | None = None, persons: int = 100, metric: str = "pck", threshold: float = 0.2) -> dict:
+def _pck_result(
+    mean: float, groups: dict | None = None, persons: int = 100, metric: str = "pck", threshold: float = 0.2
+) -> dict:
     groups = dict(groups) if groups else {g: mean for g in GROUPS}
     convention = "PCK@0.2, torso-normalised (...)" if metric == "pck" else "PCKh, head-normalised (...)"
     return {"metric": metric, "threshold": threshold, "per_joint": {}, "groups": groups, "mean": mean, "counts": {},

@@ -7,12 +7,10 @@ import math
 import pytest
 import torch
 
-from hgbench.models import Hourglass
+from hgbench.config import OptimizerConfig, PretrainConfig, get_variant, load_protocol
+from hgbench.models import Hourglass, create_model
 from hgbench.models.autoencoder import BottleneckAutoencoder
 from hgbench.train.pretrain import autoencoders, bottleneck_features, pretrain_autoencoder, reconstruction_loss
-from hgbench.config import OptimizerConfig, load_protocol
-from hgbench.config import PretrainConfig, get_variant
-from hgbench.models import create_model
 
 NAMES = ["andersen-hg", "andersen-hg-ae", "andersen-hg-noskip"]
 
@@ -38,7 +36,9 @@ def test_autoencoder_parameter_count():
     dec = (9 * 64 * 128 + 128) + (9 * 128 * 192 + 192) + (9 * 192 * c + c)
     assert _count(BottleneckAutoencoder(c, s, d)) == enc + lin + dec == 1_578_994
     # the autoencoder is the only difference between andersen-hg-ae and andersen-hg
-    diff = _count(create_model(get_variant("andersen-hg-ae"), 17, input_size=256)) - _count(create_model(get_variant("andersen-hg"), 17))
+    diff = _count(create_model(get_variant("andersen-hg-ae"), 17, input_size=256)) - _count(
+        create_model(get_variant("andersen-hg"), 17)
+    )
     assert diff == enc + lin + dec
 
 
@@ -120,7 +120,13 @@ def test_pretrain_reduces_loss_and_touches_only_the_autoencoder():
     assert feats[0].shape == (8, 256, 1, 1)
     with torch.no_grad():
         loss0 = float(reconstruction_loss(autoencoders(model), feats))
-    cfg = PretrainConfig(optimizer=OptimizerConfig(name="sgd", lr=5e-3, momentum=0.9), epochs=2, steps_per_epoch=5, batch_size=8, lr_step_epochs=1)
+    cfg = PretrainConfig(
+        optimizer=OptimizerConfig(name="sgd", lr=5e-3, momentum=0.9),
+        epochs=2,
+        steps_per_epoch=5,
+        batch_size=8,
+        lr_step_epochs=1,
+    )
     info = pretrain_autoencoder(model, train_set, cfg, load_protocol("smoke"))
     with torch.no_grad():
         loss1 = float(reconstruction_loss(autoencoders(model), bottleneck_features(model, images)))

@@ -60,7 +60,9 @@ def test_registry_has_every_backend_of_the_issue():
 
 
 def test_unknown_backend_names_the_known_ones():
-    with pytest.raises(ValueError, match="unknown backend 'onnx'.*eager, torchscript, compile, cudagraphs, onnxruntime, tensorrt"):
+    with pytest.raises(
+        ValueError, match="unknown backend 'onnx'.*eager, torchscript, compile, cudagraphs, onnxruntime, tensorrt"
+    ):
         get_backend("onnx")
 
 
@@ -117,12 +119,20 @@ def test_compile_without_a_cpp_compiler_says_what_to_install(monkeypatch):
 
 # --- TensorRT cache naming (the part of the TensorRT backend that runs without a GPU) ----------
 
-VERSIONS = {"torch": "2.13.0", "torch_tensorrt": "2.13.0", "tensorrt": "10.13", "gpu": "H100", "compute_capability": "9.0"}
+VERSIONS = {
+    "torch": "2.13.0",
+    "torch_tensorrt": "2.13.0",
+    "tensorrt": "10.13",
+    "gpu": "H100",
+    "compute_capability": "9.0",
+}
 
 
 def test_tensorrt_cache_path_names_shape_precision_and_flags(tmp_path):
     model = tiny_hourglass()
-    path = tensorrt_cache_path(tmp_path, model, (8, 3, 64, 64), RunSettings(precision="fp16", tf32=True, channels_last=True), VERSIONS)
+    path = tensorrt_cache_path(
+        tmp_path, model, (8, 3, 64, 64), RunSettings(precision="fp16", tf32=True, channels_last=True), VERSIONS
+    )
     assert path.parent == tmp_path / "tensorrt"
     assert path.name.startswith("StackedHourglass__8x3x64x64__fp16__tf32__cl__") and path.suffix == ".ep"
 
@@ -143,7 +153,9 @@ def test_tensorrt_cache_key_reuses_only_the_same_model_shape_settings_and_softwa
         tensorrt_cache_path(tmp_path, model, (1, 3, 64, 64), RunSettings(precision="bf16"), VERSIONS),
         tensorrt_cache_path(tmp_path, model, (1, 3, 64, 64), RunSettings(precision="fp16", tf32=True), VERSIONS),
         tensorrt_cache_path(tmp_path, model, (1, 3, 64, 64), settings, {**VERSIONS, "tensorrt": "10.14"}),
-        tensorrt_cache_path(tmp_path, model, (1, 3, 64, 64), settings, {**VERSIONS, "gpu": "A100", "compute_capability": "8.0"}),
+        tensorrt_cache_path(
+            tmp_path, model, (1, 3, 64, 64), settings, {**VERSIONS, "gpu": "A100", "compute_capability": "8.0"}
+        ),
     ]
     assert len({base, *changed}) == 1 + len(changed)
 
@@ -152,7 +164,9 @@ def test_artefact_key_of_a_larger_architecture_differs():
     settings = RunSettings()
     torch.manual_seed(0)
     wider = StackedHourglass(num_stacks=2, num_joints=16, num_features=32, depth=1, stem_channels=8)
-    assert artefact_key(tiny_hourglass(), (1, 3, 16, 16), settings, {}) != artefact_key(wider, (1, 3, 16, 16), settings, {})
+    assert artefact_key(tiny_hourglass(), (1, 3, 16, 16), settings, {}) != artefact_key(
+        wider, (1, 3, 16, 16), settings, {}
+    )
 
 
 # --- precision, layout and TF32 -----------------------------------------------------------------
@@ -325,7 +339,9 @@ def test_onnxruntime_on_cuda_is_unavailable_when_its_cuda_provider_does_not_load
     import onnxruntime
 
     cuda_provider_problem.cache_clear()
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     try:
         reason = get_backend("onnxruntime").available(CUDA)
     finally:
@@ -344,7 +360,9 @@ def test_onnxruntime_on_cuda_is_available_when_a_session_really_has_the_provider
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
     cuda_provider_problem.cache_clear()
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
     try:
         assert onnx_runtime.OnnxRuntimeBackend().available(CUDA) is None

@@ -10,12 +10,11 @@ import scipy.io
 import torch
 from typer.testing import CliRunner
 
+from hgbench.accuracy.evaluate import evaluate_pck
 from hgbench.cli import app
+from hgbench.config import get_variant, load_protocol
 from hgbench.data import DatasetError, make_dataset
 from hgbench.data.base import read_image
-from hgbench.accuracy.evaluate import evaluate_pck
-from hgbench.config import load_protocol
-from hgbench.config import get_variant
 from hgbench.models import create_model
 
 
@@ -79,7 +78,10 @@ def test_bad_images_stop_the_evaluation_by_default(tmp_path):
 def test_skip_leaves_bad_images_out_counts_and_reports_them(tmp_path):
     ds = make_dataset("lsp", _lsp_folder(tmp_path), "val", input_size=64, output_size=16, bad_samples="skip")
     assert [ds.annotation(i).image_id for i in range(len(ds))] == ["im0010.jpg", "im0040.jpg"]
-    assert [(p.rsplit("/", 1)[1], why) for p, why in ds.skipped] == [("im0020.jpg", "missing"), ("im0030.jpg", "corrupt")]
+    assert [(p.rsplit("/", 1)[1], why) for p, why in ds.skipped] == [
+        ("im0020.jpg", "missing"),
+        ("im0030.jpg", "corrupt"),
+    ]
     torch.manual_seed(0)
     result = evaluate_pck(create_model(get_variant("hg1"), 14, input_size=64), ds, batch_size=4)
     assert result.num_skipped == 2 and result.num_persons == 2
@@ -98,8 +100,17 @@ def test_bad_samples_must_be_error_or_skip(tmp_path):
 def _checkpoint(path):
     spec, protocol = get_variant("hg1"), load_protocol("smoke")
     model = create_model(spec, 14, input_size=protocol.input_size)
-    torch.save({"variant": spec.name, "spec": dataclasses.asdict(spec), "protocol": dataclasses.asdict(protocol),
-                "dataset": "lsp", "num_joints": 14, "model_state": model.state_dict()}, path)
+    torch.save(
+        {
+            "variant": spec.name,
+            "spec": dataclasses.asdict(spec),
+            "protocol": dataclasses.asdict(protocol),
+            "dataset": "lsp",
+            "num_joints": 14,
+            "model_state": model.state_dict(),
+        },
+        path,
+    )
     return path
 
 
@@ -135,7 +146,12 @@ def test_keep_readable_counts_samples_and_decodes_each_file_once(tmp_path, monke
     from hgbench.data import base
 
     good = _jpeg(tmp_path / "good.jpg")
-    items = [("a", good), ("b", tmp_path / "gone.jpg"), ("c", tmp_path / "gone.jpg"), ("d", good)]  # two persons per image
+    items = [
+        ("a", good),
+        ("b", tmp_path / "gone.jpg"),
+        ("c", tmp_path / "gone.jpg"),
+        ("d", good),
+    ]  # two persons per image
     calls = []
     real = base.read_image
     monkeypatch.setattr(base, "read_image", lambda p: calls.append(p) or real(p))

@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 
+from hgbench.config import get_variant
+from hgbench.models import create_model
 from hgbench.models.blocks import BLOCKS
 from hgbench.models.hru import HourglassResidualUnit
 from hgbench.models.layers import DepthwiseSeparableConv, make_upsample
@@ -19,8 +21,6 @@ from hgbench.models.lightweight import (
     TripleDepthwiseSeparableBottleneck,
 )
 from hgbench.profile import count_parameters
-from hgbench.config import get_variant
-from hgbench.models import create_model
 
 WIDTHS = [(64, 128), (128, 128), (128, 256), (256, 256), (32, 64)]
 
@@ -102,7 +102,10 @@ def test_block_matches_closed_form(name, cin, cout):
 @pytest.mark.parametrize("cin,cout", WIDTHS)
 def test_pieces_match_closed_form(cin, cout):
     assert count_parameters(DepthwiseSeparableConv(cin, cout)) == cin * 9 + cin + cin * cout + cout
-    assert count_parameters(DepthwiseSeparableConv(cin, cout, batch_norm=True)) == cin * 9 + 2 * cin + cin * cout + 2 * cout
+    assert (
+        count_parameters(DepthwiseSeparableConv(cin, cout, batch_norm=True))
+        == cin * 9 + 2 * cin + cin * cout + 2 * cout
+    )
     assert count_parameters(DepthwiseSeparableConv(cin, cout, dilation=3)) == cin * 9 + cin + cin * cout + cout
     assert count_parameters(MultiDilatedConv(cin, cout)) == 3 * (cin * 9 + cin + cin * cout + cout)
     for n in (cout, cout + 1):  # odd widths: ceil(n/2) intrinsic maps, truncated to n
@@ -181,7 +184,9 @@ def test_new_variants_build_and_predict(name):
 def test_deconv_variant_adds_one_transposed_conv_per_level_and_stack():
     # seed 001: the hourglass's upsampling (4 levels) becomes a 3x3 transposed conv, 256 wide
     for stacks in (1, 2):
-        extra = count_parameters(create_model(get_variant(f"hru-deconv{stacks}"), 16)) - count_parameters(create_model(get_variant(f"hru{stacks}"), 16))
+        extra = count_parameters(create_model(get_variant(f"hru-deconv{stacks}"), 16)) - count_parameters(
+            create_model(get_variant(f"hru{stacks}"), 16)
+        )
         assert extra == stacks * 4 * (9 * 256 * 256 + 256)
 
 

@@ -32,8 +32,21 @@ def test_train_all_profile_report_on_the_embedded_default(tmp_path):
     assert r.exit_code == 0 and "skipped" in r.output
     assert read_record(record_path)["created"] == record["created"]
 
-    r = invoke("profile", "--variants", "hg1", "--input-size", "64", "--min-time-s", "0.05", "--min-iters", "3",
-               "--warmup", "1", "--results", results)
+    r = invoke(
+        "profile",
+        "--variants",
+        "hg1",
+        "--input-size",
+        "64",
+        "--min-time-s",
+        "0.05",
+        "--min-iters",
+        "3",
+        "--warmup",
+        "1",
+        "--results",
+        results,
+    )
     assert r.exit_code == 0, r.output
 
     out = tmp_path / "report"
@@ -60,7 +73,18 @@ def test_user_errors_exit_2_with_the_fix(tmp_path):
     assert r.exit_code == 2 and "unknown protocol 'nope'" in r.output and "smoke" in r.output
     r = invoke("train", "hg99", "--protocol", "smoke", "--results", str(tmp_path))
     assert r.exit_code == 2 and "unknown variant 'hg99'" in r.output
-    r = invoke("train", "hg1", "--protocol", "smoke", "--dataset", "lspet", "--data-root", str(tmp_path), "--results", str(tmp_path))
+    r = invoke(
+        "train",
+        "hg1",
+        "--protocol",
+        "smoke",
+        "--dataset",
+        "lspet",
+        "--data-root",
+        str(tmp_path),
+        "--results",
+        str(tmp_path),
+    )
     assert r.exit_code == 2 and "joints.mat" in r.output
     r = invoke("profile", "--backend", "tensorrt", "--results", str(tmp_path))
     assert r.exit_code == 2 and "tensorrt" in r.output.lower()
@@ -96,8 +120,11 @@ def test_a_newer_schema_record_is_refused_and_kept_byte_identical(tmp_path):
     newer = {**json.loads(path.read_text()), "schema": "hgbench.record/99", "complete": False}
     path.write_text(json.dumps(newer))
     before = path.read_bytes()
-    for args in (["train", "hg1", "--protocol", str(protocol)], ["train-all", "--variants", "hg1", "--protocol", str(protocol)],
-                 ["train", "hg1", "--protocol", str(protocol), "--force"]):
+    for args in (
+        ["train", "hg1", "--protocol", str(protocol)],
+        ["train-all", "--variants", "hg1", "--protocol", str(protocol)],
+        ["train", "hg1", "--protocol", str(protocol), "--force"],
+    ):
         r = invoke(*args, "--results", str(results))
         assert r.exit_code == 2 and "newer hgbench" in " ".join(r.output.split()), r.output
         assert path.read_bytes() == before

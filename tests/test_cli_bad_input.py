@@ -59,16 +59,29 @@ CASES = [
     Case("protocol-scale-0", ["train", "hg1", "--protocol", "scale0.yaml"], 2, ["scale0.yaml", "scale"]),
     Case("protocol-lr-negative", ["train", "hg1", "--protocol", "lr.yaml"], 2, ["lr.yaml", "lr"]),
     Case("protocol-batch-negative", ["train", "hg1", "--protocol", "batch.yaml"], 2, ["batch.yaml", "batch_size"]),
-    Case("protocol-workers-negative", ["train", "hg1", "--protocol", "workers.yaml"], 2, ["workers.yaml", "num_workers"]),
+    Case(
+        "protocol-workers-negative", ["train", "hg1", "--protocol", "workers.yaml"], 2, ["workers.yaml", "num_workers"]
+    ),
     Case("protocol-input-60", ["train", "hg1", "--protocol", "in60.yaml"], 2, ["in60.yaml", "input_size"]),
     Case("protocol-yaml-bomb", ["train", "hg1", "--protocol", "bomb.yaml"], 2, ["bomb.yaml"]),
     Case("protocol-not-utf8", ["train", "hg1", "--protocol", "latin1.yaml"], 2, ["latin1.yaml", "UTF-8"]),
     Case("protocol-unknown", ["train", "hg1", "--protocol", "nope"], 2, ["nope", "smoke"]),
     # results folders that cannot be written, checked before training
-    Case("results-is-a-file", ["train", "hg1", "--protocol", "tiny.yaml", "--results", "afile"], 2, ["--results", "afile"],
-         unchanged=["results", "afile"]),  # fmt: skip
+    Case(
+        "results-is-a-file",
+        ["train", "hg1", "--protocol", "tiny.yaml", "--results", "afile"],
+        2,
+        ["--results", "afile"],
+        unchanged=["results", "afile"],
+    ),  # fmt: skip
     # records
-    Case("report-newer-schema", ["report", "--results", "newer", "--out", "out"], 2, ["newer hgbench"], unchanged=["newer"]),
+    Case(
+        "report-newer-schema",
+        ["report", "--results", "newer", "--out", "out"],
+        2,
+        ["newer hgbench"],
+        unchanged=["newer"],
+    ),
     Case("compare-newer-schema", ["compare", "newer", "newer"], 2, ["newer hgbench"], unchanged=["newer"]),
 ]
 

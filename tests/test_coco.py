@@ -77,7 +77,9 @@ def test_every_person_with_keypoints_loads_with_its_flags(ds, raw):
         np.testing.assert_array_equal(ann.annotated, kp[:, 2] > 0)
         np.testing.assert_array_equal(ann.visible, kp[:, 2] == 2)
         assert ann.annotated.sum() == a["num_keypoints"]
-    assert sum((ds.annotation(i).annotated & ~ds.annotation(i).visible).sum() for i in range(len(ds))) > 0  # v = 1 occurs
+    assert (
+        sum((ds.annotation(i).annotated & ~ds.annotation(i).visible).sum() for i in range(len(ds))) > 0
+    )  # v = 1 occurs
     item = ds[1]
     assert item["image"].shape == (3, 256, 256) and item["heatmaps"].shape == (17, 64, 64)
     assert bool(item["has_visibility"]) and (item["visible"].numpy() == ds.annotation(1).visible).all()
@@ -144,7 +146,11 @@ def test_known_perturbation_gives_the_closed_form_oks(ds, raw):
     assert ev.ious[(p.image_id, 1)][0, 0] == pytest.approx(target, abs=1e-9)
     # One person, one prediction: matched at the OKS thresholds 0.50..0.75, not at 0.80..0.95.
     stats = {n: v for n, v in zip(OKS_STAT_NAMES, ev.stats, strict=True)}
-    assert stats["AP"] == pytest.approx(0.6) and stats["AP50"] == pytest.approx(1.0) and stats["AP75"] == pytest.approx(1.0)
+    assert (
+        stats["AP"] == pytest.approx(0.6)
+        and stats["AP50"] == pytest.approx(1.0)
+        and stats["AP75"] == pytest.approx(1.0)
+    )
     assert stats["AR"] == pytest.approx(0.6) and stats["APm"] == -1  # no medium person in this image
 
 
@@ -234,13 +240,17 @@ def _write_sample(tmp_path: Path, coco_root: Path, data: dict, images: bool = Tr
 def test_wrong_layout_names_the_file_field_and_fix(tmp_path, coco_root, raw):
     no_ann = {k: v for k, v in raw.items() if k != "annotations"}
     root = _write_sample(tmp_path / "a", coco_root, no_ann)
-    with pytest.raises(DatasetError, match=r"person_keypoints_sample\.json: field 'annotations' is missing.*person_keypoints"):
+    with pytest.raises(
+        DatasetError, match=r"person_keypoints_sample\.json: field 'annotations' is missing.*person_keypoints"
+    ):
         COCODataset(root)
 
     short = json.loads(json.dumps(raw))
     short["annotations"][3]["keypoints"] = short["annotations"][3]["keypoints"][:48]
     root = _write_sample(tmp_path / "b", coco_root, short)
-    with pytest.raises(DatasetError, match=r"person_keypoints_sample\.json: annotations\[3\] .*'keypoints' has 48 values; expected 51"):
+    with pytest.raises(
+        DatasetError, match=r"person_keypoints_sample\.json: annotations\[3\] .*'keypoints' has 48 values; expected 51"
+    ):
         make_dataset("coco", root, "val")
 
     flags = json.loads(json.dumps(raw))

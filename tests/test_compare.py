@@ -8,15 +8,10 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import make_record
 from typer.testing import CliRunner
 
-from conftest import make_record
-
-from hgbench.cli import app
-from hgbench.records import SCHEMA, key_of
-from hgbench.models import create_model
 from hgbench.analysis.compare import (
     CHANGED,
     ERROR,
@@ -33,6 +28,9 @@ from hgbench.analysis.compare import (
     parse_thresholds,
     slower_p_values,
 )
+from hgbench.cli import app
+from hgbench.models import create_model
+from hgbench.records import SCHEMA, key_of
 
 runner = CliRunner()
 
@@ -46,7 +44,9 @@ def invoke(*args: str) -> tuple[int, str]:
     return r.exit_code, " ".join(r.output.split())
 
 
-def body(variant: str = "hg1", p50: float = 10.0, calib: float = 5.0, n: int = 31, spread: float = 0.05, **over) -> dict:
+def body(
+    variant: str = "hg1", p50: float = 10.0, calib: float = 5.0, n: int = 31, spread: float = 0.05, **over
+) -> dict:
     """A profile record whose latency samples are evenly spread over p50 * [1 - spread, 1 + spread]
     (so their median is exactly p50): conftest's record factory."""
     return make_record("profile", variant=variant, p50=p50, calib=calib, n=n, spread=spread, **over)
@@ -80,13 +80,16 @@ def test_thresholds_default_and_overrides():
     assert parse_thresholds(None)["p50"] == 10.0
 
 
-@pytest.mark.parametrize("item, message", [
-    ("p50", "expected METRIC=PERCENT"),
-    ("latency=5", "unknown metric 'latency'"),
-    ("p50=fast", "must be a number >= 0"),
-    ("p50=-3", "must be a number >= 0"),
-    ("p50=nan", "must be a number >= 0"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("p50", "expected METRIC=PERCENT"),
+        ("latency=5", "unknown metric 'latency'"),
+        ("p50=fast", "must be a number >= 0"),
+        ("p50=-3", "must be a number >= 0"),
+        ("p50=nan", "must be a number >= 0"),
+    ],
+)
 def test_bad_thresholds_are_refused_with_the_reason(item, message):
     with pytest.raises(ValueError, match=message):
         parse_thresholds([item])
@@ -219,8 +222,12 @@ def test_matching_by_configuration(tmp_path):
     cur = [body("hg1", p50=30.0), body("hg8"), body("hg1", precision="fp16", p50=4.0)]
     comp = run_compare(tmp_path, base, cur)
     verdicts = {(r.key.variant, r.key.precision): r.verdict for r in comp.rows if r.metric in (None, "p50")}
-    assert verdicts == {("hg1", "fp32"): REGRESSION, ("hg1", "fp16"): UNCHANGED, ("hg2", "fp32"): MISSING,
-                        ("hg8", "fp32"): NEW}
+    assert verdicts == {
+        ("hg1", "fp32"): REGRESSION,
+        ("hg1", "fp16"): UNCHANGED,
+        ("hg2", "fp32"): MISSING,
+        ("hg8", "fp32"): NEW,
+    }
     key = key_of("profile", body("hg1", precision="fp16", tf32=True, channels_last=True))
     assert key.label() == "hg1 j16 eager fp16 tf32 cl b1 s64 cpu"
 
@@ -234,7 +241,9 @@ def test_threads_are_not_matched_but_warned_about(tmp_path):
 def test_no_matching_records_names_both_sides(tmp_path):
     write(tmp_path / "base", body("hg1", input_size=256))
     write(tmp_path / "cur", body("hg1", input_size=64))
-    with pytest.raises(ValueError, match=r"BASELINE has: hg1 j16 eager fp32 b1 s256 cpu\. CURRENT has: hg1 j16 eager fp32 b1 s64 cpu"):
+    with pytest.raises(
+        ValueError, match=r"BASELINE has: hg1 j16 eager fp32 b1 s256 cpu\. CURRENT has: hg1 j16 eager fp32 b1 s64 cpu"
+    ):
         compare_results(tmp_path / "base", tmp_path / "cur")
     code, out = invoke("compare", tmp_path / "base", tmp_path / "cur")
     assert code == 2 and "no record of CURRENT" in out and "BASELINE has: hg1 j16 eager fp32 b1 s256 cpu" in out
@@ -246,7 +255,9 @@ def test_bad_inputs(tmp_path):
     old = body()
     old["schema"] = "hgbench.record/1"
     write(tmp_path / "old", old)
-    with pytest.raises(ValueError, match="schema hgbench.record/1 profile records are no longer read: re-run hgbench profile"):
+    with pytest.raises(
+        ValueError, match="schema hgbench.record/1 profile records are no longer read: re-run hgbench profile"
+    ):
         load_record_set(tmp_path / "old", "BASELINE")
     write(tmp_path / "dup", body(), body())
     with pytest.raises(ValueError, match="two records of hg1"):
@@ -308,7 +319,11 @@ def nets():
     spec = get_variant("hg1")
     arch = spec.architecture
     wide = dataclasses.replace(spec, architecture=dataclasses.replace(arch, num_features=2 * arch.num_features))
-    return {"hg1": create_model(spec, 16, input_size=64), "wide": create_model(wide, 16, input_size=64), "reference": frozen_reference_network()}
+    return {
+        "hg1": create_model(spec, 16, input_size=64),
+        "wide": create_model(wide, 16, input_size=64),
+        "reference": frozen_reference_network(),
+    }
 
 
 def measure(nets, which: str) -> dict:
@@ -400,9 +415,31 @@ def test_compare_reads_hgbench_profile_records(tmp_path, monkeypatch):
     spec = yaml.safe_load((wide_dir / "hg1.yaml").read_text())
     spec["architecture"]["num_features"] *= 2
     (wide_dir / "hg1.yaml").write_text(yaml.safe_dump(spec))
-    args = ["profile", "--variants", "hg1", "--backend", "eager", "--input-size", "64", "--threads", "1", "--device", "cpu",
-            "--num-joints", "16", "--min-time-s", "0.2", "--min-iters", "10", "--warmup", "1", "--warmup-s", "0",
-            "--cache-dir", tmp_path / "cache"]
+    args = [
+        "profile",
+        "--variants",
+        "hg1",
+        "--backend",
+        "eager",
+        "--input-size",
+        "64",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--num-joints",
+        "16",
+        "--min-time-s",
+        "0.2",
+        "--min-iters",
+        "10",
+        "--warmup",
+        "1",
+        "--warmup-s",
+        "0",
+        "--cache-dir",
+        tmp_path / "cache",
+    ]
     code, out = invoke(*args, "--results", tmp_path / "base")
     assert code == 0, out
     monkeypatch.setenv("HGBENCH_VARIANTS_DIR", str(wide_dir))
@@ -413,7 +450,9 @@ def test_compare_reads_hgbench_profile_records(tmp_path, monkeypatch):
     (b,) = load_record_set(tmp_path / "base").records.values()
     (c,) = load_record_set(tmp_path / "cur").records.values()
     rows = {r.metric: r for r in comp.rows}
-    expected = (c["latency_ms"]["p50_ms"] / c["calibration"]["p50_ms"]) / (b["latency_ms"]["p50_ms"] / b["calibration"]["p50_ms"])
+    expected = (c["latency_ms"]["p50_ms"] / c["calibration"]["p50_ms"]) / (
+        b["latency_ms"]["p50_ms"] / b["calibration"]["p50_ms"]
+    )
     assert rows["p50"].ratio == pytest.approx(expected)
     assert rows["p50"].factor == pytest.approx(c["calibration"]["p50_ms"] / b["calibration"]["p50_ms"])
     assert rows["parameters"].verdict == CHANGED and rows["gmacs"].verdict == CHANGED

@@ -15,7 +15,9 @@ def test_shipped_protocols_load():
 def test_unknown_field_names_file_and_field(tmp_path):
     path = tmp_path / "hgx.yaml"
     path.write_text("name: hgx\ndescription: x\nsource: {paper: p}\narchitecture: {num_stacks: 2, blok: residual}\n")
-    with pytest.raises(ConfigError, match=r"hgx.yaml: field 'architecture.blok': unknown field.*fields here: num_stacks, "):
+    with pytest.raises(
+        ConfigError, match=r"hgx.yaml: field 'architecture.blok': unknown field.*fields here: num_stacks, "
+    ):
         load_variant_file(path)
 
 
@@ -32,13 +34,17 @@ def test_wrong_type_and_unknown_block(tmp_path):
 def test_protocol_output_size_must_match_the_stem(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("input_size: 128\noutput_size: 64\n")
-    with pytest.raises(ConfigError, match=r"p.yaml: field 'output_size': 64 is not input_size / 4 .*set output_size: 32"):
+    with pytest.raises(
+        ConfigError, match=r"p.yaml: field 'output_size': 64 is not input_size / 4 .*set output_size: 32"
+    ):
         load_protocol(path)
 
 
 def test_ints_are_accepted_for_floats_and_lists_for_tuples(tmp_path):
     path = tmp_path / "p.yaml"
-    path.write_text("optimizer: {lr: 1, betas: [0, 0.5]}\naugmentation: {scale: [1, 2]}\ninput_size: 64\noutput_size: 16\n")
+    path.write_text(
+        "optimizer: {lr: 1, betas: [0, 0.5]}\naugmentation: {scale: [1, 2]}\ninput_size: 64\noutput_size: 16\n"
+    )
     p = load_protocol(path)
     assert p.name == "p" and p.optimizer.lr == 1.0 and isinstance(p.optimizer.lr, float)
     assert p.optimizer.betas == (0.0, 0.5) and p.augmentation.scale == (1.0, 2.0)
@@ -62,5 +68,3 @@ def test_from_dict_round_trips_every_shipped_spec_and_protocol():
         d = dataclasses.asdict(list_variants()[0])
         d["architecture"]["depth"] = 0
         from_dict(VariantSpec, d, "ckpt")
-
-

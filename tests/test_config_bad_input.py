@@ -63,7 +63,12 @@ CASES = [
     ("variant", VARIANT + ARCH % ", num_features: 255", "architecture.num_features", ["255 is odd", "even"]),
     ("variant", VARIANT + ARCH % ", depth: 9", "architecture.depth", ["9 is not <= 6"]),
     ("variant", VARIANT + ARCH % ", num_modules: 0", "architecture.num_modules", ["0 is not >= 1"]),
-    ("variant", VARIANT + ARCH % ", input_size: 60", "architecture.input_size", ["60 is not a multiple of 4 * 2**depth = 64", "64"]),
+    (
+        "variant",
+        VARIANT + ARCH % ", input_size: 60",
+        "architecture.input_size",
+        ["60 is not a multiple of 4 * 2**depth = 64", "64"],
+    ),
     ("variant", VARIANT + ARCH % ", blok: residual", "architecture.blok", ["unknown field", "num_stacks"]),
     ("variant", VARIANT + ARCH % ", block: nope", "architecture.block", ["'nope' is not one of", "'ghost'"]),
     ("variant", VARIANT + "architecture: {num_stacks: '3'}\n", "architecture.num_stacks", ["'3' is not an integer"]),
@@ -103,7 +108,9 @@ def test_output_not_divisible_by_the_hourglass_is_refused_before_training(tmp_pa
     path = tmp_path / "p60.yaml"
     path.write_text("input_size: 60\noutput_size: 15\n")
     protocol = load_protocol(path)  # a valid protocol on its own (60 = 4 * 15)
-    spec = VariantSpec(name="hgx", description="x", source=Source(paper="p"), architecture=Architecture(num_stacks=1, depth=4))
+    spec = VariantSpec(
+        name="hgx", description="x", source=Source(paper="p"), architecture=Architecture(num_stacks=1, depth=4)
+    )
     with pytest.raises(ConfigError) as info:
         check_compatible(spec, protocol, source=str(path))
     message = str(info.value)
@@ -113,15 +120,21 @@ def test_output_not_divisible_by_the_hourglass_is_refused_before_training(tmp_pa
 
 def test_check_compatible_rules(tmp_path):
     p = load_protocol("smoke")  # input 64, output 16
-    spec = VariantSpec(name="hgx", description="x", source=Source(paper="p"), architecture=Architecture(num_stacks=1, depth=4))
+    spec = VariantSpec(
+        name="hgx", description="x", source=Source(paper="p"), architecture=Architecture(num_stacks=1, depth=4)
+    )
     check_compatible(spec, p)
-    with pytest.raises(ConfigError, match=r"field 'architecture.depth': 2 needs heatmaps divisible by 2\*\*2 = 4.*e\.g\. 64"):
+    with pytest.raises(
+        ConfigError, match=r"field 'architecture.depth': 2 needs heatmaps divisible by 2\*\*2 = 4.*e\.g\. 64"
+    ):
         depth2 = dataclasses.replace(spec, architecture=Architecture(num_stacks=1, depth=2))
         check_compatible(depth2, dataclasses.replace(p, input_size=56, output_size=14))
     with pytest.raises(ConfigError, match=r"field 'batch_size': 0 is not >= 1"):
         check_compatible(dataclasses.replace(spec, batch_size=0), p)
     fixed = Architecture(num_stacks=1, bottleneck="autoencoder", input_size=256)
-    with pytest.raises(ConfigError, match=r"field 'architecture.input_size': 256 differs from the protocol's input_size 64"):
+    with pytest.raises(
+        ConfigError, match=r"field 'architecture.input_size': 256 differs from the protocol's input_size 64"
+    ):
         check_compatible(dataclasses.replace(spec, architecture=fixed), p)
     with pytest.raises(ConfigError, match=r"field 'epochs': 0 is not >= 1"):  # a Protocol(...) built in code
         check_compatible(spec, dataclasses.replace(p, epochs=0))
@@ -231,7 +244,10 @@ def _check_against_schema(data, schema, defs, where=""):
 
 
 def test_json_schema_describes_the_shipped_files():
-    for kind, paths in (("variant", sorted(variants_dir().glob("*.yaml"))), ("protocol", sorted(protocols_dir().glob("*.yaml")))):
+    for kind, paths in (
+        ("variant", sorted(variants_dir().glob("*.yaml"))),
+        ("protocol", sorted(protocols_dir().glob("*.yaml"))),
+    ):
         schema = json_schema(kind)
         assert schema["additionalProperties"] is False and "name" not in schema["required"]
         assert all(d["additionalProperties"] is False for d in schema["$defs"].values())

@@ -27,7 +27,6 @@ from typer.testing import CliRunner
 
 from hgbench.cli import app
 from hgbench.data import download as dl
-from hgbench.data.download import inventory
 from hgbench.data.download import (
     Archive,
     DatasetEntry,
@@ -37,6 +36,7 @@ from hgbench.data.download import (
     download,
     extract,
     fetch,
+    inventory,
 )
 
 runner = CliRunner()
@@ -158,9 +158,24 @@ def _toy(srv, *, zip_md5: str | None = None, size: bool = True) -> dict[str, Dat
     z, t, f = _zip(ZIP_MEMBERS), _tar(TAR_MEMBERS), _payload(5, 20_000)
     srv.files.update({"toy.zip": z, "toy.tar.gz": t, "annot.h5": f})
     archives = (
-        Archive("toy.zip", (f"{srv.url}/toy.zip",), "toy", "zip", len(z) if size else None,
-                md5=zip_md5 or hashlib.md5(z).hexdigest(), expect="joints.mat"),
-        Archive("toy.tar.gz", (f"{srv.url}/toy.tar.gz",), "toy", "tar", len(t), sha256=hashlib.sha256(t).hexdigest(), expect="images"),
+        Archive(
+            "toy.zip",
+            (f"{srv.url}/toy.zip",),
+            "toy",
+            "zip",
+            len(z) if size else None,
+            md5=zip_md5 or hashlib.md5(z).hexdigest(),
+            expect="joints.mat",
+        ),
+        Archive(
+            "toy.tar.gz",
+            (f"{srv.url}/toy.tar.gz",),
+            "toy",
+            "tar",
+            len(t),
+            sha256=hashlib.sha256(t).hexdigest(),
+            expect="images",
+        ),
         Archive("annot.h5", (f"{srv.url}/annot.h5",), "toy/annot", "file", len(f)),
     )
     return {"toy": DatasetEntry("toy", "toy", "", "", archives)}
@@ -206,11 +221,15 @@ def test_resumed_download_asks_for_the_rest(server, tmp_path):
     part.parent.mkdir()
     part.write_bytes(data[:half])
     seen, on_event = _events()
-    (res,) = download("toy", tmp_path, catalogue={"toy": DatasetEntry("toy", "", "", "", cat["toy"].archives[:1])}, on_event=on_event)
+    (res,) = download(
+        "toy", tmp_path, catalogue={"toy": DatasetEntry("toy", "", "", "", cat["toy"].archives[:1])}, on_event=on_event
+    )
     assert server.requests == [("toy.zip", f"bytes={half}-")]
     assert server.sent == len(data) - half  # only the missing half crossed the wire
     assert [info["resumed_from"] for e, info in seen if e == "start"] == [half]
-    assert res.verified == "md5 ok" and (tmp_path / "toy/joints.mat").read_bytes() == ZIP_MEMBERS["toy_dataset/joints.mat"]
+    assert (
+        res.verified == "md5 ok" and (tmp_path / "toy/joints.mat").read_bytes() == ZIP_MEMBERS["toy_dataset/joints.mat"]
+    )
 
 
 def test_resume_of_a_corrupt_part_restarts_from_scratch(server, tmp_path):
@@ -220,7 +239,9 @@ def test_resume_of_a_corrupt_part_restarts_from_scratch(server, tmp_path):
     half = len(server.files["toy.zip"]) // 2
     part.write_bytes(b"\0" * half)  # wrong bytes: the md5 must catch it
     seen, on_event = _events()
-    (res,) = download("toy", tmp_path, catalogue={"toy": DatasetEntry("toy", "", "", "", cat["toy"].archives[:1])}, on_event=on_event)
+    (res,) = download(
+        "toy", tmp_path, catalogue={"toy": DatasetEntry("toy", "", "", "", cat["toy"].archives[:1])}, on_event=on_event
+    )
     assert res.verified == "md5 ok"
     assert [r for _, r in server.requests] == [f"bytes={half}-", None]  # resumed, failed the md5, fetched whole
     assert any(e == "restart" and "md5" in info["reason"] for e, info in seen)
@@ -254,7 +275,9 @@ def test_server_that_ignores_range_gets_a_clean_restart(server, tmp_path):
     part.parent.mkdir()
     part.write_bytes(data[: len(data) // 2])
     seen, on_event = _events()
-    (res,) = download("toy", tmp_path, catalogue={"toy": DatasetEntry("toy", "", "", "", cat["toy"].archives[1:2])}, on_event=on_event)
+    (res,) = download(
+        "toy", tmp_path, catalogue={"toy": DatasetEntry("toy", "", "", "", cat["toy"].archives[1:2])}, on_event=on_event
+    )
     assert server.requests == [("toy.tar.gz", f"bytes={len(data) // 2}-")]  # asked for a range, got the whole file
     assert res.verified == "sha256 ok"  # not the half prepended to the whole
     assert any(e == "restart" and "ignored the Range" in info["reason"] for e, info in seen)
@@ -295,7 +318,9 @@ def test_kept_archive_is_reused_without_a_request(server, tmp_path):
 def test_dead_mirror_falls_back_and_http_errors_name_the_url(server, tmp_path):
     z = _zip({"joints.mat": b"x"})
     server.files["ok.zip"] = z
-    first = Archive("ok.zip", (f"{server.url}/gone/ok.zip", f"{server.url}/ok.zip"), "m", "zip", len(z), expect="joints.mat")
+    first = Archive(
+        "ok.zip", (f"{server.url}/gone/ok.zip", f"{server.url}/ok.zip"), "m", "zip", len(z), expect="joints.mat"
+    )
     (res,) = download("m", tmp_path, catalogue={"m": DatasetEntry("m", "", "", "", (first,))})
     assert res.url == f"{server.url}/ok.zip" and (tmp_path / "m/joints.mat").read_bytes() == b"x"
 
@@ -310,14 +335,17 @@ def test_a_server_that_never_answers_gives_up_after_the_timeout_naming_the_url(s
     one = {"toy": DatasetEntry("toy", "", "", "", cat["toy"].archives[1:2])}
     seen, on_event = _events()
     start = time.monotonic()
-    with pytest.raises(DownloadError, match=rf"{re.escape(server.url)}/toy\.tar\.gz: no answer within 0\.5 s, 3 attempts") as err:
+    with pytest.raises(
+        DownloadError, match=rf"{re.escape(server.url)}/toy\.tar\.gz: no answer within 0\.5 s, 3 attempts"
+    ) as err:
         download("toy", tmp_path, catalogue=one, timeout=0.5, retries=2, on_event=on_event)
     elapsed = time.monotonic() - start
     assert 1.4 < elapsed < 6  # (retries + 1) x timeout: each attempt waited its 0.5 s, no longer
     assert "\n" not in str(err.value) and "--timeout" in str(err.value)
     assert server.requests == [("toy.tar.gz", None)] * 3
     assert [info["reason"] for e, info in seen if e == "retry"] == [
-        f"{server.url}/toy.tar.gz: no answer within 0.5 s; attempt {k} of 3" for k in (2, 3)]
+        f"{server.url}/toy.tar.gz: no answer within 0.5 s; attempt {k} of 3" for k in (2, 3)
+    ]
     assert not (tmp_path / ".downloads/toy.tar.gz").exists()
 
 
@@ -332,8 +360,17 @@ def test_a_stall_in_the_middle_of_the_body_resumes_after_the_timeout(server, tmp
     assert any(e == "retry" and "no answer within 0.5 s" in info["reason"] for e, info in seen)
 
 
-@pytest.mark.parametrize("kwargs", [{"timeout": 0}, {"timeout": -1.0}, {"timeout": float("nan")}, {"timeout": float("inf")},
-                                    {"retries": -1}, {"retries": 1.5}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"timeout": 0},
+        {"timeout": -1.0},
+        {"timeout": float("nan")},
+        {"timeout": float("inf")},
+        {"retries": -1},
+        {"retries": 1.5},
+    ],
+)
 def test_bad_timeout_or_retries_is_refused_before_any_request(server, tmp_path, kwargs):
     cat = _toy(server)
     (name,) = kwargs
@@ -391,8 +428,16 @@ def test_tar_with_a_member_escaping_the_folder_is_refused(tmp_path, monkeypatch,
 def test_links_that_stay_inside_are_extracted(tmp_path, monkeypatch, data_filter):
     monkeypatch.setattr(fetch, "_TAR_DATA_FILTER", data_filter and hasattr(tarfile, "data_filter"))
     archive = tmp_path / "ok.tar.gz"
-    archive.write_bytes(_tar([("data/x.txt", b"x"), _link("data/y.txt", "x.txt"), _link("data/sub/w.txt", "../x.txt"),
-                              _link("z.txt", "data/x.txt", tarfile.LNKTYPE)]))
+    archive.write_bytes(
+        _tar(
+            [
+                ("data/x.txt", b"x"),
+                _link("data/y.txt", "x.txt"),
+                _link("data/sub/w.txt", "../x.txt"),
+                _link("z.txt", "data/x.txt", tarfile.LNKTYPE),
+            ]
+        )
+    )
     members, warnings = extract(archive, tmp_path / "d", kind="tar")
     assert members == 4 and warnings == []
     for name in ("data/y.txt", "data/sub/w.txt", "z.txt"):
@@ -428,7 +473,10 @@ def _complete_tree(d: Path) -> None:
     (d / "mpii/annot").mkdir(parents=True)
     (d / "mpii/images").mkdir()
     # pose-hg-train's layout; the train file names one image twice (two persons), listed once
-    for split, names in (("train", [b"000000001.jpg", b"000000002.jpg", b"000000002.jpg"]), ("valid", [b"000000003.jpg"])):
+    for split, names in (
+        ("train", [b"000000001.jpg", b"000000002.jpg", b"000000002.jpg"]),
+        ("valid", [b"000000003.jpg"]),
+    ):
         n = len(names)
         with h5py.File(d / f"mpii/annot/{split}.h5", "w") as f:
             f["imgname"] = np.array(names, dtype="S13")
@@ -439,11 +487,18 @@ def _complete_tree(d: Path) -> None:
     (d / "coco/annotations").mkdir(parents=True)
     (d / "coco/val2017").mkdir()
     person = {"id": 1, "image_id": 785, "category_id": 1, "iscrowd": 0, "bbox": [10, 10, 50, 100], "area": 5000.0}
-    (d / "coco/annotations/person_keypoints_val2017.json").write_text(json.dumps({
-        "images": [{"id": 785, "file_name": "000000000785.jpg", "width": 640, "height": 425}],
-        "annotations": [{**person, "num_keypoints": 17, "keypoints": [20, 20, 2] * 17},
-                        {**person, "id": 2, "num_keypoints": 0, "keypoints": [0, 0, 0] * 17}],
-        "categories": [{"id": 1, "name": "person"}]}))
+    (d / "coco/annotations/person_keypoints_val2017.json").write_text(
+        json.dumps(
+            {
+                "images": [{"id": 785, "file_name": "000000000785.jpg", "width": 640, "height": 425}],
+                "annotations": [
+                    {**person, "num_keypoints": 17, "keypoints": [20, 20, 2] * 17},
+                    {**person, "id": 2, "num_keypoints": 0, "keypoints": [0, 0, 0] * 17},
+                ],
+                "categories": [{"id": 1, "name": "person"}],
+            }
+        )
+    )
     (d / "coco/val2017/000000000785.jpg").write_bytes(b"jpg")
 
 
@@ -452,9 +507,11 @@ def test_check_complete_and_incomplete(tmp_path):
     reports = {r.dataset: r for r in check(tmp_path)}
     assert all(r.complete and r.present for r in reports.values()), reports
     coco = reports["coco"].rows
-    assert [(r.item, r.status) for r in coco] == [("annotations/person_keypoints_val2017.json", "ok"),
-                                                  ("annotations/person_keypoints_train2017.json", "optional"),
-                                                  ("val2017/", "ok")]
+    assert [(r.item, r.status) for r in coco] == [
+        ("annotations/person_keypoints_val2017.json", "ok"),
+        ("annotations/person_keypoints_train2017.json", "optional"),
+        ("val2017/", "ok"),
+    ]
     assert coco[0].detail == "1 images listed (val)"
     mpii = reports["mpii"].rows
     assert [(r.item, r.status) for r in mpii] == [("annot/train.h5", "ok"), ("annot/valid.h5", "ok"), ("images/", "ok")]
@@ -489,7 +546,11 @@ def test_check_uses_the_loaders_on_the_shared_samples():
     with h5py.File(SHARED_DATA / "mpii/valid.h5", "r") as f:
         names = {n.decode() for n in f["imgname"][()]}
     have = len(names & {p.name for p in (SHARED_DATA / "mpii/images").iterdir()})
-    assert [(r.item, r.status) for r in mpii.rows] == [("annot/train.h5", "missing"), ("valid.h5", "ok"), ("images/", "incomplete")]
+    assert [(r.item, r.status) for r in mpii.rows] == [
+        ("annot/train.h5", "missing"),
+        ("valid.h5", "ok"),
+        ("images/", "incomplete"),
+    ]
     assert mpii.rows[2].detail.startswith(f"{have:,} of {len(names):,} images")
     (ann,) = SHARED_DATA.glob("coco/person_keypoints_*.json")
     listed = {im["file_name"] for im in json.loads(ann.read_text())["images"]}
@@ -508,7 +569,11 @@ def test_catalogue_entries_are_well_formed():
     for name, entry in dl.CATALOGUE.items():
         assert entry.name == name and entry.archives and entry.cite
         for a in entry.archives:
-            assert a.kind in ("zip", "tar", "file") and a.urls and all(u.startswith(("http://", "https://")) for u in a.urls)
+            assert (
+                a.kind in ("zip", "tar", "file")
+                and a.urls
+                and all(u.startswith(("http://", "https://")) for u in a.urls)
+            )
             assert all(u.rsplit("/", 1)[1] == a.name for u in a.urls), a  # --base-url relies on the file name
             assert a.md5 is None or re.fullmatch(r"[0-9a-f]{32}", a.md5)
             assert a.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", a.sha256)
@@ -569,8 +634,22 @@ def test_cli_download_from_a_server_that_never_answers_ends_quickly_naming_the_u
     server.files["lspet_dataset.zip"] = b"never sent"
     server.stall["lspet_dataset.zip"] = "answer"
     start = time.monotonic()
-    r = runner.invoke(app, ["data", "download", "lspet", "--to", str(tmp_path / "data"), "--base-url", server.url,
-                            "--timeout", "1", "--retries", "1"])
+    r = runner.invoke(
+        app,
+        [
+            "data",
+            "download",
+            "lspet",
+            "--to",
+            str(tmp_path / "data"),
+            "--base-url",
+            server.url,
+            "--timeout",
+            "1",
+            "--retries",
+            "1",
+        ],
+    )
     elapsed = time.monotonic() - start
     assert r.exit_code == 2, r.output  # as an HTTP error: DownloadError is a DatasetError
     assert 1.9 < elapsed < 10  # (1 + 1 retry) x 1 s, where 4 x 60 s was the only choice before
@@ -580,10 +659,22 @@ def test_cli_download_from_a_server_that_never_answers_ends_quickly_naming_the_u
     assert len(server.requests) == 2
 
 
-@pytest.mark.parametrize("option, value", [("--timeout", "0"), ("--timeout", "-5"), ("--timeout", "nan"), ("--timeout", "inf"),
-                                           ("--timeout", "100000"), ("--retries", "-1"), ("--retries", "x")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--timeout", "0"),
+        ("--timeout", "-5"),
+        ("--timeout", "nan"),
+        ("--timeout", "inf"),
+        ("--timeout", "100000"),
+        ("--retries", "-1"),
+        ("--retries", "x"),
+    ],
+)
 def test_cli_bad_timeout_or_retries_exit_2_naming_the_option(server, tmp_path, option, value):
-    r = runner.invoke(app, ["data", "download", "lspet", "--to", str(tmp_path / "data"), "--base-url", server.url, option, value])
+    r = runner.invoke(
+        app, ["data", "download", "lspet", "--to", str(tmp_path / "data"), "--base-url", server.url, option, value]
+    )
     assert r.exit_code == 2, r.output
     assert option in r.output
     assert value == "x" or value.lstrip("-") in r.output  # typer's own message for "x" does not repeat it

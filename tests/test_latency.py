@@ -38,7 +38,9 @@ def test_statistics_by_hand_on_five_samples():
     assert stats.throughput(batch_size=6) == pytest.approx(6 / 0.003)  # samples/s at the median
     d = stats.to_dict()
     assert d["samples_ms"] == [4.0, 1.0, 3.0, 2.0, 10.0]  # raw, in call order
-    assert (d["p50_ms"], d["p90_ms"], d["p99_ms"], d["min_ms"], d["max_ms"]) == pytest.approx((3.0, 7.6, 9.76, 1.0, 10.0))
+    assert (d["p50_ms"], d["p90_ms"], d["p99_ms"], d["min_ms"], d["max_ms"]) == pytest.approx(
+        (3.0, 7.6, 9.76, 1.0, 10.0)
+    )
 
 
 def test_percentiles_on_1_to_100_match_numpy_linear():
@@ -83,13 +85,17 @@ def test_warm_up_calls_are_not_timed():
 
 def test_warm_up_lasts_both_the_count_and_the_time():
     starts = []
-    stats = time_callable(lambda: starts.append(time.perf_counter()), warmup_iters=3, warmup_s=0.2, min_iters=2, min_time_s=0.0)
+    stats = time_callable(
+        lambda: starts.append(time.perf_counter()), warmup_iters=3, warmup_s=0.2, min_iters=2, min_time_s=0.0
+    )
     warmup = len(starts) - stats.n
     assert warmup > 3  # 3 no-op calls take far less than 0.2 s: the time decides
     assert starts[warmup] - starts[0] >= 0.2  # the first timed call starts after 0.2 s of warm-up
 
     starts.clear()
-    stats = time_callable(lambda: starts.append(1) or time.sleep(0.03), warmup_iters=4, warmup_s=0.01, min_iters=1, min_time_s=0.0)
+    stats = time_callable(
+        lambda: starts.append(1) or time.sleep(0.03), warmup_iters=4, warmup_s=0.01, min_iters=1, min_time_s=0.0
+    )
     assert len(starts) - stats.n == 4  # 0.01 s is over after one call: the count decides
 
 
@@ -122,7 +128,13 @@ def test_stops_at_max_iters():
 
 @pytest.mark.parametrize(
     "kw",
-    [{"min_iters": 0}, {"min_iters": 5, "max_iters": 4}, {"warmup_iters": -1}, {"warmup_s": -1.0}, {"min_time_s": -1.0}],
+    [
+        {"min_iters": 0},
+        {"min_iters": 5, "max_iters": 4},
+        {"warmup_iters": -1},
+        {"warmup_s": -1.0},
+        {"min_time_s": -1.0},
+    ],
 )
 def test_rejects_bad_arguments(kw):
     with pytest.raises(ValueError):

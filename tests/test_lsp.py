@@ -5,10 +5,10 @@ import pytest
 import scipy.io
 import torch
 
+from hgbench.accuracy.decode import decode_heatmaps, heatmap_to_image
 from hgbench.data import DatasetError, make_dataset
 from hgbench.data.keypoints import LSP
 from hgbench.data.lsp import LSPDataset
-from hgbench.accuracy.decode import decode_heatmaps, heatmap_to_image
 
 
 def test_split_is_deterministic_disjoint_and_covers_the_images(lspet_root):
@@ -21,7 +21,9 @@ def test_split_is_deterministic_disjoint_and_covers_the_images(lspet_root):
     n_images = len(list((lspet_root / "images").glob("im*.jpg")))
     assert len(names_train) + len(names_val) <= n_images
     assert 0.05 < len(val) / (len(train) + len(val)) < 0.15
-    assert [val.annotation(i).image_id for i in range(5)] == [LSPDataset(lspet_root, "val").annotation(i).image_id for i in range(5)]
+    assert [val.annotation(i).image_id for i in range(5)] == [
+        LSPDataset(lspet_root, "val").annotation(i).image_id for i in range(5)
+    ]
 
 
 def test_annotation_matches_joints_mat_and_flags(lspet_root):

@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-from hgbench.models import Hourglass, ResidualModule, StackedHourglass
-from hgbench.profile import count_parameters
 from hgbench.config import get_variant, list_variants
-from hgbench.models import create_model
+from hgbench.models import Hourglass, ResidualModule, StackedHourglass, create_model
+from hgbench.profile import count_parameters
 
 
 def residual_params(cin: int, cout: int) -> int:

@@ -47,8 +47,15 @@ def _raw_json_entries(valid_h5: Path, rows: range) -> list[dict]:
             s = float(f["scale"][i]) / 1.25
             c = f["center"][i] - np.array([0.0, 15.0 * s])
             part = f["part"][i]
-            out.append({"image": f["imgname"][i].decode(), "center": c.tolist(), "scale": s, "joints": part.tolist(),
-                        "joints_vis": (~np.all(part == 0, axis=-1)).astype(int).tolist()})
+            out.append(
+                {
+                    "image": f["imgname"][i].decode(),
+                    "center": c.tolist(),
+                    "scale": s,
+                    "joints": part.tolist(),
+                    "joints_vis": (~np.all(part == 0, axis=-1)).astype(int).tolist(),
+                }
+            )
     return out
 
 
@@ -93,7 +100,9 @@ def test_json_layout_gives_the_same_persons_and_crops(mpii_root, h5_dataset, tmp
     js = MPIIDataset(mpii_root, "val", annotation_file=path, bad_samples="skip")
     assert js.gt_file == gt
     # mmpose's own JSON of the same five persons (scale with six decimals)
-    mm = MPIIDataset(mpii_root, "val", annotation_file=mpii_root / "mmpose_val_first5.json", gt_file=gt, bad_samples="skip")
+    mm = MPIIDataset(
+        mpii_root, "val", annotation_file=mpii_root / "mmpose_val_first5.json", gt_file=gt, bad_samples="skip"
+    )
     assert read_mpii_annotations(path).layout == "json" and len(js) == len(mm) == 5
     for i in range(5):
         a, b, c = h5_dataset.annotation(i), js.annotation(i), mm.annotation(i)
@@ -113,8 +122,15 @@ def test_bearpaw_json_layout_with_split_flag(mpii_root, tmp_path):
     for k, e in enumerate(_raw_json_entries(mpii_root / "valid.h5", range(5))):
         joints = np.array(e["joints"])
         vis = np.array(e["joints_vis"])
-        entries.append({"img_paths": e["image"], "objpos": e["center"], "scale_provided": e["scale"],
-                        "joint_self": np.concatenate([joints, vis[:, None]], axis=1).tolist(), "isValidation": float(k != 1)})
+        entries.append(
+            {
+                "img_paths": e["image"],
+                "objpos": e["center"],
+                "scale_provided": e["scale"],
+                "joint_self": np.concatenate([joints, vis[:, None]], axis=1).tolist(),
+                "isValidation": float(k != 1),
+            }
+        )
     path = tmp_path / "mpii_annotations.json"
     path.write_text(json.dumps(entries))
     _gt_subset(mpii_root, tmp_path / "gt_valid.mat", [0, 2, 3, 4])
@@ -165,24 +181,41 @@ def test_head_sizes_are_06_times_the_head_box_diagonal(mpii_root, h5_dataset, tm
     assert h5_dataset.head_size(0) == pytest.approx(expected[0], rel=1e-6)
     # the JSON layout has no head boxes: refused up front on the val split (PCKh would be NaN in every
     # cell; the ground truth beside it has 2958 persons, not these 5), an error at use on the train split
-    with pytest.raises(DatasetError, match=r"mmpose_val_first5\.json: the json layout has no head boxes.*gt_valid\.mat"):
+    with pytest.raises(
+        DatasetError, match=r"mmpose_val_first5\.json: the json layout has no head boxes.*gt_valid\.mat"
+    ):
         MPIIDataset(mpii_root, "val", annotation_file=mpii_root / "mmpose_val_first5.json", bad_samples="skip")
     js = MPIIDataset(mpii_root, "train", annotation_file=mpii_root / "mmpose_val_first5.json", bad_samples="skip")
     with pytest.raises(DatasetError, match="no head size.*gt_file"):
         js.head_size(0)
     small = {k: mat[k][..., :5] for k in ("pos_gt_src", "jnt_missing", "headboxes_src")}
     scipy.io.savemat(tmp_path / "gt_valid.mat", small)
-    js = MPIIDataset(mpii_root, "val", annotation_file=mpii_root / "mmpose_val_first5.json", gt_file=tmp_path / "gt_valid.mat",
-                     bad_samples="skip")
+    js = MPIIDataset(
+        mpii_root,
+        "val",
+        annotation_file=mpii_root / "mmpose_val_first5.json",
+        gt_file=tmp_path / "gt_valid.mat",
+        bad_samples="skip",
+    )
     np.testing.assert_allclose(js.head_sizes, expected, rtol=1e-12)
     shuffled = {k: v[..., [1, 0, 2, 3, 4]] for k, v in small.items()}  # other persons in the same count
     scipy.io.savemat(tmp_path / "wrong.mat", shuffled)
     with pytest.raises(DatasetError, match="joints disagree"):
-        MPIIDataset(mpii_root, "val", annotation_file=mpii_root / "mmpose_val_first5.json", gt_file=tmp_path / "wrong.mat",
-                    bad_samples="skip")
+        MPIIDataset(
+            mpii_root,
+            "val",
+            annotation_file=mpii_root / "mmpose_val_first5.json",
+            gt_file=tmp_path / "wrong.mat",
+            bad_samples="skip",
+        )
     with pytest.raises(DatasetError, match="2958 persons but .* has 5"):
-        MPIIDataset(mpii_root, "val", annotation_file=mpii_root / "mmpose_val_first5.json",
-                    gt_file=mpii_root / "gt_valid_detections_our_format.mat", bad_samples="skip")
+        MPIIDataset(
+            mpii_root,
+            "val",
+            annotation_file=mpii_root / "mmpose_val_first5.json",
+            gt_file=mpii_root / "gt_valid_detections_our_format.mat",
+            bad_samples="skip",
+        )
 
 
 def test_bad_annotation_files_name_the_file_the_field_and_the_fix(mpii_root, tmp_path):
@@ -218,9 +251,13 @@ def test_bad_annotation_files_name_the_file_the_field_and_the_fix(mpii_root, tmp
     with h5py.File(mpii_root / "valid.h5", "r") as src, h5py.File(root / "valid.h5", "w") as dst:
         for k in ("imgname", "part", "scale", "center", "visible"):
             dst[k] = src[k][:10]
-    with pytest.raises(DatasetError, match=r"valid.h5: field 'normalize' \(the PCKh head size.*missing.*annot/valid.h5"):
+    with pytest.raises(
+        DatasetError, match=r"valid.h5: field 'normalize' \(the PCKh head size.*missing.*annot/valid.h5"
+    ):
         MPIIDataset(root, "val")
-    assert len(read_mpii_annotations(root / "valid.h5")) == 10  # the file itself reads; the train split would not need it
+    assert (
+        len(read_mpii_annotations(root / "valid.h5")) == 10
+    )  # the file itself reads; the train split would not need it
     with pytest.raises(ValueError, match="split"):
         MPIIDataset(root, "all")
 

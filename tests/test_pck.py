@@ -50,8 +50,14 @@ def test_torso_size_uses_right_shoulder_to_left_hip_then_the_other_diagonal():
 def _predictions(pred, gt, annotated, normalizer, visible=None, has_visibility=None):
     from hgbench.accuracy.evaluate import Predictions
 
-    return Predictions(np.asarray(pred, float), np.asarray(gt, float), np.asarray(annotated, bool), np.asarray(normalizer, float),
-                       visible=visible, has_visibility=has_visibility)
+    return Predictions(
+        np.asarray(pred, float),
+        np.asarray(gt, float),
+        np.asarray(annotated, bool),
+        np.asarray(normalizer, float),
+        visible=visible,
+        has_visibility=has_visibility,
+    )
 
 
 def test_occlusion_split_pools_visible_and_occluded_joints_separately():
@@ -71,12 +77,16 @@ def test_occlusion_split_pools_visible_and_occluded_joints_separately():
     assert r.per_joint_visible["right_elbow"] == 100.0 and r.per_joint_occluded["right_elbow"] == 0.0
     assert r.groups_occluded["Elbow"] == 0.0 and r.groups_visible["Elbow"] == 100.0  # 5 visible elbows, all right
     assert math.isnan(r.per_joint_occluded["head_top"]) and r.counts_occluded["head_top"] == 0
-    assert r.mean_occluded == 0.0 and r.mean_visible == pytest.approx(100 * 38 / 39)  # 42 - 3 occluded; one visible wrist wrong
+    assert r.mean_occluded == 0.0 and r.mean_visible == pytest.approx(
+        100 * 38 / 39
+    )  # 42 - 3 occluded; one visible wrist wrong
     # the overall numbers are unchanged by the split
     assert r.per_joint["right_wrist"] == 0.0 and r.per_joint["right_elbow"] == pytest.approx(200 / 3)
 
     # only persons with a visibility flag enter the split; none: no split at all
-    r = score_predictions(_predictions(pred, gt, np.ones((3, 14), bool), [100.0] * 3, visible, np.array([False, True, False])), LSP)
+    r = score_predictions(
+        _predictions(pred, gt, np.ones((3, 14), bool), [100.0] * 3, visible, np.array([False, True, False])), LSP
+    )
     assert r.counts_occluded["right_wrist"] == 1 and r.counts_visible["right_wrist"] == 0
     r = score_predictions(_predictions(pred, gt, np.ones((3, 14), bool), [100.0] * 3, visible, np.zeros(3, bool)), LSP)
     assert r.per_joint_visible is None and r.groups_occluded is None and r.mean_visible is None
@@ -122,7 +132,9 @@ def test_items_carry_the_datasets_normaliser_hook():
             return 1
 
         def annotation(self, index):
-            return PoseAnnotation("x", np.full((14, 2), 50.0, np.float32), np.ones(14, bool), np.array([50.0, 50.0]), 80.0)
+            return PoseAnnotation(
+                "x", np.full((14, 2), 50.0, np.float32), np.ones(14, bool), np.array([50.0, 50.0]), 80.0
+            )
 
         def load_image(self, index):
             return np.zeros((100, 100, 3), np.uint8)
@@ -152,7 +164,9 @@ def test_evaluate_refuses_a_dataset_without_any_normaliser():
             return 2
 
         def annotation(self, index):
-            return PoseAnnotation(f"{index}", np.full((14, 2), 50.0, np.float32), np.ones(14, bool), np.array([50.0, 50.0]), 80.0)
+            return PoseAnnotation(
+                f"{index}", np.full((14, 2), 50.0, np.float32), np.ones(14, bool), np.array([50.0, 50.0]), 80.0
+            )
 
         def load_image(self, index):
             return np.zeros((100, 100, 3), np.uint8)

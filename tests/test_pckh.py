@@ -35,7 +35,9 @@ GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
 def gt_mat() -> Path:
     path = SHARED_DATA / "mpii" / "gt_valid_detections_our_format.mat"
     if not path.is_file():
-        pytest.skip(f"MPII validation ground truth not found at {path} (set HGBENCH_SHARED_DATA to the shared data folder)")
+        pytest.skip(
+            f"MPII validation ground truth not found at {path} (set HGBENCH_SHARED_DATA to the shared data folder)"
+        )
     return path
 
 
@@ -82,8 +84,24 @@ def _bearpaw_eval_pckh(preds_n16x2: np.ndarray, gt_dict: dict, threshold: float 
     pos_gt_src = gt_dict["pos_gt_src"]
     headboxes_src = gt_dict["headboxes_src"]
     pos_pred_src = np.transpose(preds_n16x2, [1, 2, 0])
-    idx = {n: np.where(dataset_joints == n)[1][0] for n in
-           ("head", "lsho", "lelb", "lwri", "lhip", "lkne", "lank", "rsho", "relb", "rwri", "rkne", "rank", "rhip")}
+    idx = {
+        n: np.where(dataset_joints == n)[1][0]
+        for n in (
+            "head",
+            "lsho",
+            "lelb",
+            "lwri",
+            "lhip",
+            "lkne",
+            "lank",
+            "rsho",
+            "relb",
+            "rwri",
+            "rkne",
+            "rank",
+            "rhip",
+        )
+    }
     jnt_visible = 1 - jnt_missing
     uv_error = pos_pred_src - pos_gt_src
     uv_err = np.linalg.norm(uv_error, axis=1)
@@ -98,12 +116,21 @@ def _bearpaw_eval_pckh(preds_n16x2: np.ndarray, gt_dict: dict, threshold: float 
     PCKh = np.divide(100.0 * np.sum(less_than_threshold, axis=1), jnt_count)
     PCKh = np.ma.array(PCKh, mask=False)
     PCKh.mask[6:8] = True
-    return [PCKh[idx["head"]], 0.5 * (PCKh[idx["lsho"]] + PCKh[idx["rsho"]]), 0.5 * (PCKh[idx["lelb"]] + PCKh[idx["relb"]]),
-            0.5 * (PCKh[idx["lwri"]] + PCKh[idx["rwri"]]), 0.5 * (PCKh[idx["lhip"]] + PCKh[idx["rhip"]]),
-            0.5 * (PCKh[idx["lkne"]] + PCKh[idx["rkne"]]), 0.5 * (PCKh[idx["lank"]] + PCKh[idx["rank"]]), float(np.mean(PCKh))]
+    return [
+        PCKh[idx["head"]],
+        0.5 * (PCKh[idx["lsho"]] + PCKh[idx["rsho"]]),
+        0.5 * (PCKh[idx["lelb"]] + PCKh[idx["relb"]]),
+        0.5 * (PCKh[idx["lwri"]] + PCKh[idx["rwri"]]),
+        0.5 * (PCKh[idx["lhip"]] + PCKh[idx["rhip"]]),
+        0.5 * (PCKh[idx["lkne"]] + PCKh[idx["rkne"]]),
+        0.5 * (PCKh[idx["lank"]] + PCKh[idx["rank"]]),
+        float(np.mean(PCKh)),
+    ]
 
 
-def _mpii_toolkit(pred_16x2xn: np.ndarray, gt_16x2xn: np.ndarray, missing: np.ndarray, headboxes: np.ndarray, r: float) -> list[float]:
+def _mpii_toolkit(
+    pred_16x2xn: np.ndarray, gt_16x2xn: np.ndarray, missing: np.ndarray, headboxes: np.ndarray, r: float
+) -> list[float]:
     """The MPII toolkit (evalMPII.zip): annolist2matrix keeps 14 joints (pelvis and thorax
     dropped, missing ones NaN), getDistPCKh, computePCK (``<=``, NaN ignored, total over all
     joints pooled) and genTablePCK's columns, transcribed."""
@@ -121,8 +148,16 @@ def _mpii_toolkit(pred_16x2xn: np.ndarray, gt_16x2xn: np.ndarray, missing: np.nd
     d = dist.reshape(-1)
     total = 100 * np.mean(d[~np.isnan(d)] <= r)
     p = [None] + pck  # 1-based as in MATLAB
-    return [(p[13] + p[14]) / 2, (p[9] + p[10]) / 2, (p[8] + p[11]) / 2, (p[7] + p[12]) / 2,
-            (p[3] + p[4]) / 2, (p[2] + p[5]) / 2, (p[1] + p[6]) / 2, total]
+    return [
+        (p[13] + p[14]) / 2,
+        (p[9] + p[10]) / 2,
+        (p[8] + p[11]) / 2,
+        (p[7] + p[12]) / 2,
+        (p[3] + p[4]) / 2,
+        (p[2] + p[5]) / 2,
+        (p[1] + p[6]) / 2,
+        total,
+    ]
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.1, 0.25])
@@ -133,7 +168,9 @@ def test_tompson_predictions_match_the_toolkits_own_formulas(gt_mat, threshold):
     d = scipy.io.loadmat(gt_mat)
     preds = np.transpose(d["pos_pred_src"], [2, 0, 1])
     bearpaw = score_files(gt_mat, gt_mat, "bearpaw", threshold=threshold, key="pos_pred_src")
-    np.testing.assert_allclose([*bearpaw.groups.values(), bearpaw.mean], _bearpaw_eval_pckh(preds, d, threshold), atol=1e-9)
+    np.testing.assert_allclose(
+        [*bearpaw.groups.values(), bearpaw.mean], _bearpaw_eval_pckh(preds, d, threshold), atol=1e-9
+    )
     official = score_files(gt_mat, gt_mat, "official", threshold=threshold, key="pos_pred_src")
     expected = _mpii_toolkit(d["pos_pred_src"], d["pos_gt_src"], d["jnt_missing"], d["headboxes_src"], threshold)
     np.testing.assert_allclose([*official.groups.values(), official.mean], expected, atol=1e-9)
@@ -156,7 +193,10 @@ def test_curve_and_mean_at_01_are_the_table_at_those_thresholds(gt_mat):
         assert rows[0] == "threshold,Head,Shoulder,Elbow,Wrist,Hip,Knee,Ankle,Mean" and len(rows) == 52
         assert rows[-1].split(",")[0] == "0.50" and float(rows[-1].split(",")[-1]) == pytest.approx(r.mean, abs=1e-4)
         md = r.to_markdown()
-        assert f"| {r.groups['Head']:.2f} | {r.groups['Shoulder']:.2f} |" in md and f"| 0.10 | {r.curve['Head'][10]:.2f} |" in md
+        assert (
+            f"| {r.groups['Head']:.2f} | {r.groups['Shoulder']:.2f} |" in md
+            and f"| 0.10 | {r.curve['Head'][10]:.2f} |" in md
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,7 +237,10 @@ def test_missing_joints_are_left_out_and_nan_predictions_count_as_wrong():
         assert r.num_nonfinite == 3 and "3 scored joint prediction(s) are NaN or infinite" in r.to_markdown()
     pred[0, 10] = np.nan  # a NaN for a joint that is not annotated is not scored, so not counted
     assert compute_pckh(pred, gt, ann, hs).num_nonfinite == 3
-    assert compute_pckh(gt, gt, ann, hs).num_nonfinite == 0 and "NaN or infinite" not in compute_pckh(gt, gt, ann, hs).to_markdown()
+    assert (
+        compute_pckh(gt, gt, ann, hs).num_nonfinite == 0
+        and "NaN or infinite" not in compute_pckh(gt, gt, ann, hs).to_markdown()
+    )
     # a person without a head size is left out entirely and counted
     hs2 = hs.copy()
     hs2[1] = np.nan
@@ -232,8 +275,14 @@ def _tiny_gt(tmp_path: Path, n: int = 5) -> tuple[Path, np.ndarray]:
     gt, ann, _ = _people(n)
     boxes = np.tile(np.array([[0.0, 0.0], [30.0, 40.0]]), (n, 1, 1))
     path = tmp_path / "gt.mat"
-    scipy.io.savemat(path, {"pos_gt_src": gt.transpose(1, 2, 0), "jnt_missing": (~ann).T.astype(np.uint8),
-                            "headboxes_src": boxes.transpose(1, 2, 0)})
+    scipy.io.savemat(
+        path,
+        {
+            "pos_gt_src": gt.transpose(1, 2, 0),
+            "jnt_missing": (~ann).T.astype(np.uint8),
+            "headboxes_src": boxes.transpose(1, 2, 0),
+        },
+    )
     return path, gt
 
 
@@ -267,7 +316,9 @@ def test_prediction_layouts_and_names_are_detected(tmp_path):
 def test_bad_prediction_files_name_the_file_the_variable_and_the_shape(tmp_path):
     gt_path, gt = _tiny_gt(tmp_path)
     scipy.io.savemat(tmp_path / "short.mat", {"preds": gt[:3]})
-    with pytest.raises(ValueError, match=r"short\.mat: variable 'preds' has shape \(3, 16, 2\).*expected \(5, 16, 2\) or \(16, 2, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"short\.mat: variable 'preds' has shape \(3, 16, 2\).*expected \(5, 16, 2\) or \(16, 2, 5\)"
+    ):
         score_files(tmp_path / "short.mat", gt_path)
     scipy.io.savemat(tmp_path / "two.mat", {"a": gt, "b": gt})
     with pytest.raises(ValueError, match="two.mat.*--key"):
@@ -311,7 +362,10 @@ def test_score_cli_exit_codes_and_output(tmp_path):
     r = runner.invoke(app, ["score", str(tmp_path / "ok.mat"), "--gt", str(gt_path), "--convention", "bearpaw"])
     assert r.exit_code == 0, r.output
     assert "| 100.00 | 100.00 | 100.00 | 100.00 | 100.00 | 100.00 | 100.00 | 100.00 | 100.00 |" in r.output
-    r = runner.invoke(app, ["score", str(tmp_path / "ok.mat"), "--gt", str(gt_path), "--format", "csv", "--out", str(tmp_path / "c.csv")])
+    r = runner.invoke(
+        app,
+        ["score", str(tmp_path / "ok.mat"), "--gt", str(gt_path), "--format", "csv", "--out", str(tmp_path / "c.csv")],
+    )
     assert r.exit_code == 0 and (tmp_path / "c.csv").read_text().count("\n") == 52
     scipy.io.savemat(tmp_path / "short.mat", {"preds": gt[:4]})
     r = runner.invoke(app, ["score", str(tmp_path / "short.mat"), "--gt", str(gt_path)])

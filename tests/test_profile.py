@@ -26,8 +26,8 @@ from hgbench.profile import (
 from hgbench.profile.backends import Backend, Prepared, RunSettings
 from hgbench.profile.roofline import Ceilings
 from hgbench.profile.run import RECORD_KEYS, is_reference, profile_record_path
+from hgbench.records import SCHEMA, read_record
 from hgbench.records.provenance import collect_provenance
-from hgbench.records import SCHEMA, RecordError, read_record, write_record
 
 CEILINGS = Ceilings(matmul_tflops=0.1, copy_gib_s=10.0, precision="fp32", measured="2026-01-01T00:00:00+00:00")
 CONTRACT_KEYS = {
@@ -95,8 +95,18 @@ def fake_backend(monkeypatch):
 
 
 def _profile(model, **kw):
-    args = {"variant": "tiny", "num_joints": 4, "backend": "eager", "batch_size": 2, "input_size": 16, "threads": 1,
-            "warmup_iters": 1, "min_iters": 3, "min_time_s": 0.0, "ceilings": CEILINGS}
+    args = {
+        "variant": "tiny",
+        "num_joints": 4,
+        "backend": "eager",
+        "batch_size": 2,
+        "input_size": 16,
+        "threads": 1,
+        "warmup_iters": 1,
+        "min_iters": 3,
+        "min_time_s": 0.0,
+        "ceilings": CEILINGS,
+    }
     return profile_model(model, **{**args, **kw})
 
 
@@ -112,7 +122,13 @@ def test_ok_record_has_every_contract_key():
     json.dumps(rec)  # plain JSON
     assert rec["threads"] == 1 and torch.get_num_threads() == threads_before
     assert model.training  # restored
-    assert (rec["device"], rec["precision"], rec["tf32"], rec["channels_last"], rec["compile_mode"]) == ("cpu", "fp32", False, False, None)
+    assert (rec["device"], rec["precision"], rec["tf32"], rec["channels_last"], rec["compile_mode"]) == (
+        "cpu",
+        "fp32",
+        False,
+        False,
+        None,
+    )
     assert rec["parameters"] == count_parameters(model)
     assert rec["latency_ms"]["n"] == 3 and len(rec["latency_ms"]["samples_ms"]) == 3
     assert rec["throughput_samples_per_s"] == pytest.approx(2 / (rec["latency_ms"]["p50_ms"] / 1000))
@@ -237,14 +253,38 @@ def test_reference_output_is_eager_fp32_on_the_fixed_input():
 
 
 def test_record_path_names_every_configuration_axis(tmp_path):
-    body = {"variant": "hg2", "num_joints": 16, "backend": "compile", "compile_mode": "max-autotune", "device": "cuda",
-            "precision": "bf16", "tf32": True, "channels_last": True, "batch_size": 8, "input_size": 256}
-    assert profile_record_path(tmp_path, "h", body) == tmp_path / "profile/h/hg2__j16__compile-max-autotune__cuda__bf16__tf32__cl__b8__s256.json"
+    body = {
+        "variant": "hg2",
+        "num_joints": 16,
+        "backend": "compile",
+        "compile_mode": "max-autotune",
+        "device": "cuda",
+        "precision": "bf16",
+        "tf32": True,
+        "channels_last": True,
+        "batch_size": 8,
+        "input_size": 256,
+    }
+    assert (
+        profile_record_path(tmp_path, "h", body)
+        == tmp_path / "profile/h/hg2__j16__compile-max-autotune__cuda__bf16__tf32__cl__b8__s256.json"
+    )
     body.update(tf32=False, channels_last=False, compile_mode="default", device="cpu")
     assert profile_record_path(tmp_path, "h", body).name == "hg2__j16__compile__cpu__bf16__b8__s256.json"
     # every axis that tells two configurations apart changes the file name: none overwrites another
-    variants = [dict(body, **change) for change in ({}, {"device": "cuda"}, {"compile_mode": "reduce-overhead"}, {"precision": "fp16"},
-                                                   {"tf32": True}, {"channels_last": True}, {"batch_size": 1}, {"input_size": 128})]
+    variants = [
+        dict(body, **change)
+        for change in (
+            {},
+            {"device": "cuda"},
+            {"compile_mode": "reduce-overhead"},
+            {"precision": "fp16"},
+            {"tf32": True},
+            {"channels_last": True},
+            {"batch_size": 1},
+            {"input_size": 128},
+        )
+    ]
     assert len({profile_record_path(tmp_path, "h", b) for b in variants}) == len(variants)
 
 
@@ -269,7 +309,11 @@ def test_provenance_has_every_key():
     assert prov["hostname"] and prov["python"].count(".") == 2
     if not torch.cuda.is_available():
         assert prov["gpu_name"] is None and prov["gpu_driver"] is None and prov["gpu_compute_capability"] is None
-        assert prov["gpu_clocks_mhz"] is None and prov["gpu_power_limit_w"] is None and prov["gpu_throttle_reasons"] is None
+        assert (
+            prov["gpu_clocks_mhz"] is None
+            and prov["gpu_power_limit_w"] is None
+            and prov["gpu_throttle_reasons"] is None
+        )
     json.dumps(prov)
 
 
@@ -346,7 +390,9 @@ def test_provenance_gpu_fields_are_none_without_nvml_or_without_a_gpu(monkeypatc
 def test_cli_unavailable_backend_fails_before_profiling(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    r = CliRunner().invoke(app, ["profile", "--variants", "hg1", "--backend", "eager,tensorrt", "--results", str(tmp_path)])
+    r = CliRunner().invoke(
+        app, ["profile", "--variants", "hg1", "--backend", "eager,tensorrt", "--results", str(tmp_path)]
+    )
     assert r.exit_code == 2
     assert "tensorrt" in r.output.lower() and "install" in r.output.lower()
     assert not (tmp_path / "profile").exists()  # nothing profiled half-way
@@ -374,9 +420,29 @@ def test_cli_bad_options_exit_2(tmp_path, args, message):
 def test_cli_records_a_failing_backend_and_goes_on(tmp_path, fake_backend, monkeypatch):
     monkeypatch.setenv("HGBENCH_CACHE_DIR", str(tmp_path / "cache"))
     fake_backend("prepare")
-    args = ["profile", "--variants", "hg1", "--backend", "eager,fake,torchscript", "--batch-size", "1,2",
-            "--input-size", "64", "--min-time-s", "0", "--min-iters", "2", "--warmup", "1",
-            "--warmup-s", "0", "--threads", "1", "--results", str(tmp_path / "results")]
+    args = [
+        "profile",
+        "--variants",
+        "hg1",
+        "--backend",
+        "eager,fake,torchscript",
+        "--batch-size",
+        "1,2",
+        "--input-size",
+        "64",
+        "--min-time-s",
+        "0",
+        "--min-iters",
+        "2",
+        "--warmup",
+        "1",
+        "--warmup-s",
+        "0",
+        "--threads",
+        "1",
+        "--results",
+        str(tmp_path / "results"),
+    ]
     monkeypatch.setattr("sys.argv", ["hgbench", *args])  # what a shell would pass; the record keeps it
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 1, r.output

@@ -96,7 +96,9 @@ def test_a_real_probe_times_the_calibration_workload(monkeypatch):
     timer = QuietTimer(torch.device("cpu"))
     value = timer.probe()
     assert value > 0 and timer.probes_ms == [value]
-    assert calls == [{"warmup_iters": 0, "min_iters": quiet_module.PROBE_CALLS, "min_time_s": 0.0, "device": timer.device}]
+    assert calls == [
+        {"warmup_iters": 0, "min_iters": quiet_module.PROBE_CALLS, "min_time_s": 0.0, "device": timer.device}
+    ]
 
 
 @pytest.mark.parametrize("kw", [{"tolerance": -0.1}, {"max_attempts": 0}])

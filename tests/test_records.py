@@ -73,14 +73,21 @@ def test_older_schemas_are_read_or_refused_with_what_to_rerun(tmp_path, schema, 
         (got,) = found.records
         assert got.schema_ == SCHEMA and got.spec_hash == spec_hash(rec["spec"])
     else:
-        assert found.records == [] and f"re-run hgbench {'profile' if kind == 'profile' else 'evaluate'}" in found.skipped[0][1]
+        assert (
+            found.records == []
+            and f"re-run hgbench {'profile' if kind == 'profile' else 'evaluate'}" in found.skipped[0][1]
+        )
         with pytest.raises(RecordError, match="no longer read"):
             read_record(path)
 
 
 def test_scan_says_what_it_skipped_and_keeps_the_newest_of_a_key(tmp_path):
-    old = write_record_file(tmp_path / "a" / "x.json", make_record("profile", p50=9.0, created="2025-01-01T00:00:00+00:00"))
-    new = write_record_file(tmp_path / "b" / "y.json", make_record("profile", p50=11.0, created="2025-02-01T00:00:00+00:00"))
+    old = write_record_file(
+        tmp_path / "a" / "x.json", make_record("profile", p50=9.0, created="2025-01-01T00:00:00+00:00")
+    )
+    new = write_record_file(
+        tmp_path / "b" / "y.json", make_record("profile", p50=11.0, created="2025-02-01T00:00:00+00:00")
+    )
     other = write_record_file(tmp_path / "b" / "z.json", make_record("profile", batch_size=8))
     (tmp_path / "broken.json").write_text('{"schema": ')
     write_record_file(tmp_path / "odd.json", {"schema": SCHEMA, "kind": "weights"})

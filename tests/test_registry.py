@@ -12,7 +12,9 @@ from hgbench.models import create_model
 from hgbench.train import train_variant
 
 VARIANTS = [v.name for v in list_variants()]
-TINY = Protocol(name="tiny", epochs=1, steps_per_epoch=2, batch_size=2, input_size=64, output_size=16, val_max_samples=4)
+TINY = Protocol(
+    name="tiny", epochs=1, steps_per_epoch=2, batch_size=2, input_size=64, output_size=16, val_max_samples=4
+)
 
 
 @pytest.mark.slow

@@ -26,29 +26,60 @@ def _ceilings(tflops=1.0, gib_s=100.0):
 
 
 def test_floors_and_efficiency_by_hand():
-    out = roofline(flops_per_sample=2e9, weight_bytes=0.5 * GIB, activation_bytes_per_sample=0.125 * GIB,
-                   batch_size=4, p50_ms=20.0, ceilings=_ceilings(tflops=1.0, gib_s=100.0))
+    out = roofline(
+        flops_per_sample=2e9,
+        weight_bytes=0.5 * GIB,
+        activation_bytes_per_sample=0.125 * GIB,
+        batch_size=4,
+        p50_ms=20.0,
+        ceilings=_ceilings(tflops=1.0, gib_s=100.0),
+    )
     assert out["compute_floor_ms"] == pytest.approx(8.0)  # 4 * 2e9 FLOP / 1e12 FLOP/s
     assert out["memory_floor_ms"] == pytest.approx(10.0)  # (0.5 + 4 * 0.125) GiB / 100 GiB/s
     assert out["floor_ms"] == pytest.approx(10.0)
     assert out["efficiency"] == pytest.approx(0.5)
     assert out["flops"] == pytest.approx(8e9) and out["bytes"] == pytest.approx(GIB)
     c = out["ceilings"]
-    assert (c["matmul_tflops"], c["copy_gib_s"], c["precision"], c["measured"]) == (1.0, 100.0, "fp32", "2026-01-01T00:00:00+00:00")
+    assert (c["matmul_tflops"], c["copy_gib_s"], c["precision"], c["measured"]) == (
+        1.0,
+        100.0,
+        "fp32",
+        "2026-01-01T00:00:00+00:00",
+    )
 
 
 def test_compute_bound_case_and_missing_p50():
-    out = roofline(flops_per_sample=1e12, weight_bytes=0, activation_bytes_per_sample=0, batch_size=1,
-                   p50_ms=None, ceilings=_ceilings(tflops=2.0))
+    out = roofline(
+        flops_per_sample=1e12,
+        weight_bytes=0,
+        activation_bytes_per_sample=0,
+        batch_size=1,
+        p50_ms=None,
+        ceilings=_ceilings(tflops=2.0),
+    )
     assert out["floor_ms"] == out["compute_floor_ms"] == pytest.approx(500.0)
     assert out["efficiency"] is None
 
 
 def test_roofline_rejects_bad_inputs():
     with pytest.raises(ValueError):
-        roofline(flops_per_sample=1, weight_bytes=1, activation_bytes_per_sample=1, batch_size=0, p50_ms=1.0, ceilings=_ceilings())
+        roofline(
+            flops_per_sample=1,
+            weight_bytes=1,
+            activation_bytes_per_sample=1,
+            batch_size=0,
+            p50_ms=1.0,
+            ceilings=_ceilings(),
+        )
     with pytest.raises(ValueError):
-        roofline(flops_per_sample=1, weight_bytes=1, activation_bytes_per_sample=1, batch_size=1, p50_ms=1.0, ceilings=_ceilings(0.0))
+        roofline(
+            flops_per_sample=1,
+            weight_bytes=1,
+            activation_bytes_per_sample=1,
+            batch_size=1,
+            p50_ms=1.0,
+            ceilings=_ceilings(0.0),
+        )
 
 
 def test_element_bytes():
@@ -92,7 +123,10 @@ def test_cache_is_keyed_per_precision_and_threads_and_reused(tmp_path, monkeypat
 def test_unreadable_cache_is_measured_over(tmp_path):
     (tmp_path / "ceilings.json").write_text("{not json")
     c = get_ceilings("cpu", "fp32", threads=1, cache_dir=tmp_path, **TINY)
-    assert json.loads((tmp_path / "ceilings.json").read_text())[ceilings_key("cpu", "fp32", 1)]["matmul_tflops"] == c.matmul_tflops
+    assert (
+        json.loads((tmp_path / "ceilings.json").read_text())[ceilings_key("cpu", "fp32", 1)]["matmul_tflops"]
+        == c.matmul_tflops
+    )
 
 
 # --- TF32 and CUDA sizing (defects found by reading: ceilings keyed by precision only, a GPU
@@ -148,7 +182,11 @@ def test_cuda_fp32_ceilings_are_measured_in_the_tf32_mode_they_serve(monkeypatch
     assert fake.tf32_modes == [True, False, False]  # fp16 work is not float32: TF32 is moot
     assert (tf32.tf32, ieee.tf32, half.tf32) == (True, False, False)
     cache = json.loads((tmp_path / "ceilings.json").read_text())
-    assert set(cache) == {ceilings_key("cuda", "fp32", tf32=True), ceilings_key("cuda", "fp32"), ceilings_key("cuda", "fp16")}
+    assert set(cache) == {
+        ceilings_key("cuda", "fp32", tf32=True),
+        ceilings_key("cuda", "fp32"),
+        ceilings_key("cuda", "fp16"),
+    }
     assert get_ceilings("cuda", "fp32", tf32=True, cache_dir=tmp_path) == tf32  # from the cache
     assert len(fake.tf32_modes) == 3
 

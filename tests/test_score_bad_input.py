@@ -28,14 +28,22 @@ def _small_gt(tmp: Path) -> tuple[Path, np.ndarray]:
     gt = np.stack([np.stack([np.arange(16) * 10.0 + 100, np.full(16, 200.0 + i)], axis=-1) for i in range(N)])
     boxes = np.tile(np.array([[0.0, 0.0], [30.0, 40.0]]), (N, 1, 1))
     path = tmp / "gt.mat"
-    scipy.io.savemat(path, {"pos_gt_src": gt.transpose(1, 2, 0), "jnt_missing": np.zeros((16, N), np.uint8),
-                            "headboxes_src": boxes.transpose(1, 2, 0)})
+    scipy.io.savemat(
+        path,
+        {
+            "pos_gt_src": gt.transpose(1, 2, 0),
+            "jnt_missing": np.zeros((16, N), np.uint8),
+            "headboxes_src": boxes.transpose(1, 2, 0),
+        },
+    )
     return path, gt
 
 
 def _real() -> None:
     if not (GT_MAT.is_file() and VALID_H5.is_file()):
-        pytest.skip(f"MPII validation ground truth not found in {MPII} (set HGBENCH_SHARED_DATA to the shared data folder)")
+        pytest.skip(
+            f"MPII validation ground truth not found in {MPII} (set HGBENCH_SHARED_DATA to the shared data folder)"
+        )
 
 
 # Each builder writes its files under tmp and returns the arguments after `hgbench score`.
@@ -119,7 +127,11 @@ def gt_mat_without_headboxes(tmp: Path) -> list[str]:
 
 CASES: list[tuple[Callable[[Path], list[str]], int, tuple[str, ...]]] = [
     # the ground truth .mat as predictions scored its embedded pos_pred_src without a word
-    (gt_mat_as_predictions, 2, ("gt_valid_detections_our_format.mat", "'pos_gt_src'", "ground-truth file", "'pos_pred_src'", "--key")),
+    (
+        gt_mat_as_predictions,
+        2,
+        ("gt_valid_detections_our_format.mat", "'pos_gt_src'", "ground-truth file", "'pos_pred_src'", "--key"),
+    ),
     (gt_mat_with_key, 0, ("variable 'pos_pred_src' of", "PCKh@0.5")),
     # valid.h5 as predictions scored the ground truth against itself (99.97 %)
     (valid_h5_as_predictions, 2, ("valid.h5", "'part'", "ground truth itself", "--key")),
@@ -129,7 +141,11 @@ CASES: list[tuple[Callable[[Path], list[str]], int, tuple[str, ...]]] = [
     (joints_first_layout, 2, ("jn.mat", "variable 'preds'", f"(16, {N}, 2)", f"({N}, 16, 2) or (16, 2, {N})")),
     # NaN or infinite predictions: misses, as the MPII toolkit scores them, now counted and said
     (nonfinite_predictions, 0, ("3 scored joint prediction(s) are NaN or infinite", "misses")),
-    (nonfinite_predictions_csv, 0, ("threshold,Head", "3 scored joint prediction(s) are NaN or infinite", "variable 'preds'")),
+    (
+        nonfinite_predictions_csv,
+        0,
+        ("threshold,Head", "3 scored joint prediction(s) are NaN or infinite", "variable 'preds'"),
+    ),
     # valid.h5 without normalize (or another required field): every cell NaN, exit 0, before
     (valid_h5_without_normalize, 2, ("valid.h5", "'normalize'", "missing", "head size", "valid.h5 (part, normalize)")),
     (valid_h5_without_part, 2, ("valid.h5", "neither 'pos_gt_src' nor 'part'", "gt_valid_detections_our_format.mat")),

@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
+from hgbench.config import Architecture, Source, VariantSpec
 from hgbench.profile import backends as backends_pkg
 from hgbench.profile import profile_model
+from hgbench.profile import sweep as sweep_module
 from hgbench.profile.backends import Backend, Prepared, RunSettings
 from hgbench.profile.calibration import measure_calibration, pool_calibrations
 from hgbench.profile.roofline import Ceilings
 from hgbench.profile.run import latency_entry, repeat_timing
-from hgbench.profile import sweep as sweep_module
 from hgbench.profile.sweep import Budget, build_profiled_model, run_sweep
-from hgbench.records.provenance import collect_provenance
-from hgbench.config import Architecture, Source, VariantSpec
 from hgbench.records import read_record, repetition_range_pct
+from hgbench.records.provenance import collect_provenance
 
 CEILINGS = Ceilings(matmul_tflops=0.1, copy_gib_s=10.0, precision="fp32", measured="2026-01-01T00:00:00+00:00")
 
@@ -68,8 +68,14 @@ def drifting(monkeypatch):
 
 def _sweep(tmp_path, repetitions: int, calls_per_setting: int, features=(16, 16)):
     jobs = [(tiny_spec(f"v{i}", f), 4) for i, f in enumerate(features)]
-    budget = Budget(warmup_iters=0, warmup_s=0.0, min_iters=calls_per_setting, min_time_s=0.0, repetitions=repetitions,
-                    quiet_attempts=1)  # the simulated machine is not what the probes see: never retime here
+    budget = Budget(
+        warmup_iters=0,
+        warmup_s=0.0,
+        min_iters=calls_per_setting,
+        min_time_s=0.0,
+        repetitions=repetitions,
+        quiet_attempts=1,
+    )  # the simulated machine is not what the probes see: never retime here
     return run_sweep(
         jobs, backends=["drifting"], settings_list=[RunSettings()], batch_sizes=[1], input_size=16,
         device=torch.device("cpu"), threads=1, budget=budget, results_dir=tmp_path,

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from hgbench.data.keypoints import LSP
 from hgbench.data.synthetic import (
-    HEAD_TOP, L_HIP, L_SHOULDER, L_WRIST, NECK, R_HIP, R_SHOULDER, R_WRIST,
-    render_background, render_figure, render_figure_with_meta,
+    HEAD_TOP,
+    L_HIP,
+    L_SHOULDER,
+    L_WRIST,
+    NECK,
+    R_HIP,
+    R_SHOULDER,
+    R_WRIST,
+    render_background,
+    render_figure,
+    render_figure_with_meta,
 )
 
 SIZE = 256
@@ -74,7 +82,7 @@ def test_joints_mostly_inside_and_visible_matches_bounds(samples):
 
 def test_facing_rule(samples):
     facing = np.array([m["facing_camera"] for *_, m in samples])
-    for (_, joints, _, meta) in samples:
+    for _, joints, _, meta in samples:
         shoulder, hip = _facing_sign(joints.astype(np.float64))
         assert (shoulder > 0) == meta["facing_camera"], meta
         assert (hip > 0) == meta["facing_camera"], meta
@@ -140,10 +148,9 @@ def test_background_is_the_same_image_without_the_figure(samples):
 
 def test_backgrounds_vary():
     bgs = [render_background(np.random.default_rng(1000 + s), 128).astype(float) for s in range(16)]
-    pair_diffs = [np.abs(a - b).mean() for i, a in enumerate(bgs) for b in bgs[i + 1:]]
+    pair_diffs = [np.abs(a - b).mean() for i, a in enumerate(bgs) for b in bgs[i + 1 :]]
     assert np.median(pair_diffs) > 30 and min(pair_diffs) > 5
     means = np.array([b.mean(axis=(0, 1)) for b in bgs])
     assert means.std(0).min() > 10  # different colours, not one palette
     stds = np.array([b.std() for b in bgs])
     assert stds.max() > 2 * stds.min()  # some flat/low-contrast, some busy
-

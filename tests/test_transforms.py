@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from hgbench.accuracy.decode import decode_heatmaps, heatmap_to_image
 from hgbench.data.keypoints import LSP
 from hgbench.data.transforms import apply_affine, crop_matrix, invert_affine, render_heatmaps
-from hgbench.accuracy.decode import decode_heatmaps, heatmap_to_image
 
 
 def test_crop_maps_the_square_onto_the_output():

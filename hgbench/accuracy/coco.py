@@ -99,7 +99,9 @@ def keypoint_oks(pred: np.ndarray, gt: np.ndarray, area: float, sigmas: np.ndarr
     return float(np.exp(-e[labelled]).mean())
 
 
-def person_scores(maxvals: np.ndarray, box_scores: np.ndarray | None = None, threshold: float = IN_VIS_THRE) -> np.ndarray:
+def person_scores(
+    maxvals: np.ndarray, box_scores: np.ndarray | None = None, threshold: float = IN_VIS_THRE
+) -> np.ndarray:
     """Result scores as the common code rescales them (``evaluate`` of
     human-pose-estimation.pytorch ``lib/dataset/coco.py``): the mean of each person's joint
     heatmap maxima that exceed ``threshold`` (0 where none does) times its box score.
@@ -121,7 +123,10 @@ def person_scores(maxvals: np.ndarray, box_scores: np.ndarray | None = None, thr
 
 
 def coco_results(
-    image_ids: Sequence[int], coords: np.ndarray, maxvals: np.ndarray | None = None, box_scores: np.ndarray | None = None,
+    image_ids: Sequence[int],
+    coords: np.ndarray,
+    maxvals: np.ndarray | None = None,
+    box_scores: np.ndarray | None = None,
     threshold: float = IN_VIS_THRE,
 ) -> list[dict]:
     """The results list pycocotools' ``loadRes`` reads, one entry per person.
@@ -218,7 +223,11 @@ def dataset_oks_ap(dataset, coords: np.ndarray, maxvals: np.ndarray | None = Non
 
 
 def pck_heatmap_correct(
-    pred: np.ndarray, gt: np.ndarray, annotated: np.ndarray, normalizer: np.ndarray, threshold: float = PCK_HEATMAP_THRESHOLD,
+    pred: np.ndarray,
+    gt: np.ndarray,
+    annotated: np.ndarray,
+    normalizer: np.ndarray,
+    threshold: float = PCK_HEATMAP_THRESHOLD,
 ) -> np.ndarray:
     """Per-joint correctness of seed 003's PCK on coordinates (Algorithm 1, lines 6-9):
     correct when ``distance / normalizer < threshold`` (strict).
@@ -244,8 +253,11 @@ def pck_heatmap_correct(
 
 
 def pck_from_heatmaps(
-    pred_heatmaps: torch.Tensor, gt_heatmaps: torch.Tensor, annotated: torch.Tensor | np.ndarray,
-    fraction: float = PCK_HEATMAP_FRACTION, threshold: float = PCK_HEATMAP_THRESHOLD,
+    pred_heatmaps: torch.Tensor,
+    gt_heatmaps: torch.Tensor,
+    annotated: torch.Tensor | np.ndarray,
+    fraction: float = PCK_HEATMAP_FRACTION,
+    threshold: float = PCK_HEATMAP_THRESHOLD,
 ) -> np.ndarray:
     """Seed 003's Algorithm 1 literally: integer argmax of each ground-truth and predicted
     heatmap, distance in heatmap pixels divided by ``c = fraction * heatmap side``, correct
@@ -274,4 +286,6 @@ def pck_from_heatmaps(
         return torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], dim=-1).numpy().astype(np.float64)
 
     annotated = np.asarray(annotated.numpy() if isinstance(annotated, torch.Tensor) else annotated, bool)
-    return pck_heatmap_correct(argmax_xy(pred_heatmaps), argmax_xy(gt_heatmaps), annotated, np.full(n, fraction * h), threshold)
+    return pck_heatmap_correct(
+        argmax_xy(pred_heatmaps), argmax_xy(gt_heatmaps), annotated, np.full(n, fraction * h), threshold
+    )

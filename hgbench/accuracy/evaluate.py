@@ -90,8 +90,15 @@ def model_device(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, dataset: PoseDataset, batch_size: int = 16, num_workers: int = 0, progress=None, supervision: str = "intermediate",
-    skips: bool = True, flip_test: bool = True, device: torch.device | str | None = None,
+    model: nn.Module,
+    dataset: PoseDataset,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    progress=None,
+    supervision: str = "intermediate",
+    skips: bool = True,
+    flip_test: bool = True,
+    device: torch.device | str | None = None,
 ) -> Predictions:
     """Run ``model`` (eval mode, restored afterwards) on every item of ``dataset`` and
     decode its prediction (:func:`hgbench.models.loss.final_heatmaps` for the variant's
@@ -126,7 +133,9 @@ def predict(
     model.eval()
     if not skips:
         model.set_skips_enabled(False)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"
+    )
     preds, gts, ann, norms, vis, has_vis, maxes = [], [], [], [], [], [], []
     loss_sum, n = 0.0, 0
     try:
@@ -158,13 +167,21 @@ def predict(
         if not skips:
             model.set_skips_enabled(True)
     return Predictions(
-        np.concatenate(preds), np.concatenate(gts), np.concatenate(ann), np.concatenate(norms), loss_sum / max(n, 1),
-        visible=np.concatenate(vis).astype(bool), has_visibility=np.concatenate(has_vis).astype(bool),
-        maxvals=np.concatenate(maxes), flip_test=flip_test,
+        np.concatenate(preds),
+        np.concatenate(gts),
+        np.concatenate(ann),
+        np.concatenate(norms),
+        loss_sum / max(n, 1),
+        visible=np.concatenate(vis).astype(bool),
+        has_visibility=np.concatenate(has_vis).astype(bool),
+        maxvals=np.concatenate(maxes),
+        flip_test=flip_test,
     )
 
 
-def score_predictions(p: Predictions, keypoints: KeypointSet, metric: str = "pck", threshold: float | None = None) -> PCKResult:
+def score_predictions(
+    p: Predictions, keypoints: KeypointSet, metric: str = "pck", threshold: float | None = None
+) -> PCKResult:
     """Score decoded predictions with ``metric`` (module docstring) at ``threshold``
     (None: the metric's standard, :data:`DEFAULT_THRESHOLDS`), with the occlusion split
     over the persons that have a visibility flag.
@@ -221,8 +238,9 @@ def pckh_official_columns(hits: np.ndarray, scored: np.ndarray) -> np.ndarray:
     return np.stack([*cols, mean])
 
 
-def pckh_intervals(pred: np.ndarray, gt: np.ndarray, annotated: np.ndarray, head_size: np.ndarray,
-                   threshold: float) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
+def pckh_intervals(
+    pred: np.ndarray, gt: np.ndarray, annotated: np.ndarray, head_size: np.ndarray, threshold: float
+) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
     """95 % intervals of the official PCKh columns (:func:`pckh_official_columns`): a bootstrap
     over persons of the correctness :func:`compute_pckh` scores (``distance <= threshold`` head
     sizes, :func:`hgbench.accuracy.pckh.normalized_distances`); shapes as :func:`compute_pckh`.
@@ -239,8 +257,15 @@ def pckh_intervals(pred: np.ndarray, gt: np.ndarray, annotated: np.ndarray, head
 
 
 def evaluate_pck(
-    model: nn.Module, dataset: PoseDataset, threshold: float | None = None, batch_size: int = 16, progress=None,
-    supervision: str = "intermediate", skips: bool = True, flip_test: bool = True, device: torch.device | str | None = None,
+    model: nn.Module,
+    dataset: PoseDataset,
+    threshold: float | None = None,
+    batch_size: int = 16,
+    progress=None,
+    supervision: str = "intermediate",
+    skips: bool = True,
+    flip_test: bool = True,
+    device: torch.device | str | None = None,
 ) -> PCKResult:
     """Accuracy of ``model`` on ``dataset`` with the dataset's metric (``dataset.metric``,
     default ``"pck"``) and normaliser, at ``threshold`` (None: the metric's standard, 0.2 for
@@ -253,8 +278,16 @@ def evaluate_pck(
         DatasetError: no person of ``dataset`` has a normaliser (every cell would be NaN).
     """
     base = base_dataset(dataset)
-    p = predict(model, dataset, batch_size=batch_size, progress=progress, supervision=supervision, skips=skips, flip_test=flip_test,
-                device=device)
+    p = predict(
+        model,
+        dataset,
+        batch_size=batch_size,
+        progress=progress,
+        supervision=supervision,
+        skips=skips,
+        flip_test=flip_test,
+        device=device,
+    )
     metric = getattr(base, "metric", "pck")
     if len(p.normalizer) and not np.isfinite(p.normalizer).any():
         where = getattr(getattr(base, "annotations", None), "path", None) or getattr(base, "name", type(base).__name__)

@@ -39,11 +39,19 @@ def _as_persons_joints_xy(arr: np.ndarray, n: int, where: str, hdf5: bool) -> np
     Raises:
         ValueError: another shape, or one that two layouts fit (names the shape).
     """
-    expected = f"expected ({n}, 16, 2) or (16, 2, {n}) pixel coordinates of the ground truth's {n} persons, in its order"
+    expected = (
+        f"expected ({n}, 16, 2) or (16, 2, {n}) pixel coordinates of the ground truth's {n} persons, in its order"
+    )
     layouts = _LAYOUTS + (_REVERSED_LAYOUTS if hdf5 else ())
-    fits = [] if arr.ndim != 3 else [
-        (p, j, c) for p, j, c in layouts if arr.shape[p] == n and arr.shape[j] == NUM_JOINTS and arr.shape[c] in (2, 3)
-    ]
+    fits = (
+        []
+        if arr.ndim != 3
+        else [
+            (p, j, c)
+            for p, j, c in layouts
+            if arr.shape[p] == n and arr.shape[j] == NUM_JOINTS and arr.shape[c] in (2, 3)
+        ]
+    )
     if not fits:
         hint = ""
         if arr.ndim == 3 and NUM_JOINTS in arr.shape and any(s in (2, 3) for s in arr.shape):
@@ -54,11 +62,15 @@ def _as_persons_joints_xy(arr: np.ndarray, n: int, where: str, hdf5: bool) -> np
                 hint = " (the persons and joints are there, in another axis order)"
         raise ValueError(f"{where} has shape {arr.shape}{hint}; {expected}")
     if len(fits) > 1:
-        raise ValueError(f"{where} has shape {arr.shape}: with {n} persons the axes cannot be told apart; save it as ({n}, 16, 2)")
+        raise ValueError(
+            f"{where} has shape {arr.shape}: with {n} persons the axes cannot be told apart; save it as ({n}, 16, 2)"
+        )
     return np.transpose(np.asarray(arr, np.float64), fits[0])[:, :, :2]
 
 
-def load_predictions(path: str | Path, num_persons: int, key: str | None = None, zero_based: bool = False) -> tuple[np.ndarray, str]:
+def load_predictions(
+    path: str | Path, num_persons: int, key: str | None = None, zero_based: bool = False
+) -> tuple[np.ndarray, str]:
     """Read a prediction file (module docstring: layouts and which variable is read).
 
     Args:
@@ -94,8 +106,11 @@ def load_predictions(path: str | Path, num_persons: int, key: str | None = None,
     else:
         gt_field = next((k for k in GROUND_TRUTH_FIELDS if k in numeric), None)
         if gt_field is not None:
-            would = ("'pos_pred_src', the predictions the ground truth file carries (Tompson et al. CVPR'15)"
-                     if "pos_pred_src" in numeric else "the ground truth itself")
+            would = (
+                "'pos_pred_src', the predictions the ground truth file carries (Tompson et al. CVPR'15)"
+                if "pos_pred_src" in numeric
+                else "the ground truth itself"
+            )
             raise ValueError(
                 f"{path}: holds {gt_field!r}, so it is an MPII ground-truth file, not predictions; scoring it would read {would}. "
                 f"Pass your prediction file, or --key VARIABLE to score one of its variables on purpose (found: {found})"
@@ -115,8 +130,14 @@ def load_predictions(path: str | Path, num_persons: int, key: str | None = None,
     return (preds + 1.0 if zero_based else preds), name
 
 
-def score_files(predictions: str | Path, gt: str | Path, convention: str = "official", threshold: float = 0.5,
-                key: str | None = None, zero_based: bool = False) -> PCKhResult:
+def score_files(
+    predictions: str | Path,
+    gt: str | Path,
+    convention: str = "official",
+    threshold: float = 0.5,
+    key: str | None = None,
+    zero_based: bool = False,
+) -> PCKhResult:
     """Score a prediction file against an MPII ground truth file.
 
     Args:
@@ -160,7 +181,9 @@ def score_report(predictions: str | Path, gt: str | Path, convention: str = "off
     if fmt not in ("md", "csv"):
         raise ValueError(f"--format {fmt!r}: expected md or csv")
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and 0 < threshold <= 1):
-        raise ValueError(f"--threshold {threshold}: expected a fraction of the head size in (0, 1], e.g. 0.5 for PCKh@0.5")
+        raise ValueError(
+            f"--threshold {threshold}: expected a fraction of the head size in (0, 1], e.g. 0.5 for PCKh@0.5"
+        )
     result = score_files(predictions, gt, convention=convention, threshold=threshold, key=key, zero_based=zero_based)
     if fmt == "csv":
         text = result.to_csv()
@@ -168,7 +191,9 @@ def score_report(predictions: str | Path, gt: str | Path, convention: str = "off
         if result.num_nonfinite:
             notes.append(result.nonfinite_note())
     else:
-        text = result.to_markdown(f"{Path(predictions).name}: PCKh@{threshold:g} ({convention}) against {Path(gt).name}")
+        text = result.to_markdown(
+            f"{Path(predictions).name}: PCKh@{threshold:g} ({convention}) against {Path(gt).name}"
+        )
         notes = []
     if out is not None:
         atomic_write_bytes(Path(out), text.encode())

@@ -37,7 +37,9 @@ PCK_CONVENTION = (
 )
 
 
-def pck_correct(pred: np.ndarray, gt: np.ndarray, annotated: np.ndarray, normalizer: np.ndarray, threshold: float = 0.2) -> np.ndarray:
+def pck_correct(
+    pred: np.ndarray, gt: np.ndarray, annotated: np.ndarray, normalizer: np.ndarray, threshold: float = 0.2
+) -> np.ndarray:
     """Per-joint correctness for PCK: ``distance <= threshold x normalizer`` (inclusive).
 
     Args:
@@ -125,7 +127,9 @@ def _pct(values: np.ndarray) -> float:
     return float(values.mean() * 100) if values.size else math.nan
 
 
-def pool_by_joint(correct: np.ndarray, keypoints: KeypointSet) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+def pool_by_joint(
+    correct: np.ndarray, keypoints: KeypointSet
+) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
     """Pool an ``(N, J)`` correctness array (1, 0, NaN = not scored) per joint and per group.
 
     Returns:
@@ -140,7 +144,11 @@ def pool_by_joint(correct: np.ndarray, keypoints: KeypointSet) -> tuple[dict[str
 
 
 def summarize_pck(
-    correct: np.ndarray, keypoints: KeypointSet, threshold: float, num_unnormalised: int = 0, visible: np.ndarray | None = None,
+    correct: np.ndarray,
+    keypoints: KeypointSet,
+    threshold: float,
+    num_unnormalised: int = 0,
+    visible: np.ndarray | None = None,
     intervals: bool = True,
 ) -> PCKResult:
     """Aggregate an ``(N, J)`` correctness array (NaN = left out) into a :class:`PCKResult`,
@@ -164,7 +172,9 @@ def summarize_pck(
     return result
 
 
-def pck_intervals(correct: np.ndarray, keypoints: KeypointSet) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
+def pck_intervals(
+    correct: np.ndarray, keypoints: KeypointSet
+) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
     """95 % intervals of the pooled groups and Mean of :func:`pool_by_joint`, from one bootstrap
     over persons (:func:`hgbench.accuracy.interval.pooled_cis`: each a ratio of sums over the
     resampled persons, not a mean of per-person accuracies).

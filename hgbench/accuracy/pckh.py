@@ -150,11 +150,18 @@ class PCKhResult:
         fmt = lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"  # noqa: E731
         row = self.table_row()
         lines = [f"### {title or f'PCKh@{self.threshold:g} ({self.convention})'}", ""]
-        lines += ["| " + " | ".join(row) + " |", "|" + "---:|" * len(row), "| " + " | ".join(fmt(v) for v in row.values()) + " |", ""]
+        lines += [
+            "| " + " | ".join(row) + " |",
+            "|" + "---:|" * len(row),
+            "| " + " | ".join(fmt(v) for v in row.values()) + " |",
+            "",
+        ]
         lines.append(
             f"{self.num_persons} persons, {self.num_scored} joint instances in the Mean"
             + (f", {self.num_unnormalised} persons without a head size left out" if self.num_unnormalised else "")
-            + ". Convention: " + (self.definition or self.convention) + "."
+            + ". Convention: "
+            + (self.definition or self.convention)
+            + "."
         )
         if self.predictions_variable:
             lines += ["", f"Predictions: variable {self.predictions_variable!r} of {self.predictions}."]
@@ -170,8 +177,10 @@ class PCKhResult:
 
     def nonfinite_note(self) -> str:
         """One line saying how many scored predictions were NaN or infinite (counted as misses)."""
-        return (f"{self.num_nonfinite} scored joint prediction(s) are NaN or infinite and count as misses "
-                "(the MPII toolkit's rule: only the ground truth may be NaN).")
+        return (
+            f"{self.num_nonfinite} scored joint prediction(s) are NaN or infinite and count as misses "
+            "(the MPII toolkit's rule: only the ground truth may be NaN)."
+        )
 
     def to_csv(self) -> str:
         """The full curve: one row per threshold (0.00 to 0.50), columns Head .. Ankle, Mean.
@@ -249,8 +258,14 @@ def _columns(pck: np.ndarray, counts: np.ndarray, convention: str) -> dict[str, 
     return cols
 
 
-def compute_pckh(pred: np.ndarray, gt: np.ndarray, annotated: np.ndarray, head_size: np.ndarray,
-                 convention: str = "official", threshold: float = 0.5) -> PCKhResult:
+def compute_pckh(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    annotated: np.ndarray,
+    head_size: np.ndarray,
+    convention: str = "official",
+    threshold: float = 0.5,
+) -> PCKhResult:
     """PCKh of predictions against MPII ground truth.
 
     Args:
@@ -271,11 +286,18 @@ def compute_pckh(pred: np.ndarray, gt: np.ndarray, annotated: np.ndarray, head_s
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown PCKh convention {convention!r}; use one of: {', '.join(CONVENTIONS)}")
     if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold {threshold} is a fraction of the head size; use a value in [0, 1] (0.5 for PCKh@0.5)")
+        raise ValueError(
+            f"threshold {threshold} is a fraction of the head size; use a value in [0, 1] (0.5 for PCKh@0.5)"
+        )
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
     annotated = np.asarray(annotated, bool)
     n = len(gt)
-    if gt.shape != (n, NUM_JOINTS, 2) or pred.shape != gt.shape or annotated.shape != (n, NUM_JOINTS) or np.shape(head_size) != (n,):
+    if (
+        gt.shape != (n, NUM_JOINTS, 2)
+        or pred.shape != gt.shape
+        or annotated.shape != (n, NUM_JOINTS)
+        or np.shape(head_size) != (n,)
+    ):
         raise ValueError(
             f"shapes disagree: pred {pred.shape}, gt {gt.shape}, annotated {annotated.shape}, head_size {np.shape(head_size)}; "
             f"expected ({n}, 16, 2), ({n}, 16, 2), ({n}, 16), ({n},)"

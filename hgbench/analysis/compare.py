@@ -139,7 +139,9 @@ def parse_thresholds(items: Iterable[str] | None) -> dict[str, float | None]:
         name, sep, text = item.partition("=")
         name, text = name.strip(), text.strip()
         if not sep:
-            raise ValueError(f"--threshold {item!r}: expected METRIC=PERCENT, e.g. p50=20 (metrics: {', '.join(METRICS)})")
+            raise ValueError(
+                f"--threshold {item!r}: expected METRIC=PERCENT, e.g. p50=20 (metrics: {', '.join(METRICS)})"
+            )
         if name not in METRICS:
             raise ValueError(f"--threshold {item!r}: unknown metric {name!r}; known: {', '.join(METRICS)}")
         if text.lower() in _OFF:
@@ -265,10 +267,18 @@ class Comparison:
             d["key"] = r.key.as_dict()
             d["record"] = r.key.label()
             rows.append(d)
-        return {"baseline": self.sides.get("baseline"), "current": self.sides.get("current"),
-                "thresholds": self.thresholds, "alpha": self.alpha, "normalize": self.normalize, "failed": self.failed,
-                "regressed_variants": self.regressed_variants(), "rows": rows,
-                "skipped": [{"path": p, "reason": why} for p, why in self.skipped], "warnings": self.warnings}
+        return {
+            "baseline": self.sides.get("baseline"),
+            "current": self.sides.get("current"),
+            "thresholds": self.thresholds,
+            "alpha": self.alpha,
+            "normalize": self.normalize,
+            "failed": self.failed,
+            "regressed_variants": self.regressed_variants(),
+            "rows": rows,
+            "skipped": [{"path": p, "reason": why} for p, why in self.skipped],
+            "warnings": self.warnings,
+        }
 
 
 @dataclass
@@ -281,14 +291,22 @@ class RecordSet:
 
     def describe(self) -> str:
         """One line: the folder, how many records, their hosts, devices and calibration p50s."""
+
         def values(get) -> str:
             found = sorted({str(get(r)) for r in self.records.values()})
             return ", ".join(found[:3]) + (f" (+{len(found) - 3})" if len(found) > 3 else "")
 
-        calib = values(lambda r: f"{r['calibration']['p50_ms']:.3g} ms" if isinstance(r.get("calibration"), dict)
-                       and isinstance(r["calibration"].get("p50_ms"), (int, float)) else "none")
-        return (f"{self.path}: {len(self.records)} records; host {values(lambda r: (r.get('provenance') or {}).get('hostname'))}; "
-                f"device {values(lambda r: r.get('device_name'))}; calibration p50 {calib}")
+        calib = values(
+            lambda r: (
+                f"{r['calibration']['p50_ms']:.3g} ms"
+                if isinstance(r.get("calibration"), dict) and isinstance(r["calibration"].get("p50_ms"), (int, float))
+                else "none"
+            )
+        )
+        return (
+            f"{self.path}: {len(self.records)} records; host {values(lambda r: (r.get('provenance') or {}).get('hostname'))}; "
+            f"device {values(lambda r: r.get('device_name'))}; calibration p50 {calib}"
+        )
 
 
 def load_record_set(path: Path, side: str = "records") -> RecordSet:
@@ -344,8 +362,15 @@ def _samples(rec: Record) -> list[float]:
     return [float(s) for s in samples]
 
 
-def _judge(metric: Metric, ratio: float, t: float | None, p_slow: float | None, p_fast: float | None,
-           abs_change: float, alpha: float) -> tuple[str, bool, float | None, str]:
+def _judge(
+    metric: Metric,
+    ratio: float,
+    t: float | None,
+    p_slow: float | None,
+    p_fast: float | None,
+    abs_change: float,
+    alpha: float,
+) -> tuple[str, bool, float | None, str]:
     """Verdict, failing, shown p-value and note for one metric of one record pair (see the
     module docstring); ``t`` in percent or ``None`` (off)."""
     slower = ratio < 1 if metric.higher_is_better else ratio > 1
@@ -402,6 +427,7 @@ def compare_records(
     base, cur = baseline.records, current.records
     common = [k for k in base if k in cur]
     if not common:
+
         def some(keys: Iterable[RecordKey]) -> str:
             labels = [k.label() for k in sorted(keys, key=RecordKey.sort_key)]
             return ", ".join(labels[:6]) + (f" and {len(labels) - 6} more" if len(labels) > 6 else "")
@@ -410,8 +436,14 @@ def compare_records(
             f"no record of CURRENT {current.path} matches one of BASELINE {baseline.path} by "
             f"({', '.join(KEY_FIELDS['profile'])}). BASELINE has: {some(base)}. CURRENT has: {some(cur)}"
         )
-    comp = Comparison([], thresholds, alpha, normalize, {"baseline": baseline.describe(), "current": current.describe()},
-                      skipped=baseline.skipped + current.skipped)
+    comp = Comparison(
+        [],
+        thresholds,
+        alpha,
+        normalize,
+        {"baseline": baseline.describe(), "current": current.describe()},
+        skipped=baseline.skipped + current.skipped,
+    )
     for key in sorted(set(base) | set(cur), key=RecordKey.sort_key):
         if key not in cur:
             comp.rows.append(Row(key, None, None, None, None, None, None, MISSING, note="in baseline only"))
@@ -426,7 +458,9 @@ def compare_records(
             comp.rows.append(Row(key, None, None, None, None, None, None, ERROR, failing=not both, note=note))
             continue
         if b.get("status") != "ok":
-            comp.rows.append(Row(key, None, None, None, None, None, None, NEW, note=f"baseline failed: {b.get('error')}"))
+            comp.rows.append(
+                Row(key, None, None, None, None, None, None, NEW, note=f"baseline failed: {b.get('error')}")
+            )
             continue
         comp.rows.extend(_compare_pair(key, b, c, comp))
     return comp
@@ -462,8 +496,15 @@ def _compare_pair(key: RecordKey, b: Record, c: Record, comp: Comparison) -> lis
             continue
         f = factor if metric.timing else 1.0
         ratio = normalised_ratio(vb, vc, f, higher_is_better=metric.higher_is_better)
-        verdict, failing, p, note = _judge(metric, ratio, comp.thresholds[name], p_slow if metric.timing else None,
-                                           p_fast if metric.timing else None, abs(vc - vb), comp.alpha)
+        verdict, failing, p, note = _judge(
+            metric,
+            ratio,
+            comp.thresholds[name],
+            p_slow if metric.timing else None,
+            p_fast if metric.timing else None,
+            abs(vc - vb),
+            comp.alpha,
+        )
         rows.append(Row(key, name, vb, vc, ratio, f if metric.timing else None, p, verdict, failing, note))
     return rows
 
@@ -476,11 +517,19 @@ def compare_results(
     normalize: bool = True,
 ) -> Comparison:
     """:func:`load_record_set` both sides, then :func:`compare_records`. Raises as they do."""
-    return compare_records(load_record_set(baseline, "BASELINE"), load_record_set(current, "CURRENT"),
-                           thresholds, alpha, normalize)
+    return compare_records(
+        load_record_set(baseline, "BASELINE"), load_record_set(current, "CURRENT"), thresholds, alpha, normalize
+    )
 
 
-_STYLE = {REGRESSION: "bold red", ERROR: "bold red", IMPROVEMENT: "green", CHANGED: "yellow", NEW: "cyan", MISSING: "magenta"}
+_STYLE = {
+    REGRESSION: "bold red",
+    ERROR: "bold red",
+    IMPROVEMENT: "green",
+    CHANGED: "yellow",
+    NEW: "cyan",
+    MISSING: "magenta",
+}
 
 
 def _fmt(v: float | None, metric: str | None = None) -> str:
@@ -501,18 +550,31 @@ def comparison_table(comp: Comparison, show_all: bool = False, metrics: Iterable
     from rich.table import Table
 
     norm = "calibration-normalised" if comp.normalize else "not normalised"
-    table = Table(title=f"hgbench compare: ratio = current / baseline ({norm}), one-sided Mann-Whitney p, alpha {comp.alpha:g}")
+    table = Table(
+        title=f"hgbench compare: ratio = current / baseline ({norm}), one-sided Mann-Whitney p, alpha {comp.alpha:g}"
+    )
     for col in ("record", "metric", "baseline", "current", "machine", "ratio", "p", "verdict", "note"):
         table.add_column(col, justify="right" if col in ("baseline", "current", "machine", "ratio", "p") else "left")
     for r in comp.rows:
-        if (r.verdict == UNCHANGED and not show_all) or (metrics is not None and r.metric is not None and r.metric not in metrics):
+        if (r.verdict == UNCHANGED and not show_all) or (
+            metrics is not None and r.metric is not None and r.metric not in metrics
+        ):
             continue
         label = METRICS[r.metric].label if r.metric else "—"
         style = _STYLE.get(r.verdict, "")
         verdict = f"[{style}]{r.verdict}[/]" if style else r.verdict
         p = "—" if r.p_value is None else f"{r.p_value:.2g}"
-        table.add_row(r.key.label(), label, _fmt(r.baseline, r.metric), _fmt(r.current, r.metric), _fmt(r.factor),
-                      _fmt(r.ratio), p, verdict, r.note)
+        table.add_row(
+            r.key.label(),
+            label,
+            _fmt(r.baseline, r.metric),
+            _fmt(r.current, r.metric),
+            _fmt(r.factor),
+            _fmt(r.ratio),
+            p,
+            verdict,
+            r.note,
+        )
     return table
 
 

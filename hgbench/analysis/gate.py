@@ -158,8 +158,10 @@ def measure_interleaved(
         ValueError: no callables, ``min_iters`` < 1, ``min_time_s`` < 0 or ``max_iters`` < ``min_iters``.
     """
     if not fns or min_iters < 1 or min_time_s < 0 or max_iters < min_iters or warmup_iters < 0:
-        raise ValueError(f"need callables, min_iters >= 1, min_time_s >= 0, max_iters >= min_iters, warmup_iters >= 0; "
-                         f"got {len(fns)} callables, {min_iters=}, {min_time_s=}, {max_iters=}, {warmup_iters=}")
+        raise ValueError(
+            f"need callables, min_iters >= 1, min_time_s >= 0, max_iters >= min_iters, warmup_iters >= 0; "
+            f"got {len(fns)} callables, {min_iters=}, {min_time_s=}, {max_iters=}, {warmup_iters=}"
+        )
     for _ in range(warmup_iters):
         for fn in fns.values():
             fn()
@@ -212,17 +214,32 @@ def gate_record(
     torch.set_num_threads(THREADS)
     try:
         with torch.inference_mode():
-            s = measure_interleaved({"model": lambda: model(x), "reference": lambda: reference_net(x)},
-                                    warmup_iters=warmup_iters, min_iters=min_iters, min_time_s=min_time_s)
+            s = measure_interleaved(
+                {"model": lambda: model(x), "reference": lambda: reference_net(x)},
+                warmup_iters=warmup_iters,
+                min_iters=min_iters,
+                min_time_s=min_time_s,
+            )
     finally:
         torch.set_num_threads(old_threads)
         model.train(was_training)
     stats = LatencyStats(s["model"])
     record: dict[str, Any] = dict.fromkeys(RECORD_KEYS)
     record.update(
-        variant=variant, num_joints=NUM_JOINTS, backend="eager", precision="fp32", tf32=False, channels_last=False,
-        compile_mode=None, device="cpu", device_name=device_name("cpu"), batch_size=1, input_size=INPUT_SIZE,
-        threads=THREADS, parameters=count_parameters(model), model_size_mib=model_size_mib(model),
+        variant=variant,
+        num_joints=NUM_JOINTS,
+        backend="eager",
+        precision="fp32",
+        tf32=False,
+        channels_last=False,
+        compile_mode=None,
+        device="cpu",
+        device_name=device_name("cpu"),
+        batch_size=1,
+        input_size=INPUT_SIZE,
+        threads=THREADS,
+        parameters=count_parameters(model),
+        model_size_mib=model_size_mib(model),
         latency_ms=stats.to_dict(),
         throughput_samples_per_s=stats.throughput(1),
         calibration={"workload": WORKLOAD, "p50_ms": float(np.median(s["reference"])), "samples_ms": s["reference"]},
@@ -267,13 +284,26 @@ def measure_variants(
             progress(spec.name)
         model = create_model(spec, NUM_JOINTS, input_size=INPUT_SIZE)
         try:
-            body = gate_record(model, spec.name, reference_net=reference_net, min_iters=min_iters, min_time_s=min_time_s)
+            body = gate_record(
+                model, spec.name, reference_net=reference_net, min_iters=min_iters, min_time_s=min_time_s
+            )
             body.update(spec=dataclasses.asdict(spec), spec_hash=spec_hash(spec))
         except Exception as e:  # noqa: BLE001 - one broken variant must not hide the others
             body = dict.fromkeys(RECORD_KEYS)
-            body.update(variant=spec.name, num_joints=NUM_JOINTS, backend="eager", precision="fp32", tf32=False,
-                        channels_last=False, device="cpu", batch_size=1, input_size=INPUT_SIZE, threads=THREADS,
-                        status="error", error=" ".join(f"timing: {type(e).__name__}: {e}".split())[:500])
+            body.update(
+                variant=spec.name,
+                num_joints=NUM_JOINTS,
+                backend="eager",
+                precision="fp32",
+                tf32=False,
+                channels_last=False,
+                device="cpu",
+                batch_size=1,
+                input_size=INPUT_SIZE,
+                threads=THREADS,
+                status="error",
+                error=" ".join(f"timing: {type(e).__name__}: {e}".split())[:500],
+            )
         path = record_path(out, body)
         write_record(path, "profile", {**body, "provenance": provenance})
         paths.append(path)
@@ -315,8 +345,10 @@ def run_gate(
     if out is not None and Path(out).exists() and any(Path(out).iterdir()):
         raise ValueError(f"--out {out}: not empty; pass a new or empty folder (its records would be compared too)")
     if not reference.is_dir():
-        raise FileNotFoundError(f"{reference}: no reference records; create them with `hgbench latency-check --update` "
-                                f"(on a quiet machine) and commit them")
+        raise FileNotFoundError(
+            f"{reference}: no reference records; create them with `hgbench latency-check --update` "
+            f"(on a quiet machine) and commit them"
+        )
     parsed = parse_thresholds(list(thresholds))
     out = Path(tempfile.mkdtemp(prefix="hgbench-latency-check-")) if out is None else Path(out)
     measure_variants(names, out / "attempt1", min_iters=min_iters, min_time_s=min_time_s, progress=progress)
@@ -332,16 +364,27 @@ def run_gate(
         attempts.append(retry)
         # keep the earlier rows of the variants that passed; take the re-measured rows of the flagged ones
         final = Comparison(
-            [r for r in final.rows if r.key.variant not in flagged] + [r for r in retry.rows if r.key.variant in flagged],
-            final.thresholds, final.alpha, final.normalize, final.sides, final.skipped, final.warnings + retry.warnings,
+            [r for r in final.rows if r.key.variant not in flagged]
+            + [r for r in retry.rows if r.key.variant in flagged],
+            final.thresholds,
+            final.alpha,
+            final.normalize,
+            final.sides,
+            final.skipped,
+            final.warnings + retry.warnings,
         )
     final.rows.sort(key=lambda r: (r.key.sort_key(), r.metric or ""))
     return final, attempts, out
 
 
-def update_reference(reference: Path = DEFAULT_REFERENCE, names: Iterable[str] | None = None, *,
-                     min_iters: int = 4 * MIN_ITERS, min_time_s: float = 4 * MIN_TIME_S,
-                     progress: Callable[[str], None] | None = None) -> list[Path]:
+def update_reference(
+    reference: Path = DEFAULT_REFERENCE,
+    names: Iterable[str] | None = None,
+    *,
+    min_iters: int = 4 * MIN_ITERS,
+    min_time_s: float = 4 * MIN_TIME_S,
+    progress: Callable[[str], None] | None = None,
+) -> list[Path]:
     """(Re)write the reference records: :func:`measure_variants` with 4x the rounds and time of a
     check (a tighter reference median), into ``reference``. Records of variants not measured now
     are left as they are. Run it on a quiet machine and commit the folder."""

@@ -423,4 +423,6 @@ def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
                    "groups_ci": {}, "eval_persons": None, "convention": None}  # fmt: skip
         else:
             res = run["result"]
-        store.accuracy.append({k: v for k, v in run.items() if k not in ("result", "curve") and not k.startswith("_")} | res)
+        store.accuracy.append(
+            {k: v for k, v in run.items() if k not in ("result", "curve") and not k.startswith("_")} | res
+        )

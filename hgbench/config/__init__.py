@@ -26,7 +26,25 @@ from hgbench.config.variant import (
 )
 
 __all__ = [
-    "Architecture", "Augmentation", "BlockName", "ConfigError", "OptimizerConfig", "PretrainConfig", "Protocol",
-    "SCHEMA_KINDS", "ScheduleConfig", "Source", "VariantSpec", "available_protocols", "check_compatible", "from_dict",
-    "get_variant", "json_schema", "list_variants", "load_protocol", "load_variant_file", "read_yaml", "select_variants",
+    "Architecture",
+    "Augmentation",
+    "BlockName",
+    "ConfigError",
+    "OptimizerConfig",
+    "PretrainConfig",
+    "Protocol",
+    "SCHEMA_KINDS",
+    "ScheduleConfig",
+    "Source",
+    "VariantSpec",
+    "available_protocols",
+    "check_compatible",
+    "from_dict",
+    "get_variant",
+    "json_schema",
+    "list_variants",
+    "load_protocol",
+    "load_variant_file",
+    "read_yaml",
+    "select_variants",
 ]

@@ -75,7 +75,12 @@ Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]  # strict float still takes an int
 Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
-Name = Annotated[str, Strict(), AfterValidator(_plain_name), Field(json_schema_extra={"pattern": f"^{NAME_RE.pattern}$", "maxLength": 100})]
+Name = Annotated[
+    str,
+    Strict(),
+    AfterValidator(_plain_name),
+    Field(json_schema_extra={"pattern": f"^{NAME_RE.pattern}$", "maxLength": 100}),
+]
 PositiveInt = Annotated[int, Strict(), Field(ge=1)]
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
 PositiveFloat = Annotated[float, Strict(), Field(gt=0)]
@@ -162,7 +167,9 @@ def read_yaml(path: str | Path) -> dict:
     except OSError as e:
         raise ConfigError(f"{path}: cannot be read ({e.strerror})") from e
     if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError(f"{path}: over {MAX_FILE_BYTES // (1 << 20)} MiB, too large for a config file; is it the right file?")
+        raise ConfigError(
+            f"{path}: over {MAX_FILE_BYTES // (1 << 20)} MiB, too large for a config file; is it the right file?"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -178,7 +185,9 @@ def read_yaml(path: str | Path) -> dict:
             )
         data = loader.construct_document(node) if node is not None else None
     except _DuplicateKey as e:
-        raise ConfigError(f"{path}: field {short_repr(e.key)}: given twice (line {e.mark.line + 1}); keep one") from None
+        raise ConfigError(
+            f"{path}: field {short_repr(e.key)}: given twice (line {e.mark.line + 1}); keep one"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -227,7 +236,9 @@ def describe_errors(error: ValidationError, cls: type, source: str | Path, prefi
     first = errors[0]
     loc = first["loc"]
     path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-    text = f"{source}: field '{path}': {_problem(first, cls, loc)}" if path else f"{source}: {_problem(first, cls, loc)}"
+    text = (
+        f"{source}: field '{path}': {_problem(first, cls, loc)}" if path else f"{source}: {_problem(first, cls, loc)}"
+    )
     if len(errors) > 1:
         text += f" (and {len(errors) - 1} more)"
     return _one_line(text)
@@ -268,7 +279,11 @@ def _problem(err: dict, cls: type, loc: tuple) -> str:
         fix = "write it without quotes" if isinstance(value, str) else "write a whole number"
         return f"{v} is not an integer; {fix}"
     if kind in ("float_type", "float_parsing"):
-        fix = "write it without quotes (YAML reads 1e-4 as text: write 1.0e-4)" if isinstance(value, str) else "write a number"
+        fix = (
+            "write it without quotes (YAML reads 1e-4 as text: write 1.0e-4)"
+            if isinstance(value, str)
+            else "write a number"
+        )
         return f"{v} is not a number; {fix}"
     if kind == "finite_number":
         return f"{v} is not a finite number; use a finite value"

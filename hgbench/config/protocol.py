@@ -137,6 +137,9 @@ class Protocol:
             ``fp16`` (fp16 with a gradient scaler); weights and optimiser state stay fp32.
         channels_last: model and input batches in the channels_last (NHWC) memory format.
         compile: ``torch.compile`` the training step's forward pass and loss.
+        sync_batchnorm: in a data-parallel run (``torchrun``, ``srun``), batch normalisation over
+            the global batch (``SyncBatchNorm``) instead of each process's share; no effect
+            on one process (:mod:`hgbench.train.distributed`).
         checkpoint_every_steps: write a checkpoint every this many optimiser steps (and at
             the end of every epoch).
         checkpoint_every_min: ...and at least every this many minutes of training.
@@ -170,6 +173,7 @@ class Protocol:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: Bool = False
     compile: Bool = False
+    sync_batchnorm: Bool = False
     checkpoint_every_steps: PositiveInt = 500
     checkpoint_every_min: PositiveFloat = 10.0
 

@@ -82,10 +82,14 @@ class Architecture:
     num_modules: PositiveInt = 1
     block: BlockName = "residual"
     # Options for Andersen (seed 003_c160231480bcc829.txt); the defaults are Newell's network.
-    bottom_modules: PositiveInt | None = None  # blocks at the deepest level after low1, no low3 (None: Newell's low2 + low3)
+    bottom_modules: PositiveInt | None = (
+        None  # blocks at the deepest level after low1, no low3 (None: Newell's low2 + low3)
+    )
     bottleneck: Literal["residual", "autoencoder"] = "residual"  # autoencoder: hgbench.models.autoencoder
     latent_dim: PositiveInt = 50  # the autoencoder's latent
-    input_size: PositiveInt | None = None  # autoencoder only: the input side it is fixed to (None: the protocol's, at build time)
+    input_size: PositiveInt | None = (
+        None  # autoencoder only: the input side it is fixed to (None: the protocol's, at build time)
+    )
     stem: Literal["newell", "wide"] = "newell"  # wide: every stem layer num_features wide
     init: Literal["default", "glorot_normal"] = "default"
     # Elhagry et al. (seed 002_bdd2d633fa65b35a.txt section 3.1.4): Newell stem widths s, 2s (64: Newell's)
@@ -195,7 +199,9 @@ def load_variant_file(path: Path) -> VariantSpec:
     data.setdefault("name", path.stem)
     spec = from_dict(VariantSpec, data, path)
     if spec.name != path.stem:
-        raise ConfigError(f"{path}: field 'name': {spec.name!r} differs from the file name {path.name}; make them equal")
+        raise ConfigError(
+            f"{path}: field 'name': {spec.name!r} differs from the file name {path.name}; make them equal"
+        )
     return spec
 
 

@@ -7,7 +7,7 @@ stacked network never change when a paper swaps the block.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -143,7 +143,9 @@ class StackedHourglass(nn.Module):
     ) -> None:
         super().__init__()
         if num_stacks < 1 or depth < 1 or num_modules < 1:
-            raise ValueError(f"num_stacks, depth and num_modules must be >= 1, got {num_stacks}, {depth}, {num_modules}")
+            raise ValueError(
+                f"num_stacks, depth and num_modules must be >= 1, got {num_stacks}, {depth}, {num_modules}"
+            )
         if bottom_modules is not None and bottom_modules < 1:
             raise ValueError(f"bottom_modules must be >= 1 or None, got {bottom_modules}")
         f = num_features
@@ -162,7 +164,9 @@ class StackedHourglass(nn.Module):
             block(c2, f),
         )
         self.hourglasses = nn.ModuleList(
-            Hourglass(depth, f, block, num_modules, bottom_modules, self._bottleneck(bottleneck, f, latent_dim), upsample)
+            Hourglass(
+                depth, f, block, num_modules, bottom_modules, self._bottleneck(bottleneck, f, latent_dim), upsample
+            )
             for _ in range(num_stacks)
         )
         self.features = nn.ModuleList(

@@ -7,7 +7,8 @@ tensor values), so the blocks built from them trace (``torch.jit.trace``) and ex
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 from torch import Tensor, nn
 

@@ -103,7 +103,11 @@ def pool_calibrations(parts: list[dict[str, Any]]) -> dict[str, Any]:
         raise ValueError("pool_calibrations needs at least one calibration block")
     first = parts[0]
     for part in parts[1:]:
-        if (part["workload"], part["device"], part["threads"]) != (first["workload"], first["device"], first["threads"]):
+        if (part["workload"], part["device"], part["threads"]) != (
+            first["workload"],
+            first["device"],
+            first["threads"],
+        ):
             raise ValueError(
                 "calibration blocks differ in workload, device or threads: "
                 f"{(first['workload'], first['device'], first['threads'])} vs {(part['workload'], part['device'], part['threads'])}"

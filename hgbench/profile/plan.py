@@ -16,9 +16,9 @@ import torch
 
 from hgbench.config import VariantSpec, select_variants
 from hgbench.profile.backends import RunSettings, get_backend
+from hgbench.profile.latency import default_threads
 from hgbench.profile.quiet import window_summary
 from hgbench.profile.roofline import default_cache_dir, get_ceilings
-from hgbench.profile.latency import default_threads
 from hgbench.profile.sweep import Budget, run_sweep
 from hgbench.records import scan
 from hgbench.records.provenance import collect_provenance
@@ -56,7 +56,9 @@ class ProfilePlan:
     @property
     def total_steps(self) -> int:
         """Timed repetitions in all: the progress bar's length."""
-        return len(self.jobs) * len(self.backends) * len(self.settings) * len(self.batch_sizes) * self.budget.repetitions
+        return (
+            len(self.jobs) * len(self.backends) * len(self.settings) * len(self.batch_sizes) * self.budget.repetitions
+        )
 
 
 @dataclass
@@ -198,7 +200,9 @@ def plan_profile(
         trained_sizes = {s for _, (_, ss) in trained.items() for s in ss}
         input_size = min(trained_sizes) if len(trained_sizes) == 1 else 256
         if len(trained_sizes) == 1:
-            conditions.append(f"input {input_size} px: the training protocol's (from the training records in {results})")
+            conditions.append(
+                f"input {input_size} px: the training protocol's (from the training records in {results})"
+            )
         elif trained_sizes:
             conditions.append(f"input 256 px: training records in {results} use several input sizes "
                               f"({', '.join(map(str, sorted(trained_sizes)))}); pass --input-size")  # fmt: skip
@@ -212,7 +216,11 @@ def plan_profile(
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     settings = [RunSettings(precision=p, tf32=tf32, channels_last=channels_last, compile_mode=compile_mode,
                             cache_dir=cache / "artefacts") for p in precisions]  # fmt: skip
-    jobs = [(s, j) for s in specs for j in sorted((trained.get(s.name) or (set(), set()))[0] or {num_joints or DEFAULT_NUM_JOINTS})]
+    jobs = [
+        (s, j)
+        for s in specs
+        for j in sorted((trained.get(s.name) or (set(), set()))[0] or {num_joints or DEFAULT_NUM_JOINTS})
+    ]
     return ProfilePlan(jobs, backends, settings, sizes, input_size, dev, threads, budget, cache, Path(results),
                        refresh_ceilings, conditions)  # fmt: skip
 
@@ -267,7 +275,9 @@ def variant_summaries(num_joints: int = DEFAULT_NUM_JOINTS, input_size: int = 25
     specs = list_variants()
     divisor = max(4 * 2**s.architecture.depth for s in specs)
     if input_size % divisor:
-        raise ValueError(f"--input-size {input_size}: the registry's deepest hourglass needs a multiple of {divisor} (e.g. 64, 128, 256)")
+        raise ValueError(
+            f"--input-size {input_size}: the registry's deepest hourglass needs a multiple of {divisor} (e.g. 64, 128, 256)"
+        )
     rows = []
     for spec in specs:
         a = spec.architecture

@@ -54,8 +54,8 @@ import torch
 
 from hgbench.profile.latency import fixed_threads, time_callable
 from hgbench.profile.tf32 import tf32_mode
-from hgbench.records.provenance import device_name
 from hgbench.records import atomic_write_bytes, utc_now
+from hgbench.records.provenance import device_name
 
 GIB = 2**30
 CACHE_FILE = "ceilings.json"

@@ -20,16 +20,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hgbench import paths
+from hgbench.paths import DEFAULT_RESULTS_DIR
 from hgbench.profile.backends import RunSettings, get_backend
 from hgbench.profile.complexity import MIB, complexity_record
 from hgbench.profile.latency import LatencyStats, fixed_threads, time_callable
 from hgbench.profile.memory import CudaMemorySnapshot, PeakMemory
 from hgbench.profile.quiet import QuietTimer
 from hgbench.profile.roofline import Ceilings, element_bytes, get_ceilings, roofline
-from hgbench.records.provenance import collect_provenance, device_name
-from hgbench import paths
-from hgbench.paths import DEFAULT_RESULTS_DIR
 from hgbench.records import key_of, write_record
+from hgbench.records.provenance import collect_provenance, device_name
 
 INPUT_SEED = 0
 _MAX_REASON_CHARS = 500
@@ -219,8 +219,15 @@ def profile_model(
             stage = "timing"
             fn = prepared.fn
             with PeakMemory(device, baseline=baseline) as memory, prepared.context():
-                stats, window = _time_window(lambda: fn(x_in), quiet, device, warmup_iters=warmup_iters,
-                                             warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s)
+                stats, window = _time_window(
+                    lambda: fn(x_in),
+                    quiet,
+                    device,
+                    warmup_iters=warmup_iters,
+                    warmup_s=warmup_s,
+                    min_iters=min_iters,
+                    min_time_s=min_time_s,
+                )
             record["latency_ms"] = latency_entry(stats.samples_ms, [stats.p50], [window])
             record["throughput_samples_per_s"] = stats.throughput(batch_size)
             source = impl.peak_memory_source(settings) if device.type == "cuda" else "allocator"
@@ -239,7 +246,9 @@ def profile_model(
 
             stage = "roofline"
             if ceilings is None:
-                ceilings = get_ceilings(device, settings.precision, tf32=settings.tf32, threads=threads, cache_dir=cache_dir)
+                ceilings = get_ceilings(
+                    device, settings.precision, tf32=settings.tf32, threads=threads, cache_dir=cache_dir
+                )
             record["roofline"] = _roofline_of(record, ceilings)
     except torch.cuda.OutOfMemoryError as e:
         record.update(status="error", error=_one_line(f"{stage}: CUDA out of memory at batch size {batch_size}: {e}"))
@@ -286,8 +295,10 @@ def _time_window(
     """
     if quiet is not None:
         if quiet.device.type != device.type:
-            raise ValueError(f"the quiet-window timer probes {quiet.device} but the model runs on {device}; "
-                             "make a QuietTimer for the profiled device")
+            raise ValueError(
+                f"the quiet-window timer probes {quiet.device} but the model runs on {device}; "
+                "make a QuietTimer for the profiled device"
+            )
         return quiet.time(fn, **timing)
     return time_callable(fn, device=device, **timing), None
 
@@ -337,8 +348,15 @@ def repeat_timing(
             prepared = get_backend(record["backend"]).prepare(model, x, settings)
             x_in, fn = prepared.prepare_input(x), prepared.fn
             with prepared.context():
-                stats, window = _time_window(lambda: fn(x_in), quiet, device, warmup_iters=warmup_iters,
-                                             warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s)
+                stats, window = _time_window(
+                    lambda: fn(x_in),
+                    quiet,
+                    device,
+                    warmup_iters=warmup_iters,
+                    warmup_s=warmup_s,
+                    min_iters=min_iters,
+                    min_time_s=min_time_s,
+                )
     except torch.cuda.OutOfMemoryError as e:
         record.update(status="error", error=_one_line(
             f"timing (repetition {k}): CUDA out of memory at batch size {record['batch_size']}: {e}"))  # fmt: skip
@@ -352,7 +370,9 @@ def repeat_timing(
     earlier_windows = previous.get("windows") or [None] * previous["repetitions"]
     record["latency_ms"] = latency_entry(previous["samples_ms"] + stats.samples_ms,
                                          previous["repetition_p50_ms"] + [stats.p50], earlier_windows + [window])  # fmt: skip
-    record["throughput_samples_per_s"] = LatencyStats(record["latency_ms"]["samples_ms"]).throughput(record["batch_size"])
+    record["throughput_samples_per_s"] = LatencyStats(record["latency_ms"]["samples_ms"]).throughput(
+        record["batch_size"]
+    )
     if record["roofline"] is not None:
         record["roofline"] = _roofline_of(record, Ceilings(**record["roofline"]["ceilings"]))
     return record

@@ -54,14 +54,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from hgbench.profile.backends import RunSettings, get_backend
-from hgbench.profile.calibration import measure_calibration, pool_calibrations
-from hgbench.profile.quiet import DEFAULT_MAX_ATTEMPTS, DEFAULT_TOLERANCE, QuietTimer
-from hgbench.profile.complexity import complexity_record
-from hgbench.profile.roofline import Ceilings
-from hgbench.profile.run import is_reference, profile_model, reference_output, repeat_timing, save_profile_record
 from hgbench.config import VariantSpec
 from hgbench.models import create_model
+from hgbench.profile.backends import RunSettings, get_backend
+from hgbench.profile.calibration import measure_calibration, pool_calibrations
+from hgbench.profile.complexity import complexity_record
+from hgbench.profile.quiet import DEFAULT_MAX_ATTEMPTS, DEFAULT_TOLERANCE, QuietTimer
+from hgbench.profile.roofline import Ceilings
+from hgbench.profile.run import is_reference, profile_model, reference_output, repeat_timing, save_profile_record
 from hgbench.records import spec_hash
 
 MODEL_SEED = 0

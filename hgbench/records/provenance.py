@@ -245,7 +245,10 @@ def _gpu_driver() -> str | None:
         try:
             out = subprocess.run(
                 ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader", "--id=0"],
-                capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False,
+                capture_output=True,
+                text=True,
+                timeout=GIT_TIMEOUT_S,
+                check=False,
             )
             if out.returncode == 0 and out.stdout.strip():
                 return out.stdout.strip().splitlines()[0]

@@ -293,7 +293,9 @@ def check_schema(data: Any, where: str) -> dict:
             kind (the message says what to re-run), or not a schema hgbench knows.
     """
     if not isinstance(data, dict):
-        raise RecordError(f"{where}: not a record (a JSON {type(data).__name__}, expected an object with 'schema' and 'kind')")
+        raise RecordError(
+            f"{where}: not a record (a JSON {type(data).__name__}, expected an object with 'schema' and 'kind')"
+        )
     schema, kind = data.get("schema"), data.get("kind")
     version = _version(schema)
     if version is None:
@@ -327,10 +329,14 @@ def parse_record(data: Any, where: str) -> Record:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise RecordError(f"{where}: malformed {kind} record: field {field!r}: {err['msg']}{more}; re-run {_RERUN[kind]}") from None
+        raise RecordError(
+            f"{where}: malformed {kind} record: field {field!r}: {err['msg']}{more}; re-run {_RERUN[kind]}"
+        ) from None
 
 
-def new_record(kind: Literal["train", "eval", "profile"], body: dict[str, Any], created: str, provenance: dict | None = None) -> Record:
+def new_record(
+    kind: Literal["train", "eval", "profile"], body: dict[str, Any], created: str, provenance: dict | None = None
+) -> Record:
     """A record of the current schema from a writer's ``body`` (validated: a writer cannot
     write a record its readers would refuse).
 

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hgbench.records.schema import NewerSchemaError, Record, RecordError, RecordKey, check_schema, new_record, parse_record
+from hgbench.records.schema import (
+    NewerSchemaError,
+    Record,
+    RecordError,
+    RecordKey,
+    check_schema,
+    new_record,
+    parse_record,
+)
 
 
 def utc_now() -> str:
@@ -153,7 +161,9 @@ def record_files(paths: Sequence[str | Path]) -> list[Path]:
     return sorted(seen.values())
 
 
-def scan(paths: Sequence[str | Path] | str | Path, kinds: Iterable[str] | None = None, *, dedupe: bool = True) -> ScanResult:
+def scan(
+    paths: Sequence[str | Path] | str | Path, kinds: Iterable[str] | None = None, *, dedupe: bool = True
+) -> ScanResult:
     """Read every record under ``paths`` (see :func:`record_files`): the one reader of
     hgbench's records.
 
@@ -189,7 +199,9 @@ def scan(paths: Sequence[str | Path] | str | Path, kinds: Iterable[str] | None =
             continue
         newer, older = (rec, old) if (rec.created or "") >= (old.created or "") else (old, rec)
         newest[key] = newer
-        result.skipped.append((str(older.path), f"superseded by the newer record {newer.path} of the same {rec.kind} key"))
+        result.skipped.append(
+            (str(older.path), f"superseded by the newer record {newer.path} of the same {rec.kind} key")
+        )
     if dedupe:
         result.records = [newest[k] for k in sorted(newest, key=RecordKey.sort_key)]
     return result
@@ -198,7 +210,7 @@ def scan(paths: Sequence[str | Path] | str | Path, kinds: Iterable[str] | None =
 def _reason(message: str, path: Path) -> str:
     """The reason of a refusal without the leading file name (the skipped list names it)."""
     prefix = f"{path}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
+    return message[len(prefix) :] if message.startswith(prefix) else message
 
 
 def repetition_range_pct(latency_ms: dict[str, Any]) -> float | None:

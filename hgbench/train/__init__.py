@@ -5,9 +5,27 @@ resume, progress display and throughput benchmark (bench)."""
 from hgbench.paths import CHECKPOINT
 from hgbench.train.checkpoint import CheckpointError, load_checkpoint
 from hgbench.train.device import DeviceError, check_device, default_device, resolve_device
-from hgbench.train.loop import RECORD, TrainingInterrupted, completed_record, run_folder, train_record_body, train_variant
+from hgbench.train.loop import (
+    RECORD,
+    TrainingInterrupted,
+    completed_record,
+    run_folder,
+    train_record_body,
+    train_variant,
+)
 
 __all__ = [
-    "CHECKPOINT", "CheckpointError", "DeviceError", "check_device", "RECORD", "TrainingInterrupted", "completed_record", "default_device",
-    "load_checkpoint", "resolve_device", "run_folder", "train_record_body", "train_variant",
+    "CHECKPOINT",
+    "CheckpointError",
+    "DeviceError",
+    "check_device",
+    "RECORD",
+    "TrainingInterrupted",
+    "completed_record",
+    "default_device",
+    "load_checkpoint",
+    "resolve_device",
+    "run_folder",
+    "train_record_body",
+    "train_variant",
 ]

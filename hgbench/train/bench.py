@@ -34,8 +34,8 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import torch
 
@@ -150,21 +150,38 @@ def measure_training_throughput(
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(p.seed)
-    train_set = make_dataset(dataset, data_root, "train", augmentation=p.augmentation, input_size=p.input_size,
-                             output_size=p.output_size, sigma=p.heatmap_sigma)
+    train_set = make_dataset(
+        dataset,
+        data_root,
+        "train",
+        augmentation=p.augmentation,
+        input_size=p.input_size,
+        output_size=p.output_size,
+        sigma=p.heatmap_sigma,
+    )
     joints = train_set.keypoints.num_joints
     model = prepare_model(create_model(spec, joints, input_size=p.input_size), dev, p.channels_last)
     bare_model = copy.deepcopy(model)
-    engine = TrainStep(model, build_optimizer(p.optimizer, model.parameters(), dev.type), spec.supervision, dev, p.precision,
-                       p.channels_last, p.compile)
+    engine = TrainStep(
+        model,
+        build_optimizer(p.optimizer, model.parameters(), dev.type),
+        spec.supervision,
+        dev,
+        p.precision,
+        p.channels_last,
+        p.compile,
+    )
     bare = _bare_loop(bare_model, p, spec, dev)
 
     b, s, h = p.batch_size, p.input_size, p.output_size
     images = torch.rand(b, 3, s, s, device=dev)
     if p.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    synthetic = {"image": images, "heatmaps": torch.rand(b, joints, h, h, device=dev) * 0.1,
-                 "target_weight": torch.ones(b, joints, device=dev)}
+    synthetic = {
+        "image": images,
+        "heatmaps": torch.rand(b, joints, h, h, device=dev) * 0.1,
+        "target_weight": torch.ones(b, joints, device=dev),
+    }
     batches_used = [0]
 
     def loader(n: int):
@@ -175,7 +192,11 @@ def measure_training_throughput(
     def timed(kind: str) -> tuple[float, float | None]:
         """(samples/s, data-wait fraction) of one round of ``kind``."""
         if kind in ("step", "bare"):
-            fn = (lambda: engine(synthetic)) if kind == "step" else (lambda: bare(synthetic["image"], synthetic["heatmaps"], synthetic["target_weight"]))
+            fn = (
+                (lambda: engine(synthetic))
+                if kind == "step"
+                else (lambda: bare(synthetic["image"], synthetic["heatmaps"], synthetic["target_weight"]))
+            )
             synchronize(dev)
             t0 = time.perf_counter()
             for _ in range(steps):
@@ -201,11 +222,13 @@ def measure_training_throughput(
         bare(synthetic["image"], synthetic["heatmaps"], synthetic["target_weight"])
     synchronize(dev)
 
-    result = Throughput(spec.name, str(dev), p.precision, p.channels_last, p.compile, b, s, p.num_workers, steps, repetitions)
+    result = Throughput(
+        spec.name, str(dev), p.precision, p.channels_last, p.compile, b, s, p.num_workers, steps, repetitions
+    )
     rounds: dict[str, list[float]] = {k: [] for k in KINDS}
     waits: list[float] = []
     for r in range(repetitions):
-        order = KINDS[r % len(KINDS):] + KINDS[: r % len(KINDS)]
+        order = KINDS[r % len(KINDS) :] + KINDS[: r % len(KINDS)]
         for kind in order:
             if progress:
                 progress(f"{spec.name} {s}px round {r + 1}/{repetitions}: {kind}")
@@ -221,9 +244,11 @@ def measure_training_throughput(
 
 def markdown_table(results: list[Throughput]) -> str:
     """The results as a Markdown table (samples/s, ratios, FLOP/s)."""
-    head = ("| variant | input (px) | batch | precision | workers | data alone (samples/s) | model step (samples/s) "
-            "| data + step (samples/s) | bare loop (samples/s) | step / bare | full / step | data wait (full) "
-            "| GFLOP/sample (train = 3 x fwd) | step TFLOP/s | step / ceiling |")
+    head = (
+        "| variant | input (px) | batch | precision | workers | data alone (samples/s) | model step (samples/s) "
+        "| data + step (samples/s) | bare loop (samples/s) | step / bare | full / step | data wait (full) "
+        "| GFLOP/sample (train = 3 x fwd) | step TFLOP/s | step / ceiling |"
+    )
     rows = [head, "|" + "---|" * head.count(" | ") + "---|"]
 
     def f(v, fmt):

@@ -22,6 +22,16 @@ documentation recommends for each, "torch.distributed: Which backend to use?"), 
 The protocol's ``batch_size`` is the global batch: each rank takes ``batch_size / world_size``
 samples per step (:func:`per_rank_batch`), so a run over N GPUs takes the same optimiser steps
 on the same samples as one process.
+
+**Synchronised batch normalisation** (protocol ``sync_batchnorm``, :func:`convert_sync_batchnorm`):
+``torch.nn.SyncBatchNorm`` on CUDA; torch's refuses CPU tensors, so a gloo run on the CPU uses
+:class:`CpuSyncBatchNorm`, the same statistics (mean, biased variance for normalising, unbiased
+for the running estimate, over the global batch) from two differentiable all-reduces.
+
+**Agreement between ranks** (:func:`control_group`, :func:`broadcast_from_main`,
+:func:`max_over_ranks`): small host-side messages (a stop signal, a due checkpoint, rank 0's
+validation result) go through a gloo group of all ranks, so on NCCL runs they never wait for
+the GPU stream.
 """
 
 from __future__ import annotations
@@ -29,14 +39,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
 
 import torch
+from torch import Tensor, nn
 
 MASTER_PORT_RANGE = (20000, 60000)
 """Ports :func:`dist_info_from_env` derives ``MASTER_PORT`` from a Slurm job id in (above the
 registered range, below Linux's default ephemeral range 32768-60999's end; submitit's
 ``TorchDistributedEnvironment`` uses the same range)."""
+
+
+CONTROL_TIMEOUT = timedelta(hours=2)
+"""How long a rank waits in :func:`control_group`'s collectives: the others wait there while
+rank 0 validates (a full validation split) and writes a checkpoint."""
 
 
 class DistributedError(ValueError):
@@ -234,7 +252,7 @@ def init_distributed(info: DistInfo, device: torch.device) -> None:
     os.environ.setdefault("MASTER_PORT", str(info.master_port or MASTER_PORT_RANGE[0]))
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    backend = backend_for(device)
     kwargs = {"device_id": device} if device.type == "cuda" else {}
     dist.init_process_group(backend, init_method="env://", rank=info.rank, world_size=info.world_size, **kwargs)
 
@@ -260,3 +278,123 @@ def slurm_job_id(environ: Mapping[str, str] | None = None) -> str | None:
     if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
         return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
     return env.get("SLURM_JOB_ID") or None
+
+
+def backend_for(device: torch.device) -> str:
+    """The process group's backend for ``device``: ``"nccl"`` on CUDA, ``"gloo"`` otherwise."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def _initialized() -> bool:
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized()
+
+
+def control_group() -> Any:
+    """A gloo process group of every rank for host-side agreement (:data:`CONTROL_TIMEOUT`);
+    None outside a process group. Every rank must call it (a collective)."""
+    if not _initialized():
+        return None
+    return torch.distributed.new_group(backend="gloo", timeout=CONTROL_TIMEOUT)
+
+
+def broadcast_from_main(obj: Any, group: Any = None) -> Any:
+    """Rank 0's ``obj`` (picklable) on every rank; ``obj`` itself outside a process group.
+    Every rank must call it (a collective)."""
+    if not _initialized():
+        return obj
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=0, group=group)
+    return box[0]
+
+
+def max_over_ranks(values: Sequence[int], group: Any = None) -> list[int]:
+    """Element-wise maximum of ``values`` over the ranks (e.g. ``[stop signal or 0, checkpoint
+    due]``, so that all ranks stop or save at the same step); ``values`` outside a process group.
+    Every rank must call it (a collective)."""
+    if not _initialized():
+        return [int(v) for v in values]
+    flags = torch.tensor([int(v) for v in values], dtype=torch.int64)
+    torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX, group=group)
+    return flags.tolist()
+
+
+def mean_over_ranks_(tensor: Tensor) -> Tensor:
+    """Replace ``tensor`` (on the process group's device) by its mean over the ranks, in place;
+    unchanged outside a process group. Every rank must call it (a collective)."""
+    if _initialized() and torch.distributed.get_world_size() > 1:
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
+        tensor.div_(torch.distributed.get_world_size())
+    return tensor
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the ranks, differentiable: the gradient of a sum over the ranks is the sum of
+    the ranks' gradients (as ``torch.distributed.nn.functional.all_reduce``, deprecated)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor, group: Any) -> Tensor:
+        ctx.group = group
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        torch.distributed.all_reduce(out, op=torch.distributed.ReduceOp.SUM, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return _AllReduceSum.apply(grad.contiguous(), ctx.group), None
+
+
+class CpuSyncBatchNorm(nn.SyncBatchNorm):
+    """``torch.nn.SyncBatchNorm`` that also synchronises CPU tensors (a gloo process group),
+    which torch's refuses ("SyncBatchNorm expected input tensor to be on GPU").
+
+    In training, with a process group of several ranks and a CPU input ``(B, C, ...)``, the
+    per-channel mean and biased variance are taken over every rank's batch (two-pass: the global
+    mean, then the global sum of squared deviations), the input is normalised with them and the
+    running estimates are updated with the unbiased variance, as ``F.batch_norm`` does for one
+    batch (``torch.nn.BatchNorm2d``'s documentation). Statistics are computed in fp32 and the output
+    cast back to the input's dtype. Otherwise (evaluation, one rank, a CUDA input) it is
+    ``torch.nn.SyncBatchNorm``. Same parameters and buffers, so its state dict is a
+    ``BatchNorm2d``'s.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        group = self.process_group or (torch.distributed.group.WORLD if _initialized() else None)
+        if not (self.training and input.device.type == "cpu" and group is not None
+                and torch.distributed.get_world_size(group) > 1):
+            return super().forward(input)
+        self._check_input_dim(input)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # cumulative moving average, as torch's
+                factor = 1.0 / float(self.num_batches_tracked)
+        x = input.float()
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        count = torch.tensor([x.numel() // x.size(1)], dtype=x.dtype)
+        total = _AllReduceSum.apply(torch.cat([x.sum(dims), count]), group)
+        n = total[-1].detach()
+        mean = total[:-1] / n
+        centred = x - mean.view(shape)
+        var = _AllReduceSum.apply(centred.square().sum(dims), group) / n
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), factor)
+                self.running_var.lerp_((var.detach() * n / (n - 1)).to(self.running_var.dtype), factor)
+        return out.to(input.dtype)
+
+
+def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` with every ``BatchNorm*d`` replaced by a synchronised one sharing its parameters
+    and buffers (``torch.nn.SyncBatchNorm.convert_sync_batchnorm``): torch's on CUDA,
+    :class:`CpuSyncBatchNorm` on the CPU. The state dict keeps its keys."""
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if device.type != "cuda":
+        for module in model.modules():
+            if type(module) is nn.SyncBatchNorm:
+                module.__class__ = CpuSyncBatchNorm  # a subclass without state of its own
+    return model

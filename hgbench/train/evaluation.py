@@ -64,7 +64,9 @@ def evaluate_checkpoint(
     from hgbench.train import load_checkpoint
 
     if threshold is not None and not (threshold > 0 and math.isfinite(threshold)):
-        raise ValueError(f"--threshold: expected a fraction of the normaliser > 0 (e.g. 0.2 for PCK@0.2), got {threshold}")
+        raise ValueError(
+            f"--threshold: expected a fraction of the normaliser > 0 (e.g. 0.2 for PCK@0.2), got {threshold}"
+        )
     checkpoint = Path(checkpoint)
     model, ckpt = load_checkpoint(checkpoint)
     if device is not None:
@@ -74,7 +76,9 @@ def evaluate_checkpoint(
     ds = make_dataset(name, data_root, split, input_size=p["input_size"], output_size=p["output_size"], sigma=p["heatmap_sigma"],
                       sigma_occluded=p.get("heatmap_sigma_occluded"), bad_samples="skip" if skip_bad_samples else "error")  # fmt: skip
     if ds.keypoints.num_joints != ckpt["num_joints"]:
-        raise ValueError(f"{checkpoint}: the model has {ckpt['num_joints']} joints, dataset {name!r} has {ds.keypoints.num_joints}")
+        raise ValueError(
+            f"{checkpoint}: the model has {ckpt['num_joints']} joints, dataset {name!r} has {ds.keypoints.num_joints}"
+        )
     flip = p.get("flip_test", True) if flip_test is None else flip_test
     done = 0
 

@@ -727,17 +727,14 @@ def train_local(plan: TrainPlan, display: Any = None) -> LocalRuns:
     return out
 
 
-def run_slurm(plan: TrainPlan, opts: SlurmOptions, wait: bool, say: Callable[[str], None]) -> tuple[list, bool]:
+def run_slurm(plan: TrainPlan, opts: SlurmOptions, wait: bool, say: Callable[[str], None]) -> list[Path]:
     """Submit ``plan`` as one Slurm job array (:func:`submit_slurm`) and, with ``wait``, follow
     it to the end (:func:`wait_slurm`), telling ``say`` what happens.
 
     Returns:
-        ``(statuses, ok)``: the runs' :class:`hgbench.train.status.RunStatus` after waiting (empty
-        without ``wait``), and whether every submitted run is complete (or, without ``wait``,
-        submitted).
+        The run folders of the jobs waited for (:func:`hgbench.train.status.statuses_of` says
+        how they ended); empty without ``wait``.
     """
-    from hgbench.train.status import run_statuses
-
     launched, skipped = submit_slurm(plan.specs, plan.protocol, plan.dataset, plan.data_root, plan.results, opts,
                                      device=None if plan.device is None else str(plan.device), force=plan.force)  # fmt: skip
     for s in skipped:
@@ -745,28 +742,24 @@ def run_slurm(plan: TrainPlan, opts: SlurmOptions, wait: bool, say: Callable[[st
     for x in launched:
         say(f"{x.variant}: Slurm job {x.job_id}, log {x.stdout}")
     if not launched:
-        return [], True
+        return []
     array = launched[0].job_id.split("_")[0]
     if not wait:
         say(f"submitted {len(launched)} job(s) as array {array}; follow them with: hgbench runs --results {plan.results}  "
             f"(or squeue -j {array}; tail -f {launched[0].stdout})")  # fmt: skip
-        return [], True
+        return []
     try:
         wait_slurm(launched, on_change=lambda x, state, reason: say(
             f"{x.variant}: job {x.job_id} {state}" + (f" ({reason})" if reason and reason != "None" else "")))
     except KeyboardInterrupt:
         say(f"stopped waiting; the jobs go on (hgbench runs --results {plan.results}, scancel {array} to stop them)")
         raise
-    folders = {x.folder for x in launched}
-    statuses = [s for s in run_statuses(plan.results) if s.folder in folders]
-    return statuses, all(s.state == "complete" for s in statuses)
+    return [x.folder for x in launched]
 
 
-def run_local_gpus(plan: TrainPlan, gpus: str, say: Callable[[str], None]) -> tuple[list, bool]:
+def run_local_gpus(plan: TrainPlan, gpus: str, say: Callable[[str], None]) -> list[Path]:
     """Train ``plan``'s variants one per GPU at once (:func:`train_local_gpus`), telling ``say``
-    when each starts and ends. Returns ``(statuses, every run complete)``."""
-    from hgbench.train.status import run_statuses
-
+    when each starts and ends. Returns the run folders (one per variant started)."""
     gpu_list = parse_gpus(gpus)
 
     def on_event(event: str, o: LocalOutcome) -> None:
@@ -776,6 +769,4 @@ def run_local_gpus(plan: TrainPlan, gpus: str, say: Callable[[str], None]) -> tu
     outcomes = train_local_gpus(plan.specs, plan.protocol, plan.protocol_arg, plan.dataset, plan.data_root, plan.results,
                                 gpu_list, device=None if plan.device is None else str(plan.device), force=plan.force,
                                 on_event=on_event)  # fmt: skip
-    folders = {o.folder for o in outcomes}
-    statuses = [s for s in run_statuses(plan.results) if s.folder in folders]
-    return statuses, all(s.state == "complete" for s in statuses) and len(outcomes) == len(plan.specs)
+    return [o.folder for o in outcomes]

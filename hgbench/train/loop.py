@@ -39,9 +39,27 @@ end; both add up across resumes (the time between a run's last checkpoint and it
 lost). ``samples_per_s`` is ``steps * batch_size / train_time_s``; ``data_wait_fraction``
 the part of ``train_time_s`` spent waiting for the next batch.
 
-**Distributed (not yet).** The sampler takes ``num_replicas``/``rank`` and only the process
-of rank 0 (:func:`is_writer`) writes checkpoints, the record and progress, so a data-parallel
-engine can wrap this loop.
+**One owner.** The run folder's lock (:func:`hgbench.train.lock.run_lock`) is held from the
+start to the end: a second ``train`` of the same run while one is alive raises
+:class:`hgbench.train.lock.RunLockedError` (a ``ValueError``: the CLI exits with status 2).
+
+**Data parallel** (``torchrun --nproc-per-node N -m hgbench train ...``, or ``srun`` tasks:
+:func:`hgbench.train.distributed.dist_info_from_env` reads the ranks). With a world of N > 1
+processes the engine joins a process group (NCCL on CUDA, gloo on the CPU) and trains a
+``DistributedDataParallel`` model; the protocol's ``batch_size`` is the global batch, each rank
+taking ``batch_size / N`` samples per step (a ``ValueError`` before any work if N does not
+divide it). Rank ``r`` takes ``perm[r::N]`` of each pass's seeded permutation
+(:class:`hgbench.train.sampler.TrainSampler`), so the ranks' samples of step ``k`` together are
+exactly the single process's batch ``k``: with ``sync_batchnorm`` (batch statistics over the
+global batch) the run follows the single-process run to rounding. Every rank reads the same
+checkpoint when it resumes (any world size may resume any checkpoint); rank 0 alone holds the
+lock and writes checkpoints, the record and progress. Validation runs on rank 0 alone with the
+bare model, and its result is broadcast to the others (they wait for it; the plateau schedule
+steps on every rank with it). After every step the ranks agree on a stop signal and on a
+checkpoint due by time (a maximum over the ranks, through a gloo group, so no GPU wait), so all
+stop or save at the same step; the epoch's mean training loss is averaged over the ranks
+(progress lines show rank 0's share). The record states ``world_size``, ``backend`` and
+``per_rank_batch_size``; the process group is left at the end.
 """
 
 from __future__ import annotations
@@ -52,11 +70,14 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Subset
 
 import hgbench.config
@@ -70,6 +91,22 @@ from hgbench.records.key import protocol_hash, spec_hash
 from hgbench.records.provenance import collect_provenance
 from hgbench.train.checkpoint import capture_rng, check_resumable, read_checkpoint, restore_rng, save_checkpoint
 from hgbench.train.device import check_device, device_label, synchronize
+from hgbench.train.distributed import (
+    DistInfo,
+    backend_for,
+    broadcast_from_main,
+    control_group,
+    convert_sync_batchnorm,
+    destroy_distributed,
+    device_for_rank,
+    dist_info_from_env,
+    init_distributed,
+    max_over_ranks,
+    mean_over_ranks_,
+    per_rank_batch,
+    slurm_job_id,
+)
+from hgbench.train.lock import RunLockedError, run_lock
 from hgbench.train.optim import build_optimizer, build_scheduler
 from hgbench.train.progress import ProgressFn
 from hgbench.train.sampler import TrainSampler, make_train_loader
@@ -131,13 +168,6 @@ class _StopSignals:
         self._restore()
 
 
-def is_writer() -> bool:
-    """Whether this process writes checkpoints, records and progress: always, except in a
-    ``torch.distributed`` job, where only rank 0 does."""
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 def completed_record(path: Path) -> TrainRecord | None:
     """The complete training record in run folder ``path``, or None."""
     try:
@@ -185,6 +215,7 @@ class _Progress:
 def train_record_body(
     *, spec: VariantSpec, protocol: Protocol, run_protocol: Protocol, dataset: str, data_root, split: dict, keypoints,
     parameters: int, progress: _Progress, steps_per_epoch: int, device: torch.device, checkpoint: Path,
+    world_size: int = 1, backend: str | None = None, per_rank_batch_size: int | None = None,
 ) -> dict:
     """The body of a complete run's ``train`` record (the one place it is assembled).
 
@@ -196,10 +227,14 @@ def train_record_body(
     ``samples_per_s``, ``data_wait_fraction``, ``device`` (of the last session),
     ``precision``, ``channels_last``, ``compile``, ``tf32`` (torch's TF32 switches for
     cuDNN and matmuls on CUDA, None on the CPU), ``epochs``, ``steps_per_epoch``,
-    ``steps``, ``batch_size``, ``history`` (per epoch: ``epoch``, ``steps``,
-    ``train_loss``, ``lr``, and ``val`` where validated), ``pretrain``, ``final`` (the last
-    validation), ``checkpoint`` (path), ``sessions`` (one per start or resume: ``device``,
-    ``start_step``, ``end_step``, ``train_time_s``), ``complete``, ``provenance``.
+    ``steps``, ``batch_size`` (the global batch), ``world_size`` (processes of the last
+    session), ``backend`` (``"nccl"``/``"gloo"``, None for one process), ``per_rank_batch_size``,
+    ``slurm_job_id`` (:func:`hgbench.train.distributed.slurm_job_id`, None outside Slurm),
+    ``history`` (per epoch: ``epoch``, ``steps``, ``train_loss`` (mean over the ranks),
+    ``lr``, and ``val`` where validated), ``pretrain``, ``final`` (the last validation),
+    ``checkpoint`` (path), ``sessions`` (one per start or resume: ``device``, ``world_size``,
+    ``slurm_job_id``, ``start_step``, ``end_step``, ``train_time_s``), ``complete``,
+    ``provenance``.
     """
     p = run_protocol
     last_val = next((h["val"] for h in reversed(progress.history) if "val" in h), None)
@@ -233,6 +268,10 @@ def train_record_body(
         "steps_per_epoch": steps_per_epoch,
         "steps": progress.step,
         "batch_size": p.batch_size,
+        "world_size": world_size,
+        "backend": backend,
+        "per_rank_batch_size": per_rank_batch_size if per_rank_batch_size is not None else p.batch_size // world_size,
+        "slurm_job_id": slurm_job_id(),
         "history": progress.history,
         "pretrain": progress.pretrain,
         "final": last_val,
@@ -253,6 +292,32 @@ def _set_aside(out_dir: Path) -> None:
                 shutil.move(out_dir / name, out_dir / f"{name}.previous")
 
 
+@contextmanager
+def _run_context(info: DistInfo, device: torch.device, out_dir: Path) -> Iterator[Any]:
+    """Around one run: join the process group (several processes), hold the run folder's lock
+    (rank 0; every rank raises :class:`RunLockedError` when it is taken), yield the control
+    group (:func:`hgbench.train.distributed.control_group`; None for one process), and leave
+    the process group at the end if this call joined it."""
+    joined = info.distributed and not torch.distributed.is_initialized()
+    init_distributed(info, device)
+    try:
+        group = control_group()
+        with ExitStack() as stack:
+            refusal = None
+            if info.is_main:
+                try:
+                    stack.enter_context(run_lock(out_dir))
+                except RunLockedError as e:
+                    refusal = (str(e.path), e.owner)
+            refusal = broadcast_from_main(refusal, group)
+            if refusal is not None:
+                raise RunLockedError(Path(refusal[0]), refusal[1])
+            yield group
+    finally:
+        if joined:
+            destroy_distributed()
+
+
 def train_variant(
     spec: VariantSpec,
     protocol: Protocol,
@@ -266,10 +331,14 @@ def train_variant(
     log_every_s: float = DEFAULT_LOG_EVERY_S,
 ) -> TrainRecord | dict:
     """Train ``spec`` under ``protocol`` (with the variant's overrides) on ``dataset`` on
-    ``device``; resume from the run's checkpoint when there is one (module docstring).
+    ``device``; resume from the run's checkpoint when there is one; data-parallel when started
+    by torchrun or srun with several processes (module docstring).
 
     Args:
-        device: ``cpu``, ``cuda`` or ``cuda:N``; None: CUDA when available.
+        device: ``cpu``, ``cuda`` or ``cuda:N``; None: CUDA when available. With several
+            processes ``cuda`` (or a CUDA ``torch.device``, as a caller's
+            :func:`hgbench.train.device.check_device` resolves it) is each rank's GPU
+            (:func:`hgbench.train.distributed.device_for_rank`); the text ``cuda:N`` is refused.
         progress: ``progress(event, info)`` (:mod:`hgbench.train.progress`).
         log_every_steps, log_every_s: a ``"log"`` event (the loss read from the device)
             every this many steps or seconds, whichever comes first, and at each epoch end.
@@ -279,189 +348,231 @@ def train_variant(
     Returns:
         The run record (:class:`hgbench.records.TrainRecord` of :func:`train_record_body`,
         also written to ``train.json``); its extra field ``skipped`` is True when a complete
-        run was found and ``force`` is False. A process that is not the writer
-        (:func:`is_writer`) gets the body as a dict, unwritten.
+        run was found and ``force`` is False. A rank other than 0 gets the body as a dict,
+        unwritten.
 
     Raises:
         DeviceError: the device does not exist or cannot run the protocol's precision
             (before any work).
         ConfigError: the variant cannot be trained under the protocol.
+        DistributedError: the launcher's environment is inconsistent, or the global batch
+            does not divide over the processes (before any work).
+        RunLockedError: another live process trains this run.
         CheckpointError: the run's checkpoint is unreadable or belongs to another run.
         ValueError: a run without a step (``epochs`` or ``steps_per_epoch`` 0, a split
             smaller than a batch); DatasetError: the dataset cannot be built.
-        TrainingInterrupted: SIGTERM, SIGUSR1 or SIGINT arrived; a checkpoint was saved.
+        TrainingInterrupted: SIGTERM, SIGUSR1 or SIGINT arrived (on any rank); a checkpoint
+            was saved.
     """
     wall_start = time.perf_counter()
     check_compatible = getattr(hgbench.config, "check_compatible", None)
     if check_compatible is not None:
         check_compatible(spec, protocol)
-    dev = check_device(device, protocol)
+    info = dist_info_from_env()
+    if info.distributed:
+        # a torch.device of type cuda was resolved by a caller's check to the current GPU: "cuda" is meant
+        as_given = "cuda" if isinstance(device, torch.device) and device.type == "cuda" else device
+        dev = check_device(device_for_rank(info, as_given), protocol)
+    else:
+        dev = check_device(device, protocol)
+    p = protocol.with_overrides(spec.optimizer, spec.batch_size)
+    where = f"protocol {protocol.name}" + (f" with variant {spec.name}'s batch_size" if spec.batch_size is not None else "")
+    rank_batch = per_rank_batch(p.batch_size, info.world_size, where)
     out_dir = run_folder(spec, protocol, dataset, results_dir)
     ckpt_path = out_dir / CHECKPOINT
-    if not force:
-        done = completed_record(out_dir)
+
+    with _run_context(info, dev, out_dir) as group:
+        writer = info.is_main
+        done = broadcast_from_main(completed_record(out_dir) if writer and not force else None, group)
         if done is not None:
             return done.model_copy(update={"skipped": True})
 
-    p = protocol.with_overrides(spec.optimizer, spec.batch_size)
-    torch.manual_seed(p.seed)
-    data_kw = dict(input_size=p.input_size, output_size=p.output_size, sigma=p.heatmap_sigma, sigma_occluded=p.heatmap_sigma_occluded)
-    train_set = make_dataset(dataset, data_root, "train", augmentation=p.augmentation, **data_kw)
-    val_set = _validation_set(p, dataset, data_root, **data_kw)
-    keypoints = train_set.keypoints
-    steps_per_epoch = p.steps_per_epoch or len(train_set) // p.batch_size
-    total = p.epochs * steps_per_epoch
-    if total < 1:
-        raise ValueError(f"protocol {p.name}: {p.epochs} epoch(s) of {steps_per_epoch} step(s) is no training "
-                         f"(training split {len(train_set)} samples, batch_size {p.batch_size}); set epochs and steps_per_epoch >= 1")
-    positions = TrainSampler(len(train_set), p.batch_size, p.seed)  # a split smaller than a batch fails here, before work
+        torch.manual_seed(p.seed)
+        data_kw = dict(input_size=p.input_size, output_size=p.output_size, sigma=p.heatmap_sigma, sigma_occluded=p.heatmap_sigma_occluded)
+        train_set = make_dataset(dataset, data_root, "train", augmentation=p.augmentation, **data_kw)
+        val_set = _validation_set(p, dataset, data_root, **data_kw)
+        keypoints = train_set.keypoints
+        steps_per_epoch = p.steps_per_epoch or len(train_set) // p.batch_size
+        total = p.epochs * steps_per_epoch
+        if total < 1:
+            raise ValueError(f"protocol {p.name}: {p.epochs} epoch(s) of {steps_per_epoch} step(s) is no training "
+                             f"(training split {len(train_set)} samples, batch_size {p.batch_size}); set epochs and steps_per_epoch >= 1")
+        # this rank's share of every batch; a split smaller than a batch fails here, before work
+        positions = TrainSampler(len(train_set), rank_batch, p.seed, num_replicas=info.world_size, rank=info.rank)
 
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    model = prepare_model(create_model(spec, keypoints.num_joints, input_size=p.input_size), dev, p.channels_last)
-    optimizer = build_optimizer(p.optimizer, model.parameters(), dev.type)
-    scheduler = build_scheduler(p.schedule, optimizer)
-    train_step = TrainStep(model, optimizer, spec.supervision, dev, p.precision, p.channels_last, p.compile)
-    identity = {"variant": spec.name, "spec": dataclasses.asdict(spec), "protocol_name": protocol.name,
-                "protocol": dataclasses.asdict(p), "dataset": dataset}
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        model = prepare_model(create_model(spec, keypoints.num_joints, input_size=p.input_size), dev, p.channels_last)
+        if info.distributed and p.sync_batchnorm:
+            model = convert_sync_batchnorm(model, dev)
+        optimizer = build_optimizer(p.optimizer, model.parameters(), dev.type)
+        scheduler = build_scheduler(p.schedule, optimizer)
+        identity = {"variant": spec.name, "spec": dataclasses.asdict(spec), "protocol_name": protocol.name,
+                    "protocol": dataclasses.asdict(p), "dataset": dataset}
 
-    state = _Progress()
-    resumed = False
-    for stale in out_dir.glob(f".{CHECKPOINT}.*.tmp") if is_writer() else ():
-        stale.unlink(missing_ok=True)  # the temporary file of a write that was killed (atomic_write_bytes)
-    if force:
-        _set_aside(out_dir)
-    elif ckpt_path.is_file():
-        ckpt = read_checkpoint(ckpt_path)
-        check_resumable(ckpt, ckpt_path, identity)
-        model.load_state_dict(ckpt["model_state"])
-        optimizer.load_state_dict(ckpt["optimizer_state"])
-        if scheduler is not None:
-            scheduler.load_state_dict(ckpt["scheduler_state"])
-        train_step.scaler.load_state_dict(ckpt["scaler_state"])
-        state = _Progress(step=ckpt["step"], history=ckpt["history"], train_time_s=ckpt["train_time_s"],
-                          wall_time_s=ckpt["wall_time_s"], data_wait_s=ckpt["data_wait_s"], pretrain=ckpt["pretrain"],
-                          epoch_loss_sum=ckpt["epoch_loss_sum"], sessions=ckpt["sessions"])
-        restore_rng(ckpt["rng"])
-        resumed = True
-    state.epoch_loss_sum = (state.epoch_loss_sum if state.epoch_loss_sum is not None else torch.zeros((), dtype=torch.float64)).to(dev)
-    wall_before = state.wall_time_s
-    session = {"device": device_label(dev), "start_step": state.step, "end_step": state.step, "train_time_s": 0.0}
-    state.sessions = [*state.sessions, session]
-    writer = is_writer()
-    emit = progress if (progress is not None and writer) else (lambda event, info: None)
-
-    def save(reason: str) -> None:
-        state.wall_time_s = wall_before + time.perf_counter() - wall_start
-        session["end_step"] = state.step
+        state = _Progress()
+        resumed, scaler_state = False, None
         if writer:
-            save_checkpoint(ckpt_path, {
-                **identity, "protocol_hash": protocol_hash(protocol), "spec_hash": spec_hash(spec), "num_joints": keypoints.num_joints,
-                "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
-                "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-                "scaler_state": train_step.scaler.state_dict(), "step": state.step,
-                "sampler": positions.position(state.step), "epoch": len(state.history),
-                "epoch_loss_sum": state.epoch_loss_sum.detach().cpu(), "history": state.history,
-                "train_time_s": state.train_time_s, "wall_time_s": state.wall_time_s, "data_wait_s": state.data_wait_s,
-                "pretrain": state.pretrain, "sessions": state.sessions, "rng": capture_rng(),
-            })
-            emit("checkpoint", {"step": state.step, "reason": reason, "path": str(ckpt_path)})
+            for stale in out_dir.glob(f".{CHECKPOINT}.*.tmp"):
+                stale.unlink(missing_ok=True)  # the temporary file of a write that was killed (atomic_write_bytes)
+        if force:
+            if writer:
+                _set_aside(out_dir)
+        elif broadcast_from_main(ckpt_path.is_file(), group):  # every rank resumes from rank 0's checkpoint
+            ckpt = read_checkpoint(ckpt_path)
+            check_resumable(ckpt, ckpt_path, identity)
+            model.load_state_dict(ckpt["model_state"])
+            optimizer.load_state_dict(ckpt["optimizer_state"])
+            if scheduler is not None:
+                scheduler.load_state_dict(ckpt["scheduler_state"])
+            scaler_state = ckpt["scaler_state"]
+            state = _Progress(step=ckpt["step"], history=ckpt["history"], train_time_s=ckpt["train_time_s"],
+                              wall_time_s=ckpt["wall_time_s"], data_wait_s=ckpt["data_wait_s"], pretrain=ckpt["pretrain"],
+                              epoch_loss_sum=ckpt["epoch_loss_sum"], sessions=ckpt["sessions"])
+            restore_rng(ckpt["rng"])
+            resumed = True
+        state.epoch_loss_sum = (state.epoch_loss_sum if state.epoch_loss_sum is not None else torch.zeros((), dtype=torch.float64)).to(dev)
+        wall_before = state.wall_time_s
+        session = {"device": device_label(dev), "world_size": info.world_size, "slurm_job_id": slurm_job_id(),
+                   "start_step": state.step, "end_step": state.step, "train_time_s": 0.0}
+        state.sessions = [*state.sessions, session]
+        emit = progress if (progress is not None and writer) else (lambda event, data: None)
+        train_step: TrainStep | None = None  # built after phase 1, around the data-parallel model
 
-    emit("start", {"variant": spec.name, "total_steps": total, "done_steps": state.step, "epochs": p.epochs,
-                   "device": device_label(dev), "precision": p.precision, "resumed": resumed})
-    with _StopSignals() as stop:
-        if spec.pretrain is not None and state.pretrain is None:
-            # phase 1 of a two-phase training (hgbench.train.pretrain); a resumed run already had it
-            from hgbench.train.pretrain import pretrain_autoencoder
+        def save(reason: str) -> None:
+            """Checkpoint (rank 0 writes; every rank calls it at the same step)."""
+            mean_over_ranks_(state.epoch_loss_sum)  # one accumulator for the run, whichever rank resumes it
+            state.wall_time_s = wall_before + time.perf_counter() - wall_start
+            session["end_step"] = state.step
+            if writer:
+                save_checkpoint(ckpt_path, {
+                    **identity, "protocol_hash": protocol_hash(protocol), "spec_hash": spec_hash(spec), "num_joints": keypoints.num_joints,
+                    "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+                    "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+                    "scaler_state": train_step.scaler.state_dict(), "step": state.step,
+                    "sampler": positions.position(state.step), "epoch": len(state.history),
+                    "epoch_loss_sum": state.epoch_loss_sum.detach().cpu(), "history": state.history,
+                    "train_time_s": state.train_time_s, "wall_time_s": state.wall_time_s, "data_wait_s": state.data_wait_s,
+                    "pretrain": state.pretrain, "sessions": state.sessions, "rng": capture_rng(),
+                })
+                emit("checkpoint", {"step": state.step, "reason": reason, "path": str(ckpt_path)})
 
-            state.pretrain = pretrain_autoencoder(model, train_set, spec.pretrain, p, emit, device=dev,
-                                                  should_stop=lambda: stop.received is not None)
-            if state.pretrain is None:
-                raise TrainingInterrupted(spec.name, stop.received, state.step, total, None)
+        emit("start", {"variant": spec.name, "total_steps": total, "done_steps": state.step, "epochs": p.epochs,
+                       "device": device_label(dev), "precision": p.precision, "resumed": resumed, "world_size": info.world_size})
+        with _StopSignals() as stop:
 
-        sampler = TrainSampler(len(train_set), p.batch_size, p.seed, start=state.step, num_batches=total - state.step)
-        batches = iter(make_train_loader(train_set, sampler, p.num_workers, pin_memory=dev.type == "cuda"))
-        segment = last_ckpt = time.perf_counter()  # training time runs in segments between checkpoints and validations
-        window_steps, window_wait, window_time = 0, 0.0, 0.0
-        window_loss = torch.zeros((), dtype=torch.float64, device=dev)
+            def agreed_stop(checkpoint_due: bool = False) -> tuple[int | None, bool]:
+                """(the stop signal any rank received, or None; whether any rank's checkpoint is due)."""
+                signum, due = max_over_ranks([stop.received or 0, checkpoint_due], group)
+                return signum or None, bool(due)
 
-        def close_segment() -> None:
-            nonlocal segment, window_time
-            now = time.perf_counter()
-            state.train_time_s += now - segment
-            session["train_time_s"] += now - segment
-            window_time += now - segment
-            segment = now
+            if spec.pretrain is not None and state.pretrain is None:
+                # phase 1 of a two-phase training (hgbench.train.pretrain), on every rank alike; a resumed run already had it
+                from hgbench.train.pretrain import pretrain_autoencoder
 
-        def log(epoch: int) -> None:
-            nonlocal window_steps, window_wait, window_time
-            loss = float(window_loss) / window_steps  # the only read of a device value between epochs
-            close_segment()
-            rate = (state.step - session["start_step"]) / session["train_time_s"] if session["train_time_s"] > 0 else 0.0
-            emit("log", {"variant": spec.name, "epoch": epoch + 1, "epochs": p.epochs, "step": state.step, "total_steps": total,
-                         "loss": loss, "samples_per_s": window_steps * p.batch_size / max(window_time, 1e-9),
-                         "data_wait": min(window_wait / max(window_time, 1e-9), 1.0),
-                         "eta_s": (total - state.step) / rate if rate > 0 else None, "lr": _lr(optimizer)})
-            window_loss.zero_()
+                state.pretrain = pretrain_autoencoder(model, train_set, spec.pretrain, p, emit, device=dev,
+                                                      should_stop=lambda: agreed_stop()[0] is not None)
+                if state.pretrain is None:
+                    raise TrainingInterrupted(spec.name, agreed_stop()[0] or stop.received, state.step, total, None)
+
+            # wrapped after phase 1: DistributedDataParallel starts every rank from rank 0's weights and buffers
+            wrapped = (DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+                       if info.distributed else model)
+            train_step = TrainStep(wrapped, optimizer, spec.supervision, dev, p.precision, p.channels_last, p.compile)
+            if scaler_state is not None:
+                train_step.scaler.load_state_dict(scaler_state)
+
+            sampler = TrainSampler(len(train_set), rank_batch, p.seed, start=state.step, num_batches=total - state.step,
+                                   num_replicas=info.world_size, rank=info.rank)
+            batches = iter(make_train_loader(train_set, sampler, p.num_workers, pin_memory=dev.type == "cuda"))
+            segment = last_ckpt = time.perf_counter()  # training time runs in segments between checkpoints and validations
             window_steps, window_wait, window_time = 0, 0.0, 0.0
+            window_loss = torch.zeros((), dtype=torch.float64, device=dev)
 
-        while len(state.history) < p.epochs:
-            epoch = len(state.history)
-            epoch_end = (epoch + 1) * steps_per_epoch
-            model.train()
-            segment = time.perf_counter()
-            while state.step < epoch_end and stop.received is None:
-                t0 = time.perf_counter()
-                batch = next(batches)
-                wait = time.perf_counter() - t0
-                loss = train_step(batch)
-                state.epoch_loss_sum += loss
-                window_loss += loss
-                state.step += 1
-                window_steps += 1
-                state.data_wait_s += wait
-                window_wait += wait
-                emit("step", {"step": state.step})
+            def close_segment() -> None:
+                nonlocal segment, window_time
                 now = time.perf_counter()
-                if window_steps >= log_every_steps or window_time + now - segment >= log_every_s:
+                state.train_time_s += now - segment
+                session["train_time_s"] += now - segment
+                window_time += now - segment
+                segment = now
+
+            def log(epoch: int) -> None:
+                nonlocal window_steps, window_wait, window_time
+                loss = float(window_loss) / window_steps  # the only read of a device value between epochs (rank 0's share)
+                close_segment()
+                rate = (state.step - session["start_step"]) / session["train_time_s"] if session["train_time_s"] > 0 else 0.0
+                emit("log", {"variant": spec.name, "epoch": epoch + 1, "epochs": p.epochs, "step": state.step, "total_steps": total,
+                             "loss": loss, "samples_per_s": window_steps * p.batch_size / max(window_time, 1e-9),
+                             "data_wait": min(window_wait / max(window_time, 1e-9), 1.0),
+                             "eta_s": (total - state.step) / rate if rate > 0 else None, "lr": _lr(optimizer)})
+                window_loss.zero_()
+                window_steps, window_wait, window_time = 0, 0.0, 0.0
+
+            while len(state.history) < p.epochs:
+                epoch = len(state.history)
+                epoch_end = (epoch + 1) * steps_per_epoch
+                wrapped.train()
+                segment = time.perf_counter()
+                stop_signal, _ = agreed_stop()
+                while state.step < epoch_end and stop_signal is None:
+                    t0 = time.perf_counter()
+                    batch = next(batches)
+                    wait = time.perf_counter() - t0
+                    loss = train_step(batch)
+                    state.epoch_loss_sum += loss
+                    window_loss += loss
+                    state.step += 1
+                    window_steps += 1
+                    state.data_wait_s += wait
+                    window_wait += wait
+                    emit("step", {"step": state.step})
+                    now = time.perf_counter()
+                    if window_steps >= log_every_steps or window_time + now - segment >= log_every_s:
+                        log(epoch)
+                    by_steps = state.step % p.checkpoint_every_steps == 0
+                    stop_signal, by_time = agreed_stop(now - last_ckpt >= 60 * p.checkpoint_every_min)
+                    if (by_steps or by_time) and state.step < epoch_end and stop_signal is None:
+                        synchronize(dev)
+                        close_segment()
+                        save("steps" if by_steps else "minutes")
+                        segment = last_ckpt = time.perf_counter()
+                synchronize(dev)
+                close_segment()
+                if stop_signal is not None:
+                    save("signal")
+                    raise TrainingInterrupted(spec.name, stop_signal, state.step, total, ckpt_path)
+                if window_steps:
                     log(epoch)
-                by_steps = state.step % p.checkpoint_every_steps == 0
-                if (by_steps or now - last_ckpt >= 60 * p.checkpoint_every_min) and state.step < epoch_end:
-                    synchronize(dev)
-                    close_segment()
-                    save("steps" if by_steps else "minutes")
-                    segment = last_ckpt = time.perf_counter()
-            synchronize(dev)
-            close_segment()
-            if stop.received is not None:
-                save("signal")
-                raise TrainingInterrupted(spec.name, stop.received, state.step, total, ckpt_path)
-            if window_steps:
-                log(epoch)
 
-            entry = {"epoch": epoch + 1, "steps": state.step, "train_loss": float(state.epoch_loss_sum) / steps_per_epoch,
-                     "lr": _lr(optimizer)}
-            if (epoch + 1) % p.val_every == 0 or epoch + 1 == p.epochs:
-                result = evaluate_pck(model, val_set, threshold=None, batch_size=max(p.batch_size, 8), supervision=spec.supervision,
-                                      skips=spec.eval_skips, flip_test=p.flip_test)
-                entry["val"] = result.to_dict()
-                emit("validate", {"variant": spec.name, "epoch": epoch + 1, "epochs": p.epochs, "metric": result.metric,
-                                  "threshold": result.threshold, "mean": result.mean, "loss": result.loss})
-                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and math.isfinite(result.mean):
-                    scheduler.step(result.mean)
-            if isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR):
-                scheduler.step()
-            state.history = [*state.history, entry]
-            state.epoch_loss_sum.zero_()
-            save("epoch")
-            last_ckpt = time.perf_counter()
+                mean_over_ranks_(state.epoch_loss_sum)
+                entry = {"epoch": epoch + 1, "steps": state.step, "train_loss": float(state.epoch_loss_sum) / steps_per_epoch,
+                         "lr": _lr(optimizer)}
+                if (epoch + 1) % p.val_every == 0 or epoch + 1 == p.epochs:
+                    val = None
+                    if writer:  # rank 0 validates the bare model; the others wait for its result
+                        result = evaluate_pck(model, val_set, threshold=None, batch_size=max(p.batch_size, 8),
+                                              supervision=spec.supervision, skips=spec.eval_skips, flip_test=p.flip_test)
+                        val = result.to_dict()
+                        emit("validate", {"variant": spec.name, "epoch": epoch + 1, "epochs": p.epochs, "metric": result.metric,
+                                          "threshold": result.threshold, "mean": result.mean, "loss": result.loss})
+                    entry["val"] = val = broadcast_from_main(val, group)
+                    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and math.isfinite(val["mean"]):
+                        scheduler.step(val["mean"])
+                if isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR):
+                    scheduler.step()
+                state.history = [*state.history, entry]
+                state.epoch_loss_sum.zero_()
+                save("epoch")
+                last_ckpt = time.perf_counter()
 
-    state.wall_time_s = wall_before + time.perf_counter() - wall_start
-    body = train_record_body(spec=spec, protocol=protocol, run_protocol=p, dataset=dataset, data_root=data_root,
-                             split={"train": len(train_set), "val": len(val_set)}, keypoints=keypoints,
-                             parameters=count_parameters(model), progress=state, steps_per_epoch=steps_per_epoch, device=dev,
-                             checkpoint=ckpt_path)
-    emit("done", {"variant": spec.name, "train_time_s": state.train_time_s, "samples_per_s": body["samples_per_s"]})
-    if not writer:
-        return body
-    return write_record(out_dir / RECORD, "train", body)
+        state.wall_time_s = wall_before + time.perf_counter() - wall_start
+        body = train_record_body(spec=spec, protocol=protocol, run_protocol=p, dataset=dataset, data_root=data_root,
+                                 split={"train": len(train_set), "val": len(val_set)}, keypoints=keypoints,
+                                 parameters=count_parameters(model), progress=state, steps_per_epoch=steps_per_epoch, device=dev,
+                                 checkpoint=ckpt_path, world_size=info.world_size,
+                                 backend=backend_for(dev) if info.distributed else None, per_rank_batch_size=rank_batch)
+        emit("done", {"variant": spec.name, "train_time_s": state.train_time_s, "samples_per_s": body["samples_per_s"]})
+        if not writer:
+            return body
+        return write_record(out_dir / RECORD, "train", body)

@@ -23,16 +23,27 @@ def implementation(name: str, device_type: str) -> dict[str, bool]:
     return {"foreach": True}
 
 
-def build_optimizer(config: OptimizerConfig, params: Iterable[torch.nn.Parameter], device_type: str = "cpu") -> torch.optim.Optimizer:
+def build_optimizer(
+    config: OptimizerConfig, params: Iterable[torch.nn.Parameter], device_type: str = "cpu"
+) -> torch.optim.Optimizer:
     """The ``torch.optim`` optimiser ``config`` names, over ``params`` (PyTorch's argument
     names; RMSprop's ``alpha`` is Torch7's smoothing constant, as pose-hg-train uses it), in
     the fastest implementation for ``device_type`` (:func:`implementation`)."""
     impl = implementation(config.name, device_type)
     if config.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=config.lr, alpha=config.alpha, eps=config.eps, momentum=config.momentum,
-                                   weight_decay=config.weight_decay, **impl)
+        return torch.optim.RMSprop(
+            params,
+            lr=config.lr,
+            alpha=config.alpha,
+            eps=config.eps,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            **impl,
+        )
     if config.name == "adam":
-        return torch.optim.Adam(params, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay, **impl)
+        return torch.optim.Adam(
+            params, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay, **impl
+        )
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **impl)
 
 
@@ -43,6 +54,7 @@ def build_scheduler(config: ScheduleConfig, optimizer: torch.optim.Optimizer):
     if config.type == "step":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.milestones), config.gamma)
     if config.type == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.gamma, patience=config.patience,
-                                                          min_lr=config.min_lr)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=config.gamma, patience=config.patience, min_lr=config.min_lr
+        )
     return None

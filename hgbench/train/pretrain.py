@@ -20,7 +20,7 @@ protocol stays fast.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -119,7 +119,9 @@ def pretrain_autoencoder(
     steps_per_epoch = config.steps_per_epoch or protocol.steps_per_epoch or len(train_set) // batch_size
     total = epochs * steps_per_epoch
     if total < 1:
-        raise ValueError(f"pretrain: {epochs} epoch(s) of {steps_per_epoch} step(s) is no training; set pretrain.epochs and steps_per_epoch >= 1")
+        raise ValueError(
+            f"pretrain: {epochs} epoch(s) of {steps_per_epoch} step(s) is no training; set pretrain.epochs and steps_per_epoch >= 1"
+        )
     sampler = TrainSampler(len(train_set), batch_size, protocol.seed, num_batches=total, stream=PRETRAIN_STREAM)
     loader = make_train_loader(train_set, sampler, protocol.num_workers, pin_memory=device.type == "cuda")
     params = [p for ae in aes for p in ae.parameters()]

@@ -5,11 +5,12 @@ The engine (:func:`hgbench.train.train_variant`) reports through a callback
 ``progress(event, info)``:
 
 * ``"start"``: ``variant``, ``total_steps``, ``done_steps``, ``epochs``, ``device``,
-  ``precision``, ``resumed`` (bool);
+  ``precision``, ``resumed`` (bool), ``world_size`` (data-parallel processes; 1 for one);
 * ``"step"``: ``step`` (after every optimiser step; no value is read from the device);
 * ``"log"``: every ``log_every_steps`` steps or ``log_every_s`` seconds, whichever comes
   first, and at the end of each epoch: ``variant``, ``epoch``, ``epochs``, ``step``,
-  ``total_steps``, ``loss`` (mean over the interval), ``samples_per_s``, ``data_wait``
+  ``total_steps``, ``loss`` (mean over the interval; rank 0's share of the batch in a
+  data-parallel run), ``samples_per_s`` (of the global batch), ``data_wait``
   (fraction of the interval spent waiting for the next batch), ``eta_s``, ``lr``;
 * ``"validate"``: ``variant``, ``epoch``, ``epochs``, ``metric``, ``threshold``, ``mean``
   (percent), ``loss``;
@@ -104,7 +105,9 @@ class TrainDisplay:
                 if task is not None:
                     self._bar.update(task, total=info["total_steps"], completed=info["done_steps"])
                 how = f"resuming at step {info['done_steps']}/{info['total_steps']}" if info["resumed"] else f"{info['total_steps']} steps"
-                self.print(f"{variant} | training on {info['device']} ({info['precision']}), {how}")
+                ranks = info.get("world_size", 1)
+                where = f"{ranks} processes ({info['device']} on rank 0)" if ranks > 1 else info["device"]
+                self.print(f"{variant} | training on {where} ({info['precision']}), {how}")
             elif event == "step" and task is not None:
                 self._bar.update(task, completed=info["step"])
             elif event == "pretrain" and task is not None:

@@ -228,7 +228,9 @@ def run_context(settings: RunSettings, device: torch.device) -> Callable[[], con
     return lambda: device_flags(settings, device)
 
 
-def artefact_key(model: nn.Module, input_shape: tuple[int, ...], settings: RunSettings, versions: dict[str, str]) -> str:
+def artefact_key(
+    model: nn.Module, input_shape: tuple[int, ...], settings: RunSettings, versions: dict[str, str]
+) -> str:
     """A SHA-256 hex digest naming a built artefact (ONNX file, TensorRT program).
 
     It covers everything the artefact depends on: the model's class and structure

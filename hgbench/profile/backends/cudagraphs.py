@@ -49,7 +49,9 @@ class CudaGraphsBackend(Backend):
     def available(self, device: torch.device) -> str | None:
         device = torch.device(device)
         if device.type != "cuda":
-            return "needs a CUDA device (CUDA graphs capture GPU kernels); run with a CUDA build of torch on an NVIDIA GPU"
+            return (
+                "needs a CUDA device (CUDA graphs capture GPU kernels); run with a CUDA build of torch on an NVIDIA GPU"
+            )
         if not torch.cuda.is_available():
             return "needs a CUDA device, and torch.cuda.is_available() is False; install a CUDA build of torch"
         return None
@@ -91,6 +93,8 @@ class CudaGraphsBackend(Backend):
             fn=replay,
             prepare_input=prepare_input,
             build_time_s=build_time_s,
-            notes=[f"captured after {WARMUP_ITERS} warm-up iterations; outputs are static buffers overwritten by each call"],
+            notes=[
+                f"captured after {WARMUP_ITERS} warm-up iterations; outputs are static buffers overwritten by each call"
+            ],
             context=run_context(settings, device),
         )

@@ -98,11 +98,15 @@ def ort_gpu_hint(torch_cuda: str | None = torch.version.cuda) -> str:
     """
     major = (torch_cuda or "").split(".")[0]
     if major == "12":
-        return (f"this torch is built for CUDA {torch_cuda}: pip uninstall onnxruntime && pip install "
-                f"'hgbench[onnx-gpu]' (PyPI's onnxruntime-gpu >= 1.19, built for CUDA 12.x and cuDNN 9; {_CUDA_EP_PAGE})")
+        return (
+            f"this torch is built for CUDA {torch_cuda}: pip uninstall onnxruntime && pip install "
+            f"'hgbench[onnx-gpu]' (PyPI's onnxruntime-gpu >= 1.19, built for CUDA 12.x and cuDNN 9; {_CUDA_EP_PAGE})"
+        )
     if major:
-        return (f"this torch is built for CUDA {torch_cuda}, PyPI's onnxruntime-gpu for CUDA 12.x: install ONNX Runtime's "
-                f"CUDA {major} build of onnxruntime-gpu ({_CUDA_EP_PAGE}), or a torch built for CUDA 12")
+        return (
+            f"this torch is built for CUDA {torch_cuda}, PyPI's onnxruntime-gpu for CUDA 12.x: install ONNX Runtime's "
+            f"CUDA {major} build of onnxruntime-gpu ({_CUDA_EP_PAGE}), or a torch built for CUDA 12"
+        )
     return "this torch is a CPU build: install a CUDA build of torch, then onnxruntime-gpu for its CUDA major version"
 
 
@@ -163,11 +167,15 @@ def cuda_provider_problem(device_index: int) -> str | None:
                 providers=[("CUDAExecutionProvider", {"device_id": str(device_index)}), "CPUExecutionProvider"],
             )  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
-        return (f"onnxruntime {onnxruntime.__version__} could not create a session with its CUDA provider "
-                f"({type(exc).__name__}: {exc}); {ort_gpu_hint()}")
+        return (
+            f"onnxruntime {onnxruntime.__version__} could not create a session with its CUDA provider "
+            f"({type(exc).__name__}: {exc}); {ort_gpu_hint()}"
+        )
     if "CUDAExecutionProvider" not in session.get_providers():
-        return (f"onnxruntime {onnxruntime.__version__} lists CUDAExecutionProvider but it does not load beside torch "
-                f"{torch.__version__} (a session fell back to {session.get_providers()}); {ort_gpu_hint()}")
+        return (
+            f"onnxruntime {onnxruntime.__version__} lists CUDAExecutionProvider but it does not load beside torch "
+            f"{torch.__version__} (a session fell back to {session.get_providers()}); {ort_gpu_hint()}"
+        )
     return None
 
 
@@ -191,8 +199,10 @@ class OnnxRuntimeBackend(Backend):
         """bf16 (no bfloat16 ``Conv`` on the CPU provider, no bfloat16 in NumPy) and
         channels_last (ONNX tensors are NCHW) are refused."""
         if settings.precision == "bf16":
-            return ("bf16 is not supported (ONNX Runtime has no bfloat16 Conv kernel on the CPU provider "
-                    "and NumPy has no bfloat16); use fp32 or fp16")
+            return (
+                "bf16 is not supported (ONNX Runtime has no bfloat16 Conv kernel on the CPU provider "
+                "and NumPy has no bfloat16); use fp32 or fp16"
+            )
         if settings.channels_last:
             return "channels_last does not apply (ONNX tensors are NCHW; ONNX Runtime picks its own layouts)"
         return None
@@ -289,7 +299,11 @@ def _export(model: nn.Module, x: Tensor) -> tuple[object, bytes, int]:
         # copyreg's FutureWarning about LeafSpec while the exporter copies tree specs: noise.
         warnings.filterwarnings("ignore", category=FutureWarning)
         program = torch.onnx.export(model, (x,), dynamo=True, external_data=False, verbose=False)
-    return program.exported_program.call_spec.out_spec, program.model_proto.SerializeToString(), program.model_proto.opset_import[0].version
+    return (
+        program.exported_program.call_spec.out_spec,
+        program.model_proto.SerializeToString(),
+        program.model_proto.opset_import[0].version,
+    )
 
 
 def _unflatten(outputs: list[Tensor], out_spec) -> object:
@@ -319,13 +333,19 @@ def _cuda_runner(session, out_spec, example: Tensor, device: torch.device, strea
     outputs = []
     for meta in session.get_outputs():
         if not all(isinstance(d, int) for d in meta.shape):
-            raise RuntimeError(f"onnxruntime: output {meta.name} has a dynamic shape {meta.shape}; expected a static export")
+            raise RuntimeError(
+                f"onnxruntime: output {meta.name} has a dynamic shape {meta.shape}; expected a static export"
+            )
         outputs.append(torch.empty(meta.shape, dtype=_ONNX_TO_TORCH[meta.type], device=device))
     binding = session.io_binding()
     for meta, out in zip(session.get_outputs(), outputs):
         binding.bind_output(
-            meta.name, "cuda", device.index or 0, {torch.float32: np.float32, torch.float16: np.float16}[out.dtype],
-            tuple(out.shape), out.data_ptr(),
+            meta.name,
+            "cuda",
+            device.index or 0,
+            {torch.float32: np.float32, torch.float16: np.float16}[out.dtype],
+            tuple(out.shape),
+            out.data_ptr(),
         )
     structured = _unflatten(outputs, out_spec)
 

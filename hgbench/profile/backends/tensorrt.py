@@ -129,8 +129,10 @@ class TensorRTBackend(Backend):
         ``core/runtime/execute_engine.cpp``), so each call would copy an NHWC input to NCHW
         inside the timed region while the record said channels_last."""
         if settings.channels_last:
-            return ("channels_last does not apply (the Torch-TensorRT runtime copies every input to contiguous NCHW "
-                    "before binding it); TensorRT picks its own internal layouts: run without --channels-last")
+            return (
+                "channels_last does not apply (the Torch-TensorRT runtime copies every input to contiguous NCHW "
+                "before binding it); TensorRT picks its own internal layouts: run without --channels-last"
+            )
         return None
 
     def peak_memory_source(self, settings: RunSettings) -> str:
@@ -150,7 +152,9 @@ class TensorRTBackend(Backend):
         path = None
         notes: list[str] = []
         if settings.cache_dir is not None:
-            path = tensorrt_cache_path(settings.cache_dir, model, tuple(example_input.shape), settings, tensorrt_versions(device))
+            path = tensorrt_cache_path(
+                settings.cache_dir, model, tuple(example_input.shape), settings, tensorrt_versions(device)
+            )
 
         start = time.perf_counter()
         compiled = None
@@ -178,8 +182,13 @@ class TensorRTBackend(Backend):
         fn(x)  # first run: engine deserialisation / context creation
         torch.cuda.synchronize(device)
         build_time_s = time.perf_counter() - start
-        return Prepared(fn=fn, prepare_input=prepare_input, build_time_s=build_time_s, notes=notes,
-                        context=run_context(settings, device))
+        return Prepared(
+            fn=fn,
+            prepare_input=prepare_input,
+            build_time_s=build_time_s,
+            notes=notes,
+            context=run_context(settings, device),
+        )
 
 
 def _save_atomically(torch_tensorrt, compiled, path: Path, example: Tensor) -> None:

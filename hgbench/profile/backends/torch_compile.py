@@ -162,5 +162,10 @@ class CompileBackend(Backend):
         ]
         if uses_cudagraphs:
             notes.append("CUDA graph trees: outputs are overwritten by the next call")
-        return Prepared(fn=fn, prepare_input=prepare_input, build_time_s=build_time_s, notes=notes,
-                        context=run_context(settings, device))
+        return Prepared(
+            fn=fn,
+            prepare_input=prepare_input,
+            build_time_s=build_time_s,
+            notes=notes,
+            context=run_context(settings, device),
+        )
