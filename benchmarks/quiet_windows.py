@@ -52,7 +52,7 @@ def measure(variant: str, seconds: float, threads: int) -> list[tuple[str, float
     for backend, batch in SETTINGS:
         x = make_input(batch, 64)
         prepared = get_backend(backend).prepare(model, x, RunSettings())
-        fns[f"{backend} b{batch}"] = lambda fn=prepared.fn, xi=prepared.prepare_input(x): fn(xi)
+        fns[f"{backend} b{batch}"] = lambda fn=prepared.fn, xi=prepared.prepare_input(x): fn(xi)  # noqa: B008 - binds this setting's input now
     timer = QuietTimer(torch.device("cpu"))
     trace = []
     with torch.inference_mode():
@@ -75,7 +75,8 @@ def analyse(trace: list, tolerance: float, attempts: int, draws: int = 2000, rep
     edges = [0.0, 1.05, 1.10, 1.15, 1.20, 1.30, 1.40, 1.60, math.inf]
     counts = np.histogram(probes / level, bins=edges)[0]
     lines = [f"{len(probes)} probes over {trace[-1][1]:.0f} s; quiet level (10th percentile) {level:.3f} ms",
-             "probe / quiet level: " + ", ".join(f"{a:g}-{b:g}: {c}" for a, b, c in zip(edges, edges[1:], counts))]  # fmt: skip
+             "probe / quiet level: "
+              + ", ".join(f"{a:g}-{b:g}: {c}" for a, b, c in zip(edges, edges[1:], counts, strict=False))]  # fmt: skip
     windows: dict[str, list[tuple[float, bool]]] = {}
     for i, (name, _, samples) in enumerate(trace):
         if name != "probe":
@@ -88,7 +89,7 @@ def analyse(trace: list, tolerance: float, attempts: int, draws: int = 2000, rep
         quiet = [p for p, q in wins if q]
         busy = [p for p, q in wins if not q]
 
-        def run(gated: bool) -> float:
+        def run(gated: bool, wins: list = wins) -> float:
             picked = []
             for i in rng.sample(range(len(wins) - attempts), repetitions):
                 j = i

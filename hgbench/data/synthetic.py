@@ -359,7 +359,7 @@ def _draw_figure(img, loc, head, facing, height, to_img, look):
 
     arms = [(R_SHOULDER, R_ELBOW, R_WRIST), (L_SHOULDER, L_ELBOW, L_WRIST)]
     legs = [(R_HIP, R_KNEE, R_ANKLE), (L_HIP, L_KNEE, L_ANKLE)]
-    for a, near in zip(arms, look["near_arms"]):
+    for a, near in zip(arms, look["near_arms"], strict=True):
         if not near:
             arm(*a)
     for lg in legs if look["right_leg_first"] else legs[::-1]:
@@ -410,7 +410,7 @@ def _draw_figure(img, loc, head, facing, height, to_img, look):
         nape = _ellipse_pts(centre, axis, rx, ry, math.pi + t0, 2 * math.pi - t0, 12)
         _poly(img, to_img(nape), skin)
 
-    for a, near in zip(arms, look["near_arms"]):
+    for a, near in zip(arms, look["near_arms"], strict=True):
         if near:
             arm(*a)
 

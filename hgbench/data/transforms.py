@@ -85,7 +85,7 @@ def render_heatmaps(points: np.ndarray, size: int, sigma: float | np.ndarray) ->
         raise ValueError(f"sigma must be > 0, got {sigmas.min()}")
     grid = np.arange(size, dtype=np.float32)
     out = np.zeros((len(points), size, size), dtype=np.float32)
-    for j, ((x, y), s) in enumerate(zip(points, sigmas)):
+    for j, ((x, y), s) in enumerate(zip(points, sigmas, strict=True)):
         if not (np.isfinite(x) and np.isfinite(y)):
             continue
         if x < -3 * s or y < -3 * s or x > size - 1 + 3 * s or y > size - 1 + 3 * s:

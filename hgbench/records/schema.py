@@ -75,7 +75,7 @@ class RecordKey:
 
     def as_dict(self) -> dict[str, Any]:
         """The setting fields by name."""
-        return dict(zip(KEY_FIELDS[self.kind], self.setting))
+        return dict(zip(KEY_FIELDS[self.kind], self.setting, strict=True))
 
     def without_machine(self) -> RecordKey:
         """The key with ``machine`` emptied: what two runs on different machines match on."""
@@ -86,7 +86,7 @@ class RecordKey:
         ``cl`` and the compile mode added when set), or the setting's values joined by spaces."""
         if self.kind != "profile":
             return " ".join(str(v) for v in self.setting if v not in (None, ""))
-        f = dict(zip(KEY_FIELDS["profile"], self.setting))
+        f = dict(zip(KEY_FIELDS["profile"], self.setting, strict=True))
         parts = [f["variant"], f"j{f['num_joints']}", f["backend"]]
         if f["compile_mode"]:
             parts.append(f["compile_mode"])
@@ -102,7 +102,7 @@ class RecordKey:
         """File stem of a profile record:
         ``<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>``
         (``-<mode>`` for a ``compile`` setting in a mode other than ``default``)."""
-        f = dict(zip(KEY_FIELDS["profile"], self.setting))
+        f = dict(zip(KEY_FIELDS["profile"], self.setting, strict=True))
         mode = f["compile_mode"]
         backend = f["backend"] + (f"-{mode}" if mode and mode != "default" else "")
         return (

@@ -161,7 +161,7 @@ class Backend(ABC):
             Whatever the conversion raises for a model, precision or layout it cannot handle.
         """
 
-    def release(self) -> None:
+    def release(self) -> None:  # noqa: B027 - a no-op for backends without process-wide state
         """Free process-wide state this backend's earlier :meth:`prepare` calls left behind, once
         every :class:`Prepared` they returned has been dropped (the sweep calls it after each
         setting). Default: nothing to free."""

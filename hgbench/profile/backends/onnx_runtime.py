@@ -338,7 +338,7 @@ def _cuda_runner(session, out_spec, example: Tensor, device: torch.device, strea
             )
         outputs.append(torch.empty(meta.shape, dtype=_ONNX_TO_TORCH[meta.type], device=device))
     binding = session.io_binding()
-    for meta, out in zip(session.get_outputs(), outputs):
+    for meta, out in zip(session.get_outputs(), outputs, strict=True):
         binding.bind_output(
             meta.name,
             "cuda",
