@@ -86,7 +86,7 @@ class Throughput:
 
     def ratio(self, a: str, b: str) -> float:
         """The median over rounds of ``rate[a] / rate[b]`` (two rates of one round)."""
-        return statistics.median(x / y for x, y in zip(self.rounds[a], self.rounds[b]))
+        return statistics.median(x / y for x, y in zip(self.rounds[a], self.rounds[b], strict=True))
 
     def to_dict(self) -> dict:
         return asdict(self)
