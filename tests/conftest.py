@@ -128,3 +128,28 @@ def write_record_file(path: Path, record: dict) -> Path:
 def record_factory():
     """:func:`make_record`, for tests that build records."""
     return make_record
+
+
+@pytest.fixture(autouse=True)
+def _torch_tf32_flags_as_found():
+    """Every test leaves torch's process-wide TF32 flags consistent: several tests (and modules
+    they import) switch them through the new fp32_precision API, and a mixed state (cuDNN conv and
+    RNN flags differing) makes any later legacy read, such as torch.jit.trace's, raise. Restored to
+    what the test found, or to torch's defaults where that was already mixed."""
+    import torch
+
+    from hgbench.profile.tf32 import has_fp32_precision_api
+
+    if not has_fp32_precision_api():
+        yield
+        return
+    b = torch.backends
+    names = ((b.cudnn, "fp32_precision"), (b.cuda.matmul, "fp32_precision"), (b.cudnn.conv, "fp32_precision"),
+             (b.cudnn.rnn, "fp32_precision"))  # fmt: skip
+    before = [getattr(o, n) for o, n in names]
+    if before[2] != before[3]:
+        before = ["none", "none", "tf32", "tf32"]  # torch 2.13's defaults
+    yield
+    if [getattr(o, n) for o, n in names] != before:
+        for (o, n), v in zip(names, before, strict=True):
+            setattr(o, n, v)

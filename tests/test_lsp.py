@@ -52,7 +52,7 @@ def test_targets_put_each_annotated_joint_back_where_it_was(lspet_root):
 
 
 def test_flip_augmentation_swaps_left_and_right(lspet_root):
-    from hgbench.data.transforms import Augmentation
+    from hgbench.config import Augmentation
 
     ds = LSPDataset(lspet_root, "val", input_size=64, output_size=16, augmentation=Augmentation(flip=True))
     plain = LSPDataset(lspet_root, "val", input_size=64, output_size=16)
@@ -111,7 +111,7 @@ def test_lsp_third_row_is_occlusion_lspet_flag_is_annotation(tmp_path, lspet_roo
 def test_lsp_visibility_follows_the_flip(tmp_path):
     import cv2
 
-    from hgbench.data.transforms import Augmentation
+    from hgbench.config import Augmentation
 
     raw = np.zeros((3, 14, 10))
     raw[:2] = np.random.default_rng(0).uniform(10, 50, (2, 14, 10))

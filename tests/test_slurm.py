@@ -84,7 +84,7 @@ def array_run(tmp_path_factory, protocol_file):
     cmd = [
         sys.executable,
         "-m",
-        "hgbench.cli",
+        "hgbench",
         "train-all",
         "--launcher",
         "slurm",
@@ -138,7 +138,7 @@ def test_train_all_submits_one_array_job_per_variant_and_waits(array_run):
     records = {v: read_record(s.folder / TRAIN_RECORD) for v, s in statuses.items()}
     assert all(r["complete"] and r["steps"] == 8 for r in records.values())
     listing = subprocess.run(
-        [sys.executable, "-m", "hgbench.cli", "runs", "--results", str(results)],
+        [sys.executable, "-m", "hgbench", "runs", "--results", str(results)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -218,7 +218,7 @@ def test_a_failing_job_shows_failed_with_its_error(tmp_path, protocol_file):
     assert status.state == "failed" and status.job_id == launched[0].job_id, status
     assert any(str(missing) in line for line in status.error_tail), status.error_tail
     listing = subprocess.run(
-        [sys.executable, "-m", "hgbench.cli", "runs", "--results", str(results)],
+        [sys.executable, "-m", "hgbench", "runs", "--results", str(results)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -228,7 +228,7 @@ def test_a_failing_job_shows_failed_with_its_error(tmp_path, protocol_file):
 
 def test_a_partition_the_cluster_lacks_exits_2_with_sbatch_s_words(tmp_path, protocol_file):
     res = subprocess.run(
-        [sys.executable, "-m", "hgbench.cli", "train-all", "--launcher", "slurm", "--variants", "hg1", "--protocol", str(protocol_file),
+        [sys.executable, "-m", "hgbench", "train-all", "--launcher", "slurm", "--variants", "hg1", "--protocol", str(protocol_file),
          "--device", "cpu", "--results", str(tmp_path), "--slurm-partition", "no-such-partition"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

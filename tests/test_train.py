@@ -21,16 +21,23 @@ import torch
 from rich.console import Console
 
 import hgbench
-from hgbench.config import get_variant, load_protocol
+from hgbench.config import OptimizerConfig, get_variant, load_protocol
 from hgbench.data import make_dataset
 from hgbench.models import create_model
-from hgbench.train import CheckpointError, DeviceError, TrainingInterrupted, load_checkpoint, resolve_device, run_folder, train_variant
+from hgbench.train import (
+    CheckpointError,
+    DeviceError,
+    TrainingInterrupted,
+    load_checkpoint,
+    resolve_device,
+    run_folder,
+    train_variant,
+)
 from hgbench.train.device import check_precision
+from hgbench.train.optim import build_optimizer
 from hgbench.train.progress import TrainDisplay
 from hgbench.train.sampler import TrainSampler, make_train_loader
 from hgbench.train.step import TrainStep, prepare_model
-from hgbench.train.optim import build_optimizer
-from hgbench.config import OptimizerConfig
 
 TINY_VARIANT = """\
 name: tiny
@@ -154,7 +161,8 @@ def test_device_errors_name_the_option_and_the_fix(monkeypatch):
     check_precision(torch.device("cpu"), "bf16")
     from hgbench.train import check_device
 
-    with pytest.raises(DeviceError, match="newell2016-bf16: compile: true with precision bf16 and channels_last: true fails on --device cpu"):
+    message = "newell2016-bf16: compile: true with precision bf16 and channels_last: true fails on --device cpu"
+    with pytest.raises(DeviceError, match=message):
         check_device("cpu", load_protocol("newell2016-bf16"))
     assert check_device("cpu", load_protocol("newell2016")) == torch.device("cpu")
     if not torch.cuda.is_available():
@@ -204,11 +212,15 @@ def test_train_step_runs_in_every_precision_on_the_cpu(registry, precision, chan
 # --- runs, records, checkpoints --------------------------------------------------------------------
 
 
-def test_bf16_run_is_recorded_and_is_another_run_than_fp32(registry, tmp_path, one_thread):
+def test_bf16_run_is_recorded_and_is_another_run_than_fp32(registry, tmp_path, one_thread, monkeypatch):
     spec, base = get_variant("tiny"), short(load_protocol("tiny"), epochs=1, steps_per_epoch=2, val_max_samples=8)
     bf16 = short(base, precision="bf16")
+    for name, value in {"SLURM_JOB_ID": "80", "SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": "3"}.items():
+        monkeypatch.setenv(name, value)  # a task of a Slurm job array (one process: no job step)
     rec = train_variant(spec, bf16, "synthetic", None, tmp_path, device="cpu")
     assert rec["complete"] and rec["precision"] == "bf16" and rec["protocol_settings"]["precision"] == "bf16"
+    assert rec["slurm_job_id"] == "77_3" and [(s["slurm_job_id"], s["world_size"]) for s in rec["sessions"]] == [("77_3", 1)]
+    assert (rec["world_size"], rec["backend"], rec["per_rank_batch_size"]) == (1, None, bf16.batch_size)
     assert rec["device"] == "cpu" and rec["steps"] == 2 and rec["samples_per_s"] > 0
     assert 0 <= rec["data_wait_fraction"] <= 1 and 0 < rec["train_time_s"] <= rec["wall_time_s"]
     assert Path(rec.path).parent == run_folder(spec, bf16, "synthetic", tmp_path)
@@ -356,7 +368,8 @@ def test_the_fast_protocol_is_newell2016_with_bf16_channels_last_and_compile():
     assert paper.precision == "fp32" and not paper.channels_last and not paper.compile
     assert (fast.precision, fast.channels_last, fast.compile) == ("bf16", True, True)
     assert "fast" in fast.description
-    same = {k: v for k, v in dataclasses.asdict(fast).items() if k not in ("name", "description", "precision", "channels_last", "compile", "num_workers")}
+    differing = ("name", "description", "precision", "channels_last", "compile", "num_workers")
+    same = {k: v for k, v in dataclasses.asdict(fast).items() if k not in differing}
     assert same == {k: v for k, v in dataclasses.asdict(paper).items() if k in same}
     assert json.dumps(dataclasses.asdict(fast))  # plain data
 

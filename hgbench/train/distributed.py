@@ -328,40 +328,76 @@ def mean_over_ranks_(tensor: Tensor) -> Tensor:
     return tensor
 
 
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over the ranks, differentiable: the gradient of a sum over the ranks is the sum of
-    the ranks' gradients (as ``torch.distributed.nn.functional.all_reduce``, deprecated)."""
+class _SyncBatchNormFunction(torch.autograd.Function):
+    """Batch normalisation of ``x (B, C, H, W)`` with statistics over every rank's batch, for
+    CPU tensors: forward and backward as torch's CUDA ``SyncBatchNorm`` function
+    (``torch/nn/modules/_functions.py``: the statistics all-reduced in the forward pass, the
+    per-channel sums of ``dy`` and ``dy * (x - mean)`` all-reduced in the backward pass, which
+    then applies the closed form ``dx = (dy - mean(dy) - (x - mean) * invstd**2 *
+    mean(dy * (x - mean))) * invstd * weight``), in ``x``'s dtype. The weight and bias gradients
+    are this rank's share, as torch's: ``DistributedDataParallel`` averages them.
+
+    Returns ``(y (B, C, H, W), mean (C,), biased variance (C,), count)`` (the last three not
+    differentiable; ``count`` the global number of values per channel, a 0-d tensor).
+    """
 
     @staticmethod
-    def forward(ctx: Any, tensor: Tensor, group: Any) -> Tensor:
-        ctx.group = group
-        out = tensor.clone(memory_format=torch.contiguous_format)
-        torch.distributed.all_reduce(out, op=torch.distributed.ReduceOp.SUM, group=group)
-        return out
+    def forward(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float, group: Any):
+        dims, shape = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
+        total = torch.cat([x.sum(dims), torch.tensor([x.numel() // x.size(1)], dtype=x.dtype)])
+        torch.distributed.all_reduce(total, group=group)
+        count, mean = total[-1], total[:-1] / total[-1]
+        xmu = x - mean.view(shape)
+        var = xmu.square().sum(dims)  # two passes: no cancellation in E[x^2] - E[x]^2
+        torch.distributed.all_reduce(var, group=group)
+        var /= count
+        invstd = torch.rsqrt(var + eps)
+        y = xmu * invstd.view(shape)
+        if weight is not None:
+            y = y * weight.to(x.dtype).view(shape) + bias.to(x.dtype).view(shape)
+        ctx.save_for_backward(xmu, invstd, weight)
+        ctx.count, ctx.group = count, group
+        ctx.mark_non_differentiable(mean, var, count)
+        return y, mean, var, count
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        return _AllReduceSum.apply(grad.contiguous(), ctx.group), None
+    def backward(ctx: Any, dy: Tensor, *unused: Any):
+        xmu, invstd, weight = ctx.saved_tensors
+        dims, shape = [0, *range(2, dy.dim())], [1, -1] + [1] * (dy.dim() - 2)
+        sum_dy, sum_dy_xmu = dy.sum(dims), (dy * xmu).sum(dims)
+        grad_x = grad_weight = grad_bias = None
+        if weight is not None and ctx.needs_input_grad[1]:
+            grad_weight = (sum_dy_xmu * invstd).to(weight.dtype)
+        if weight is not None and ctx.needs_input_grad[2]:
+            grad_bias = sum_dy.to(weight.dtype)
+        if ctx.needs_input_grad[0]:
+            sums = torch.cat([sum_dy, sum_dy_xmu])
+            torch.distributed.all_reduce(sums, group=ctx.group)
+            mean_dy, mean_dy_xmu = (sums / ctx.count).chunk(2)
+            scale = invstd * (weight.to(dy.dtype) if weight is not None else 1)
+            grad_x = (dy - mean_dy.view(shape) - xmu * (invstd.square() * mean_dy_xmu).view(shape)) * scale.view(shape)
+        return grad_x, grad_weight, grad_bias, None, None
 
 
-class CpuSyncBatchNorm(nn.SyncBatchNorm):
-    """``torch.nn.SyncBatchNorm`` that also synchronises CPU tensors (a gloo process group),
-    which torch's refuses ("SyncBatchNorm expected input tensor to be on GPU").
+class CpuSyncBatchNorm(nn.BatchNorm2d):
+    """``BatchNorm2d`` synchronised over the ranks of a gloo process group on the CPU, where
+    torch's ``SyncBatchNorm`` refuses to run ("SyncBatchNorm expected input tensor to be on
+    GPU") and ``DistributedDataParallel`` refuses to wrap it on the CPU.
 
-    In training, with a process group of several ranks and a CPU input ``(B, C, ...)``, the
-    per-channel mean and biased variance are taken over every rank's batch (two-pass: the global
-    mean, then the global sum of squared deviations), the input is normalised with them and the
-    running estimates are updated with the unbiased variance, as ``F.batch_norm`` does for one
-    batch (``torch.nn.BatchNorm2d``'s documentation). Statistics are computed in fp32 and the output
-    cast back to the input's dtype. Otherwise (evaluation, one rank, a CUDA input) it is
-    ``torch.nn.SyncBatchNorm``. Same parameters and buffers, so its state dict is a
-    ``BatchNorm2d``'s.
+    In training, with a process group of several ranks, the per-channel mean and biased
+    variance of an input ``(B, C, H, W)`` are taken over every rank's batch
+    (:class:`_SyncBatchNormFunction`), the input is normalised with them and the running
+    estimates are updated with the unbiased variance, as ``F.batch_norm`` does for one batch
+    (``torch.nn.BatchNorm2d``'s documentation) and ``SyncBatchNorm`` for several. Computed in
+    float64, the output cast back to the input's dtype: ATen's CPU batch norm accumulates its
+    sums in double (``acc_type`` of float on the CPU), and fp32 sums here would leave the
+    gradients of a deep network ~1e-3 (relative) from a single process's. Otherwise
+    (evaluation, no process group) it is ``BatchNorm2d``. No parameters or buffers of its own:
+    its state dict is a ``BatchNorm2d``'s.
     """
 
     def forward(self, input: Tensor) -> Tensor:
-        group = self.process_group or (torch.distributed.group.WORLD if _initialized() else None)
-        if not (self.training and input.device.type == "cpu" and group is not None
-                and torch.distributed.get_world_size(group) > 1):
+        if not (self.training and _initialized() and torch.distributed.get_world_size() > 1):
             return super().forward(input)
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
@@ -369,32 +405,24 @@ class CpuSyncBatchNorm(nn.SyncBatchNorm):
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average, as torch's
                 factor = 1.0 / float(self.num_batches_tracked)
-        x = input.float()
-        dims = [0, *range(2, x.dim())]
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        count = torch.tensor([x.numel() // x.size(1)], dtype=x.dtype)
-        total = _AllReduceSum.apply(torch.cat([x.sum(dims), count]), group)
-        n = total[-1].detach()
-        mean = total[:-1] / n
-        centred = x - mean.view(shape)
-        var = _AllReduceSum.apply(centred.square().sum(dims), group) / n
-        out = centred * torch.rsqrt(var + self.eps).view(shape)
-        if self.affine:
-            out = out * self.weight.view(shape) + self.bias.view(shape)
+        x = input.to(torch.float64)
+        out, mean, var, count = _SyncBatchNormFunction.apply(x, self.weight, self.bias, self.eps, torch.distributed.group.WORLD)
         if self.track_running_stats:
             with torch.no_grad():
-                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), factor)
-                self.running_var.lerp_((var.detach() * n / (n - 1)).to(self.running_var.dtype), factor)
+                self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
+                self.running_var.lerp_((var * count / (count - 1)).to(self.running_var.dtype), factor)
         return out.to(input.dtype)
 
 
 def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model`` with every ``BatchNorm*d`` replaced by a synchronised one sharing its parameters
-    and buffers (``torch.nn.SyncBatchNorm.convert_sync_batchnorm``): torch's on CUDA,
-    :class:`CpuSyncBatchNorm` on the CPU. The state dict keeps its keys."""
-    model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if device.type != "cuda":
-        for module in model.modules():
-            if type(module) is nn.SyncBatchNorm:
-                module.__class__ = CpuSyncBatchNorm  # a subclass without state of its own
+    """``model`` with its batch normalisation synchronised over the ranks, parameters and
+    buffers kept (so the state dict keeps its keys): on CUDA every ``BatchNorm*d`` becomes
+    ``torch.nn.SyncBatchNorm`` (``SyncBatchNorm.convert_sync_batchnorm``); on the CPU every
+    ``BatchNorm2d`` becomes :class:`CpuSyncBatchNorm` (its subclass without state of its own),
+    in place."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for module in model.modules():
+        if type(module) is nn.BatchNorm2d:
+            module.__class__ = CpuSyncBatchNorm
     return model

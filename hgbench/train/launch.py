@@ -91,7 +91,7 @@ SLURM_QUEUED = frozenset(
     {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
 )
 """The active states of a job waiting to (re)start."""
-_ENGINE_DATA_PARALLEL = False
+_ENGINE_DATA_PARALLEL = True
 """Whether :func:`train_variant` runs data-parallel under several ranks (issue 17 item 1): until
 it does, ``gpus_per_job > 1`` is refused (the ranks would train N copies of one run)."""
 
@@ -519,7 +519,7 @@ def train_command(
     cmd = [
         sys.executable,
         "-m",
-        "hgbench.cli",
+        "hgbench",
         "train",
         variant,
         "--protocol",

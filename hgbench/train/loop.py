@@ -86,9 +86,10 @@ from hgbench.config import Protocol, VariantSpec
 from hgbench.data import make_dataset
 from hgbench.models import count_parameters, create_model
 from hgbench.paths import CHECKPOINT, TRAIN_RECORD, run_dir
-from hgbench.records import RecordError, TrainRecord, read_record, write_record
+from hgbench.records import RecordError, TrainRecord, read_record, utc_now, write_record
 from hgbench.records.key import protocol_hash, spec_hash
 from hgbench.records.provenance import collect_provenance
+from hgbench.records.schema import new_record
 from hgbench.train.checkpoint import capture_rng, check_resumable, read_checkpoint, restore_rng, save_checkpoint
 from hgbench.train.device import check_device, device_label, synchronize
 from hgbench.train.distributed import (
@@ -146,7 +147,7 @@ class _StopSignals:
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "_StopSignals":
+    def __enter__(self) -> _StopSignals:
         if threading.current_thread() is threading.main_thread():
             for name in STOP_SIGNALS:
                 if hasattr(signal, name):
@@ -263,7 +264,8 @@ def train_record_body(
         "channels_last": p.channels_last,
         "compile": p.compile,
         # torch's TF32 switches on CUDA (cuDNN convolutions default to TF32 on Ampere and later, even in "fp32")
-        "tf32": {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32} if device.type == "cuda" else None,
+        "tf32": ({"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32}
+                 if device.type == "cuda" else None),
         "epochs": p.epochs,
         "steps_per_epoch": steps_per_epoch,
         "steps": progress.step,
@@ -348,8 +350,8 @@ def train_variant(
     Returns:
         The run record (:class:`hgbench.records.TrainRecord` of :func:`train_record_body`,
         also written to ``train.json``); its extra field ``skipped`` is True when a complete
-        run was found and ``force`` is False. A rank other than 0 gets the body as a dict,
-        unwritten.
+        run was found and ``force`` is False. A rank other than 0 gets the same record,
+        unwritten (its ``path`` None).
 
     Raises:
         DeviceError: the device does not exist or cannot run the protocol's precision
@@ -574,5 +576,5 @@ def train_variant(
                                  backend=backend_for(dev) if info.distributed else None, per_rank_batch_size=rank_batch)
         emit("done", {"variant": spec.name, "train_time_s": state.train_time_s, "samples_per_s": body["samples_per_s"]})
         if not writer:
-            return body
+            return new_record("train", body, utc_now())  # the same record, unwritten (no path)
         return write_record(out_dir / RECORD, "train", body)

@@ -24,7 +24,7 @@ The engine (:func:`hgbench.train.train_variant`) reports through a callback
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Callable
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -75,7 +75,7 @@ class TrainDisplay:
         self.log_every_s = TERMINAL_LOG_EVERY_S if self.terminal else FILE_LOG_EVERY_S
         self._bar: Progress | None = None
 
-    def __enter__(self) -> "TrainDisplay":
+    def __enter__(self) -> TrainDisplay:
         if self.terminal:
             self._bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
@@ -106,7 +106,7 @@ class TrainDisplay:
                     self._bar.update(task, total=info["total_steps"], completed=info["done_steps"])
                 how = f"resuming at step {info['done_steps']}/{info['total_steps']}" if info["resumed"] else f"{info['total_steps']} steps"
                 ranks = info.get("world_size", 1)
-                where = f"{ranks} processes ({info['device']} on rank 0)" if ranks > 1 else info["device"]
+                where = f"{ranks} processes, rank 0 on {info['device']}" if ranks > 1 else info["device"]
                 self.print(f"{variant} | training on {where} ({info['precision']}), {how}")
             elif event == "step" and task is not None:
                 self._bar.update(task, completed=info["step"])

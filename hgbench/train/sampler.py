@@ -65,7 +65,8 @@ class TrainSampler(Sampler[list[SampleKey]]):
     def __init__(self, num_samples: int, batch_size: int, seed: int, start: int = 0, num_batches: int | None = None,
                  stream: int = TRAIN_STREAM, num_replicas: int = 1, rank: int = 0) -> None:
         if seed < 0 or start < 0 or not 0 <= rank < num_replicas:
-            raise ValueError(f"TrainSampler: need seed >= 0, start >= 0 and 0 <= rank < num_replicas; got {seed=}, {start=}, {rank=}, {num_replicas=}")
+            raise ValueError(f"TrainSampler: need seed >= 0, start >= 0 and 0 <= rank < num_replicas; "
+                             f"got {seed=}, {start=}, {rank=}, {num_replicas=}")
         self.per_replica = num_samples // num_replicas
         self.batches_per_pass = self.per_replica // batch_size
         if self.batches_per_pass < 1:
