@@ -82,11 +82,21 @@ def setup(tmp_path_factory) -> dict:
     sync, nosync = root / "sync.yaml", root / "nosync.yaml"
     sync.write_text(PROTOCOL)
     nosync.write_text(PROTOCOL.replace("sync_batchnorm: true", "sync_batchnorm: false"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLURM_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))
+    }
     env.update(HGBENCH_VARIANTS_DIR=str(registry), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     reference = root / "reference"
-    done = subprocess.run([*HGBENCH, "train", "tiny", "--protocol", str(sync), "--device", "cpu", "--results", str(reference)],
-                          capture_output=True, text=True, env=env, timeout=300, cwd=root)
+    done = subprocess.run(
+        [*HGBENCH, "train", "tiny", "--protocol", str(sync), "--device", "cpu", "--results", str(reference)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=root,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return {"root": root, "sync": sync, "nosync": nosync, "env": env, "reference": _final(reference)}
 
@@ -123,8 +133,22 @@ def test_two_ranks_with_sync_batchnorm_follow_one_process_through_a_stop_and_res
     assert torch.load(folder / "checkpoint.pt", weights_only=True)["step"] == 1 and not (folder / "train.json").exists()
 
     # every rank resumes from that checkpoint (through python -m hgbench, as a user types it)
-    resumed = _torchrun(["-m", "hgbench", "train", "tiny", "--protocol", str(setup["sync"]), "--device", "cpu",
-                         "--results", str(results)], env, root)
+    resumed = _torchrun(
+        [
+            "-m",
+            "hgbench",
+            "train",
+            "tiny",
+            "--protocol",
+            str(setup["sync"]),
+            "--device",
+            "cpu",
+            "--results",
+            str(results),
+        ],
+        env,
+        root,
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming at step 1/4" in resumed.stdout and "2 processes" in resumed.stdout
 
@@ -145,7 +169,12 @@ def test_two_ranks_with_sync_batchnorm_follow_one_process_through_a_stop_and_res
         os.environ.pop("HGBENCH_VARIANTS_DIR")
     assert _max_difference(ref_state, start) > 1e-3  # the weights moved: 1e-5 is not a vacuous tolerance
 
-    assert (record["world_size"], record["backend"], record["per_rank_batch_size"], record["batch_size"]) == (2, "gloo", 2, 4)
+    assert (record["world_size"], record["backend"], record["per_rank_batch_size"], record["batch_size"]) == (
+        2,
+        "gloo",
+        2,
+        4,
+    )
     assert (ref_record["world_size"], ref_record["backend"], ref_record["per_rank_batch_size"]) == (1, None, 4)
     assert record["slurm_job_id"] is None
     assert [(s["world_size"], s["start_step"], s["end_step"]) for s in record["sessions"]] == [(2, 0, 1), (2, 1, 4)]
@@ -160,8 +189,22 @@ def test_two_ranks_with_sync_batchnorm_follow_one_process_through_a_stop_and_res
 def test_without_sync_batchnorm_each_rank_normalises_its_own_half(setup):
     env, root = setup["env"], setup["root"]
     results = root / "no-sync"
-    done = _torchrun(["-m", "hgbench", "train", "tiny", "--protocol", str(setup["nosync"]), "--device", "cpu",
-                      "--results", str(results)], env, root)
+    done = _torchrun(
+        [
+            "-m",
+            "hgbench",
+            "train",
+            "tiny",
+            "--protocol",
+            str(setup["nosync"]),
+            "--device",
+            "cpu",
+            "--results",
+            str(results),
+        ],
+        env,
+        root,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     record, ckpt = _final(results)
     assert record["world_size"] == 2 and record["protocol_settings"]["sync_batchnorm"] is False
@@ -175,10 +218,19 @@ def test_a_batch_that_does_not_divide_over_the_ranks_is_one_line_before_any_work
     protocol = tmp_path / "odd.yaml"
     protocol.write_text(PROTOCOL.replace("batch_size: 4", "batch_size: 3"))
     results = tmp_path / "results"
-    torchrun_env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-                    "MASTER_PORT": str(_free_port())}
-    res = CliRunner().invoke(app, ["train", "tiny", "--protocol", str(protocol), "--device", "cpu", "--results", str(results)],
-                             env=torchrun_env)
+    torchrun_env = {
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "2",
+        "LOCAL_WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+    }
+    res = CliRunner().invoke(
+        app,
+        ["train", "tiny", "--protocol", str(protocol), "--device", "cpu", "--results", str(results)],
+        env=torchrun_env,
+    )
     assert res.exit_code == 2, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr

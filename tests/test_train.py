@@ -177,7 +177,9 @@ def test_device_errors_name_the_option_and_the_fix(monkeypatch):
     with pytest.raises(DeviceError, match=r"--device cuda:7: this machine has 1 CUDA device\(s\) \(cuda:0\)"):
         resolve_device("cuda:7")
     assert resolve_device("cuda") == torch.device("cuda", 0)
-    with pytest.raises(DeviceError, match=r"protocol newell2016-bf16: precision bf16 needs.*Tesla T4 \(7\.5\).*fp16 or fp32"):
+    with pytest.raises(
+        DeviceError, match=r"protocol newell2016-bf16: precision bf16 needs.*Tesla T4 \(7\.5\).*fp16 or fp32"
+    ):
         check_precision(torch.device("cuda", 0), "bf16", "protocol newell2016-bf16")
 
 
@@ -188,7 +190,9 @@ def test_cli_refuses_a_missing_gpu_before_any_work(registry, tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    r = CliRunner().invoke(app, ["train", "tiny", "--protocol", "tiny", "--device", "cuda", "--results", str(tmp_path / "res")])
+    r = CliRunner().invoke(
+        app, ["train", "tiny", "--protocol", "tiny", "--device", "cuda", "--results", str(tmp_path / "res")]
+    )
     assert r.exit_code == 2 and "--device cuda" in r.output and "--device cpu" in r.output
     assert not (tmp_path / "res").exists()
 
@@ -200,8 +204,19 @@ def test_train_step_runs_in_every_precision_on_the_cpu(registry, precision, chan
     device = torch.device("cpu")
     model = prepare_model(create_model(spec, 14, input_size=64), device, channels_last)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    step = TrainStep(model, build_optimizer(OptimizerConfig(), model.parameters()), spec.supervision, device, precision, channels_last)
-    batch = {"image": torch.rand(2, 3, 64, 64), "heatmaps": torch.rand(2, 14, 16, 16), "target_weight": torch.ones(2, 14)}
+    step = TrainStep(
+        model,
+        build_optimizer(OptimizerConfig(), model.parameters()),
+        spec.supervision,
+        device,
+        precision,
+        channels_last,
+    )
+    batch = {
+        "image": torch.rand(2, 3, 64, 64),
+        "heatmaps": torch.rand(2, 14, 16, 16),
+        "target_weight": torch.ones(2, 14),
+    }
     loss = step(batch)
     assert isinstance(loss, torch.Tensor) and loss.dtype == torch.float32 and torch.isfinite(loss)
     assert step.scaler.is_enabled() == (precision == "fp16")
@@ -219,7 +234,9 @@ def test_bf16_run_is_recorded_and_is_another_run_than_fp32(registry, tmp_path, o
         monkeypatch.setenv(name, value)  # a task of a Slurm job array (one process: no job step)
     rec = train_variant(spec, bf16, "synthetic", None, tmp_path, device="cpu")
     assert rec["complete"] and rec["precision"] == "bf16" and rec["protocol_settings"]["precision"] == "bf16"
-    assert rec["slurm_job_id"] == "77_3" and [(s["slurm_job_id"], s["world_size"]) for s in rec["sessions"]] == [("77_3", 1)]
+    assert rec["slurm_job_id"] == "77_3" and [(s["slurm_job_id"], s["world_size"]) for s in rec["sessions"]] == [
+        ("77_3", 1)
+    ]
     assert (rec["world_size"], rec["backend"], rec["per_rank_batch_size"]) == (1, None, bf16.batch_size)
     assert rec["device"] == "cpu" and rec["steps"] == 2 and rec["samples_per_s"] > 0
     assert 0 <= rec["data_wait_fraction"] <= 1 and 0 < rec["train_time_s"] <= rec["wall_time_s"]
@@ -255,7 +272,9 @@ def one_run(tmp_path_factory):
         old = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            train_variant(get_variant("tiny"), short(load_protocol("tiny"), **TWO_STEPS), "synthetic", None, results, device="cpu")
+            train_variant(
+                get_variant("tiny"), short(load_protocol("tiny"), **TWO_STEPS), "synthetic", None, results, device="cpu"
+            )
         finally:
             torch.set_num_threads(old)
     return results
@@ -287,14 +306,17 @@ def test_corrupt_checkpoint_names_the_file_and_force(finished_run):
     assert rec["complete"] and torch.load(ckpt, weights_only=True)["hgbench_version"] == hgbench.__version__
 
 
-@pytest.mark.parametrize("change,expected", [
-    ({"variant": "tiny2"}, r"variant differs, checkpoint -> this run: 'tiny2' -> 'tiny'"),
-    ({"protocol.epochs": 7}, r"protocol settings differs.*epochs: 7 -> 1"),
-    ({"protocol.precision": "bf16"}, r"precision: 'bf16' -> 'fp32'"),
-    ({"dataset": "lsp"}, r"dataset differs.*'lsp' -> 'synthetic'"),
-    ({"hgbench_version": "99.0.0"}, r"written by hgbench 99\.0\.0.*upgrade hgbench"),
-    ({"format": 1}, r"format 1.*no exact-resume state"),
-])
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({"variant": "tiny2"}, r"variant differs, checkpoint -> this run: 'tiny2' -> 'tiny'"),
+        ({"protocol.epochs": 7}, r"protocol settings differs.*epochs: 7 -> 1"),
+        ({"protocol.precision": "bf16"}, r"precision: 'bf16' -> 'fp32'"),
+        ({"dataset": "lsp"}, r"dataset differs.*'lsp' -> 'synthetic'"),
+        ({"hgbench_version": "99.0.0"}, r"written by hgbench 99\.0\.0.*upgrade hgbench"),
+        ({"format": 1}, r"format 1.*no exact-resume state"),
+    ],
+)
 def test_a_checkpoint_of_another_run_is_refused_naming_the_difference(finished_run, change, expected):
     spec, protocol, results, path = finished_run
     ckpt = torch.load(path, weights_only=True)
@@ -327,8 +349,12 @@ def test_signals_save_a_checkpoint_and_name_the_exit_status(registry, tmp_path, 
         with pytest.raises(TrainingInterrupted) as e:
             train_variant(spec, protocol, "synthetic", None, tmp_path, device="cpu", progress=progress)
         assert e.value.exit_code == code and e.value.signal == sig.name
-        assert f"{sig.name} received; checkpoint saved at step" in str(e.value) and "run the same command again" in str(e.value)
-        assert e.value.checkpoint.is_file() and torch.load(e.value.checkpoint, weights_only=True)["step"] == e.value.step
+        assert f"{sig.name} received; checkpoint saved at step" in str(e.value) and "run the same command again" in str(
+            e.value
+        )
+        assert (
+            e.value.checkpoint.is_file() and torch.load(e.value.checkpoint, weights_only=True)["step"] == e.value.step
+        )
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
     rec = train_variant(spec, protocol, "synthetic", None, tmp_path, device="cpu")
     assert rec["complete"] and len(rec["sessions"]) == 3 and rec["steps"] == 6
@@ -342,9 +368,33 @@ def test_progress_lines_in_a_log_file():
         show = display.callback("hg1")
         show("start", {"total_steps": 20, "done_steps": 5, "device": "cpu", "precision": "bf16", "resumed": True})
         show("step", {"step": 6})
-        show("log", {"variant": "hg1", "epoch": 1, "epochs": 2, "step": 6, "total_steps": 20, "loss": 1.23e-3,
-                     "samples_per_s": 45.25, "data_wait": 0.031, "eta_s": 83.4, "lr": 2.5e-4})
-        show("validate", {"variant": "hg1", "epoch": 1, "epochs": 2, "metric": "pck", "threshold": 0.2, "mean": 12.34, "loss": 1.2e-3})
+        show(
+            "log",
+            {
+                "variant": "hg1",
+                "epoch": 1,
+                "epochs": 2,
+                "step": 6,
+                "total_steps": 20,
+                "loss": 1.23e-3,
+                "samples_per_s": 45.25,
+                "data_wait": 0.031,
+                "eta_s": 83.4,
+                "lr": 2.5e-4,
+            },
+        )
+        show(
+            "validate",
+            {
+                "variant": "hg1",
+                "epoch": 1,
+                "epochs": 2,
+                "metric": "pck",
+                "threshold": 0.2,
+                "mean": 12.34,
+                "loss": 1.2e-3,
+            },
+        )
     lines = out.getvalue().splitlines()
     tty = io.StringIO()
     with TrainDisplay(Console(file=tty, width=200, force_terminal=True)) as display:  # the rich bar
@@ -353,8 +403,21 @@ def test_progress_lines_in_a_log_file():
         show("start", {"total_steps": 20, "done_steps": 0, "device": "cpu", "precision": "fp32", "resumed": False})
         for step in (1, 2):
             show("step", {"step": step})
-        show("log", {"variant": "hg1", "epoch": 1, "epochs": 2, "step": 2, "total_steps": 20, "loss": 1.23e-3,
-                     "samples_per_s": 45.25, "data_wait": 0.031, "eta_s": None, "lr": 2.5e-4})
+        show(
+            "log",
+            {
+                "variant": "hg1",
+                "epoch": 1,
+                "epochs": 2,
+                "step": 2,
+                "total_steps": 20,
+                "loss": 1.23e-3,
+                "samples_per_s": 45.25,
+                "data_wait": 0.031,
+                "eta_s": None,
+                "lr": 2.5e-4,
+            },
+        )
     assert "train hg1" in tty.getvalue() and "2/20" in tty.getvalue() and "loss 1.23e-03" in tty.getvalue()
     assert lines == [
         "hg1 | training on cpu (bf16), resuming at step 5/20",

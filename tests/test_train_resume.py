@@ -80,13 +80,21 @@ def _final_state(results: Path) -> tuple[dict, dict]:
 
 def _numbers(history: list[dict]) -> str:
     """Losses, learning rates and validation figures of every epoch, as canonical JSON (NaN-safe)."""
-    return json.dumps([{"epoch": h["epoch"], "train_loss": h["train_loss"], "lr": h["lr"], "val": h.get("val")} for h in history],
-                      sort_keys=True)
+    return json.dumps(
+        [{"epoch": h["epoch"], "train_loss": h["train_loss"], "lr": h["lr"], "val": h.get("val")} for h in history],
+        sort_keys=True,
+    )
 
 
 def _start(script: Path, results: Path, env: dict, **extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(script), str(results)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, bufsize=1, env={**env, **extra})
+    return subprocess.Popen(
+        [sys.executable, str(script), str(results)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        env={**env, **extra},
+    )
 
 
 @pytest.mark.slow
@@ -98,7 +106,9 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, env):
     why = f"random seed {seed}"
 
     reference = tmp_path / "reference"
-    done = subprocess.run([sys.executable, str(script), str(reference)], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(script), str(reference)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0 and "DONE" in done.stdout, done.stdout + done.stderr
 
     results, kills, log = tmp_path / "interrupted", [], []
@@ -135,10 +145,15 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, env):
         assert torch.equal(value, ckpt["model_state"][name]), f"{name} differs ({context})"
     for key, state in ref_ckpt["optimizer_state"]["state"].items():
         for field, value in state.items():
-            assert torch.equal(torch.as_tensor(value), torch.as_tensor(ckpt["optimizer_state"]["state"][key][field])), context
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(ckpt["optimizer_state"]["state"][key][field])), (
+                context
+            )
     assert ckpt["scheduler_state"] == ref_ckpt["scheduler_state"], context
     assert _numbers(record["history"]) == _numbers(ref_record["history"]), context
-    assert record["history"][-1]["lr"] < record["history"][0]["lr"] or ref_record["history"][-1]["lr"] == ref_record["history"][0]["lr"]
+    assert (
+        record["history"][-1]["lr"] < record["history"][0]["lr"]
+        or ref_record["history"][-1]["lr"] == ref_record["history"][0]["lr"]
+    )
     assert record["steps"] == 12 and record["complete"], context
     # the sessions chain: each resumed where the checkpoint it read was saved (a session killed
     # before its first checkpoint leaves no trace); two at least when the last start resumed
@@ -176,7 +191,18 @@ def test_sigterm_to_hgbench_train_saves_a_checkpoint_and_says_so(tmp_path, env):
 @pytest.mark.slow
 def test_train_all_log_file_shows_progress_while_it_runs(tmp_path, env):
     log = tmp_path / "train-all.log"
-    cmd = [*HGBENCH, "train-all", "--protocol", "tiny", "--variants", "tiny,tiny2", "--device", "cpu", "--results", str(tmp_path / "res")]
+    cmd = [
+        *HGBENCH,
+        "train-all",
+        "--protocol",
+        "tiny",
+        "--variants",
+        "tiny,tiny2",
+        "--device",
+        "cpu",
+        "--results",
+        str(tmp_path / "res"),
+    ]
     with open(log, "w") as f:
         child = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
         seen_while_running = ""
@@ -189,6 +215,8 @@ def test_train_all_log_file_shows_progress_while_it_runs(tmp_path, env):
         child.wait(timeout=300)
     assert child.returncode == 0, log.read_text()
     assert "tiny | training on cpu (fp32), 12 steps" in seen_while_running, seen_while_running
-    assert "tiny | epoch 1/3 | step 4/12 | loss " in seen_while_running and "samples/s | data wait" in seen_while_running
+    assert (
+        "tiny | epoch 1/3 | step 4/12 | loss " in seen_while_running and "samples/s | data wait" in seen_while_running
+    )
     text = log.read_text()
     assert "tiny2 | epoch 3/3 | validation PCK@0.2 Mean" in text and "training runs" in text

@@ -185,7 +185,9 @@ class Protocol:
             fix = f"set output_size: {size // STEM_STRIDE}"
             if size % STEM_STRIDE:
                 fix = f"use an input_size that is a multiple of {STEM_STRIDE}"
-            raise ValueError(f"is not input_size / {STEM_STRIDE} (input_size {size}, the stem's stride {STEM_STRIDE}); {fix}")
+            raise ValueError(
+                f"is not input_size / {STEM_STRIDE} (input_size {size}, the stem's stride {STEM_STRIDE}); {fix}"
+            )
         return value
 
     def with_overrides(self, optimizer: OptimizerConfig | None = None, batch_size: int | None = None) -> Protocol:
@@ -214,7 +216,9 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
         path = protocols_dir() / f"{name_or_path}.yaml"
         if not NAME_RE.fullmatch(str(name_or_path)) or not path.is_file():
             known = ", ".join(available_protocols())
-            raise ConfigError(f"unknown protocol {short_repr(str(name_or_path))}; available: {known} (or pass a YAML path)")
+            raise ConfigError(
+                f"unknown protocol {short_repr(str(name_or_path))}; available: {known} (or pass a YAML path)"
+            )
     data = read_yaml(path)
     data.setdefault("name", path.stem)
     return from_dict(Protocol, data, path)

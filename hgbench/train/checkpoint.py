@@ -54,8 +54,13 @@ def capture_rng() -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "cached_gaussian": float(cached)},
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "python": random.getstate(),
     }
 
@@ -68,7 +73,9 @@ def restore_rng(state: dict[str, Any]) -> None:
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
     n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
 
@@ -96,7 +103,9 @@ def read_checkpoint(path: Path, fix: str = RESUME_FIX) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch.load raises many kinds; torch's own text is not repeated
         # (it suggests loading untrusted files with weights_only=False, which hgbench never does)
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint (truncated or corrupt: {type(e).__name__}); {fix}") from None
+        raise CheckpointError(
+            f"{path}: cannot be read as a checkpoint (truncated or corrupt: {type(e).__name__}); {fix}"
+        ) from None
     if not isinstance(ckpt, dict) or "spec" not in ckpt or "model_state" not in ckpt:
         raise CheckpointError(f"{path}: not an hgbench checkpoint (fields 'spec' and 'model_state' missing); {fix}")
     return ckpt
@@ -135,11 +144,15 @@ def check_resumable(ckpt: dict[str, Any], path: Path, identity: dict[str, Any]) 
     """
     fmt, version = ckpt.get("format", 1), ckpt.get("hgbench_version", "0.1.0")
     if fmt > CHECKPOINT_FORMAT or _version(version) > _version(hgbench.__version__):
-        raise CheckpointError(f"{path}: written by hgbench {version} (checkpoint format {fmt}); this is hgbench "
-                              f"{hgbench.__version__} (format {CHECKPOINT_FORMAT}): upgrade hgbench to resume it, or {RESUME_FIX}")
+        raise CheckpointError(
+            f"{path}: written by hgbench {version} (checkpoint format {fmt}); this is hgbench "
+            f"{hgbench.__version__} (format {CHECKPOINT_FORMAT}): upgrade hgbench to resume it, or {RESUME_FIX}"
+        )
     if fmt < CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: checkpoint format {fmt} (an older hgbench) holds no exact-resume state "
-                              f"(position within the epoch, every generator); {RESUME_FIX}")
+        raise CheckpointError(
+            f"{path}: checkpoint format {fmt} (an older hgbench) holds no exact-resume state "
+            f"(position within the epoch, every generator); {RESUME_FIX}"
+        )
     checks = [
         ("variant", ckpt.get("variant"), identity["variant"], ()),
         ("dataset", ckpt.get("dataset"), identity["dataset"], ()),
@@ -149,12 +162,16 @@ def check_resumable(ckpt: dict[str, Any], path: Path, identity: dict[str, Any]) 
     ]
     for what, old, new, excluded in checks:
         if isinstance(old, dict) and isinstance(new, dict):
-            diffs = _differences({k: v for k, v in old.items() if k not in excluded}, {k: v for k, v in new.items() if k not in excluded})
+            diffs = _differences(
+                {k: v for k, v in old.items() if k not in excluded}, {k: v for k, v in new.items() if k not in excluded}
+            )
         else:
             diffs = [] if old == new else [f"{old!r} -> {new!r}"]
         if diffs:
             shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
-            raise CheckpointError(f"{path}: belongs to another run ({what} differs, checkpoint -> this run: {shown}); {RESUME_FIX}")
+            raise CheckpointError(
+                f"{path}: belongs to another run ({what} differs, checkpoint -> this run: {shown}); {RESUME_FIX}"
+            )
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str | None = None) -> tuple[torch.nn.Module, dict]:
@@ -174,4 +191,3 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
     model.load_state_dict(ckpt["model_state"])
     model.to(torch.device(device) if device is not None else torch.device("cpu")).eval()
     return model, ckpt
-

@@ -48,9 +48,13 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if text == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        build = f"torch {torch.__version__}" + (f" built for CUDA {torch.version.cuda}" if torch.version.cuda else ", a CPU-only build")
-        raise DeviceError(f"--device {text}: no CUDA device is available ({build}); use --device cpu, "
-                          "or install a CUDA build of torch on a machine with an NVIDIA GPU")
+        build = f"torch {torch.__version__}" + (
+            f" built for CUDA {torch.version.cuda}" if torch.version.cuda else ", a CPU-only build"
+        )
+        raise DeviceError(
+            f"--device {text}: no CUDA device is available ({build}); use --device cpu, "
+            "or install a CUDA build of torch on a machine with an NVIDIA GPU"
+        )
     count = torch.cuda.device_count()
     index = int(text.split(":")[1]) if ":" in text else torch.cuda.current_device()
     if index >= count:
@@ -77,13 +81,17 @@ def check_precision(device: torch.device, precision: str, where: str = "protocol
     if precision not in PRECISIONS:
         raise DeviceError(f"{where}: precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if device.type == "cpu" and precision == "fp16":
-        raise DeviceError(f"{where}: precision fp16 on --device cpu: CPUs have no fast fp16 kernels; "
-                          "use a protocol with precision bf16 or fp32 on the CPU, or --device cuda")
+        raise DeviceError(
+            f"{where}: precision fp16 on --device cpu: CPUs have no fast fp16 kernels; "
+            "use a protocol with precision bf16 or fp32 on the CPU, or --device cuda"
+        )
     if device.type == "cuda" and precision == "bf16" and torch.cuda.get_device_capability(device) < (8, 0):
         major, minor = torch.cuda.get_device_capability(device)
-        raise DeviceError(f"{where}: precision bf16 needs a GPU with bfloat16 (compute capability 8.0 or newer); "
-                          f"{device} is {torch.cuda.get_device_name(device)} ({major}.{minor}): use a protocol with "
-                          "precision fp16 or fp32 (e.g. newell2016)")
+        raise DeviceError(
+            f"{where}: precision bf16 needs a GPU with bfloat16 (compute capability 8.0 or newer); "
+            f"{device} is {torch.cuda.get_device_name(device)} ({major}.{minor}): use a protocol with "
+            "precision fp16 or fp32 (e.g. newell2016)"
+        )
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
@@ -106,7 +114,9 @@ def device_label(device: torch.device) -> str:
     return str(device)
 
 
-def check_compile(device: torch.device, precision: str, channels_last: bool, compile: bool, where: str = "protocol") -> None:
+def check_compile(
+    device: torch.device, precision: str, channels_last: bool, compile: bool, where: str = "protocol"
+) -> None:
     """Refuse ``torch.compile`` of a bf16 channels_last training step on the CPU: torch's CPU
     compiler (inductor) generated a backward pass that fails at its first call
     (``UnboundLocalError`` in the generated C++ wrapper; observed with torch 2.13.0+cpu, an
@@ -117,9 +127,11 @@ def check_compile(device: torch.device, precision: str, channels_last: bool, com
         DeviceError: naming the three fields and the fix.
     """
     if compile and device.type == "cpu" and precision == "bf16" and channels_last:
-        raise DeviceError(f"{where}: compile: true with precision bf16 and channels_last: true fails on --device cpu "
-                          f"(torch {torch.__version__}'s CPU compiler); on the CPU use a protocol with compile: false or "
-                          "channels_last: false (e.g. newell2016), or train on --device cuda")
+        raise DeviceError(
+            f"{where}: compile: true with precision bf16 and channels_last: true fails on --device cpu "
+            f"(torch {torch.__version__}'s CPU compiler); on the CPU use a protocol with compile: false or "
+            "channels_last: false (e.g. newell2016), or train on --device cuda"
+        )
 
 
 def check_device(device: str | torch.device | None, protocol) -> torch.device:

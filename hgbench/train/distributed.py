@@ -406,7 +406,9 @@ class CpuSyncBatchNorm(nn.BatchNorm2d):
             if self.momentum is None:  # cumulative moving average, as torch's
                 factor = 1.0 / float(self.num_batches_tracked)
         x = input.to(torch.float64)
-        out, mean, var, count = _SyncBatchNormFunction.apply(x, self.weight, self.bias, self.eps, torch.distributed.group.WORLD)
+        out, mean, var, count = _SyncBatchNormFunction.apply(
+            x, self.weight, self.bias, self.eps, torch.distributed.group.WORLD
+        )
         if self.track_running_stats:
             with torch.no_grad():
                 self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)

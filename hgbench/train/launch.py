@@ -684,7 +684,9 @@ def plan_training(variants: str | None, protocol: str, dataset: str, data_root: 
         check_compatible(spec, proto, source=source)
     dev = check_device(device, proto) if here or device is not None else None
     check_writable_folder(Path(results))
-    return TrainPlan(specs, proto, str(protocol), dataset, Path(data_root) if data_root else None, Path(results), force, dev)
+    return TrainPlan(
+        specs, proto, str(protocol), dataset, Path(data_root) if data_root else None, Path(results), force, dev
+    )
 
 
 @dataclasses.dataclass
@@ -719,7 +721,9 @@ def train_local(plan: TrainPlan, display: Any = None) -> LocalRuns:
         except OSError as e:
             if e.errno not in MACHINE_FAULTS:
                 raise
-            out.failed.append((spec.name, f"{e.filename or plan.results}: {e.strerror}; its last good checkpoint is kept"))
+            out.failed.append(
+                (spec.name, f"{e.filename or plan.results}: {e.strerror}; its last good checkpoint is kept")
+            )
             continue
         if display is not None and rec.get("skipped"):
             display.skipped(spec.name, rec)
@@ -749,8 +753,12 @@ def run_slurm(plan: TrainPlan, opts: SlurmOptions, wait: bool, say: Callable[[st
             f"(or squeue -j {array}; tail -f {launched[0].stdout})")  # fmt: skip
         return []
     try:
-        wait_slurm(launched, on_change=lambda x, state, reason: say(
-            f"{x.variant}: job {x.job_id} {state}" + (f" ({reason})" if reason and reason != "None" else "")))
+        wait_slurm(
+            launched,
+            on_change=lambda x, state, reason: say(
+                f"{x.variant}: job {x.job_id} {state}" + (f" ({reason})" if reason and reason != "None" else "")
+            ),
+        )
     except KeyboardInterrupt:
         say(f"stopped waiting; the jobs go on (hgbench runs --results {plan.results}, scancel {array} to stop them)")
         raise
@@ -763,7 +771,11 @@ def run_local_gpus(plan: TrainPlan, gpus: str, say: Callable[[str], None]) -> li
     gpu_list = parse_gpus(gpus)
 
     def on_event(event: str, o: LocalOutcome) -> None:
-        what = "started" if event == "start" else ("complete" if o.exit_code == 0 else f"ended with exit status {o.exit_code}")
+        what = (
+            "started"
+            if event == "start"
+            else ("complete" if o.exit_code == 0 else f"ended with exit status {o.exit_code}")
+        )
         say(f"{o.variant} on GPU {o.gpu}: {what} (log {o.log})")
 
     outcomes = train_local_gpus(plan.specs, plan.protocol, plan.protocol_arg, plan.dataset, plan.data_root, plan.results,

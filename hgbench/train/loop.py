@@ -132,10 +132,15 @@ class TrainingInterrupted(Exception):
         self.signal = signal.Signals(signum).name
         self.exit_code = 128 + signum
         self.checkpoint, self.step = checkpoint, step
-        saved = (f"checkpoint saved at step {step}/{total}: {checkpoint}" if checkpoint is not None
-                 else "stopped in phase 1 (autoencoder pretraining), which is not checkpointed and starts again")
-        super().__init__(f"{variant}: {self.signal} received; {saved}; run the same command again to resume "
-                         f"(exit status {self.exit_code})")
+        saved = (
+            f"checkpoint saved at step {step}/{total}: {checkpoint}"
+            if checkpoint is not None
+            else "stopped in phase 1 (autoencoder pretraining), which is not checkpointed and starts again"
+        )
+        super().__init__(
+            f"{variant}: {self.signal} received; {saved}; run the same command again to resume "
+            f"(exit status {self.exit_code})"
+        )
 
 
 class _StopSignals:
@@ -214,9 +219,22 @@ class _Progress:
 
 
 def train_record_body(
-    *, spec: VariantSpec, protocol: Protocol, run_protocol: Protocol, dataset: str, data_root, split: dict, keypoints,
-    parameters: int, progress: _Progress, steps_per_epoch: int, device: torch.device, checkpoint: Path,
-    world_size: int = 1, backend: str | None = None, per_rank_batch_size: int | None = None,
+    *,
+    spec: VariantSpec,
+    protocol: Protocol,
+    run_protocol: Protocol,
+    dataset: str,
+    data_root,
+    split: dict,
+    keypoints,
+    parameters: int,
+    progress: _Progress,
+    steps_per_epoch: int,
+    device: torch.device,
+    checkpoint: Path,
+    world_size: int = 1,
+    backend: str | None = None,
+    per_rank_batch_size: int | None = None,
 ) -> dict:
     """The body of a complete run's ``train`` record (the one place it is assembled).
 
@@ -264,8 +282,11 @@ def train_record_body(
         "channels_last": p.channels_last,
         "compile": p.compile,
         # torch's TF32 switches on CUDA (cuDNN convolutions default to TF32 on Ampere and later, even in "fp32")
-        "tf32": ({"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32}
-                 if device.type == "cuda" else None),
+        "tf32": (
+            {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32}
+            if device.type == "cuda"
+            else None
+        ),
         "epochs": p.epochs,
         "steps_per_epoch": steps_per_epoch,
         "steps": progress.step,
@@ -378,7 +399,9 @@ def train_variant(
     else:
         dev = check_device(device, protocol)
     p = protocol.with_overrides(spec.optimizer, spec.batch_size)
-    where = f"protocol {protocol.name}" + (f" with variant {spec.name}'s batch_size" if spec.batch_size is not None else "")
+    where = f"protocol {protocol.name}" + (
+        f" with variant {spec.name}'s batch_size" if spec.batch_size is not None else ""
+    )
     rank_batch = per_rank_batch(p.batch_size, info.world_size, where)
     out_dir = run_folder(spec, protocol, dataset, results_dir)
     ckpt_path = out_dir / CHECKPOINT
@@ -390,15 +413,22 @@ def train_variant(
             return done.model_copy(update={"skipped": True})
 
         torch.manual_seed(p.seed)
-        data_kw = dict(input_size=p.input_size, output_size=p.output_size, sigma=p.heatmap_sigma, sigma_occluded=p.heatmap_sigma_occluded)
+        data_kw = dict(
+            input_size=p.input_size,
+            output_size=p.output_size,
+            sigma=p.heatmap_sigma,
+            sigma_occluded=p.heatmap_sigma_occluded,
+        )
         train_set = make_dataset(dataset, data_root, "train", augmentation=p.augmentation, **data_kw)
         val_set = _validation_set(p, dataset, data_root, **data_kw)
         keypoints = train_set.keypoints
         steps_per_epoch = p.steps_per_epoch or len(train_set) // p.batch_size
         total = p.epochs * steps_per_epoch
         if total < 1:
-            raise ValueError(f"protocol {p.name}: {p.epochs} epoch(s) of {steps_per_epoch} step(s) is no training "
-                             f"(training split {len(train_set)} samples, batch_size {p.batch_size}); set epochs and steps_per_epoch >= 1")
+            raise ValueError(
+                f"protocol {p.name}: {p.epochs} epoch(s) of {steps_per_epoch} step(s) is no training "
+                f"(training split {len(train_set)} samples, batch_size {p.batch_size}); set epochs and steps_per_epoch >= 1"
+            )
         # this rank's share of every batch; a split smaller than a batch fails here, before work
         positions = TrainSampler(len(train_set), rank_batch, p.seed, num_replicas=info.world_size, rank=info.rank)
 
@@ -409,8 +439,13 @@ def train_variant(
             model = convert_sync_batchnorm(model, dev)
         optimizer = build_optimizer(p.optimizer, model.parameters(), dev.type)
         scheduler = build_scheduler(p.schedule, optimizer)
-        identity = {"variant": spec.name, "spec": dataclasses.asdict(spec), "protocol_name": protocol.name,
-                    "protocol": dataclasses.asdict(p), "dataset": dataset}
+        identity = {
+            "variant": spec.name,
+            "spec": dataclasses.asdict(spec),
+            "protocol_name": protocol.name,
+            "protocol": dataclasses.asdict(p),
+            "dataset": dataset,
+        }
 
         state = _Progress()
         resumed, scaler_state = False, None
@@ -428,15 +463,30 @@ def train_variant(
             if scheduler is not None:
                 scheduler.load_state_dict(ckpt["scheduler_state"])
             scaler_state = ckpt["scaler_state"]
-            state = _Progress(step=ckpt["step"], history=ckpt["history"], train_time_s=ckpt["train_time_s"],
-                              wall_time_s=ckpt["wall_time_s"], data_wait_s=ckpt["data_wait_s"], pretrain=ckpt["pretrain"],
-                              epoch_loss_sum=ckpt["epoch_loss_sum"], sessions=ckpt["sessions"])
+            state = _Progress(
+                step=ckpt["step"],
+                history=ckpt["history"],
+                train_time_s=ckpt["train_time_s"],
+                wall_time_s=ckpt["wall_time_s"],
+                data_wait_s=ckpt["data_wait_s"],
+                pretrain=ckpt["pretrain"],
+                epoch_loss_sum=ckpt["epoch_loss_sum"],
+                sessions=ckpt["sessions"],
+            )
             restore_rng(ckpt["rng"])
             resumed = True
-        state.epoch_loss_sum = (state.epoch_loss_sum if state.epoch_loss_sum is not None else torch.zeros((), dtype=torch.float64)).to(dev)
+        state.epoch_loss_sum = (
+            state.epoch_loss_sum if state.epoch_loss_sum is not None else torch.zeros((), dtype=torch.float64)
+        ).to(dev)
         wall_before = state.wall_time_s
-        session = {"device": device_label(dev), "world_size": info.world_size, "slurm_job_id": slurm_job_id(),
-                   "start_step": state.step, "end_step": state.step, "train_time_s": 0.0}
+        session = {
+            "device": device_label(dev),
+            "world_size": info.world_size,
+            "slurm_job_id": slurm_job_id(),
+            "start_step": state.step,
+            "end_step": state.step,
+            "train_time_s": 0.0,
+        }
         state.sessions = [*state.sessions, session]
         emit = progress if (progress is not None and writer) else (lambda event, data: None)
         train_step: TrainStep | None = None  # built after phase 1, around the data-parallel model
@@ -447,20 +497,45 @@ def train_variant(
             state.wall_time_s = wall_before + time.perf_counter() - wall_start
             session["end_step"] = state.step
             if writer:
-                save_checkpoint(ckpt_path, {
-                    **identity, "protocol_hash": protocol_hash(protocol), "spec_hash": spec_hash(spec), "num_joints": keypoints.num_joints,
-                    "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
-                    "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-                    "scaler_state": train_step.scaler.state_dict(), "step": state.step,
-                    "sampler": positions.position(state.step), "epoch": len(state.history),
-                    "epoch_loss_sum": state.epoch_loss_sum.detach().cpu(), "history": state.history,
-                    "train_time_s": state.train_time_s, "wall_time_s": state.wall_time_s, "data_wait_s": state.data_wait_s,
-                    "pretrain": state.pretrain, "sessions": state.sessions, "rng": capture_rng(),
-                })
+                save_checkpoint(
+                    ckpt_path,
+                    {
+                        **identity,
+                        "protocol_hash": protocol_hash(protocol),
+                        "spec_hash": spec_hash(spec),
+                        "num_joints": keypoints.num_joints,
+                        "model_state": model.state_dict(),
+                        "optimizer_state": optimizer.state_dict(),
+                        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+                        "scaler_state": train_step.scaler.state_dict(),
+                        "step": state.step,
+                        "sampler": positions.position(state.step),
+                        "epoch": len(state.history),
+                        "epoch_loss_sum": state.epoch_loss_sum.detach().cpu(),
+                        "history": state.history,
+                        "train_time_s": state.train_time_s,
+                        "wall_time_s": state.wall_time_s,
+                        "data_wait_s": state.data_wait_s,
+                        "pretrain": state.pretrain,
+                        "sessions": state.sessions,
+                        "rng": capture_rng(),
+                    },
+                )
                 emit("checkpoint", {"step": state.step, "reason": reason, "path": str(ckpt_path)})
 
-        emit("start", {"variant": spec.name, "total_steps": total, "done_steps": state.step, "epochs": p.epochs,
-                       "device": device_label(dev), "precision": p.precision, "resumed": resumed, "world_size": info.world_size})
+        emit(
+            "start",
+            {
+                "variant": spec.name,
+                "total_steps": total,
+                "done_steps": state.step,
+                "epochs": p.epochs,
+                "device": device_label(dev),
+                "precision": p.precision,
+                "resumed": resumed,
+                "world_size": info.world_size,
+            },
+        )
         with _StopSignals() as stop:
 
             def agreed_stop(checkpoint_due: bool = False) -> tuple[int | None, bool]:
@@ -472,22 +547,41 @@ def train_variant(
                 # phase 1 of a two-phase training (hgbench.train.pretrain), on every rank alike; a resumed run already had it
                 from hgbench.train.pretrain import pretrain_autoencoder
 
-                state.pretrain = pretrain_autoencoder(model, train_set, spec.pretrain, p, emit, device=dev,
-                                                      should_stop=lambda: agreed_stop()[0] is not None)
+                state.pretrain = pretrain_autoencoder(
+                    model,
+                    train_set,
+                    spec.pretrain,
+                    p,
+                    emit,
+                    device=dev,
+                    should_stop=lambda: agreed_stop()[0] is not None,
+                )
                 if state.pretrain is None:
                     raise TrainingInterrupted(spec.name, agreed_stop()[0] or stop.received, state.step, total, None)
 
             # wrapped after phase 1: DistributedDataParallel starts every rank from rank 0's weights and buffers
-            wrapped = (DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-                       if info.distributed else model)
+            wrapped = (
+                DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+                if info.distributed
+                else model
+            )
             train_step = TrainStep(wrapped, optimizer, spec.supervision, dev, p.precision, p.channels_last, p.compile)
             if scaler_state is not None:
                 train_step.scaler.load_state_dict(scaler_state)
 
-            sampler = TrainSampler(len(train_set), rank_batch, p.seed, start=state.step, num_batches=total - state.step,
-                                   num_replicas=info.world_size, rank=info.rank)
+            sampler = TrainSampler(
+                len(train_set),
+                rank_batch,
+                p.seed,
+                start=state.step,
+                num_batches=total - state.step,
+                num_replicas=info.world_size,
+                rank=info.rank,
+            )
             batches = iter(make_train_loader(train_set, sampler, p.num_workers, pin_memory=dev.type == "cuda"))
-            segment = last_ckpt = time.perf_counter()  # training time runs in segments between checkpoints and validations
+            segment = last_ckpt = (
+                time.perf_counter()
+            )  # training time runs in segments between checkpoints and validations
             window_steps, window_wait, window_time = 0, 0.0, 0.0
             window_loss = torch.zeros((), dtype=torch.float64, device=dev)
 
@@ -501,13 +595,30 @@ def train_variant(
 
             def log(epoch: int) -> None:
                 nonlocal window_steps, window_wait, window_time
-                loss = float(window_loss) / window_steps  # the only read of a device value between epochs (rank 0's share)
+                loss = (
+                    float(window_loss) / window_steps
+                )  # the only read of a device value between epochs (rank 0's share)
                 close_segment()
-                rate = (state.step - session["start_step"]) / session["train_time_s"] if session["train_time_s"] > 0 else 0.0
-                emit("log", {"variant": spec.name, "epoch": epoch + 1, "epochs": p.epochs, "step": state.step, "total_steps": total,
-                             "loss": loss, "samples_per_s": window_steps * p.batch_size / max(window_time, 1e-9),
-                             "data_wait": min(window_wait / max(window_time, 1e-9), 1.0),
-                             "eta_s": (total - state.step) / rate if rate > 0 else None, "lr": _lr(optimizer)})
+                rate = (
+                    (state.step - session["start_step"]) / session["train_time_s"]
+                    if session["train_time_s"] > 0
+                    else 0.0
+                )
+                emit(
+                    "log",
+                    {
+                        "variant": spec.name,
+                        "epoch": epoch + 1,
+                        "epochs": p.epochs,
+                        "step": state.step,
+                        "total_steps": total,
+                        "loss": loss,
+                        "samples_per_s": window_steps * p.batch_size / max(window_time, 1e-9),
+                        "data_wait": min(window_wait / max(window_time, 1e-9), 1.0),
+                        "eta_s": (total - state.step) / rate if rate > 0 else None,
+                        "lr": _lr(optimizer),
+                    },
+                )
                 window_loss.zero_()
                 window_steps, window_wait, window_time = 0, 0.0, 0.0
 
@@ -548,16 +659,37 @@ def train_variant(
                     log(epoch)
 
                 mean_over_ranks_(state.epoch_loss_sum)
-                entry = {"epoch": epoch + 1, "steps": state.step, "train_loss": float(state.epoch_loss_sum) / steps_per_epoch,
-                         "lr": _lr(optimizer)}
+                entry = {
+                    "epoch": epoch + 1,
+                    "steps": state.step,
+                    "train_loss": float(state.epoch_loss_sum) / steps_per_epoch,
+                    "lr": _lr(optimizer),
+                }
                 if (epoch + 1) % p.val_every == 0 or epoch + 1 == p.epochs:
                     val = None
                     if writer:  # rank 0 validates the bare model; the others wait for its result
-                        result = evaluate_pck(model, val_set, threshold=None, batch_size=max(p.batch_size, 8),
-                                              supervision=spec.supervision, skips=spec.eval_skips, flip_test=p.flip_test)
+                        result = evaluate_pck(
+                            model,
+                            val_set,
+                            threshold=None,
+                            batch_size=max(p.batch_size, 8),
+                            supervision=spec.supervision,
+                            skips=spec.eval_skips,
+                            flip_test=p.flip_test,
+                        )
                         val = result.to_dict()
-                        emit("validate", {"variant": spec.name, "epoch": epoch + 1, "epochs": p.epochs, "metric": result.metric,
-                                          "threshold": result.threshold, "mean": result.mean, "loss": result.loss})
+                        emit(
+                            "validate",
+                            {
+                                "variant": spec.name,
+                                "epoch": epoch + 1,
+                                "epochs": p.epochs,
+                                "metric": result.metric,
+                                "threshold": result.threshold,
+                                "mean": result.mean,
+                                "loss": result.loss,
+                            },
+                        )
                     entry["val"] = val = broadcast_from_main(val, group)
                     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and math.isfinite(val["mean"]):
                         scheduler.step(val["mean"])
@@ -569,11 +701,23 @@ def train_variant(
                 last_ckpt = time.perf_counter()
 
         state.wall_time_s = wall_before + time.perf_counter() - wall_start
-        body = train_record_body(spec=spec, protocol=protocol, run_protocol=p, dataset=dataset, data_root=data_root,
-                                 split={"train": len(train_set), "val": len(val_set)}, keypoints=keypoints,
-                                 parameters=count_parameters(model), progress=state, steps_per_epoch=steps_per_epoch, device=dev,
-                                 checkpoint=ckpt_path, world_size=info.world_size,
-                                 backend=backend_for(dev) if info.distributed else None, per_rank_batch_size=rank_batch)
+        body = train_record_body(
+            spec=spec,
+            protocol=protocol,
+            run_protocol=p,
+            dataset=dataset,
+            data_root=data_root,
+            split={"train": len(train_set), "val": len(val_set)},
+            keypoints=keypoints,
+            parameters=count_parameters(model),
+            progress=state,
+            steps_per_epoch=steps_per_epoch,
+            device=dev,
+            checkpoint=ckpt_path,
+            world_size=info.world_size,
+            backend=backend_for(dev) if info.distributed else None,
+            per_rank_batch_size=rank_batch,
+        )
         emit("done", {"variant": spec.name, "train_time_s": state.train_time_s, "samples_per_s": body["samples_per_s"]})
         if not writer:
             return new_record("train", body, utc_now())  # the same record, unwritten (no path)

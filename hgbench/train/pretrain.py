@@ -75,7 +75,10 @@ def add_noise(x: Tensor, noise_std: float) -> Tensor:
 def reconstruction_loss(aes: list[BottleneckAutoencoder], feats: list[Tensor], noise_std: float = 0.0) -> Tensor:
     """Mean over autoencoders of the MSE between the reconstruction of the (noisy) features
     and the clean ones."""
-    losses = [nn.functional.mse_loss(ae(add_noise(f, noise_std) if noise_std else f), f) for ae, f in zip(aes, feats, strict=True)]
+    losses = [
+        nn.functional.mse_loss(ae(add_noise(f, noise_std) if noise_std else f), f)
+        for ae, f in zip(aes, feats, strict=True)
+    ]
     return sum(losses) / len(losses)
 
 

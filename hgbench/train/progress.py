@@ -47,16 +47,22 @@ def _eta(seconds: float | None) -> str:
 def log_line(info: dict) -> str:
     """One progress line: ``hg1 | epoch 1/2 | step 5/20 | loss 1.23e-03 | 45.2 samples/s |
     data wait 3% | ETA 0:01:23``."""
-    return (f"{info['variant']} | epoch {info['epoch']}/{info['epochs']} | step {info['step']}/{info['total_steps']} | "
-            f"loss {info['loss']:.3e} | {info['samples_per_s']:.1f} samples/s | data wait {100 * info['data_wait']:.0f}% | "
-            f"lr {info['lr']:.3g} | ETA {_eta(info.get('eta_s'))}")
+    return (
+        f"{info['variant']} | epoch {info['epoch']}/{info['epochs']} | step {info['step']}/{info['total_steps']} | "
+        f"loss {info['loss']:.3e} | {info['samples_per_s']:.1f} samples/s | data wait {100 * info['data_wait']:.0f}% | "
+        f"lr {info['lr']:.3g} | ETA {_eta(info.get('eta_s'))}"
+    )
 
 
 def validation_line(info: dict) -> str:
     """One validation line: ``hg1 | epoch 1/2 | validation PCK@0.2 Mean 12.3% | loss 1.2e-03``."""
-    label = {"pck": "PCK", "pckh": "PCKh", "pck_heatmap": "PCK (heatmap/10)"}.get(info.get("metric"), info.get("metric"))
-    return (f"{info['variant']} | epoch {info['epoch']}/{info['epochs']} | validation {label}@{info['threshold']:g} "
-            f"Mean {info['mean']:.1f}% | loss {info['loss']:.3e}")
+    label = {"pck": "PCK", "pckh": "PCKh", "pck_heatmap": "PCK (heatmap/10)"}.get(
+        info.get("metric"), info.get("metric")
+    )
+    return (
+        f"{info['variant']} | epoch {info['epoch']}/{info['epochs']} | validation {label}@{info['threshold']:g} "
+        f"Mean {info['mean']:.1f}% | loss {info['loss']:.3e}"
+    )
 
 
 class TrainDisplay:
@@ -78,8 +84,14 @@ class TrainDisplay:
     def __enter__(self) -> TrainDisplay:
         if self.terminal:
             self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
             )
             self._bar.__enter__()
         return self
@@ -90,7 +102,9 @@ class TrainDisplay:
 
     def print(self, line: str) -> None:
         """Write one line (above the bar on a terminal)."""
-        (self._bar.console if self._bar is not None else self.console).print(line, markup=False, highlight=False, soft_wrap=True)
+        (self._bar.console if self._bar is not None else self.console).print(
+            line, markup=False, highlight=False, soft_wrap=True
+        )
 
     def skipped(self, variant: str, record: dict) -> None:
         """Say that ``variant`` has a complete run and was not trained again."""
@@ -104,7 +118,11 @@ class TrainDisplay:
             if event == "start":
                 if task is not None:
                     self._bar.update(task, total=info["total_steps"], completed=info["done_steps"])
-                how = f"resuming at step {info['done_steps']}/{info['total_steps']}" if info["resumed"] else f"{info['total_steps']} steps"
+                how = (
+                    f"resuming at step {info['done_steps']}/{info['total_steps']}"
+                    if info["resumed"]
+                    else f"{info['total_steps']} steps"
+                )
                 ranks = info.get("world_size", 1)
                 where = f"{ranks} processes, rank 0 on {info['device']}" if ranks > 1 else info["device"]
                 self.print(f"{variant} | training on {where} ({info['precision']}), {how}")
@@ -114,8 +132,11 @@ class TrainDisplay:
                 self._bar.update(task, status=f"phase 1 (autoencoder) {info['step']}/{info['total_steps']}")
             elif event == "log":
                 if task is not None:
-                    self._bar.update(task, status=f"epoch {info['epoch']}/{info['epochs']} loss {info['loss']:.2e} "
-                                                   f"{info['samples_per_s']:.1f}/s data {100 * info['data_wait']:.0f}%")
+                    self._bar.update(
+                        task,
+                        status=f"epoch {info['epoch']}/{info['epochs']} loss {info['loss']:.2e} "
+                        f"{info['samples_per_s']:.1f}/s data {100 * info['data_wait']:.0f}%",
+                    )
                 else:
                     self.print(log_line(info))
             elif event == "validate":
@@ -125,6 +146,8 @@ class TrainDisplay:
             elif event == "checkpoint" and info["reason"] == "signal":
                 self.print(f"{variant} | checkpoint saved at step {info['step']}: {info['path']}")
             elif event == "done":
-                self.print(f"{variant} | done: {info['train_time_s'] / 60:.2f} min of training, {info['samples_per_s']:.1f} samples/s")
+                self.print(
+                    f"{variant} | done: {info['train_time_s'] / 60:.2f} min of training, {info['samples_per_s']:.1f} samples/s"
+                )
 
         return on_event

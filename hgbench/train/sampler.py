@@ -62,17 +62,30 @@ class TrainSampler(Sampler[list[SampleKey]]):
             batch_size``), a negative seed or start, or ``rank`` not below ``num_replicas``.
     """
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int, start: int = 0, num_batches: int | None = None,
-                 stream: int = TRAIN_STREAM, num_replicas: int = 1, rank: int = 0) -> None:
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        seed: int,
+        start: int = 0,
+        num_batches: int | None = None,
+        stream: int = TRAIN_STREAM,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
         if seed < 0 or start < 0 or not 0 <= rank < num_replicas:
-            raise ValueError(f"TrainSampler: need seed >= 0, start >= 0 and 0 <= rank < num_replicas; "
-                             f"got {seed=}, {start=}, {rank=}, {num_replicas=}")
+            raise ValueError(
+                f"TrainSampler: need seed >= 0, start >= 0 and 0 <= rank < num_replicas; "
+                f"got {seed=}, {start=}, {rank=}, {num_replicas=}"
+            )
         self.per_replica = num_samples // num_replicas
         self.batches_per_pass = self.per_replica // batch_size
         if self.batches_per_pass < 1:
-            raise ValueError(f"the training split has {num_samples} samples: fewer than one batch of {batch_size}"
-                             + (f" per process ({num_replicas} processes)" if num_replicas > 1 else "")
-                             + "; use a smaller batch_size or a larger split")
+            raise ValueError(
+                f"the training split has {num_samples} samples: fewer than one batch of {batch_size}"
+                + (f" per process ({num_replicas} processes)" if num_replicas > 1 else "")
+                + "; use a smaller batch_size or a larger split"
+            )
         self.num_samples, self.batch_size, self.seed, self.stream = num_samples, batch_size, seed, stream
         self.start, self.num_batches = start, num_batches
         self.num_replicas, self.rank = num_replicas, rank
@@ -88,8 +101,12 @@ class TrainSampler(Sampler[list[SampleKey]]):
     def position(self, batch: int) -> dict[str, int]:
         """Where batch ``batch`` of the run lies: ``{"batch", "pass", "batch_in_pass",
         "batches_per_pass"}`` (for checkpoints and messages)."""
-        return {"batch": batch, "pass": batch // self.batches_per_pass, "batch_in_pass": batch % self.batches_per_pass,
-                "batches_per_pass": self.batches_per_pass}
+        return {
+            "batch": batch,
+            "pass": batch // self.batches_per_pass,
+            "batch_in_pass": batch % self.batches_per_pass,
+            "batches_per_pass": self.batches_per_pass,
+        }
 
     def batch(self, k: int) -> list[SampleKey]:
         """Batch ``k`` of the run as ``(index, (seed, stream, pass, index))`` keys."""
@@ -138,8 +155,9 @@ def worker_init(worker_id: int) -> None:
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
-def make_train_loader(dataset: Dataset, sampler: TrainSampler, num_workers: int = 0, pin_memory: bool = False,
-                      prefetch_factor: int = 2) -> DataLoader:
+def make_train_loader(
+    dataset: Dataset, sampler: TrainSampler, num_workers: int = 0, pin_memory: bool = False, prefetch_factor: int = 2
+) -> DataLoader:
     """The training ``DataLoader``: ``dataset`` read through :class:`SeededSamples` in the
     batches of ``sampler``; with ``num_workers`` > 0, decode and augmentation run in worker
     processes that stay alive for the whole run (``persistent_workers``) and keep
@@ -148,8 +166,11 @@ def make_train_loader(dataset: Dataset, sampler: TrainSampler, num_workers: int 
     """
     workers = num_workers > 0
     return DataLoader(
-        SeededSamples(dataset), batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-        persistent_workers=workers, prefetch_factor=prefetch_factor if workers else None,
+        SeededSamples(dataset),
+        batch_sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers,
+        prefetch_factor=prefetch_factor if workers else None,
         worker_init_fn=worker_init if workers else None,
     )
-

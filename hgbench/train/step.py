@@ -40,8 +40,16 @@ class TrainStep:
     ``device``.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, supervision: str, device: torch.device,
-                 precision: str = "fp32", channels_last: bool = False, compile: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        supervision: str,
+        device: torch.device,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
         self.model, self.optimizer, self.supervision = model, optimizer, supervision
         self.device, self.precision, self.channels_last = device, precision, channels_last
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -59,7 +67,11 @@ class TrainStep:
         images = batch["image"].to(self.device, non_blocking=True)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return images, batch["heatmaps"].to(self.device, non_blocking=True), batch["target_weight"].to(self.device, non_blocking=True)
+        return (
+            images,
+            batch["heatmaps"].to(self.device, non_blocking=True),
+            batch["target_weight"].to(self.device, non_blocking=True),
+        )
 
     def __call__(self, batch: dict) -> Tensor:
         images, heatmaps, weight = self.to_device(batch)
