@@ -222,7 +222,8 @@ def print_profile(run, plan) -> None:
     if run.failed:
         say(f"{len(run.failed)} of {len(run.rows)} settings failed (recorded with the reason):", err=True)
         for body in run.failed:
-            say(f"  {setting_label(body)}: {body['error']}", err=True)
+            kept = f" (not recorded: {body['not_written']})" if body.get("not_written") else ""
+            say(f"  {setting_label(body)}: {body['error']}{kept}", err=True)
 
 
 def print_report(rep, written: list, results: list) -> None:

@@ -10,6 +10,7 @@ import types
 
 import pytest
 import torch
+from conftest import make_record
 from torch import nn
 from typer.testing import CliRunner
 
@@ -457,3 +458,18 @@ def test_cli_records_a_failing_backend_and_goes_on(tmp_path, fake_backend, monke
     assert PROVENANCE_KEYS <= set(ok["provenance"]) and ok["provenance"]["command"] == " ".join(["hgbench", *args])
     assert bodies["hg1__j16__fake__cpu__fp32__b1__s64.json"]["status"] == "error"
     assert (tmp_path / "cache/ceilings.json").is_file()
+
+
+def test_a_failed_measurement_never_replaces_a_good_record(tmp_path):
+    from hgbench.profile.run import save_profile_record
+
+    prov = {"hostname": "h"}
+    good = {k: v for k, v in make_record("profile").items() if k not in ("schema", "kind", "created", "provenance")}
+    path = save_profile_record(dict(good), tmp_path, prov)
+    before = path.read_bytes()
+    failed = {**good, "status": "error", "error": "timing: RuntimeError: out of memory", "latency_ms": None}
+    assert save_profile_record(failed, tmp_path, prov) == path and "is kept" in failed["not_written"]
+    assert path.read_bytes() == before
+    path.unlink()  # with no good record, the failure is recorded
+    save_profile_record(dict(failed), tmp_path, prov)
+    assert read_record(path)["status"] == "error"

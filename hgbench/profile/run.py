@@ -28,7 +28,7 @@ from hgbench.profile.latency import LatencyStats, fixed_threads, time_callable
 from hgbench.profile.memory import CudaMemorySnapshot, PeakMemory
 from hgbench.profile.quiet import QuietTimer
 from hgbench.profile.roofline import Ceilings, element_bytes, get_ceilings, roofline
-from hgbench.records import key_of, write_record
+from hgbench.records import RecordError, key_of, read_record, write_record
 from hgbench.records.provenance import collect_provenance, device_name
 
 INPUT_SEED = 0
@@ -415,14 +415,27 @@ def save_profile_record(
 ) -> Path:
     """Write ``body`` (from :func:`profile_model`) as a ``"profile"`` record with its
     ``provenance`` (default: :func:`collect_provenance` now, with the record's threads) under
-    ``results_dir``, at :func:`profile_record_path` for the provenance's hostname, atomically
-    (an existing record of the same setting is replaced); return the path.
+    ``results_dir``, at :func:`profile_record_path` for the provenance's hostname, atomically;
+    return the path.
+
+    A failed measurement (``status`` not ``"ok"``) never replaces a good record of the same
+    setting: it is then not written (``body["not_written"]`` says why; the sweep reports the
+    failure) and the good record stays byte-identical. An earlier failed record is replaced.
 
     Raises:
         OSError: the record cannot be written.
+        hgbench.records.NewerSchemaError: the path holds a newer hgbench's record (kept).
     """
     provenance = collect_provenance(threads=body.get("threads")) if provenance is None else provenance
     path = profile_record_path(results_dir, provenance["hostname"], body)
+    if body.get("status") != "ok" and path.is_file():
+        try:
+            earlier = read_record(path)
+        except RecordError:
+            earlier = None
+        if earlier is not None and earlier.get("status") == "ok":
+            body["not_written"] = f"the good record {path} of this setting is kept"
+            return path
     write_record(path, "profile", {**body, "provenance": provenance})
     return path
 
