@@ -93,7 +93,12 @@ def print_variants(rows: list[dict], num_joints: int, input_size: int) -> None:
 
 
 def print_train_records(records: list) -> None:
-    """The runs ``hgbench train``/``train-all`` trained or found complete."""
+    """The runs ``hgbench train``/``train-all`` trained or found complete (rank 0 alone prints
+    them when torchrun or srun started several processes)."""
+    from hgbench.train.distributed import dist_info_from_env
+
+    if dist_info_from_env().rank != 0:
+        return
     table = Table(title="training runs")
     for col in ("variant", "dataset", "protocol", "training time (min)", "validation accuracy, Mean (%)", "record"):
         table.add_column(col)
