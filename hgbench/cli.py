@@ -28,6 +28,7 @@ Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda or cuda:
 Variants = Annotated[str | None, typer.Option("--variants", help="Comma-separated variant names (default: all).")]
 Protocol = Annotated[str, typer.Option("--protocol", help="Protocol name (variants/protocols/*.yaml) or a YAML path.")]
 Force = Annotated[bool, typer.Option("--force", help="Retrain a complete run, or start over from an unreadable checkpoint.")]
+SkipBad = Annotated[bool, typer.Option("--skip-bad-samples", help="Leave out unreadable images (counted, reported).")]
 
 
 def _many(help_text: str):  # a repeatable filter option of `report`
@@ -76,11 +77,10 @@ def _train(plan, launcher: str = "local", gpus: str | None = None, opts=None, wa
 @app.command("train-all")
 def train_all(
     protocol: Protocol,
-    dataset: Dataset = DEFAULT_DATASET,
-    data_root: DataRoot = None,
+    dataset: Dataset = DEFAULT_DATASET, data_root: DataRoot = None,
     variants_: Variants = None,
     results: Results = DEFAULT_RESULTS_DIR,
-    force: Force = False,
+    force: Force = False, skip_bad_samples: SkipBad = False,
     device: Device = None,
     launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (one job per variant, a job array).")] = "local",
     gpus: Annotated[str | None, typer.Option(help="Local: one variant per GPU at once, e.g. 0,1,2,3.")] = None,
@@ -104,7 +104,7 @@ def train_all(
     }
     with ui.user_errors():
         check_launcher(launcher, gpus, given)
-        plan = plan_training(variants_, protocol, dataset, data_root, results, device, force, here=launcher == "local")
+        plan = plan_training(variants_, protocol, dataset, data_root, results, device, force, launcher == "local", skip_bad_samples)
         opts = slurm_options(device, **slurm) if launcher == "slurm" else None
     _train(plan, launcher, gpus, opts, wait)
 
@@ -113,16 +113,15 @@ def train_all(
 def train(
     variant: Annotated[str, typer.Argument(help="Registered variant name.")],
     protocol: Protocol,
-    dataset: Dataset = DEFAULT_DATASET,
-    data_root: DataRoot = None,
+    dataset: Dataset = DEFAULT_DATASET, data_root: DataRoot = None,
     results: Results = DEFAULT_RESULTS_DIR,
-    force: Force = False,
+    force: Force = False, skip_bad_samples: SkipBad = False,
     device: Device = None,
 ) -> None:
     """Train one variant under a protocol (under torchrun or srun: data parallel over the processes)."""
     from hgbench.train.launch import plan_training
     with ui.user_errors():
-        plan = plan_training(variant, protocol, dataset, data_root, results, device, force)
+        plan = plan_training(variant, protocol, dataset, data_root, results, device, force, True, skip_bad_samples)
     _train(plan)
 
 
@@ -141,7 +140,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="Split: train, val or all.")] = "val",
     threshold: Annotated[float | None, typer.Option(help="Fraction of the normaliser (default: PCK 0.2, PCKh 0.5).")] = None,
     flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Flip test (default: the protocol's).")] = None,
-    skip_bad_samples: Annotated[bool, typer.Option(help="Leave out unreadable images (counted, reported).")] = False,
+    skip_bad_samples: SkipBad = False,
     device: Device = None,
 ) -> None:
     """Per-joint accuracy of a checkpoint on a split, with 95 % intervals, written as an eval record beside it."""

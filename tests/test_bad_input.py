@@ -165,3 +165,37 @@ def test_keep_readable_counts_samples_and_decodes_each_file_once(tmp_path, monke
     assert ds.skipped == [(str(tmp_path / "gone.jpg"), "missing")] * 2
     assert len(calls) == 2  # good.jpg and gone.jpg, once each
     assert _Persons(bad_samples="error").keep_readable(items, lambda it: it[1]) == items
+
+
+def test_train_stops_on_a_bad_image_naming_it_or_skips_it_with_skip_bad_samples(tmp_path):
+    import json
+
+    (tmp_path / "lsp").mkdir()
+    root = _lsp_folder(tmp_path / "lsp")
+    for n in range(1, 41):
+        if n % 10:  # the training split: good images; the bad ones are im0020 and im0030 of the validation split
+            _jpeg(root / "images" / f"im{n:04d}.jpg", n)
+    protocol = tmp_path / "tiny.yaml"
+    protocol.write_text(
+        "epochs: 1\nsteps_per_epoch: 1\nbatch_size: 2\ninput_size: 64\noutput_size: 16\nval_max_samples: 4\n"
+    )
+    args = [
+        "train",
+        "hg1",
+        "--protocol",
+        str(protocol),
+        "--dataset",
+        "lsp",
+        "--data-root",
+        str(root),
+        "--results",
+        str(tmp_path / "r"),
+    ]
+    r = CliRunner().invoke(app, args)
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "im0020.jpg: image missing" in out and "--skip-bad-samples" in out
+    r = CliRunner().invoke(app, [*args, "--skip-bad-samples"])
+    assert r.exit_code == 0, r.output
+    (record,) = (tmp_path / "r").glob("runs/lsp/tiny-*/hg1-*/train.json")
+    skipped = json.loads(record.read_text())["split"]["skipped_samples"]
+    assert sorted({f.rsplit("/", 1)[-1] for f, _ in skipped}) == ["im0020.jpg", "im0030.jpg"]

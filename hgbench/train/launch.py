@@ -658,10 +658,12 @@ class TrainPlan:
     results: Path
     force: bool
     device: Any
+    bad_samples: str = "error"
 
 
 def plan_training(variants: str | None, protocol: str, dataset: str, data_root: str | Path | None, results: str | Path,
-                  device: str | None = None, force: bool = False, here: bool = True) -> TrainPlan:  # fmt: skip
+                  device: str | None = None, force: bool = False, here: bool = True,
+                  skip_bad_samples: bool = False) -> TrainPlan:  # fmt: skip
     """Check everything about a training request before any work: the protocol file, the
     variants, every variant against the protocol (:func:`hgbench.config.check_compatible`, naming
     the protocol's file), the device and precision (:func:`hgbench.train.device.check_device`)
@@ -684,8 +686,9 @@ def plan_training(variants: str | None, protocol: str, dataset: str, data_root: 
         check_compatible(spec, proto, source=source)
     dev = check_device(device, proto) if here or device is not None else None
     check_writable_folder(Path(results))
+    bad = "skip" if skip_bad_samples else "error"
     return TrainPlan(
-        specs, proto, str(protocol), dataset, Path(data_root) if data_root else None, Path(results), force, dev
+        specs, proto, str(protocol), dataset, Path(data_root) if data_root else None, Path(results), force, dev, bad
     )
 
 
@@ -717,7 +720,7 @@ def train_local(plan: TrainPlan, display: Any = None) -> LocalRuns:
         kw = {} if display is None else {"progress": display.callback(spec.name), "log_every_s": display.log_every_s}
         try:
             rec = train_variant(spec, plan.protocol, plan.dataset, plan.data_root, plan.results, force=plan.force,
-                                device=plan.device, **kw)  # fmt: skip
+                                device=plan.device, bad_samples=plan.bad_samples, **kw)  # fmt: skip
         except OSError as e:
             if e.errno not in MACHINE_FAULTS:
                 raise

@@ -200,6 +200,11 @@ def _validation_set(protocol: Protocol, dataset: str, data_root, **kw):
     return ds
 
 
+def _skipped(*datasets) -> list[tuple[str, str]]:
+    """``(file, "missing" | "corrupt")`` of every sample left out with ``bad_samples="skip"``."""
+    return [item for ds in datasets for item in getattr(getattr(ds, "dataset", ds), "skipped", [])]
+
+
 def _lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
@@ -352,6 +357,7 @@ def train_variant(
     device: str | torch.device | None = None,
     log_every_steps: int = DEFAULT_LOG_EVERY_STEPS,
     log_every_s: float = DEFAULT_LOG_EVERY_S,
+    bad_samples: str = "error",
 ) -> TrainRecord | dict:
     """Train ``spec`` under ``protocol`` (with the variant's overrides) on ``dataset`` on
     ``device``; resume from the run's checkpoint when there is one; data-parallel when started
@@ -363,6 +369,8 @@ def train_variant(
             :func:`hgbench.train.device.check_device` resolves it) is each rank's GPU
             (:func:`hgbench.train.distributed.device_for_rank`); the text ``cuda:N`` is refused.
         progress: ``progress(event, info)`` (:mod:`hgbench.train.progress`).
+        bad_samples: ``"error"`` (a missing or corrupt image stops the run, naming it) or
+            ``"skip"`` (left out, counted in the record's ``split.skipped_samples``).
         log_every_steps, log_every_s: a ``"log"`` event (the loss read from the device)
             every this many steps or seconds, whichever comes first, and at each epoch end.
         force: train again from scratch even if the run is complete or has a checkpoint (a
@@ -419,8 +427,10 @@ def train_variant(
             sigma=p.heatmap_sigma,
             sigma_occluded=p.heatmap_sigma_occluded,
         )
-        train_set = make_dataset(dataset, data_root, "train", augmentation=p.augmentation, **data_kw)
-        val_set = _validation_set(p, dataset, data_root, **data_kw)
+        train_set = make_dataset(
+            dataset, data_root, "train", augmentation=p.augmentation, bad_samples=bad_samples, **data_kw
+        )
+        val_set = _validation_set(p, dataset, data_root, bad_samples=bad_samples, **data_kw)
         keypoints = train_set.keypoints
         steps_per_epoch = p.steps_per_epoch or len(train_set) // p.batch_size
         total = p.epochs * steps_per_epoch
@@ -707,7 +717,7 @@ def train_variant(
             run_protocol=p,
             dataset=dataset,
             data_root=data_root,
-            split={"train": len(train_set), "val": len(val_set)},
+            split={"train": len(train_set), "val": len(val_set), "skipped_samples": _skipped(train_set, val_set)},
             keypoints=keypoints,
             parameters=count_parameters(model),
             progress=state,
