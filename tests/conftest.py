@@ -132,10 +132,10 @@ def record_factory():
 
 @pytest.fixture(autouse=True)
 def _torch_tf32_flags_as_found():
-    """Every test leaves torch's process-wide TF32 flags consistent: several tests (and modules
-    they import) switch them through the new fp32_precision API, and a mixed state (cuDNN conv and
-    RNN flags differing) makes any later legacy read, such as torch.jit.trace's, raise. Restored to
-    what the test found, or to torch's defaults where that was already mixed."""
+    """Every test starts and ends with torch's process-wide TF32 flags consistent: several tests
+    (and modules they import) switch them through the new fp32_precision API, and a mixed state
+    makes any later legacy read (torch.export's backend decompositions read one) raise. A test
+    that changed them gets them back; a mixed state is reset to torch 2.13's defaults."""
     import torch
 
     from hgbench.profile.tf32 import has_fp32_precision_api
@@ -146,10 +146,24 @@ def _torch_tf32_flags_as_found():
     b = torch.backends
     names = ((b.cudnn, "fp32_precision"), (b.cuda.matmul, "fp32_precision"), (b.cudnn.conv, "fp32_precision"),
              (b.cudnn.rnn, "fp32_precision"))  # fmt: skip
+    defaults = ["none", "none", "tf32", "tf32"]
+
+    def consistent() -> bool:
+        try:
+            bool(b.cudnn.allow_tf32) and bool(b.cuda.matmul.allow_tf32)
+        except RuntimeError:
+            return False
+        return True
+
+    def restore(values) -> None:
+        for (o, n), v in zip(names, values, strict=True):
+            setattr(o, n, v)
+
+    if not consistent():
+        restore(defaults)
     before = [getattr(o, n) for o, n in names]
-    if before[2] != before[3]:
-        before = ["none", "none", "tf32", "tf32"]  # torch 2.13's defaults
     yield
     if [getattr(o, n) for o, n in names] != before:
-        for (o, n), v in zip(names, before, strict=True):
-            setattr(o, n, v)
+        restore(before)
+    if not consistent():
+        restore(defaults)

@@ -158,3 +158,26 @@ def test_a_read_only_results_folder_is_refused_before_training(tmp_path, monkeyp
     r = runner.invoke(app, ["train", "hg1", "--protocol", "tiny.yaml", "--results", "ro"])
     assert r.exit_code == 2 and "--results" in r.output and "writ" in r.output
     assert json.dumps(sorted(os.listdir(ro))) == "[]"
+
+
+def test_a_full_disk_ends_that_run_only_and_train_all_exits_1_listing_it(tmp_path, monkeypatch):
+    import errno
+
+    from hgbench.records import parse_record
+    from hgbench.train import loop
+
+    trained = []
+
+    def fake_train_variant(spec, *args, **kwargs):
+        if spec.name == "hg1":
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "results" / "checkpoint.pt"))
+        trained.append(spec.name)
+        return parse_record(make_record("train", variant=spec.name), "a fake run")
+
+    monkeypatch.setattr(loop, "train_variant", fake_train_variant)
+    monkeypatch.chdir(tmp_path)
+    _fixtures(tmp_path)
+    r = runner.invoke(app, ["train-all", "--variants", "hg1,hg2", "--protocol", "tiny.yaml", "--results", "results"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 1 and trained == ["hg2"], r.output
+    assert "hg1:" in text and "No space left on device" in text and "last good checkpoint is kept" in text
