@@ -9,6 +9,7 @@ import torch
 
 from hgbench.config import Protocol, list_variants
 from hgbench.models import create_model
+from hgbench.profile.tf32 import tf32_mode
 from hgbench.train import train_variant
 
 VARIANTS = [v.name for v in list_variants()]
@@ -42,7 +43,8 @@ def test_every_variant_exports_and_matches_eager(name):
             warnings.simplefilter("ignore")  # torch.jit is deprecated in 2.13 but still shipped
             traced = torch.jit.trace(model, x, strict=False, check_trace=False)
         got_trace = traced(x)
-        exported = torch.export.export(model, (x,))
+        with tf32_mode(False):  # consistent TF32 flags: torch.export reads the legacy cuDNN flag (see conftest)
+            exported = torch.export.export(model, (x,))
         got_export = exported.module()(x)
     assert len(got_trace) == len(expected) == len(got_export)
     for e, t, g in zip(expected, got_trace, got_export, strict=True):
