@@ -508,6 +508,8 @@ def test_one_variant_per_gpu_at_once(tmp_path, tiny_protocol):
 @pytest.mark.slow
 def test_two_trains_of_one_run_one_exits_2_naming_the_lock(tmp_path, tiny_protocol):
     results = tmp_path / "results"
+    long_protocol = tmp_path / "long.yaml"  # long enough that the first is still training when the second starts
+    long_protocol.write_text(tiny_protocol.read_text().replace("steps_per_epoch: 2", "steps_per_epoch: 2000"))
     cmd = [
         sys.executable,
         "-m",
@@ -515,7 +517,7 @@ def test_two_trains_of_one_run_one_exits_2_naming_the_lock(tmp_path, tiny_protoc
         "train",
         "hg1",
         "--protocol",
-        str(tiny_protocol),
+        str(long_protocol),
         "--device",
         "cpu",
         "--results",
@@ -532,7 +534,8 @@ def test_two_trains_of_one_run_one_exits_2_naming_the_lock(tmp_path, tiny_protoc
         second = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert second.returncode == 2, second.stdout + second.stderr
         assert LOCK_FILE in second.stderr and f"pid {first.pid}" in second.stderr, second.stderr
-        assert first.wait(timeout=600) == 0
+        first.send_signal(signal.SIGTERM)  # the first saves a checkpoint and stops: 128 + SIGTERM
+        assert first.wait(timeout=300) == 128 + signal.SIGTERM
     finally:
         if first.poll() is None:
             first.kill()
