@@ -147,7 +147,10 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     *[_C(f"{g.lower()}_pct", g, "%", fmt_pct) for g in PAPER_GROUPS], _C("mean_pct", "Mean", "%", fmt_pct),
     *[_C(f"{g.lower()}_ci_{end}_pct", f"{g} 95% CI {end}", "%", fmt_pct) for g in (*PAPER_GROUPS, "Mean") for end in ("low", "high")],
     _C("indistinguishable_from", "not distinguishable from (cheaper, on the front)", short="indistinguishable from"),
-    _C("epoch", "epoch"),
+    _C("epoch", "epoch"), _C("pipeline_check", "pipeline check only"),
+    # learning curves (hgbench.train.loop's history: per epoch)
+    _C("steps", "optimiser steps", fmt=fmt_count), _C("train_loss", "training loss (epoch mean)"),
+    _C("lr", "learning rate"), _C("val_accuracy_pct", "validation mean accuracy", "%", fmt_pct),
     # size and complexity
     _C("params", "parameters", fmt=fmt_thousands), _C("params_m", "parameters", "M"),
     _C("weights_fp32_mib", "weights fp32", "MiB"), _C("model_size_fp32_mib", "model size fp32", "MiB"),

@@ -8,6 +8,9 @@
 - validation accuracy per epoch, one line per variant (as seed ``001_25df7af4abb369d1.txt``
   tabulates and plots its runs' validation accuracy by epoch), a panel per number of stacks
   (from the train records' ``spec``);
+- the learning curves, ``learning_curves.png``: validation mean accuracy and training loss per
+  epoch, one line per training run, in two panels (:func:`learning_curves_figure`, from
+  :func:`hgbench.analysis.tables.learning_table`);
 - per-joint accuracy as a grouped bar chart (Head ... Ankle, Mean; a bar per variant).
 
 Where the records carry 95 % confidence intervals of the accuracy
@@ -32,6 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from hgbench.analysis.labels import INTERVALS, PAPER_GROUPS, is_missing
+from hgbench.analysis.render import LEARNING_CURVES_PNG
 from hgbench.analysis.tables import ACCURACY_KEY, COST_GROUP, GROUP_COLUMNS, Report, accuracy_for_pareto, pareto_optimal
 from hgbench.records import atomic_write_bytes
 
@@ -324,6 +328,77 @@ def val_curves_figure(curves: pd.DataFrame, title: str, subtitle: str, ylabel: s
     return fig
 
 
+def learning_curves_figure(learning: pd.DataFrame, title: str, subtitle: str) -> Figure:
+    """Two panels over the epochs, one line per training run: the validation mean accuracy
+    (percent; epochs without a validation are skipped, so a run validated every few epochs
+    draws a point at each validation) and the epoch's mean training loss (the heatmap MSE of
+    :func:`hgbench.models.loss.stacked_loss`, summed over supervised stacks; a log scale where it
+    spans more than a factor of 10, as between 1- and 8-stack networks).
+
+    Args:
+        learning: :func:`hgbench.analysis.tables.learning_table`'s rows: ``variant``,
+            ``dataset``, ``protocol``, ``metric``, ``epoch``, ``train_loss``,
+            ``val_accuracy_pct``, ``train_record`` (one run per record).
+        title, subtitle: the figure's title and its conditions line.
+
+    A line is labelled with its variant, and its dataset and protocol where the frame holds
+    several of them.
+    """
+    fig = Figure(figsize=(FIG_SIZE[0] + 4, FIG_SIZE[1]))
+    acc_ax, loss_ax = fig.subplots(1, 2)
+    runs = list(learning.groupby("train_record", sort=False))
+    several = learning[["dataset", "protocol"]].drop_duplicates().shape[0] > 1
+    metrics = sorted({str(m) for m in learning["metric"] if not is_missing(m)})
+    styles = ["-", "--", "-.", ":"]
+    for k, ((_, run), colour) in enumerate(zip(runs, _colours(len(runs)), strict=False)):  # one colour at least
+        first = run.iloc[0]
+        label = str(first["variant"]) + (f" ({first['dataset']}, {first['protocol']})" if several else "")
+        if len(metrics) > 1 and not is_missing(first["metric"]):
+            label += f", {first['metric']}"
+        style = styles[(k // 10) % len(styles)]
+        for ax, col in ((acc_ax, "val_accuracy_pct"), (loss_ax, "train_loss")):
+            pts = run[["epoch", col]].apply(pd.to_numeric, errors="coerce").dropna().sort_values("epoch")
+            if len(pts):
+                ax.plot(pts["epoch"], pts[col], marker="o", markersize=3, linestyle=style, color=colour, label=label)
+    acc_ax.set_ylabel(f"validation {metrics[0] if len(metrics) == 1 else 'mean accuracy'} (%)")
+    loss_ax.set_ylabel("training loss (mean over the epoch's steps)")
+    losses = pd.to_numeric(learning["train_loss"], errors="coerce").dropna()
+    if len(losses) and losses.min() > 0 and losses.max() / losses.min() > 10:
+        loss_ax.set_yscale("log")
+        loss_ax.set_ylabel(loss_ax.get_ylabel() + ", log scale")
+    epochs = pd.to_numeric(learning["epoch"], errors="coerce").dropna()
+    for ax, name in ((acc_ax, "validation"), (loss_ax, "training")):
+        ax.set_xlabel("epoch")
+        if 0 < epochs.nunique() <= 20:
+            ax.set_xticks(sorted(epochs.unique()))
+        ax.set_title(name, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    handles, labels = loss_ax.get_legend_handles_labels()
+    if not handles:
+        handles, labels = acc_ax.get_legend_handles_labels()
+    if handles:
+        loss_ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title + "\n" + "\n".join(textwrap.wrap(subtitle, 160)), fontsize=11)
+    return fig
+
+
+def _learning_plot(report: Report, out: Path) -> list[tuple[str, Path]]:
+    """``learning_curves.png`` where :attr:`Report.learning` holds curves, else nothing."""
+    lc = report.learning
+    if lc.empty:
+        return []
+    hosts = ", ".join(sorted({str(h) for h in lc["trained_on"] if not is_missing(h)})) or "?"
+    groups = "; ".join(
+        f"{d}/{s}, protocol {p}"
+        for d, s, p in lc[["dataset", "split", "protocol"]].drop_duplicates().itertuples(index=False)
+    )
+    fig = learning_curves_figure(lc, "Learning curves: validation accuracy and training loss per epoch",
+                                 f"{groups} | trained on {hosts}")  # fmt: skip
+    return [
+        ("Learning curves: validation mean accuracy and training loss per epoch", _save(fig, out / LEARNING_CURVES_PNG))
+    ]
+
+
 def per_joint_figure(rows: pd.DataFrame, title: str, subtitle: str, ylabel: str) -> Figure:
     """Grouped bars: x = Head ... Ankle, Mean; one bar per row (``variant``), heights in percent
     from the columns ``head_pct`` ... ``ankle_pct`` and ``mean_pct``, with the 95 % intervals
@@ -392,4 +467,5 @@ def _accuracy_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
 def write_plots(report: Report, out_dir: str | Path) -> list[tuple[str, Path]]:
     """Write every plot of ``report`` as PNG into ``out_dir``; return ``(caption, path)`` pairs."""
     out = Path(out_dir)
-    return [*_cost_plots(report, out), *_complexity_plots(report, out), *_accuracy_plots(report, out)]
+    return [*_cost_plots(report, out), *_complexity_plots(report, out), *_accuracy_plots(report, out),
+            *_learning_plot(report, out)]  # fmt: skip

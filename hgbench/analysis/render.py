@@ -13,6 +13,11 @@ Here, and only here, the snake_case columns become labels with units
   accuracy with its 95 % interval in one cell where the records have one
   (:func:`hgbench.analysis.labels.fmt_pct_interval`), with a line under each table saying how
   wide the intervals are, i.e. which differences are noise.
+
+Where an accuracy shown comes from a pipeline-check run (:attr:`Report.pipeline_checks`), the
+document says so right under its title (:func:`pipeline_check_note`) and marks those tables'
+titles; where training runs have learning curves (:attr:`Report.learning`), a section links
+``learning_curves.csv`` and shows ``plots/learning_curves.png``.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ from hgbench.analysis.tables import (
 
 FORMATS = ("md", "csv", "html", "png")
 DEFAULT_FORMATS = ("md", "csv", "png")
+LEARNING_CURVES_CSV = "learning_curves.csv"
+LEARNING_CURVES_PNG = "learning_curves.png"  # under plots/, hgbench.analysis.plots
+REFERENCE_README = "benchmarks/reference/lspet-cpu/README.md"
+"""Where the report of pipeline-check runs sends its reader for real accuracy: the reference
+training on LSPET photos under a CPU protocol that learns (issue 20)."""
 
 COST_SHOWN = ["variant", "backend", "precision", "tf32", "channels_last", "compile_mode", "accuracy_pct", "params_m",
               "gmacs_fvcore", "latency_p50_ms", "latency_p90_ms", "throughput_samples_per_s", "peak_memory_mib", "numerics_ok",
@@ -153,14 +163,42 @@ def _machine_title(machine: tuple, rows: pd.DataFrame) -> str:
     )
 
 
-def _accuracy_title(key: tuple, persons=None) -> str:
+def _accuracy_title(key: tuple, persons=None, pipeline_check: bool = False) -> str:
     dataset, split, metric, protocol = key
     if is_missing(dataset):
         return "No accuracy record (profiled, not trained or evaluated)"
     n = f", {int(persons)} persons" if persons is not None and not is_missing(persons) else ""
     if is_missing(metric):
         return f"No validation recorded: {dataset}, protocol {protocol}"
-    return f"{metric} (%) on {dataset}/{split}{n}, protocol {protocol}"
+    check = " (pipeline check, not a ranking)" if pipeline_check else ""
+    return f"{metric} (%) on {dataset}/{split}{n}, protocol {protocol}{check}"
+
+
+def _steps_text(steps: list[int]) -> str:
+    if not steps:
+        return "a few steps"
+    if len(steps) == 1:
+        return f"{steps[0]} steps"
+    return f"{steps[0]} to {steps[-1]} steps"
+
+
+def pipeline_check_note(report: Report) -> str | None:
+    """The sentence under the report's title when accuracies shown come from pipeline-check runs
+    (:attr:`Report.pipeline_checks`): which protocols, how many optimiser steps, that they only
+    check that training and evaluation work, and where real accuracy is
+    (:data:`REFERENCE_README`); None when there is none."""
+    checks = report.pipeline_checks
+    if not checks:
+        return None
+    if len(checks) == 1 and len(steps := next(iter(checks.values()))) == 1:
+        what = f"The accuracies of protocol `{next(iter(checks))}` in this report come from {steps[0]}-step runs"
+    else:
+        listed = ", ".join(f"`{p}` ({_steps_text(s)} per run)" for p, s in checks.items())
+        what = (
+            f"The accuracies of protocol{'s' if len(checks) > 1 else ''} {listed} in this report come from short runs"
+        )
+    return (f"**Pipeline check, not a ranking.** {what} (`pipeline_check: true`): they check only that training and "
+            f"evaluation work, and do not rank the variants. Real accuracy: `{REFERENCE_README}`.")  # fmt: skip
 
 
 def _groups(df: pd.DataFrame, keys: list[str]) -> Iterable[tuple[tuple, pd.DataFrame]]:
@@ -174,8 +212,11 @@ def _first_persons(rows: pd.DataFrame):
     return persons.iloc[0] if len(persons) else None
 
 
-def _document(report: Report, plots: list[tuple[str, Path]]) -> list[_Block]:
+def _document(report: Report, plots: list[tuple[str, Path]], tables: Sequence[Path] = ()) -> list[_Block]:
     b: list[_Block] = [_Block("h1", "hgbench report")]
+    if note := pipeline_check_note(report):
+        b.append(_Block("p", note))
+    checked = set(report.pipeline_checks)
     b.append(_Block("ul", [
         (f"Generated {report.created} from {report.files} record files in: {', '.join(f'`{s}`' for s in report.sources)}; "
          f"filters: {report.filters.describe()}."),
@@ -204,7 +245,8 @@ def _document(report: Report, plots: list[tuple[str, Path]]) -> list[_Block]:
             size = key[5]
             b.append(
                 _Block(
-                    "h4", f"{_accuracy_title(key[:4], _first_persons(rows))}; batch {key[4]}, input {size}x{size} px"
+                    "h4",
+                    f"{_accuracy_title(key[:4], _first_persons(rows), key[3] in checked)}; batch {key[4]}, input {size}x{size} px",
                 )
             )
             constant, varying = _constant_conditions(rows, COST_CONDITIONS)
@@ -233,7 +275,7 @@ def _document(report: Report, plots: list[tuple[str, Path]]) -> list[_Block]:
             )
         )
         for key, rows in _groups(mrows, ACCURACY_KEY):
-            b.append(_Block("h4", _accuracy_title(key, _first_persons(rows))))
+            b.append(_Block("h4", _accuracy_title(key, _first_persons(rows), key[3] in checked)))
             constant, varying = _constant_conditions(rows, PER_JOINT_CONDITIONS)
             if constant:
                 b.append(_Block("p", "Conditions: " + "; ".join(constant) + "."))
@@ -242,6 +284,19 @@ def _document(report: Report, plots: list[tuple[str, Path]]) -> list[_Block]:
             if note := _interval_note(rows, "mean_ci_low_pct", "mean_ci_high_pct", _first_persons(rows)):
                 b.append(_Block("p", note))
 
+    learning = [(t, p) for t, p in plots if p.name == LEARNING_CURVES_PNG]
+    if not report.learning.empty:
+        b.append(_Block("h2", "Learning curves"))
+        data = (
+            f" (`{LEARNING_CURVES_CSV}`: one row per epoch)"
+            if any(p.name == LEARNING_CURVES_CSV for p in tables)
+            else ""
+        )
+        b.append(_Block("p", f"Validation mean accuracy and training loss per epoch of each training run{data}; an epoch "
+                             "without validation has no accuracy point. A curve that still rises at its last epoch has "
+                             "not converged: longer training may reach more."))  # fmt: skip
+        for title, path in learning:
+            b.append(_Block("img", (title, path)))
     if not report.failed.empty:
         b.append(_Block("h2", f"Failed measurements ({len(report.failed)})"))
         b.append(_Block("table", _display(report.failed, FAILED_COLUMNS)))
@@ -254,9 +309,10 @@ def _document(report: Report, plots: list[tuple[str, Path]]) -> list[_Block]:
             shown = "; ".join(f"`{p}`" + (f" ({r})" if r != reason else "") for p, r in hits[:5])
             items.append(f"{n} x {reason}: {shown}" + (f"; and {n - 5} more (see skipped.csv)" if n > 5 else ""))
         b.append(_Block("ul", items))
-    if plots:
+    others = [(t, p) for t, p in plots if p.name != LEARNING_CURVES_PNG]
+    if others:
         b.append(_Block("h2", "Plots"))
-        for title, path in plots:
+        for title, path in others:
             b.append(_Block("p", title))
             b.append(_Block("img", (title, path)))
     return b
@@ -288,10 +344,13 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(report: Report, plots: Sequence[tuple[str, Path]] = (), base: Path | None = None) -> str:
-    """The report as Markdown; ``plots`` are ``(caption, path)`` images linked relative to ``base``."""
+def render_markdown(
+    report: Report, plots: Sequence[tuple[str, Path]] = (), base: Path | None = None, tables: Sequence[Path] = ()
+) -> str:
+    """The report as Markdown; ``plots`` are ``(caption, path)`` images linked relative to ``base``,
+    ``tables`` the CSV files written beside it (those the text names, e.g. ``learning_curves.csv``)."""
     out = []
-    for blk in _document(report, list(plots)):
+    for blk in _document(report, list(plots), tables):
         if blk.kind.startswith("h"):
             out.append("#" * int(blk.kind[1]) + " " + blk.content)
         elif blk.kind == "p":
@@ -306,8 +365,10 @@ def render_markdown(report: Report, plots: Sequence[tuple[str, Path]] = (), base
     return "\n\n".join(out) + "\n"
 
 
-def render_html(report: Report, plots: Sequence[tuple[str, Path]] = (), base: Path | None = None) -> str:
-    """The report as one HTML page (tables by ``DataFrame.to_html``)."""
+def render_html(
+    report: Report, plots: Sequence[tuple[str, Path]] = (), base: Path | None = None, tables: Sequence[Path] = ()
+) -> str:
+    """The report as one HTML page (tables by ``DataFrame.to_html``); arguments as :func:`render_markdown`."""
     style = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:90%} "
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} img{max-width:100%}")  # fmt: skip
     out = [
@@ -317,9 +378,10 @@ def render_html(report: Report, plots: Sequence[tuple[str, Path]] = (), base: Pa
     ]
 
     def inline(text: str) -> str:
-        return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
+        text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", html.escape(text))
+        return re.sub(r"`([^`]*)`", r"<code>\1</code>", text)
 
-    for blk in _document(report, list(plots)):
+    for blk in _document(report, list(plots), tables):
         if blk.kind.startswith("h"):
             out.append(f"<{blk.kind}>{inline(blk.content)}</{blk.kind}>")
         elif blk.kind == "p":

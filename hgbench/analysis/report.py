@@ -12,12 +12,14 @@ The data flow, one module per step:
    every record not used listed with its reason);
 2. :mod:`hgbench.analysis.tables`: rows -> the :class:`Report`'s DataFrames (snake_case
    columns: accuracy-vs-cost with its Pareto front, the per-joint table of seed 002's Table 1,
-   validation curves, failed measurements);
+   validation and learning curves, failed measurements);
 3. :mod:`hgbench.analysis.render` (CSV, Markdown, HTML, with labels and units from
    :mod:`hgbench.analysis.labels`) and :mod:`hgbench.analysis.plots` (PNG).
 
 :func:`build_report` does 1 and 2, :func:`write_report` 3. A measurement that is missing stays
-missing: empty in the CSV, "—" in Markdown and HTML, never zero.
+missing: empty in the CSV, "—" in Markdown and HTML, never zero. Accuracies of pipeline-check
+runs (a protocol with ``pipeline_check: true``, e.g. ``smoke``) are said to be such in the
+report's first lines and in a ``pipeline_check`` column of the CSV files.
 """
 
 from __future__ import annotations
@@ -27,9 +29,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from hgbench.analysis.render import DEFAULT_FORMATS, csv_bytes, parse_formats, render_html, render_markdown
+from hgbench.analysis.render import (
+    DEFAULT_FORMATS,
+    LEARNING_CURVES_CSV,
+    csv_bytes,
+    parse_formats,
+    render_html,
+    render_markdown,
+)
 from hgbench.analysis.rows import Filters, read_store
-from hgbench.analysis.tables import CURVE_COLUMNS, SKIPPED_COLUMNS, NoUsableRecordsError, Report, build_tables
+from hgbench.analysis.tables import (
+    CURVE_COLUMNS,
+    LEARNING_COLUMNS,
+    SKIPPED_COLUMNS,
+    NoUsableRecordsError,
+    Report,
+    build_tables,
+)
 from hgbench.records import atomic_write_bytes
 
 __all__ = ["Filters", "NoUsableRecordsError", "Report", "build_report", "write_report"]
@@ -60,8 +76,10 @@ def write_report(report: Report, out_dir: str | Path, formats: str | Sequence[st
     """Write the report into ``out_dir`` (created), every file atomically; return the paths.
 
     ``csv``: ``accuracy_vs_cost.csv``, ``per_joint.csv``, ``val_curves.csv``, ``failed.csv``,
-    ``skipped.csv`` (raw numbers; empty cells where not measured); ``png``: ``plots/*.png``
-    (:func:`hgbench.analysis.plots.write_plots`); ``md``: ``report.md``; ``html``: ``report.html``.
+    ``skipped.csv`` (raw numbers; empty cells where not measured), and ``learning_curves.csv``
+    where a training run has two or more validations (:attr:`Report.learning`); ``png``:
+    ``plots/*.png`` (:func:`hgbench.analysis.plots.write_plots`; ``plots/learning_curves.png``
+    likewise); ``md``: ``report.md``; ``html``: ``report.html``.
 
     Raises:
         ValueError: an unknown format.
@@ -78,6 +96,8 @@ def write_report(report: Report, out_dir: str | Path, formats: str | Sequence[st
             "failed.csv": report.failed,
             "skipped.csv": pd.DataFrame(report.skipped, columns=SKIPPED_COLUMNS),
         }
+        if not report.learning.empty:
+            tables[LEARNING_CURVES_CSV] = report.learning[LEARNING_COLUMNS]
         for name, df in tables.items():
             atomic_write_bytes(out / name, csv_bytes(df))
             written.append(out / name)
@@ -87,11 +107,12 @@ def write_report(report: Report, out_dir: str | Path, formats: str | Sequence[st
 
         plots = write_plots(report, out / "plots")
         written += [p for _, p in plots]
+    tables_written = [p for p in written if p.suffix == ".csv"]
     if "md" in formats:
-        atomic_write_bytes(out / "report.md", render_markdown(report, plots, out).encode())
+        atomic_write_bytes(out / "report.md", render_markdown(report, plots, out, tables_written).encode())
         written.append(out / "report.md")
     if "html" in formats:
-        atomic_write_bytes(out / "report.html", render_html(report, plots, out).encode())
+        atomic_write_bytes(out / "report.html", render_html(report, plots, out, tables_written).encode())
         written.append(out / "report.html")
     return written
 

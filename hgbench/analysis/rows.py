@@ -7,13 +7,19 @@ record is then used or listed in ``skipped`` with its reason (:func:`read_store`
 - ``"profile"``: one row per measurement, keys the snake_case columns of
   :mod:`hgbench.analysis.labels` (``latency_p50_ms``, ``gmacs_fvcore`` ...); status "error"
   records go to ``failed``;
-- ``"train"`` (complete runs only): the last validation, the validation curve, training time;
+- ``"train"`` (complete runs only): the last validation, the validation curve, the learning
+  curve (training loss, learning rate and validation accuracy per epoch), training time;
 - ``"eval"`` (held-out splits only): preferred to the training run's last validation for the
   same variant, dataset and protocol (:func:`_join_accuracy`).
 
 Accuracies carry their 95 % confidence intervals where the record has them (``mean_ci``,
 ``groups_ci`` of :class:`hgbench.accuracy.pck.PCKResult`); older records have none and their
 rows show none.
+
+Accuracies of a **pipeline check** (a run under a protocol with ``pipeline_check: true``,
+:class:`hgbench.config.Protocol`: a few steps that only check that training and evaluation
+work) are marked ``pipeline_check`` (:func:`_pipeline_check`), so that the report can say that
+they rank nothing.
 
 Of two records of the same measurement (one :class:`hgbench.records.RecordKey`) the newer is used. Rows are plain
 dicts; frames are built from them later, once (:mod:`hgbench.analysis.tables`).
@@ -27,7 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hgbench.records import repetition_range_pct, scan
+from hgbench.config import ConfigError, available_protocols, load_protocol
+from hgbench.records import protocol_hash, repetition_range_pct, scan
 
 MIB = 2**20
 FLOAT32_BYTES = 4
@@ -267,6 +274,68 @@ def _accuracy_fields(result: dict) -> dict:
     }
 
 
+def _shipped_pipeline_check(name: str, content_hash: str) -> bool:
+    """Whether the shipped protocol ``name`` (``variants/protocols/<name>.yaml``) has the content
+    hash ``content_hash`` (:func:`hgbench.records.protocol_hash`) and ``pipeline_check: true``;
+    False for another or an unreadable protocol."""
+    if name not in available_protocols():
+        return False
+    try:
+        shipped = load_protocol(name)
+    except ConfigError:
+        return False
+    return shipped.pipeline_check and protocol_hash(shipped) == content_hash
+
+
+def _pipeline_check(rec: dict, shipped: dict[tuple[str, str], bool]) -> bool:
+    """Whether a train or eval record's run was a pipeline check (``pipeline_check`` of
+    :class:`hgbench.config.Protocol`).
+
+    A train record's ``protocol_settings`` (the protocol as run) say so. A record without the
+    field (written before it existed, or an eval record, which keeps no settings) is one when the
+    shipped protocol of its name has its ``protocol_hash`` and is marked: the field is not part
+    of that hash (:data:`hgbench.records.key.PROTOCOL_IDENTITY_EXCLUDED`), so the hash names the
+    same computation. ``shipped`` memoises that lookup per (name, hash) for one reading.
+    """
+    settings = rec.get("protocol_settings")
+    if isinstance(settings, dict) and "pipeline_check" in settings:
+        return settings["pipeline_check"] is True
+    key = (str(rec["protocol"]), str(rec["protocol_hash"]))
+    if key not in shipped:
+        shipped[key] = _shipped_pipeline_check(*key)
+    return shipped[key]
+
+
+def _learning_points(rec: dict) -> list[dict]:
+    """The learning curve of a train record: one point per ``history`` entry
+    (:func:`hgbench.train.loop.train_record`'s layout), ``epoch``, ``steps`` (optimiser steps
+    since the start), ``train_loss`` (the epoch's mean step loss), ``lr`` and ``val_accuracy_pct``
+    (the validation's mean accuracy, percent; None for an epoch without validation) with
+    ``metric`` (its display name, :func:`_metric_name`; None without validation). An entry
+    without an epoch number is left out."""
+    points = []
+    for h in rec.get("history") or []:
+        if not isinstance(h, dict) or _opt_float(h.get("epoch")) is None:
+            continue
+        val = h.get("val") if isinstance(h.get("val"), dict) else None
+        points.append({
+            "epoch": int(h["epoch"]), "steps": _count(h.get("steps")), "train_loss": _opt_float(h.get("train_loss")),
+            "lr": _opt_float(h.get("lr")), "metric": _metric_name(val) if val else None,
+            "val_accuracy_pct": _opt_float(val.get("mean")) if val else None,
+        })  # fmt: skip
+    return points
+
+
+def _count(v) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _train_steps(rec: dict) -> int | None:
+    """Optimiser steps of a complete run: the record's ``steps``, else its last epoch's."""
+    history = rec.get("history") or [{}]
+    return _count(rec.get("steps")) or _count(history[-1].get("steps") if isinstance(history[-1], dict) else None)
+
+
 def _num_stacks(rec: dict) -> int | None:
     """Stacks of the trained network, from the train record's ``spec`` (hgbench.train.loop
     writes ``dataclasses.asdict(VariantSpec)``); None for a record without it."""
@@ -274,7 +343,7 @@ def _num_stacks(rec: dict) -> int | None:
     return int(stacks) if isinstance(stacks, int) and not isinstance(stacks, bool) else None
 
 
-def _train_entry(rec: dict, path: str) -> dict:
+def _train_entry(rec: dict, path: str, shipped: dict[tuple[str, str], bool]) -> dict:
     prov = rec.get("provenance") or {}
     final = rec.get("final")
     entry = {
@@ -289,9 +358,12 @@ def _train_entry(rec: dict, path: str) -> dict:
         "trained_on": prov.get("hostname"),
         "trained_input_size": (rec.get("protocol_settings") or {}).get("input_size"),
         "num_stacks": _num_stacks(rec),
+        "pipeline_check": _pipeline_check(rec, shipped),
+        "train_steps": _train_steps(rec),
         "accuracy_record": str(path),
         "_created": rec.get("created") or "",
         "curve": [],
+        "learning": _learning_points(rec),
         "result": _accuracy_fields(final) if final else None,
     }
     for h in rec.get("history") or []:
@@ -300,11 +372,11 @@ def _train_entry(rec: dict, path: str) -> dict:
     return entry
 
 
-def _eval_entry(rec: dict, path: str) -> dict:
+def _eval_entry(rec: dict, path: str, shipped: dict[tuple[str, str], bool]) -> dict:
     return {
         "variant": rec["variant"], "joints": int(rec["num_joints"]), "dataset": rec["dataset"], "split": rec["split"],
         "protocol": rec["protocol"], "_protocol_hash": rec["protocol_hash"], "accuracy_record": str(path),
-        "_created": rec.get("created") or "",
+        "_created": rec.get("created") or "", "pipeline_check": _pipeline_check(rec, shipped),
         **_accuracy_fields(rec["result"]),
     }  # fmt: skip
 
@@ -321,8 +393,12 @@ class Store:
         profiles: one flat dict per usable profile record (status ok, selected, newest of its
             :class:`hgbench.records.RecordKey`), snake_case keys; raw samples are not kept.
         failed: profile rows with status "error" (selected by the filters), with ``error``.
-        accuracy: one dict per accuracy (variant, joints, dataset, split, metric, protocol).
+        accuracy: one dict per accuracy (variant, joints, dataset, split, metric, protocol),
+            with ``pipeline_check`` (bool) and, from a training run, ``train_steps``.
         curves: validation curve points (variant, epoch, accuracy_pct, num_stacks, ...).
+        learning: learning-curve points, one per epoch of each training run (variant, joints,
+            dataset, split, metric, protocol, epoch, steps, train_loss, lr,
+            val_accuracy_pct, trained_on, train_record; :func:`_learning_points`).
         skipped: ``(path, reason)`` for every record file not used.
         files: number of ``*.json`` files read.
     """
@@ -331,6 +407,7 @@ class Store:
     failed: list[dict] = field(default_factory=list)
     accuracy: list[dict] = field(default_factory=list)
     curves: list[dict] = field(default_factory=list)
+    learning: list[dict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     files: int = 0
 
@@ -351,6 +428,7 @@ def read_store(dirs: Sequence[str | Path], filters: Filters = Filters()) -> Stor
     store = Store(skipped=skipped, files=files)
     trains: list[dict] = []
     evals: list[dict] = []
+    shipped: dict[tuple[str, str], bool] = {}  # (protocol, hash) -> a shipped pipeline check
     for path, rec in records:
         kind = rec["kind"]
         try:
@@ -369,9 +447,9 @@ def read_store(dirs: Sequence[str | Path], filters: Filters = Filters()) -> Stor
                 elif reason := filters.dataset_reason(rec["dataset"]):
                     store.skipped.append((path, reason))
                 else:
-                    trains.append(_train_entry(rec, path))
+                    trains.append(_train_entry(rec, path, shipped))
             else:  # eval
-                entry = _eval_entry(rec, path)
+                entry = _eval_entry(rec, path, shipped)
                 if reason := filters.dataset_reason(entry["dataset"]):
                     store.skipped.append((path, reason))
                 elif entry["split"] == "train":
@@ -400,7 +478,8 @@ def _name_protocols(entries: list[dict]) -> None:
 
 def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
     """One accuracy entry per (variant, joints, dataset, split, metric, protocol): eval records
-    first, else the training run's last validation; training time from the training run."""
+    first, else the training run's last validation; training time from the training run. An
+    evaluation of a pipeline-check run is one too."""
     runs = {(r["variant"], r["dataset"], r["protocol"]): r for r in trains}
     evaluated = set()
     for e in evals:
@@ -408,7 +487,8 @@ def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
         evaluated.add((e["variant"], e["dataset"], e["protocol"]))
         store.accuracy.append({
             **{k: v for k, v in e.items() if not k.startswith("_")},
-            **{k: run[k] if run else None for k in ("params", "training_h", "trained_on", "trained_input_size")},
+            **{k: run[k] if run else None for k in ("params", "training_h", "trained_on", "trained_input_size", "train_steps")},
+            "pipeline_check": e["pipeline_check"] or bool(run and run["pipeline_check"]),
         })  # fmt: skip
     for key, run in runs.items():
         for epoch, metric, mean in run["curve"]:
@@ -416,6 +496,11 @@ def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
                                  "metric": metric, "protocol": run["protocol"], "epoch": epoch, "accuracy_pct": mean,
                                  "trained_on": run["trained_on"], "train_record": run["accuracy_record"],
                                  "num_stacks": run["num_stacks"]})  # fmt: skip
+        run_metric = next((p["metric"] for p in run["learning"] if p["metric"]), None)
+        for point in run["learning"]:
+            store.learning.append({"variant": run["variant"], "joints": run["joints"], "dataset": run["dataset"], "split": "val",
+                                   "protocol": run["protocol"], **point, "metric": point["metric"] or run_metric,
+                                   "trained_on": run["trained_on"], "train_record": run["accuracy_record"]})  # fmt: skip
         if key in evaluated:
             continue
         if run["result"] is None:  # a run without any validation still carries its size and training time
@@ -424,5 +509,5 @@ def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
         else:
             res = run["result"]
         store.accuracy.append(
-            {k: v for k, v in run.items() if k not in ("result", "curve") and not k.startswith("_")} | res
+            {k: v for k, v in run.items() if k not in ("result", "curve", "learning") and not k.startswith("_")} | res
         )

@@ -20,7 +20,15 @@ measured.
   profile record of the variant on that machine (:func:`_inference_choice`), as p50 ms per
   batch and as the paper's unit, minutes over the evaluated split (``inference_val_set_min`` =
   p50 x ceil(persons / batch), forward passes only).
-- ``curves`` (validation accuracy per epoch) and ``failed`` (profile records with status error).
+- ``curves`` (validation accuracy per epoch), ``learning`` (the learning curves: training loss,
+  learning rate and validation accuracy per epoch of each training run, :data:`LEARNING_COLUMNS`)
+  and ``failed`` (profile records with status error).
+
+**Pipeline checks.** An accuracy from a run under a protocol marked ``pipeline_check``
+(:class:`hgbench.config.Protocol`; :mod:`hgbench.analysis.rows`) says only that training and
+evaluation work: the cost and per-joint tables then have a ``pipeline_check`` column (True on
+those rows; absent, as the tables of earlier versions, when no accuracy shown is one), and
+:attr:`Report.pipeline_checks` names their protocols and step counts for the report's header.
 
 **Intervals.** Where the records carry them (:mod:`hgbench.accuracy.interval`: 95 %, a
 bootstrap over the evaluated persons), each accuracy has its interval in ``*_ci_low_pct`` and
@@ -58,21 +66,23 @@ GROUP_COLUMNS = [f"{g.lower()}_pct" for g in PAPER_GROUPS]
 ACCURACY_CI = list(INTERVALS["accuracy_pct"])
 COST_COLUMNS = [
     *MACHINE, "threads", *ACCURACY_KEY, "batch_size", "input_size_px", "variant", "joints", "backend", "precision", "tf32",
-    "channels_last", "compile_mode", "accuracy_pct", *ACCURACY_CI, "eval_persons", "params", "params_m", "weights_fp32_mib",
-    "model_size_fp32_mib", "gmacs_fvcore", "gmacs_thop", "gflops_flop_counter", "latency_p50_ms", "latency_p90_ms",
-    "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "timed_runs", "timed_repetitions", "p50_range_pct",
-    "throughput_samples_per_s", "peak_memory_mib", "activation_memory_mib", "build_time_s", "numerics_ok", "max_abs_error",
+    "channels_last", "compile_mode", "accuracy_pct", *ACCURACY_CI, "eval_persons", "pipeline_check", "params", "params_m",
+    "weights_fp32_mib", "model_size_fp32_mib", "gmacs_fvcore", "gmacs_thop", "gflops_flop_counter", "latency_p50_ms",
+    "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "timed_runs", "timed_repetitions",
+    "p50_range_pct", "throughput_samples_per_s", "peak_memory_mib", "activation_memory_mib", "build_time_s", "numerics_ok", "max_abs_error",
     "argmax_moved_pct", "roofline_efficiency_pct", "calibration_p50_ms", "pareto_optimal", "indistinguishable_from", "torch",
     "cuda", "gpu_driver", "hgbench", "git_commit", "profiled_at", "profile_record", "accuracy_record",
 ]  # fmt: skip
 PER_JOINT_COLUMNS = [
     *MACHINE, *ACCURACY_KEY, "variant", "joints", *[c for g in [*GROUP_COLUMNS, "mean_pct"] for c in (g, *INTERVALS[g])],
-    "eval_persons", "params", "params_m",
+    "eval_persons", "pipeline_check", "params", "params_m",
     "weights_fp32_mib", "gmacs_fvcore", "training_h", "trained_on", "inference_backend", "inference_precision",
     "inference_batch_size", "inference_input_size_px", "inference_p50_ms", "inference_val_set_min", "accuracy_record",
     "profile_record",
 ]  # fmt: skip
 CURVE_COLUMNS = ["variant", "joints", *ACCURACY_KEY, "epoch", "accuracy_pct", "trained_on", "train_record"]
+LEARNING_COLUMNS = ["variant", "joints", *ACCURACY_KEY, "epoch", "steps", "train_loss", "lr", "val_accuracy_pct",
+                    "trained_on", "train_record"]  # fmt: skip
 FAILED_COLUMNS = [
     *MACHINE,
     "variant",
@@ -210,6 +220,47 @@ def _drop_absent_intervals(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=[c for c in df.columns if c in INTERVAL_ONLY])
 
 
+def _drop_absent_pipeline_check(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` without the ``pipeline_check`` column when no row with an accuracy is a pipeline
+    check (module docstring); else with it, False where a row is not one."""
+    acc = "accuracy_pct" if "accuracy_pct" in df.columns else "mean_pct"
+    flagged = df["pipeline_check"].map(lambda v: v is True or v is np.True_) & df[acc].notna()
+    if not flagged.any():
+        return df.drop(columns=["pipeline_check"])
+    return df.assign(pipeline_check=flagged)
+
+
+def learning_table(points: list[dict]) -> pd.DataFrame:
+    """The learning curves (:data:`LEARNING_COLUMNS`, one row per epoch of each training run,
+    ordered by dataset, protocol, variant, epoch), or an empty frame when no run has two or more
+    validation points (a single point is no curve).
+
+    Args:
+        points: :attr:`hgbench.analysis.rows.Store.learning`.
+    """
+    df = _frame(points, LEARNING_COLUMNS)
+    if df.empty:
+        return df
+    df["val_accuracy_pct"] = pd.to_numeric(df["val_accuracy_pct"], errors="coerce")
+    if df.groupby("train_record")["val_accuracy_pct"].count().max() < 2:
+        return df.iloc[0:0]
+    order = ["dataset", "split", "metric", "protocol", "variant", "joints", "train_record", "epoch"]
+    return df.sort_values(order, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def pipeline_checks(accuracy: list[dict]) -> dict[str, list[int]]:
+    """Protocol -> the distinct step counts (ascending; empty where no training run is read)
+    of the accuracies (:attr:`hgbench.analysis.rows.Store.accuracy`) that come from
+    pipeline-check runs; only entries with an accuracy count."""
+    steps: dict[str, set[int]] = defaultdict(set)
+    for a in accuracy:
+        if a.get("pipeline_check") and a.get("accuracy_pct") is not None:
+            found = steps[a["protocol"]]
+            if a.get("train_steps") is not None:
+                found.add(int(a["train_steps"]))
+    return {p: sorted(s) for p, s in sorted(steps.items())}
+
+
 def _grouped_pareto(df: pd.DataFrame, group: list[str], cost_col: str) -> pd.Series:
     out = np.zeros(len(df), dtype=bool)
     if df.empty:
@@ -235,12 +286,15 @@ class Report:
         per_joint: the seed-002 Table 1 layout, :data:`PER_JOINT_COLUMNS`, one block per machine.
         curves: validation accuracy per epoch, :data:`CURVE_COLUMNS` and ``num_stacks`` (from
             the train record's ``spec``; not written to the CSV).
+        learning: the learning curves, :func:`learning_table` (empty: none to draw).
         failed: failed measurements, :data:`FAILED_COLUMNS`.
         skipped: ``(path, reason)`` of every record not used.
         conventions: metric -> its convention (how the accuracy was computed).
         notes: warnings for the reader (e.g. a variant trained with 14 joints but profiled with 16 only).
         sources, filters, pareto_on: how the report was asked for.
         files: record files read.
+        pipeline_checks: protocol -> step counts of the pipeline-check runs whose accuracies
+            the report shows (:func:`pipeline_checks`; empty: none).
     """
 
     cost: pd.DataFrame
@@ -254,6 +308,8 @@ class Report:
     filters: Filters
     pareto_on: str
     files: int
+    learning: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LEARNING_COLUMNS))
+    pipeline_checks: dict[str, list[int]] = field(default_factory=dict)
     created: str = field(default_factory=utc_now)
 
     @property
@@ -307,12 +363,13 @@ def build_tables(
     cost["pareto_optimal"] = _grouped_pareto(cost, COST_GROUP, PARETO_ON[pareto_on])
     if not cost.empty:
         cost["indistinguishable_from"] = _grouped_indistinguishable(cost, PARETO_ON[pareto_on])
-    cost = _drop_absent_intervals(cost)
+    cost = _drop_absent_pipeline_check(_drop_absent_intervals(cost))
 
     return Report(
         cost=cost,
-        per_joint=_drop_absent_intervals(_per_joint_table(store)),
+        per_joint=_drop_absent_pipeline_check(_drop_absent_intervals(_per_joint_table(store))),
         curves=_frame(store.curves, [*CURVE_COLUMNS, "num_stacks"]),
+        learning=learning_table(store.learning),
         failed=_frame(store.failed, FAILED_COLUMNS),
         skipped=skipped,
         conventions={a["metric"]: a["convention"] for a in store.accuracy if a.get("metric")},
@@ -321,12 +378,14 @@ def build_tables(
         filters=filters,
         pareto_on=pareto_on,
         files=store.files,
+        pipeline_checks=pipeline_checks(store.accuracy),
     )
 
 
 # the accuracy columns of a cost row
-_JOINED_ACCURACY = (*ACCURACY_KEY, "accuracy_pct", *ACCURACY_CI, "eval_persons", "accuracy_record")
-_PER_JOINT_FROM_ACCURACY = (*ACCURACY_KEY, "variant", "joints", "eval_persons", "training_h", "trained_on", "accuracy_record")  # fmt: skip
+_JOINED_ACCURACY = (*ACCURACY_KEY, "accuracy_pct", *ACCURACY_CI, "eval_persons", "pipeline_check", "accuracy_record")
+_PER_JOINT_FROM_ACCURACY = (*ACCURACY_KEY, "variant", "joints", "eval_persons", "pipeline_check", "training_h", "trained_on",
+                            "accuracy_record")  # fmt: skip
 
 
 def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:

@@ -114,6 +114,12 @@ class Protocol:
 
     Attributes:
         name: protocol name (file stem).
+        description: one line of prose.
+        pipeline_check: the run only checks that the pipeline works; its accuracies say nothing
+            about the variant (a protocol of a few steps, e.g. ``smoke``). The report says so
+            in its first lines (:mod:`hgbench.analysis.render`). Not part of
+            the protocol's identity (:data:`hgbench.records.key.PROTOCOL_IDENTITY_EXCLUDED`):
+            it changes nothing a run computes.
         epochs: number of epochs.
         steps_per_epoch: optimiser steps per epoch; ``None`` = one pass over the training split.
         batch_size: samples per step.
@@ -155,6 +161,7 @@ class Protocol:
 
     name: Name
     description: Str = ""
+    pipeline_check: Bool = False
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     epochs: PositiveInt = 1

@@ -18,9 +18,17 @@ HASH_CHARS = 12
 """Hex digits of a content hash kept in keys and folder names (48 bits: a collision between two
 protocols of one name has probability ~1e-14)."""
 
-PROTOCOL_IDENTITY_EXCLUDED = ("description", "num_workers", "checkpoint_every_steps", "checkpoint_every_min")
-"""Protocol fields that do not change what a run computes (prose; loader processes, whose count
-does not change the samples, and checkpoint cadence, hgbench.train), left out of its hash."""
+PROTOCOL_IDENTITY_EXCLUDED = (
+    "description",
+    "pipeline_check",
+    "num_workers",
+    "checkpoint_every_steps",
+    "checkpoint_every_min",
+)
+"""Protocol fields that do not change what a run computes (prose and the ``pipeline_check``
+label, hgbench.config.protocol; loader processes, whose count does not change the samples, and
+checkpoint cadence, hgbench.train), left out of its hash: a run folder made before such a field
+existed keeps its name."""
 SPEC_IDENTITY_EXCLUDED = ("description", "notes", "source")
 """Variant fields that do not change the network or its training, left out of its hash."""
 
