@@ -14,8 +14,11 @@ import pandas as pd
 import pytest
 from conftest import make_record, write_record_file
 
+from hgbench.analysis.labels import header
+from hgbench.analysis.plots import learning_curves_figure
 from hgbench.analysis.render import REFERENCE_README
 from hgbench.analysis.report import build_report, write_report
+from hgbench.analysis.tables import LEARNING_COLUMNS
 from hgbench.config import load_protocol
 from hgbench.records import protocol_hash
 
@@ -193,6 +196,34 @@ def test_the_learning_curves_plot_is_written_and_embedded(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert "](plots/learning_curves.png)" in md
     assert md.count("learning_curves.png") == 1  # in its section, not again under Plots
+
+
+def test_the_plot_has_a_row_per_protocol_and_a_line_style_per_number_of_stacks(tmp_path):
+    """What the former per-(dataset, split, metric, protocol) validation-curve plots did, in the
+    one learning-curves figure: protocols never share an axis, and the number of stacks (from
+    each record's ``spec``) sets the line style and shows in the legend."""
+
+    def stacked(variant, n, settings=REAL):
+        return train(variant, settings, spec={"name": variant, "architecture": {"num_stacks": n, "depth": 4}},
+                     curve=[20.0, 30.0, 35.0], mean=35.0)  # fmt: skip
+
+    records = [stacked("hg1", 1), stacked("hg8", 8), stacked("hg1", 1, CHECK)]
+    report, out, _ = report_files(tmp_path, records, formats="md,csv,png")
+    assert list(pd.read_csv(out / "learning_curves.csv").columns) == [header(c) for c in LEARNING_COLUMNS]
+    assert not list((out / "plots").glob("val_curves*")) and (out / "plots" / "learning_curves.png").exists()
+    fig = learning_curves_figure(report.learning, "t", "s")
+    axes = fig.get_axes()
+    assert len(axes) == 4  # (validation, training) for protocols real and smoke
+    titles = [ax.get_title() for ax in axes]
+    assert sum("protocol real" in t for t in titles) == 2 and sum("protocol smoke" in t for t in titles) == 2
+    real_acc = next(ax for ax in axes if ax.get_title().startswith("validation") and "protocol real" in ax.get_title())
+    styles = {line.get_label(): line.get_linestyle() for line in real_acc.get_lines()}
+    assert set(styles) == {"hg1 (1 stack)", "hg8 (8 stacks)"} and styles["hg1 (1 stack)"] != styles["hg8 (8 stacks)"]
+
+    one = [stacked("hg1", 1), stacked("hg2", 1)]  # one number of stacks: plain labels, one style
+    report, _, _ = report_files(tmp_path / "one", one)
+    lines = learning_curves_figure(report.learning, "t", "s").get_axes()[0].get_lines()
+    assert {ln.get_label() for ln in lines} == {"hg1", "hg2"} and len({ln.get_linestyle() for ln in lines}) == 1
 
 
 def test_a_record_without_history_gives_no_curve_and_no_error(tmp_path):

@@ -381,7 +381,7 @@ def test_eval_record_preferred_to_the_training_validation(tmp_path):
     assert (row["mean_pct"], row["eval_persons"], row["protocol"], row["training_h"]) == (70.0, 2958, "p", 2.0)
     assert rep.cost.iloc[0]["accuracy_pct"] == 70.0 and rep.cost.iloc[0]["metric"] == "PCKh@0.5"
     assert any("training split" in r for p, r in rep.skipped if p.endswith("eval-mpii-train.json"))
-    assert len(rep.curves) == 2  # the training run still gives its validation curve
+    assert rep.learning["val_accuracy_pct"].tolist() == [40.0, 50.0]  # the training run still gives its learning curve
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,7 +439,6 @@ def test_skipped_records_and_failed_measurements_say_why(tmp_path):
     assert {p.name for p in written} == {
         "accuracy_vs_cost.csv",
         "per_joint.csv",
-        "val_curves.csv",
         "failed.csv",
         "skipped.csv",
         "learning_curves.csv",  # folder a's training run validated twice
@@ -540,8 +539,8 @@ def test_png_plots_are_written_and_plausible(tmp_path):
 
     _demo_store(tmp_path / "results")
     rep = build_report(tmp_path / "results")
-    # the validation curves' panels come from each train record's spec, not from this checkout's registry
-    assert dict(zip(rep.curves["variant"], rep.curves["num_stacks"], strict=True)) == {
+    # the learning curves' line styles come from each train record's spec, not from this checkout's registry
+    assert dict(zip(rep.learning["variant"], rep.learning["num_stacks"], strict=True)) == {
         "hg1": 1,
         "hg2": 2,
         "hg4": 4,
@@ -551,7 +550,7 @@ def test_png_plots_are_written_and_plausible(tmp_path):
     written = write_report(rep, tmp_path / "out", ["png", "md", "html"])
     pngs = sorted(p for p in written if p.suffix == ".png")
     kinds = {p.name.split("__")[0] for p in pngs}
-    kinds_expected = {"accuracy_vs_latency", "accuracy_vs_gmacs", "accuracy_vs_parameters", "val_curves", "per_joint"}
+    kinds_expected = {"accuracy_vs_latency", "accuracy_vs_gmacs", "accuracy_vs_parameters", "per_joint"}
     assert kinds == kinds_expected | {"learning_curves.png"}  # one learning-curves plot, without a group in its name
     for p in pngs:
         data = p.read_bytes()
@@ -589,7 +588,7 @@ def test_cli_report_reads_several_folders_and_writes_every_format(tmp_path):
     assert code == 0, text
     assert "Pareto-optimal rows" in text and "laptop" in text and "gpu-box" in text
     assert "filtered out by --precision fp32" in text
-    for name in ("report.md", "report.html", "accuracy_vs_cost.csv", "per_joint.csv", "val_curves.csv"):
+    for name in ("report.md", "report.html", "accuracy_vs_cost.csv", "per_joint.csv", "learning_curves.csv"):
         assert (out / name).stat().st_size > 0, name
     cost = pd.read_csv(out / "accuracy_vs_cost.csv")
     assert set(cost["precision"]) == {"fp32"} and set(cost["host"]) == {"gpu-box", "laptop"}

@@ -5,12 +5,11 @@
   as colours, the Pareto front (:func:`hgbench.analysis.tables.pareto_optimal`) drawn as a staircase;
 - accuracy vs GMACs (per sample) and vs parameters, one plot per dataset/split/metric/protocol
   (and input size for GMACs): these are counts, the same on every machine;
-- validation accuracy per epoch, one line per variant (as seed ``001_25df7af4abb369d1.txt``
-  tabulates and plots its runs' validation accuracy by epoch), a panel per number of stacks
-  (from the train records' ``spec``);
 - the learning curves, ``learning_curves.png``: validation mean accuracy and training loss per
-  epoch, one line per training run, in two panels (:func:`learning_curves_figure`, from
-  :func:`hgbench.analysis.tables.learning_table`);
+  epoch, one line per training run (as seed ``001_25df7af4abb369d1.txt`` plots its runs'
+  validation accuracy by epoch), a row of two panels per dataset/split/protocol, the line style
+  the number of stacks (from the train records' ``spec``) where there are several
+  (:func:`learning_curves_figure`, from :func:`hgbench.analysis.tables.learning_table`);
 - per-joint accuracy as a grouped bar chart (Head ... Ankle, Mean; a bar per variant).
 
 Where the records carry 95 % confidence intervals of the accuracy
@@ -40,6 +39,9 @@ from hgbench.analysis.tables import ACCURACY_KEY, COST_GROUP, GROUP_COLUMNS, Rep
 from hgbench.records import atomic_write_bytes
 
 FIG_SIZE = (9.0, 6.0)  # inches; at 110 dpi about 1000 x 660 px
+LEARNING_GROUP = ["dataset", "split", "protocol"]  # one row of the learning curves' panels each
+_STYLES = ["-", "--", "-.", ":"]  # line styles of the learning curves, one per number of stacks
+_MARKERS = ["o", "s", "^", "D", "v"]  # tell apart variants whose colours repeat
 ACC = "accuracy_pct"
 ACC_LOW, ACC_HIGH = INTERVALS[ACC]
 
@@ -293,91 +295,87 @@ def _complexity_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
     return written
 
 
-def val_curves_figure(curves: pd.DataFrame, title: str, subtitle: str, ylabel: str, max_panels: int = 4) -> Figure:
-    """Validation accuracy (percent) per epoch: ``curves`` has ``variant``, ``epoch``,
-    ``accuracy_pct`` and optionally ``num_stacks`` (None/NaN: not recorded); one line per variant.
-    Variants are split into one panel per number of stacks when there are 2 to ``max_panels``
-    stack counts, as seed 001 draws one figure per stack count ("Validation accuracy with 1
-    stack", "... 2 stacks", "... 8 stacks")."""
-    variants = sorted(curves["variant"].unique())
-    stacks = {v: None for v in variants}
-    if "num_stacks" in curves:
-        for v, n in curves.groupby("variant")["num_stacks"].first().items():  # first non-missing value
-            stacks[v] = None if is_missing(n) else int(n)
-    keys = sorted({s for s in stacks.values()}, key=lambda s: (s is None, s or 0))
-    panels = keys if 1 < len(keys) <= max_panels else [None]
-    fig = Figure(figsize=(max(FIG_SIZE[0], 4.5 * len(panels) + 2), FIG_SIZE[1]))
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
-    colour = dict(zip(variants, _colours(len(variants)), strict=True))
-    styles = ["-", "--", "-.", ":"]
-    for ax, key in zip(axes, panels, strict=True):
-        shown = [v for v in variants if len(panels) == 1 or stacks[v] == key]
-        for k, variant in enumerate(shown):
-            c = curves[curves["variant"] == variant].sort_values("epoch")
-            ax.plot(c["epoch"], c[ACC], marker="o", markersize=3, linestyle=styles[(k // 10) % len(styles)], color=colour[variant],
-                    label=variant)  # fmt: skip
-        if len(panels) > 1:
-            ax.set_title("other variants" if key is None else f"{key} stack{'s' if key != 1 else ''}", fontsize=10)
-        ax.set_xlabel("epoch")
-        if curves["epoch"].nunique() <= 20:
-            ax.set_xticks(sorted(curves["epoch"].unique()))
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    axes[0].set_ylabel(ylabel)
-    fig.suptitle(title + "\n" + "\n".join(textwrap.wrap(subtitle, 140)), fontsize=11)
-    return fig
+def _stacks_text(n: int) -> str:
+    return f"{n} stack{'s' if n != 1 else ''}"
 
 
 def learning_curves_figure(learning: pd.DataFrame, title: str, subtitle: str) -> Figure:
-    """Two panels over the epochs, one line per training run: the validation mean accuracy
-    (percent; epochs without a validation are skipped, so a run validated every few epochs
-    draws a point at each validation) and the epoch's mean training loss (the heatmap MSE of
+    """The learning curves, one line per training run: a row of two panels per dataset, split
+    and protocol (:data:`LEARNING_GROUP`; accuracies of different datasets or protocols never
+    share an axis), the validation mean accuracy (percent; epochs without a validation are
+    skipped, so a run validated every few epochs draws a point at each validation) on the left
+    and the epoch's mean training loss (the heatmap MSE of
     :func:`hgbench.models.loss.stacked_loss`, summed over supervised stacks; a log scale where it
-    spans more than a factor of 10, as between 1- and 8-stack networks).
+    spans more than a factor of 10, as between 1- and 8-stack networks) on the right.
+
+    A variant has the same colour in every row (past the palette's 20 colours, a marker shape
+    tells apart variants of one colour). Where the runs have networks of several numbers of
+    stacks, the line style says which (``-`` for the fewest, then ``--``, ``-.``, ``:``) and so
+    does the legend: seed ``001_25df7af4abb369d1.txt`` compares its variants' validation accuracy
+    per epoch within each number of stacks (1, 2, 8).
 
     Args:
         learning: :func:`hgbench.analysis.tables.learning_table`'s rows: ``variant``,
-            ``dataset``, ``protocol``, ``metric``, ``epoch``, ``train_loss``,
-            ``val_accuracy_pct``, ``train_record`` (one run per record).
+            ``dataset``, ``split``, ``protocol``, ``metric``, ``epoch``, ``train_loss``,
+            ``val_accuracy_pct``, ``train_record`` (one run per record) and optionally
+            ``num_stacks`` (None/NaN: not recorded).
         title, subtitle: the figure's title and its conditions line.
 
-    A line is labelled with its variant, and its dataset and protocol where the frame holds
-    several of them.
+    A line is labelled with its variant, with its metric where a row holds several, and with
+    its number of stacks where the figure holds several.
     """
-    fig = Figure(figsize=(FIG_SIZE[0] + 4, FIG_SIZE[1]))
-    acc_ax, loss_ax = fig.subplots(1, 2)
-    runs = list(learning.groupby("train_record", sort=False))
-    several = learning[["dataset", "protocol"]].drop_duplicates().shape[0] > 1
-    metrics = sorted({str(m) for m in learning["metric"] if not is_missing(m)})
-    styles = ["-", "--", "-.", ":"]
-    for k, ((_, run), colour) in enumerate(zip(runs, _colours(len(runs)), strict=False)):  # one colour at least
-        first = run.iloc[0]
-        label = str(first["variant"]) + (f" ({first['dataset']}, {first['protocol']})" if several else "")
-        if len(metrics) > 1 and not is_missing(first["metric"]):
-            label += f", {first['metric']}"
-        style = styles[(k // 10) % len(styles)]
-        for ax, col in ((acc_ax, "val_accuracy_pct"), (loss_ax, "train_loss")):
-            pts = run[["epoch", col]].apply(pd.to_numeric, errors="coerce").dropna().sort_values("epoch")
-            if len(pts):
-                ax.plot(pts["epoch"], pts[col], marker="o", markersize=3, linestyle=style, color=colour, label=label)
-    acc_ax.set_ylabel(f"validation {metrics[0] if len(metrics) == 1 else 'mean accuracy'} (%)")
-    loss_ax.set_ylabel("training loss (mean over the epoch's steps)")
-    losses = pd.to_numeric(learning["train_loss"], errors="coerce").dropna()
-    if len(losses) and losses.min() > 0 and losses.max() / losses.min() > 10:
-        loss_ax.set_yscale("log")
-        loss_ax.set_ylabel(loss_ax.get_ylabel() + ", log scale")
-    epochs = pd.to_numeric(learning["epoch"], errors="coerce").dropna()
-    for ax, name in ((acc_ax, "validation"), (loss_ax, "training")):
-        ax.set_xlabel("epoch")
-        if 0 < epochs.nunique() <= 20:
-            ax.set_xticks(sorted(epochs.unique()))
-        ax.set_title(name, fontsize=10)
-        ax.grid(True, alpha=0.3)
-    handles, labels = loss_ax.get_legend_handles_labels()
-    if not handles:
-        handles, labels = acc_ax.get_legend_handles_labels()
-    if handles:
-        loss_ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    groups = list(learning.groupby(LEARNING_GROUP, dropna=False, sort=False))
+    fig = Figure(figsize=(FIG_SIZE[0] + 4, max(FIG_SIZE[1], 4.2 * len(groups) + 1.2)))
+    axes = fig.subplots(len(groups), 2, squeeze=False)
+    variants = sorted({str(v) for v in learning["variant"]})
+    colours = _colours(len(variants))
+    distinct = len(set(colours))
+    look = {
+        v: (c, _MARKERS[(k // distinct) % len(_MARKERS)])
+        for k, (v, c) in enumerate(zip(variants, colours, strict=False))
+    }
+    raw = learning["num_stacks"] if "num_stacks" in learning else pd.Series(np.nan, index=learning.index)
+    stacks = pd.to_numeric(raw, errors="coerce")
+    counts = sorted(int(n) for n in stacks.dropna().unique())
+    style = {n: _STYLES[k % len(_STYLES)] for k, n in enumerate(counts)} if len(counts) > 1 else {}
+    for ((dataset, split, protocol), rows), (acc_ax, loss_ax) in zip(groups, axes, strict=True):
+        metrics = sorted({str(m) for m in rows["metric"] if not is_missing(m)})
+        for _, run in rows.groupby("train_record", sort=False):
+            first = run.iloc[0]
+            colour, marker = look[str(first["variant"])]
+            n = None if is_missing(stacks[run.index[0]]) else int(stacks[run.index[0]])
+            label = str(first["variant"])
+            if len(metrics) > 1 and not is_missing(first["metric"]):
+                label += f", {first['metric']}"
+            if style and n is not None:
+                label += f" ({_stacks_text(n)})"
+            for ax, col in ((acc_ax, "val_accuracy_pct"), (loss_ax, "train_loss")):
+                pts = run[["epoch", col]].apply(pd.to_numeric, errors="coerce").dropna().sort_values("epoch")
+                if len(pts):
+                    ax.plot(pts["epoch"], pts[col], marker=marker, markersize=3, linestyle=style.get(n, "-"), color=colour,
+                            label=label)  # fmt: skip
+        where = f"{dataset}/{split}, protocol {protocol}"
+        acc_ax.set_title(f"validation: {where}", fontsize=10)
+        loss_ax.set_title(f"training: {where}", fontsize=10)
+        acc_ax.set_ylabel(f"validation {metrics[0] if len(metrics) == 1 else 'mean accuracy'} (%)")
+        loss_ax.set_ylabel("training loss (mean over the epoch's steps)")
+        losses = pd.to_numeric(rows["train_loss"], errors="coerce").dropna()
+        if len(losses) and losses.min() > 0 and losses.max() / losses.min() > 10:
+            loss_ax.set_yscale("log")
+            loss_ax.set_ylabel(loss_ax.get_ylabel() + ", log scale")
+        epochs = pd.to_numeric(rows["epoch"], errors="coerce").dropna()
+        for ax in (acc_ax, loss_ax):
+            ax.set_xlabel("epoch")
+            if 0 < epochs.nunique() <= 20:
+                ax.set_xticks(sorted(epochs.unique()))
+            ax.grid(True, alpha=0.3)
+        if not acc_ax.has_data():
+            acc_ax.text(0.5, 0.5, "no validation recorded", ha="center", va="center", transform=acc_ax.transAxes)
+        handles, labels = loss_ax.get_legend_handles_labels()
+        if not handles:
+            handles, labels = acc_ax.get_legend_handles_labels()
+        if handles:
+            loss_ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(title + "\n" + "\n".join(textwrap.wrap(subtitle, 160)), fontsize=11)
     return fig
 
@@ -388,12 +386,8 @@ def _learning_plot(report: Report, out: Path) -> list[tuple[str, Path]]:
     if lc.empty:
         return []
     hosts = ", ".join(sorted({str(h) for h in lc["trained_on"] if not is_missing(h)})) or "?"
-    groups = "; ".join(
-        f"{d}/{s}, protocol {p}"
-        for d, s, p in lc[["dataset", "split", "protocol"]].drop_duplicates().itertuples(index=False)
-    )
     fig = learning_curves_figure(lc, "Learning curves: validation accuracy and training loss per epoch",
-                                 f"{groups} | trained on {hosts}")  # fmt: skip
+                                 f"trained on {hosts} | validation: each run's accuracy after that epoch")  # fmt: skip
     return [
         ("Learning curves: validation mean accuracy and training loss per epoch", _save(fig, out / LEARNING_CURVES_PNG))
     ]
@@ -433,19 +427,8 @@ def per_joint_figure(rows: pd.DataFrame, title: str, subtitle: str, ylabel: str)
     return fig
 
 
-def _accuracy_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
+def _per_joint_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
     written = []
-    if not report.curves.empty:
-        for key, g in report.curves.groupby(["dataset", "split", "metric", "protocol"], dropna=False, sort=False):
-            dataset, split, metric, protocol = key
-            if g.groupby("variant")["epoch"].nunique().max() < 2:
-                continue  # one validation per run: no curve to draw
-            hosts = ", ".join(sorted({str(h) for h in g["trained_on"] if not is_missing(h)})) or "?"
-            fig = val_curves_figure(g, f"Validation {metric} per epoch: {dataset}/{split}",
-                                    f"protocol {protocol} | trained on {hosts} | accuracy of each run's validation after that epoch",
-                                    f"{metric} (%), {dataset} {split}")  # fmt: skip
-            path = out / f"val_curves__{_slug(dataset, split, metric, protocol)}.png"
-            written.append((f"Validation {metric} per epoch, {dataset}/{split}, protocol {protocol}", _save(fig, path)))
     pj = report.per_joint
     pj = pj[pj["mean_pct"].notna()] if not pj.empty else pj
     if not pj.empty:
@@ -467,5 +450,5 @@ def _accuracy_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
 def write_plots(report: Report, out_dir: str | Path) -> list[tuple[str, Path]]:
     """Write every plot of ``report`` as PNG into ``out_dir``; return ``(caption, path)`` pairs."""
     out = Path(out_dir)
-    return [*_cost_plots(report, out), *_complexity_plots(report, out), *_accuracy_plots(report, out),
+    return [*_cost_plots(report, out), *_complexity_plots(report, out), *_per_joint_plots(report, out),
             *_learning_plot(report, out)]  # fmt: skip

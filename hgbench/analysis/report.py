@@ -3,8 +3,8 @@
 Inputs (see :mod:`hgbench.records` and ``notes/PROFILE_RECORD.md``): every ``*.json`` record
 under the given folders, of kind ``"profile"`` (cost: parameters, MACs, latency per backend x
 precision x batch size on one machine), ``"train"`` (a complete training run: its last
-validation, per epoch validation curve, training time) and ``"eval"`` (``hgbench evaluate`` of
-a checkpoint on a split; preferred to the training run's last validation).
+validation, its learning curve from ``history``, training time) and ``"eval"`` (``hgbench
+evaluate`` of a checkpoint on a split; preferred to the training run's last validation).
 
 The data flow, one module per step:
 
@@ -12,7 +12,7 @@ The data flow, one module per step:
    every record not used listed with its reason);
 2. :mod:`hgbench.analysis.tables`: rows -> the :class:`Report`'s DataFrames (snake_case
    columns: accuracy-vs-cost with its Pareto front, the per-joint table of seed 002's Table 1,
-   validation and learning curves, failed measurements);
+   learning curves, failed measurements);
 3. :mod:`hgbench.analysis.render` (CSV, Markdown, HTML, with labels and units from
    :mod:`hgbench.analysis.labels`) and :mod:`hgbench.analysis.plots` (PNG).
 
@@ -39,7 +39,6 @@ from hgbench.analysis.render import (
 )
 from hgbench.analysis.rows import Filters, read_store
 from hgbench.analysis.tables import (
-    CURVE_COLUMNS,
     LEARNING_COLUMNS,
     SKIPPED_COLUMNS,
     NoUsableRecordsError,
@@ -75,11 +74,11 @@ def build_report(
 def write_report(report: Report, out_dir: str | Path, formats: str | Sequence[str] = DEFAULT_FORMATS) -> list[Path]:
     """Write the report into ``out_dir`` (created), every file atomically; return the paths.
 
-    ``csv``: ``accuracy_vs_cost.csv``, ``per_joint.csv``, ``val_curves.csv``, ``failed.csv``,
-    ``skipped.csv`` (raw numbers; empty cells where not measured), and ``learning_curves.csv``
-    where a training run has two or more validations (:attr:`Report.learning`); ``png``:
-    ``plots/*.png`` (:func:`hgbench.analysis.plots.write_plots`; ``plots/learning_curves.png``
-    likewise); ``md``: ``report.md``; ``html``: ``report.html``.
+    ``csv``: ``accuracy_vs_cost.csv``, ``per_joint.csv``, ``failed.csv``, ``skipped.csv`` (raw
+    numbers; empty cells where not measured), and ``learning_curves.csv`` where a training run
+    has two or more validations (:attr:`Report.learning`); ``png``: ``plots/*.png``
+    (:func:`hgbench.analysis.plots.write_plots`; ``plots/learning_curves.png`` likewise); ``md``:
+    ``report.md``; ``html``: ``report.html``.
 
     Raises:
         ValueError: an unknown format.
@@ -92,7 +91,6 @@ def write_report(report: Report, out_dir: str | Path, formats: str | Sequence[st
         tables = {
             "accuracy_vs_cost.csv": report.cost,
             "per_joint.csv": report.per_joint,
-            "val_curves.csv": report.curves[CURVE_COLUMNS],
             "failed.csv": report.failed,
             "skipped.csv": pd.DataFrame(report.skipped, columns=SKIPPED_COLUMNS),
         }

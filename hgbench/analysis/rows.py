@@ -7,8 +7,8 @@ record is then used or listed in ``skipped`` with its reason (:func:`read_store`
 - ``"profile"``: one row per measurement, keys the snake_case columns of
   :mod:`hgbench.analysis.labels` (``latency_p50_ms``, ``gmacs_fvcore`` ...); status "error"
   records go to ``failed``;
-- ``"train"`` (complete runs only): the last validation, the validation curve, the learning
-  curve (training loss, learning rate and validation accuracy per epoch), training time;
+- ``"train"`` (complete runs only): the last validation, the learning curve (training loss,
+  learning rate and validation accuracy per epoch), the number of stacks, training time;
 - ``"eval"`` (held-out splits only): preferred to the training run's last validation for the
   same variant, dataset and protocol (:func:`_join_accuracy`).
 
@@ -346,7 +346,7 @@ def _num_stacks(rec: dict) -> int | None:
 def _train_entry(rec: dict, path: str, shipped: dict[tuple[str, str], bool]) -> dict:
     prov = rec.get("provenance") or {}
     final = rec.get("final")
-    entry = {
+    return {
         "variant": rec["variant"],
         "joints": int(rec["num_joints"]),
         "dataset": rec["dataset"],
@@ -362,14 +362,9 @@ def _train_entry(rec: dict, path: str, shipped: dict[tuple[str, str], bool]) -> 
         "train_steps": _train_steps(rec),
         "accuracy_record": str(path),
         "_created": rec.get("created") or "",
-        "curve": [],
         "learning": _learning_points(rec),
         "result": _accuracy_fields(final) if final else None,
     }
-    for h in rec.get("history") or []:
-        if h.get("val"):
-            entry["curve"].append((int(h["epoch"]), _metric_name(h["val"]), _opt_float(h["val"].get("mean"))))
-    return entry
 
 
 def _eval_entry(rec: dict, path: str, shipped: dict[tuple[str, str], bool]) -> dict:
@@ -395,10 +390,10 @@ class Store:
         failed: profile rows with status "error" (selected by the filters), with ``error``.
         accuracy: one dict per accuracy (variant, joints, dataset, split, metric, protocol),
             with ``pipeline_check`` (bool) and, from a training run, ``train_steps``.
-        curves: validation curve points (variant, epoch, accuracy_pct, num_stacks, ...).
         learning: learning-curve points, one per epoch of each training run (variant, joints,
             dataset, split, metric, protocol, epoch, steps, train_loss, lr,
-            val_accuracy_pct, trained_on, train_record; :func:`_learning_points`).
+            val_accuracy_pct, trained_on, train_record; :func:`_learning_points`) and the
+            run's ``num_stacks`` (:func:`_num_stacks`).
         skipped: ``(path, reason)`` for every record file not used.
         files: number of ``*.json`` files read.
     """
@@ -406,7 +401,6 @@ class Store:
     profiles: list[dict] = field(default_factory=list)
     failed: list[dict] = field(default_factory=list)
     accuracy: list[dict] = field(default_factory=list)
-    curves: list[dict] = field(default_factory=list)
     learning: list[dict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     files: int = 0
@@ -491,16 +485,12 @@ def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
             "pipeline_check": e["pipeline_check"] or bool(run and run["pipeline_check"]),
         })  # fmt: skip
     for key, run in runs.items():
-        for epoch, metric, mean in run["curve"]:
-            store.curves.append({"variant": run["variant"], "joints": run["joints"], "dataset": run["dataset"], "split": "val",
-                                 "metric": metric, "protocol": run["protocol"], "epoch": epoch, "accuracy_pct": mean,
-                                 "trained_on": run["trained_on"], "train_record": run["accuracy_record"],
-                                 "num_stacks": run["num_stacks"]})  # fmt: skip
         run_metric = next((p["metric"] for p in run["learning"] if p["metric"]), None)
         for point in run["learning"]:
             store.learning.append({"variant": run["variant"], "joints": run["joints"], "dataset": run["dataset"], "split": "val",
                                    "protocol": run["protocol"], **point, "metric": point["metric"] or run_metric,
-                                   "trained_on": run["trained_on"], "train_record": run["accuracy_record"]})  # fmt: skip
+                                   "trained_on": run["trained_on"], "train_record": run["accuracy_record"],
+                                   "num_stacks": run["num_stacks"]})  # fmt: skip
         if key in evaluated:
             continue
         if run["result"] is None:  # a run without any validation still carries its size and training time
@@ -509,5 +499,5 @@ def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
         else:
             res = run["result"]
         store.accuracy.append(
-            {k: v for k, v in run.items() if k not in ("result", "curve", "learning") and not k.startswith("_")} | res
+            {k: v for k, v in run.items() if k not in ("result", "learning") and not k.startswith("_")} | res
         )

@@ -20,9 +20,10 @@ measured.
   profile record of the variant on that machine (:func:`_inference_choice`), as p50 ms per
   batch and as the paper's unit, minutes over the evaluated split (``inference_val_set_min`` =
   p50 x ceil(persons / batch), forward passes only).
-- ``curves`` (validation accuracy per epoch), ``learning`` (the learning curves: training loss,
-  learning rate and validation accuracy per epoch of each training run, :data:`LEARNING_COLUMNS`)
-  and ``failed`` (profile records with status error).
+- ``learning``, the **learning curves**: training loss, learning rate and validation accuracy
+  per epoch of each training run (:data:`LEARNING_COLUMNS`, from the train records' ``history``),
+  with the run's number of stacks (``num_stacks``, for the plot's line styles);
+- ``failed``: profile records with status error.
 
 **Pipeline checks.** An accuracy from a run under a protocol marked ``pipeline_check``
 (:class:`hgbench.config.Protocol`; :mod:`hgbench.analysis.rows`) says only that training and
@@ -80,7 +81,6 @@ PER_JOINT_COLUMNS = [
     "inference_batch_size", "inference_input_size_px", "inference_p50_ms", "inference_val_set_min", "accuracy_record",
     "profile_record",
 ]  # fmt: skip
-CURVE_COLUMNS = ["variant", "joints", *ACCURACY_KEY, "epoch", "accuracy_pct", "trained_on", "train_record"]
 LEARNING_COLUMNS = ["variant", "joints", *ACCURACY_KEY, "epoch", "steps", "train_loss", "lr", "val_accuracy_pct",
                     "trained_on", "train_record"]  # fmt: skip
 FAILED_COLUMNS = [
@@ -231,14 +231,15 @@ def _drop_absent_pipeline_check(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def learning_table(points: list[dict]) -> pd.DataFrame:
-    """The learning curves (:data:`LEARNING_COLUMNS`, one row per epoch of each training run,
+    """The learning curves (:data:`LEARNING_COLUMNS` and ``num_stacks``, the stacks of the run's
+    network, None where its record has no ``spec``; one row per epoch of each training run,
     ordered by dataset, protocol, variant, epoch), or an empty frame when no run has two or more
-    validation points (a single point is no curve).
+    validation points (a single point is no curve). The CSV holds :data:`LEARNING_COLUMNS` only.
 
     Args:
         points: :attr:`hgbench.analysis.rows.Store.learning`.
     """
-    df = _frame(points, LEARNING_COLUMNS)
+    df = _frame(points, [*LEARNING_COLUMNS, "num_stacks"])
     if df.empty:
         return df
     df["val_accuracy_pct"] = pd.to_numeric(df["val_accuracy_pct"], errors="coerce")
@@ -284,8 +285,6 @@ class Report:
     Attributes:
         cost: the accuracy-vs-cost table, :data:`COST_COLUMNS`.
         per_joint: the seed-002 Table 1 layout, :data:`PER_JOINT_COLUMNS`, one block per machine.
-        curves: validation accuracy per epoch, :data:`CURVE_COLUMNS` and ``num_stacks`` (from
-            the train record's ``spec``; not written to the CSV).
         learning: the learning curves, :func:`learning_table` (empty: none to draw).
         failed: failed measurements, :data:`FAILED_COLUMNS`.
         skipped: ``(path, reason)`` of every record not used.
@@ -299,7 +298,6 @@ class Report:
 
     cost: pd.DataFrame
     per_joint: pd.DataFrame
-    curves: pd.DataFrame
     failed: pd.DataFrame
     skipped: list[tuple[str, str]]
     conventions: dict[str, str]
@@ -308,7 +306,7 @@ class Report:
     filters: Filters
     pareto_on: str
     files: int
-    learning: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LEARNING_COLUMNS))
+    learning: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*LEARNING_COLUMNS, "num_stacks"]))
     pipeline_checks: dict[str, list[int]] = field(default_factory=dict)
     created: str = field(default_factory=utc_now)
 
@@ -368,7 +366,6 @@ def build_tables(
     return Report(
         cost=cost,
         per_joint=_drop_absent_pipeline_check(_drop_absent_intervals(_per_joint_table(store))),
-        curves=_frame(store.curves, [*CURVE_COLUMNS, "num_stacks"]),
         learning=learning_table(store.learning),
         failed=_frame(store.failed, FAILED_COLUMNS),
         skipped=skipped,
