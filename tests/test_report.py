@@ -652,3 +652,15 @@ def test_nothing_usable_is_an_error_naming_the_reasons(tmp_path):
         build_report(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such results folder"):
         build_report(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("profiled_at, note", [((256,), False), ((64,), True), ((256, 64), True)])
+def test_a_profile_at_another_size_than_the_training_is_said_in_the_notes(tmp_path, profiled_at, note):
+    write_train(tmp_path, "hg1", mean=50.0)  # protocol_settings.input_size: 256
+    for size in profiled_at:
+        write_profile(tmp_path, variant="hg1", size=size)
+    rep = build_report(tmp_path)
+    said = [n for n in rep.notes if "trained at 256 px" in n]
+    assert bool(said) is note
+    if note:
+        assert "64 px" in said[0] and "--input-size 256" in said[0] and said[0] in render_markdown(rep)

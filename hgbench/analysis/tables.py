@@ -453,6 +453,15 @@ def _join_notes(store: Store, acc_by_model: dict) -> list[str]:
             notes.append(f"{variant} was trained/evaluated with {joints} joints ({datasets}) but profiled with "
                          f"{', '.join(map(str, sorted(profiled[variant])))} only: its cost and accuracy are not joined; "
                          f"re-run `hgbench profile --num-joints {joints}`.")  # fmt: skip
+    for (variant, joints), entries in sorted(acc_by_model.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        trained = {e["trained_input_size"]: e["protocol"] for e in entries if e.get("trained_input_size")}
+        timed = {p["input_size_px"] for p in store.profiles if (p["variant"], p["joints"]) == (variant, joints)}
+        for size, protocol in sorted(trained.items()):
+            other = sorted(s for s in timed if s is not None and s != size)
+            if other:
+                notes.append(f"{variant} was trained at {size} px ({protocol}) but its rows at "
+                             f"{', '.join(map(str, other))} px time another input size than its accuracy's; "
+                             f"`hgbench profile --input-size {size}` times the trained size.")  # fmt: skip
     return notes
 
 
