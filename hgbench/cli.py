@@ -103,7 +103,7 @@ def train_all(
         "--wait": wait or None
     }
     with ui.user_errors():
-        check_launcher(launcher, gpus, given)
+        check_launcher(launcher, gpus, given, device)
         plan = plan_training(variants_, protocol, dataset, data_root, results, device, force, launcher == "local", skip_bad_samples)
         opts = slurm_options(device, **slurm) if launcher == "slurm" else None
     _train(plan, launcher, gpus, opts, wait)
@@ -232,7 +232,7 @@ def data_download(
     """Download, verify and safely extract the official archives; an interrupted download resumes."""
     from hgbench.data.download import check, check_download_request, download
     with ui.user_errors():
-        check_download_request(datasets, timeout, retries)
+        check_download_request(datasets, timeout, retries, to, base_url)
     progress, on_event = ui.download_display()
     results = []
     with ui.user_errors(), progress:
@@ -301,13 +301,13 @@ def latency_check(
     network, against the committed reference; exit 1 on a regression confirmed by a re-measurement."""
     from hgbench.analysis.compare import summary_line
     from hgbench.analysis.gate import GATE_THRESHOLDS, run_gate, update_reference
-    names = [t.strip() for t in variants_.split(",") if t.strip()] if variants_ else None
+    from hgbench.config import variant_names
     with ui.console.status("measuring") as status, ui.user_errors():
         if update:
-            paths = update_reference(reference, names, progress=lambda n: status.update(f"measuring {n} (reference)"))
+            paths = update_reference(reference, variant_names(variants_), progress=lambda n: status.update(f"measuring {n} (reference)"))
             return ui.say(f"{len(paths)} reference records written to {reference}; commit them")
         final, attempts, folder = run_gate(
-            reference, names, out, thresholds=threshold or GATE_THRESHOLDS, retries=retries,
+            reference, variant_names(variants_), out, thresholds=threshold or GATE_THRESHOLDS, retries=retries,
             progress=lambda n: status.update(f"measuring {n}"),
         )  # fmt: skip
     for i, comp in enumerate(attempts):

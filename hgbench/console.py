@@ -9,7 +9,6 @@ before any work where it can be checked up front.
 
 from __future__ import annotations
 
-import errno
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,9 +27,6 @@ err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=Tr
 DEBUG = {"on": False}
 """``hgbench --debug``: show the traceback of an error instead of its one line."""
 
-MACHINE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
-"""OSError numbers that are faults of the machine (exit 1), not of the input."""
-
 
 def fail(message: str, code: int = 2) -> None:
     """Print ``error: <message>`` on one line to stderr and exit with ``code``."""
@@ -38,27 +34,46 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _os_message(e: OSError) -> str:
+    """An ``OSError`` in words: the library's own message, or ``<file>: <what the system said>``
+    (without Python's ``[Errno N]``)."""
+    if e.errno is None or not e.strerror:
+        return str(e)
+    return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's input errors into one line and exit status 2, and faults of the
-    machine (a full disk, a read-only folder) into one line and exit status 1."""
+    machine (:func:`hgbench.paths.is_machine_fault`: a full disk, a read-only folder, a stalled
+    or refused network connection) into one line and exit status 1."""
     from hgbench.config import ConfigError
     from hgbench.data import DatasetError
+    from hgbench.paths import MachineFaultError, is_machine_fault
     from hgbench.records import RecordError
 
     try:
         yield
     except typer.Exit:
         raise
-    except (ConfigError, DatasetError, RecordError, KeyError, ValueError, FileNotFoundError, NotADirectoryError) as e:
+    except MachineFaultError as e:  # before the input errors: a stalled download is a DatasetError too
+        if DEBUG["on"]:
+            raise
+        fail(_os_message(e), code=1)
+    except (ConfigError, DatasetError, RecordError, KeyError, ValueError) as e:
         if DEBUG["on"]:
             raise
         fail(e.args[0] if isinstance(e, KeyError) and e.args else str(e))
     except OSError as e:
-        if DEBUG["on"] or e.errno not in MACHINE_FAULTS:
+        if DEBUG["on"]:
             raise
-        where = f"{e.filename}: " if e.filename else ""
-        fail(f"{where}{e.strerror}; free space or choose a writable --results (nothing earlier was replaced)", code=1)
+        if is_machine_fault(e):
+            fail(f"{_os_message(e)}; free space or give a writable folder, then run the same command again "
+                 "(nothing earlier was replaced)", code=1)  # fmt: skip
+        if isinstance(e, (FileNotFoundError, NotADirectoryError, IsADirectoryError, FileExistsError)):
+            hint = "" if e.errno is None else "; check the path (a file where a folder is needed, or the reverse)"
+            fail(_os_message(e) + hint)
+        raise
 
 
 def progress_bar() -> Progress:

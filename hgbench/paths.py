@@ -25,6 +25,7 @@ overrides both (a user's own registry).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -40,6 +41,26 @@ _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
 class UnsafePathError(ValueError):
     """A name that would leave the results folder (or is not a plain file name)."""
+
+
+MACHINE_FAULT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
+"""``OSError.errno`` values that are faults of the machine, not of the input: a full disk or
+quota, a read-only or unwritable folder, an I/O error. The command line exits 1 on them
+(:func:`hgbench.console.user_errors`), and ``train-all`` ends only the run that met one
+(:func:`hgbench.train.launch.train_local`)."""
+
+
+class MachineFaultError(OSError):
+    """A fault of the machine or the network, not of the input (a folder that cannot be
+    written, a download that stalled or was refused): the message is one line naming the file
+    or URL and the fix, and the command line exits 1. An ``OSError``, so that code catching
+    the operating system's own faults catches these too."""
+
+
+def is_machine_fault(error: BaseException) -> bool:
+    """Whether ``error`` is a fault of the machine: a :class:`MachineFaultError`, or an
+    ``OSError`` whose ``errno`` is in :data:`MACHINE_FAULT_ERRNOS`."""
+    return isinstance(error, MachineFaultError) or (isinstance(error, OSError) and error.errno in MACHINE_FAULT_ERRNOS)
 
 
 def variants_dir() -> Path:
@@ -133,10 +154,10 @@ def check_writable_folder(folder: Path, option: str = "--results") -> Path:
     then create and remove a temporary file in it.
 
     Raises:
-        NotADirectoryError: ``folder`` (or a parent) is a file; PermissionError / OSError: it cannot
-            be written (read-only, full); each message names ``option``, the folder and the fix.
+        NotADirectoryError: ``folder`` (or a parent) is a file; MachineFaultError: it cannot be
+            written (read-only, full, no permission; ``errno`` kept); ValueError: another
+            failure (a name too long); each message names ``option``, the folder and the fix.
     """
-    import errno
     import tempfile
 
     folder = Path(folder)
@@ -151,8 +172,12 @@ def check_writable_folder(folder: Path, option: str = "--results") -> Path:
     except FileExistsError:
         raise NotADirectoryError(f"{option} {folder}: a parent is a file, not a folder; pass another folder") from None
     except OSError as e:
-        what = "is full" if e.errno == errno.ENOSPC else "cannot be written"
-        raise OSError(
+        if e.errno not in MACHINE_FAULT_ERRNOS:  # e.g. a name too long: the path given is wrong
+            raise ValueError(
+                f"{option} {folder}: cannot be made a folder ({e.strerror}); pass another folder"
+            ) from None
+        what = "is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot be written"
+        raise MachineFaultError(
             e.errno, f"{option} {folder}: {what} ({e.strerror}); free space or pass a writable folder"
         ) from None
     return folder

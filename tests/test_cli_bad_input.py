@@ -4,17 +4,25 @@ files that must be byte-identical afterwards. A new case is one more row.
 
 Each row runs in a fresh folder holding ``results/`` with a good run record and a good eval
 record (so that "a good earlier result is never replaced" is checked for every case), and the
-protocol and record files a case needs (:func:`_fixtures`).
+protocol and record files a case needs (:func:`_fixtures`). ``{stalled}``, ``{refused}`` and
+``{http}`` in a row's arguments and words stand for loopback URLs (:func:`net`): a socket that
+accepts connections and never answers, a port that refuses them, and an HTTP server that
+answers 503 under ``/busy`` and 404 elsewhere.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.io
 from conftest import make_record, write_record_file
 from typer.testing import CliRunner
 
@@ -83,6 +91,136 @@ CASES = [
         unchanged=["newer"],
     ),
     Case("compare-newer-schema", ["compare", "newer", "newer"], 2, ["newer hgbench"], unchanged=["newer"]),
+    # a list that names no variant would select all of them (an empty shell variable)
+    Case("train-variant-empty", ["train", "", "--protocol", "tiny.yaml"], 2, ["''", "no variant named"]),
+    Case(
+        "train-all-variants-comma",
+        ["train-all", "--variants", ",", "--protocol", "tiny.yaml"],
+        2,
+        ["','", "--variants"],
+    ),
+    Case("profile-variants-empty", ["profile", "--variants", ""], 2, ["''", "no variant named"]),
+    Case("latency-check-variants-empty", ["latency-check", "--variants", ""], 2, ["''", "no variant named"]),
+    # more options checked before any work
+    Case(
+        "train-all-gpus-not-an-index",
+        ["train-all", "--variants", "hg1", "--protocol", "tiny.yaml", "--gpus", "a"],
+        2,
+        ["--gpus", "'a'", "GPU index"],
+    ),
+    Case(
+        "train-all-gpus-absent",
+        ["train-all", "--variants", "hg1", "--protocol", "tiny.yaml", "--gpus", "99"],
+        2,
+        ["--gpus 99"],
+    ),
+    Case("evaluate-device-unknown", ["evaluate", "results/ckpt.pt", "--device", "tpu"], 2, ["--device", "'tpu'"]),
+    Case(
+        "evaluate-threshold-percent",
+        ["evaluate", "results/ckpt.pt", "--threshold", "50"],
+        2,
+        ["--threshold", "(0, 1]", "50"],
+    ),
+    Case(
+        "profile-threads-beyond-cpus",
+        ["profile", "--variants", "hg1", "--threads", "100000"],
+        2,
+        ["--threads 100000", "logical CPUs"],
+    ),
+    Case(
+        "profile-results-a-file",
+        ["profile", "--variants", "hg1", "--results", "afile"],
+        2,
+        ["--results", "afile"],
+        unchanged=["results", "afile"],
+    ),
+    Case(
+        "profile-cache-dir-a-file",
+        ["profile", "--variants", "hg1", "--cache-dir", "afile"],
+        2,
+        ["--cache-dir", "afile"],
+        unchanged=["results", "afile"],
+    ),
+    Case("protocol-binary", ["train", "hg1", "--protocol", "binary.yaml"], 2, ["binary.yaml", "U+0000"]),
+    # outputs that are a folder, a file, or an input
+    Case(
+        "score-out-is-the-gt",
+        ["score", "pred.mat", "--gt", "gt.mat", "--out", "gt.mat"],
+        2,
+        ["--out gt.mat", "--gt"],
+        unchanged=["results", "gt.mat", "pred.mat"],
+    ),
+    Case(
+        "score-out-is-a-folder",
+        ["score", "pred.mat", "--gt", "gt.mat", "--out", "results"],
+        2,
+        ["--out results", "folder"],
+    ),
+    Case(
+        "compare-json-is-a-folder",
+        ["compare", "prof", "prof", "--json", "prof"],
+        2,
+        ["prof", "Is a directory"],
+        unchanged=["results", "prof"],
+    ),
+    Case(
+        "report-out-is-a-file",
+        ["report", "--results", "prof", "--out", "afile"],
+        2,
+        ["afile"],
+        unchanged=["results", "prof", "afile"],
+    ),
+    Case(
+        "latency-check-out-is-a-file",
+        ["latency-check", "--variants", "hg1", "--out", "afile"],
+        2,
+        ["afile"],
+        unchanged=["results", "afile"],
+    ),
+    # downloads: a fault of the network is exit 1 naming the URL, the timeout and the fix; a wrong URL is exit 2
+    Case(
+        "download-stalled",
+        ["data", "download", "lspet", "--to", "data", "--base-url", "{stalled}", "--timeout", "0.3", "--retries", "1"],
+        1,
+        ["{stalled}/lspet_dataset.zip", "no answer within 0.3 s, 2 attempts", "--timeout", "again later"],
+    ),
+    Case(
+        "download-refused",
+        ["data", "download", "lspet", "--to", "data", "--base-url", "{refused}", "--timeout", "1", "--retries", "0"],
+        1,
+        ["{refused}/lspet_dataset.zip", "refused", "again later"],
+    ),
+    Case(
+        "download-http-503",
+        ["data", "download", "lspet", "--to", "data", "--base-url", "{http}/busy", "--retries", "0"],
+        1,
+        ["{http}/busy/lspet_dataset.zip", "HTTP 503", "again later"],
+    ),
+    Case(
+        "download-http-404",
+        ["data", "download", "lspet", "--to", "data", "--base-url", "{http}/gone", "--retries", "0"],
+        2,
+        ["{http}/gone/lspet_dataset.zip", "HTTP 404", "--base-url"],
+    ),
+    Case(
+        "download-base-url-not-a-url",
+        ["data", "download", "lspet", "--to", "data", "--base-url", "mirror"],
+        2,
+        ["--base-url", "'mirror'", "https://"],
+    ),
+    Case(
+        "download-base-url-empty",
+        ["data", "download", "lspet", "--to", "data", "--base-url", ""],
+        2,
+        ["--base-url", "''"],
+    ),
+    Case(
+        "download-to-a-file",
+        ["data", "download", "lspet", "--to", "afile"],
+        2,
+        ["--to", "afile", "not a folder"],
+        unchanged=["results", "afile"],
+    ),
 ]
 
 
@@ -108,6 +246,14 @@ def _fixtures(root: Path) -> None:
         levels.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
     (root / "bomb.yaml").write_text("\n".join(levels) + "\ndescription: *i\n" + SMOKE)
     (root / "latin1.yaml").write_bytes("description: caf\xe9\n".encode("latin-1") + SMOKE.encode())
+    (root / "binary.yaml").write_bytes(b"\x00\x01\x02" + SMOKE.encode())
+    # MPII evaluation layout (gt_valid_detections_our_format.mat): 3 persons, head boxes 30 x 40 px
+    gt = np.stack([np.stack([np.arange(16) * 10.0 + 100, np.full(16, 200.0 + i)], axis=-1) for i in range(3)])
+    boxes = np.tile(np.array([[[0.0], [0.0]], [[30.0], [40.0]]]), (1, 1, 3))
+    mat = {"pos_gt_src": gt.transpose(1, 2, 0), "jnt_missing": np.zeros((16, 3), np.uint8), "headboxes_src": boxes}
+    scipy.io.savemat(root / "gt.mat", mat)
+    scipy.io.savemat(root / "pred.mat", {"preds": gt + 1})
+    write_record_file(root / "prof" / "profile" / "h" / "x.json", make_record("profile"))
     (root / "afile").write_text("not a folder\n")
     write_record_file(root / "newer" / "profile" / "h" / "x.json", make_record("profile", schema="hgbench.record/99"))
     results = root / "results"
@@ -125,12 +271,48 @@ def _snapshot(root: Path, names: list[str]) -> dict[str, bytes]:
     return files
 
 
+class _Answer(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_error(503 if self.path.startswith("/busy/") else 404)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def net():
+    """``{stalled, refused, http}`` loopback URLs (module docstring)."""
+    stalled = socket.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(8)  # the kernel completes the connections; nobody reads or answers them
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        refused = s.getsockname()[1]  # closed again: connecting is refused
+    http = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield {
+        "stalled": f"http://127.0.0.1:{stalled.getsockname()[1]}",
+        "refused": f"http://127.0.0.1:{refused}",
+        "http": f"http://127.0.0.1:{http.server_address[1]}",
+    }
+    http.shutdown()
+    http.server_close()
+    stalled.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_wait(monkeypatch):
+    from hgbench.data.download import fetch
+
+    monkeypatch.setattr(fetch, "RETRY_DELAY_S", 0.0)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_one_clear_line_and_loses_nothing(tmp_path, monkeypatch, case):
+def test_bad_input_is_one_clear_line_and_loses_nothing(tmp_path, monkeypatch, case, net):
     _fixtures(tmp_path)
     monkeypatch.chdir(tmp_path)
     before = _snapshot(tmp_path, case.unchanged)
-    r = runner.invoke(app, case.args)
+    r = runner.invoke(app, [a.format(**net) for a in case.args])
     out = r.output
     assert r.exit_code == case.code, out
     assert "Traceback" not in out and not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit), out
@@ -138,7 +320,7 @@ def test_bad_input_is_one_clear_line_and_loses_nothing(tmp_path, monkeypatch, ca
     assert len(error_lines) == 1, out
     text = " ".join(out.split())
     for w in case.words:
-        assert w in text, (w, out)
+        assert w.format(**net) in text, (w, out)
     assert _snapshot(tmp_path, case.unchanged) == before
     assert not (tmp_path.parent / "escaped").exists() and not any(tmp_path.parent.glob("escaped*"))
 
@@ -156,8 +338,26 @@ def test_a_read_only_results_folder_is_refused_before_training(tmp_path, monkeyp
     ro.mkdir()
     ro.chmod(0o555)
     r = runner.invoke(app, ["train", "hg1", "--protocol", "tiny.yaml", "--results", "ro"])
-    assert r.exit_code == 2 and "--results" in r.output and "writ" in r.output
+    assert r.exit_code == 1 and "--results" in r.output and "writ" in r.output  # a fault of the machine
     assert json.dumps(sorted(os.listdir(ro))) == "[]"
+
+
+def test_a_read_only_file_system_is_a_fault_of_the_machine_said_once(tmp_path, monkeypatch):
+    """As root too: the write check meets EROFS (a read-only mount); exit 1, the fix said once."""
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "ro" / "x"))
+
+    _fixtures(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
+    r = runner.invoke(app, ["train", "hg1", "--protocol", "tiny.yaml", "--results", "ro"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 1, r.output
+    assert "error: --results ro: cannot be written (Read-only file system)" in text
+    assert text.count("writable") == 1 and "Traceback" not in text
 
 
 def test_a_full_disk_ends_that_run_only_and_train_all_exits_1_listing_it(tmp_path, monkeypatch):
@@ -181,3 +381,34 @@ def test_a_full_disk_ends_that_run_only_and_train_all_exits_1_listing_it(tmp_pat
     text = " ".join(r.output.split())
     assert r.exit_code == 1 and trained == ["hg2"], r.output
     assert "hg1:" in text and "No space left on device" in text and "last good checkpoint is kept" in text
+
+
+@pytest.mark.parametrize(
+    "files, words",
+    [
+        ({}, ["no variant files", "HGBENCH_VARIANTS_DIR"]),  # an empty registry: every command says so
+        ({"junk.yaml": b"\x00\x01junk"}, ["junk.yaml", "U+0000"]),  # a binary file among the YAMLs is named
+    ],
+)
+@pytest.mark.parametrize("args", [["variants"], ["train", "hg1", "--protocol", "tiny.yaml"]])
+def test_a_broken_registry_is_named(tmp_path, monkeypatch, files, words, args):
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    for name, data in files.items():
+        (registry / name).write_bytes(data)
+    _fixtures(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HGBENCH_VARIANTS_DIR", str(registry))
+    r = runner.invoke(app, args)
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("error:") and all(w in text for w in words), r.output
+
+
+def test_runs_says_which_record_is_unreadable(tmp_path):
+    run = tmp_path / "runs" / "synthetic" / "tiny-0123456789ab" / "hg1-0123456789ab"
+    record = write_record_file(run / "train.json", make_record("train", complete=True))
+    record.write_text(record.read_text()[:100])  # truncated: the run is not complete, and runs says why
+    r = runner.invoke(app, ["runs", "--results", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "interrupted" in r.output and "train.json unreadable" in " ".join(r.output.split())

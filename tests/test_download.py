@@ -651,12 +651,33 @@ def test_cli_download_from_a_server_that_never_answers_ends_quickly_naming_the_u
         ],
     )
     elapsed = time.monotonic() - start
-    assert r.exit_code == 2, r.output  # as an HTTP error: DownloadError is a DatasetError
+    assert r.exit_code == 1, r.output  # a fault of the network (NetworkFaultError), not of the input
     assert 1.9 < elapsed < 10  # (1 + 1 retry) x 1 s, where 4 x 60 s was the only choice before
     out = " ".join(r.output.split())
     assert f"{server.url}/lspet_dataset.zip: no answer within 1 s, 2 attempts" in out
     assert f"{server.url}/lspet_dataset.zip: no answer within 1 s; attempt 2 of 2" in out  # the retry, as it happens
     assert len(server.requests) == 2
+
+
+def test_a_full_disk_while_downloading_is_a_fault_of_the_machine_naming_the_part(server, tmp_path, monkeypatch):
+    import errno
+    import io
+
+    server.files["lspet_dataset.zip"] = _payload(7)
+
+    class Full(io.FileIO):
+        def write(self, b):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fetch, "open", lambda path, mode: Full(path, mode), raising=False)
+    data = tmp_path / "data"
+    with pytest.raises(dl.NetworkFaultError, match=r"lspet_dataset\.zip\.part: cannot be written .*free space") as err:
+        download("lspet", data, base_url=server.url, retries=3)
+    assert isinstance(err.value, OSError) and isinstance(err.value, DownloadError)
+    assert len(server.requests) == 1  # a full disk is not retried as a network error
+    r = runner.invoke(app, ["data", "download", "lspet", "--to", str(data), "--base-url", server.url])
+    assert r.exit_code == 1 and "No space left on device" in r.output and "Traceback" not in r.output, r.output
+    assert not (data / ".downloads/lspet_dataset.zip").exists()
 
 
 @pytest.mark.parametrize(

@@ -163,6 +163,18 @@ def score_files(
     return result
 
 
+def _check_out(out: Path, predictions: Path, gt: Path) -> None:
+    """Raises: ValueError: ``out`` is a folder, or the predictions or ground-truth file (which the
+    report would replace)."""
+    if out.is_dir():
+        raise ValueError(f"--out {out}: is a folder; give a file name, e.g. --out {out / 'pckh.md'}")
+    for option, given in (("PREDICTIONS", predictions), ("--gt", gt)):
+        if out.exists() and given.exists() and out.samefile(given):
+            raise ValueError(
+                f"--out {out}: is the {option} file, which the report would replace; give another file name"
+            )
+
+
 def score_report(predictions: str | Path, gt: str | Path, convention: str = "official", fmt: str = "md",
                  threshold: float = 0.5, key: str | None = None, zero_based: bool = False,
                  out: str | Path | None = None) -> tuple[str, list[str]]:  # fmt: skip
@@ -172,7 +184,8 @@ def score_report(predictions: str | Path, gt: str | Path, convention: str = "off
     scored as misses).
 
     Raises:
-        ValueError: ``fmt`` not md or csv, a threshold not in (0, 1]; as :func:`score_files`.
+        ValueError: ``fmt`` not md or csv, a threshold not in (0, 1], an ``out`` that is a folder
+            or one of the input files (checked before anything is read); as :func:`score_files`.
     """
     import math
 
@@ -184,6 +197,8 @@ def score_report(predictions: str | Path, gt: str | Path, convention: str = "off
         raise ValueError(
             f"--threshold {threshold}: expected a fraction of the head size in (0, 1], e.g. 0.5 for PCKh@0.5"
         )
+    if out is not None:
+        _check_out(Path(out), Path(predictions), Path(gt))
     result = score_files(predictions, gt, convention=convention, threshold=threshold, key=key, zero_based=zero_based)
     if fmt == "csv":
         text = result.to_csv()

@@ -23,6 +23,7 @@ from hgbench.config.variant import (
     list_variants,
     load_variant_file,
     select_variants,
+    variant_names,
 )
 
 __all__ = [
@@ -47,4 +48,5 @@ __all__ = [
     "load_variant_file",
     "read_yaml",
     "select_variants",
+    "variant_names",
 ]

@@ -154,7 +154,8 @@ def read_yaml(path: str | Path) -> dict:
 
     Raises:
         ConfigError (one line naming the file): missing or unreadable, over
-            :data:`MAX_FILE_BYTES`, not UTF-8 (with the byte offset), a YAML syntax error or a
+            :data:`MAX_FILE_BYTES`, not UTF-8 (with the byte offset), a control character that
+            YAML forbids (a binary file, with its position), a YAML syntax error or a
             duplicate key (with the line), aliases expanding past :data:`MAX_YAML_NODES`
             values, or not a mapping at the top level.
     """
@@ -174,7 +175,14 @@ def read_yaml(path: str | Path) -> dict:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text at byte {e.start}; save the file as UTF-8") from None
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # the reader refuses control characters (a binary file) here
+    except yaml.reader.ReaderError as e:
+        char = f"U+{e.character:04X}" if isinstance(e.character, int) else repr(e.character)
+        raise ConfigError(
+            f"{path}: the control character {char} at character {e.position} cannot appear in a YAML file "
+            "(a binary file?); give the YAML config file"
+        ) from None
     try:
         node = loader.get_single_node()
         where = _alias_bomb(node) if node is not None else None

@@ -212,13 +212,28 @@ def _load_all(folder: Path) -> dict[str, VariantSpec]:
     return {p.stem: load_variant_file(p) for p in sorted(folder.glob("*.yaml"), key=lambda p: p.stem)}
 
 
+def _registry() -> dict[str, VariantSpec]:
+    """``{name: spec}`` of the registry (:func:`hgbench.paths.variants_dir`).
+
+    Raises:
+        ConfigError: a malformed file, named in the message, or a registry without any.
+    """
+    folder = variants_dir()
+    variants = _load_all(folder)
+    if not variants:
+        raise ConfigError(
+            f"{folder}: no variant files (*.yaml) in the registry; point HGBENCH_VARIANTS_DIR at a folder holding them"
+        )
+    return variants
+
+
 def list_variants() -> list[VariantSpec]:
     """Every registered variant, in file-name order.
 
     Raises:
-        ConfigError: a malformed file, named in the message.
+        ConfigError: a malformed file, named in the message, or a registry without any.
     """
-    return list(_load_all(variants_dir()).values())
+    return list(_registry().values())
 
 
 def get_variant(name: str) -> VariantSpec:
@@ -226,18 +241,42 @@ def get_variant(name: str) -> VariantSpec:
 
     Raises:
         KeyError: unknown name, listing the registered ones.
+        ConfigError: as :func:`list_variants`.
     """
-    variants = _load_all(variants_dir())
+    variants = _registry()
     if name not in variants:
         raise KeyError(f"unknown variant {name!r}; registered: {', '.join(variants)}")
     return variants[name]
 
 
+def variant_names(names: str | None) -> list[str] | None:
+    """The names of a comma-separated list (``--variants``, or ``train``'s VARIANT), each once,
+    in order; None (every variant) for None.
+
+    Raises:
+        ValueError: a list that names no variant (``""``, ``","``), which would otherwise select
+            every variant (an empty shell variable, say).
+    """
+    if names is None:
+        return None
+    listed = list(dict.fromkeys(n.strip() for n in names.split(",") if n.strip()))
+    if not listed:
+        raise ValueError(
+            f"variants {names!r}: no variant named; give registered names, e.g. hg1,hg2 (`hgbench variants` "
+            "lists them), or leave --variants out for all"
+        )
+    return listed
+
+
 def select_variants(names: str | None) -> list[VariantSpec]:
-    """Variants named in a comma-separated list, or all of them for ``None``/empty."""
-    if not names:
-        return list_variants()
-    return [get_variant(n.strip()) for n in names.split(",") if n.strip()]
+    """Variants named in a comma-separated list (each once), or all of them for ``None``.
+
+    Raises:
+        ValueError: a list that names no variant (:func:`variant_names`).
+        KeyError: an unknown name, listing the registered ones.
+    """
+    listed = variant_names(names)
+    return list_variants() if listed is None else [get_variant(n) for n in listed]
 
 
 def check_compatible(spec: VariantSpec, protocol: Protocol, source: str | None = None) -> None:

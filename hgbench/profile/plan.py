@@ -7,6 +7,7 @@ This is what ``hgbench profile`` calls; a notebook calls the same two functions.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 
 from hgbench.config import VariantSpec, select_variants
+from hgbench.paths import check_writable_folder
 from hgbench.profile.backends import RunSettings, get_backend
 from hgbench.profile.latency import default_threads
 from hgbench.profile.quiet import window_summary
@@ -96,6 +98,11 @@ def _finite(value: Any, option: str, minimum: float = 0.0) -> float:
     return float(value)
 
 
+def _usable_cpus() -> int:
+    """Logical CPUs this process may run on (``os.sched_getaffinity``, else ``os.cpu_count``)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def resolve_profile_device(device: str | None) -> torch.device:
     """``cpu`` or ``cuda`` (default: ``cuda`` where available).
 
@@ -160,8 +167,11 @@ def plan_profile(
 
     Raises:
         ValueError: an option out of range or not finite, an unknown precision or backend name,
-            a batch-size list that is not positive integers, an input size the variant's depth
-            cannot take (each message names the option); ``KeyError``: an unknown variant.
+            a batch-size list that is not positive integers, more ``threads`` than usable CPUs,
+            an input size the variant's depth cannot take, a ``--variants`` list naming none
+            (each message names the option); ``KeyError``: an unknown variant.
+        NotADirectoryError, hgbench.paths.MachineFaultError: ``results`` or ``cache_dir`` is
+            a file or cannot be written (:func:`hgbench.paths.check_writable_folder`).
         BackendUnavailableError: a backend that cannot run on the device.
     """
     specs = select_variants(variants)
@@ -185,6 +195,11 @@ def plan_profile(
     if num_joints is not None:
         _positive_int(num_joints, "--num-joints")
     threads = default_threads() if threads is None else _positive_int(threads, "--threads")
+    if threads > _usable_cpus():
+        raise ValueError(
+            f"--threads {threads}: this process may run on {_usable_cpus()} logical CPUs; give at most that many "
+            "(more threads than CPUs time their contention, not the network)"
+        )
     budget = Budget(
         warmup_iters=_positive_int(warmup, "--warmup", 0),
         warmup_s=_finite(warmup_s, "--warmup-s"),
@@ -214,6 +229,9 @@ def plan_profile(
             raise ValueError(f"--input-size {input_size}: {spec.name} needs a multiple of {divisor}"
                              + (f" (and is fixed to {fixed})" if fixed is not None else ""))  # fmt: skip
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if cache_dir is not None:
+        check_writable_folder(cache, "--cache-dir")
+    check_writable_folder(Path(results))
     settings = [RunSettings(precision=p, tf32=tf32, channels_last=channels_last, compile_mode=compile_mode,
                             cache_dir=cache / "artefacts") for p in precisions]  # fmt: skip
     jobs = [

@@ -10,6 +10,7 @@ only way hgbench reads a folder of records, and says what it skipped and why.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import tempfile
@@ -41,9 +42,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
     Raises:
         OSError: the folder cannot be created or written (disk full, read-only, a file in the
-            way); the old file, if any, is unchanged and no temporary file is left.
+            way), or ``path`` is a folder (``IsADirectoryError`` naming it, before anything is
+            written); the old file, if any, is unchanged and no temporary file is left.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -49,28 +49,34 @@ def evaluate_checkpoint(
     (:func:`hgbench.paths.eval_record_path`).
 
     Args:
-        threshold: fraction of the dataset's normaliser (> 0; default: the metric's standard,
-            PCK 0.2, PCKh 0.5).
+        threshold: fraction of the dataset's normaliser, in (0, 1] (default: the metric's
+            standard, PCK 0.2, PCKh 0.5; the MPII toolkit's PCKh curve stops at 0.5).
+        device: ``--device`` (:func:`hgbench.train.device.resolve_device`); None: where the
+            checkpoint loads (the CPU).
         flip_test: default: the protocol's ``flip_test``.
         progress: called with ``(persons done, persons in all)``.
 
     Raises:
-        ValueError: a threshold that is not > 0, or a dataset whose joints differ from the
-            model's (checked before any work).
+        ValueError: a threshold outside (0, 1], a device this machine does not have
+            (``DeviceError``), or a dataset whose joints differ from the model's (checked
+            before any work).
         FileNotFoundError, hgbench.data.DatasetError: the checkpoint or the dataset cannot be read.
         SuspectResultError: the accuracy is not finite; the earlier record, if any, is kept.
         hgbench.records.NewerSchemaError: the record's file was written by a newer hgbench.
     """
     from hgbench.train import load_checkpoint
+    from hgbench.train.device import resolve_device
 
-    if threshold is not None and not (threshold > 0 and math.isfinite(threshold)):
+    if threshold is not None and not (0 < threshold <= 1):  # NaN fails both comparisons
         raise ValueError(
-            f"--threshold: expected a fraction of the normaliser > 0 (e.g. 0.2 for PCK@0.2), got {threshold}"
+            f"--threshold: expected a fraction of the normaliser in (0, 1] (e.g. 0.2 for PCK@0.2; "
+            f"50 % is 0.5), got {threshold}"
         )
+    dev = None if device is None else resolve_device(device)
     checkpoint = Path(checkpoint)
     model, ckpt = load_checkpoint(checkpoint)
-    if device is not None:
-        model = model.to(device)
+    if dev is not None:
+        model = model.to(dev)
     name = dataset or ckpt["dataset"]
     p = ckpt["protocol"]
     ds = make_dataset(name, data_root, split, input_size=p["input_size"], output_size=p["output_size"], sigma=p["heatmap_sigma"],

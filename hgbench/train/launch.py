@@ -33,7 +33,6 @@ and from the run folder (record, checkpoint) and submitit's result file once it 
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import os
 import shutil
@@ -52,7 +51,7 @@ from typing import Any
 import submitit
 
 from hgbench.config import Protocol, VariantSpec
-from hgbench.paths import TRAIN_RECORD
+from hgbench.paths import TRAIN_RECORD, is_machine_fault
 from hgbench.records import atomic_write_bytes, utc_now
 
 LAUNCH_FILE = ".launch.json"
@@ -266,16 +265,21 @@ class Skipped:
     reason: str
 
 
-def check_launcher(launcher: str, gpus: str | None, slurm: dict[str, Any]) -> None:
-    """Refuse options of another launcher than ``launcher``.
+def check_launcher(launcher: str, gpus: str | None, slurm: dict[str, Any], device: str | None = None) -> None:
+    """Refuse options of another launcher than ``launcher``, and a ``--gpus`` list this machine
+    cannot run (:func:`parse_gpus`; without ``--device cpu``, every index must be a CUDA device
+    here).
 
     Args:
         launcher: ``"local"`` or ``"slurm"``. gpus: ``--gpus`` (local only).
         slurm: ``{option: value}`` of the Slurm-only options (``--slurm-*``, ``--wait``); None
             where not given.
+        device: ``--device``; with ``"cpu"`` the ``--gpus`` slots only set
+            ``CUDA_VISIBLE_DEVICES`` of CPU processes (how the tests run this launcher).
 
     Raises:
-        LaunchError: an unknown launcher, a Slurm option with ``local`` or ``--gpus`` with ``slurm``.
+        LaunchError: an unknown launcher, a Slurm option with ``local``, ``--gpus`` with
+            ``slurm``, a malformed ``--gpus``, or a GPU index this machine does not have.
     """
     if launcher not in ("local", "slurm"):
         raise LaunchError(f"--launcher {launcher!r}: expected local or slurm")
@@ -284,6 +288,27 @@ def check_launcher(launcher: str, gpus: str | None, slurm: dict[str, Any]) -> No
         raise LaunchError(f"{given[0]} is an option of --launcher slurm; add --launcher slurm or drop it")
     if launcher == "slurm" and gpus is not None:
         raise LaunchError("--gpus is an option of --launcher local; with --launcher slurm give --slurm-gpus-per-job")
+    if gpus is not None:
+        listed = parse_gpus(gpus)
+        if device != "cpu":
+            _check_cuda_gpus(gpus, listed)
+
+
+def _check_cuda_gpus(text: str, gpus: list[str]) -> None:
+    """Raises: LaunchError: no CUDA device here, or an index not below the number of devices."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise LaunchError(
+            f"--gpus {text}: no CUDA device here (torch {torch.__version__}); drop --gpus to train the variants "
+            "one after another, or add --device cpu to run one CPU process per listed slot"
+        )
+    beyond = [g for g in gpus if g.isdigit() and int(g) >= count]
+    if beyond:
+        raise LaunchError(
+            f"--gpus {text}: GPU {beyond[0]} does not exist, this machine has {count} (0 to {count - 1}); list those"
+        )
 
 
 def slurm_options(
@@ -496,11 +521,18 @@ def parse_gpus(text: str) -> list[str]:
     ``CUDA_VISIBLE_DEVICES`` takes them).
 
     Raises:
-        LaunchError: an empty list or a repeated GPU.
+        LaunchError: an empty list, an entry that is neither an index (0, 1, ...) nor a GPU or MIG
+            UUID (``GPU-...``, ``MIG-...``), or a repeated GPU.
     """
     gpus = [g.strip() for g in text.split(",") if g.strip()]
     if not gpus:
         raise LaunchError(f"--gpus {text!r}: give comma-separated GPU indices, e.g. --gpus 0,1,2,3")
+    for g in gpus:
+        if not ((g.isascii() and g.isdigit()) or g.startswith(("GPU-", "MIG-"))):
+            raise LaunchError(
+                f"--gpus {text!r}: {g!r} is not a GPU index (0, 1, ...) or UUID (GPU-..., as nvidia-smi -L lists); "
+                "give e.g. --gpus 0,1"
+            )
     if len(set(gpus)) != len(gpus):
         raise LaunchError(f"--gpus {text!r}: a GPU is listed twice; give each once")
     return gpus
@@ -701,14 +733,11 @@ class LocalRuns:
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
-MACHINE_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
-"""OSError numbers that end one run but not the others: the run keeps its last good checkpoint."""
-
-
 def train_local(plan: TrainPlan, display: Any = None) -> LocalRuns:
     """Train ``plan``'s variants one after another in this process
-    (:func:`hgbench.train.train_variant`). A run that fails for a fault of the machine keeps its
-    last good checkpoint and the next variant is trained; a stop signal
+    (:func:`hgbench.train.train_variant`). A run that fails for a fault of the machine
+    (:func:`hgbench.paths.is_machine_fault`: disk full, read-only, no permission, I/O error) keeps
+    its last good checkpoint and the next variant is trained; a stop signal
     (:class:`hgbench.train.loop.TrainingInterrupted`) ends them all.
 
     ``display`` is a :class:`hgbench.train.progress.TrainDisplay` (or None: no progress).
@@ -722,11 +751,10 @@ def train_local(plan: TrainPlan, display: Any = None) -> LocalRuns:
             rec = train_variant(spec, plan.protocol, plan.dataset, plan.data_root, plan.results, force=plan.force,
                                 device=plan.device, bad_samples=plan.bad_samples, **kw)  # fmt: skip
         except OSError as e:
-            if e.errno not in MACHINE_FAULTS:
+            if not is_machine_fault(e):
                 raise
-            out.failed.append(
-                (spec.name, f"{e.filename or plan.results}: {e.strerror}; its last good checkpoint is kept")
-            )
+            why = e.strerror or str(e)
+            out.failed.append((spec.name, f"{e.filename or plan.results}: {why}; its last good checkpoint is kept"))
             continue
         if display is not None and rec.get("skipped"):
             display.skipped(spec.name, rec)

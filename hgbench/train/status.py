@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hgbench.paths import CHECKPOINT, TRAIN_RECORD
-from hgbench.records import RecordError, read_record
+from hgbench.records import NewerSchemaError, RecordError, read_record
 from hgbench.train.launch import SLURM_ACTIVE, SLURM_QUEUED, read_launch, squeue_states
 from hgbench.train.lock import lock_owner
 
@@ -198,10 +198,14 @@ def run_statuses(results_dir: str | Path, tail_lines: int = 10) -> list[RunStatu
     out = []
     for folder in folders:
         launch = launches[folder]
-        try:
-            record = read_record(folder / TRAIN_RECORD)
-        except RecordError:
-            record = None
+        record, unreadable = None, ""
+        if (folder / TRAIN_RECORD).exists():  # written once the run is complete
+            try:
+                record = read_record(folder / TRAIN_RECORD)
+            except NewerSchemaError:
+                unreadable = f"{TRAIN_RECORD} written by a newer hgbench; use that version"
+            except RecordError:  # truncated or corrupt: training again rewrites it from the checkpoint
+                unreadable = f"{TRAIN_RECORD} unreadable; hgbench train again rewrites it"
         complete = bool(record and record.get("complete"))
         ckpt = folder / CHECKPOINT
         job = (launch or {}).get("job_id")
@@ -213,6 +217,7 @@ def run_statuses(results_dir: str | Path, tail_lines: int = 10) -> list[RunStatu
             has_checkpoint=ckpt.is_file(),
             result_file=bool((launch or {}).get("result")) and Path(launch["result"]).is_file(),
         )
+        detail = "; ".join(d for d in (detail, unreadable) if d)
         if complete:
             step = total = record.get("steps")
         else:

@@ -13,6 +13,12 @@ Every network read waits at most ``timeout`` seconds (the socket timeout of ``ur
 connection, the response headers and each read of the body), so a server that accepts a
 connection and never answers costs ``(retries + 1) x timeout`` seconds per URL, plus the
 waits between attempts, and the error names the URL.
+
+A download that fails for a fault of the network or the machine (no answer within the timeout,
+a refused or reset connection, a name that does not resolve, an HTTP 408, 429 or 5xx status, a
+full disk) raises :class:`NetworkFaultError` (the command line exits 1: running it again later
+can succeed); a wrong URL or option (an HTTP 404 or another 4xx, a server offering other bytes
+than the catalogue's) raises :class:`DownloadError` (exit 2).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from pathlib import Path
 
 from hgbench.data.base import DatasetError
 from hgbench.data.download.catalogue import Archive, DatasetEntry, dataset_entry
+from hgbench.paths import MachineFaultError, check_writable_folder, is_machine_fault
 
 CHUNK = 1 << 20  # the most bytes per read (and per progress event)
 RETRY_DELAY_S = 1.0  # wait before retry k: k x this (a dropped connection, a refused one, a stall)
@@ -53,6 +60,14 @@ class DownloadError(DatasetError):
 
 class UnsafeArchiveError(DownloadError):
     """An archive with a member that would land outside the target folder."""
+
+
+class NetworkFaultError(DownloadError, MachineFaultError):
+    """A download that failed for a fault of the network or the machine, not of the input: no
+    answer within the timeout, a refused or reset connection, a host name that does not resolve,
+    a server error (HTTP 408, 429, 5xx), or a disk that cannot take the file. The message names
+    the URL or file, the timeout used and the fix (run again later, a longer ``--timeout``, free
+    space); the command line exits 1."""
 
 
 @dataclass
@@ -104,19 +119,38 @@ def check_network_options(timeout: float, retries: int, *, prefix: str = "") -> 
         )
 
 
-def check_download_request(datasets: list[str], timeout: float, retries: int) -> None:
+def check_download_request(
+    datasets: list[str], timeout: float, retries: int, to: str | Path | None = None, base_url: str | None = None
+) -> None:
     """Check ``hgbench data download``'s arguments before anything is fetched.
 
+    Args:
+        to: the data folder (``--to``): created if missing, and checked writable.
+        base_url: ``--base-url``: an ``http``, ``https``, ``ftp`` or ``file`` URL.
+
     Raises:
-        ValueError: an unknown dataset name (naming the known ones), or bad network options
-            (:func:`check_network_options`).
+        ValueError: an unknown dataset name (naming the known ones), bad network options
+            (:func:`check_network_options`), a ``--base-url`` that is not such a URL, or a
+            ``--to`` that is a file (``NotADirectoryError``).
+        hgbench.paths.MachineFaultError: ``--to`` cannot be written (read-only, full).
     """
+    from urllib.parse import urlsplit
+
     from hgbench.data.download.catalogue import CATALOGUE
 
-    check_network_options(timeout, retries, prefix="--")
     for name in datasets:
         if name not in CATALOGUE:
             raise ValueError(f"unknown dataset {name!r}; known: {', '.join(CATALOGUE)}")
+    check_network_options(timeout, retries, prefix="--")
+    if base_url is not None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https", "ftp", "file") or (parts.scheme != "file" and not parts.netloc):
+            raise ValueError(
+                f"--base-url {base_url!r}: not an http(s), ftp or file URL; give the mirror's folder, "
+                "e.g. --base-url https://mirror.example.org/lspet"
+            )
+    if to is not None:
+        check_writable_folder(Path(to), "--to")
 
 
 def download(
@@ -158,10 +192,14 @@ def download(
     Raises:
         ValueError: unknown dataset, or ``timeout``/``retries`` out of range
             (:func:`check_network_options`).
-        DownloadError: every URL failed (HTTP error, network, no answer within ``timeout``
-            ``retries + 1`` times; the message names each URL), the checksum or size differs
-            after a fresh retry, or the archive is corrupt. No unverified file is ever left
-            under the final name; the ``.part`` of a broken connection is kept for a resume.
+        NetworkFaultError: every URL failed and one of them for a fault of the network (no
+            answer within ``timeout`` ``retries + 1`` times, refused, reset, unresolved, HTTP
+            408/429/5xx) or the disk (full, read-only): running the command again later can
+            succeed. The message names each URL, and the timeout where one stalled.
+        DownloadError: every URL failed for a wrong URL (HTTP 404 or another 4xx, a server
+            offering other bytes than the catalogue's), the checksum or size differs after a
+            fresh retry, or the archive is corrupt. No unverified file is ever left under the
+            final name; the ``.part`` of a broken connection is kept for a resume.
         UnsafeArchiveError: a member would land outside ``to``; nothing of it is left in place.
     """
     entry = dataset_entry(dataset, catalogue)
@@ -246,13 +284,14 @@ def _download_verified(archive: Archive, final: Path, *, retries: int, timeout: 
     """
     part = final.with_name(final.name + ".part")
     final.parent.mkdir(parents=True, exist_ok=True)
-    errors = []
+    errors, faults = [], 0
     for url in archive.urls:
         for attempt in (1, 2):
             try:
                 _download_resumable(url, part, archive, retries=retries, timeout=timeout, emit=emit)
             except _NetworkError as e:
                 errors.append(f"{url}: {e}")
+                faults += e.fault
                 break  # next mirror, the .part stays for a later resume
             try:
                 verified = _verify(part, archive)
@@ -270,14 +309,34 @@ def _download_verified(archive: Archive, final: Path, *, retries: int, timeout: 
             return url, verified
     resume = f"; {part} ({part.stat().st_size:,} bytes) is kept and the next run resumes it" if part.exists() else ""
     stalled = " (or a longer --timeout, more --retries)" if any(_STALL in e for e in errors) else ""
-    raise DownloadError(
+    raise (NetworkFaultError if faults else DownloadError)(
         f"{archive.name}: could not be downloaded ({'; '.join(errors)}){resume}. Check the network and the URL and run "
-        f"the same command again{stalled}, or pass --base-url with a mirror that holds the same file names."
+        f"the same command again{' later' if faults else ''}{stalled}, or pass --base-url with a mirror that holds "
+        "the same file names."
     )
 
 
 class _NetworkError(Exception):
-    """Internal: a URL that cannot be fetched (HTTP error, unreachable host, retries exhausted)."""
+    """Internal: a URL that cannot be fetched (HTTP error, unreachable host, retries exhausted);
+    ``fault``: a fault of the network or the server (trying again later can succeed), not a
+    wrong URL."""
+
+    def __init__(self, message: str, fault: bool) -> None:
+        super().__init__(message)
+        self.fault = fault
+
+
+def _http_fault(code: int) -> bool:
+    """Whether an HTTP status is a transient fault of the server (408 Request Timeout, 429 Too
+    Many Requests, 5xx; RFC 9110 section 15 and RFC 6585 section 4), not a wrong URL."""
+    return code in (408, 429) or code >= 500
+
+
+def _local_file_error(error: BaseException) -> bool:
+    """Whether a failed ``file://`` request failed for the path itself (missing, a folder, no
+    permission): a wrong URL, not a fault of the network."""
+    cause = getattr(error, "reason", error)
+    return isinstance(cause, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError))
 
 
 _STALL = "no answer within"
@@ -327,12 +386,14 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
                     return  # nothing to compare with: verification decides
                 part.unlink()
                 continue
-            raise _NetworkError(f"HTTP {e.code} {e.reason}") from None
+            raise _NetworkError(f"HTTP {e.code} {e.reason}", _http_fault(e.code)) from None
         except (urllib.error.URLError, OSError, HTTPException) as e:  # refused, reset, timed out
             failures += 1
             reason = _reason(e, timeout)
             if failures > retries:
-                raise _NetworkError(f"{reason}, {failures} attempt{'s' * (failures > 1)}") from None
+                raise _NetworkError(
+                    f"{reason}, {failures} attempt{'s' * (failures > 1)}", not _local_file_error(e)
+                ) from None
             emit("retry", {"archive": archive, "reason": f"{url}: {reason}; attempt {failures + 1} of {retries + 1}"})
             time.sleep(RETRY_DELAY_S * failures)
             continue
@@ -346,7 +407,7 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
                 have = 0
             if archive.size is not None and total is not None and total != archive.size:
                 raise _NetworkError(
-                    f"the server announces {total:,} bytes, the catalogue {archive.size:,} for {archive.name}"
+                    f"the server announces {total:,} bytes, the catalogue {archive.size:,} for {archive.name}", False
                 )
             emit(
                 "start",
@@ -357,20 +418,13 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
                     "resumed_from": have,
                 },
             )
-            try:
-                with open(part, mode) as f:
-                    # read1: what one socket read brings, so a stall loses nothing already received
-                    while chunk := response.read1(CHUNK):
-                        f.write(chunk)
-                        emit("bytes", {"archive": archive, "n": len(chunk)})
-                    f.flush()
-                    os.fsync(f.fileno())
-            except (OSError, HTTPException) as e:  # dropped connection, IncompleteRead, timeout
+            lost = _receive(response, part, mode, archive, emit)
+            if lost is not None:  # dropped connection, IncompleteRead, timeout
                 failures += 1
-                reason = _reason(e, timeout)
+                reason = _reason(lost, timeout)
                 if failures > retries and part.stat().st_size <= best:
                     raise _NetworkError(
-                        f"connection lost, {failures} attempts without progress (last: {reason})"
+                        f"connection lost, {failures} attempts without progress (last: {reason})", True
                     ) from None
                 emit("retry", {"archive": archive, "reason": f"{url}: connection lost ({reason}); resuming"})
                 time.sleep(RETRY_DELAY_S * failures)
@@ -379,11 +433,46 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
         if total is not None and got < total:  # closed early without an error
             failures += 1
             if failures > retries and got <= best:
-                raise _NetworkError(f"the server closed the connection at {got:,} of {total:,} bytes {failures} times")
+                raise _NetworkError(
+                    f"the server closed the connection at {got:,} of {total:,} bytes {failures} times", True
+                )
             emit("retry", {"archive": archive, "reason": f"stream ended at {got:,} of {total:,} bytes; resuming"})
             time.sleep(RETRY_DELAY_S * failures)
             continue
         return
+
+
+def _receive(response, part: Path, mode: str, archive: Archive, emit: Event) -> BaseException | None:
+    """Write the body of ``response`` to ``part`` (opened with ``mode``); return the network
+    error that ended it early (a dropped connection, an ``IncompleteRead``, a timeout), or None.
+
+    Raises:
+        NetworkFaultError: ``part`` cannot be written for a fault of the machine (disk full,
+            read-only; :func:`hgbench.paths.is_machine_fault`); what was received is kept.
+    """
+    lost = None
+    try:
+        with open(part, mode) as f:
+            while True:
+                try:  # read1: what one socket read brings, so a stall loses nothing already received
+                    chunk = response.read1(CHUNK)
+                except (OSError, HTTPException) as e:
+                    lost = e
+                    break
+                if not chunk:
+                    break
+                f.write(chunk)
+                emit("bytes", {"archive": archive, "n": len(chunk)})
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        if not is_machine_fault(e):
+            raise
+        raise NetworkFaultError(
+            f"{part}: cannot be written ({e.strerror}); free space in that folder (or give another --to) and run the "
+            "same command again: the bytes received so far are kept and resumed"
+        ) from None
+    return lost
 
 
 def _response_range(response, have: int) -> tuple[int | None, str]:
@@ -394,7 +483,9 @@ def _response_range(response, have: int) -> tuple[int | None, str]:
             return (None if m.group(3) == "*" else int(m.group(3))), "ab"
     length = response.headers.get("Content-Length")
     if response.status == 206:  # a range we did not ask for: unusable
-        raise _NetworkError(f"unexpected partial response (Content-Range {response.headers.get('Content-Range')!r})")
+        raise _NetworkError(
+            f"unexpected partial response (Content-Range {response.headers.get('Content-Range')!r})", False
+        )
     return (int(length) if length and length.isdigit() else None), "wb"
 
 
@@ -565,6 +656,18 @@ def _extract_zip(archive: Path, staging: Path) -> int:
             return len(infos)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as e:
         raise DownloadError(f"{archive}: not a readable zip archive ({e}); delete it and download again") from e
+    except OSError as e:
+        if not is_machine_fault(e):
+            raise
+        raise _extract_fault(archive, staging, e) from e
+
+
+def _extract_fault(archive: Path, staging: Path, error: OSError) -> NetworkFaultError:
+    """The error of an extraction that a full or read-only disk stopped (the archive is fine)."""
+    return NetworkFaultError(
+        f"{error.filename or staging}: cannot be written while extracting {archive.name} ({error.strerror}); "
+        "free space and run the same command again (the verified archive is reused)"
+    )
 
 
 # Python >= 3.10.12 / 3.11.4 / 3.12 have tarfile's data filter, applied on top of our checks;
@@ -585,6 +688,8 @@ def _extract_tar(archive: Path, staging: Path) -> int:
     except _TAR_FILTER_ERROR as e:  # Python's own data filter found the member unsafe too
         raise UnsafeArchiveError(f"{archive}: {e}; refusing to extract this archive") from e
     except (tarfile.TarError, EOFError, OSError, KeyError) as e:  # KeyError: a hard link to a member not in the archive
+        if is_machine_fault(e):
+            raise _extract_fault(archive, staging, e) from e
         raise DownloadError(f"{archive}: not a readable tar archive ({e}); delete it and download again") from e
     return count
 
