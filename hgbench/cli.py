@@ -129,7 +129,9 @@ def train(
 def runs(results: Results = DEFAULT_RESULTS_DIR) -> None:
     """Where every training run stands (queued, running, interrupted, complete, failed): job, log, last step."""
     from hgbench.train.status import run_statuses
-    ui.print_run_statuses(run_statuses(results), empty=f"no training run under {results}/runs")
+    with ui.user_errors():
+        statuses = run_statuses(results)
+    ui.print_run_statuses(statuses, empty=f"no training run under {results}/runs")
 
 
 @app.command()
@@ -277,11 +279,9 @@ def compare(
 ) -> None:
     """Compare two profile runs record by record; exit 1 on a regression, 2 on bad input. Metrics and default
     thresholds: p50 10, p90 20, throughput 10, peak_memory 20, parameters 0, gmacs 0 (percent)."""
-    from hgbench.analysis.compare import compare_results, parse_thresholds, summary_line, write_comparison
+    from hgbench.analysis.compare import compare_results, parse_thresholds, summary_line
     with ui.user_errors():
-        comp = compare_results(baseline, current, parse_thresholds(threshold), alpha, normalize=not no_normalize)
-        if json_out is not None:
-            write_comparison(comp, json_out)
+        comp = compare_results(baseline, current, parse_thresholds(threshold), alpha, not no_normalize, json_out)
     ui.print_comparison(comp, show_all=show_all)
     ui.say(summary_line(comp))
     if comp.failed:

@@ -181,3 +181,23 @@ def check_writable_folder(folder: Path, option: str = "--results") -> Path:
             e.errno, f"{option} {folder}: {what} ({e.strerror}); free space or pass a writable folder"
         ) from None
     return folder
+
+
+def check_writable_file(path: Path, option: str, example: str = "out.json") -> Path:
+    """Check, before any work, that a file can be written at ``path``: not a folder, in a folder
+    that is (or can be made) writable (:func:`check_writable_folder` of its parent, created if
+    missing). An existing file is not touched (it is replaced atomically once the work is done).
+
+    Raises:
+        ValueError: ``path`` is a folder (the message suggests ``<path>/<example>``);
+            NotADirectoryError, MachineFaultError, ValueError: as :func:`check_writable_folder`
+            for the parent; each message names ``option``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder; give a file name, e.g. {option} {path / example}")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise NotADirectoryError(f"{option} {path}: {parent} is a file, not a folder; give another file name")
+    check_writable_folder(parent, option)
+    return path

@@ -49,6 +49,7 @@ class Case:
     code: int
     words: list[str]
     unchanged: list[str] = field(default_factory=lambda: ["results"])
+    absent: list[str] = field(default_factory=list)  # must not exist afterwards (nothing made before the refusal)
 
 
 CASES = [
@@ -160,22 +161,157 @@ CASES = [
         "compare-json-is-a-folder",
         ["compare", "prof", "prof", "--json", "prof"],
         2,
-        ["prof", "Is a directory"],
+        ["--json prof: is a folder", "--json prof/comparison.json"],
+        unchanged=["results", "prof"],
+    ),
+    Case(
+        "compare-json-under-a-file",
+        ["compare", "prof", "prof", "--json", "afile/c.json"],
+        2,
+        ["--json afile/c.json", "afile is a file"],
+        unchanged=["results", "prof", "afile"],
+    ),
+    Case(
+        "compare-json-is-the-baseline",
+        ["compare", "prof/profile/h/x.json", "prof", "--json", "prof/profile/h/x.json"],
+        2,
+        ["--json prof/profile/h/x.json", "is the BASELINE record"],
         unchanged=["results", "prof"],
     ),
     Case(
         "report-out-is-a-file",
         ["report", "--results", "prof", "--out", "afile"],
         2,
-        ["afile"],
+        ["--out afile", "is a file"],
         unchanged=["results", "prof", "afile"],
     ),
     Case(
         "latency-check-out-is-a-file",
-        ["latency-check", "--variants", "hg1", "--out", "afile"],
+        ["latency-check", "--reference", "prof", "--variants", "hg1", "--out", "afile"],
         2,
-        ["afile"],
-        unchanged=["results", "afile"],
+        ["--out afile", "is a file"],
+        unchanged=["results", "prof", "afile"],
+    ),
+    # report filters: a value no record can hold is refused, naming the option, the value and the values allowed
+    Case(
+        "report-precision-unknown",
+        ["report", "--results", "prof", "--precision", "fp64"],
+        2,
+        ["--precision 'fp64'", "fp32, fp16, bf16"],
+        unchanged=["results", "prof"],
+        absent=["prof/report"],
+    ),
+    Case(
+        "report-backend-unknown",
+        ["report", "--results", "prof", "--backend", "eager,foo"],
+        2,
+        ["--backend 'foo'", "eager, torchscript, compile"],
+        unchanged=["results", "prof"],
+        absent=["prof/report"],
+    ),
+    Case(
+        "report-batch-size-negative",
+        ["report", "--results", "prof", "--batch-size", "-1"],
+        2,
+        ["--batch-size -1", "positive integers"],
+        unchanged=["results", "prof"],
+        absent=["prof/report"],
+    ),
+    Case(
+        "report-input-size-0",
+        ["report", "--results", "prof", "--input-size", "0"],
+        2,
+        ["--input-size 0", "positive integers"],
+        unchanged=["results", "prof"],
+        absent=["prof/report"],
+    ),
+    Case(
+        "report-dataset-unknown",
+        ["report", "--results", "prof", "--dataset", "h36m"],
+        2,
+        ["--dataset 'h36m'", "synthetic, lspet, lsp"],
+        unchanged=["results", "prof"],
+        absent=["prof/report"],
+    ),
+    Case(
+        "report-device-unknown",
+        ["report", "--results", "prof", "--device", "tpu"],
+        2,
+        ["--device 'tpu'", "cpu nor cuda", "hosts h", "Test CPU"],
+        unchanged=["results", "prof"],
+        absent=["prof/report"],
+    ),
+    # hand-edited records: a timing statistic that is not a finite number is refused, naming the file and the field
+    Case(
+        "report-latency-nan",
+        ["report", "--results", "nanrec"],
+        2,
+        ["none of the 1 record files is usable", "field 'latency_ms.p50_ms' is nan"],
+        unchanged=["results", "nanrec"],
+        absent=["nanrec/report"],
+    ),
+    Case(
+        "compare-latency-nan",
+        ["compare", "nanrec/profile/h/x.json", "prof"],
+        2,
+        ["BASELINE nanrec/profile/h/x.json", "field 'latency_ms.p50_ms' is nan", "hgbench profile"],
+        unchanged=["results", "nanrec", "prof"],
+    ),
+    Case(
+        "compare-latency-infinite",
+        ["compare", "prof", "infrec"],
+        2,
+        ["CURRENT infrec", "infrec/profile/h/x.json", "field 'latency_ms.samples_ms[3]' is inf"],
+        unchanged=["results", "infrec", "prof"],
+    ),
+    # runs, evaluate, train, variants: the options named
+    Case("runs-results-a-file", ["runs", "--results", "afile"], 2, ["--results afile", "is a file"]),
+    Case(
+        "evaluate-split-unknown",
+        ["evaluate", "results/ckpt.pt", "--split", "test"],
+        2,
+        ["--split 'test'", "train, val, all"],
+    ),
+    Case(
+        "evaluate-split-not-of-the-dataset",
+        ["evaluate", "results/ckpt.pt", "--dataset", "synthetic", "--split", "all"],
+        2,
+        ["--split 'all'", "dataset synthetic has splits train, val"],
+    ),
+    Case(
+        "evaluate-data-root-with-synthetic",
+        ["evaluate", "results/ckpt.pt", "--dataset", "synthetic", "--data-root", "data"],
+        2,
+        ["--data-root is not used by the embedded synthetic dataset", "--dataset lspet|lsp"],
+    ),
+    Case(
+        "train-data-root-with-synthetic",
+        ["train", "hg1", "--protocol", "tiny.yaml", "--data-root", "data"],
+        2,
+        ["--data-root is not used by the embedded synthetic dataset", "drop it"],
+        absent=["results/runs/synthetic"],
+    ),
+    Case(
+        "train-dataset-unknown",
+        ["train", "hg1", "--protocol", "tiny.yaml", "--dataset", "h36m"],
+        2,
+        ["--dataset 'h36m'", "lspet"],
+        absent=["results/runs/h36m"],
+    ),
+    Case(
+        "variants-num-joints-huge",
+        ["variants", "--num-joints", "100000"],
+        2,
+        ["--num-joints 100000", "at most 1000"],
+    ),
+    Case(
+        "profile-num-joints-huge",
+        ["profile", "--variants", "hg1", "--num-joints", "100000"],
+        2,
+        ["--num-joints 100000", "at most 1000"],
+    ),
+    Case(
+        "profile-backend-unknown", ["profile", "--variants", "hg1", "--backend", "foo"], 2, ["--backend 'foo'", "eager"]
     ),
     # downloads: a fault of the network is exit 1 naming the URL, the timeout and the fix; a wrong URL is exit 2
     Case(
@@ -254,6 +390,11 @@ def _fixtures(root: Path) -> None:
     scipy.io.savemat(root / "gt.mat", mat)
     scipy.io.savemat(root / "pred.mat", {"preds": gt + 1})
     write_record_file(root / "prof" / "profile" / "h" / "x.json", make_record("profile"))
+    nan, inf = make_record("profile"), make_record("profile")  # hand-edited: json writes NaN and Infinity
+    nan["latency_ms"]["p50_ms"] = float("nan")
+    inf["latency_ms"]["samples_ms"][3] = float("inf")
+    write_record_file(root / "nanrec" / "profile" / "h" / "x.json", nan)
+    write_record_file(root / "infrec" / "profile" / "h" / "x.json", inf)
     (root / "afile").write_text("not a folder\n")
     write_record_file(root / "newer" / "profile" / "h" / "x.json", make_record("profile", schema="hgbench.record/99"))
     results = root / "results"
@@ -322,6 +463,7 @@ def test_bad_input_is_one_clear_line_and_loses_nothing(tmp_path, monkeypatch, ca
     for w in case.words:
         assert w.format(**net) in text, (w, out)
     assert _snapshot(tmp_path, case.unchanged) == before
+    assert not [a for a in case.absent if (tmp_path / a).exists()], out
     assert not (tmp_path.parent / "escaped").exists() and not any(tmp_path.parent.glob("escaped*"))
 
 
@@ -412,3 +554,64 @@ def test_runs_says_which_record_is_unreadable(tmp_path):
     r = runner.invoke(app, ["runs", "--results", str(tmp_path)])
     assert r.exit_code == 0, r.output
     assert "interrupted" in r.output and "train.json unreadable" in " ".join(r.output.split())
+
+
+def test_a_non_finite_timing_among_good_records_is_skipped_by_report_naming_file_and_field(tmp_path, monkeypatch):
+    good = make_record("profile", variant="hg1")
+    bad = make_record("profile", variant="hg2", p50=3.0)
+    bad["latency_ms"]["p90_ms"] = float("inf")
+    write_record_file(tmp_path / "res" / "profile" / "h" / "good.json", good)
+    write_record_file(tmp_path / "res" / "profile" / "h" / "bad.json", bad)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["report", "--results", "res", "--format", "csv"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert "field 'latency_ms.p90_ms' is inf" in text and "res/profile/h/bad.json" in text
+    cost = (tmp_path / "res" / "report" / "accuracy_vs_cost.csv").read_text()
+    assert "hg1" in cost and "hg2" not in cost
+
+
+@pytest.mark.parametrize(
+    "known, code, words",
+    [
+        (["--device", "cuda"], 2, ["none of the 1 record files is usable", "filtered out by --device cuda"]),
+        (["--backend", "tensorrt"], 2, ["none of the 1 record files is usable", "filtered out by --backend tensorrt"]),
+        (["--dataset", "mpii"], 0, ["skipped 1 x no accuracy of hg1 (16 joints) on --dataset mpii"]),
+    ],
+)
+def test_a_known_filter_value_matching_no_record_says_why_records_were_skipped(
+    tmp_path, monkeypatch, known, code, words
+):
+    """Only values no record can hold are refused up front; a known one that matches nothing
+    keeps the report's own answer (which filter left which record out)."""
+    _fixtures(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["report", "--results", "prof", "--format", "csv", *known])
+    text = " ".join(r.output.split())
+    assert r.exit_code == code, r.output
+    assert all(w in text for w in words), r.output
+    assert (tmp_path / "prof" / "report").exists() == (code == 0)  # a refused report leaves no output folder
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda r: r["latency_ms"].update(p50_ms=float("nan")), "latency_ms.p50_ms"),
+        (lambda r: r["latency_ms"].update(std_ms=float("-inf")), "latency_ms.std_ms"),
+        (lambda r: r["latency_ms"]["repetition_p50_ms"].append(float("nan")), "latency_ms.repetition_p50_ms[0]"),
+        (lambda r: r["calibration"].update(p50_ms=float("inf")), "calibration.p50_ms"),
+        (lambda r: r.update(throughput_samples_per_s=float("nan")), "throughput_samples_per_s"),
+        (lambda r: r["latency_ms"].update(min_ms=-1.0), "latency_ms.min_ms"),
+    ],
+)
+def test_the_record_schema_refuses_non_finite_timings_naming_the_field(edit, field):
+    from hgbench.records import RecordError, parse_record
+
+    rec = make_record("profile")
+    rec["latency_ms"].setdefault("repetition_p50_ms", [])
+    parse_record(rec, "x.json")  # the record as written is read
+    edit(rec)
+    with pytest.raises(RecordError, match=rf"^x\.json: malformed profile record: field '{field}'".replace("[", r"\[")):
+        parse_record(rec, "x.json")
+    failed = make_record("profile", status="error", latency_ms=None, throughput_samples_per_s=None)
+    assert parse_record(failed, "y.json").status == "error"  # a failed setting has no timings: still read

@@ -45,6 +45,7 @@ from typing import Any
 
 from scipy.stats import mannwhitneyu
 
+from hgbench.paths import check_writable_file
 from hgbench.records import KEY_FIELDS, Record, RecordKey, scan
 
 DEFAULT_ALPHA = 0.01
@@ -515,11 +516,30 @@ def compare_results(
     thresholds: dict[str, float | None] | None = None,
     alpha: float = DEFAULT_ALPHA,
     normalize: bool = True,
+    json_out: Path | None = None,
 ) -> Comparison:
-    """:func:`load_record_set` both sides, then :func:`compare_records`. Raises as they do."""
-    return compare_records(
+    """:func:`load_record_set` both sides, then :func:`compare_records`; with ``json_out``
+    (``hgbench compare --json``), also :func:`write_comparison` there, a path checked before
+    any record is read (:func:`hgbench.paths.check_writable_file`).
+
+    Raises:
+        ValueError, NotADirectoryError, hgbench.paths.MachineFaultError: ``json_out`` is a
+            folder, one of the two record files compared, or in a folder that cannot be
+            written (naming ``--json``); as
+            :func:`load_record_set` and :func:`compare_records`.
+    """
+    if json_out is not None:
+        check_writable_file(json_out, "--json", "comparison.json")
+        for side, given in (("BASELINE", Path(baseline)), ("CURRENT", Path(current))):
+            if Path(json_out).is_file() and given.is_file() and Path(json_out).samefile(given):
+                raise ValueError(f"--json {json_out}: is the {side} record, which the comparison would replace; "
+                                 "give another file name")  # fmt: skip
+    comp = compare_records(
         load_record_set(baseline, "BASELINE"), load_record_set(current, "CURRENT"), thresholds, alpha, normalize
     )
+    if json_out is not None:
+        write_comparison(comp, json_out)
+    return comp
 
 
 _STYLE = {

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from hgbench.analysis.compare import Comparison, compare_results, parse_thresholds
 from hgbench.models import create_model
+from hgbench.paths import check_writable_folder
 from hgbench.profile.complexity import count_parameters, model_size_mib
 from hgbench.profile.latency import LatencyStats
 from hgbench.profile.run import RECORD_KEYS
@@ -337,12 +338,15 @@ def run_gate(
         FileNotFoundError: no reference folder (create it with ``hgbench latency-check --update``).
         ValueError: ``retries`` < 0, ``out`` not empty, bad thresholds, no reference record
             matches, a reference of another workload.
+        NotADirectoryError, hgbench.paths.MachineFaultError: ``out`` is a file or cannot be
+            written (:func:`hgbench.paths.check_writable_folder`, naming ``--out``; before any
+            measurement).
         KeyError: an unknown variant name.
     """
     reference = Path(reference)
     if retries < 0:
         raise ValueError(f"--retries must be >= 0, got {retries}")
-    if out is not None and Path(out).exists() and any(Path(out).iterdir()):
+    if out is not None and Path(out).is_dir() and any(Path(out).iterdir()):
         raise ValueError(f"--out {out}: not empty; pass a new or empty folder (its records would be compared too)")
     if not reference.is_dir():
         raise FileNotFoundError(
@@ -350,6 +354,8 @@ def run_gate(
             f"(on a quiet machine) and commit them"
         )
     parsed = parse_thresholds(list(thresholds))
+    if out is not None:
+        check_writable_folder(Path(out), "--out")
     out = Path(tempfile.mkdtemp(prefix="hgbench-latency-check-")) if out is None else Path(out)
     measure_variants(names, out / "attempt1", min_iters=min_iters, min_time_s=min_time_s, progress=progress)
     final = compare_results(reference, out / "attempt1", parsed, alpha)

@@ -24,6 +24,7 @@ report's first lines and in a ``pipeline_check`` column of the CSV files.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from hgbench.analysis.render import (
     render_html,
     render_markdown,
 )
-from hgbench.analysis.rows import Filters, read_store
+from hgbench.analysis.rows import Filters, check_results_dirs, read_store
 from hgbench.analysis.tables import (
     LEARNING_COLUMNS,
     SKIPPED_COLUMNS,
@@ -120,15 +121,28 @@ def report_from_options(
 ) -> tuple[Report, list[Path]]:
     """``hgbench report``: :func:`build_report` over ``results``, then :func:`write_report` to
     ``out`` (default: :func:`hgbench.paths.report_dir` of the first folder). Returns the report
-    and the files written.
+    and the files written. Checked before any record is read: the formats, that every results
+    folder exists, and that ``out`` is (or can be made) a writable folder.
 
     Raises:
-        ValueError: an unknown format or Pareto cost; NoUsableRecordsError: nothing to report;
-        FileNotFoundError: a results folder that does not exist.
+        ValueError: an unknown format or Pareto cost, a ``--device`` filter that matches no
+            record (:func:`hgbench.analysis.rows.check_devices`); NoUsableRecordsError: nothing
+            to report; FileNotFoundError: a results folder that does not exist;
+            NotADirectoryError, hgbench.paths.MachineFaultError: ``out`` is a file or cannot
+            be written (:func:`hgbench.paths.check_writable_folder`, naming ``--out``).
     """
-    from hgbench.paths import report_dir
+    from hgbench.paths import check_writable_folder, report_dir
 
     fmts = parse_formats(formats)
-    rep = build_report(results, filters, pareto_on)
-    written = write_report(rep, out if out is not None else report_dir(Path(results[0])), fmts)
-    return rep, written
+    check_results_dirs(results)
+    target = Path(out) if out is not None else report_dir(Path(results[0]))
+    created = not target.exists()
+    check_writable_folder(target, "--out")
+    try:
+        rep = build_report(results, filters, pareto_on)
+    except BaseException:
+        if created:  # leave no empty output folder behind a refused report
+            with contextlib.suppress(OSError):
+                target.rmdir()
+        raise
+    return rep, write_report(rep, target, fmts)

@@ -69,20 +69,36 @@ class Filters:
     @classmethod
     def from_options(cls, **options: Sequence[str] | None) -> Filters:
         """Filters from command-line values: each a list of strings, each string possibly
-        comma-separated (``--batch-size 1,8 --batch-size 32``).
+        comma-separated (``--batch-size 1,8 --batch-size 32``), checked before any record is
+        read: a value that no record can hold is refused rather than filtering everything out.
+
+        Known values: backends and precisions are those ``hgbench profile`` measures
+        (:data:`hgbench.profile.backends.BACKENDS`, :data:`hgbench.profile.backends.PRECISIONS`,
+        the lists :func:`hgbench.profile.plan.plan_profile` checks its options against); datasets
+        are :data:`hgbench.data.DATASETS`; batch and input sizes are integers >= 1. A device is
+        checked against the records (:func:`check_devices`).
 
         Raises:
-            ValueError: a batch or input size that is not an integer (naming the option).
+            ValueError: an unknown backend, precision or dataset, or a batch or input size that
+                is not a positive integer (naming the option, the value and the values allowed).
         """
         values: dict[str, tuple] = {}
         for name, given in options.items():
+            option = f"--{name.replace('_', '-')}"
             items = [x.strip() for v in given or [] for x in v.split(",") if x.strip()]
             if name in ("batch_size", "input_size"):
                 try:
                     values[name] = tuple(int(x) for x in items)
                 except ValueError:
-                    raise ValueError(f"--{name.replace('_', '-')}: expected integers, got {', '.join(items)}") from None
+                    raise ValueError(f"{option}: expected integers, got {', '.join(items)}") from None
+                if any(v < 1 for v in values[name]):
+                    bad = min(values[name])
+                    raise ValueError(f"{option} {bad}: expected positive integers ({_SIZE_HINT[name]})")
             else:
+                allowed = _known_values(name)
+                for x in items:
+                    if allowed is not None and x not in allowed:
+                        raise ValueError(f"{option} {x!r}: not one of {', '.join(allowed)}; pass one of these")
                 values[name] = tuple(items)
         return cls(**values)
 
@@ -113,6 +129,58 @@ class Filters:
         return None
 
 
+_SIZE_HINT = {"batch_size": "samples per call, e.g. 1,8,32", "input_size": "input side in px, e.g. 64,256"}
+
+
+def _known_values(name: str) -> tuple[str, ...] | None:
+    """The values filter ``name`` may take, from their one home (imported only when that filter
+    is given: both homes import torch, which a report needs otherwise not); None for a filter
+    checked elsewhere (device: :func:`check_devices`)."""
+    if name == "backend":
+        from hgbench.profile.backends import BACKENDS
+
+        return tuple(BACKENDS)
+    if name == "precision":
+        from hgbench.profile.backends import PRECISIONS
+
+        return tuple(PRECISIONS)
+    if name == "dataset":
+        from hgbench.data import DATASETS
+
+        return DATASETS
+    return None
+
+
+KNOWN_DEVICES = ("cpu", "cuda")
+"""Device kinds of profile records (``hgbench profile --device``); a ``--device`` filter may
+also name a host or part of a device name found in the records (:func:`check_devices`)."""
+
+
+def check_devices(filters: Filters, records: Sequence[tuple[str, dict]]) -> None:
+    """Refuse a ``--device`` filter value that can match no profile record: neither a device
+    kind (:data:`KNOWN_DEVICES`) nor a host or part of a device name of one of ``records``
+    (``(path, record)`` pairs of :func:`_read`, before any filter).
+
+    Raises:
+        ValueError: naming ``--device``, the value and the hosts and device names found.
+    """
+    machines = [
+        {"device": rec.get("device"), "host": _host(rec), "device_name": _device_name(rec)}
+        for _, rec in records
+        if rec.get("kind") == "profile"
+    ]
+    for wanted in filters.device:
+        if wanted.lower() in KNOWN_DEVICES or any(_device_matches(wanted, m) for m in machines):
+            continue
+        hosts = sorted({str(m["host"]) for m in machines})
+        names = sorted({str(m["device_name"]) for m in machines if m["device_name"]})
+        found = f"hosts {', '.join(hosts[:8]) or 'none'}; device names {', '.join(names[:8]) or 'none'}"
+        raise ValueError(
+            f"--device {wanted!r}: neither {' nor '.join(KNOWN_DEVICES)} nor a host or part of a device name of "
+            f"the profile records read ({found}); pass one of these"
+        )
+
+
 def _device_matches(wanted: str, row: dict) -> bool:
     w = wanted.lower()
     return w in (str(row["device"]).lower(), str(row["host"]).lower()) or w in str(row["device_name"] or "").lower()
@@ -120,6 +188,14 @@ def _device_matches(wanted: str, row: dict) -> bool:
 
 # --------------------------------------------------------------------------------------------
 # Reading files
+
+
+def check_results_dirs(dirs: Sequence[str | Path]) -> None:
+    """Raises: FileNotFoundError: one of ``dirs`` is not a folder (naming it and the fix)."""
+    for d in dirs:
+        if not Path(d).is_dir():
+            hint = "run `hgbench train-all` and `hgbench profile` first, or pass --results"
+            raise FileNotFoundError(f"{d}: no such results folder; {hint}")
 
 
 def _read(dirs: Sequence[str | Path]) -> tuple[list[tuple[str, dict]], list[tuple[str, str]], int]:
@@ -134,12 +210,9 @@ def _read(dirs: Sequence[str | Path]) -> tuple[list[tuple[str, dict]], list[tupl
     ``skipped`` as superseded.
 
     Raises:
-        FileNotFoundError: one of ``dirs`` is not a folder.
+        FileNotFoundError: one of ``dirs`` is not a folder (:func:`check_results_dirs`).
     """
-    for d in dirs:
-        if not Path(d).is_dir():
-            hint = "run `hgbench train-all` and `hgbench profile` first, or pass --results"
-            raise FileNotFoundError(f"{d}: no such results folder; {hint}")
+    check_results_dirs(dirs)
     found = scan(list(dirs))
     records = [(str(r.path), {**dict(r), "_path": str(r.path)}) for r in found.records]
     return records, list(found.skipped), found.files
@@ -417,8 +490,10 @@ def read_store(dirs: Sequence[str | Path], filters: Filters = Filters()) -> Stor
 
     Raises:
         FileNotFoundError: one of ``dirs`` is not a folder.
+        ValueError: a ``--device`` filter that can match no record (:func:`check_devices`).
     """
     records, skipped, files = _read(dirs)
+    check_devices(filters, records)
     store = Store(skipped=skipped, files=files)
     trains: list[dict] = []
     evals: list[dict] = []

@@ -16,6 +16,55 @@ DEFAULT_DATASET = "synthetic"
 DATASETS = ("synthetic", "lspet", "lsp", "coco", "mpii")
 
 
+def dataset_splits(name: str) -> tuple[str, ...]:
+    """The splits dataset ``name`` (one of :data:`DATASETS`) can be built for: each loader's own
+    list (``SyntheticDataset.SIZES``, ``lsp.SPLITS``, ``coco.SPLITS``, ``mpii.SPLITS``).
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if name == "synthetic":
+        from hgbench.data.synthetic import SyntheticDataset
+
+        return tuple(SyntheticDataset.SIZES)
+    if name in ("lspet", "lsp"):
+        from hgbench.data.lsp import SPLITS
+    elif name == "coco":
+        from hgbench.data.coco import SPLITS
+    elif name == "mpii":
+        from hgbench.data.mpii import SPLITS
+    else:
+        raise ValueError(f"--dataset {name!r}: not one of {', '.join(DATASETS)}; pass one of these")
+    return tuple(SPLITS)
+
+
+def check_dataset_options(dataset: str | None, data_root: str | Path | None, split: str | None = None) -> None:
+    """Check ``--dataset``, ``--data-root`` and ``--split`` before any work. ``dataset`` None:
+    not known yet (``evaluate`` without ``--dataset`` takes the checkpoint's): ``split`` is then
+    checked against every dataset's splits.
+
+    Raises:
+        ValueError: an unknown dataset; ``--data-root`` with the embedded synthetic dataset (it
+            reads no folder, so the folder given would be silently ignored); a split the
+            dataset does not have (naming the option, the value and the splits there are).
+    """
+    if dataset is not None:
+        splits = dataset_splits(dataset)
+        if dataset == "synthetic" and data_root is not None:
+            raise ValueError(
+                "--data-root is not used by the embedded synthetic dataset; drop it or pass "
+                f"--dataset {'|'.join(d for d in DATASETS if d != 'synthetic')}"
+            )
+        if split is not None and split not in splits:
+            raise ValueError(f"--split {split!r}: dataset {dataset} has splits {', '.join(splits)}; pass one of them")
+    elif split is not None and all(split not in dataset_splits(d) for d in DATASETS):
+        by_splits: dict[tuple[str, ...], list[str]] = {}
+        for d in DATASETS:
+            by_splits.setdefault(dataset_splits(d), []).append(d)
+        listed = "; ".join(f"{', '.join(names)}: {', '.join(s)}" for s, names in by_splits.items())
+        raise ValueError(f"--split {split!r}: no dataset has it (splits of {listed}); pass one of them")
+
+
 def make_dataset(name: str, root: str | Path | None, split: str, **kwargs) -> PoseDataset:
     """Build dataset ``name`` for ``split`` (``train``/``val``); ``kwargs`` go to
     :class:`PoseDataset` (input_size, output_size, sigma, augmentation, sigma_occluded,
@@ -67,5 +116,7 @@ __all__ = [
     "MPII",
     "PoseAnnotation",
     "PoseDataset",
+    "check_dataset_options",
+    "dataset_splits",
     "make_dataset",
 ]

@@ -17,7 +17,7 @@ import torch
 
 from hgbench.config import VariantSpec, select_variants
 from hgbench.paths import check_writable_folder
-from hgbench.profile.backends import RunSettings, get_backend
+from hgbench.profile.backends import BACKENDS, PRECISIONS, RunSettings, get_backend
 from hgbench.profile.latency import default_threads
 from hgbench.profile.quiet import window_summary
 from hgbench.profile.roofline import default_cache_dir, get_ceilings
@@ -28,6 +28,15 @@ from hgbench.records.provenance import collect_provenance
 DEFAULT_NUM_JOINTS = 16
 """Heatmaps of a network profiled without a training record: MPII's 16 joints, as the papers
 count parameters (seed 004, Newell et al.)."""
+
+
+MAX_NUM_JOINTS = 1000
+"""Most heatmaps a ``--num-joints`` may ask for. The largest keypoint layouts in use have 133
+(COCO-WholeBody, Jin et al., ECCV 2020) and 136 (Halpe-FullBody, Fang et al., AlphaPose, TPAMI
+2022) joints; 1000 leaves room for denser layouts (at most 16 MiB of fp32 heatmaps per sample
+and stack at 256 px: 64 x 64 x 4 bytes each), while a larger count is a typo that would build
+and run a head of that many output channels before anything is said (100,000 joints: 1.5 GiB
+of heatmaps per sample and stack)."""
 
 
 class BackendUnavailableError(ValueError):
@@ -90,6 +99,15 @@ def _positive_int(value: Any, option: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{option} {value}: expected an integer >= {minimum}")
     return value
+
+
+def _num_joints(value: Any) -> int:
+    """``--num-joints``: an integer in ``[1, MAX_NUM_JOINTS]`` (:data:`MAX_NUM_JOINTS` says why)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > MAX_NUM_JOINTS:
+        raise ValueError(
+            f"--num-joints {value}: expected at most {MAX_NUM_JOINTS} (keypoint layouts in use have 14 to 136 joints)"
+        )
+    return _positive_int(value, "--num-joints")
 
 
 def _finite(value: Any, option: str, minimum: float = 0.0) -> float:
@@ -180,12 +198,14 @@ def plan_profile(
     if not backends:
         raise ValueError("--backend: expected at least one backend name")
     for b in backends:
+        if b not in BACKENDS:
+            raise ValueError(f"--backend {b!r}: not one of {', '.join(BACKENDS)}; pass one of these")
         reason = get_backend(b).available(dev)
         if reason is not None:
             raise BackendUnavailableError(f"--backend {b}: not available on {dev.type}: {reason}")
     precisions = _split(precision)
-    if not precisions or any(p not in ("fp32", "fp16", "bf16") for p in precisions):
-        raise ValueError(f"--precision {precision!r}: expected comma-separated fp32, fp16, bf16")
+    if not precisions or any(p not in PRECISIONS for p in precisions):
+        raise ValueError(f"--precision {precision!r}: expected comma-separated {', '.join(PRECISIONS)}")
     try:
         sizes = [int(s) for s in _split(batch_size)]
     except ValueError:
@@ -193,7 +213,7 @@ def plan_profile(
     if not sizes or min(sizes) < 1:
         raise ValueError(f"--batch-size {batch_size!r}: expected comma-separated positive integers")
     if num_joints is not None:
-        _positive_int(num_joints, "--num-joints")
+        _num_joints(num_joints)
     threads = default_threads() if threads is None else _positive_int(threads, "--threads")
     if threads > _usable_cpus():
         raise ValueError(
@@ -281,14 +301,16 @@ def variant_summaries(num_joints: int = DEFAULT_NUM_JOINTS, input_size: int = 25
     MACs = FLOPs / 2 for convolutions).
 
     Raises:
-        ValueError: ``num_joints`` < 1, or an ``input_size`` some variant's depth cannot take
-            (naming the option and the sizes that work).
+        ValueError: ``num_joints`` outside ``[1, MAX_NUM_JOINTS]`` (:data:`MAX_NUM_JOINTS`: the
+            largest keypoint layouts in use have 136 joints; a larger count is a typo that would
+            build a huge head before saying anything), or an ``input_size`` some variant's depth
+            cannot take (naming the option and the sizes that work).
     """
     from hgbench.config import list_variants
     from hgbench.models import count_parameters, create_model
     from hgbench.profile.complexity import count_flops
 
-    _positive_int(num_joints, "--num-joints")
+    _num_joints(num_joints)
     _positive_int(input_size, "--input-size")
     specs = list_variants()
     divisor = max(4 * 2**s.architecture.depth for s in specs)

@@ -24,11 +24,13 @@ of the variant, ``protocol_hash`` (train, eval), ``num_joints`` and ``protocol``
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from hgbench.records.key import spec_hash
 
@@ -233,8 +235,36 @@ class EvalRecord(RecordBase):
     checkpoint: str | None = None
 
 
+TIMING_FIELDS = ("latency_ms", "calibration")
+"""Profile record fields holding timing statistics: every ``*_ms`` entry of them (``p50_ms``,
+``std_ms``, ``samples_ms``, ``repetition_p50_ms`` ...), like ``throughput_samples_per_s``,
+is a finite number >= 0 or a list of them (or null), :meth:`ProfileRecord._finite_timings`."""
+
+
+def _timing_values(record: RecordBase) -> Iterator[tuple[str, Any]]:
+    """``(field, value)`` of every timing statistic of a profile record (:data:`TIMING_FIELDS`),
+    list entries one by one (``latency_ms.samples_ms[3]``)."""
+    for name in TIMING_FIELDS:
+        stats = record.get(name)
+        if not isinstance(stats, dict):
+            continue
+        for key, value in stats.items():
+            if not key.endswith("_ms"):
+                continue
+            if isinstance(value, list):
+                yield from ((f"{name}.{key}[{i}]", v) for i, v in enumerate(value))
+            else:
+                yield f"{name}.{key}", value
+    yield "throughput_samples_per_s", record.get("throughput_samples_per_s")
+
+
 class ProfileRecord(RecordBase):
-    """Cost of one setting on one machine (:func:`hgbench.profile.run.profile_model`)."""
+    """Cost of one setting on one machine (:func:`hgbench.profile.run.profile_model`).
+
+    Its timing statistics (:data:`TIMING_FIELDS`, ``throughput_samples_per_s``) are finite
+    numbers >= 0: a hand-edited NaN or infinity is refused (every reader then lists the file
+    as skipped, naming the field), instead of sorting and comparing as a number.
+    """
 
     variant: str
     num_joints: int
@@ -250,6 +280,15 @@ class ProfileRecord(RecordBase):
     status: str = "ok"
     spec: dict[str, Any] | None = None
     spec_hash: str | None = None
+
+    @model_validator(mode="after")
+    def _finite_timings(self) -> ProfileRecord:
+        for name, value in _timing_values(self):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"field {name!r} is {value!r}; a timing statistic is a finite number >= 0")
+        return self
 
 
 RECORD_TYPES: dict[str, type[RecordBase]] = {"train": TrainRecord, "eval": EvalRecord, "profile": ProfileRecord}
@@ -328,10 +367,9 @@ def parse_record(data: Any, where: str) -> Record:
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
+        what = f"field {field!r}: {err['msg']}" if field else err["msg"].removeprefix("Value error, ")  # a model rule
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise RecordError(
-            f"{where}: malformed {kind} record: field {field!r}: {err['msg']}{more}; re-run {_RERUN[kind]}"
-        ) from None
+        raise RecordError(f"{where}: malformed {kind} record: {what}{more}; re-run {_RERUN[kind]}") from None
 
 
 def new_record(

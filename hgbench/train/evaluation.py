@@ -15,7 +15,7 @@ from pathlib import Path
 from hgbench import paths
 from hgbench.accuracy.evaluate import evaluate_pck
 from hgbench.accuracy.pck import PCKResult
-from hgbench.data import make_dataset
+from hgbench.data import check_dataset_options, make_dataset
 from hgbench.records import EvalRecord, protocol_hash, spec_hash, write_record
 from hgbench.records.provenance import collect_provenance
 
@@ -58,8 +58,9 @@ def evaluate_checkpoint(
 
     Raises:
         ValueError: a threshold outside (0, 1], a device this machine does not have
-            (``DeviceError``), or a dataset whose joints differ from the model's (checked
-            before any work).
+            (``DeviceError``), an unknown dataset or split, ``data_root`` with the synthetic
+            dataset (:func:`hgbench.data.check_dataset_options`), or a dataset whose joints
+            differ from the model's (checked before any work).
         FileNotFoundError, hgbench.data.DatasetError: the checkpoint or the dataset cannot be read.
         SuspectResultError: the accuracy is not finite; the earlier record, if any, is kept.
         hgbench.records.NewerSchemaError: the record's file was written by a newer hgbench.
@@ -73,11 +74,13 @@ def evaluate_checkpoint(
             f"50 % is 0.5), got {threshold}"
         )
     dev = None if device is None else resolve_device(device)
+    check_dataset_options(dataset, data_root, split)
     checkpoint = Path(checkpoint)
     model, ckpt = load_checkpoint(checkpoint)
     if dev is not None:
         model = model.to(dev)
     name = dataset or ckpt["dataset"]
+    check_dataset_options(name, data_root, split)  # the checkpoint's dataset: its own splits
     p = ckpt["protocol"]
     ds = make_dataset(name, data_root, split, input_size=p["input_size"], output_size=p["output_size"], sigma=p["heatmap_sigma"],
                       sigma_occluded=p.get("heatmap_sigma_occluded"), bad_samples="skip" if skip_bad_samples else "error")  # fmt: skip

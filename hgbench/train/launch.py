@@ -696,9 +696,10 @@ class TrainPlan:
 def plan_training(variants: str | None, protocol: str, dataset: str, data_root: str | Path | None, results: str | Path,
                   device: str | None = None, force: bool = False, here: bool = True,
                   skip_bad_samples: bool = False) -> TrainPlan:  # fmt: skip
-    """Check everything about a training request before any work: the protocol file, the
-    variants, every variant against the protocol (:func:`hgbench.config.check_compatible`, naming
-    the protocol's file), the device and precision (:func:`hgbench.train.device.check_device`)
+    """Check everything about a training request before any work: the dataset and its data
+    root (:func:`hgbench.data.check_dataset_options`), the protocol file, the variants, every
+    variant against the protocol (:func:`hgbench.config.check_compatible`, naming the
+    protocol's file), the device and precision (:func:`hgbench.train.device.check_device`)
     and that ``results`` is a writable folder (:func:`hgbench.paths.check_writable_folder`).
     With ``here`` False (a Slurm job trains elsewhere) a device left unset is not resolved on
     this machine.
@@ -708,9 +709,11 @@ def plan_training(variants: str | None, protocol: str, dataset: str, data_root: 
             file or option and the fix.
     """
     from hgbench.config import check_compatible, load_protocol, select_variants
+    from hgbench.data import check_dataset_options
     from hgbench.paths import check_writable_folder, protocols_dir
     from hgbench.train.device import check_device
 
+    check_dataset_options(dataset, data_root)
     proto = load_protocol(protocol)
     source = str(protocol) if str(protocol).endswith((".yaml", ".yml")) else str(protocols_dir() / f"{protocol}.yaml")
     specs = select_variants(variants)

@@ -79,7 +79,18 @@ class RunStatus:
 
 
 def run_folders(results_dir: str | Path) -> list[Path]:
-    """Every run folder under ``<results>/runs/<dataset>/<protocol>-<hash>/<variant>-<hash>/``, sorted."""
+    """Every run folder under ``<results>/runs/<dataset>/<protocol>-<hash>/<variant>-<hash>/``,
+    sorted; none for a results folder that does not exist yet.
+
+    Raises:
+        NotADirectoryError: ``results_dir`` (``--results``) or its ``runs`` is a file.
+    """
+    for where in (Path(results_dir), Path(results_dir) / "runs"):
+        if where.exists() and not where.is_dir():
+            what = "is a file" if where == Path(results_dir) else f"{where} is a file"
+            raise NotADirectoryError(
+                f"--results {results_dir}: {what}, not a folder; pass the results folder given to hgbench train or train-all"
+            )
     root = Path(results_dir) / "runs"
     return sorted(p for p in root.glob("*/*/*") if p.is_dir() and not p.name.startswith("."))
 
@@ -190,7 +201,11 @@ def _identity(folder: Path, launch: dict | None, record: dict | None) -> tuple[s
 
 
 def run_statuses(results_dir: str | Path, tail_lines: int = 10) -> list[RunStatus]:
-    """The :class:`RunStatus` of every run folder under ``results_dir`` (one ``squeue`` call)."""
+    """The :class:`RunStatus` of every run folder under ``results_dir`` (one ``squeue`` call).
+
+    Raises:
+        NotADirectoryError: ``results_dir`` is a file (:func:`run_folders`).
+    """
     folders = run_folders(results_dir)
     launches = {f: read_launch(f) for f in folders}
     slurm_ids = [x["job_id"] for x in launches.values() if x and x.get("launcher") == "slurm" and x.get("job_id")]
