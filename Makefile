@@ -39,7 +39,7 @@ lint: install
 
 # Real photos (LSPET; DATA_ROOT holds joints.mat and images/), in results/lspet:
 #   make lspet                      the demo's four variants, smoke protocol (a pipeline check, ~5 min)
-#   make lspet LSPET_VARIANTS=      the whole registry, smoke protocol (~35 min on 2 cores)
+#   make lspet LSPET_VARIANTS=      the whole registry, smoke protocol (~30 min on 2 cores)
 #   make lspet-real                 hg1 trained for real under lspet-cpu (~25 min on 2 cores), then
 #                                   evaluated, profiled and reported next to the committed reference
 DATA_ROOT ?= ../shared/data/lspet

@@ -18,8 +18,8 @@ WORK=${2:-results/lspet-cpu}
 HG=${HG:-.venv/bin/hgbench}
 REF=benchmarks/reference/lspet-cpu
 QUEUES=${QUEUES:-2}
-# Longest first within each queue, the two queues of about equal training time.
-Q1=hg2,hg2-multidilated,hg1-multidilated,hg1-ghost
+# The two queues of about equal training time.
+Q1=hg1-multidilated,hg1-ghost,hg2,hg2-multidilated
 Q2=hg1,hg2-ds1,hg1-ds1,hg1-ds3,hg1-ghost-s32
 ALL=$Q1,$Q2
 

@@ -90,7 +90,7 @@ def side_by_side(paper: pd.DataFrame, ours: pd.DataFrame, backend: str, batch: i
         lines.append(
             f"| {v} | paper (MPII PCKh@0.5, 256 px, GPU) | "
             + " | ".join(f"{p[g]:.2f}" for g in GROUPS)
-            + f" | {p['Mean']:.2f} | {p['parameters_printed']} (MiB) | | {p['training_hmm']} h | {p['inference_mmss']} min / 493 images |"
+            + f" | {p['Mean']:.2f} | {p['params_mib']:g} MiB | | {p['training_hmm']} h | {p['inference_mmss']} min / 493 images |"
         )
         lines.append(
             "| | hgbench (LSPET PCK@0.2, 64 px, CPU) | "
