@@ -354,9 +354,8 @@ def learning_curves_figure(learning: pd.DataFrame, title: str, subtitle: str) ->
                 if len(pts):
                     ax.plot(pts["epoch"], pts[col], marker=marker, markersize=3, linestyle=style.get(n, "-"), color=colour,
                             label=label)  # fmt: skip
-        where = f"{dataset}/{split}, protocol {protocol}"
-        acc_ax.set_title(f"validation: {where}", fontsize=10)
-        loss_ax.set_title(f"training: {where}", fontsize=10)
+        acc_ax.set_title(f"validation: {dataset}/{split}, protocol {protocol}", fontsize=10)
+        loss_ax.set_title(f"training: {dataset}, protocol {protocol}", fontsize=10)
         acc_ax.set_ylabel(f"validation {metrics[0] if len(metrics) == 1 else 'mean accuracy'} (%)")
         loss_ax.set_ylabel("training loss (mean over the epoch's steps)")
         losses = pd.to_numeric(rows["train_loss"], errors="coerce").dropna()
