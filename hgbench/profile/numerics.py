@@ -60,6 +60,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hgbench.profile.backends.base import PRECISIONS
+
 RTOL: dict[str, float] = {"fp32": 1e-3, "tf32": 1e-2, "fp16": 1e-2, "bf16": 8e-2}
 """Relative bound on the final heatmaps' max abs error, by precision (see the module docstring)."""
 
@@ -89,8 +91,8 @@ def tolerance_for(precision: str, tf32: bool = False) -> Tolerance:
     Raises:
         ValueError: an unknown precision.
     """
-    if precision not in ("fp32", "fp16", "bf16"):
-        raise ValueError(f"unknown precision {precision!r}; valid precisions: fp32, fp16, bf16")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid precisions: {', '.join(PRECISIONS)}")
     key = "tf32" if precision == "fp32" and tf32 else precision
     return Tolerance(precision=key, rtol=RTOL[key])
 

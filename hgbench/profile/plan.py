@@ -7,7 +7,6 @@ This is what ``hgbench profile`` calls; a notebook calls the same two functions.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from hgbench.profile.quiet import window_summary
 from hgbench.profile.roofline import default_cache_dir, get_ceilings
 from hgbench.profile.sweep import Budget, run_sweep
 from hgbench.records import scan
-from hgbench.records.provenance import collect_provenance
+from hgbench.records.provenance import collect_provenance, usable_cpu_count
 
 DEFAULT_NUM_JOINTS = 16
 """Heatmaps of a network profiled without a training record: MPII's 16 joints, as the papers
@@ -114,11 +113,6 @@ def _finite(value: Any, option: str, minimum: float = 0.0) -> float:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
         raise ValueError(f"{option} {value}: expected a finite number >= {minimum:g}")
     return float(value)
-
-
-def _usable_cpus() -> int:
-    """Logical CPUs this process may run on (``os.sched_getaffinity``, else ``os.cpu_count``)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def resolve_profile_device(device: str | None) -> torch.device:
@@ -215,9 +209,9 @@ def plan_profile(
     if num_joints is not None:
         _num_joints(num_joints)
     threads = default_threads() if threads is None else _positive_int(threads, "--threads")
-    if threads > _usable_cpus():
+    if threads > usable_cpu_count():
         raise ValueError(
-            f"--threads {threads}: this process may run on {_usable_cpus()} logical CPUs; give at most that many "
+            f"--threads {threads}: this process may run on {usable_cpu_count()} logical CPUs; give at most that many "
             "(more threads than CPUs time their contention, not the network)"
         )
     budget = Budget(

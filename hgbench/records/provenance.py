@@ -25,6 +25,11 @@ import hgbench
 GIT_TIMEOUT_S = 5.0
 
 
+def usable_cpu_count() -> int:
+    """Logical CPUs this process may run on (``os.sched_getaffinity``, else ``os.cpu_count``)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def collect_provenance(command: list[str] | None = None, threads: int | None = None) -> dict[str, Any]:
     """Describe the software, the machine and the command of this run.
 
@@ -70,7 +75,7 @@ def collect_provenance(command: list[str] | None = None, threads: int | None = N
         "cpu_model": _cpu_model(),
         "threads": torch.get_num_threads() if threads is None else threads,
         "cpu_count": os.cpu_count(),
-        "cpu_count_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_count_usable": usable_cpu_count(),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "command": shlex.join(sys.argv if command is None else command),
