@@ -13,7 +13,7 @@ import typer
 from hgbench import console as ui
 from hgbench.data import DEFAULT_DATASET
 from hgbench.data.download import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
-from hgbench.paths import DEFAULT_RESULTS_DIR
+from hgbench.paths import DEFAULT_RESULTS_DIR, LATENCY_GATE_DIR
 
 # fmt: off
 
@@ -21,9 +21,21 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, profi
 data_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fetch the official datasets and check a data folder.")
 app.add_typer(data_app, name="data")
 
-Results = Annotated[Path, typer.Option("--results", help="Results folder (records, checkpoints).")]
+
+def _path(option: str) -> dict:
+    """A path option's parser: ``""`` would otherwise be ``Path(".")``, the current folder, silently."""
+
+    def parse(value: str) -> Path:
+        if not str(value).strip():
+            ui.fail(f"{option}: empty path; pass a file or folder name")
+        return Path(value)
+
+    return {"parser": parse, "metavar": "<path>"}
+
+
+Results = Annotated[Path, typer.Option("--results", **_path("--results"), help="Results folder (records, checkpoints).")]
 Dataset = Annotated[str, typer.Option("--dataset", help="synthetic (embedded, no download), lspet, lsp, mpii or coco.")]
-DataRoot = Annotated[Path | None, typer.Option("--data-root", help="Dataset folder (lspet/lsp: joints.mat, images/).")]
+DataRoot = Annotated[Path | None, typer.Option("--data-root", **_path("--data-root"), help="Dataset folder (lspet: joints.mat, images/).")]
 Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda when available).")]
 Variants = Annotated[str | None, typer.Option("--variants", help="Comma-separated variant names (default: all).")]
 Protocol = Annotated[str, typer.Option("--protocol", help="Protocol name (variants/protocols/*.yaml) or a YAML path.")]
@@ -176,7 +188,7 @@ def profile(
     warmup: Annotated[int, typer.Option(help="Untimed warm-up calls before each repetition...")] = 3,
     warmup_s: Annotated[float, typer.Option(help="...and warm-up seconds before the first.")] = 0.5,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda if available).")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="Ceilings and artefacts (~/.cache/hgbench).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(**_path("--cache-dir"), help="Ceilings and artefacts (~/.cache/hgbench).")] = None,
     refresh_ceilings: Annotated[bool, typer.Option(help="Measure the roofline ceilings again.")] = False,
     results: Results = DEFAULT_RESULTS_DIR,
 ) -> None:
@@ -195,8 +207,8 @@ def profile(
 
 @app.command()
 def report(
-    results: Annotated[list[Path], typer.Option(help="Results folder(s); repeat for several machines.")] = (DEFAULT_RESULTS_DIR),
-    out: Annotated[Path | None, typer.Option(help="Output folder (default: <first --results>/report).")] = None,
+    results: Annotated[list[Path], typer.Option(**_path("--results"), help="Results folder(s), repeatable.")] = DEFAULT_RESULTS_DIR,
+    out: Annotated[Path | None, typer.Option(**_path("--out"), help="Output folder (default: <first --results>/report).")] = None,
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: md, csv, html, png.")] = "md,csv,png",
     backend: _many("Only these backends (repeatable or comma-separated).") = None,
     device: _many("Only these machines: cpu, cuda, a host, or part of a device name (H100).") = None,
@@ -224,7 +236,7 @@ def report(
 @data_app.command("download")
 def data_download(
     datasets: Annotated[list[str], typer.Argument(help="mpii, lsp, lspet or coco (several allowed).")],
-    to: Annotated[Path, typer.Option(help="Data folder; each dataset goes to <to>/<name>/.")],
+    to: Annotated[Path, typer.Option(**_path("--to"), help="Data folder; each dataset goes to <to>/<name>/.")],
     all_: Annotated[bool, typer.Option("--all", help="Also the optional archives (COCO train2017, 19 GB).")] = False,
     keep_archives: Annotated[bool, typer.Option(help="Keep the verified archives in <to>/.downloads.")] = False,
     base_url: Annotated[str | None, typer.Option(help="A mirror with the same file names.")] = None,
@@ -275,7 +287,7 @@ def compare(
     alpha: Annotated[float, typer.Option(help="Significance level of the one-sided Mann-Whitney test.")] = 0.01,
     no_normalize: Annotated[bool, typer.Option("--no-normalize", help="Do not divide timings by the calibration.")] = False,
     show_all: Annotated[bool, typer.Option("--all", help="Show unchanged rows too.")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", **_path("--json"), help="Also write the comparison as JSON here.")] = None,
 ) -> None:
     """Compare two profile runs record by record; exit 1 on a regression, 2 on bad input. Metrics and default
     thresholds: p50 10, p90 20, throughput 10, peak_memory 20, parameters 0, gmacs 0 (percent)."""
@@ -290,9 +302,9 @@ def compare(
 
 @app.command("latency-check")
 def latency_check(
-    reference: Annotated[Path, typer.Option(help="Committed reference records.")] = Path("benchmarks/reference/latency-gate"),
+    reference: Annotated[Path, typer.Option(**_path("--reference"), help="Committed reference records.")] = LATENCY_GATE_DIR,
     variants_: Variants = None,
-    out: Annotated[Path | None, typer.Option(help="This run's records (default: a new temporary folder).")] = None,
+    out: Annotated[Path | None, typer.Option(**_path("--out"), help="This run's records (default: a new temporary folder).")] = None,
     retries: Annotated[int, typer.Option(help="Re-measure a flagged variant this many times before failing.")] = 1,
     threshold: Annotated[list[str] | None, typer.Option(help="As hgbench compare (default: p50=50).")] = None,
     update: Annotated[bool, typer.Option(help="(Re)write the reference records instead (quiet machine!).")] = False,
@@ -322,13 +334,13 @@ def latency_check(
 @app.command()
 def score(
     predictions: Annotated[Path, typer.Argument(help="Prediction file (.mat/.h5): (N, 16, 2) or (16, 2, N) pixels.")],
-    gt: Annotated[Path, typer.Option(help="Ground truth: gt_valid_detections_our_format.mat or valid.h5.")],
+    gt: Annotated[Path, typer.Option(**_path("--gt"), help="Ground truth: gt_valid_detections_our_format.mat or valid.h5.")],
     convention: Annotated[str, typer.Option(help="official (MPII toolkit) or bearpaw (eval_PCKh.py).")] = "official",
     fmt: Annotated[str, typer.Option("--format", help="md (table, curve every 0.1) or csv (curve every 0.01).")] = "md",
     threshold: Annotated[float, typer.Option(help="Table threshold, a fraction of the head size.")] = 0.5,
     key: Annotated[str | None, typer.Option(help="Variable holding the predictions (needed in a GT file).")] = None,
     zero_based: Annotated[bool, typer.Option(help="0-based pixels (OpenCV, hgbench): add 1 for MPII.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Also write the output to this file.")] = None,
+    out: Annotated[Path | None, typer.Option(**_path("--out"), help="Also write the output to this file.")] = None,
 ) -> None:
     """Score an MPII prediction file: per-joint PCKh, Mean@0.1 and the PCKh curve over thresholds 0 to 0.5."""
     from hgbench.accuracy.mpii_files import score_report

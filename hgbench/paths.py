@@ -33,6 +33,8 @@ from pathlib import Path
 _PACKAGE = Path(__file__).resolve().parent
 
 DEFAULT_RESULTS_DIR = Path("results")
+LATENCY_GATE_DIR = Path("benchmarks/reference/latency-gate")
+"""The CI latency gate's committed reference records (relative to the repository root, where ``.ci/run`` runs)."""
 TRAIN_RECORD = "train.json"
 CHECKPOINT = "checkpoint.pt"
 REPORT_DIR = "report"

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from hgbench.analysis.compare import Comparison, compare_results, parse_thresholds
 from hgbench.models import create_model
-from hgbench.paths import check_writable_folder
+from hgbench.paths import LATENCY_GATE_DIR, check_writable_folder
 from hgbench.profile.complexity import count_parameters, model_size_mib
 from hgbench.profile.latency import LatencyStats
 from hgbench.profile.run import RECORD_KEYS
@@ -63,8 +63,6 @@ WARMUP_ITERS = 2
 GATE_THRESHOLDS = ("p50=50", "p90=off", "throughput=off", "peak_memory=off")
 """``hgbench compare`` thresholds of the gate: only the calibrated median, at 1.5x (the tail and
 the CPU resident-set increase are too noisy on a shared machine; throughput is p50 again)."""
-DEFAULT_REFERENCE = Path("benchmarks/reference/latency-gate")
-"""Committed reference records (relative to the repository root, where ``.ci/run`` runs)."""
 FROZEN_SEED = 0
 WORKLOAD = (
     "frozen one-stack Newell hourglass (hgbench.analysis.gate.frozen_reference_network: 256 features, depth 4, "
@@ -312,7 +310,7 @@ def measure_variants(
 
 
 def run_gate(
-    reference: Path = DEFAULT_REFERENCE,
+    reference: Path = LATENCY_GATE_DIR,
     names: Iterable[str] | None = None,
     out: Path | None = None,
     *,
@@ -384,7 +382,7 @@ def run_gate(
 
 
 def update_reference(
-    reference: Path = DEFAULT_REFERENCE,
+    reference: Path = LATENCY_GATE_DIR,
     names: Iterable[str] | None = None,
     *,
     min_iters: int = 4 * MIN_ITERS,
