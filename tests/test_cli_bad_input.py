@@ -266,7 +266,6 @@ CASES = [
     ),
     # runs, evaluate, train, variants: the options named
     Case("runs-results-a-file", ["runs", "--results", "afile"], 2, ["--results afile", "is a file"]),
-    Case("runs-results-missing", ["runs", "--results", "nowhere"], 2, ["--results nowhere", "no such folder"]),
     Case("results-empty", ["report", "--results", ""], 2, ["--results", "empty path"]),
     Case(
         "evaluate-split-unknown",

@@ -204,13 +204,8 @@ def run_statuses(results_dir: str | Path, tail_lines: int = 10) -> list[RunStatu
     """The :class:`RunStatus` of every run folder under ``results_dir`` (one ``squeue`` call).
 
     Raises:
-        NotADirectoryError: ``results_dir`` is a file (:func:`run_folders`); FileNotFoundError:
-            it does not exist (a mistyped ``--results`` would otherwise read as "no runs").
+        NotADirectoryError: ``results_dir`` is a file (:func:`run_folders`).
     """
-    if not Path(results_dir).exists():
-        raise FileNotFoundError(
-            f"--results {results_dir}: no such folder; pass the results folder given to hgbench train or train-all"
-        )
     folders = run_folders(results_dir)
     launches = {f: read_launch(f) for f in folders}
     slurm_ids = [x["job_id"] for x in launches.values() if x and x.get("launcher") == "slurm" and x.get("job_id")]
