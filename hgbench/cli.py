@@ -35,7 +35,8 @@ def _path(option: str) -> dict:
 
 Results = Annotated[Path, typer.Option("--results", **_path("--results"), help="Results folder (records, checkpoints).")]
 Dataset = Annotated[str, typer.Option("--dataset", help="synthetic (embedded, no download), lspet, lsp, mpii or coco.")]
-DataRoot = Annotated[Path | None, typer.Option("--data-root", **_path("--data-root"), help="Dataset folder (lspet: joints.mat, images/).")]
+DataRoot = Annotated[Path | None, typer.Option("--data-root", **_path("--data-root"),
+                                                help="Dataset folder (lspet/lsp: joints.mat, images/).")]
 Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda when available).")]
 Variants = Annotated[str | None, typer.Option("--variants", help="Comma-separated variant names (default: all).")]
 Protocol = Annotated[str, typer.Option("--protocol", help="Protocol name (variants/protocols/*.yaml) or a YAML path.")]
@@ -207,7 +208,8 @@ def profile(
 
 @app.command()
 def report(
-    results: Annotated[list[Path], typer.Option(**_path("--results"), help="Results folder(s), repeatable.")] = DEFAULT_RESULTS_DIR,
+    results: Annotated[list[Path], typer.Option(**_path("--results"),
+                                                help="Results folder(s); repeat for several machines.")] = DEFAULT_RESULTS_DIR,
     out: Annotated[Path | None, typer.Option(**_path("--out"), help="Output folder (default: <first --results>/report).")] = None,
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: md, csv, html, png.")] = "md,csv,png",
     backend: _many("Only these backends (repeatable or comma-separated).") = None,
