@@ -3,6 +3,7 @@ records, their one key and the schema rule: :mod:`hgbench.records.schema`), the 
 write, read, scan: :mod:`hgbench.records.store`), content hashes (:mod:`hgbench.records.key`)
 and provenance (:mod:`hgbench.records.provenance`)."""
 
+from hgbench.records.identity import ARTIFACT, MACHINE, NETWORK, TRAINING, identity, join_key
 from hgbench.records.key import content_hash, protocol_hash, spec_hash
 from hgbench.records.schema import (
     KEY_FIELDS,
@@ -31,6 +32,12 @@ from hgbench.records.store import (
 )
 
 __all__ = [
+    "ARTIFACT",
+    "MACHINE",
+    "NETWORK",
+    "TRAINING",
+    "identity",
+    "join_key",
     "KEY_FIELDS",
     "SCHEMA",
     "EvalRecord",
