@@ -1,24 +1,24 @@
 """The records store: atomic writes, one reader for one file, one scan for folders.
 
-Every write goes through a temporary file in the same folder and ``os.replace``, so an
-interrupted command never leaves a half-written record and never clobbers a complete one; a
-record written by a newer hgbench is never replaced (:class:`NewerSchemaError`). Reading applies
-the schema rule of :mod:`hgbench.records.schema` and returns typed records; :func:`scan` is the
-only way hgbench reads a folder of records, and says what it skipped and why.
+Every write goes through :func:`hgbench.fileio.atomic_write_bytes` (a temporary file in the
+same folder and ``os.replace``), so an interrupted command never leaves a half-written record and
+never clobbers a complete one; a record written by a newer hgbench is never replaced
+(:class:`NewerSchemaError`). Reading applies the schema rule of :mod:`hgbench.records.schema` and
+returns typed records; :func:`scan` is the only way hgbench reads a folder of records, and says
+what it skipped and why. ``atomic_write_bytes`` and ``utc_now`` live in :mod:`hgbench.fileio`;
+:mod:`hgbench.records` re-exports them for the modules that import them from there.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import errno
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hgbench.fileio import atomic_write_bytes, utc_now  # re-exported by hgbench.records (older importers)
 from hgbench.records.schema import (
     NewerSchemaError,
     Record,
@@ -28,44 +28,6 @@ from hgbench.records.schema import (
     new_record,
     parse_record,
 )
-
-
-def utc_now() -> str:
-    """Current UTC time, ISO 8601 with seconds."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename.
-
-    Readers see either the old file or the complete new one, never a partial write.
-
-    Raises:
-        OSError: the folder cannot be created or written (disk full, read-only, a file in the
-            way), or ``path`` is a folder (``IsADirectoryError`` naming it, before anything is
-            written); the old file, if any, is unchanged and no temporary file is left.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def refuse_newer(path: Path) -> None:

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from hgbench.data.base import DatasetError
 from hgbench.data.download.catalogue import Archive, DatasetEntry, dataset_entry
+from hgbench.fileio import atomic_write_json, utc_now
 from hgbench.paths import MachineFaultError, check_writable_folder, is_machine_fault
 
 CHUNK = 1 << 20  # the most bytes per read (and per progress event)
@@ -357,29 +358,22 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
     """Bring ``part`` to the complete file, resuming it with ``Range`` requests.
 
     A failed attempt counts against ``retries`` unless it grew the ``.part`` beyond its
-    largest size so far, so the loop ends even against a server that never completes.
+    largest size so far (:class:`_Attempts`), so the loop ends even against a server that never
+    completes. One attempt: where to resume (:func:`_resume_point`), the request
+    (:func:`_request`), the body (:func:`_transfer`), and whether that completed it (:func:`_settle`).
 
     Raises:
         _NetworkError: an HTTP error status, or more than ``retries`` failed attempts in a
         row without progress (unreachable host, dropped connection, or no answer within
         ``timeout`` seconds).
     """
-    failures, best = 0, -1
+    attempts = _Attempts(url, archive, emit)
     while True:
-        have = part.stat().st_size if part.exists() else 0
-        if have > best:  # progress since the last attempt: a fresh allowance of retries
-            failures, best = 0, have
-        if archive.size is not None and have == archive.size:
+        have = _resume_point(part, archive, attempts, emit)
+        if have is None:
             return  # a complete .part left by an earlier run: verification decides
-        if archive.size is not None and have > archive.size:
-            emit("restart", {"archive": archive, "reason": f"{part} is larger than the archive; starting again"})
-            part.unlink()
-            have, best = 0, -1
-        headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
-        if have:
-            headers["Range"] = f"bytes={have}-"
         try:
-            response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+            response = _request(url, have, timeout)
         except urllib.error.HTTPError as e:
             if e.code == 416 and have:  # range not satisfiable: the .part is complete or wrong
                 if archive.size is None:
@@ -388,58 +382,138 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
                 continue
             raise _NetworkError(f"HTTP {e.code} {e.reason}", _http_fault(e.code)) from None
         except (urllib.error.URLError, OSError, HTTPException) as e:  # refused, reset, timed out
-            failures += 1
+            failures = attempts.fail()
             reason = _reason(e, timeout)
             if failures > retries:
                 raise _NetworkError(
                     f"{reason}, {failures} attempt{'s' * (failures > 1)}", not _local_file_error(e)
                 ) from None
-            emit("retry", {"archive": archive, "reason": f"{url}: {reason}; attempt {failures + 1} of {retries + 1}"})
-            time.sleep(RETRY_DELAY_S * failures)
+            attempts.wait(f"{url}: {reason}; attempt {failures + 1} of {retries + 1}")
             continue
         with response:
-            total, mode = _response_range(response, have)
-            if mode == "wb" and have:
-                emit(
-                    "restart",
-                    {"archive": archive, "reason": "the server ignored the Range request; downloading from the start"},
-                )
-                have = 0
-            if archive.size is not None and total is not None and total != archive.size:
-                raise _NetworkError(
-                    f"the server announces {total:,} bytes, the catalogue {archive.size:,} for {archive.name}", False
-                )
-            emit(
-                "start",
-                {
-                    "archive": archive,
-                    "url": url,
-                    "total": total if total is not None else archive.size,
-                    "resumed_from": have,
-                },
+            total, lost = _transfer(response, url, part, archive, have, emit)
+        if _settle(part, total, lost, attempts, retries=retries, timeout=timeout):
+            return
+
+
+@dataclass
+class _Attempts:
+    """Internal: the failed attempts at one URL in a row. ``best`` is the largest size the
+    ``.part`` has had (-1: none yet); growing beyond it (:meth:`saw`) starts a fresh count."""
+
+    url: str
+    archive: Archive
+    emit: Event
+    failures: int = 0
+    best: int = -1
+
+    def saw(self, size: int) -> None:
+        """The ``.part`` has ``size`` bytes: progress since the last attempt resets the count."""
+        if size > self.best:
+            self.failures, self.best = 0, size
+
+    def forget(self) -> None:
+        """The ``.part`` was deleted: any size from now on is progress."""
+        self.best = -1
+
+    def fail(self) -> int:
+        """Count one more failed attempt; return the count."""
+        self.failures += 1
+        return self.failures
+
+    def wait(self, reason: str) -> None:
+        """Say why the next attempt comes (a ``retry`` event), then wait ``failures`` x
+        :data:`RETRY_DELAY_S` seconds."""
+        self.emit("retry", {"archive": self.archive, "reason": reason})
+        time.sleep(RETRY_DELAY_S * self.failures)
+
+
+def _resume_point(part: Path, archive: Archive, attempts: _Attempts, emit: Event) -> int | None:
+    """The size of ``part`` to resume from (0: from the start), or None when it already has the
+    catalogue's size (verification decides). A ``.part`` larger than the archive is deleted (a
+    ``restart`` event)."""
+    have = part.stat().st_size if part.exists() else 0
+    attempts.saw(have)
+    if archive.size is not None and have == archive.size:
+        return None
+    if archive.size is not None and have > archive.size:
+        emit("restart", {"archive": archive, "reason": f"{part} is larger than the archive; starting again"})
+        part.unlink()
+        have = 0
+        attempts.forget()
+    return have
+
+
+def _request(url: str, have: int, timeout: float):
+    """Open ``url`` (``urllib``), asking for the bytes from ``have`` on when ``have`` > 0.
+
+    Raises:
+        urllib.error.HTTPError, urllib.error.URLError, OSError, HTTPException: as ``urlopen``.
+    """
+    headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+
+
+def _transfer(
+    response, url: str, part: Path, archive: Archive, have: int, emit: Event
+) -> tuple[int | None, BaseException | None]:
+    """Append the body of ``response`` to ``part`` (or rewrite it when the server ignored the
+    ``Range`` request: a ``restart`` event); return (the total size the server announced or
+    None, the network error that cut the body short or None).
+
+    Raises:
+        _NetworkError: an unusable partial response, or a total size other than the catalogue's.
+        NetworkFaultError: ``part`` cannot be written for a fault of the machine (:func:`_receive`).
+    """
+    total, mode = _response_range(response, have)
+    if mode == "wb" and have:
+        emit(
+            "restart",
+            {"archive": archive, "reason": "the server ignored the Range request; downloading from the start"},
+        )
+        have = 0
+    if archive.size is not None and total is not None and total != archive.size:
+        raise _NetworkError(
+            f"the server announces {total:,} bytes, the catalogue {archive.size:,} for {archive.name}", False
+        )
+    emit(
+        "start",
+        {"archive": archive, "url": url, "total": total if total is not None else archive.size, "resumed_from": have},
+    )
+    return total, _receive(response, part, mode, archive, emit)
+
+
+def _settle(
+    part: Path, total: int | None, lost: BaseException | None, attempts: _Attempts, *, retries: int, timeout: float
+) -> bool:
+    """Whether an attempt that ended with ``lost`` (see :func:`_transfer`) left ``part`` as long
+    as the ``total`` the server announced. If not, count the failure and wait for the next
+    attempt (False), or give up.
+
+    Raises:
+        _NetworkError: more than ``retries`` failed attempts in a row without progress.
+    """
+    if lost is not None:  # dropped connection, IncompleteRead, timeout
+        failures = attempts.fail()
+        reason = _reason(lost, timeout)
+        if failures > retries and part.stat().st_size <= attempts.best:
+            raise _NetworkError(
+                f"connection lost, {failures} attempts without progress (last: {reason})", True
+            ) from None
+        attempts.wait(f"{attempts.url}: connection lost ({reason}); resuming")
+        return False
+    got = part.stat().st_size
+    if total is not None and got < total:  # closed early without an error
+        failures = attempts.fail()
+        if failures > retries and got <= attempts.best:
+            raise _NetworkError(
+                f"the server closed the connection at {got:,} of {total:,} bytes {failures} times", True
             )
-            lost = _receive(response, part, mode, archive, emit)
-            if lost is not None:  # dropped connection, IncompleteRead, timeout
-                failures += 1
-                reason = _reason(lost, timeout)
-                if failures > retries and part.stat().st_size <= best:
-                    raise _NetworkError(
-                        f"connection lost, {failures} attempts without progress (last: {reason})", True
-                    ) from None
-                emit("retry", {"archive": archive, "reason": f"{url}: connection lost ({reason}); resuming"})
-                time.sleep(RETRY_DELAY_S * failures)
-                continue
-        got = part.stat().st_size
-        if total is not None and got < total:  # closed early without an error
-            failures += 1
-            if failures > retries and got <= best:
-                raise _NetworkError(
-                    f"the server closed the connection at {got:,} of {total:,} bytes {failures} times", True
-                )
-            emit("retry", {"archive": archive, "reason": f"stream ended at {got:,} of {total:,} bytes; resuming"})
-            time.sleep(RETRY_DELAY_S * failures)
-            continue
-        return
+        attempts.wait(f"stream ended at {got:,} of {total:,} bytes; resuming")
+        return False
+    return True
 
 
 def _receive(response, part: Path, mode: str, archive: Archive, emit: Event) -> BaseException | None:
@@ -714,8 +788,7 @@ def _marker_path(dest: Path, archive: Archive) -> Path:
 
 
 def _write_marker(dest: Path, archive: Archive, *, url: str | None, verified: str, members: int) -> None:
-    from hgbench.records import atomic_write_bytes, utc_now
-
+    """Write the marker that says ``archive`` was verified and extracted under ``dest`` (atomically)."""
     body = {
         "archive": archive.name,
         "url": url,
@@ -726,7 +799,7 @@ def _write_marker(dest: Path, archive: Archive, *, url: str | None, verified: st
         "members": members,
         "extracted": utc_now(),
     }
-    atomic_write_bytes(_marker_path(dest, archive), (json.dumps(body, indent=1) + "\n").encode())
+    atomic_write_json(_marker_path(dest, archive), body, indent=1)
 
 
 def _read_marker(dest: Path, archive: Archive) -> dict | None:
