@@ -22,6 +22,8 @@ the MPII toolkit's columns as they are computed (:func:`pckh_official_columns`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,54 +131,113 @@ def predict(
     keypoints = getattr(base_dataset(dataset), "keypoints", None)
     flip_test = bool(flip_test and keypoints is not None)
     device = model_device(model) if device is None else torch.device(device)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"
+    )
+    parts = _PredictionParts()
+    with _evaluation_mode(model, skips):
+        for batch in loader:
+            images = batch["image"].to(device, non_blocking=True)
+            out, heatmaps = _forward(model, images, supervision, keypoints.flip_permutation if flip_test else None)
+            parts.add(batch, heatmaps, _batch_loss(out, batch, device))
+            if progress is not None:
+                progress(len(images))
+    return parts.predictions(flip_test)
+
+
+@contextmanager
+def _evaluation_mode(model: nn.Module, skips: bool) -> Iterator[None]:
+    """``model`` in eval mode (and with its hourglasses' upper branches off when ``skips`` is
+    False) inside the block; its training mode and skips are restored on the way out."""
     was_training = model.training
     model.eval()
     if not skips:
         model.set_skips_enabled(False)
-    loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"
-    )
-    preds, gts, ann, norms, vis, has_vis, maxes = [], [], [], [], [], [], []
-    loss_sum, n = 0.0, 0
     try:
-        for batch in loader:
-            images = batch["image"].to(device, non_blocking=True)
-            b = len(images)
-            if flip_test:
-                both = final_heatmaps(model(torch.cat([images, images.flip(-1)])), supervision)
-                out = both[:b]
-                heatmaps = (out + flip_back(both[b:], keypoints.flip_permutation)) / 2
-            else:
-                out = heatmaps = final_heatmaps(model(images), supervision)
-            target = batch["heatmaps"].to(device, non_blocking=True)
-            w = batch["target_weight"].to(device, non_blocking=True)[:, :, None, None]
-            loss_sum += float((((out.float() - target) ** 2) * w).mean()) * b
-            n += b
-            coords, maxvals = decode_heatmaps(heatmaps)
-            preds.append(heatmap_to_image(coords.cpu(), batch["heatmap_to_image"]).numpy())
-            maxes.append(maxvals.cpu().numpy())
-            gts.append(batch["joints"].numpy())
-            ann.append(batch["annotated"].numpy())
-            vis.append(batch["visible"].numpy() if "visible" in batch else batch["annotated"].numpy())
-            has_vis.append(batch["has_visibility"].numpy() if "has_visibility" in batch else np.zeros(b, dtype=bool))
-            norms.append(batch["normalizer"].numpy())
-            if progress is not None:
-                progress(b)
+        yield
     finally:
         model.train(was_training)
         if not skips:
             model.set_skips_enabled(True)
-    return Predictions(
-        np.concatenate(preds),
-        np.concatenate(gts),
-        np.concatenate(ann),
-        np.concatenate(norms),
-        loss_sum / max(n, 1),
-        visible=np.concatenate(vis).astype(bool),
-        has_visibility=np.concatenate(has_vis).astype(bool),
-        maxvals=np.concatenate(maxes),
-        flip_test=flip_test,
-    )
+
+
+def _forward(
+    model: nn.Module, images: torch.Tensor, supervision: str, flip_permutation: list[int] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the plain prediction, the heatmaps to decode) of ``images`` ``(B, 3, S, S)``, each
+    ``(B, J, H, W)`` (:func:`hgbench.models.loss.final_heatmaps`). With ``flip_permutation``
+    (the flip test) the batch runs with its mirror in one forward pass on ``2B`` crops and the
+    heatmaps to decode are the mean of the plain and the flipped-back mirrored prediction;
+    without it both are the plain prediction."""
+    if flip_permutation is None:
+        out = final_heatmaps(model(images), supervision)
+        return out, out
+    b = len(images)
+    both = final_heatmaps(model(torch.cat([images, images.flip(-1)])), supervision)
+    out = both[:b]
+    return out, (out + flip_back(both[b:], flip_permutation)) / 2
+
+
+def _batch_loss(out: torch.Tensor, batch: dict, device: torch.device) -> float:
+    """The heatmap MSE of the plain prediction ``out`` ``(B, J, H, W)`` against the batch's
+    ``heatmaps``, weighted by its ``target_weight`` ``(B, J)``, summed over the batch (the mean
+    times ``B``; :meth:`_PredictionParts.predictions` divides by the number of samples)."""
+    target = batch["heatmaps"].to(device, non_blocking=True)
+    w = batch["target_weight"].to(device, non_blocking=True)[:, :, None, None]
+    return float((((out.float() - target) ** 2) * w).mean()) * len(out)
+
+
+@dataclass
+class _PredictionParts:
+    """Internal: the decoded batches of :func:`predict` (NumPy, on the CPU), joined at the end
+    into :class:`Predictions`."""
+
+    preds: list = field(default_factory=list)
+    gts: list = field(default_factory=list)
+    annotated: list = field(default_factory=list)
+    norms: list = field(default_factory=list)
+    visible: list = field(default_factory=list)
+    has_visibility: list = field(default_factory=list)
+    maxvals: list = field(default_factory=list)
+    loss_sum: float = 0.0
+    n: int = 0
+
+    def add(self, batch: dict, heatmaps: torch.Tensor, loss_sum: float) -> None:
+        """Decode ``heatmaps`` ``(B, J, H, W)`` to image pixels (the batch's
+        ``heatmap_to_image``) and keep them with the batch's ground truth; ``loss_sum``: the
+        batch's summed loss (:func:`_batch_loss`). A batch without ``visible`` counts every
+        annotated joint as visible; one without ``has_visibility`` has no flag."""
+        b = len(heatmaps)
+        self.loss_sum += loss_sum
+        self.n += b
+        coords, maxvals = decode_heatmaps(heatmaps)
+        self.preds.append(heatmap_to_image(coords.cpu(), batch["heatmap_to_image"]).numpy())
+        self.maxvals.append(maxvals.cpu().numpy())
+        self.gts.append(batch["joints"].numpy())
+        self.annotated.append(batch["annotated"].numpy())
+        self.visible.append(batch["visible"].numpy() if "visible" in batch else batch["annotated"].numpy())
+        self.has_visibility.append(
+            batch["has_visibility"].numpy() if "has_visibility" in batch else np.zeros(b, dtype=bool)
+        )
+        self.norms.append(batch["normalizer"].numpy())
+
+    def predictions(self, flip_test: bool) -> Predictions:
+        """The batches as one :class:`Predictions`; its loss is the mean over the samples.
+
+        Raises:
+            ValueError: no batch was added (an empty dataset: nothing to concatenate).
+        """
+        return Predictions(
+            np.concatenate(self.preds),
+            np.concatenate(self.gts),
+            np.concatenate(self.annotated),
+            np.concatenate(self.norms),
+            self.loss_sum / max(self.n, 1),
+            visible=np.concatenate(self.visible).astype(bool),
+            has_visibility=np.concatenate(self.has_visibility).astype(bool),
+            maxvals=np.concatenate(self.maxvals),
+            flip_test=flip_test,
+        )
 
 
 def score_predictions(
