@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterable
 
 import torch
@@ -58,3 +59,19 @@ def build_scheduler(config: ScheduleConfig, optimizer: torch.optim.Optimizer):
             optimizer, mode="max", factor=config.gamma, patience=config.patience, min_lr=config.min_lr
         )
     return None
+
+
+def learning_rate(optimizer: torch.optim.Optimizer) -> float:
+    """The learning rate of ``optimizer``'s first parameter group."""
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def step_schedule(scheduler, val: dict | None) -> None:
+    """Step ``scheduler`` (:func:`build_scheduler`'s) at the end of an epoch: ``MultiStepLR``
+    every epoch, ``ReduceLROnPlateau`` on the validation's ``mean`` accuracy when the epoch was
+    validated (``val``) and its mean is a number, nothing for ``None``."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and val is not None:
+        if math.isfinite(val["mean"]):
+            scheduler.step(val["mean"])
+    if isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR):
+        scheduler.step()
