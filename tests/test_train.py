@@ -252,6 +252,20 @@ def test_bf16_run_is_recorded_and_is_another_run_than_fp32(registry, tmp_path, o
     assert ckpt_path.parent == Path(rec.path).parent
 
 
+def test_eval_record_carries_the_run_identity_and_pipeline_check(registry, tmp_path, one_thread):
+    """The eval record's identity is the train record's (records.identity), and it says whether
+    the protocol was a pipeline check, so a reader never asks the registry."""
+    from hgbench.records.identity import NETWORK, TRAINING, join_key
+    from hgbench.train.evaluation import evaluate_checkpoint
+
+    protocol = short(load_protocol("tiny"), epochs=1, steps_per_epoch=1, val_max_samples=4, pipeline_check=True)
+    rec = train_variant(get_variant("tiny"), protocol, "synthetic", None, tmp_path, device="cpu")
+    ev = evaluate_checkpoint(rec["checkpoint"]).record
+    assert ev["pipeline_check"] is True and ev["trained_on"] == ev["dataset"] == "synthetic"
+    assert join_key(ev, NETWORK + TRAINING) == join_key(rec, NETWORK + TRAINING)
+    assert ev["spec"] == rec["spec"] and ev["variant"] == "tiny"
+
+
 def test_a_run_without_steps_never_completes(registry, tmp_path):
     spec, protocol = get_variant("tiny"), load_protocol("tiny")
     object.__setattr__(protocol, "steps_per_epoch", 0)  # what validation forbids, forced past it

@@ -16,7 +16,8 @@ from hgbench import paths
 from hgbench.accuracy.evaluate import evaluate_pck
 from hgbench.accuracy.pck import PCKResult
 from hgbench.data import check_dataset_options, make_dataset
-from hgbench.records import EvalRecord, protocol_hash, spec_hash, write_record
+from hgbench.records import EvalRecord, write_record
+from hgbench.records.identity import identity
 from hgbench.records.provenance import collect_provenance
 
 
@@ -68,11 +69,7 @@ def evaluate_checkpoint(
     from hgbench.train import load_checkpoint
     from hgbench.train.device import resolve_device
 
-    if threshold is not None and not (0 < threshold <= 1):  # NaN fails both comparisons
-        raise ValueError(
-            f"--threshold: expected a fraction of the normaliser in (0, 1] (e.g. 0.2 for PCK@0.2; "
-            f"50 % is 0.5), got {threshold}"
-        )
+    _check_threshold(threshold)
     dev = None if device is None else resolve_device(device)
     check_dataset_options(dataset, data_root, split)
     checkpoint = Path(checkpoint)
@@ -80,15 +77,8 @@ def evaluate_checkpoint(
     if dev is not None:
         model = model.to(dev)
     name = dataset or ckpt["dataset"]
-    check_dataset_options(name, data_root, split)  # the checkpoint's dataset: its own splits
-    p = ckpt["protocol"]
-    ds = make_dataset(name, data_root, split, input_size=p["input_size"], output_size=p["output_size"], sigma=p["heatmap_sigma"],
-                      sigma_occluded=p.get("heatmap_sigma_occluded"), bad_samples="skip" if skip_bad_samples else "error")  # fmt: skip
-    if ds.keypoints.num_joints != ckpt["num_joints"]:
-        raise ValueError(
-            f"{checkpoint}: the model has {ckpt['num_joints']} joints, dataset {name!r} has {ds.keypoints.num_joints}"
-        )
-    flip = p.get("flip_test", True) if flip_test is None else flip_test
+    ds = _eval_dataset(ckpt, checkpoint, name, data_root, split, skip_bad_samples)
+    p, spec = ckpt["protocol"], ckpt["spec"]
     done = 0
 
     def advance(n: int) -> None:
@@ -97,20 +87,65 @@ def evaluate_checkpoint(
         if progress is not None:
             progress(done, len(ds))
 
-    spec = ckpt["spec"]
     result = evaluate_pck(model, ds, threshold=threshold, progress=advance, supervision=spec["supervision"],
-                          skips=spec.get("eval_skips", True), flip_test=flip)  # fmt: skip
+                          skips=spec.get("eval_skips", True),
+                          flip_test=p.get("flip_test", True) if flip_test is None else flip_test)  # fmt: skip
     if not math.isfinite(result.mean):
         raise SuspectResultError(
             f"{checkpoint}: the accuracy on {name}/{split} is not a number (no joint could be scored); "
             "no eval record written, the earlier one (if any) is kept: check the dataset's annotations"
         )
-    body = {
-        "variant": ckpt["variant"], "spec": spec, "spec_hash": spec_hash(spec), "num_joints": ckpt["num_joints"],
-        "protocol": p["name"], "protocol_hash": ckpt.get("protocol_hash") or protocol_hash(p), "dataset": name,
+    out = paths.eval_record_path(checkpoint.parent, name, split, result.metric, result.threshold, result.flip_test)
+    body = eval_record_body(ckpt, checkpoint, name, split, result)
+    record = write_record(out, "eval", body, provenance=collect_provenance())
+    return Evaluation(result, record, len(ds))
+
+
+def _check_threshold(threshold: float | None) -> None:
+    """Refuse a threshold outside (0, 1] (NaN fails both comparisons).
+
+    Raises:
+        ValueError: naming ``--threshold``, the value and an example.
+    """
+    if threshold is not None and not (0 < threshold <= 1):
+        raise ValueError(
+            f"--threshold: expected a fraction of the normaliser in (0, 1] (e.g. 0.2 for PCK@0.2; "
+            f"50 % is 0.5), got {threshold}"
+        )
+
+
+def _eval_dataset(ckpt: dict, checkpoint: Path, name: str, data_root, split: str, skip_bad_samples: bool):
+    """Split ``split`` of dataset ``name`` with the checkpoint's protocol's input, heatmap size
+    and sigmas.
+
+    Raises:
+        ValueError: an unknown split of ``name`` (:func:`hgbench.data.check_dataset_options`),
+            or a dataset whose joints differ from the model's.
+    """
+    check_dataset_options(name, data_root, split)  # the checkpoint's dataset: its own splits
+    p = ckpt["protocol"]
+    ds = make_dataset(name, data_root, split, input_size=p["input_size"], output_size=p["output_size"], sigma=p["heatmap_sigma"],
+                      sigma_occluded=p.get("heatmap_sigma_occluded"), bad_samples="skip" if skip_bad_samples else "error")  # fmt: skip
+    if ds.keypoints.num_joints != ckpt["num_joints"]:
+        raise ValueError(
+            f"{checkpoint}: the model has {ckpt['num_joints']} joints, dataset {name!r} has {ds.keypoints.num_joints}"
+        )
+    return ds
+
+
+def eval_record_body(ckpt: dict, checkpoint: Path, dataset: str, split: str, result: PCKResult) -> dict:
+    """The body of the ``eval`` record of ``result``, the accuracy of checkpoint ``ckpt``
+    (file ``checkpoint``) on ``split`` of ``dataset``: its identity
+    (:func:`hgbench.records.identity.identity` of the checkpoint's spec and protocol, with the
+    dataset evaluated on and the protocol hash the checkpoint stored), ``pipeline_check`` (the
+    protocol's flag: the accuracy says nothing about the variant), ``split``, ``metric``,
+    ``threshold``, ``flip_test``, ``checkpoint`` (path), ``trained_on`` (the training's dataset)
+    and ``result`` (:class:`hgbench.accuracy.pck.PCKResult` as a dict)."""
+    p = ckpt["protocol"]
+    return {
+        **identity(spec=ckpt["spec"], num_joints=ckpt["num_joints"], protocol=p, dataset=dataset,
+                   protocol_hash_=ckpt.get("protocol_hash")),
+        "pipeline_check": bool(p.get("pipeline_check", False)),
         "split": split, "metric": result.metric, "threshold": result.threshold, "flip_test": result.flip_test,
         "checkpoint": str(checkpoint), "trained_on": ckpt["dataset"], "result": dataclasses.asdict(result),
     }  # fmt: skip
-    out = paths.eval_record_path(checkpoint.parent, name, split, result.metric, result.threshold, result.flip_test)
-    record = write_record(out, "eval", body, provenance=collect_provenance())
-    return Evaluation(result, record, len(ds))
