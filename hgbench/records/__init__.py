@@ -3,6 +3,7 @@ records, their one key and the schema rule: :mod:`hgbench.records.schema`), the 
 write, read, scan: :mod:`hgbench.records.store`), content hashes (:mod:`hgbench.records.key`)
 and provenance (:mod:`hgbench.records.provenance`)."""
 
+from hgbench.fileio import atomic_write_bytes, utc_now  # their home is fileio; re-exported for older importers
 from hgbench.records.identity import ARTIFACT, MACHINE, NETWORK, TRAINING, identity, join_key
 from hgbench.records.key import content_hash, protocol_hash, spec_hash
 from hgbench.records.schema import (
@@ -21,13 +22,11 @@ from hgbench.records.schema import (
 )
 from hgbench.records.store import (
     ScanResult,
-    atomic_write_bytes,
     read_record,
     record_files,
     refuse_newer,
     repetition_range_pct,
     scan,
-    utc_now,
     write_record,
 )
 

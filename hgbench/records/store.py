@@ -1,12 +1,11 @@
 """The records store: atomic writes, one reader for one file, one scan for folders.
 
-Every write goes through :func:`hgbench.fileio.atomic_write_bytes` (a temporary file in the
+Every write goes through :func:`hgbench.fileio.atomic_write_json` (a temporary file in the
 same folder and ``os.replace``), so an interrupted command never leaves a half-written record and
 never clobbers a complete one; a record written by a newer hgbench is never replaced
 (:class:`NewerSchemaError`). Reading applies the schema rule of :mod:`hgbench.records.schema` and
 returns typed records; :func:`scan` is the only way hgbench reads a folder of records, and says
-what it skipped and why. ``atomic_write_bytes`` and ``utc_now`` live in :mod:`hgbench.fileio`;
-:mod:`hgbench.records` re-exports them for the modules that import them from there.
+what it skipped and why.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hgbench.fileio import atomic_write_bytes, utc_now  # re-exported by hgbench.records (older importers)
+from hgbench.fileio import atomic_write_json, utc_now
 from hgbench.records.schema import (
     NewerSchemaError,
     Record,
@@ -60,7 +59,7 @@ def write_record(path: Path, kind: str, body: dict[str, Any], provenance: dict |
     path = Path(path)
     refuse_newer(path)
     record = new_record(kind, body, utc_now(), provenance)  # type: ignore[arg-type]
-    atomic_write_bytes(path, (json.dumps(record.to_dict(), indent=1, default=_json_default) + "\n").encode())
+    atomic_write_json(path, record.to_dict(), indent=1, default=_json_default)
     record._path = str(path)
     return record
 
