@@ -36,6 +36,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
@@ -123,6 +124,84 @@ def _bare_loop(model: torch.nn.Module, protocol: Protocol, spec: VariantSpec, de
     return step
 
 
+@dataclass
+class _Bench:
+    """What the four measurements of one variant share: the engine's step, the bare loop, the
+    synthetic batch on the device and the training set (module docstring)."""
+
+    engine: TrainStep
+    bare: Callable[..., None]
+    synthetic: dict[str, torch.Tensor]
+    train_set: Any
+    protocol: Protocol
+    device: torch.device
+    steps: int
+    batches_used: int = 0
+
+    def step(self) -> None:
+        """One step of the engine on the synthetic batch."""
+        self.engine(self.synthetic)
+
+    def bare_step(self) -> None:
+        """One iteration of the bare loop on the synthetic batch."""
+        self.bare(self.synthetic["image"], self.synthetic["heatmaps"], self.synthetic["target_weight"])
+
+    def loader(self, n: int):
+        """An iterator over the next ``n`` batches of the training data pipeline."""
+        p = self.protocol
+        sampler = TrainSampler(len(self.train_set), p.batch_size, p.seed, start=self.batches_used, num_batches=n)
+        self.batches_used += n
+        return iter(make_train_loader(self.train_set, sampler, p.num_workers, pin_memory=self.device.type == "cuda"))
+
+    def timed(self, kind: str) -> tuple[float, float | None]:
+        """(samples/s, data-wait fraction of ``full``, else None) of one round of ``kind``."""
+        b, dev = self.protocol.batch_size, self.device
+        if kind in ("step", "bare"):
+            fn = self.step if kind == "step" else self.bare_step
+            synchronize(dev)
+            t0 = time.perf_counter()
+            for _ in range(self.steps):
+                fn()
+            synchronize(dev)
+            return self.steps * b / (time.perf_counter() - t0), None
+        it = self.loader(self.steps + 1)
+        next(it)  # workers started, first batch made: not timed
+        synchronize(dev)
+        wait, t0 = 0.0, time.perf_counter()
+        for _ in range(self.steps):
+            t = time.perf_counter()
+            batch = next(it)
+            wait += time.perf_counter() - t
+            if kind == "full":
+                self.engine(batch)
+        synchronize(dev)
+        elapsed = time.perf_counter() - t0
+        return self.steps * b / elapsed, (wait / elapsed if kind == "full" else None)
+
+
+def _set_up_bench(spec: VariantSpec, p: Protocol, dev: torch.device, dataset: str, data_root, steps: int) -> _Bench:
+    """The training set, the model (twice: the engine's and the bare loop's, with the same
+    initial weights), the engine's step, the bare loop and a synthetic batch on ``dev``."""
+    torch.manual_seed(p.seed)
+    train_set = make_dataset(dataset, data_root, "train", augmentation=p.augmentation, input_size=p.input_size,
+                             output_size=p.output_size, sigma=p.heatmap_sigma)  # fmt: skip
+    joints = train_set.keypoints.num_joints
+    model = prepare_model(create_model(spec, joints, input_size=p.input_size), dev, p.channels_last)
+    bare_model = copy.deepcopy(model)
+    optimizer = build_optimizer(p.optimizer, model.parameters(), dev.type)
+    engine = TrainStep(model, optimizer, spec.supervision, dev, p.precision, p.channels_last, p.compile)
+    b, s, h = p.batch_size, p.input_size, p.output_size
+    images = torch.rand(b, 3, s, s, device=dev)
+    if p.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    synthetic = {
+        "image": images,
+        "heatmaps": torch.rand(b, joints, h, h, device=dev) * 0.1,
+        "target_weight": torch.ones(b, joints, device=dev),
+    }
+    return _Bench(engine, _bare_loop(bare_model, p, spec, dev), synthetic, train_set, p, dev, steps)
+
+
 def measure_training_throughput(
     spec: VariantSpec,
     protocol: Protocol,
@@ -149,93 +228,25 @@ def measure_training_throughput(
     check_compile(dev, p.precision, p.channels_last, p.compile, f"protocol {p.name}")
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    torch.manual_seed(p.seed)
-    train_set = make_dataset(
-        dataset,
-        data_root,
-        "train",
-        augmentation=p.augmentation,
-        input_size=p.input_size,
-        output_size=p.output_size,
-        sigma=p.heatmap_sigma,
-    )
-    joints = train_set.keypoints.num_joints
-    model = prepare_model(create_model(spec, joints, input_size=p.input_size), dev, p.channels_last)
-    bare_model = copy.deepcopy(model)
-    engine = TrainStep(
-        model,
-        build_optimizer(p.optimizer, model.parameters(), dev.type),
-        spec.supervision,
-        dev,
-        p.precision,
-        p.channels_last,
-        p.compile,
-    )
-    bare = _bare_loop(bare_model, p, spec, dev)
-
-    b, s, h = p.batch_size, p.input_size, p.output_size
-    images = torch.rand(b, 3, s, s, device=dev)
-    if p.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    synthetic = {
-        "image": images,
-        "heatmaps": torch.rand(b, joints, h, h, device=dev) * 0.1,
-        "target_weight": torch.ones(b, joints, device=dev),
-    }
-    batches_used = [0]
-
-    def loader(n: int):
-        sampler = TrainSampler(len(train_set), b, p.seed, start=batches_used[0], num_batches=n)
-        batches_used[0] += n
-        return iter(make_train_loader(train_set, sampler, p.num_workers, pin_memory=dev.type == "cuda"))
-
-    def timed(kind: str) -> tuple[float, float | None]:
-        """(samples/s, data-wait fraction) of one round of ``kind``."""
-        if kind in ("step", "bare"):
-            fn = (
-                (lambda: engine(synthetic))
-                if kind == "step"
-                else (lambda: bare(synthetic["image"], synthetic["heatmaps"], synthetic["target_weight"]))
-            )
-            synchronize(dev)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            synchronize(dev)
-            return steps * b / (time.perf_counter() - t0), None
-        it = loader(steps + 1)
-        next(it)  # workers started, first batch made: not timed
-        synchronize(dev)
-        wait, t0 = 0.0, time.perf_counter()
-        for _ in range(steps):
-            t = time.perf_counter()
-            batch = next(it)
-            wait += time.perf_counter() - t
-            if kind == "full":
-                engine(batch)
-        synchronize(dev)
-        elapsed = time.perf_counter() - t0
-        return steps * b / elapsed, (wait / elapsed if kind == "full" else None)
-
+    bench = _set_up_bench(spec, p, dev, dataset, data_root, steps)
     for _ in range(warmup):  # compilation, cudnn.benchmark's search, allocator
-        engine(synthetic)
-        bare(synthetic["image"], synthetic["heatmaps"], synthetic["target_weight"])
+        bench.step()
+        bench.bare_step()
     synchronize(dev)
 
-    result = Throughput(
-        spec.name, str(dev), p.precision, p.channels_last, p.compile, b, s, p.num_workers, steps, repetitions
-    )
     rounds: dict[str, list[float]] = {k: [] for k in KINDS}
     waits: list[float] = []
     for r in range(repetitions):
         order = KINDS[r % len(KINDS) :] + KINDS[: r % len(KINDS)]
         for kind in order:
             if progress:
-                progress(f"{spec.name} {s}px round {r + 1}/{repetitions}: {kind}")
-            rate, wait = timed(kind)
+                progress(f"{spec.name} {p.input_size}px round {r + 1}/{repetitions}: {kind}")
+            rate, wait = bench.timed(kind)
             rounds[kind].append(rate)
             if wait is not None:
                 waits.append(wait)
+    result = Throughput(spec.name, str(dev), p.precision, p.channels_last, p.compile, p.batch_size, p.input_size,
+                        p.num_workers, steps, repetitions)  # fmt: skip
     result.rounds = rounds
     result.samples_per_s = {k: statistics.median(v) for k, v in rounds.items()}
     result.data_wait = statistics.median(waits)

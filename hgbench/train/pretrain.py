@@ -82,6 +82,41 @@ def reconstruction_loss(aes: list[BottleneckAutoencoder], feats: list[Tensor], n
     return sum(losses) / len(losses)
 
 
+def phase_size(config: PretrainConfig, protocol: Protocol, num_samples: int) -> tuple[int, int, int]:
+    """``(epochs, batch_size, steps_per_epoch)`` of phase 1: the variant's ``pretrain`` values
+    where set, else the protocol's (steps per epoch: the protocol's, else one pass over
+    ``num_samples`` training samples).
+
+    Raises:
+        ValueError: phase 1 has no step.
+    """
+    epochs = config.epochs if config.epochs is not None else protocol.epochs
+    batch_size = config.batch_size or protocol.batch_size
+    steps_per_epoch = config.steps_per_epoch or protocol.steps_per_epoch or num_samples // batch_size
+    if epochs * steps_per_epoch < 1:
+        raise ValueError(
+            f"pretrain: {epochs} epoch(s) of {steps_per_epoch} step(s) is no training; set pretrain.epochs and steps_per_epoch >= 1"
+        )
+    return epochs, batch_size, steps_per_epoch
+
+
+def _step(
+    model: nn.Module,
+    aes: list[BottleneckAutoencoder],
+    optimizer: torch.optim.Optimizer,
+    images: Tensor,
+    noise_std: float,
+) -> Tensor:
+    """One optimiser step of the autoencoders on the bottleneck features of ``images``; returns
+    the (detached) reconstruction loss."""
+    feats = bottleneck_features(model, images)
+    loss = reconstruction_loss(aes, feats, noise_std)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def pretrain_autoencoder(
     model: nn.Module,
     train_set,
@@ -117,14 +152,8 @@ def pretrain_autoencoder(
     if not aes:
         raise ValueError("pretrain: the network has no bottleneck autoencoder (architecture.bottleneck: autoencoder)")
     device = device if device is not None else next(model.parameters()).device
-    epochs = config.epochs if config.epochs is not None else protocol.epochs
-    batch_size = config.batch_size or protocol.batch_size
-    steps_per_epoch = config.steps_per_epoch or protocol.steps_per_epoch or len(train_set) // batch_size
+    epochs, batch_size, steps_per_epoch = phase_size(config, protocol, len(train_set))
     total = epochs * steps_per_epoch
-    if total < 1:
-        raise ValueError(
-            f"pretrain: {epochs} epoch(s) of {steps_per_epoch} step(s) is no training; set pretrain.epochs and steps_per_epoch >= 1"
-        )
     sampler = TrainSampler(len(train_set), batch_size, protocol.seed, num_batches=total, stream=PRETRAIN_STREAM)
     loader = make_train_loader(train_set, sampler, protocol.num_workers, pin_memory=device.type == "cuda")
     params = [p for ae in aes for p in ae.parameters()]
@@ -141,14 +170,9 @@ def pretrain_autoencoder(
     for epoch in range(epochs):
         epoch_sum.zero_()
         for i in range(steps_per_epoch):
-            batch = next(batches)
-            feats = bottleneck_features(model, batch["image"].to(device, non_blocking=True))
-            loss = reconstruction_loss(aes, feats, config.noise_std)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            epoch_sum += loss.detach()
-            first = float(loss.detach()) if first is None else first
+            loss = _step(model, aes, optimizer, next(batches)["image"].to(device, non_blocking=True), config.noise_std)
+            epoch_sum += loss
+            first = float(loss) if first is None else first
             step = epoch * steps_per_epoch + i + 1
             if progress:
                 progress("pretrain", {"step": step, "total_steps": total})
