@@ -678,7 +678,7 @@ def write_outputs(ctx: Context, results: list[Result], argv: list[str]) -> None:
     (ctx.out / "registry.md").write_text("\n".join(lines) + "\n")
     with open(ctx.out / "records.jsonl", "w") as f:
         for body in ctx.records:
-            f.write(json.dumps(body) + "\n")
+            f.write(json.dumps(body.to_body()) + "\n")
     counts = {s: sum(r.status == s for r in results) for s in ("PASS", "FAIL", "SKIP")}
     (ctx.out / "run.json").write_text(json.dumps({
         "command": " ".join(["python", "benchmarks/gpu_check.py", *argv]), "dry_run": ctx.dry_run,

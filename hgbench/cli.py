@@ -314,15 +314,16 @@ def latency_check(
     """CI latency gate: every variant's CPU forward pass (batch 1, 64 px, 1 thread) interleaved with a frozen
     network, against the committed reference; exit 1 on a regression confirmed by a re-measurement."""
     from hgbench.analysis.compare import summary_line
-    from hgbench.analysis.gate import GATE_THRESHOLDS, run_gate, update_reference
+    from hgbench.analysis.gate import GATE_THRESHOLDS, run_gate
     from hgbench.config import variant_names
+    from hgbench.profile.gate import measure_variants, update_reference
     with ui.console.status("measuring") as status, ui.user_errors():
         if update:
             paths = update_reference(reference, variant_names(variants_), progress=lambda n: status.update(f"measuring {n} (reference)"))
             return ui.say(f"{len(paths)} reference records written to {reference}; commit them")
         final, attempts, folder = run_gate(
             reference, variant_names(variants_), out, thresholds=threshold or GATE_THRESHOLDS, retries=retries,
-            progress=lambda n: status.update(f"measuring {n}"),
+            measure=measure_variants, progress=lambda n: status.update(f"measuring {n}"),
         )  # fmt: skip
     for i, comp in enumerate(attempts):
         if i:

@@ -14,6 +14,9 @@ Layout under a results folder (default ``results/``)::
     profile/<host>/<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>.json
     report/                the default output of ``hgbench report``
 
+A latency gate folder (``benchmarks/reference/latency-gate``, each attempt of ``hgbench
+latency-check``) holds one machine's profile records by key stem: ``<folder>/<stem>.json``.
+
 The hashes are the first 12 hex digits of :func:`hgbench.records.content_hash` of the
 protocol and of the variant's spec, so a protocol or variant file changed under the same name
 starts a new run instead of reusing the old one.
@@ -114,7 +117,25 @@ def run_dir(results_dir: Path, dataset: str, protocol: str, protocol_hash: str, 
         safe_component(f"{protocol}-{protocol_hash}", "protocol name"),
         safe_component(f"{variant}-{spec_hash}", "variant name"),
     ]
-    return Path(results_dir) / "runs" / Path(*parts)
+    return runs_dir(results_dir) / Path(*parts)
+
+
+def runs_dir(results_dir: Path) -> Path:
+    """``<results>/runs``: the training runs of a results folder (:func:`run_dir`)."""
+    return Path(results_dir) / "runs"
+
+
+def run_folders(results_dir: Path) -> list[Path]:
+    """Every run folder under ``results_dir`` (at :func:`run_dir`'s depth, hidden names left
+    out), sorted; none when ``<results>/runs`` does not exist."""
+    return sorted(p for p in runs_dir(results_dir).glob("*/*/*") if p.is_dir() and not p.name.startswith("."))
+
+
+def run_names(folder: Path) -> tuple[str, str, str]:
+    """``(dataset, protocol, variant)`` of a :func:`run_dir` folder, from its path (for a folder
+    whose files do not say: a reader asks its record or checkpoint first)."""
+    folder = Path(folder)
+    return folder.parent.parent.name, folder.parent.name.rsplit("-", 1)[0], folder.name.rsplit("-", 1)[0]
 
 
 def eval_record_path(
@@ -131,10 +152,24 @@ def eval_record_path(
 
 
 def profile_record_path(results_dir: Path, host: str, stem: str) -> Path:
-    """``<results>/profile/<host>/<stem>.json`` (``stem`` is the record key's file stem)."""
-    return (
-        Path(results_dir) / "profile" / safe_component(host, "host name") / f"{safe_component(stem, 'record key')}.json"
-    )
+    """A profile record in a results folder: ``<results>/profile/<host>/<stem>.json`` (``stem``
+    is the record key's file stem, :meth:`hgbench.records.RecordKey.stem`).
+
+    Raises:
+        UnsafePathError: a host name or stem that is not a plain file name.
+    """
+    return latency_gate_record_path(Path(results_dir) / "profile" / safe_component(host, "host name"), stem)
+
+
+def latency_gate_record_path(folder: Path, stem: str) -> Path:
+    """A latency gate record (:mod:`hgbench.profile.gate`): ``<folder>/<stem>.json``, no host
+    level (a gate folder, e.g. :data:`LATENCY_GATE_DIR`, is one machine's set); the file name of
+    :func:`profile_record_path` too.
+
+    Raises:
+        UnsafePathError: a stem that is not a plain file name.
+    """
+    return Path(folder) / f"{safe_component(stem, 'record key')}.json"
 
 
 def report_dir(results_dir: Path) -> Path:

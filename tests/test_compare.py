@@ -303,7 +303,7 @@ def test_cli_prints_the_table_and_exits_1_on_a_regression(tmp_path):
 
 # --- real measurements: an unchanged re-run passes, a 2x wider network fails -----------------
 #
-# Measured as the CI gate (`hgbench latency-check`, hgbench/latency_gate.py) measures: CPU, batch 1,
+# Measured as the CI gate (`hgbench latency-check`, hgbench/profile/gate.py) measures: CPU, batch 1,
 # 64 px, 1 thread, eval, inference_mode, every call of the model interleaved with a call of the
 # frozen reference network (the calibration), judged with the gate's thresholds (calibrated p50
 # above 1.5x AND Mann-Whitney p < 0.01), a flagged variant re-measured once.
@@ -313,8 +313,8 @@ def test_cli_prints_the_table_and_exits_1_on_a_regression(tmp_path):
 def nets():
     import dataclasses
 
-    from hgbench.analysis.gate import frozen_reference_network
     from hgbench.config import get_variant
+    from hgbench.profile.gate import frozen_reference_network
 
     spec = get_variant("hg1")
     arch = spec.architecture
@@ -327,9 +327,9 @@ def nets():
 
 
 def measure(nets, which: str) -> dict:
-    from hgbench.analysis.gate import gate_record
+    from hgbench.profile.gate import gate_record
 
-    return gate_record(nets[which], "hg1", reference_net=nets["reference"], min_iters=20, min_time_s=0.3)
+    return gate_record(nets[which], "hg1", reference_net=nets["reference"], min_iters=20, min_time_s=0.3).to_dict()
 
 
 def gate(tmp_path: Path, base: dict, cur: dict) -> tuple[int, str]:
@@ -470,8 +470,8 @@ def test_latency_check_end_to_end(tmp_path, monkeypatch):
 
     import yaml
 
-    from hgbench.analysis.gate import update_reference
     from hgbench.paths import variants_dir
+    from hgbench.profile.gate import update_reference
 
     reference = tmp_path / "reference"
     update_reference(reference, ["hg1"], min_iters=25, min_time_s=0.5)

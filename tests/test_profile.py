@@ -14,6 +14,7 @@ from conftest import make_record
 from torch import nn
 from typer.testing import CliRunner
 
+from hgbench import paths
 from hgbench.cli import app
 from hgbench.profile import backends as backends_pkg
 from hgbench.profile import (
@@ -26,9 +27,10 @@ from hgbench.profile import (
 )
 from hgbench.profile.backends import Backend, Prepared, RunSettings
 from hgbench.profile.roofline import Ceilings
-from hgbench.profile.run import RECORD_KEYS, is_reference, profile_record_path
-from hgbench.records import SCHEMA, read_record
+from hgbench.profile.run import is_reference
+from hgbench.records import SCHEMA, ProfileRecord, key_of, read_record
 from hgbench.records.provenance import collect_provenance
+from hgbench.records.schema import PROFILE_FIELDS
 
 CEILINGS = Ceilings(matmul_tflops=0.1, copy_gib_s=10.0, precision="fp32", measured="2026-01-01T00:00:00+00:00")
 CONTRACT_KEYS = {
@@ -119,8 +121,10 @@ def test_ok_record_has_every_contract_key():
     model = TwoHeads().train()
     rec = _profile(model, calibration={"workload": "w", "p50_ms": 1.0, "samples_ms": [1.0]})
     assert rec["status"] == "ok" and rec["error"] is None
-    assert CONTRACT_KEYS <= set(rec) and set(rec) == set(RECORD_KEYS)
-    json.dumps(rec)  # plain JSON
+    assert isinstance(rec, ProfileRecord)
+    body = rec.to_body()
+    assert CONTRACT_KEYS <= set(body) and list(body) == list(PROFILE_FIELDS)  # every field, in the written order
+    json.dumps(body)  # plain JSON
     assert rec["threads"] == 1 and torch.get_num_threads() == threads_before
     assert model.training  # restored
     assert (rec["device"], rec["precision"], rec["tf32"], rec["channels_last"], rec["compile_mode"]) == (
@@ -266,6 +270,10 @@ def test_record_path_names_every_configuration_axis(tmp_path):
         "batch_size": 8,
         "input_size": 256,
     }
+
+    def profile_record_path(results, host, body):
+        return paths.profile_record_path(results, host, key_of("profile", body).stem())
+
     assert (
         profile_record_path(tmp_path, "h", body)
         == tmp_path / "profile/h/hg2__j16__compile-max-autotune__cuda__bf16__tf32__cl__b8__s256.json"
@@ -465,11 +473,13 @@ def test_a_failed_measurement_never_replaces_a_good_record(tmp_path):
 
     prov = {"hostname": "h"}
     good = {k: v for k, v in make_record("profile").items() if k not in ("schema", "kind", "created", "provenance")}
-    path = save_profile_record(dict(good), tmp_path, prov)
+    path = save_profile_record(ProfileRecord(**good), tmp_path, prov)
     before = path.read_bytes()
-    failed = {**good, "status": "error", "error": "timing: RuntimeError: out of memory", "latency_ms": None}
+    failed = ProfileRecord(
+        **{**good, "status": "error", "error": "timing: RuntimeError: out of memory", "latency_ms": None}
+    )
     assert save_profile_record(failed, tmp_path, prov) == path and "is kept" in failed["not_written"]
     assert path.read_bytes() == before
-    path.unlink()  # with no good record, the failure is recorded
-    save_profile_record(dict(failed), tmp_path, prov)
-    assert read_record(path)["status"] == "error"
+    path.unlink()  # with no good record, the failure is recorded (and why it was not written is not)
+    save_profile_record(failed, tmp_path, prov)
+    assert read_record(path)["status"] == "error" and "not_written" not in json.loads(path.read_text())

@@ -3,7 +3,7 @@ memory), latency timing (:mod:`.latency`), peak memory (:mod:`.memory`), inferen
 (:mod:`.backends`), numerical check (:mod:`.numerics`), device ceilings and roofline floors
 (:mod:`.roofline`), TF32 on or off through both of torch's APIs (:mod:`.tf32`), a
 calibration workload timed during every run (:mod:`.calibration`) and as probes around each
-timing window (:mod:`.quiet`), one profiling run that produces a ``"profile"`` record body (:mod:`.run`) and a sweep over
+timing window (:mod:`.quiet`), one profiling run that produces a :class:`hgbench.records.ProfileRecord` (:mod:`.run`) and a sweep over
 variants, backends, precisions and batch sizes in interleaved repetitions (:mod:`.sweep`).
 
 fvcore and thop are imported only when MACs are counted.
@@ -39,7 +39,6 @@ from hgbench.profile.roofline import Ceilings, get_ceilings, measure_ceilings
 from hgbench.profile.run import (
     make_input,
     profile_model,
-    profile_record_path,
     reference_output,
     repeat_timing,
     save_profile_record,
@@ -72,7 +71,6 @@ __all__ = [
     "model_size_mib",
     "physical_cores",
     "profile_model",
-    "profile_record_path",
     "reference_output",
     "repeat_timing",
     "run_sweep",

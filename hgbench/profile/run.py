@@ -1,6 +1,5 @@
-"""Profile one model under one backend, precision, layout, batch size and input size: the body
-of a ``"profile"`` record (schema ``hgbench.record/2``, see :mod:`hgbench.records`), and where
-it is saved.
+"""Profile one model under one backend, precision, layout, batch size and input size: a
+:class:`hgbench.records.ProfileRecord` (schema ``hgbench.record/3``), and where it is saved.
 
 Stages, in order (a failing stage is recorded, never raised, so a sweep goes on):
 ``backend unavailable`` -> ``threads`` -> ``complexity`` -> ``prepare`` (the backend's
@@ -13,7 +12,7 @@ size, and the CUDA cache is emptied before the next setting runs.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +21,19 @@ from torch import Tensor, nn
 
 from hgbench import paths
 from hgbench.paths import DEFAULT_RESULTS_DIR
-from hgbench.profile.backends import RunSettings, get_backend
+from hgbench.profile.backends import Backend, Prepared, RunSettings, get_backend
 from hgbench.profile.complexity import MIB, complexity_record
 from hgbench.profile.latency import LatencyStats, fixed_threads, time_callable
 from hgbench.profile.memory import CudaMemorySnapshot, PeakMemory
 from hgbench.profile.quiet import QuietTimer
 from hgbench.profile.roofline import Ceilings, element_bytes, get_ceilings, roofline
-from hgbench.records import RecordError, key_of, read_record, write_record
+from hgbench.records import ProfileRecord, RecordError, identity, read_record, write_record
+from hgbench.records.identity import artifact_identity
 from hgbench.records.provenance import collect_provenance, device_name
 
 INPUT_SEED = 0
-_MAX_REASON_CHARS = 500
-
-RECORD_KEYS = (
-    "variant", "num_joints", "backend", "precision", "tf32", "channels_last", "compile_mode", "device",
-    "device_name", "batch_size", "input_size", "threads", "parameters", "model_size_mib", "macs",
-    "gmacs_fvcore", "gmacs_thop", "gflops_flop_counter", "skipped_ops", "activation_memory_mib",
-    "latency_ms", "throughput_samples_per_s", "peak_memory_mib", "memory", "build_time_s", "numerics", "roofline",
-    "calibration", "notes", "status", "error", "spec", "spec_hash",
-)  # fmt: skip
-"""Every key of a profile record body, always present (``None`` when not measured; ``spec`` and
-``spec_hash``, the variant's spec and its content hash, are filled by the sweep, which knows it)."""
+MAX_REASON_CHARS = 500
+"""Longest ``error`` of a profile record (characters; longer reasons are cut with ``...``)."""
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -94,6 +85,24 @@ def _to_cpu_float(output: Any) -> Any:
     return output
 
 
+def profile_identity(variant: str, num_joints: int, artifact: Mapping[str, Any], spec: Any = None) -> dict[str, Any]:
+    """The identity fields of a profile record (:func:`hgbench.records.identity`): the network
+    built from ``spec`` (a :class:`hgbench.config.VariantSpec` or its dict, named ``variant``:
+    its name, spec and spec hash) and ``artifact`` (:func:`hgbench.records.identity.artifact_identity`).
+    Without ``spec`` (a model built outside the registry) the network is its name and joints
+    only (``spec`` and ``spec_hash`` stay ``None``).
+
+    Raises:
+        ValueError: ``spec`` is named otherwise than ``variant``.
+    """
+    if spec is None:
+        return {"variant": variant, "num_joints": int(num_joints), **artifact}
+    fields = identity(spec=spec, num_joints=num_joints, artifact=artifact)
+    if fields["variant"] != variant:
+        raise ValueError(f"the spec of {fields['variant']!r} was given for variant {variant!r}")
+    return fields
+
+
 def profile_model(
     model: nn.Module,
     *,
@@ -103,6 +112,7 @@ def profile_model(
     batch_size: int,
     input_size: int,
     settings: RunSettings = RunSettings(),
+    spec: Any = None,
     threads: int | None = None,
     warmup_iters: int = 3,
     warmup_s: float = 0.0,
@@ -114,150 +124,149 @@ def profile_model(
     ceilings: Ceilings | None = None,
     cache_dir: Path | None = None,
     quiet: QuietTimer | None = None,
-) -> dict[str, Any]:
+) -> ProfileRecord:
     """Measure the size, compute, latency, memory, numerics and roofline of ``model`` under one
-    backend and setting.
+    backend and setting: a :class:`~hgbench.records.ProfileRecord` (its fields say what each
+    figure is), stage by stage (module docstring); a failed stage sets ``status="error"`` and
+    ``error`` (``"<stage>: ..."``) and keeps what was measured before.
 
     The model must already be on the profiled device (fp32; it is not modified: backends work
     on copies). The input is :func:`make_input` on that device. Latency is that of
     ``prepared.fn(prepared.prepare_input(x))``, the input conversion outside the timed region
-    (:func:`hgbench.profile.latency.time_callable`: CUDA events on CUDA, ``perf_counter_ns`` on
-    the CPU), inside the backend's :attr:`~hgbench.profile.backends.Prepared.context` (the
-    setting's TF32 flags), entered once around warm-up and timed calls and once around the
-    numerical check's call. ``torch.set_num_threads(threads)`` holds for the whole call and is
-    restored.
+    (:func:`hgbench.profile.latency.time_callable`), inside the backend's
+    :attr:`~hgbench.profile.backends.Prepared.context` (the setting's TF32 flags).
+    ``torch.set_num_threads(threads)`` holds for the whole call and is restored.
 
     Args:
-        settings: precision, TF32, channels_last, compile mode, artefact cache
-            (:class:`hgbench.profile.backends.RunSettings`).
+        variant, num_joints, spec: the network (:func:`profile_identity`; ``spec`` None: its name only).
+        settings: precision, TF32, channels_last, compile mode, artefact cache.
         threads: CPU intra-op threads (``None``: as set now); recorded either way.
         warmup_iters, warmup_s, min_iters, min_time_s: see :func:`time_callable`.
-        complexity: :func:`hgbench.profile.complexity.complexity_record` of this model at this
+        complexity: :func:`~hgbench.profile.complexity.complexity_record` of this model at this
             input size, computed once per model by the caller (``None``: computed here).
-        calibration: :func:`hgbench.profile.calibration.measure_calibration` of this
-            invocation, copied into the record (``None``: recorded as ``None``).
+        calibration: :func:`~hgbench.profile.calibration.measure_calibration` of this
+            invocation, copied into the record.
         reference: :func:`reference_output` for this model, batch and input size (``None``:
-            computed here when needed). Not used for the reference setting itself
-            (:func:`is_reference`).
+            computed here when needed; unused for the reference setting, :func:`is_reference`).
         ceilings: the device's :class:`~hgbench.profile.roofline.Ceilings` at this precision
-            and TF32 setting (``None``: :func:`~hgbench.profile.roofline.get_ceilings` with
-            ``cache_dir``).
-        quiet: time in a quiet window (:class:`hgbench.profile.quiet.QuietTimer`, whose
-            probes then also fall inside the peak-memory window: under 1 MiB); ``None``: one
-            window, whatever the machine was doing.
-
-    Returns:
-        A JSON-serialisable record body with every key of :data:`RECORD_KEYS`:
-        ``variant``, ``num_joints``, ``backend``, ``precision``, ``tf32``, ``channels_last``,
-        ``compile_mode`` (``None`` unless the backend is ``compile``), ``device``
-        (``"cpu"``/``"cuda"``), ``device_name`` (GPU name or CPU model), ``batch_size``,
-        ``input_size``, ``threads``; the complexity keys (per sample: ``parameters``,
-        ``model_size_mib``, ``macs``, ``gmacs_fvcore``, ``gmacs_thop``,
-        ``gflops_flop_counter``, ``skipped_ops``, ``activation_memory_mib``); ``latency_ms``
-        (:func:`latency_entry` of this one repetition: per batch, raw samples included;
-        :func:`repeat_timing` adds more),
-        ``throughput_samples_per_s`` (batch / median), ``peak_memory_mib``
-        (:class:`hgbench.profile.memory.PeakMemory` over warm-up and timed calls: on CUDA the
-        allocator peak or the device-wide figure, whichever the backend's
-        ``peak_memory_source`` names; on the CPU the peak RSS increase), ``memory`` (which
-        figure that is and, on CUDA, every figure: :meth:`PeakMemory.to_record`),
-        ``build_time_s``, ``numerics``
-        (:func:`hgbench.profile.numerics.compare_outputs` of the final heatmaps, tolerance of the
-        precision, TF32's where it applies; ``None`` for the reference setting), ``roofline`` (:func:`hgbench.profile.roofline.roofline`),
-        ``calibration``, ``notes`` (the backend's remarks), ``status`` (``"ok"`` or
-        ``"error"``) and ``error`` (``None``, or one line starting with the failed stage:
-        ``backend unavailable``, ``threads``, ``complexity``, ``prepare``, ``timing``,
-        ``numerics`` or ``roofline``; what was measured before the failure is kept).
+            and TF32 setting (``None``: :func:`~hgbench.profile.roofline.get_ceilings` with ``cache_dir``).
+        quiet: time in a quiet window (:class:`hgbench.profile.quiet.QuietTimer`); ``None``: one window.
 
     Raises:
-        ValueError: an unknown backend name.
+        ValueError: an unknown backend name, or ``spec`` named otherwise than ``variant``.
     """
     impl = get_backend(backend)
     device = model_device(model)
-    record: dict[str, Any] = dict.fromkeys(RECORD_KEYS)
-    record.update(
-        variant=variant,
-        num_joints=num_joints,
-        backend=backend,
-        precision=settings.precision,
-        tf32=settings.tf32,
-        channels_last=settings.channels_last,
-        compile_mode=settings.compile_mode if backend == "compile" else None,
-        device=device.type,
-        device_name=device_name(device),
-        batch_size=batch_size,
-        input_size=input_size,
-        threads=threads if threads is not None else torch.get_num_threads(),
-        calibration=calibration,
-        notes=[],
-        status="ok",
-        error=None,
-    )
+    artifact = artifact_identity(
+        backend=backend, precision=settings.precision, tf32=settings.tf32, channels_last=settings.channels_last,
+        compile_mode=settings.compile_mode if backend == "compile" else None, batch_size=batch_size,
+        input_size=input_size, device=device.type,
+    )  # fmt: skip
+    record = ProfileRecord(
+        **profile_identity(variant, num_joints, artifact, spec), device_name=device_name(device),
+        threads=threads if threads is not None else torch.get_num_threads(), calibration=calibration, notes=[],
+    )  # fmt: skip
     reason = impl.available(device)
     if reason is not None:
-        record.update(status="error", error=_one_line(f"backend unavailable: {reason}"))
-        return record
-
-    stage = "threads"
-    prepared = fn = x = x_in = output = None
+        return _failed(record, f"backend unavailable: {reason}")
+    timing = {"warmup_iters": warmup_iters, "warmup_s": warmup_s, "min_iters": min_iters, "min_time_s": min_time_s}
+    stage, prepared, x_in = "threads", None, None
     try:
         with fixed_threads(threads):
             stage = "complexity"
             record.update(complexity if complexity is not None else complexity_record(model, input_size))
-
             stage = "prepare"
-            x = make_input(batch_size, input_size, device)
-            baseline = None
-            if device.type == "cuda":  # the device figure counts growth: start from an empty allocator cache
-                _free_memory(device)
-                baseline = CudaMemorySnapshot.take(device)
-            prepared = impl.prepare(model, x, settings)
-            x_in = prepared.prepare_input(x)
-            record["build_time_s"] = float(prepared.build_time_s)
-            record["notes"] = list(prepared.notes)
-
+            prepared, x_in, baseline = _prepare(impl, model, record, settings, device)
             stage = "timing"
-            fn = prepared.fn
-            with PeakMemory(device, baseline=baseline) as memory, prepared.context():
-                stats, window = _time_window(
-                    lambda: fn(x_in),
-                    quiet,
-                    device,
-                    warmup_iters=warmup_iters,
-                    warmup_s=warmup_s,
-                    min_iters=min_iters,
-                    min_time_s=min_time_s,
-                )
-            record["latency_ms"] = latency_entry(stats.samples_ms, [stats.p50], [window])
-            record["throughput_samples_per_s"] = stats.throughput(batch_size)
-            source = impl.peak_memory_source(settings) if device.type == "cuda" else "allocator"
-            record["peak_memory_mib"] = memory.peak(source)
-            record["memory"] = memory.to_record(source)
-
+            _time_first_repetition(record, impl, prepared, x_in, baseline, settings, device, quiet, timing)
             if not is_reference(backend, settings):
                 stage = "numerics"
-                from hgbench.profile.numerics import compare_outputs, tolerance_for
-
-                with prepared.context():
-                    output = _to_cpu_float(fn(x_in))
-                ref = reference if reference is not None else reference_output(model, batch_size, input_size)
-                tolerance = tolerance_for(settings.precision, tf32=settings.tf32 and device.type == "cuda")
-                record["numerics"] = compare_outputs(ref, output, tolerance)
-
+                _check_numerics(record, model, prepared, x_in, reference, settings, device)
             stage = "roofline"
             if ceilings is None:
                 ceilings = get_ceilings(
                     device, settings.precision, tf32=settings.tf32, threads=threads, cache_dir=cache_dir
                 )
-            record["roofline"] = _roofline_of(record, ceilings)
+            record.roofline = _roofline_of(record, ceilings)
     except torch.cuda.OutOfMemoryError as e:
-        record.update(status="error", error=_one_line(f"{stage}: CUDA out of memory at batch size {batch_size}: {e}"))
+        _failed(record, f"{stage}: CUDA out of memory at batch size {batch_size}: {e}")
     except Exception as e:  # noqa: BLE001 - one failing setting must not stop a sweep
-        record.update(status="error", error=_one_line(f"{stage}: {type(e).__name__}: {e}"))
+        _failed(record, f"{stage}: {type(e).__name__}: {e}")
     finally:
-        prepared = fn = x = x_in = output = None  # free the backend's model and buffers before the next setting
+        prepared = x_in = None  # free the backend's model and buffers before the next setting
         _free_memory(device)
     return record
+
+
+def _failed(record: ProfileRecord, reason: str) -> ProfileRecord:
+    """``record`` marked failed: ``status="error"``, ``error`` the reason on one line."""
+    record.update(status="error", error=one_line(reason))
+    return record
+
+
+def _prepare(
+    impl: Backend, model: nn.Module, record: ProfileRecord, settings: RunSettings, device: torch.device
+) -> tuple[Prepared, Any, CudaMemorySnapshot | None]:
+    """Stage ``prepare``: the backend's artefact for :func:`make_input` of the record's batch and
+    input size; records ``build_time_s`` and ``notes``. Returns ``(prepared, its input,
+    baseline)``, the baseline being the CUDA memory before the build (on CUDA the device figure
+    counts growth: the allocator cache is emptied first), ``None`` on the CPU."""
+    x = make_input(record.batch_size, record.input_size, device)
+    baseline = None
+    if device.type == "cuda":
+        _free_memory(device)
+        baseline = CudaMemorySnapshot.take(device)
+    prepared = impl.prepare(model, x, settings)
+    x_in = prepared.prepare_input(x)
+    record.update(build_time_s=float(prepared.build_time_s), notes=list(prepared.notes))
+    return prepared, x_in, baseline
+
+
+def _time_first_repetition(
+    record: ProfileRecord,
+    impl: Backend,
+    prepared: Prepared,
+    x_in: Any,
+    baseline: CudaMemorySnapshot | None,
+    settings: RunSettings,
+    device: torch.device,
+    quiet: QuietTimer | None,
+    timing: dict[str, Any],
+) -> None:
+    """Stage ``timing``: warm-up and timed calls inside :class:`PeakMemory` and the backend's
+    context; records ``latency_ms`` (one repetition), ``throughput_samples_per_s``,
+    ``peak_memory_mib`` and ``memory`` (the figure the backend names on CUDA; RSS on the CPU)."""
+    fn = prepared.fn
+    with PeakMemory(device, baseline=baseline) as memory, prepared.context():
+        stats, window = _time_window(lambda: fn(x_in), quiet, device, **timing)
+    source = impl.peak_memory_source(settings) if device.type == "cuda" else "allocator"
+    record.update(
+        latency_ms=latency_entry(stats.samples_ms, [stats.p50], [window]),
+        throughput_samples_per_s=stats.throughput(record.batch_size),
+        peak_memory_mib=memory.peak(source),
+        memory=memory.to_record(source),
+    )
+
+
+def _check_numerics(
+    record: ProfileRecord,
+    model: nn.Module,
+    prepared: Prepared,
+    x_in: Any,
+    reference: Any,
+    settings: RunSettings,
+    device: torch.device,
+) -> None:
+    """Stage ``numerics``: one more call of the prepared setting, compared with the eager fp32
+    ``reference`` (computed here when ``None``) at the precision's tolerance (TF32's where it
+    applies); records ``numerics``."""
+    from hgbench.profile.numerics import compare_outputs, tolerance_for
+
+    with prepared.context():
+        output = _to_cpu_float(prepared.fn(x_in))
+    ref = reference if reference is not None else reference_output(model, record.batch_size, record.input_size)
+    tolerance = tolerance_for(settings.precision, tf32=settings.tf32 and device.type == "cuda")
+    record.numerics = compare_outputs(ref, output, tolerance)
 
 
 def latency_entry(
@@ -304,7 +313,7 @@ def _time_window(
 
 
 def repeat_timing(
-    record: dict[str, Any],
+    record: ProfileRecord,
     model: nn.Module,
     *,
     settings: RunSettings,
@@ -314,7 +323,7 @@ def repeat_timing(
     min_iters: int = 10,
     min_time_s: float = 1.0,
     quiet: QuietTimer | None = None,
-) -> dict[str, Any]:
+) -> ProfileRecord:
     """Time one more repetition of ``record``'s setting and pool it into the record, in place.
 
     The backend prepares ``model`` again (from its artefact cache where it has one), warms up
@@ -326,7 +335,7 @@ def repeat_timing(
     the samples of the earlier repetitions.
 
     Args:
-        record: a body from :func:`profile_model` (its ``backend``, ``batch_size`` and
+        record: a record from :func:`profile_model` (its ``backend``, ``batch_size`` and
             ``input_size`` say what to run).
         model: the same fp32 model (same weights) on the profiled device.
         settings: the record's :class:`RunSettings` (precision, TF32, layout, compile mode and
@@ -336,45 +345,37 @@ def repeat_timing(
     Returns:
         ``record``.
     """
-    if record["status"] != "ok" or record["latency_ms"] is None:
+    if record.status != "ok" or record.latency_ms is None:
         return record
-    previous = record["latency_ms"]
+    previous = record.latency_ms
     k = previous["repetitions"] + 1
     device = model_device(model)
     prepared = fn = x_in = None
     try:
         with fixed_threads(threads):
-            x = make_input(record["batch_size"], record["input_size"], device)
-            prepared = get_backend(record["backend"]).prepare(model, x, settings)
+            x = make_input(record.batch_size, record.input_size, device)
+            prepared = get_backend(record.backend).prepare(model, x, settings)
             x_in, fn = prepared.prepare_input(x), prepared.fn
             with prepared.context():
                 stats, window = _time_window(
-                    lambda: fn(x_in),
-                    quiet,
-                    device,
-                    warmup_iters=warmup_iters,
-                    warmup_s=warmup_s,
-                    min_iters=min_iters,
-                    min_time_s=min_time_s,
-                )
+                    lambda: fn(x_in), quiet, device,
+                    warmup_iters=warmup_iters, warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s,
+                )  # fmt: skip
     except torch.cuda.OutOfMemoryError as e:
-        record.update(status="error", error=_one_line(
-            f"timing (repetition {k}): CUDA out of memory at batch size {record['batch_size']}: {e}"))  # fmt: skip
-        return record
+        return _failed(record, f"timing (repetition {k}): CUDA out of memory at batch size {record.batch_size}: {e}")
     except Exception as e:  # noqa: BLE001 - one failing setting must not stop a sweep
-        record.update(status="error", error=_one_line(f"timing (repetition {k}): {type(e).__name__}: {e}"))
-        return record
+        return _failed(record, f"timing (repetition {k}): {type(e).__name__}: {e}")
     finally:
         prepared = fn = x_in = None
         _free_memory(device)
     earlier_windows = previous.get("windows") or [None] * previous["repetitions"]
-    record["latency_ms"] = latency_entry(previous["samples_ms"] + stats.samples_ms,
-                                         previous["repetition_p50_ms"] + [stats.p50], earlier_windows + [window])  # fmt: skip
-    record["throughput_samples_per_s"] = LatencyStats(record["latency_ms"]["samples_ms"]).throughput(
-        record["batch_size"]
+    latency = latency_entry(previous["samples_ms"] + stats.samples_ms,
+                            previous["repetition_p50_ms"] + [stats.p50], earlier_windows + [window])  # fmt: skip
+    record.update(
+        latency_ms=latency, throughput_samples_per_s=LatencyStats(latency["samples_ms"]).throughput(record.batch_size)
     )
-    if record["roofline"] is not None:
-        record["roofline"] = _roofline_of(record, Ceilings(**record["roofline"]["ceilings"]))
+    if record.roofline is not None:
+        record.roofline = _roofline_of(record, Ceilings(**record.roofline["ceilings"]))
     return record
 
 
@@ -385,61 +386,54 @@ def _free_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def _roofline_of(record: dict[str, Any], ceilings: Ceilings) -> dict[str, Any]:
+def _roofline_of(record: ProfileRecord, ceilings: Ceilings) -> dict[str, Any]:
     """:func:`~hgbench.profile.roofline.roofline` of a record's complexity and pooled median."""
-    scale = element_bytes(record["precision"]) / 4  # the complexity sizes are float32
-    flops = record["gflops_flop_counter"] * 1e9 if record["gflops_flop_counter"] else 2 * record["macs"]["fvcore"]
+    scale = element_bytes(record.precision) / 4  # the complexity sizes are float32
+    flops = record.gflops_flop_counter * 1e9 if record.gflops_flop_counter else 2 * record.macs["fvcore"]
     return roofline(
         flops_per_sample=flops,
-        weight_bytes=record["model_size_mib"] * MIB * scale,
-        activation_bytes_per_sample=record["activation_memory_mib"] * MIB * scale,
-        batch_size=record["batch_size"],
-        p50_ms=record["latency_ms"]["p50_ms"],
+        weight_bytes=record.model_size_mib * MIB * scale,
+        activation_bytes_per_sample=record.activation_memory_mib * MIB * scale,
+        batch_size=record.batch_size,
+        p50_ms=record.latency_ms["p50_ms"],
         ceilings=ceilings,
     )
 
 
-def profile_record_path(results_dir: Path, host: str, body: dict[str, Any]) -> Path:
-    """Where the profile record of ``body`` measured on ``host`` is written:
-    ``<results>/profile/<host>/<record key stem>.json`` (:meth:`hgbench.records.RecordKey.stem`),
-    so that no two settings of one host share a file.
-
-    Raises:
-        hgbench.paths.UnsafePathError: a host or variant name that is not a plain file name.
-    """
-    return paths.profile_record_path(results_dir, host, key_of("profile", body).stem())
-
-
 def save_profile_record(
-    body: dict[str, Any], results_dir: Path = DEFAULT_RESULTS_DIR, provenance: dict[str, Any] | None = None
+    record: ProfileRecord, results_dir: Path = DEFAULT_RESULTS_DIR, provenance: dict[str, Any] | None = None
 ) -> Path:
-    """Write ``body`` (from :func:`profile_model`) as a ``"profile"`` record with its
-    ``provenance`` (default: :func:`collect_provenance` now, with the record's threads) under
-    ``results_dir``, at :func:`profile_record_path` for the provenance's hostname, atomically;
-    return the path.
+    """Write ``record`` (from :func:`profile_model`) with its ``provenance`` (default:
+    :func:`collect_provenance` now, with the record's threads) under ``results_dir``, at
+    :func:`hgbench.paths.profile_record_path` for the provenance's hostname and the record key's
+    file stem (:meth:`hgbench.records.RecordKey.stem`: no two settings of one host share a file),
+    atomically; return the path.
 
     A failed measurement (``status`` not ``"ok"``) never replaces a good record of the same
-    setting: it is then not written (``body["not_written"]`` says why; the sweep reports the
+    setting: it is then not written (``record.not_written`` says why; the sweep reports the
     failure) and the good record stays byte-identical. An earlier failed record is replaced.
 
     Raises:
         OSError: the record cannot be written.
+        hgbench.paths.UnsafePathError: a host or variant name that is not a plain file name.
         hgbench.records.NewerSchemaError: the path holds a newer hgbench's record (kept).
     """
-    provenance = collect_provenance(threads=body.get("threads")) if provenance is None else provenance
-    path = profile_record_path(results_dir, provenance["hostname"], body)
-    if body.get("status") != "ok" and path.is_file():
+    provenance = collect_provenance(threads=record.threads) if provenance is None else provenance
+    path = paths.profile_record_path(results_dir, provenance["hostname"], record.key().stem())
+    if record.status != "ok" and path.is_file():
         try:
             earlier = read_record(path)
         except RecordError:
             earlier = None
         if earlier is not None and earlier.get("status") == "ok":
-            body["not_written"] = f"the good record {path} of this setting is kept"
+            record.not_written = f"the good record {path} of this setting is kept"
             return path
-    write_record(path, "profile", {**body, "provenance": provenance})
+    write_record(path, "profile", record.to_body(), provenance)
     return path
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
+    """``text`` on one line (runs of white space as one space), cut to :data:`MAX_REASON_CHARS`
+    with ``...``: a record's ``error``."""
     text = " ".join(text.split())
-    return text if len(text) <= _MAX_REASON_CHARS else text[: _MAX_REASON_CHARS - 3] + "..."
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."

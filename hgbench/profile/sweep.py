@@ -43,11 +43,10 @@ caches hit.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +61,7 @@ from hgbench.profile.complexity import complexity_record
 from hgbench.profile.quiet import DEFAULT_MAX_ATTEMPTS, DEFAULT_TOLERANCE, QuietTimer
 from hgbench.profile.roofline import Ceilings
 from hgbench.profile.run import is_reference, profile_model, reference_output, repeat_timing, save_profile_record
-from hgbench.records import spec_hash
+from hgbench.records import ProfileRecord
 
 MODEL_SEED = 0
 """Seed of the weights of every profiled model (timing does not depend on the values, the
@@ -155,7 +154,7 @@ def run_sweep(
     cache_dir: Path | None = None,
     seed: int = 0,
     on_step: Callable[[str, bool], None] | None = None,
-) -> list[tuple[dict[str, Any], Path]]:
+) -> list[tuple[ProfileRecord, Path]]:
     """Profile every ``(variant, joints)`` of ``jobs`` x batch size x backend x precision in
     ``budget.repetitions`` interleaved repetitions (see the module docstring), saving each
     record under ``results_dir`` with ``provenance``.
@@ -175,83 +174,135 @@ def run_sweep(
             len(backends) * len(settings_list) * repetitions`` advances in all).
 
     Returns:
-        ``(record body, path)`` per setting, in repetition 1's order; failed settings
-        included (``status="error"``, see :func:`profile_model`).
+        ``(record, path)`` per setting, in repetition 1's order; failed settings included
+        (``status="error"``, see :func:`profile_model`).
 
     Raises:
         OSError: a record cannot be written.
     """
-    step = on_step or (lambda label, advance: None)
-    ceilings = ceilings or {}
-    calibration_blocks: list[dict[str, Any]] = []
-    rows: list[tuple[dict[str, Any], Path]] = []
-    by_job: dict[int, list[tuple[dict[str, Any], RunSettings]]] = {}
-    quiet = QuietTimer(device, tolerance=budget.quiet_tolerance, max_attempts=budget.quiet_attempts)
-
-    def calibrate() -> None:
-        calibration_blocks.append(measure_calibration(device, threads, min_time_s=CALIBRATION_BLOCK_S, min_iters=10))
-
-    def save(body: dict[str, Any]) -> Path:
-        body["calibration"] = pool_calibrations(calibration_blocks)
-        return save_profile_record(body, results_dir, provenance)
-
-    for index, (spec, joints) in enumerate(jobs):
-        step(f"{spec.name}: calibration", False)
-        calibrate()
-        model = build_profiled_model(spec, joints, input_size, device)
-        step(f"{spec.name}: counting MACs and FLOPs", False)
-        try:
-            complexity = complexity_record(model, input_size)
-        except Exception:  # noqa: BLE001 - profile_model then records the complexity failure per setting
-            complexity = None
-        for bs in batch_sizes:
-            reference = None
-            if not all(is_reference(b, s) for b in backends for s in settings_list):
-                step(f"{spec.name} batch {bs}: eager fp32 reference", False)
-                try:
-                    reference = reference_output(model, bs, input_size)
-                except Exception:  # noqa: BLE001 - each setting then records its own numerics failure
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-            for b in backends:
-                for s in settings_list:
-                    step(f"{spec.name} {b} {s.precision} batch {bs} (repetition 1/{budget.repetitions})", False)
-                    body = profile_model(
-                        model, variant=spec.name, num_joints=joints, backend=b, batch_size=bs, input_size=input_size,
-                        settings=s, threads=threads, complexity=complexity, reference=reference,
-                        ceilings=ceilings.get((s.precision, s.tf32)), cache_dir=cache_dir, quiet=quiet, **budget.per_repetition(1),
-                    )  # fmt: skip
-                    body.update(spec=dataclasses.asdict(spec), spec_hash=spec_hash(spec))
-                    rows.append((body, save(body)))
-                    by_job.setdefault(index, []).append((body, s))
-                    get_backend(b).release()
-                    step("", True)
-        del model, reference
-
+    sweep = _Sweep(
+        jobs=list(jobs), backends=list(backends), settings_list=list(settings_list), batch_sizes=list(batch_sizes),
+        input_size=input_size, device=device, threads=threads, budget=budget, results_dir=results_dir,
+        provenance=provenance, ceilings=ceilings or {}, cache_dir=cache_dir, step=on_step or (lambda label, advance: None),
+        quiet=QuietTimer(device, tolerance=budget.quiet_tolerance, max_attempts=budget.quiet_attempts),
+    )  # fmt: skip
+    for index in range(len(sweep.jobs)):
+        _first_repetition(sweep, index)
     for r in range(2, budget.repetitions + 1):
-        rng = random.Random(seed + r)
-        order = list(by_job)
-        rng.shuffle(order)
-        for index in order:
-            spec, joints = jobs[index]
-            step(f"{spec.name}: calibration", False)
-            calibrate()
-            model = build_profiled_model(spec, joints, input_size, device)
-            settings_of_job = list(by_job[index])
-            rng.shuffle(settings_of_job)
-            for body, s in settings_of_job:
-                step(f"{spec.name} {body['backend']} {s.precision} batch {body['batch_size']} "
-                     f"(repetition {r}/{budget.repetitions})", False)  # fmt: skip
-                if body["status"] == "ok":
-                    repeat_timing(body, model, settings=s, threads=threads, quiet=quiet, **budget.per_repetition(r))
-                    save(body)
-                    get_backend(body["backend"]).release()
-                step("", True)
-            del model
+        _later_repetition(sweep, r, random.Random(seed + r))
+    _pool_calibration(sweep)
+    return sweep.rows
 
-    final = pool_calibrations(calibration_blocks)
-    for body, _ in rows:
-        if body["calibration"] != final:
-            body["calibration"] = final
-            save_profile_record(body, results_dir, provenance)
-    return rows
+
+@dataclass
+class _Sweep:
+    """One sweep's axes and state: the arguments of :func:`run_sweep`, the calibration blocks
+    timed so far, the records in repetition 1's order (``rows``, with their paths) and, per job
+    index, its records with their settings (``by_job``: what repetitions 2..R time again)."""
+
+    jobs: list[tuple[VariantSpec, int]]
+    backends: list[str]
+    settings_list: list[RunSettings]
+    batch_sizes: list[int]
+    input_size: int
+    device: torch.device
+    threads: int
+    budget: Budget
+    results_dir: Path
+    provenance: dict[str, Any]
+    ceilings: dict[tuple[str, bool], Ceilings]
+    cache_dir: Path | None
+    step: Callable[[str, bool], None]
+    quiet: QuietTimer
+    calibration_blocks: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[tuple[ProfileRecord, Path]] = field(default_factory=list)
+    by_job: dict[int, list[tuple[ProfileRecord, RunSettings]]] = field(default_factory=dict)
+
+    def calibrate(self, spec: VariantSpec) -> None:
+        """Time one calibration block (:data:`CALIBRATION_BLOCK_S`) before ``spec``'s settings."""
+        self.step(f"{spec.name}: calibration", False)
+        self.calibration_blocks.append(
+            measure_calibration(self.device, self.threads, min_time_s=CALIBRATION_BLOCK_S, min_iters=10)
+        )
+
+    def save(self, record: ProfileRecord) -> Path:
+        """Save ``record`` with the calibration pooled so far."""
+        record.calibration = pool_calibrations(self.calibration_blocks)
+        return save_profile_record(record, self.results_dir, self.provenance)
+
+
+def _first_repetition(sweep: _Sweep, index: int) -> None:
+    """Repetition 1 of job ``index``: calibration, the model, its complexity, then per batch size
+    the eager fp32 reference output and every backend x precision through :func:`profile_model`,
+    each record saved as soon as it is made."""
+    spec, joints = sweep.jobs[index]
+    sweep.calibrate(spec)
+    model = build_profiled_model(spec, joints, sweep.input_size, sweep.device)
+    sweep.step(f"{spec.name}: counting MACs and FLOPs", False)
+    try:
+        complexity = complexity_record(model, sweep.input_size)
+    except Exception:  # noqa: BLE001 - profile_model then records the complexity failure per setting
+        complexity = None
+    for bs in sweep.batch_sizes:
+        reference = _reference_output(sweep, model, spec, bs)
+        for b in sweep.backends:
+            for s in sweep.settings_list:
+                sweep.step(f"{spec.name} {b} {s.precision} batch {bs} (repetition 1/{sweep.budget.repetitions})", False)
+                record = profile_model(
+                    model, variant=spec.name, spec=spec, num_joints=joints, backend=b, batch_size=bs,
+                    input_size=sweep.input_size, settings=s, threads=sweep.threads, complexity=complexity,
+                    reference=reference, ceilings=sweep.ceilings.get((s.precision, s.tf32)), cache_dir=sweep.cache_dir,
+                    quiet=sweep.quiet, **sweep.budget.per_repetition(1),
+                )  # fmt: skip
+                sweep.rows.append((record, sweep.save(record)))
+                sweep.by_job.setdefault(index, []).append((record, s))
+                get_backend(b).release()
+                sweep.step("", True)
+        del reference
+
+
+def _reference_output(sweep: _Sweep, model: nn.Module, spec: VariantSpec, batch_size: int) -> Any:
+    """The eager fp32 output at ``batch_size`` that the numerical checks compare with; ``None``
+    when no setting of the sweep needs it, or when computing it failed (each setting then
+    records its own numerics failure)."""
+    if all(is_reference(b, s) for b in sweep.backends for s in sweep.settings_list):
+        return None
+    sweep.step(f"{spec.name} batch {batch_size}: eager fp32 reference", False)
+    try:
+        return reference_output(model, batch_size, sweep.input_size)
+    except Exception:  # noqa: BLE001 - each setting then records its own numerics failure
+        if sweep.device.type == "cuda":
+            torch.cuda.empty_cache()
+        return None
+
+
+def _later_repetition(sweep: _Sweep, r: int, rng: random.Random) -> None:
+    """Repetition ``r`` (2..R): the jobs in an order shuffled by ``rng``, each job's settings
+    shuffled too; every setting still ``"ok"`` is timed again (:func:`repeat_timing`) and saved."""
+    order = list(sweep.by_job)
+    rng.shuffle(order)
+    for index in order:
+        spec, joints = sweep.jobs[index]
+        sweep.calibrate(spec)
+        model = build_profiled_model(spec, joints, sweep.input_size, sweep.device)
+        settings_of_job = list(sweep.by_job[index])
+        rng.shuffle(settings_of_job)
+        for record, s in settings_of_job:
+            sweep.step(f"{spec.name} {record.backend} {s.precision} batch {record.batch_size} "
+                       f"(repetition {r}/{sweep.budget.repetitions})", False)  # fmt: skip
+            if record.status == "ok":
+                repeat_timing(record, model, settings=s, threads=sweep.threads, quiet=sweep.quiet,
+                              **sweep.budget.per_repetition(r))  # fmt: skip
+                sweep.save(record)
+                get_backend(record.backend).release()
+            sweep.step("", True)
+        del model
+
+
+def _pool_calibration(sweep: _Sweep) -> None:
+    """Give every record the calibration pooled over the whole sweep (saved again where it changed)."""
+    final = pool_calibrations(sweep.calibration_blocks)
+    for record, _ in sweep.rows:
+        if record.calibration != final:
+            record.calibration = final
+            save_profile_record(record, sweep.results_dir, sweep.provenance)

@@ -13,6 +13,8 @@ reached through :meth:`RecordBase.get` or attribute access.
 - an older schema listed in :data:`MIGRATIONS` for the record's kind is read through its
   migration (missing fields filled from what the record holds);
 - an older schema not listed for that kind is refused with what to re-run;
+- a field added to a kind within the current schema (``pipeline_check`` of train and eval
+  records) is filled, where a record lacks it, from what the record holds (:data:`FILLS`);
 - a newer schema (a higher version number) is refused with "written by a newer hgbench", and
   no writer ever replaces such a file (:func:`hgbench.records.store.write_record`).
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -259,13 +261,56 @@ def _timing_values(record: RecordBase) -> Iterator[tuple[str, Any]]:
 
 
 class ProfileRecord(RecordBase):
-    """Cost of one setting on one machine (:func:`hgbench.profile.run.profile_model`).
+    """Cost of one setting on one machine: the one type of a profile record, what
+    :func:`hgbench.profile.run.profile_model` returns, what the sweep and the latency gate write
+    (:func:`hgbench.profile.run.save_profile_record`, :func:`hgbench.profile.gate.measure_variants`)
+    and what every reader reads.
+
+    Every field is declared here, in the order it is written (the layout of ``hgbench.record/3``;
+    a field not measured is ``None``). Records of schema 2 lack ``memory``, ``spec`` and
+    ``spec_hash`` (read as ``None``, the hash filled from the spec where there is one).
+
+    Identity (:mod:`hgbench.records.identity`): ``variant``, ``num_joints``, ``spec`` (the
+    variant's spec as a dict) and ``spec_hash``; ``backend``, ``precision`` (``fp32``, ``fp16``,
+    ``bf16``, ``int8``), ``tf32``, ``channels_last``, ``compile_mode`` (``None`` unless the
+    backend is ``compile``), ``batch_size``, ``input_size`` (px), ``device`` (``cpu``/``cuda``);
+    the machine: ``device_name`` (GPU name or CPU model), ``threads`` (CPU intra-op threads).
+
+    Complexity, per sample (:func:`hgbench.profile.complexity.complexity_record`):
+    ``parameters``, ``model_size_mib`` (float32 weights and buffers), ``macs``
+    (``{"fvcore", "thop", "unit", "input_shape"}``), ``gmacs_fvcore``, ``gmacs_thop``,
+    ``gflops_flop_counter``, ``skipped_ops`` (ops each counter skipped) and
+    ``activation_memory_mib``.
+
+    Timing: ``latency_ms`` (ms per batch: ``n``, ``mean_ms``, ``std_ms``, ``p50_ms``,
+    ``p90_ms``, ``p99_ms``, ``min_ms``, ``max_ms``, the raw ``samples_ms``; from the profiler
+    also ``repetitions``, ``repetition_p50_ms`` and ``windows``:
+    :func:`hgbench.profile.run.latency_entry`), ``throughput_samples_per_s`` (batch / median),
+    ``calibration`` (the calibration workload of the same run: ``workload``, ``p50_ms``, ...;
+    :mod:`hgbench.profile.calibration`, or the latency gate's frozen network).
+
+    Memory and the rest: ``peak_memory_mib`` (on CUDA the allocator peak or the device-wide
+    figure, whichever the backend names; on the CPU the peak RSS increase), ``memory`` (which
+    figure that is, and on CUDA every figure: :meth:`hgbench.profile.memory.PeakMemory.to_record`),
+    ``build_time_s`` (the backend's conversion, compile or engine build), ``numerics``
+    (:func:`hgbench.profile.numerics.compare_outputs` against eager fp32; ``None`` for the
+    reference setting itself), ``roofline`` (:func:`hgbench.profile.roofline.roofline`),
+    ``notes`` (the backend's remarks), ``status`` (``"ok"`` or ``"error"``) and ``error``
+    (``None``, or one line starting with the stage that failed; what was measured before the
+    failure is kept).
+
+    ``not_written`` is never written: set by :func:`hgbench.profile.run.save_profile_record`
+    when a failed measurement was not saved over a good record of the same setting (why).
 
     Its timing statistics (:data:`TIMING_FIELDS`, ``throughput_samples_per_s``) are finite
     numbers >= 0: a hand-edited NaN or infinity is refused (every reader then lists the file
-    as skipped, naming the field), instead of sorting and comparing as a number.
+    as skipped, naming the field), instead of sorting and comparing as a number. Assignments are
+    validated (``validate_assignment``), so a record being measured is always a valid record.
     """
 
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=(), validate_assignment=True)
+
+    kind: str = "profile"
     variant: str
     num_joints: int
     backend: str
@@ -280,6 +325,26 @@ class ProfileRecord(RecordBase):
     status: str = "ok"
     spec: dict[str, Any] | None = None
     spec_hash: str | None = None
+    threads: int | None = None
+    parameters: int | None = None
+    model_size_mib: float | None = None
+    macs: dict[str, Any] | None = None
+    gmacs_fvcore: float | None = None
+    gmacs_thop: float | None = None
+    gflops_flop_counter: float | None = None
+    skipped_ops: dict[str, Any] | None = None
+    activation_memory_mib: float | None = None
+    latency_ms: dict[str, Any] | None = None
+    throughput_samples_per_s: float | None = None
+    peak_memory_mib: float | None = None
+    memory: dict[str, Any] | None = None
+    build_time_s: float | None = None
+    numerics: dict[str, Any] | None = None
+    roofline: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
+    notes: list[str] | None = None
+    error: str | None = None
+    not_written: str | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
     def _finite_timings(self) -> ProfileRecord:
@@ -289,6 +354,26 @@ class ProfileRecord(RecordBase):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"field {name!r} is {value!r}; a timing statistic is a finite number >= 0")
         return self
+
+    def update(self, fields: Mapping[str, Any] | None = None, /, **more: Any) -> None:
+        """Set the fields of ``fields`` and ``more`` (each assignment validated), as ``dict.update``.
+
+        Raises:
+            pydantic.ValidationError: a value of the wrong type, or a timing statistic that is
+                not a finite number >= 0.
+        """
+        for name, value in {**(fields or {}), **more}.items():
+            setattr(self, name, value)
+
+    def to_body(self) -> dict[str, Any]:
+        """The record's fields without ``schema``, ``kind``, ``created`` and ``provenance``: the
+        body a writer gives :func:`hgbench.records.write_record` (plain JSON values)."""
+        return self.model_dump(exclude={"schema_", "kind", "created", "provenance"})
+
+
+PROFILE_FIELDS = tuple(f for f in ProfileRecord.model_fields if f not in RecordBase.model_fields and f != "not_written")
+"""The fields of a profile record's body, in the order they are written (every one always
+present, ``None`` when not measured)."""
 
 
 RECORD_TYPES: dict[str, type[RecordBase]] = {"train": TrainRecord, "eval": EvalRecord, "profile": ProfileRecord}
@@ -311,6 +396,34 @@ def _fill_identity(d: dict) -> dict:
     return d
 
 
+PIPELINE_CHECK_PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "smoke": ("652f95194a9c", "aee18b12ef20", "99ee8c9f1e18", "e0d2dca3b329"),
+}
+"""Protocol name -> the content hashes (:func:`hgbench.records.protocol_hash`) it had as a
+pipeline check (``pipeline_check: true``, :class:`hgbench.config.Protocol`) while records did
+not say so themselves. Source: ``load_protocol("smoke")`` of the shipped
+``variants/protocols/smoke.yaml``, hashed by the hgbench of each commit that changed the
+protocol, its loader or its hash since records carry ``protocol_hash`` (schema 3): 32d9db3
+(``652f95194a9c``), 8e08f5c and a7710fe (``aee18b12ef20``), edf9329 (``99ee8c9f1e18``),
+6b56071 to this day (``e0d2dca3b329``; the ``pipeline_check`` field, added in 955201b, is not
+part of the hash). Frozen: train records keep the flag in ``protocol_settings`` since 955201b
+and eval records carry ``pipeline_check`` themselves, so a protocol edited later needs no entry."""
+
+
+def _fill_pipeline_check(d: dict) -> dict:
+    """``pipeline_check`` of a train or eval record that lacks it (written before the field):
+    a train record's ``protocol_settings`` say so where they hold the flag; else the record's
+    ``(protocol, protocol_hash)`` is one of :data:`PIPELINE_CHECK_PROTOCOLS`. Returns a new dict."""
+    if d.get("pipeline_check") is not None:
+        return d
+    settings = d.get("protocol_settings")
+    if isinstance(settings, dict) and "pipeline_check" in settings:
+        flag = settings["pipeline_check"] is True
+    else:
+        flag = d.get("protocol_hash") in PIPELINE_CHECK_PROTOCOLS.get(str(d.get("protocol")), ())
+    return {**d, "pipeline_check": flag}
+
+
 MIGRATIONS: dict[str, dict[str, Any]] = {
     "hgbench.record/1": {"train": _fill_identity},
     "hgbench.record/2": {"train": _fill_identity, "profile": _fill_identity},
@@ -320,11 +433,17 @@ listed for a schema is refused: schema 1's profile records lack the calibration 
 that comparisons need; eval records before schema 3 lack the variant's spec and the protocol
 (readers had to guess them from the checkpoint's path)."""
 
+FILLS: dict[str, Any] = {"train": _fill_pipeline_check, "eval": _fill_pipeline_check}
+"""Kind -> function that fills, on read, a field added to records of that kind after records of
+the current schema were already written (any schema, after :data:`MIGRATIONS`): readers then
+find the field in every record, old or new, without asking the live registry."""
+
 _RERUN = {"profile": "hgbench profile", "train": "hgbench train", "eval": "hgbench evaluate"}
 
 
 def check_schema(data: Any, where: str) -> dict:
-    """Apply the schema rule to a parsed record; return it upgraded to :data:`SCHEMA`.
+    """Apply the schema rule to a parsed record; return it upgraded to :data:`SCHEMA`
+    (:data:`MIGRATIONS`) with the fields added since filled (:data:`FILLS`).
 
     Raises:
         NewerSchemaError: written by a newer hgbench.
@@ -350,7 +469,8 @@ def check_schema(data: Any, where: str) -> dict:
         if upgrade is None:
             raise RecordError(f"{where}: schema {schema} {kind} records are no longer read: re-run {_RERUN[kind]}")
         data = upgrade(dict(data))
-    return data
+    fill = FILLS.get(kind)
+    return fill(data) if fill else data
 
 
 def parse_record(data: Any, where: str) -> Record:
