@@ -16,30 +16,27 @@ A run's state comes from what is on disk and what the scheduler says, in this or
 
 Job ids and log paths come from the launcher's note ``<run>/.launch.json``
 (:mod:`hgbench.train.launch`); Slurm states from ``squeue`` (one call for all runs); the last
-step from ``<run>/.progress.json`` when the engine writes one (:data:`PROGRESS_FILE`), else from
-the checkpoint (read memory-mapped: only the few fields needed leave the disk); the checkpoint
-time is the checkpoint file's modification time.
+step from the checkpoint (read memory-mapped: only the few fields needed leave the disk); the
+checkpoint time is the checkpoint file's modification time. The run folders are those of
+:func:`hgbench.paths.run_folders`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import socket
 from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 
+from hgbench import paths
 from hgbench.paths import CHECKPOINT, TRAIN_RECORD
 from hgbench.records import NewerSchemaError, RecordError, read_record
 from hgbench.train.launch import SLURM_ACTIVE, SLURM_QUEUED, read_launch, squeue_states
 from hgbench.train.lock import lock_owner
 
 STATES = ("queued", "running", "interrupted", "complete", "failed")
-PROGRESS_FILE = ".progress.json"
-"""Optional sidecar of a run folder, written by the engine with each checkpoint: ``step``,
-``total_steps``, ``epoch``, ``time`` (UTC, ISO 8601). Read instead of the checkpoint when present."""
 SIGNAL_EXITS = {130: "SIGINT", 138: "SIGUSR1", 143: "SIGTERM"}
 """Exit statuses of a run stopped by a signal after a checkpoint (``128 + signal``, the engine's
 :class:`hgbench.train.TrainingInterrupted`)."""
@@ -79,20 +76,19 @@ class RunStatus:
 
 
 def run_folders(results_dir: str | Path) -> list[Path]:
-    """Every run folder under ``<results>/runs/<dataset>/<protocol>-<hash>/<variant>-<hash>/``,
-    sorted; none for a results folder that does not exist yet.
+    """Every run folder under ``results_dir`` (:func:`hgbench.paths.run_folders`), sorted; none
+    for a results folder that does not exist yet.
 
     Raises:
         NotADirectoryError: ``results_dir`` (``--results``) or its ``runs`` is a file.
     """
-    for where in (Path(results_dir), Path(results_dir) / "runs"):
+    for where in (Path(results_dir), paths.runs_dir(results_dir)):
         if where.exists() and not where.is_dir():
             what = "is a file" if where == Path(results_dir) else f"{where} is a file"
             raise NotADirectoryError(
                 f"--results {results_dir}: {what}, not a folder; pass the results folder given to hgbench train or train-all"
             )
-    root = Path(results_dir) / "runs"
-    return sorted(p for p in root.glob("*/*/*") if p.is_dir() and not p.name.startswith("."))
+    return paths.run_folders(results_dir)
 
 
 def tail(path: str | Path | None, lines: int = 10) -> list[str]:
@@ -107,12 +103,7 @@ def tail(path: str | Path | None, lines: int = 10) -> list[str]:
 
 
 def _progress(folder: Path) -> tuple[int | None, int | None]:
-    """``(step, total_steps)`` at the last checkpoint: from :data:`PROGRESS_FILE`, else the checkpoint."""
-    try:
-        side = json.loads((folder / PROGRESS_FILE).read_text())
-        return side.get("step"), side.get("total_steps")
-    except (OSError, ValueError, AttributeError):
-        pass
+    """``(step, total_steps)`` at the last checkpoint (None, None without a readable one)."""
     path = folder / CHECKPOINT
     if not path.is_file():
         return None, None
@@ -193,11 +184,13 @@ def decide_state(
 
 
 def _identity(folder: Path, launch: dict | None, record: dict | None) -> tuple[str, str, str]:
+    """``(variant, dataset, protocol)`` of a run: from its record, else its launcher's note, else
+    its folder's names (:func:`hgbench.paths.run_names`)."""
     for source in (record, launch):
         if source and source.get("variant") and source.get("protocol") and source.get("dataset"):
             return source["variant"], source["dataset"], source["protocol"]
-    # a run folder without a record or a launcher's note: <dataset>/<protocol>-<hash>/<variant>-<hash>
-    return folder.name.rsplit("-", 1)[0], folder.parent.parent.name, folder.parent.name.rsplit("-", 1)[0]
+    dataset, protocol, variant = paths.run_names(folder)
+    return variant, dataset, protocol
 
 
 def run_statuses(results_dir: str | Path, tail_lines: int = 10) -> list[RunStatus]:
