@@ -266,6 +266,40 @@ def test_eval_record_carries_the_run_identity_and_pipeline_check(registry, tmp_p
     assert ev["spec"] == rec["spec"] and ev["variant"] == "tiny"
 
 
+def test_a_planned_run_checks_the_variant_and_the_device_once(registry, tmp_path, one_thread, monkeypatch):
+    """plan_training checks before any work; the engine does not check again (checked=True)."""
+    import hgbench.config
+    import hgbench.train.device
+    import hgbench.train.setup
+    from hgbench.train.launch import plan_training, train_local
+
+    calls = {"check_compatible": 0, "check_device": 0}
+
+    def counted(module, name):
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    for module in (hgbench.config, hgbench.train.setup):
+        monkeypatch.setattr(module, "check_compatible", counted(module, "check_compatible"))
+    for module in (hgbench.train.device, hgbench.train.setup):
+        monkeypatch.setattr(module, "check_device", counted(module, "check_device"))
+    protocol = tmp_path / "once.yaml"
+    protocol.write_text(
+        TINY_PROTOCOL.replace("epochs: 3", "epochs: 1").replace("steps_per_epoch: 4", "steps_per_epoch: 1")
+    )
+    plan = plan_training("tiny", str(protocol), "synthetic", None, tmp_path / "results", device="cpu")
+    assert calls == {"check_compatible": 1, "check_device": 1}
+    (rec,) = train_local(plan).records
+    assert rec["complete"] and calls == {"check_compatible": 1, "check_device": 1}
+    train_variant(get_variant("tiny"), plan.protocol, "synthetic", None, tmp_path / "direct", device="cpu")
+    assert calls == {"check_compatible": 2, "check_device": 2}  # a direct call checks for itself
+
+
 def test_a_run_without_steps_never_completes(registry, tmp_path):
     spec, protocol = get_variant("tiny"), load_protocol("tiny")
     object.__setattr__(protocol, "steps_per_epoch", 0)  # what validation forbids, forced past it

@@ -752,7 +752,7 @@ def train_local(plan: TrainPlan, display: Any = None) -> LocalRuns:
         kw = {} if display is None else {"progress": display.callback(spec.name), "log_every_s": display.log_every_s}
         try:
             rec = train_variant(spec, plan.protocol, plan.dataset, plan.data_root, plan.results, force=plan.force,
-                                device=plan.device, bad_samples=plan.bad_samples, **kw)  # fmt: skip
+                                device=plan.device, bad_samples=plan.bad_samples, checked=True, **kw)  # fmt: skip
         except OSError as e:
             if not is_machine_fault(e):
                 raise
