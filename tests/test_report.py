@@ -41,7 +41,10 @@ def provenance(host: str, **extra) -> dict:
 def profile_record(variant: str, *, host: str = "h1", device: str = "cpu", device_name: str = "Test CPU", backend: str = "eager",
                    precision: str = "fp32", batch: int = 1, size: int = 256, joints: int = 16, parameters: int = 1_000_000,
                    gmacs: float = 1.0, p50: float | None = 10.0, status: str = "ok", error: str | None = None,
-                   numerics_ok: bool | None = None, created: str = "2025-01-01T00:00:00+00:00", schema: str = SCHEMA) -> dict:  # fmt: skip
+                   numerics_ok: bool | None = None, created: str = "2025-01-01T00:00:00+00:00", schema: str = SCHEMA,
+                   stacks: int | None = None) -> dict:  # fmt: skip
+    """A profile record of ``variant``; its network (:func:`spec`, ``stacks``) is that of
+    :func:`train_record` with the same ``stacks``, so that the report joins the two."""
     lat = None if p50 is None else {"n": 20, "mean_ms": p50, "std_ms": 0.1, "p50_ms": p50, "p90_ms": p50 * 1.1,
                                     "p99_ms": p50 * 1.2, "min_ms": p50 * 0.9, "max_ms": p50 * 1.3, "samples_ms": [p50] * 20}  # fmt: skip
     numerics = None
@@ -50,8 +53,9 @@ def profile_record(variant: str, *, host: str = "h1", device: str = "cpu", devic
                     "ok": numerics_ok, "tolerance": {"max_abs_error": 0.05}}  # fmt: skip
     return {
         "schema": schema, "kind": "profile", "created": created,
-        "variant": variant, "num_joints": joints, "backend": backend, "precision": precision, "tf32": False, "channels_last": False,
-        "compile_mode": None, "device": device, "device_name": device_name, "batch_size": batch, "input_size": size, "threads": 2,
+        "variant": variant, **spec(variant, stacks), "num_joints": joints, "backend": backend, "precision": precision, "tf32": False,
+        "channels_last": False, "compile_mode": None, "device": device, "device_name": device_name, "batch_size": batch,
+        "input_size": size, "threads": 2,
         "parameters": parameters, "model_size_mib": parameters * 4 / 2**20,
         "macs": {"fvcore": int(gmacs * 1e9), "thop": int(gmacs * 1e9), "unit": "MACs", "input_shape": [1, 3, size, size]},
         "gmacs_fvcore": gmacs, "gmacs_thop": gmacs, "gflops_flop_counter": 2 * gmacs,
@@ -531,6 +535,7 @@ def _demo_store(results: Path) -> None:
                     gmacs=gmacs,
                     p50=p50 / 20 * factor * pf,
                     numerics_ok=None if precision == "fp32" and backend == "eager" else True,
+                    stacks=int(v[2]),
                 )
 
 

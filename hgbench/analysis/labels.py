@@ -137,7 +137,8 @@ _C = Column
 COLUMNS: dict[str, Column] = {c.name: c for c in (
     # machine and run settings
     _C("host", "host"), _C("device", "device"), _C("device_name", "device name"), _C("threads", "threads", fmt=fmt_count),
-    _C("variant", "variant"), _C("joints", "joints", fmt=fmt_count), _C("backend", "backend"), _C("precision", "precision"),
+    _C("variant", "variant"), _C("joints", "joints", fmt=fmt_count), _C("spec_hash", "spec hash"),
+    _C("backend", "backend"), _C("precision", "precision"),
     _C("tf32", "tf32"), _C("channels_last", "channels last"), _C("compile_mode", "compile mode"),
     _C("batch_size", "batch size", fmt=fmt_count), _C("input_size_px", "input size", "px", fmt=fmt_count),
     # accuracy

@@ -9,8 +9,14 @@ record is then used or listed in ``skipped`` with its reason (:func:`read_store`
   records go to ``failed``;
 - ``"train"`` (complete runs only): the last validation, the learning curve (training loss,
   learning rate and validation accuracy per epoch), the number of stacks, training time;
-- ``"eval"`` (held-out splits only): preferred to the training run's last validation for the
-  same variant, dataset and protocol (:func:`_join_accuracy`).
+- ``"eval"`` (held-out splits only): preferred to the training run's last validation of the
+  same network and training (:func:`_join_accuracy`).
+
+Rows join only records of one identity (:mod:`hgbench.records.identity`): every row carries
+``network``, the :data:`hgbench.records.identity.NETWORK` key of its record (variant, spec
+hash, joints), on which the tables join accuracy to cost; an eval record joins its training run
+on :data:`~hgbench.records.identity.NETWORK` and :data:`~hgbench.records.identity.TRAINING`.
+After a variant's YAML is edited, its old runs and its new profile records are two networks.
 
 Accuracies carry their 95 % confidence intervals where the record has them (``mean_ci``,
 ``groups_ci`` of :class:`hgbench.accuracy.pck.PCKResult`); older records have none and their
@@ -18,8 +24,9 @@ rows show none.
 
 Accuracies of a **pipeline check** (a run under a protocol with ``pipeline_check: true``,
 :class:`hgbench.config.Protocol`: a few steps that only check that training and evaluation
-work) are marked ``pipeline_check`` (:func:`_pipeline_check`), so that the report can say that
-they rank nothing.
+work) are marked ``pipeline_check``, so that the report can say that they rank nothing: the
+records say so themselves (``pipeline_check``, filled on read for records written before the
+field, :data:`hgbench.records.schema.FILLS`); the report reads records only, never the registry.
 
 Of two records of the same measurement (one :class:`hgbench.records.RecordKey`) the newer is used. Rows are plain
 dicts; frames are built from them later, once (:mod:`hgbench.analysis.tables`).
@@ -33,8 +40,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hgbench.config import ConfigError, available_protocols, load_protocol
-from hgbench.records import protocol_hash, repetition_range_pct, scan
+from hgbench.records import repetition_range_pct, scan
+from hgbench.records.identity import NETWORK, TRAINING, join_key
 
 MIB = 2**20
 FLOAT32_BYTES = 4
@@ -258,7 +265,8 @@ def _profile_row(rec: dict, path: str) -> dict:
     commit = prov.get("git_commit")
     return {
         "host": _host(rec), "device": rec["device"], "device_name": _device_name(rec), "threads": rec.get("threads"),
-        "variant": rec["variant"], "joints": int(rec["num_joints"]), "backend": rec["backend"], "precision": rec["precision"],
+        "variant": rec["variant"], "joints": int(rec["num_joints"]), "spec_hash": rec.get("spec_hash"),
+        "network": join_key(rec, NETWORK), "backend": rec["backend"], "precision": rec["precision"],
         "tf32": bool(rec.get("tf32")), "channels_last": bool(rec.get("channels_last")), "compile_mode": rec.get("compile_mode"),
         "batch_size": int(rec["batch_size"]), "input_size_px": int(rec["input_size"]),
         "params": params,
@@ -347,38 +355,6 @@ def _accuracy_fields(result: dict) -> dict:
     }
 
 
-def _shipped_pipeline_check(name: str, content_hash: str) -> bool:
-    """Whether the shipped protocol ``name`` (``variants/protocols/<name>.yaml``) has the content
-    hash ``content_hash`` (:func:`hgbench.records.protocol_hash`) and ``pipeline_check: true``;
-    False for another or an unreadable protocol."""
-    if name not in available_protocols():
-        return False
-    try:
-        shipped = load_protocol(name)
-    except ConfigError:
-        return False
-    return shipped.pipeline_check and protocol_hash(shipped) == content_hash
-
-
-def _pipeline_check(rec: dict, shipped: dict[tuple[str, str], bool]) -> bool:
-    """Whether a train or eval record's run was a pipeline check (``pipeline_check`` of
-    :class:`hgbench.config.Protocol`).
-
-    A train record's ``protocol_settings`` (the protocol as run) say so. A record without the
-    field (written before it existed, or an eval record, which keeps no settings) is one when the
-    shipped protocol of its name has its ``protocol_hash`` and is marked: the field is not part
-    of that hash (:data:`hgbench.records.key.PROTOCOL_IDENTITY_EXCLUDED`), so the hash names the
-    same computation. ``shipped`` memoises that lookup per (name, hash) for one reading.
-    """
-    settings = rec.get("protocol_settings")
-    if isinstance(settings, dict) and "pipeline_check" in settings:
-        return settings["pipeline_check"] is True
-    key = (str(rec["protocol"]), str(rec["protocol_hash"]))
-    if key not in shipped:
-        shipped[key] = _shipped_pipeline_check(*key)
-    return shipped[key]
-
-
 def _learning_points(rec: dict) -> list[dict]:
     """The learning curve of a train record: one point per ``history`` entry
     (:func:`hgbench.train.loop.train_record`'s layout), ``epoch``, ``steps`` (optimiser steps
@@ -416,12 +392,22 @@ def _num_stacks(rec: dict) -> int | None:
     return int(stacks) if isinstance(stacks, int) and not isinstance(stacks, bool) else None
 
 
-def _train_entry(rec: dict, path: str, shipped: dict[tuple[str, str], bool]) -> dict:
+def _identity_fields(rec: dict) -> dict:
+    """The identity columns of an accuracy entry: ``variant``, ``joints``, ``spec_hash``,
+    ``network`` (its :data:`~hgbench.records.identity.NETWORK` key, what it joins cost on) and
+    ``_run`` (:data:`~hgbench.records.identity.NETWORK` + :data:`~hgbench.records.identity.TRAINING`,
+    what an evaluation joins its training run on)."""
+    return {
+        "variant": rec["variant"], "joints": int(rec["num_joints"]), "spec_hash": rec["spec_hash"],
+        "network": join_key(rec, NETWORK), "_run": join_key(rec, NETWORK + TRAINING),
+    }  # fmt: skip
+
+
+def _train_entry(rec: dict, path: str) -> dict:
     prov = rec.get("provenance") or {}
     final = rec.get("final")
     return {
-        "variant": rec["variant"],
-        "joints": int(rec["num_joints"]),
+        **_identity_fields(rec),
         "dataset": rec["dataset"],
         "protocol": rec["protocol"],
         "_protocol_hash": rec["protocol_hash"],
@@ -431,7 +417,7 @@ def _train_entry(rec: dict, path: str, shipped: dict[tuple[str, str], bool]) -> 
         "trained_on": prov.get("hostname"),
         "trained_input_size": (rec.get("protocol_settings") or {}).get("input_size"),
         "num_stacks": _num_stacks(rec),
-        "pipeline_check": _pipeline_check(rec, shipped),
+        "pipeline_check": rec.get("pipeline_check") is True,
         "train_steps": _train_steps(rec),
         "accuracy_record": str(path),
         "_created": rec.get("created") or "",
@@ -440,11 +426,11 @@ def _train_entry(rec: dict, path: str, shipped: dict[tuple[str, str], bool]) -> 
     }
 
 
-def _eval_entry(rec: dict, path: str, shipped: dict[tuple[str, str], bool]) -> dict:
+def _eval_entry(rec: dict, path: str) -> dict:
     return {
-        "variant": rec["variant"], "joints": int(rec["num_joints"]), "dataset": rec["dataset"], "split": rec["split"],
+        **_identity_fields(rec), "dataset": rec["dataset"], "split": rec["split"],
         "protocol": rec["protocol"], "_protocol_hash": rec["protocol_hash"], "accuracy_record": str(path),
-        "_created": rec.get("created") or "", "pipeline_check": _pipeline_check(rec, shipped),
+        "_created": rec.get("created") or "", "pipeline_check": rec.get("pipeline_check") is True,
         **_accuracy_fields(rec["result"]),
     }  # fmt: skip
 
@@ -459,10 +445,12 @@ class Store:
 
     Attributes:
         profiles: one flat dict per usable profile record (status ok, selected, newest of its
-            :class:`hgbench.records.RecordKey`), snake_case keys; raw samples are not kept.
+            :class:`hgbench.records.RecordKey`), snake_case keys, and ``network`` (its
+            :data:`~hgbench.records.identity.NETWORK` key); raw samples are not kept.
         failed: profile rows with status "error" (selected by the filters), with ``error``.
-        accuracy: one dict per accuracy (variant, joints, dataset, split, metric, protocol),
-            with ``pipeline_check`` (bool) and, from a training run, ``train_steps``.
+        accuracy: one dict per accuracy (variant, joints, spec_hash, dataset, split, metric,
+            protocol), with ``network`` (its NETWORK key, :func:`_identity_fields`),
+            ``pipeline_check`` (bool) and, from a training run, ``train_steps``.
         learning: learning-curve points, one per epoch of each training run (variant, joints,
             dataset, split, metric, protocol, epoch, steps, train_loss, lr,
             val_accuracy_pct, trained_on, train_record; :func:`_learning_points`) and the
@@ -497,7 +485,6 @@ def read_store(dirs: Sequence[str | Path], filters: Filters = Filters()) -> Stor
     store = Store(skipped=skipped, files=files)
     trains: list[dict] = []
     evals: list[dict] = []
-    shipped: dict[tuple[str, str], bool] = {}  # (protocol, hash) -> a shipped pipeline check
     for path, rec in records:
         kind = rec["kind"]
         try:
@@ -516,9 +503,9 @@ def read_store(dirs: Sequence[str | Path], filters: Filters = Filters()) -> Stor
                 elif reason := filters.dataset_reason(rec["dataset"]):
                     store.skipped.append((path, reason))
                 else:
-                    trains.append(_train_entry(rec, path, shipped))
+                    trains.append(_train_entry(rec, path))
             else:  # eval
-                entry = _eval_entry(rec, path, shipped)
+                entry = _eval_entry(rec, path)
                 if reason := filters.dataset_reason(entry["dataset"]):
                     store.skipped.append((path, reason))
                 elif entry["split"] == "train":
@@ -546,26 +533,24 @@ def _name_protocols(entries: list[dict]) -> None:
 
 
 def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
-    """One accuracy entry per (variant, joints, dataset, split, metric, protocol): eval records
-    first, else the training run's last validation; training time from the training run. An
-    evaluation of a pipeline-check run is one too."""
-    runs = {(r["variant"], r["dataset"], r["protocol"]): r for r in trains}
-    evaluated = set()
+    """Fill ``store.accuracy`` and ``store.learning`` from the training runs and evaluations.
+
+    Every eval record is an accuracy entry, with the size, training time and machine of its
+    training run: the run of the same network and training (``_run``, :func:`_identity_fields`;
+    none when its spec or protocol content differs). A training run without an evaluation gives
+    its last validation. An evaluation of a pipeline-check run is one too.
+    """
+    runs = {r["_run"]: r for r in trains}
     for e in evals:
-        run = runs.get((e["variant"], e["dataset"], e["protocol"]))
-        evaluated.add((e["variant"], e["dataset"], e["protocol"]))
+        run = runs.get(e["_run"])
         store.accuracy.append({
             **{k: v for k, v in e.items() if not k.startswith("_")},
             **{k: run[k] if run else None for k in ("params", "training_h", "trained_on", "trained_input_size", "train_steps")},
             "pipeline_check": e["pipeline_check"] or bool(run and run["pipeline_check"]),
         })  # fmt: skip
+    evaluated = {e["_run"] for e in evals}
     for key, run in runs.items():
-        run_metric = next((p["metric"] for p in run["learning"] if p["metric"]), None)
-        for point in run["learning"]:
-            store.learning.append({"variant": run["variant"], "joints": run["joints"], "dataset": run["dataset"], "split": "val",
-                                   "protocol": run["protocol"], **point, "metric": point["metric"] or run_metric,
-                                   "trained_on": run["trained_on"], "train_record": run["accuracy_record"],
-                                   "num_stacks": run["num_stacks"]})  # fmt: skip
+        store.learning += _learning_rows(run)
         if key in evaluated:
             continue
         if run["result"] is None:  # a run without any validation still carries its size and training time
@@ -576,3 +561,12 @@ def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
         store.accuracy.append(
             {k: v for k, v in run.items() if k not in ("result", "learning") and not k.startswith("_")} | res
         )
+
+
+def _learning_rows(run: dict) -> list[dict]:
+    """The rows of :attr:`Store.learning` of one training run (its :func:`_train_entry`)."""
+    run_metric = next((p["metric"] for p in run["learning"] if p["metric"]), None)
+    return [{"variant": run["variant"], "joints": run["joints"], "spec_hash": run["spec_hash"], "dataset": run["dataset"],
+             "split": "val", "protocol": run["protocol"], **point, "metric": point["metric"] or run_metric,
+             "trained_on": run["trained_on"], "train_record": run["accuracy_record"], "num_stacks": run["num_stacks"]}
+            for point in run["learning"]]  # fmt: skip

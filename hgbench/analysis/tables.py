@@ -40,8 +40,13 @@ before. A report whose records have no interval at all (written before intervals
 none of these columns, so its tables are those of earlier versions; a row without an interval
 is never given one.
 
-Accuracy and cost are joined on variant name and number of joints (the heads differ); a variant
-trained with other joints than it was profiled with is named in the report's notes.
+**Joins.** Accuracy and cost are joined on the network's identity
+(:data:`hgbench.records.identity.NETWORK`: variant name, spec hash and number of joints; the
+``network`` of :mod:`hgbench.analysis.rows`), never on the name alone: after a variant's YAML
+is edited, the old runs' accuracy is not shown beside the new network's cost, and the notes say
+which profiled spec has no accuracy for that reason (:func:`_spec_notes`). Every row carries its
+``spec_hash``. A variant trained with other joints than it was profiled with is named in the
+notes too.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ PARETO_ON = {"latency": "latency_p50_ms", "gmacs": "gmacs_fvcore", "parameters":
 GROUP_COLUMNS = [f"{g.lower()}_pct" for g in PAPER_GROUPS]
 ACCURACY_CI = list(INTERVALS["accuracy_pct"])
 COST_COLUMNS = [
-    *MACHINE, "threads", *ACCURACY_KEY, "batch_size", "input_size_px", "variant", "joints", "backend", "precision", "tf32",
+    *MACHINE, "threads", *ACCURACY_KEY, "batch_size", "input_size_px", "variant", "joints", "spec_hash", "backend", "precision", "tf32",
     "channels_last", "compile_mode", "accuracy_pct", *ACCURACY_CI, "eval_persons", "pipeline_check", "params", "params_m",
     "weights_fp32_mib", "model_size_fp32_mib", "gmacs_fvcore", "gmacs_thop", "gflops_flop_counter", "latency_p50_ms",
     "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "timed_runs", "timed_repetitions",
@@ -75,7 +80,7 @@ COST_COLUMNS = [
     "cuda", "gpu_driver", "hgbench", "git_commit", "profiled_at", "profile_record", "accuracy_record",
 ]  # fmt: skip
 PER_JOINT_COLUMNS = [
-    *MACHINE, *ACCURACY_KEY, "variant", "joints", *[c for g in [*GROUP_COLUMNS, "mean_pct"] for c in (g, *INTERVALS[g])],
+    *MACHINE, *ACCURACY_KEY, "variant", "joints", "spec_hash", *[c for g in [*GROUP_COLUMNS, "mean_pct"] for c in (g, *INTERVALS[g])],
     "eval_persons", "pipeline_check", "params", "params_m",
     "weights_fp32_mib", "gmacs_fvcore", "training_h", "trained_on", "inference_backend", "inference_precision",
     "inference_batch_size", "inference_input_size_px", "inference_p50_ms", "inference_val_set_min", "accuracy_record",
@@ -339,17 +344,18 @@ def build_tables(
     if not store.profiles and not [a for a in store.accuracy if a["accuracy_pct"] is not None] and not store.failed:
         raise NoUsableRecordsError(_nothing_usable_message(sources, store, filters))
 
-    acc_by_model: dict[tuple, list[dict]] = defaultdict(list)
+    acc_by_network: dict[tuple, list[dict]] = defaultdict(list)
     for a in store.accuracy:
-        acc_by_model[(a["variant"], a["joints"])].append(a)
+        acc_by_network[a["network"]].append(a)
     rows: list[dict] = []
     skipped = list(store.skipped)
     for p in store.profiles:
-        matches = acc_by_model.get((p["variant"], p["joints"]), [])
+        matches = acc_by_network.get(p["network"], [])
         if not matches:
             if filters.dataset:
                 reason = (
-                    f"no accuracy of {p['variant']} ({p['joints']} joints) on --dataset {','.join(filters.dataset)}"
+                    f"no accuracy of {p['variant']} ({p['joints']} joints, spec {p['spec_hash']}) on --dataset "
+                    f"{','.join(filters.dataset)}"
                 )
                 skipped.append((p["profile_record"], reason))
                 continue
@@ -370,7 +376,7 @@ def build_tables(
         failed=_frame(store.failed, FAILED_COLUMNS),
         skipped=skipped,
         conventions={a["metric"]: a["convention"] for a in store.accuracy if a.get("metric")},
-        notes=_join_notes(store, acc_by_model),
+        notes=_join_notes(store),
         sources=[str(d) for d in sources],
         filters=filters,
         pareto_on=pareto_on,
@@ -381,7 +387,7 @@ def build_tables(
 
 # the accuracy columns of a cost row
 _JOINED_ACCURACY = (*ACCURACY_KEY, "accuracy_pct", *ACCURACY_CI, "eval_persons", "pipeline_check", "accuracy_record")
-_PER_JOINT_FROM_ACCURACY = (*ACCURACY_KEY, "variant", "joints", "eval_persons", "pipeline_check", "training_h", "trained_on",
+_PER_JOINT_FROM_ACCURACY = (*ACCURACY_KEY, "variant", "joints", "spec_hash", "eval_persons", "pipeline_check", "training_h", "trained_on",
                             "accuracy_record")  # fmt: skip
 
 
@@ -407,11 +413,11 @@ def _per_joint_table(store: Store) -> pd.DataFrame:
     machines = sorted(machines, key=lambda m: tuple(str(x) for x in m)) or [(None,) * 3]
     by_machine_model: dict[tuple, list[dict]] = defaultdict(list)
     for p in store.profiles:
-        by_machine_model[(*(p[c] for c in MACHINE), p["variant"], p["joints"])].append(p)
+        by_machine_model[(*(p[c] for c in MACHINE), *p["network"])].append(p)
     rows = []
     for machine in machines:
         for a in store.accuracy:
-            profiles = by_machine_model.get((*machine, a["variant"], a["joints"]), [])
+            profiles = by_machine_model.get((*machine, *a["network"]), [])
             chosen = _inference_choice(profiles, a.get("trained_input_size"))
             params = a.get("params") if a.get("params") is not None else (chosen or {}).get("params")
             groups = a.get("groups") or {}
@@ -442,26 +448,72 @@ def _per_joint_table(store: Store) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _join_notes(store: Store, acc_by_model: dict) -> list[str]:
+def _join_notes(store: Store) -> list[str]:
+    """The notes on what was not joined: :func:`_joints_notes`, :func:`_spec_notes`,
+    :func:`_input_size_notes`."""
+    return [*_joints_notes(store), *_spec_notes(store), *_input_size_notes(store)]
+
+
+def _by_model(entries: list[dict]) -> list[tuple[tuple, list[dict]]]:
+    """``entries`` grouped by (variant, joints), sorted."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for e in entries:
+        groups[(e["variant"], e["joints"])].append(e)
+    return sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))
+
+
+def _joints_notes(store: Store) -> list[str]:
+    """A variant trained or evaluated with a number of joints it was not profiled with."""
     notes = []
     profiled = defaultdict(set)
     for p in store.profiles:
         profiled[p["variant"]].add(p["joints"])
-    for (variant, joints), entries in sorted(acc_by_model.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+    for (variant, joints), entries in _by_model(store.accuracy):
         if profiled.get(variant) and joints not in profiled[variant]:
             datasets = ", ".join(sorted({e["dataset"] for e in entries}))
             notes.append(f"{variant} was trained/evaluated with {joints} joints ({datasets}) but profiled with "
                          f"{', '.join(map(str, sorted(profiled[variant])))} only: its cost and accuracy are not joined; "
                          f"re-run `hgbench profile --num-joints {joints}`.")  # fmt: skip
-    for (variant, joints), entries in sorted(acc_by_model.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-        trained = {e["trained_input_size"]: e["protocol"] for e in entries if e.get("trained_input_size")}
-        timed = {p["input_size_px"] for p in store.profiles if (p["variant"], p["joints"]) == (variant, joints)}
-        for size, protocol in sorted(trained.items()):
-            other = sorted(s for s in timed if s is not None and s != size)
-            if other:
-                notes.append(f"{variant} was trained at {size} px ({protocol}) but its rows at "
-                             f"{', '.join(map(str, other))} px time another input size than its accuracy's; "
-                             f"`hgbench profile --input-size {size}` times the trained size.")  # fmt: skip
+    return notes
+
+
+def _spec_notes(store: Store) -> list[str]:
+    """A variant profiled as a spec (its spec hash) of which no accuracy is read while accuracy
+    of another spec of it is: its definition changed between training and profiling, and its
+    cost rows show no accuracy (a profile record without a spec hash, written before records
+    carried one, joins no accuracy either)."""
+    notes = []
+    accuracy = {model: entries for model, entries in _by_model(store.accuracy)}
+    for model, profiles in _by_model(store.profiles):
+        trained = {e["spec_hash"] for e in accuracy.get(model, [])}
+        unmatched = sorted({p["spec_hash"] or "unrecorded" for p in profiles if p["spec_hash"] not in trained})
+        if not trained or not unmatched:
+            continue
+        datasets = ", ".join(sorted({f"{e['dataset']}, protocol {e['protocol']}" for e in accuracy[model]}))
+        notes.append(f"{model[0]} ({model[1]} joints) was profiled as spec {', '.join(unmatched)} but its accuracy ({datasets}) "
+                     f"is of spec {', '.join(sorted(trained))}: its definition changed between training and profiling, so "
+                     "that accuracy is left out of those cost rows (a row joins records of one spec hash only); train the "
+                     "profiled spec, or profile the trained one.")  # fmt: skip
+    return notes
+
+
+def _input_size_notes(store: Store) -> list[str]:
+    """A network profiled at input sizes other than the one it was trained at."""
+    notes = []
+    for (variant, _), entries in _by_model(store.accuracy):
+        for network in sorted({e["network"] for e in entries}, key=str):
+            trained = {
+                e["trained_input_size"]: e["protocol"]
+                for e in entries
+                if e.get("trained_input_size") and e["network"] == network
+            }
+            timed = {p["input_size_px"] for p in store.profiles if p["network"] == network}
+            for size, protocol in sorted(trained.items()):
+                other = sorted(s for s in timed if s is not None and s != size)
+                if other:
+                    notes.append(f"{variant} was trained at {size} px ({protocol}) but its rows at "
+                                 f"{', '.join(map(str, other))} px time another input size than its accuracy's; "
+                                 f"`hgbench profile --input-size {size}` times the trained size.")  # fmt: skip
     return notes
 
 
