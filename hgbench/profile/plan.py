@@ -21,7 +21,7 @@ from hgbench.profile.latency import default_threads
 from hgbench.profile.quiet import window_summary
 from hgbench.profile.roofline import default_cache_dir, get_ceilings
 from hgbench.profile.sweep import Budget, run_sweep
-from hgbench.records import scan
+from hgbench.records import ProfileRecord, scan
 from hgbench.records.provenance import collect_provenance, usable_cpu_count
 
 DEFAULT_NUM_JOINTS = 16
@@ -73,21 +73,21 @@ class ProfilePlan:
 
 @dataclass
 class ProfileRun:
-    """What :func:`run_profile` measured: one ``(record body, path)`` per setting, the
-    provenance, and warnings for the user (ceilings not measured, efficiency above 100 %)."""
+    """What :func:`run_profile` measured: one ``(record, path)`` per setting, the provenance,
+    and warnings for the user (ceilings not measured, efficiency above 100 %)."""
 
-    rows: list[tuple[dict[str, Any], Path]]
+    rows: list[tuple[ProfileRecord, Path]]
     provenance: dict[str, Any]
     warnings: list[str]
 
     @property
-    def failed(self) -> list[dict[str, Any]]:
-        """Record bodies of the settings that failed (recorded with their reason)."""
-        return [body for body, _ in self.rows if body["status"] != "ok"]
+    def failed(self) -> list[ProfileRecord]:
+        """Records of the settings that failed (recorded with their reason)."""
+        return [record for record, _ in self.rows if record.status != "ok"]
 
     def windows(self) -> dict[str, int]:
         """Counts of quiet timing windows (:func:`hgbench.profile.quiet.window_summary`)."""
-        return window_summary(body["latency_ms"] for body, _ in self.rows)
+        return window_summary(record.latency_ms for record, _ in self.rows)
 
 
 def _split(text: str) -> list[str]:
@@ -188,60 +188,18 @@ def plan_profile(
     """
     specs = select_variants(variants)
     dev = resolve_profile_device(device)
-    backends = _split(backend)
-    if not backends:
-        raise ValueError("--backend: expected at least one backend name")
-    for b in backends:
-        if b not in BACKENDS:
-            raise ValueError(f"--backend {b!r}: not one of {', '.join(BACKENDS)}; pass one of these")
-        reason = get_backend(b).available(dev)
-        if reason is not None:
-            raise BackendUnavailableError(f"--backend {b}: not available on {dev.type}: {reason}")
-    precisions = _split(precision)
-    if not precisions or any(p not in PRECISIONS for p in precisions):
-        raise ValueError(f"--precision {precision!r}: expected comma-separated {', '.join(PRECISIONS)}")
-    try:
-        sizes = [int(s) for s in _split(batch_size)]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"--batch-size {batch_size!r}: expected comma-separated positive integers")
+    backends = _backends(backend, dev)
+    precisions = _precisions(precision)
+    sizes = _batch_sizes(batch_size)
     if num_joints is not None:
         _num_joints(num_joints)
-    threads = default_threads() if threads is None else _positive_int(threads, "--threads")
-    if threads > usable_cpu_count():
-        raise ValueError(
-            f"--threads {threads}: this process may run on {usable_cpu_count()} logical CPUs; give at most that many "
-            "(more threads than CPUs time their contention, not the network)"
-        )
-    budget = Budget(
-        warmup_iters=_positive_int(warmup, "--warmup", 0),
-        warmup_s=_finite(warmup_s, "--warmup-s"),
-        min_iters=_positive_int(min_iters, "--min-iters"),
-        min_time_s=_finite(min_time_s, "--min-time-s"),
-        repetitions=_positive_int(repetitions, "--repetitions"),
-        **({} if quiet_attempts is None else {"quiet_attempts": _positive_int(quiet_attempts, "--quiet-attempts")}),
-        **({} if quiet_tolerance is None else {"quiet_tolerance": _finite(quiet_tolerance, "--quiet-tolerance")}),
-    )
+    threads = _threads(threads)
+    budget = _budget(warmup, warmup_s, min_iters, min_time_s, repetitions, quiet_attempts, quiet_tolerance)
     trained = trained_settings(results) if num_joints is None or input_size is None else {}
     conditions: list[str] = []
     if input_size is None:
-        trained_sizes = {s for _, (_, ss) in trained.items() for s in ss}
-        input_size = min(trained_sizes) if len(trained_sizes) == 1 else 256
-        if len(trained_sizes) == 1:
-            conditions.append(
-                f"input {input_size} px: the training protocol's (from the training records in {results})"
-            )
-        elif trained_sizes:
-            conditions.append(f"input 256 px: training records in {results} use several input sizes "
-                              f"({', '.join(map(str, sorted(trained_sizes)))}); pass --input-size")  # fmt: skip
-    _positive_int(input_size, "--input-size")
-    for spec in specs:
-        divisor = 4 * 2**spec.architecture.depth  # the stem's stride 4, then one halving per hourglass level
-        fixed = spec.architecture.input_size
-        if input_size % divisor or (fixed is not None and fixed != input_size):
-            raise ValueError(f"--input-size {input_size}: {spec.name} needs a multiple of {divisor}"
-                             + (f" (and is fixed to {fixed})" if fixed is not None else ""))  # fmt: skip
+        input_size = _trained_input_size(trained, results, conditions)
+    _check_input_size(specs, input_size)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if cache_dir is not None:
         check_writable_folder(cache, "--cache-dir")
@@ -255,6 +213,102 @@ def plan_profile(
     ]
     return ProfilePlan(jobs, backends, settings, sizes, input_size, dev, threads, budget, cache, Path(results),
                        refresh_ceilings, conditions)  # fmt: skip
+
+
+def _backends(backend: str, device: torch.device) -> list[str]:
+    """``--backend``: comma-separated names of :data:`BACKENDS`, each available on ``device``.
+
+    Raises:
+        ValueError: none, or an unknown name; BackendUnavailableError: one that cannot run on ``device``.
+    """
+    backends = _split(backend)
+    if not backends:
+        raise ValueError("--backend: expected at least one backend name")
+    for b in backends:
+        if b not in BACKENDS:
+            raise ValueError(f"--backend {b!r}: not one of {', '.join(BACKENDS)}; pass one of these")
+        reason = get_backend(b).available(device)
+        if reason is not None:
+            raise BackendUnavailableError(f"--backend {b}: not available on {device.type}: {reason}")
+    return backends
+
+
+def _precisions(precision: str) -> list[str]:
+    """``--precision``: comma-separated names of :data:`PRECISIONS` (ValueError otherwise)."""
+    precisions = _split(precision)
+    if not precisions or any(p not in PRECISIONS for p in precisions):
+        raise ValueError(f"--precision {precision!r}: expected comma-separated {', '.join(PRECISIONS)}")
+    return precisions
+
+
+def _batch_sizes(batch_size: str) -> list[int]:
+    """``--batch-size``: comma-separated positive integers (ValueError otherwise)."""
+    try:
+        sizes = [int(s) for s in _split(batch_size)]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--batch-size {batch_size!r}: expected comma-separated positive integers")
+    return sizes
+
+
+def _threads(threads: int | None) -> int:
+    """``--threads`` (default :func:`hgbench.profile.latency.default_threads`): at least 1 and at
+    most the logical CPUs this process may run on (more would time their contention, not the network)."""
+    threads = default_threads() if threads is None else _positive_int(threads, "--threads")
+    if threads > usable_cpu_count():
+        raise ValueError(
+            f"--threads {threads}: this process may run on {usable_cpu_count()} logical CPUs; give at most that many "
+            "(more threads than CPUs time their contention, not the network)"
+        )
+    return threads
+
+
+def _budget(
+    warmup: int,
+    warmup_s: float,
+    min_iters: int,
+    min_time_s: float,
+    repetitions: int,
+    quiet_attempts: int | None,
+    quiet_tolerance: float | None,
+) -> Budget:
+    """The timing :class:`Budget` of the options, each checked (``None``: the budget's default)."""
+    return Budget(
+        warmup_iters=_positive_int(warmup, "--warmup", 0),
+        warmup_s=_finite(warmup_s, "--warmup-s"),
+        min_iters=_positive_int(min_iters, "--min-iters"),
+        min_time_s=_finite(min_time_s, "--min-time-s"),
+        repetitions=_positive_int(repetitions, "--repetitions"),
+        **({} if quiet_attempts is None else {"quiet_attempts": _positive_int(quiet_attempts, "--quiet-attempts")}),
+        **({} if quiet_tolerance is None else {"quiet_tolerance": _finite(quiet_tolerance, "--quiet-tolerance")}),
+    )
+
+
+def _trained_input_size(trained: dict[str, tuple[set[int], set[int]]], results: Path, conditions: list[str]) -> int:
+    """The input size when ``--input-size`` is not given: the training protocol's when the
+    training records under ``results`` use one, else 256 px; says which in ``conditions``."""
+    trained_sizes = {s for _, (_, ss) in trained.items() for s in ss}
+    input_size = min(trained_sizes) if len(trained_sizes) == 1 else 256
+    if len(trained_sizes) == 1:
+        conditions.append(f"input {input_size} px: the training protocol's (from the training records in {results})")
+    elif trained_sizes:
+        conditions.append(f"input 256 px: training records in {results} use several input sizes "
+                          f"({', '.join(map(str, sorted(trained_sizes)))}); pass --input-size")  # fmt: skip
+    return input_size
+
+
+def _check_input_size(specs: list[VariantSpec], input_size: int) -> None:
+    """``--input-size``: a positive multiple of every variant's ``4 * 2**depth`` (the stem's
+    stride 4, then one halving per hourglass level), and a variant's fixed input size where it
+    has one (ValueError naming the variant otherwise)."""
+    _positive_int(input_size, "--input-size")
+    for spec in specs:
+        divisor = 4 * 2**spec.architecture.depth
+        fixed = spec.architecture.input_size
+        if input_size % divisor or (fixed is not None and fixed != input_size):
+            raise ValueError(f"--input-size {input_size}: {spec.name} needs a multiple of {divisor}"
+                             + (f" (and is fixed to {fixed})" if fixed is not None else ""))  # fmt: skip
 
 
 def run_profile(plan: ProfilePlan, on_step: Callable[[str, bool], None] | None = None,
@@ -280,7 +334,7 @@ def run_profile(plan: ProfilePlan, on_step: Callable[[str, bool], None] | None =
                      input_size=plan.input_size, device=plan.device, threads=plan.threads, budget=plan.budget,
                      results_dir=plan.results, provenance=provenance, ceilings=ceilings, cache_dir=plan.cache_dir,
                      on_step=on_step or (lambda label, advance: None))  # fmt: skip
-    above = sorted({b["precision"] for b, _ in rows if ((b["roofline"] or {}).get("efficiency") or 0) > 1})
+    above = sorted({r.precision for r, _ in rows if ((r.roofline or {}).get("efficiency") or 0) > 1})
     if above:
         warnings.append(f"roofline efficiency above 100 % at {', '.join(above)}: the cached ceilings in "
                         f"{plan.cache_dir / 'ceilings.json'} are below what a backend reached (measured on a busy machine, "

@@ -130,26 +130,21 @@ def profile_model(
     figure is), stage by stage (module docstring); a failed stage sets ``status="error"`` and
     ``error`` (``"<stage>: ..."``) and keeps what was measured before.
 
-    The model must already be on the profiled device (fp32; it is not modified: backends work
-    on copies). The input is :func:`make_input` on that device. Latency is that of
-    ``prepared.fn(prepared.prepare_input(x))``, the input conversion outside the timed region
-    (:func:`hgbench.profile.latency.time_callable`), inside the backend's
-    :attr:`~hgbench.profile.backends.Prepared.context` (the setting's TF32 flags).
-    ``torch.set_num_threads(threads)`` holds for the whole call and is restored.
+    The model must already be on the profiled device (fp32; not modified: backends work on
+    copies); the input is :func:`make_input` on that device. Latency is that of
+    ``prepared.fn(prepared.prepare_input(x))`` (:func:`~hgbench.profile.latency.time_callable`),
+    inside the backend's ``context`` (the setting's TF32 flags), with ``threads`` set and restored.
 
     Args:
         variant, num_joints, spec: the network (:func:`profile_identity`; ``spec`` None: its name only).
         settings: precision, TF32, channels_last, compile mode, artefact cache.
         threads: CPU intra-op threads (``None``: as set now); recorded either way.
         warmup_iters, warmup_s, min_iters, min_time_s: see :func:`time_callable`.
-        complexity: :func:`~hgbench.profile.complexity.complexity_record` of this model at this
-            input size, computed once per model by the caller (``None``: computed here).
-        calibration: :func:`~hgbench.profile.calibration.measure_calibration` of this
-            invocation, copied into the record.
+        complexity: :func:`~hgbench.profile.complexity.complexity_record` at this input size (``None``: computed here).
+        calibration: :func:`~hgbench.profile.calibration.measure_calibration`, copied into the record.
         reference: :func:`reference_output` for this model, batch and input size (``None``:
             computed here when needed; unused for the reference setting, :func:`is_reference`).
-        ceilings: the device's :class:`~hgbench.profile.roofline.Ceilings` at this precision
-            and TF32 setting (``None``: :func:`~hgbench.profile.roofline.get_ceilings` with ``cache_dir``).
+        ceilings: the device's ceilings at this precision and TF32 (``None``: looked up in ``cache_dir``).
         quiet: time in a quiet window (:class:`hgbench.profile.quiet.QuietTimer`); ``None``: one window.
 
     Raises:
@@ -157,15 +152,8 @@ def profile_model(
     """
     impl = get_backend(backend)
     device = model_device(model)
-    artifact = artifact_identity(
-        backend=backend, precision=settings.precision, tf32=settings.tf32, channels_last=settings.channels_last,
-        compile_mode=settings.compile_mode if backend == "compile" else None, batch_size=batch_size,
-        input_size=input_size, device=device.type,
-    )  # fmt: skip
-    record = ProfileRecord(
-        **profile_identity(variant, num_joints, artifact, spec), device_name=device_name(device),
-        threads=threads if threads is not None else torch.get_num_threads(), calibration=calibration, notes=[],
-    )  # fmt: skip
+    record = _new_record(variant, num_joints, spec, backend, settings, batch_size, input_size, device, threads)
+    record.calibration = calibration  # from the caller: recorded whatever happens below
     reason = impl.available(device)
     if reason is not None:
         return _failed(record, f"backend unavailable: {reason}")
@@ -184,9 +172,7 @@ def profile_model(
                 _check_numerics(record, model, prepared, x_in, reference, settings, device)
             stage = "roofline"
             if ceilings is None:
-                ceilings = get_ceilings(
-                    device, settings.precision, tf32=settings.tf32, threads=threads, cache_dir=cache_dir
-                )
+                ceilings = _device_ceilings(device, settings, threads, cache_dir)
             record.roofline = _roofline_of(record, ceilings)
     except torch.cuda.OutOfMemoryError as e:
         _failed(record, f"{stage}: CUDA out of memory at batch size {batch_size}: {e}")
@@ -196,6 +182,31 @@ def profile_model(
         prepared = x_in = None  # free the backend's model and buffers before the next setting
         _free_memory(device)
     return record
+
+
+def _new_record(
+    variant: str,
+    num_joints: int,
+    spec: Any,
+    backend: str,
+    settings: RunSettings,
+    batch_size: int,
+    input_size: int,
+    device: torch.device,
+    threads: int | None,
+) -> ProfileRecord:
+    """A record of the setting before anything is measured: its identity (:func:`profile_identity`;
+    ``compile_mode`` only for the ``compile`` backend, ``device`` the kind), the device's name
+    and the threads (``None``: as set now), ``status="ok"`` and no notes yet."""
+    artifact = artifact_identity(
+        backend=backend, precision=settings.precision, tf32=settings.tf32, channels_last=settings.channels_last,
+        compile_mode=settings.compile_mode if backend == "compile" else None, batch_size=batch_size,
+        input_size=input_size, device=device.type,
+    )  # fmt: skip
+    return ProfileRecord(
+        **profile_identity(variant, num_joints, artifact, spec), device_name=device_name(device),
+        threads=threads if threads is not None else torch.get_num_threads(), notes=[],
+    )  # fmt: skip
 
 
 def _failed(record: ProfileRecord, reason: str) -> ProfileRecord:
@@ -377,6 +388,13 @@ def repeat_timing(
     if record.roofline is not None:
         record.roofline = _roofline_of(record, Ceilings(**record.roofline["ceilings"]))
     return record
+
+
+def _device_ceilings(
+    device: torch.device, settings: RunSettings, threads: int | None, cache_dir: Path | None
+) -> Ceilings:
+    """:func:`~hgbench.profile.roofline.get_ceilings` of ``device`` at the setting's precision and TF32."""
+    return get_ceilings(device, settings.precision, tf32=settings.tf32, threads=threads, cache_dir=cache_dir)
 
 
 def _free_memory(device: torch.device) -> None:
