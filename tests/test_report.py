@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_record, write_record_file
 from typer.testing import CliRunner
 
 from hgbench.analysis.labels import header
@@ -669,3 +670,122 @@ def test_a_profile_at_another_size_than_the_training_is_said_in_the_notes(tmp_pa
     assert bool(said) is note
     if note:
         assert "64 px" in said[0] and "--input-size 256" in said[0] and said[0] in render_markdown(rep)
+
+
+# ---------------------------------------------------------------------------------------------
+# Joins on identity (issue 25, item 2): a row never mixes two networks
+
+EDITED_VARIANT = """\
+name: tiny
+description: "test network: 1 stack, {features} features, depth 1"
+source:
+  paper: "hgbench tests"
+architecture:
+  num_stacks: 1
+  num_features: {features}
+  depth: 1
+supervision: intermediate
+"""
+TWO_STEP_PROTOCOL = """\
+description: "test protocol: 1 epoch of 2 steps, 8 validation persons"
+optimizer:
+  name: rmsprop
+  lr: 2.5e-4
+schedule:
+  type: constant
+epochs: 1
+steps_per_epoch: 2
+batch_size: 2
+input_size: 64
+output_size: 16
+seed: 0
+val_every: 1
+val_max_samples: 8
+num_workers: 0
+"""
+
+
+def _profile_cpu(spec_, joints: int, results: Path) -> None:
+    """One eager fp32 batch-1 profile record of ``spec_`` at 64 px, a few calls, under ``results``."""
+    import torch
+
+    from hgbench.profile.backends import RunSettings
+    from hgbench.profile.roofline import Ceilings
+    from hgbench.profile.sweep import Budget, run_sweep
+    from hgbench.records.provenance import collect_provenance
+
+    budget = Budget(warmup_iters=1, warmup_s=0.0, min_iters=3, min_time_s=0.0, repetitions=1, quiet_attempts=1)
+    ceilings = {
+        ("fp32", False): Ceilings(
+            matmul_tflops=0.1, copy_gib_s=10.0, precision="fp32", measured="2026-01-01T00:00:00+00:00"
+        )
+    }
+    [(rec, _)] = run_sweep(
+        [(spec_, joints)], backends=["eager"], settings_list=[RunSettings()], batch_sizes=[1], input_size=64,
+        device=torch.device("cpu"), threads=1, budget=budget, results_dir=results, provenance=collect_provenance(),
+        ceilings=ceilings,
+    )  # fmt: skip
+    assert rec.status == "ok", rec.error
+
+
+@pytest.mark.slow
+def test_an_edited_variant_s_old_accuracy_never_sits_beside_the_new_network_s_cost(tmp_path, monkeypatch):
+    """Train a variant, profile it (joined), edit its YAML, profile it again: the new network's
+    row has no accuracy (the old run's is of another spec hash), the notes say why, and the
+    per-joint row of the old run shows no inference time of the new network."""
+    from hgbench.config import load_protocol, load_variant_file
+    from hgbench.train import train_variant
+
+    registry = tmp_path / "registry"
+    (registry / "protocols").mkdir(parents=True)
+    yaml_file = registry / "tiny.yaml"
+    yaml_file.write_text(EDITED_VARIANT.format(features=16))
+    (registry / "protocols" / "two-step.yaml").write_text(TWO_STEP_PROTOCOL)
+    monkeypatch.setenv("HGBENCH_VARIANTS_DIR", str(registry))
+    results, out = tmp_path / "results", tmp_path / "report"
+    old = load_variant_file(yaml_file)
+    run = train_variant(old, load_protocol("two-step"), "synthetic", None, results, device="cpu")
+    joints = run["num_joints"]
+
+    _profile_cpu(old, joints, results)  # the trained network: accuracy and cost join
+    write_report(build_report(results), out, "csv")
+    cost = pd.read_csv(out / "accuracy_vs_cost.csv")
+    assert len(cost) == 1 and cost.loc[0, header("spec_hash")] == spec_hash(old)
+    assert cost.loc[0, header("accuracy_pct")] == pytest.approx(run["final"]["mean"])
+
+    yaml_file.write_text(EDITED_VARIANT.format(features=8))  # the edit: another network of the same name
+    new = load_variant_file(yaml_file)
+    assert spec_hash(new) != spec_hash(old)
+    _profile_cpu(new, joints, results)  # replaces the profile record of the same setting
+    report = build_report(results)
+    write_report(report, out, "csv")
+    cost = pd.read_csv(out / "accuracy_vs_cost.csv")
+    assert len(cost) == 1 and cost.loc[0, header("spec_hash")] == spec_hash(new)
+    assert cost[[header(c) for c in ("accuracy_pct", "dataset", "protocol", "accuracy_record")]].isna().all().all()
+    assert cost.loc[0, header("params")] < run["parameters"]  # the new network's size, not the run's
+    per_joint = pd.read_csv(out / "per_joint.csv")
+    assert len(per_joint) == 1 and per_joint.loc[0, header("spec_hash")] == spec_hash(old)
+    assert per_joint.loc[0, header("params")] == run["parameters"]
+    assert per_joint[[header(c) for c in ("inference_p50_ms", "profile_record", "gmacs_fvcore")]].isna().all().all()
+    [note] = [n for n in report.notes if "spec" in n]
+    assert f"tiny ({joints} joints) was profiled as spec {spec_hash(new)}" in note and spec_hash(old) in note
+
+
+def test_an_evaluation_joins_only_the_run_of_its_network_and_protocol_content(tmp_path):
+    """An eval record of the same variant name and protocol name but another spec or protocol
+    hash is another run's: it does not borrow the training run's size and time, and the run's
+    own validation stays in the report."""
+    run = make_record("train", variant="hg1", mean=50.0)
+    write_record_file(tmp_path / "runs" / "hg1" / "train.json", run)
+    same = make_record("eval", variant="hg1", mean=60.0, protocol_hash=run["protocol_hash"])
+    write_record_file(tmp_path / "runs" / "hg1" / "eval-val.json", same)
+    report = build_report(tmp_path)
+    assert report.per_joint["mean_pct"].tolist() == [60.0] and report.per_joint["training_h"].tolist() == [1.0]
+
+    other_spec = {"name": "hg1", "architecture": {"num_stacks": 2, "depth": 4}}
+    edited = make_record("eval", variant="hg1", mean=70.0, protocol_hash=run["protocol_hash"], spec=other_spec)
+    write_record_file(tmp_path / "runs" / "hg1" / "eval-val.json", edited)
+    rows = build_report(tmp_path).per_joint.set_index("mean_pct")
+    assert sorted(rows.index) == [50.0, 70.0]  # the run's validation and the other network's evaluation
+    assert rows.loc[70.0, "training_h"] is None or math.isnan(rows.loc[70.0, "training_h"])
+    assert rows.loc[70.0, "spec_hash"] == spec_hash(other_spec) != rows.loc[50.0, "spec_hash"]
