@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from hgbench.config import PretrainConfig, Protocol
 from hgbench.models.autoencoder import BottleneckAutoencoder
-from hgbench.train.optim import build_optimizer
+from hgbench.train.optim import build_optimizer, learning_rate
 from hgbench.train.sampler import PRETRAIN_STREAM, TrainSampler, make_train_loader
 
 
@@ -186,7 +186,7 @@ def pretrain_autoencoder(
         "steps": total,
         "batch_size": batch_size,
         "optimizer": config.optimizer.name,
-        "lr_final": float(optimizer.param_groups[0]["lr"]),
+        "lr_final": learning_rate(optimizer),
         "noise_std": config.noise_std,
         "loss_first": first,
         "loss_final": float(epoch_sum) / steps_per_epoch,
