@@ -213,10 +213,29 @@ def _first_persons(rows: pd.DataFrame):
 
 
 def _document(report: Report, plots: list[tuple[str, Path]], tables: Sequence[Path] = ()) -> list[_Block]:
+    """The report as blocks, in order: the header (:func:`_header_blocks`), the accuracy-vs-cost
+    tables (:func:`_cost_blocks`), the per-joint tables (:func:`_per_joint_blocks`), the learning
+    curves (:func:`_learning_blocks`), failed measurements and skipped records
+    (:func:`_failed_blocks`, :func:`_skipped_blocks`) and the other plots (:func:`_plot_blocks`)."""
+    checked = set(report.pipeline_checks)
+    return [
+        *_header_blocks(report),
+        *_cost_blocks(report, checked),
+        *_per_joint_blocks(report, checked),
+        *_learning_blocks(report, plots, tables),
+        *_failed_blocks(report),
+        *_skipped_blocks(report),
+        *_plot_blocks(plots),
+    ]
+
+
+def _header_blocks(report: Report) -> list[_Block]:
+    """The title, the pipeline-check note where there is one, and the conditions: where the
+    records came from, each metric's convention, how accuracy, latency, size and the Pareto
+    front are defined, the intervals and the report's notes."""
     b: list[_Block] = [_Block("h1", "hgbench report")]
     if note := pipeline_check_note(report):
         b.append(_Block("p", note))
-    checked = set(report.pipeline_checks)
     b.append(_Block("ul", [
         (f"Generated {report.created} from {report.files} record files in: {', '.join(f'`{s}`' for s in report.sources)}; "
          f"filters: {report.filters.describe()}."),
@@ -235,30 +254,50 @@ def _document(report: Report, plots: list[tuple[str, Path]], tables: Sequence[Pa
         *_interval_items(report),
         *report.notes,
     ]))  # fmt: skip
+    return b
 
-    b.append(_Block("h2", "Accuracy vs cost"))
+
+def _table_blocks(
+    rows: pd.DataFrame, conditions: list[str], shown: list[str], interval: tuple[str, str], per_network: bool = False
+) -> list[_Block]:
+    """One table: its constant ``conditions`` as a line, the ``shown`` columns (a condition
+    among them only where it varies) and the line on its intervals (``interval``: the low and
+    high columns; :func:`_interval_note` over its rows, over one row per network where
+    ``per_network``: the cost table repeats a network's accuracy on each of its settings)."""
+    b: list[_Block] = []
+    constant, varying = _constant_conditions(rows, conditions)
+    if constant:
+        b.append(_Block("p", "Conditions: " + "; ".join(constant) + "."))
+    b.append(_Block("table", _display(rows, [c for c in shown if c not in conditions or c in varying])))
+    note_rows = (
+        rows.drop_duplicates([c for c in ("variant", "joints", "spec_hash") if c in rows]) if per_network else rows
+    )
+    if note := _interval_note(note_rows, *interval, _first_persons(rows)):
+        b.append(_Block("p", note))
+    return b
+
+
+def _cost_blocks(report: Report, checked: set[str]) -> list[_Block]:
+    """The accuracy-vs-cost section: one part per machine, one table per accuracy, batch size
+    and input size; ``checked``: the pipeline-check protocols (marked in the titles)."""
+    b: list[_Block] = [_Block("h2", "Accuracy vs cost")]
     if report.cost.empty:
         b.append(_Block("p", "No profile records: run `hgbench profile`."))
     for machine, mrows in _groups(report.cost, MACHINE):
         b.append(_Block("h3", _machine_title(machine, mrows)))
         for key, rows in _groups(mrows, ACCURACY_KEY + ["batch_size", "input_size_px"]):
             size = key[5]
-            b.append(
-                _Block(
-                    "h4",
-                    f"{_accuracy_title(key[:4], _first_persons(rows), key[3] in checked)}; batch {key[4]}, input {size}x{size} px",
-                )
-            )
-            constant, varying = _constant_conditions(rows, COST_CONDITIONS)
-            if constant:
-                b.append(_Block("p", "Conditions: " + "; ".join(constant) + "."))
-            shown = [c for c in COST_SHOWN if c not in COST_CONDITIONS or c in varying]
-            b.append(_Block("table", _display(rows, shown)))
-            if note := _interval_note(rows.drop_duplicates(["variant", "joints"]), "accuracy_ci_low_pct", "accuracy_ci_high_pct",
-                                      _first_persons(rows)):  # fmt: skip
-                b.append(_Block("p", note))
+            title = _accuracy_title(key[:4], _first_persons(rows), key[3] in checked)
+            b.append(_Block("h4", f"{title}; batch {key[4]}, input {size}x{size} px"))
+            shown = _with_spec_hash(rows, COST_SHOWN)
+            interval = ("accuracy_ci_low_pct", "accuracy_ci_high_pct")
+            b += _table_blocks(rows, COST_CONDITIONS, shown, interval, per_network=True)
+    return b
 
-    b.append(_Block("h2", "Per-joint accuracy (the layout of seed 002's Table 1)"))
+
+def _per_joint_blocks(report: Report, checked: set[str]) -> list[_Block]:
+    """The per-joint section (seed 002's Table 1): one part per machine, one table per accuracy."""
+    b: list[_Block] = [_Block("h2", "Per-joint accuracy (the layout of seed 002's Table 1)")]
     b.append(_Block("p", "Columns as Elhagry et al.'s Table 1: per-group accuracy and Mean (%), size, GMACs, training time "
                          "(h:mm, as the paper), inference. The inference column is one profile record per variant on this machine "
                          "(conditions above each table); 'inference, val set est.' = p50 per batch x batches in the evaluated split, "
@@ -266,56 +305,68 @@ def _document(report: Report, plots: list[tuple[str, Path]], tables: Sequence[Pa
     if report.per_joint.empty:
         b.append(_Block("p", "No accuracy records: run `hgbench train-all` (or `hgbench evaluate`)."))
     for machine, mrows in _groups(report.per_joint, MACHINE):
-        b.append(
-            _Block(
-                "h3",
-                _machine_title(machine, report.cost[report.cost["host"] == machine[0]])
-                if not is_missing(machine[0])
-                else "Not profiled on any machine",
-            )
-        )
+        if is_missing(machine[0]):
+            b.append(_Block("h3", "Not profiled on any machine"))
+        else:
+            b.append(_Block("h3", _machine_title(machine, report.cost[report.cost["host"] == machine[0]])))
         for key, rows in _groups(mrows, ACCURACY_KEY):
             b.append(_Block("h4", _accuracy_title(key, _first_persons(rows), key[3] in checked)))
-            constant, varying = _constant_conditions(rows, PER_JOINT_CONDITIONS)
-            if constant:
-                b.append(_Block("p", "Conditions: " + "; ".join(constant) + "."))
-            shown = ["variant", *[c for c in PER_JOINT_CONDITIONS if c in varying], *PER_JOINT_SHOWN[1:]]
-            b.append(_Block("table", _display(rows, shown)))
-            if note := _interval_note(rows, "mean_ci_low_pct", "mean_ci_high_pct", _first_persons(rows)):
-                b.append(_Block("p", note))
-
-    learning = [(t, p) for t, p in plots if p.name == LEARNING_CURVES_PNG]
-    if not report.learning.empty:
-        b.append(_Block("h2", "Learning curves"))
-        data = (
-            f" (`{LEARNING_CURVES_CSV}`: one row per epoch)"
-            if any(p.name == LEARNING_CURVES_CSV for p in tables)
-            else ""
-        )
-        b.append(_Block("p", f"Validation mean accuracy and training loss per epoch of each training run{data}; an epoch "
-                             "without validation has no accuracy point. A curve that still rises at its last epoch has "
-                             "not converged: longer training may reach more."))  # fmt: skip
-        for title, path in learning:
-            b.append(_Block("img", (title, path)))
-    if not report.failed.empty:
-        b.append(_Block("h2", f"Failed measurements ({len(report.failed)})"))
-        b.append(_Block("table", _display(report.failed, FAILED_COLUMNS)))
-    if report.skipped:
-        b.append(_Block("h2", f"Records skipped ({len(report.skipped)})"))
-        items = []
-        for reason, n in reason_counts(report.skipped):
-            hits = [(p, r) for p, r in report.skipped if reason_class(r) == reason]
-            # the full reason of each of the first five (e.g. which newer record superseded it)
-            shown = "; ".join(f"`{p}`" + (f" ({r})" if r != reason else "") for p, r in hits[:5])
-            items.append(f"{n} x {reason}: {shown}" + (f"; and {n - 5} more (see skipped.csv)" if n > 5 else ""))
-        b.append(_Block("ul", items))
-    others = [(t, p) for t, p in plots if p.name != LEARNING_CURVES_PNG]
-    if others:
-        b.append(_Block("h2", "Plots"))
-        for title, path in others:
-            b.append(_Block("p", title))
-            b.append(_Block("img", (title, path)))
+            shown = _with_spec_hash(rows, ["variant", *PER_JOINT_CONDITIONS, *PER_JOINT_SHOWN[1:]])
+            b += _table_blocks(rows, PER_JOINT_CONDITIONS, shown, ("mean_ci_low_pct", "mean_ci_high_pct"))
     return b
+
+
+def _with_spec_hash(rows: pd.DataFrame, shown: list[str]) -> list[str]:
+    """``shown`` with ``spec_hash`` after ``variant`` where a variant of ``rows`` has rows of
+    several spec hashes (two networks of one name: its YAML was edited between runs)."""
+    if "spec_hash" not in rows or rows.empty or rows.groupby("variant")["spec_hash"].nunique(dropna=False).max() < 2:
+        return shown
+    return [c for col in shown for c in ((col, "spec_hash") if col == "variant" else (col,))]
+
+
+def _learning_blocks(report: Report, plots: list[tuple[str, Path]], tables: Sequence[Path]) -> list[_Block]:
+    """The learning-curves section (its CSV named where written, its plot shown), if any run has a curve."""
+    if report.learning.empty:
+        return []
+    data = (
+        f" (`{LEARNING_CURVES_CSV}`: one row per epoch)" if any(p.name == LEARNING_CURVES_CSV for p in tables) else ""
+    )
+    b = [_Block("h2", "Learning curves")]
+    b.append(_Block("p", f"Validation mean accuracy and training loss per epoch of each training run{data}; an epoch "
+                         "without validation has no accuracy point. A curve that still rises at its last epoch has "
+                         "not converged: longer training may reach more."))  # fmt: skip
+    return b + [_Block("img", (title, path)) for title, path in plots if path.name == LEARNING_CURVES_PNG]
+
+
+def _failed_blocks(report: Report) -> list[_Block]:
+    """The failed measurements, as a table, if any."""
+    if report.failed.empty:
+        return []
+    return [
+        _Block("h2", f"Failed measurements ({len(report.failed)})"),
+        _Block("table", _display(report.failed, FAILED_COLUMNS)),
+    ]
+
+
+def _skipped_blocks(report: Report) -> list[_Block]:
+    """The records skipped, by reason: each reason with its count and its first five files."""
+    if not report.skipped:
+        return []
+    items = []
+    for reason, n in reason_counts(report.skipped):
+        hits = [(p, r) for p, r in report.skipped if reason_class(r) == reason]
+        # the full reason of each of the first five (e.g. which newer record superseded it)
+        shown = "; ".join(f"`{p}`" + (f" ({r})" if r != reason else "") for p, r in hits[:5])
+        items.append(f"{n} x {reason}: {shown}" + (f"; and {n - 5} more (see skipped.csv)" if n > 5 else ""))
+    return [_Block("h2", f"Records skipped ({len(report.skipped)})"), _Block("ul", items)]
+
+
+def _plot_blocks(plots: list[tuple[str, Path]]) -> list[_Block]:
+    """The plots other than the learning curves, each with its caption."""
+    others = [(t, p) for t, p in plots if p.name != LEARNING_CURVES_PNG]
+    if not others:
+        return []
+    return [_Block("h2", "Plots")] + [blk for t, p in others for blk in (_Block("p", t), _Block("img", (t, p)))]
 
 
 def _interval_items(report: Report) -> list[str]:
