@@ -3,6 +3,8 @@
 #               profile and report
 #   make test   create .venv, install with the test tools, run the test suite
 #   make lint   ruff (lint and format check) and the import-linter layer contract, as .ci/run
+#   make docs   the documentation site (docs/, mkdocs.yml) built with --strict into site/, as .ci/run;
+#               make docs-serve serves it at http://127.0.0.1:8000 and rebuilds on every edit
 # TORCH selects the PyTorch build: the default is the CPU wheel this project is developed on.
 
 VENV ?= .venv
@@ -11,7 +13,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hgbench-installed
 
-.PHONY: install demo test lint lspet lspet-real
+.PHONY: install demo test lint docs docs-serve lspet lspet-real
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +38,19 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+
+# The docs extra (MkDocs Material, mkdocstrings) on top of the test install. NO_MKDOCS_2_WARNING
+# silences a banner about MkDocs 2 (mkdocs is pinned below 2 in the extra); warnings still fail.
+DOCS_STAMP := $(VENV)/.hgbench-docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+docs-serve: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
 # Real photos (LSPET; DATA_ROOT holds joints.mat and images/), in results/lspet:
 #   make lspet                      the demo's four variants, smoke protocol (a pipeline check, ~5 min)

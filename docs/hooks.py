@@ -14,7 +14,11 @@ from pathlib import Path
 from mkdocs.structure.files import File
 
 REPO = Path(__file__).resolve().parent.parent
-PUBLISHED = ("benchmarks/reference/*/README.md", "benchmarks/reference/*/report/plots/*.png", "variants/protocols/*.yaml")
+PUBLISHED = (
+    "benchmarks/reference/*/README.md",
+    "benchmarks/reference/*/report/plots/*.png",
+    "variants/protocols/*.yaml",
+)
 
 
 def on_page_markdown(markdown, page, config, files):
