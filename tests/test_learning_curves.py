@@ -119,7 +119,9 @@ def test_a_pipeline_check_without_accuracy_shown_gives_no_note(tmp_path):
 
 def test_an_older_record_of_the_shipped_smoke_protocol_is_a_pipeline_check(tmp_path):
     """Records written before the field existed (same hash: the field is not part of it) are
-    recognised by the shipped protocol of their name and hash; another hash is not."""
+    recognised by their protocol's name and hash among those smoke had
+    (:data:`hgbench.records.schema.PIPELINE_CHECK_PROTOCOLS`, read from the record alone);
+    another hash is not."""
     smoke = dataclasses.asdict(load_protocol("smoke"))
     old = {k: v for k, v in smoke.items() if k != "pipeline_check"}
     rec = make_record("train", protocol="smoke", protocol_hash=protocol_hash(old), protocol_settings=old)

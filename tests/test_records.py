@@ -147,3 +147,41 @@ def test_a_failed_write_keeps_the_previous_record(tmp_path):
         write_record(path, "train", {**body, "notes": object()})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left behind
+
+
+SMOKE_HASH = "e0d2dca3b329"  # smoke.yaml since 6b56071 (hgbench.records.schema.PIPELINE_CHECK_PROTOCOLS)
+
+
+def under(protocol: str, hash_: str, **settings) -> dict:
+    """Record fields of a run under ``protocol`` of content hash ``hash_`` (``settings``: the
+    train record's ``protocol_settings`` beyond its name)."""
+    return {"protocol": protocol, "protocol_hash": hash_, "protocol_settings": {"name": protocol, **settings}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "over", "expected"),
+    [
+        ("train", under("real", "0123456789ab", pipeline_check=True), True),  # the settings say so
+        ("train", under("smoke", SMOKE_HASH, pipeline_check=False), False),  # ... whatever the hash
+        ("train", under("smoke", SMOKE_HASH), True),  # written before the field: smoke's hash
+        ("train", under("smoke", "0123456789ab"), False),  # another protocol named smoke
+        ("eval", {"protocol": "smoke", "protocol_hash": "652f95194a9c"}, True),  # smoke as of 32d9db3
+        ("eval", {"protocol": "smoke", "protocol_hash": SMOKE_HASH, "pipeline_check": False}, False),  # its own word
+        ("eval", {"protocol": "newell2016", "protocol_hash": SMOKE_HASH}, False),  # a hash counts under its name only
+        ("eval", {"protocol": "mine", "protocol_hash": "0123456789ab", "pipeline_check": True}, True),
+    ],
+)
+def test_pipeline_check_is_filled_on_read_from_the_record_alone(tmp_path, monkeypatch, kind, over, expected):
+    """``pipeline_check`` of train and eval records comes from the record (its field, a train
+    record's settings, or the hashes smoke had before records said so), never from the registry:
+    an empty registry changes nothing."""
+    (tmp_path / "registry" / "protocols").mkdir(parents=True)
+    monkeypatch.setenv("HGBENCH_VARIANTS_DIR", str(tmp_path / "registry"))
+    path = write_record_file(tmp_path / "r.json", make_record(kind, **over))
+    assert read_record(path).get("pipeline_check") is expected
+
+
+def test_an_old_schema_train_record_of_smoke_is_a_pipeline_check(tmp_path):
+    rec = make_record("train", schema="hgbench.record/2", protocol="smoke", protocol_hash="aee18b12ef20")
+    rec["protocol_settings"].pop("pipeline_check", None)
+    assert read_record(write_record_file(tmp_path / "r.json", rec)).get("pipeline_check") is True

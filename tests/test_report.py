@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_record, write_record_file
+from conftest import REPO, make_record, write_record_file
 from typer.testing import CliRunner
 
 from hgbench.analysis.labels import header
@@ -26,6 +26,7 @@ from hgbench.cli import app
 from hgbench.records import SCHEMA, spec_hash
 
 runner = CliRunner()
+REFERENCE_RECORDS = REPO / "benchmarks" / "reference" / "lspet-cpu" / "records"
 
 # ---------------------------------------------------------------------------------------------
 # Record builders
@@ -789,3 +790,42 @@ def test_an_evaluation_joins_only_the_run_of_its_network_and_protocol_content(tm
     assert sorted(rows.index) == [50.0, 70.0]  # the run's validation and the other network's evaluation
     assert rows.loc[70.0, "training_h"] is None or math.isnan(rows.loc[70.0, "training_h"])
     assert rows.loc[70.0, "spec_hash"] == spec_hash(other_spec) != rows.loc[50.0, "spec_hash"]
+
+
+def test_two_networks_of_one_name_are_two_rows_told_apart_by_their_spec_hash(tmp_path):
+    """Two runs of ``hg1`` before and after an edit of its YAML (one and two stacks), the second
+    profiled: its cost row has its own accuracy only; the per-joint table and the Markdown show
+    both runs, with their spec hashes."""
+    write_train(tmp_path / "runs-a", "hg1", mean=60.0, stacks=1)
+    write_train(tmp_path / "runs-b", "hg1", mean=70.0, stacks=2)
+    write_profile(tmp_path, variant="hg1", stacks=2)
+    report = build_report(tmp_path)
+    assert report.cost["accuracy_pct"].tolist() == [70.0]
+    assert report.cost["spec_hash"].tolist() == [spec("hg1", 2)["spec_hash"]]
+    pj = report.per_joint.set_index("mean_pct")
+    assert sorted(pj.index) == [60.0, 70.0] and pj.loc[60.0, "spec_hash"] == spec("hg1", 1)["spec_hash"]
+    assert math.isnan(pj.loc[60.0, "inference_p50_ms"]) and pj.loc[70.0, "inference_p50_ms"] == 10.0
+    assert not [n for n in report.notes if "spec" in n]  # the profiled network has its accuracy
+    md = render_markdown(report)
+    assert {r[1] for r in md_rows(md, "hg1") if len(r) > 10} >= {
+        spec("hg1", 1)["spec_hash"],
+        spec("hg1", 2)["spec_hash"],
+    }
+
+
+def test_the_report_reads_records_only(tmp_path):
+    """Building and writing the report of the committed reference records imports neither the
+    registry (hgbench.config), the networks, training, profiling nor torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from hgbench.analysis.report import build_report, write_report\n"
+        f"write_report(build_report({str(REFERENCE_RECORDS)!r}), {str(tmp_path)!r}, 'md,csv')\n"
+        "bad = sorted(m for m in sys.modules if m == 'torch' or m.split('.')[:2] in "
+        "(['hgbench', 'config'], ['hgbench', 'models'], ['hgbench', 'train'], ['hgbench', 'profile']))\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]" and (tmp_path / "accuracy_vs_cost.csv").is_file()

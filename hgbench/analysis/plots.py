@@ -267,8 +267,7 @@ def _complexity_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
     if not cost.empty:
         for key, g in cost.groupby(ACCURACY_KEY + ["input_size_px"], dropna=False, sort=False):
             dataset, split, metric, protocol, size = key
-            g = g.drop_duplicates(["variant", "joints"]).copy()
-            g["label"] = g["variant"]
+            g = _one_per_network(g)
             g["front"] = pareto_optimal(g[ACC], g["gmacs_fvcore"])
             subtitle = (f"multiply-accumulates counted by fvcore, the same on every machine, backend, precision and batch size | "
                         f"protocol {protocol}")  # fmt: skip
@@ -283,8 +282,7 @@ def _complexity_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
         for key, g in pj.groupby(ACCURACY_KEY, dropna=False, sort=False):
             dataset, split, metric, protocol = key
             renamed = {"mean_pct": ACC, INTERVALS["mean_pct"][0]: ACC_LOW, INTERVALS["mean_pct"][1]: ACC_HIGH}
-            g = g.drop_duplicates(["variant", "joints"]).rename(columns=renamed).copy()
-            g["label"] = g["variant"]
+            g = _one_per_network(g.rename(columns=renamed))
             g["front"] = pareto_optimal(g[ACC], g["params_m"])
             joints = ", ".join(str(j) for j in sorted(g["joints"].unique()))
             subtitle = f"trained networks ({joints} joints), protocol {protocol}; a count, the same on every machine"
@@ -293,6 +291,19 @@ def _complexity_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
             path = out / f"accuracy_vs_parameters__{_slug(dataset, split, metric, protocol)}.png"
             written.append((f"{metric} vs parameters, {dataset}/{split}", _save(fig, path)))
     return written
+
+
+def _one_per_network(g: pd.DataFrame) -> pd.DataFrame:
+    """``g`` with one row per network (variant, joints, spec hash:
+    :data:`hgbench.records.identity.NETWORK`) and a ``label``: the variant's name, with the first
+    8 hex digits of its spec hash where the variant has rows of several specs (its YAML was
+    edited between runs)."""
+    g = g.drop_duplicates([c for c in ("variant", "joints", "spec_hash") if c in g.columns]).copy()
+    g["label"] = g["variant"]
+    if "spec_hash" in g.columns:
+        several = g.groupby("variant")["spec_hash"].transform("nunique") > 1
+        g.loc[several, "label"] = g["variant"] + " @" + g["spec_hash"].astype(str).str[:8]
+    return g
 
 
 def _stacks_text(n: int) -> str:
@@ -393,7 +404,7 @@ def _learning_plot(report: Report, out: Path) -> list[tuple[str, Path]]:
 
 
 def per_joint_figure(rows: pd.DataFrame, title: str, subtitle: str, ylabel: str) -> Figure:
-    """Grouped bars: x = Head ... Ankle, Mean; one bar per row (``variant``), heights in percent
+    """Grouped bars: x = Head ... Ankle, Mean; one bar per row (``label``, else ``variant``), heights in percent
     from the columns ``head_pct`` ... ``ankle_pct`` and ``mean_pct``, with the 95 % intervals
     (``head_ci_low_pct`` ...) as error bars where present."""
     cols = GROUP_COLUMNS + ["mean_pct"]
@@ -409,7 +420,7 @@ def per_joint_figure(rows: pd.DataFrame, title: str, subtitle: str, ylabel: str)
             {"v": heights, "lo": [r.get(INTERVALS[c][0]) for c in cols], "hi": [r.get(INTERVALS[c][1]) for c in cols]}
         )
         yerr = _error_bars(one, "v", "lo", "hi")
-        ax.bar(x - 0.4 + width * (k + 0.5), heights, width, color=colour, label=r["variant"], yerr=yerr,
+        ax.bar(x - 0.4 + width * (k + 0.5), heights, width, color=colour, label=r.get("label", r["variant"]), yerr=yerr,
                error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "0.25"})  # fmt: skip
     ax.set_xticks(x, names)
     ax.set_xlabel("joint group (left and right pooled)")
@@ -433,7 +444,7 @@ def _per_joint_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
     if not pj.empty:
         for key, g in pj.groupby(ACCURACY_KEY, dropna=False, sort=False):
             dataset, split, metric, protocol = key
-            g = g.drop_duplicates(["variant", "joints"]).sort_values("variant")
+            g = _one_per_network(g).sort_values("variant")
             g = g[g[GROUP_COLUMNS].notna().any(axis=1)]  # results without per-group accuracy: no bars
             if g.empty:
                 continue
