@@ -240,9 +240,10 @@ def _header_blocks(report: Report) -> list[_Block]:
         (f"Generated {report.created} from {report.files} record files in: {', '.join(f'`{s}`' for s in report.sources)}; "
          f"filters: {report.filters.describe()}."),
         *[f"Accuracy, {m}: {c}." for m, c in sorted(report.conventions.items())],
-        ("Accuracy is that of the trained fp32 checkpoint (the eval record of the variant, dataset and protocol if any, else the "
-         "training run's last validation); rows at other backends and precisions reuse it. `numerics ok` says whether a "
-         "backend/precision reproduces the fp32 eager heatmaps within tolerance (— for eager fp32 itself)."),
+        ("Accuracy is that of the trained fp32 checkpoint (the eval record of the network, dataset and protocol if any, else the "
+         "training run's last validation); rows at other backends and precisions reuse it. A row joins records of one network "
+         "only (variant, spec hash and joints: a variant whose YAML was edited is another network). `numerics ok` says "
+         "whether a backend/precision reproduces the fp32 eager heatmaps within tolerance (— for eager fp32 itself)."),
         ("Latency: p50 / p90 of the timed runs after warm-up, ms per batch (batch size in each table's title), on the machine of "
          "its section; throughput = batch size / p50, samples/s. GMACs: 10^9 multiply-accumulates per sample (fvcore's count; "
          "FLOPs = 2 x MACs), at the profiled input size."),
