@@ -13,7 +13,7 @@ Refresh the baseline on a quiet machine (then commit it):
 
 The baseline holds raw seconds of the machine that measured it: on another machine, save your own
 baseline from the unchanged code first. The CI gate, which does not depend on the machine, is
-``hgbench latency-check`` (hgbench/latency_gate.py).
+``hgbench latency-check`` (hgbench/profile/gate.py).
 """
 
 import pytest

@@ -3,9 +3,10 @@
 Every record is one JSON object with ``schema`` (the layout's version, :data:`SCHEMA`),
 ``kind`` (``"train"``, ``"eval"`` or ``"profile"``), ``created`` (UTC, ISO 8601) and
 ``provenance`` (:func:`hgbench.records.provenance.collect_provenance`), then the fields of its
-kind. The models below declare the fields every reader relies on, with their types; the rest
-(a profile's latency statistics, a run's history) is kept as written (``extra="allow"``) and
-reached through :meth:`RecordBase.get` or attribute access.
+kind. The models below declare the fields every reader relies on, with their types (a profile
+record: every field it has, :class:`ProfileRecord`); the rest (a train record's ``epochs`` or
+``wall_time_s``) is kept as written (``extra="allow"``) and reached through
+:meth:`RecordBase.get` or attribute access.
 
 **The schema rule** (:func:`check_schema`), the same answer in every reader and writer:
 
