@@ -364,6 +364,28 @@ def test_a_2x_wider_network_under_the_same_name_fails(tmp_path, nets):
     assert "parameters" in out and "changed" in out  # the width shows in the count too
 
 
+def test_a_variant_whose_forward_fails_is_written_with_its_identity(tmp_path, monkeypatch):
+    from hgbench.config import get_variant
+    from hgbench.profile import gate as profile_gate
+    from hgbench.records import read_record
+    from hgbench.records.identity import network_identity
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape\nmismatch")
+
+    monkeypatch.setattr(profile_gate, "gate_record", broken)
+    (path,) = profile_gate.measure_variants(["hg1"], tmp_path)
+    assert path == tmp_path / "hg1__j16__eager__cpu__fp32__b1__s64.json"
+    rec = read_record(path)
+    assert rec.status == "error" and rec.error == "timing: RuntimeError: shape mismatch"
+    assert {k: rec[k] for k in ("variant", "spec", "spec_hash", "num_joints")} == network_identity(
+        get_variant("hg1"), 16
+    )
+    assert (rec.backend, rec.precision, rec.batch_size, rec.input_size, rec.device, rec.threads) == (
+        "eager", "fp32", 1, 64, "cpu", 1,
+    )  # fmt: skip
+
+
 def test_frozen_reference_network_is_newells_one_stack_hourglass(nets):
     # the frozen copy has exactly the parameters of hgbench's hg1 (same layers, 16 heatmaps; the
     # closed form is checked in tests/test_models.py)...

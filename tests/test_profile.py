@@ -483,3 +483,53 @@ def test_a_failed_measurement_never_replaces_a_good_record(tmp_path):
     path.unlink()  # with no good record, the failure is recorded (and why it was not written is not)
     save_profile_record(failed, tmp_path, prov)
     assert read_record(path)["status"] == "error" and "not_written" not in json.loads(path.read_text())
+
+
+# --- the one typed profile record ----------------------------------------------------------------
+
+
+def test_committed_profile_records_read_and_write_back_byte_for_byte_in_their_layout():
+    """ProfileRecord declares every field, in the order written: a committed record (schema 3)
+    parses and dumps back to the same JSON object, key order included; a schema-2 record (the
+    latency gate's reference) reads with the three newer fields as None."""
+    from pathlib import Path
+
+    from hgbench.records import parse_record
+
+    root = Path(__file__).resolve().parent.parent / "benchmarks/reference"
+    for f in sorted((root / "lspet-cpu/records/profile").rglob("*.json"))[:5]:
+        data = json.loads(f.read_text())
+        back = parse_record(data, str(f)).to_dict()
+        assert back == data and list(back) == list(data)
+    f = root / "latency-gate/hg1__j16__eager__cpu__fp32__b1__s64.json"
+    rec = parse_record(json.loads(f.read_text()), str(f))
+    assert isinstance(rec, ProfileRecord) and rec.memory is None and rec.spec is None
+    assert rec.latency_ms["p50_ms"] > 0 and rec["calibration"]["workload"].startswith("frozen one-stack")
+
+
+def test_a_profile_of_a_registered_variant_carries_its_network_identity():
+    from hgbench.config import get_variant
+    from hgbench.profile.run import profile_identity
+    from hgbench.records import identity
+    from hgbench.records.identity import network_identity
+
+    spec = get_variant("hg1")
+    rec = _profile(TwoHeads(), variant="hg1", spec=spec)
+    assert {k: rec[k] for k in ("variant", "spec", "spec_hash", "num_joints")} == network_identity(spec, 4)
+    assert _profile(TwoHeads())["spec_hash"] is None  # a model built outside the registry: its name only
+    artifact = {k: rec[k] for k in ("backend", "precision", "tf32", "channels_last", "compile_mode", "batch_size",
+                                    "input_size", "device")}  # fmt: skip
+    assert profile_identity("hg1", 4, artifact, spec) == identity(spec=spec, num_joints=4, artifact=artifact)
+    with pytest.raises(ValueError, match="the spec of 'hg1' was given for variant 'hg2'"):
+        profile_identity("hg2", 4, artifact, spec)
+
+
+def test_assignments_to_a_profile_record_are_validated():
+    import pydantic
+
+    rec = _profile(TwoHeads())
+    with pytest.raises(pydantic.ValidationError, match="finite number"):
+        rec.update(throughput_samples_per_s=float("nan"))
+    with pytest.raises(pydantic.ValidationError):
+        rec.batch_size = "two"
+    assert rec.batch_size == 2 and rec.throughput_samples_per_s > 0  # unchanged

@@ -230,3 +230,13 @@ def test_each_setting_gets_the_ceilings_of_its_precision_and_tf32(tmp_path, drif
     )  # fmt: skip
     by_tf32 = {body["tf32"]: body["roofline"]["ceilings"] for body, _ in rows}
     assert by_tf32 == {False: CEILINGS.to_record(), True: tf32_ceilings.to_record()}
+
+
+def test_sweep_records_carry_the_network_identity_of_their_variant(tmp_path, drifting):
+    from hgbench.records.identity import network_identity
+
+    rows = _sweep(tmp_path, repetitions=1, calls_per_setting=2, features=(8, 16))
+    for (spec, joints), (record, path) in zip([(tiny_spec("v0", 8), 4), (tiny_spec("v1", 16), 4)], rows):
+        expected = network_identity(spec, joints)
+        assert {k: record[k] for k in expected} == expected
+        assert {k: read_record(path)[k] for k in expected} == expected

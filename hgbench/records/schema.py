@@ -356,6 +356,29 @@ class ProfileRecord(RecordBase):
                 raise ValueError(f"field {name!r} is {value!r}; a timing statistic is a finite number >= 0")
         return self
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assign a field, validated (``validate_assignment``). When a record-wide rule refuses
+        the value (:meth:`_finite_timings`), the field keeps its earlier value (pydantic alone
+        would keep the refused one, and every later assignment would fail on it).
+
+        Raises:
+            pydantic.ValidationError: the value is refused.
+        """
+        declared = name in type(self).model_fields
+        extra = self.__pydantic_extra__
+        missing = object()
+        before = self.__dict__.get(name, missing) if declared else (extra or {}).get(name, missing)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError:
+            if declared and before is not missing:
+                self.__dict__[name] = before
+            elif not declared and extra is not None and before is missing:
+                extra.pop(name, None)
+            elif not declared and extra is not None:
+                extra[name] = before
+            raise
+
     def update(self, fields: Mapping[str, Any] | None = None, /, **more: Any) -> None:
         """Set the fields of ``fields`` and ``more`` (each assignment validated), as ``dict.update``.
 
