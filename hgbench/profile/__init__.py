@@ -3,8 +3,11 @@ memory), latency timing (:mod:`.latency`), peak memory (:mod:`.memory`), inferen
 (:mod:`.backends`), numerical check (:mod:`.numerics`), device ceilings and roofline floors
 (:mod:`.roofline`), TF32 on or off through both of torch's APIs (:mod:`.tf32`), a
 calibration workload timed during every run (:mod:`.calibration`) and as probes around each
-timing window (:mod:`.quiet`), one profiling run that produces a :class:`hgbench.records.ProfileRecord` (:mod:`.run`) and a sweep over
-variants, backends, precisions and batch sizes in interleaved repetitions (:mod:`.sweep`).
+timing window (:mod:`.quiet`), one profiling run that produces a
+:class:`hgbench.records.ProfileRecord` (:mod:`.run`), a sweep over variants, backends,
+precisions and batch sizes in interleaved repetitions (:mod:`.sweep`), the options of
+``hgbench profile`` checked into a plan (:mod:`.plan`) and the measuring half of the CI latency
+gate (:mod:`.gate`; its verdict is :mod:`hgbench.analysis.gate`).
 
 fvcore and thop are imported only when MACs are counted.
 """
