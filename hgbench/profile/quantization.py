@@ -37,8 +37,9 @@ records the calibration set and options; a later call with the same key reuses i
 (https://docs.pytorch.org/ao/stable/pt2e_quantization/index.html) and its x86 Inductor tutorial:
 ``torch.export.export(model, (x,)).module()``, ``prepare_pt2e`` with ``X86InductorQuantizer``
 set to ``get_default_x86_inductor_quantization_config()`` (static, per-channel symmetric int8
-weights, per-tensor uint8 activations), the calibration batches run through the observed model,
-``convert_pt2e``, then ``torch.compile`` with Inductor's ``freezing`` on: the int8 lowering
+weights, per-tensor uint8 activations; ``reduce_range`` as for ONNX Runtime), the calibration batches run through the observed model,
+``convert_pt2e``, then ``torch.compile`` with Inductor's ``freezing`` on (the tutorial's
+``torch._inductor.config.freezing = True``, here as a scoped ``config.patch``): the int8 lowering
 patterns torchao registers (``torchao/quantization/pt2e/inductor_passes/x86.py``) are freezing
 passes, so without it the Q/DQ nodes run as float code. Tested with torchao 0.18.0 on torch
 2.13.0 (CPU); importing the quantizer sets ``torch._inductor.config.pre_grad_custom_pass``
@@ -321,19 +322,39 @@ def _torchao_api():
 
 @dataclass
 class QuantizedPt2e:
-    """A torchao PT2E INT8 model: ``converted`` (the Q/DQ graph module, runs as float code in eager)
-    and ``fn`` (``torch.compile(converted, options={"freezing": True})``; compiles on its first
-    call, at the batch shape it was exported at). ``seconds``: export + calibration + convert."""
+    """A torchao PT2E INT8 model.
+
+    Attributes:
+        converted: the Q/DQ graph module from ``convert_pt2e`` (in eager it runs as float code).
+        fn: ``torch.compile(converted)`` with Inductor's freezing, already compiled (at the
+            example's shape) by :func:`quantize_pt2e_x86`; calls run under ``torch.no_grad()``.
+        reduce_range: whether activations were quantized to 7 bits (0..127).
+        seconds: export + calibration + convert + compilation (the first call), wall time.
+        calibration: :meth:`CalibrationSet.record` of the set it was calibrated on.
+    """
 
     converted: nn.Module
     fn: object
+    reduce_range: bool
     seconds: float
     calibration: dict
 
 
-def quantize_pt2e_x86(model: nn.Module, example_input: Tensor, calibration: CalibrationSet) -> QuantizedPt2e:
+def quantize_pt2e_x86(
+    model: nn.Module, example_input: Tensor, calibration: CalibrationSet, *, reduce_range: bool | None = None
+) -> QuantizedPt2e:
     """INT8 ``model`` through torchao's PT2E flow with the x86 Inductor quantizer, calibrated on
     ``calibration`` in batches of ``example_input``'s batch size (module docstring), for the CPU.
+
+    The quantizer's activation observer is its own (``HistogramObserver``); the spec's method
+    applies to ONNX Runtime only. ``reduce_range`` (default :func:`needs_reduce_range`) is the
+    quantizer's option "Set it to True on earlier CPUs without VNNI to avoid accuracy issue"
+    (``get_default_x86_inductor_quantization_config``'s docstring): 7-bit activations.
+
+    Compilation happens here, on ``example_input``, inside ``torch._inductor.config.patch(freezing=True)``:
+    with ``torch.compile(..., options={"freezing": True})`` instead, torch 2.13 left the int8
+    weight pre-packing (``onednn.qconv_prepack``, which has no meta kernel) in the traced graph
+    and compilation failed with ``UnsupportedOperatorException``.
 
     Raises:
         RuntimeError: torchao is missing or does not work with this torch (:func:`torchao_problem`),
@@ -350,23 +371,26 @@ def quantize_pt2e_x86(model: nn.Module, example_input: Tensor, calibration: Cali
             f"calibration inputs are {tuple(calibration.inputs.shape[1:])}, the example {tuple(example_input.shape[1:])}: "
             f"draw the calibration set at the model's input size"
         )
+    reduce_range = needs_reduce_range() if reduce_range is None else reduce_range
     prepare_pt2e, convert_pt2e, quantizer_class, default_config = _torchao_api()
     start = time.perf_counter()
-    quantizer = quantizer_class().set_global(default_config())
+    quantizer = quantizer_class().set_global(default_config(reduce_range=reduce_range))
     with torch.no_grad():
         exported = torch.export.export(model.eval(), (example_input,)).module()
         observed = prepare_pt2e(exported, quantizer)
         for batch in calibration.batches(example_input.shape[0]):
             observed(batch)
         converted = convert_pt2e(observed)
-    seconds = time.perf_counter() - start
-    compiled = torch.compile(converted, backend="inductor", dynamic=False, options={"freezing": True})
+        compiled = torch.compile(converted, backend="inductor", dynamic=False)
+        with torch._inductor.config.patch(freezing=True):
+            compiled(example_input)
 
     def fn(x: Tensor) -> object:
         with torch.no_grad():
             return compiled(x)
 
-    return QuantizedPt2e(converted=converted, fn=fn, seconds=seconds, calibration=calibration.record())
+    seconds = time.perf_counter() - start
+    return QuantizedPt2e(converted, fn, reduce_range, seconds, calibration.record())
 
 
 __all__ = [
