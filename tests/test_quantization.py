@@ -197,8 +197,10 @@ def test_torchao_missing_is_said_clearly(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(torchao_problem() is not None, reason=str(torchao_problem()))
 def test_torchao_pt2e_int8_compiles_and_stays_close_to_fp32():
+    # checked here, not at collection: importing torchao's quantizer sets an Inductor pass globally
+    if (problem := torchao_problem()) is not None:
+        pytest.skip(problem)
     model = tiny_hourglass()
     val = synthetic_set(count=4, split="val").inputs[:2]
     quantized = quantize_pt2e_x86(model, val, synthetic_set(count=8))
