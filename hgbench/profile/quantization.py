@@ -8,7 +8,7 @@ outputs are the model's (a list of per-stack heatmaps).
 page (https://onnxruntime.ai/docs/performance/model-optimizations/quantization.html):
 
 * pre-processing with ``onnxruntime.quantization.shape_inference.quant_pre_process`` (graph
-  optimisation, e.g. Conv+BatchNormalization fused, and ONNX shape inference: "our quantization
+  optimisation, e.g. a Conv followed by BatchNormalization fused into one, and ONNX shape inference: "our quantization
   tool works best when the tensor's shape is known"; the page recommends optimising here rather
   than during quantization). Symbolic shape inference is skipped: the page says it is "best
   suited for transformer models", ONNX shape inference for the others;
@@ -25,8 +25,8 @@ page (https://onnxruntime.ai/docs/performance/model-optimizations/quantization.h
   U8U8 (which does not saturate);
 * calibration ``method`` from the spec (``CalibrationMethod.MinMax``/``Entropy``/``Percentile``),
   collected one batch at a time (``CalibStridedMinMax=1``: every calibrator merges its ranges or
-  histograms across calls), so memory holds one batch's intermediate tensors, not all of them
-  (hg1 at 256 px: about 0.3 GB of activations per crop).
+  histograms across calls), so memory holds the intermediate tensors of one batch, not those of
+  every calibration crop at once.
 
 The result is cached under ``<cache_dir>/onnx-int8/<stem>_<key>.onnx``, ``key`` from the fp32
 file's SHA-256, the calibration set's digest, the options and the onnxruntime version, written
@@ -37,11 +37,11 @@ records the calibration set and options; a later call with the same key reuses i
 (https://docs.pytorch.org/ao/stable/pt2e_quantization/index.html) and its x86 Inductor tutorial:
 ``torch.export.export(model, (x,)).module()``, ``prepare_pt2e`` with ``X86InductorQuantizer``
 set to ``get_default_x86_inductor_quantization_config()`` (static, per-channel symmetric int8
-weights, per-tensor uint8 activations; ``reduce_range`` as for ONNX Runtime), the calibration batches run through the observed model,
-``convert_pt2e``, then ``torch.compile`` with Inductor's ``freezing`` on (the tutorial's
+weights, per-tensor uint8 activations; ``reduce_range`` as for ONNX Runtime), the calibration
+batches run through the observed model, ``convert_pt2e``, then ``torch.compile`` with Inductor's ``freezing`` on (the tutorial's
 ``torch._inductor.config.freezing = True``, here as a scoped ``config.patch``): the int8 lowering
-patterns torchao registers (``torchao/quantization/pt2e/inductor_passes/x86.py``) are freezing
-passes, so without it the Q/DQ nodes run as float code. Tested with torchao 0.18.0 on torch
+patterns torchao registers (``torchao/quantization/pt2e/inductor_passes/x86.py``) are registered
+with ``register_freezing_graph_pattern``, which Inductor applies only when freezing. Tested with torchao 0.18.0 on torch
 2.13.0 (CPU); importing the quantizer sets ``torch._inductor.config.pre_grad_custom_pass``
 (torchao's ``quant_lift_up``, which leaves float graphs alone).
 """
