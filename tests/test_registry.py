@@ -57,9 +57,48 @@ def test_block_names_match_the_models_blocks():
     import typing
 
     from hgbench.config import BlockName
+    from hgbench.config.axes import BLOCKS as BLOCK_NAMES
     from hgbench.models.blocks import BLOCKS
 
-    assert set(typing.get_args(BlockName)) == set(BLOCKS)
+    assert typing.get_args(BlockName) == BLOCK_NAMES
+    assert set(BLOCKS) == set(BLOCK_NAMES)
+
+
+def test_every_implementation_registry_holds_exactly_its_axis():
+    """One list per axis (hgbench.config.axes): the backends, precisions, datasets and compile
+    modes the implementations know are exactly the names there (adding one touches that list and
+    one module)."""
+    import typing
+
+    from hgbench import data
+    from hgbench.config import Protocol, axes
+    from hgbench.config.protocol import Precision
+    from hgbench.profile import backends
+    from hgbench.profile.backends import base
+    from hgbench.train import device
+
+    assert list(backends.BACKENDS) == list(axes.BACKENDS)
+    assert set(backends._CLASSES) == set(axes.BACKENDS)  # no backend class left out of the axis
+    assert all(cls.name == name for name, cls in backends.BACKENDS.items())
+    assert list(base.PRECISIONS) == list(axes.PRECISIONS)
+    assert device.PRECISIONS == axes.PRECISIONS
+    assert typing.get_args(Precision) == axes.PRECISIONS
+    assert Protocol.__dataclass_fields__["precision"].type == "Precision"
+    assert base.COMPILE_MODES == axes.COMPILE_MODES
+    assert list(data.LOADERS) == list(axes.DATASETS) and data.DATASETS == axes.DATASETS
+    assert data.DEFAULT_DATASET in axes.DATASETS
+    for name in axes.DATASETS:  # every loader is importable and names its class and splits
+        module = data.LOADERS[name].load()
+        assert issubclass(getattr(module, data.LOADERS[name].cls), data.PoseDataset)
+        assert data.dataset_splits(name)
+
+
+def test_axes_import_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; import hgbench.config.axes; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_every_shipped_variant_fits_every_shipped_protocol():

@@ -79,10 +79,9 @@ class Filters:
         comma-separated (``--batch-size 1,8 --batch-size 32``), checked before any record is
         read: a value that no record can hold is refused rather than filtering everything out.
 
-        Known values: backends and precisions are those ``hgbench profile`` measures
-        (:data:`hgbench.profile.backends.BACKENDS`, :data:`hgbench.profile.backends.PRECISIONS`,
-        the lists :func:`hgbench.profile.plan.plan_profile` checks its options against); datasets
-        are :data:`hgbench.data.DATASETS`; batch and input sizes are integers >= 1. A device is
+        Known values: backends, precisions and datasets are the lists of :mod:`hgbench.config.axes`
+        (which ``hgbench profile`` and ``hgbench train`` check their options against too); batch and
+        input sizes are integers >= 1. A device is
         checked against the records (:func:`check_devices`).
 
         Raises:
@@ -140,22 +139,11 @@ _SIZE_HINT = {"batch_size": "samples per call, e.g. 1,8,32", "input_size": "inpu
 
 
 def _known_values(name: str) -> tuple[str, ...] | None:
-    """The values filter ``name`` may take, from their one home (imported only when that filter
-    is given: both homes import torch, which a report needs otherwise not); None for a filter
-    checked elsewhere (device: :func:`check_devices`)."""
-    if name == "backend":
-        from hgbench.profile.backends import BACKENDS
+    """The values filter ``name`` may take, from their one list (:mod:`hgbench.config.axes`, names
+    only: no torch, no registry); None for a filter checked elsewhere (device: :func:`check_devices`)."""
+    from hgbench.config import axes
 
-        return tuple(BACKENDS)
-    if name == "precision":
-        from hgbench.profile.backends import PRECISIONS
-
-        return tuple(PRECISIONS)
-    if name == "dataset":
-        from hgbench.data import DATASETS
-
-        return DATASETS
-    return None
+    return {"backend": axes.BACKENDS, "precision": axes.PRECISIONS, "dataset": axes.DATASETS}.get(name)
 
 
 KNOWN_DEVICES = ("cpu", "cuda")

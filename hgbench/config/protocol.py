@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, Strict, ValidationInfo, field_validator
 
+from hgbench.config import axes
 from hgbench.config.loading import (
     CONFIG,
     NAME_RE,
@@ -30,6 +31,9 @@ from hgbench.config.loading import (
     short_repr,
 )
 from hgbench.paths import protocols_dir
+
+Precision = Literal[axes.PRECISIONS]
+"""A protocol's training precision: one of :data:`hgbench.config.axes.PRECISIONS`."""
 
 STEM_STRIDE = 4
 """Input side / heatmap side: the stem's stride-2 7x7 conv and 2x2 max-pool (Newell et al.,
@@ -177,7 +181,7 @@ class Protocol:
     val_every: PositiveInt = 1
     val_max_samples: PositiveInt | None = None
     num_workers: NonNegativeInt = 0
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Precision = "fp32"
     channels_last: Bool = False
     compile: Bool = False
     sync_batchnorm: Bool = False

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, Strict, ValidationInfo, field_validator
 
+from hgbench.config import axes
 from hgbench.config.loading import (
     CONFIG,
     Bool,
@@ -33,8 +34,9 @@ from hgbench.config.loading import (
 from hgbench.config.protocol import STEM_STRIDE, OptimizerConfig, Protocol
 from hgbench.paths import variants_dir
 
-BlockName = Literal["residual", "hru", "ds1", "ds3", "ghost", "multidilated"]
-"""The residual-module kinds :data:`hgbench.models.blocks.BLOCKS` builds (a test keeps the two equal)."""
+BlockName = Literal[axes.BLOCKS]
+"""The residual-module kinds (:data:`hgbench.config.axes.BLOCKS`, which :data:`hgbench.models.blocks.BLOCKS`
+builds; a test keeps the two equal)."""
 
 
 MAX_DEPTH = 6

@@ -6,36 +6,69 @@ is the default, ``lspet`` reads an LSP/LSPET folder.
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from hgbench.config import Augmentation
+from hgbench.config.axes import DATASETS, DEFAULT_DATASET
 from hgbench.data.base import DatasetError, PoseAnnotation, PoseDataset
 from hgbench.data.keypoints import KEYPOINT_SETS, LSP, MPII, KeypointSet
 
-DEFAULT_DATASET = "synthetic"
-DATASETS = ("synthetic", "lspet", "lsp", "coco", "mpii")
+
+@dataclass(frozen=True)
+class Loader:
+    """Where the loader of one dataset lives (imported on use: the loaders pull in scipy, h5py
+    and pycocotools).
+
+    Attributes:
+        module: the loader's module; it defines ``SPLITS`` and, for a dataset read from a
+            folder, ``required_files(root, split)`` (:mod:`hgbench.data.download.inventory`).
+        cls: the :class:`PoseDataset` subclass in ``module``.
+        root_hint: what ``--data-root`` must hold, for the message when it is missing; None: the
+            dataset reads no folder (embedded).
+    """
+
+    module: str
+    cls: str
+    root_hint: str | None = None
+
+    def load(self) -> ModuleType:
+        """The loader's module, imported."""
+        return importlib.import_module(self.module)
+
+
+_ROOT_HINT_LSP = "a folder holding joints.mat and images/"
+LOADERS: dict[str, Loader] = {
+    "synthetic": Loader("hgbench.data.synthetic", "SyntheticDataset"),
+    "lspet": Loader("hgbench.data.lsp", "LSPDataset", _ROOT_HINT_LSP),
+    "lsp": Loader("hgbench.data.lsp", "LSPDataset", _ROOT_HINT_LSP),
+    "mpii": Loader(
+        "hgbench.data.mpii",
+        "MPIIDataset",
+        "a folder holding images/ and valid.h5/train.h5 (pose-hg-train) or annot/valid.json/train.json (PyTorch ports)",
+    ),
+    "coco": Loader(
+        "hgbench.data.coco",
+        "COCODataset",
+        "a folder holding person_keypoints_*.json and images/ (or annotations/ with train2017/, val2017/)",
+    ),
+}
+"""Dataset name (:data:`hgbench.config.axes.DATASETS`, the one list of names; a test keeps the two
+equal) -> its loader."""
 
 
 def dataset_splits(name: str) -> tuple[str, ...]:
     """The splits dataset ``name`` (one of :data:`DATASETS`) can be built for: each loader's own
-    list (``SyntheticDataset.SIZES``, ``lsp.SPLITS``, ``coco.SPLITS``, ``mpii.SPLITS``).
+    list (``SPLITS`` of :mod:`hgbench.data.synthetic`, :mod:`~hgbench.data.lsp`, :mod:`~hgbench.data.coco`, :mod:`~hgbench.data.mpii`).
 
     Raises:
         ValueError: an unknown name.
     """
-    if name == "synthetic":
-        from hgbench.data.synthetic import SyntheticDataset
-
-        return tuple(SyntheticDataset.SIZES)
-    if name in ("lspet", "lsp"):
-        from hgbench.data.lsp import SPLITS
-    elif name == "coco":
-        from hgbench.data.coco import SPLITS
-    elif name == "mpii":
-        from hgbench.data.mpii import SPLITS
-    else:
+    if name not in LOADERS:
         raise ValueError(f"--dataset {name!r}: not one of {', '.join(DATASETS)}; pass one of these")
-    return tuple(SPLITS)
+    return tuple(LOADERS[name].load().SPLITS)
 
 
 def check_dataset_options(dataset: str | None, data_root: str | Path | None, split: str | None = None) -> None:
@@ -50,10 +83,10 @@ def check_dataset_options(dataset: str | None, data_root: str | Path | None, spl
     """
     if dataset is not None:
         splits = dataset_splits(dataset)
-        if dataset == "synthetic" and data_root is not None:
+        if LOADERS[dataset].root_hint is None and data_root is not None:
             raise ValueError(
-                "--data-root is not used by the embedded synthetic dataset; drop it or pass "
-                f"--dataset {'|'.join(d for d in DATASETS if d != 'synthetic')}"
+                f"--data-root is not used by the embedded {dataset} dataset; drop it or pass "
+                f"--dataset {'|'.join(d for d in DATASETS if LOADERS[d].root_hint is not None)}"
             )
         if split is not None and split not in splits:
             raise ValueError(f"--split {split!r}: dataset {dataset} has splits {', '.join(splits)}; pass one of them")
@@ -74,40 +107,21 @@ def make_dataset(name: str, root: str | Path | None, split: str, **kwargs) -> Po
         ValueError: unknown name, or a dataset that needs ``root`` without one.
         DatasetError: the files under ``root`` cannot be read.
     """
-    if name == "synthetic":
-        from hgbench.data.synthetic import SyntheticDataset
-
-        return SyntheticDataset(split=split, **kwargs)
-    if name in ("lspet", "lsp"):
-        if root is None:
-            raise ValueError(f"dataset {name!r} needs --data-root: a folder holding joints.mat and images/")
-        from hgbench.data.lsp import LSPDataset
-
-        return LSPDataset(root, split=split, **kwargs)
-    if name == "coco":
-        if root is None:
-            raise ValueError(
-                "dataset 'coco' needs --data-root: a folder holding person_keypoints_*.json and images/ "
-                "(or annotations/ with train2017/, val2017/)"
-            )
-        from hgbench.data.coco import COCODataset
-
-        return COCODataset(root, split=split, **kwargs)
-    if name == "mpii":
-        if root is None:
-            raise ValueError(
-                "dataset 'mpii' needs --data-root: a folder holding images/ and valid.h5/train.h5 "
-                "(pose-hg-train) or annot/valid.json/train.json (PyTorch ports)"
-            )
-        from hgbench.data.mpii import MPIIDataset
-
-        return MPIIDataset(root, split=split, **kwargs)
-    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    loader = LOADERS.get(name)
+    if loader is None:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if loader.root_hint is None:
+        return getattr(loader.load(), loader.cls)(split=split, **kwargs)
+    if root is None:
+        raise ValueError(f"dataset {name!r} needs --data-root: {loader.root_hint}")
+    return getattr(loader.load(), loader.cls)(root, split=split, **kwargs)
 
 
 __all__ = [
     "DATASETS",
     "DEFAULT_DATASET",
+    "LOADERS",
+    "Loader",
     "Augmentation",
     "DatasetError",
     "KEYPOINT_SETS",

@@ -474,3 +474,7 @@ class SyntheticDataset(PoseDataset):
 
     def load_image(self, index: int) -> np.ndarray:
         return self._sample(index)[0]
+
+
+SPLITS = tuple(SyntheticDataset.SIZES)
+"""The splits :class:`SyntheticDataset` renders (as the other loaders' ``SPLITS``)."""

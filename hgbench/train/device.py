@@ -19,7 +19,8 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+from hgbench.config.axes import PRECISIONS  # the one list of precisions (re-exported here)
+
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 

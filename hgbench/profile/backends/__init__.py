@@ -17,6 +17,7 @@ this package needs nothing beyond torch.
 
 from __future__ import annotations
 
+from hgbench.config import axes
 from hgbench.profile.backends.base import PRECISIONS, Backend, Prepared, RunSettings
 from hgbench.profile.backends.cudagraphs import CudaGraphsBackend
 from hgbench.profile.backends.eager import EagerBackend
@@ -25,11 +26,13 @@ from hgbench.profile.backends.tensorrt import TensorRTBackend
 from hgbench.profile.backends.torch_compile import CompileBackend
 from hgbench.profile.backends.torchscript import TorchScriptBackend
 
-BACKENDS: dict[str, type[Backend]] = {
+_CLASSES = {
     b.name: b
     for b in (EagerBackend, TorchScriptBackend, CompileBackend, CudaGraphsBackend, OnnxRuntimeBackend, TensorRTBackend)
 }
-"""Backend name -> class, in the order they are listed to users."""
+BACKENDS: dict[str, type[Backend]] = {name: _CLASSES[name] for name in axes.BACKENDS}
+"""Backend name -> class, in the order of :data:`hgbench.config.axes.BACKENDS`, the one list of
+names (``tests/test_registry.py`` checks that every name there has a class here and the reverse)."""
 
 
 def get_backend(name: str) -> Backend:

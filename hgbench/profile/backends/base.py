@@ -45,13 +45,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from hgbench.config.axes import COMPILE_MODES  # accepted in RunSettings.compile_mode
 from hgbench.profile.tf32 import tf32_mode
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-"""Precision name -> the dtype the model and the input are cast to."""
-
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
-"""``torch.compile`` modes accepted in :attr:`RunSettings.compile_mode`."""
+"""Precision name (:data:`hgbench.config.axes.PRECISIONS`, a test keeps the two equal) -> the dtype
+the model and the input are cast to."""
 
 
 @dataclass(frozen=True)
