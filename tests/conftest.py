@@ -167,3 +167,104 @@ def _torch_tf32_flags_as_found():
         restore(before)
     if not consistent():
         restore(defaults)
+
+
+# --- tiny networks, registries and protocols: the fixtures several test files share ------------
+
+
+@pytest.fixture()
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP spin-waiting makes tiny models slow
+    (files whose every test wants it: ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def tiny_hourglass():
+    """Two stacks (list output of length 2), narrow and shallow, seeded, in eval mode: fast to
+    trace, export and quantize."""
+    import torch
+
+    from hgbench.models.hourglass import StackedHourglass
+
+    torch.manual_seed(0)
+    return StackedHourglass(num_stacks=2, num_joints=16, num_features=16, depth=1, stem_channels=8).eval()
+
+
+TINY_PROTOCOL_BASE = {
+    "description": "tests: 2 x 2 steps of 4 samples at 64 px",
+    "optimizer": {"name": "rmsprop", "lr": 2.5e-4},
+    "schedule": {"type": "constant"},
+    "epochs": 2,
+    "steps_per_epoch": 2,
+    "batch_size": 4,
+    "input_size": 64,
+    "output_size": 16,
+    "heatmap_sigma": 1.0,
+    "seed": 0,
+    "val_every": 1,
+    "val_max_samples": 4,
+    "num_workers": 0,
+}
+"""The smoke protocol's recipe cut to 2 epochs of 2 steps of 4 samples at 64 px (seconds a run)."""
+
+
+def tiny_protocol_yaml(**changes) -> str:
+    """:data:`TINY_PROTOCOL_BASE` with ``changes`` (a value None removes the field), as YAML text."""
+    import yaml
+
+    content = {k: v for k, v in {**TINY_PROTOCOL_BASE, **changes}.items() if v is not None}
+    return yaml.safe_dump(content, sort_keys=False)
+
+
+TINY_VARIANT = """\
+name: tiny
+description: "test network: 2 stacks, 16 features, depth 2"
+source:
+  paper: "hgbench tests"
+architecture:
+  num_stacks: 2
+  num_features: 16
+  depth: 2
+supervision: intermediate
+"""
+TINY_VARIANT_2 = TINY_VARIANT.replace("name: tiny", "name: tiny2").replace("num_stacks: 2", "num_stacks: 1")
+TINY_PROTOCOL = """\
+description: "test protocol: smoke's recipe, 3 epochs of 4 steps, a checkpoint every 3 steps"
+optimizer:
+  name: rmsprop
+  lr: 2.5e-4
+schedule:
+  type: plateau      # patience 0: the learning rate drops after any validation without improvement
+  gamma: 0.5
+  patience: 0
+epochs: 3
+steps_per_epoch: 4
+batch_size: 4
+input_size: 64
+output_size: 16
+augmentation:
+  rotation_deg: 30
+  rotation_prob: 0.4
+  scale: [0.75, 1.25]
+  flip: true
+  color_jitter: 0.4
+seed: 0
+val_every: 1
+val_max_samples: 16
+num_workers: 0
+checkpoint_every_steps: 3
+"""
+
+
+def write_registry(folder: Path) -> Path:
+    """A registry with the variants ``tiny``, ``tiny2`` and the protocol ``tiny``; returns it."""
+    (folder / "protocols").mkdir(parents=True, exist_ok=True)
+    (folder / "tiny.yaml").write_text(TINY_VARIANT)
+    (folder / "tiny2.yaml").write_text(TINY_VARIANT_2)
+    (folder / "protocols" / "tiny.yaml").write_text(TINY_PROTOCOL)
+    return folder

@@ -16,25 +16,14 @@ from hgbench.profile.backends.onnx_runtime import cuda_provider_options, cuda_pr
 from hgbench.profile.backends.tensorrt import tensorrt_cache_path
 from hgbench.profile.numerics import compare_outputs, tolerance_for
 from hgbench.profile.tf32 import has_fp32_precision_api, tf32_state
+from tests.conftest import tiny_hourglass
 
 CUDA = torch.device("cuda")  # a device object only: nothing below allocates on it
 
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP spin-waiting makes tiny models slow."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def tiny_hourglass() -> StackedHourglass:
-    """Two stacks (list output of length 2), narrow and shallow: fast to trace and export."""
-    torch.manual_seed(0)
-    return StackedHourglass(num_stacks=2, num_joints=16, num_features=16, depth=1, stem_channels=8).eval()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_backend(name: str, model, x, settings: RunSettings | None = None):

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import write_registry
 from typer.testing import CliRunner
+
+from tests.conftest import write_registry
 
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1"]

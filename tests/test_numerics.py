@@ -7,23 +7,11 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from hgbench.models.hourglass import StackedHourglass
 from hgbench.profile.backends import Backend, Prepared, RunSettings, get_backend
 from hgbench.profile.numerics import RTOL, compare_outputs, tolerance_for
+from tests.conftest import tiny_hourglass
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP spin-waiting makes tiny models slow."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def tiny_hourglass() -> StackedHourglass:
-    torch.manual_seed(0)
-    return StackedHourglass(num_stacks=2, num_joints=16, num_features=16, depth=1, stem_channels=8).eval()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class WrongBackend(Backend):

@@ -8,7 +8,6 @@ import importlib.util
 import pytest
 import torch
 
-from hgbench.models.hourglass import StackedHourglass
 from hgbench.profile import quantization
 from hgbench.profile.calibration_data import CalibrationSpec, calibration_set, draw_calibration_set
 from hgbench.profile.quantization import (
@@ -19,6 +18,7 @@ from hgbench.profile.quantization import (
     quantize_pt2e_x86,
     torchao_problem,
 )
+from tests.conftest import tiny_hourglass
 
 SIZE = 32
 needs_ort = pytest.mark.skipif(
@@ -27,19 +27,7 @@ needs_ort = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP spin-waiting makes tiny models slow."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def tiny_hourglass() -> StackedHourglass:
-    """Two stacks (list output of length 2), narrow and shallow: fast to export and quantize."""
-    torch.manual_seed(0)
-    return StackedHourglass(num_stacks=2, num_joints=16, num_features=16, depth=1, stem_channels=8).eval()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def synthetic_set(count: int = 16, seed: int = 0, split: str = "train", method: str = "minmax"):

@@ -24,6 +24,7 @@ from hgbench.analysis.report import Filters, NoUsableRecordsError, build_report,
 from hgbench.analysis.tables import pareto_optimal
 from hgbench.cli import app
 from hgbench.records import SCHEMA, spec_hash
+from tests.conftest import tiny_protocol_yaml
 
 runner = CliRunner()
 REFERENCE_RECORDS = REPO / "benchmarks" / "reference" / "lspet-cpu" / "records"
@@ -687,23 +688,10 @@ architecture:
   depth: 1
 supervision: intermediate
 """
-TWO_STEP_PROTOCOL = """\
-description: "test protocol: 1 epoch of 2 steps, 8 validation persons"
-optimizer:
-  name: rmsprop
-  lr: 2.5e-4
-schedule:
-  type: constant
-epochs: 1
-steps_per_epoch: 2
-batch_size: 2
-input_size: 64
-output_size: 16
-seed: 0
-val_every: 1
-val_max_samples: 8
-num_workers: 0
-"""
+TWO_STEP_PROTOCOL = tiny_protocol_yaml(
+    description="test protocol: 1 epoch of 2 steps, 8 validation persons",
+    epochs=1, batch_size=2, val_max_samples=8, heatmap_sigma=None,
+)  # fmt: skip
 
 
 def _profile_cpu(spec_, joints: int, results: Path) -> None:

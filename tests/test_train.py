@@ -38,54 +38,7 @@ from hgbench.train.optim import build_optimizer
 from hgbench.train.progress import TrainDisplay
 from hgbench.train.sampler import TrainSampler, make_train_loader
 from hgbench.train.step import TrainStep, prepare_model
-
-TINY_VARIANT = """\
-name: tiny
-description: "test network: 2 stacks, 16 features, depth 2"
-source:
-  paper: "hgbench tests"
-architecture:
-  num_stacks: 2
-  num_features: 16
-  depth: 2
-supervision: intermediate
-"""
-TINY_VARIANT_2 = TINY_VARIANT.replace("name: tiny", "name: tiny2").replace("num_stacks: 2", "num_stacks: 1")
-TINY_PROTOCOL = """\
-description: "test protocol: smoke's recipe, 3 epochs of 4 steps, a checkpoint every 3 steps"
-optimizer:
-  name: rmsprop
-  lr: 2.5e-4
-schedule:
-  type: plateau      # patience 0: the learning rate drops after any validation without improvement
-  gamma: 0.5
-  patience: 0
-epochs: 3
-steps_per_epoch: 4
-batch_size: 4
-input_size: 64
-output_size: 16
-augmentation:
-  rotation_deg: 30
-  rotation_prob: 0.4
-  scale: [0.75, 1.25]
-  flip: true
-  color_jitter: 0.4
-seed: 0
-val_every: 1
-val_max_samples: 16
-num_workers: 0
-checkpoint_every_steps: 3
-"""
-
-
-def write_registry(folder: Path) -> Path:
-    """A registry with the variants ``tiny``, ``tiny2`` and the protocol ``tiny``; returns it."""
-    (folder / "protocols").mkdir(parents=True, exist_ok=True)
-    (folder / "tiny.yaml").write_text(TINY_VARIANT)
-    (folder / "tiny2.yaml").write_text(TINY_VARIANT_2)
-    (folder / "protocols" / "tiny.yaml").write_text(TINY_PROTOCOL)
-    return folder
+from tests.conftest import TINY_PROTOCOL, write_registry
 
 
 @pytest.fixture()
@@ -93,14 +46,6 @@ def registry(tmp_path, monkeypatch):
     folder = write_registry(tmp_path / "registry")
     monkeypatch.setenv("HGBENCH_VARIANTS_DIR", str(folder))
     return folder
-
-
-@pytest.fixture()
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def short(protocol, **changes):

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import write_registry
+
+from tests.conftest import write_registry
 
 REPO = Path(__file__).resolve().parents[1]
 HGBENCH = [sys.executable, "-m", "hgbench"]
