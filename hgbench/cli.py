@@ -4,15 +4,14 @@ any work. Exit statuses: 0 done, 1 a failed measurement or job or a machine faul
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from hgbench import console as ui
-from hgbench.data import DEFAULT_DATASET
-from hgbench.data.download import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+from hgbench.config.axes import BACKENDS, COMPILE_MODES, DATASETS, DEFAULT_DATASET, PRECISIONS, spoken
+from hgbench.data.download import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, DOWNLOADABLE
 from hgbench.paths import DEFAULT_RESULTS_DIR, LATENCY_GATE_DIR
 
 # fmt: off
@@ -34,7 +33,8 @@ def _path(option: str) -> dict:
 
 
 Results = Annotated[Path, typer.Option("--results", **_path("--results"), help="Results folder (records, checkpoints).")]
-Dataset = Annotated[str, typer.Option("--dataset", help="synthetic (embedded, no download), lspet, lsp, mpii or coco.")]
+_READ_DATASETS = spoken([d for d in DATASETS if d != DEFAULT_DATASET])  # read from a folder (--data-root)
+Dataset = Annotated[str, typer.Option("--dataset", help=f"{DEFAULT_DATASET} (embedded, no download), {_READ_DATASETS}.")]
 DataRoot = Annotated[Path | None, typer.Option("--data-root", **_path("--data-root"),
                                                 help="Dataset folder (lspet/lsp: joints.mat, images/).")]
 Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda when available).")]
@@ -66,27 +66,6 @@ def variants(
     ui.print_variants(rows, num_joints, input_size)
 
 
-def _train(plan, launcher: str = "local", gpus: str | None = None, opts=None, wait: bool = False) -> None:
-    from hgbench.train import TrainingInterrupted
-    from hgbench.train.launch import run_local_gpus, run_slurm, train_local
-    from hgbench.train.progress import TrainDisplay
-    from hgbench.train.status import statuses_of
-    if launcher == "slurm" or gpus is not None:
-        with ui.user_errors():
-            folders = run_slurm(plan, opts, wait, ui.say) if launcher == "slurm" else run_local_gpus(plan, gpus, ui.say)
-        statuses = statuses_of(plan.results, folders)
-        ui.print_run_statuses(statuses, empty=None)
-        raise typer.Exit(0 if all(s.state == "complete" for s in statuses) and len(statuses) == len(folders) else 1)
-    try:
-        with TrainDisplay(ui.console) as display, ui.user_errors():
-            runs = train_local(plan, display)
-    except TrainingInterrupted as e:
-        ui.fail(str(e), code=e.exit_code)
-    ui.print_train_records(runs.records)
-    if runs.failed:
-        ui.fail("; ".join(f"{variant}: {why}" for variant, why in runs.failed), code=1)
-
-
 @app.command("train-all")
 def train_all(
     protocol: Protocol,
@@ -107,19 +86,12 @@ def train_all(
     wait: Annotated[bool, typer.Option(help="Slurm: wait for every job; exit 1 unless every run completes.")] = False,
 ) -> None:
     """Train every registered variant (or a selection) under one protocol: here, one per GPU, or on a Slurm cluster."""
-    from hgbench.train.launch import check_launcher, plan_training, slurm_options
-    slurm = {
-        "partition": slurm_partition, "gpus_per_job": slurm_gpus_per_job, "cpus_per_task": slurm_cpus_per_task,
-        "time_min": slurm_time, "array_parallelism": slurm_array_parallelism, "account": slurm_account, "qos": slurm_qos,
-    }  # fmt: skip
-    given = {"--slurm-" + k.replace("_", "-").replace("-min", ""): v for k, v in slurm.items()} | {
-        "--wait": wait or None
-    }
+    slurm = {k.removeprefix("slurm_"): v for k, v in locals().items() if k.startswith("slurm_")}  # --slurm-NAME: NAME
+    from hgbench.train.launch import launch_options, plan_training
     with ui.user_errors():
-        check_launcher(launcher, gpus, given, device)
+        opts = launch_options(launcher, gpus, device, wait, **slurm)
         plan = plan_training(variants_, protocol, dataset, data_root, results, device, force, launcher == "local", skip_bad_samples)
-        opts = slurm_options(device, **slurm) if launcher == "slurm" else None
-    _train(plan, launcher, gpus, opts, wait)
+    ui.run_training(plan, launcher, gpus, opts, wait)
 
 
 @app.command()
@@ -135,7 +107,7 @@ def train(
     from hgbench.train.launch import plan_training
     with ui.user_errors():
         plan = plan_training(variant, protocol, dataset, data_root, results, device, force, True, skip_bad_samples)
-    _train(plan)
+    ui.run_training(plan)
 
 
 @app.command()
@@ -160,23 +132,19 @@ def evaluate(
 ) -> None:
     """Per-joint accuracy of a checkpoint on a split, with 95 % intervals, written as an eval record beside it."""
     from hgbench.train.evaluation import evaluate_checkpoint
-    with ui.progress_bar() as progress, ui.user_errors():
-        task = progress.add_task(f"evaluate {checkpoint}", total=None, status="")
-        ev = evaluate_checkpoint(
-            checkpoint, dataset, data_root, split, threshold, flip, skip_bad_samples, device,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )  # fmt: skip
+    with ui.counting(f"evaluate {checkpoint}") as count, ui.user_errors():
+        ev = evaluate_checkpoint(checkpoint, dataset, data_root, split, threshold, flip, skip_bad_samples, device, progress=count)
     ui.print_evaluation(ev)
 
 
 @app.command()
 def profile(
     variants_: Variants = None,
-    backend: Annotated[str, typer.Option(help="eager, torchscript, compile, cudagraphs, onnxruntime, tensorrt")] = "eager,torchscript",
-    precision: Annotated[str, typer.Option(help="Comma-separated precisions: fp32, fp16, bf16.")] = "fp32",
+    backend: Annotated[str, typer.Option(help=", ".join(BACKENDS))] = "eager,torchscript",
+    precision: Annotated[str, typer.Option(help=f"Comma-separated precisions: {', '.join(PRECISIONS)}.")] = "fp32",
     tf32: Annotated[bool, typer.Option("--tf32/--no-tf32", help="Allow TF32 on CUDA (off: IEEE fp32).")] = False,
     channels_last: Annotated[bool, typer.Option(help="Model and input in channels_last (NHWC).")] = False,
-    compile_mode: Annotated[str, typer.Option(help="torch.compile mode: default, reduce-overhead, max-autotune.")] = "default",
+    compile_mode: Annotated[str, typer.Option(help=f"torch.compile mode: {', '.join(COMPILE_MODES)}.")] = "default",
     batch_size: Annotated[str, typer.Option(help="Batch size(s), comma-separated, e.g. 1,8,32.")] = "1",
     input_size: Annotated[int | None, typer.Option(help="Input side, px (default: as trained, else 256).")] = None,
     num_joints: Annotated[int | None, typer.Option(help="Heatmaps (default: as trained in --results, else 16).")] = None,
@@ -199,9 +167,8 @@ def profile(
     from hgbench.profile.plan import plan_profile, run_profile
     with ui.user_errors():
         plan = plan_profile(options.pop("variants_"), **options)
-    with ui.progress_bar() as progress, ui.user_errors():
-        task = progress.add_task("profile", total=plan.total_steps, status=f"{plan.device.type} ceilings")
-        run = run_profile(plan, lambda label, step: progress.update(task, **({"advance": 1} if step else {"status": label})))
+    with ui.stepping("profile", plan.total_steps, f"{plan.device.type} ceilings") as step, ui.user_errors():
+        run = run_profile(plan, step)
     ui.print_profile(run, plan)
     raise typer.Exit(1 if run.failed else 0)
 
@@ -215,29 +182,23 @@ def report(
     backend: _many("Only these backends (repeatable or comma-separated).") = None,
     device: _many("Only these machines: cpu, cuda, a host, or part of a device name (H100).") = None,
     dataset: _many("Only accuracy on these datasets.") = None,
-    precision: _many("Only these precisions: fp32, fp16, bf16.") = None,
+    precision: _many(f"Only these precisions: {', '.join(PRECISIONS)}.") = None,
     batch_size: _many("Only these batch sizes.") = None,
     input_size: _many("Only these input sizes (px).") = None,
     pareto_on: Annotated[str, typer.Option(help="Cost of the Pareto front: latency, gmacs or parameters.")] = "latency",
 ) -> None:
     """Accuracy-vs-cost and per-joint tables (Markdown, CSV, HTML) and plots (PNG) from results folders."""
+    filters = {k: v for k, v in locals().items() if k in ("backend", "device", "dataset", "precision", "batch_size", "input_size")}
     from hgbench.analysis.report import Filters, report_from_options
     with ui.user_errors():
-        filters = Filters.from_options(
-            backend=backend,
-            device=device,
-            dataset=dataset,
-            precision=precision,
-            batch_size=batch_size,
-            input_size=input_size,
-        )
+        filters = Filters.from_options(**filters)
         rep, written = report_from_options(results, out, formats, filters, pareto_on)
     ui.print_report(rep, written, results)
 
 
 @data_app.command("download")
 def data_download(
-    datasets: Annotated[list[str], typer.Argument(help="mpii, lsp, lspet or coco (several allowed).")],
+    datasets: Annotated[list[str], typer.Argument(help=f"{spoken(DOWNLOADABLE)} (several allowed).")],
     to: Annotated[Path, typer.Option(**_path("--to"), help="Data folder; each dataset goes to <to>/<name>/.")],
     all_: Annotated[bool, typer.Option("--all", help="Also the optional archives (COCO train2017, 19 GB).")] = False,
     keep_archives: Annotated[bool, typer.Option(help="Keep the verified archives in <to>/.downloads.")] = False,
@@ -250,13 +211,9 @@ def data_download(
     with ui.user_errors():
         check_download_request(datasets, timeout, retries, to, base_url)
     progress, on_event = ui.download_display()
-    results = []
     with ui.user_errors(), progress:
-        for name in datasets:
-            results += download(
-                name, to, base_url=base_url, include_optional=all_, keep_archives=keep_archives, retries=retries,
-                timeout=timeout, on_event=on_event,
-            )  # fmt: skip
+        results = [r for name in datasets for r in download(name, to, base_url=base_url, include_optional=all_, keep_archives=keep_archives,
+                                                             retries=retries, timeout=timeout, on_event=on_event)]
     ui.print_downloads(results, to)
     ui.print_data_check(check(to, list(dict.fromkeys(datasets))))
 
@@ -272,13 +229,7 @@ def data_check(
     with ui.user_errors():
         reports = check(data_dir, dataset or None)
     ui.print_data_check(reports)
-    requested = reports if dataset else [r for r in reports if r.present]
-    if not requested:
-        ui.fail(f"no dataset found under {data_dir}; fetch one with `hgbench data download NAME --to {data_dir}`", code=1)
-    incomplete = [r.dataset for r in requested if not r.complete]
-    if incomplete:
-        ui.fail(f"incomplete: {', '.join(incomplete)}", code=1)
-    ui.say(f"complete: {', '.join(r.dataset for r in requested)}")
+    ui.data_check_verdict(reports, data_dir, asked=bool(dataset))
 
 
 @app.command()
@@ -293,13 +244,10 @@ def compare(
 ) -> None:
     """Compare two profile runs record by record; exit 1 on a regression, 2 on bad input. Metrics and default
     thresholds: p50 10, p90 20, throughput 10, peak_memory 20, parameters 0, gmacs 0 (percent)."""
-    from hgbench.analysis.compare import compare_results, parse_thresholds, summary_line
+    from hgbench.analysis.compare import compare_results, parse_thresholds
     with ui.user_errors():
         comp = compare_results(baseline, current, parse_thresholds(threshold), alpha, not no_normalize, json_out)
-    ui.print_comparison(comp, show_all=show_all)
-    ui.say(summary_line(comp))
-    if comp.failed:
-        ui.fail(f"regression: {', '.join(comp.regressed_variants())}", code=1)
+    ui.comparison_verdict(comp, show_all=show_all)
 
 
 @app.command("latency-check")
@@ -313,7 +261,6 @@ def latency_check(
 ) -> None:
     """CI latency gate: every variant's CPU forward pass (batch 1, 64 px, 1 thread) interleaved with a frozen
     network, against the committed reference; exit 1 on a regression confirmed by a re-measurement."""
-    from hgbench.analysis.compare import summary_line
     from hgbench.analysis.gate import GATE_THRESHOLDS, run_gate
     from hgbench.config import variant_names
     from hgbench.profile.gate import measure_variants, update_reference
@@ -321,17 +268,9 @@ def latency_check(
         if update:
             paths = update_reference(reference, variant_names(variants_), progress=lambda n: status.update(f"measuring {n} (reference)"))
             return ui.say(f"{len(paths)} reference records written to {reference}; commit them")
-        final, attempts, folder = run_gate(
-            reference, variant_names(variants_), out, thresholds=threshold or GATE_THRESHOLDS, retries=retries,
-            measure=measure_variants, progress=lambda n: status.update(f"measuring {n}"),
-        )  # fmt: skip
-    for i, comp in enumerate(attempts):
-        if i:
-            ui.say(f"re-measured: {', '.join(sorted({r.key.variant for r in comp.rows if r.current is not None}))}")
-        ui.print_comparison(comp, show_all=True, metrics=("p50", "parameters"), sides=False)
-    ui.say(f"records: {folder}; {summary_line(final)}")
-    if final.failed:
-        ui.fail(f"latency regression (every attempt): {', '.join(final.regressed_variants())}", code=1)
+        final, attempts, folder = run_gate(reference, variant_names(variants_), out, thresholds=threshold or GATE_THRESHOLDS,
+                                           retries=retries, measure=measure_variants, progress=lambda n: status.update(f"measuring {n}"))
+    ui.gate_verdict(final, attempts, folder)
 
 
 @app.command()
@@ -349,15 +288,10 @@ def score(
     from hgbench.accuracy.mpii_files import score_report
     with ui.user_errors():
         text, notes = score_report(predictions, gt, convention, fmt, threshold, key, zero_based, out)
-    typer.echo(text, nl=False)
-    for note in notes:
-        ui.say(note, err=True)
+    ui.print_score(text, notes)
 
 
 @app.command()
 def schema(kind: Annotated[str, typer.Argument(help="variant or protocol")]) -> None:
     """Print the JSON Schema of a variant or protocol YAML file (for editors and CI checks)."""
-    from hgbench.config import SCHEMA_KINDS, json_schema
-    if kind not in SCHEMA_KINDS:
-        ui.fail(f"schema KIND: {kind!r} is not one of {', '.join(SCHEMA_KINDS)}; run e.g. hgbench schema variant")
-    typer.echo(json.dumps(json_schema(kind), indent=2))
+    ui.print_schema(kind)

@@ -9,9 +9,10 @@ before any work where it can be checked up front.
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from typing import Any
 
@@ -82,6 +83,24 @@ def progress_bar() -> Progress:
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
     )  # fmt: skip
+
+
+@contextmanager
+def counting(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar (:func:`progress_bar`) for a count whose total is learnt on the way: yields
+    ``progress(done, total)``."""
+    with progress_bar() as progress:
+        task = progress.add_task(description, total=None, status="")
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+@contextmanager
+def stepping(description: str, total: int, status: str) -> Iterator[Callable[[str, bool], None]]:
+    """A progress bar (:func:`progress_bar`) of ``total`` steps: yields ``progress(label, step)``,
+    which advances one step when ``step`` is true, else shows ``label`` as the status."""
+    with progress_bar() as progress:
+        task = progress.add_task(description, total=total, status=status)
+        yield lambda label, step: progress.update(task, **({"advance": 1} if step else {"status": label}))
 
 
 def say(text: str, err: bool = False) -> None:
@@ -155,6 +174,36 @@ def print_run_statuses(statuses: list, empty: str | None = "no training run") ->
         if s.state == "failed" and s.error_tail:
             console.print(f"[red]{s.variant}[/] ({s.error_log}, last lines):")
             say("\n".join("    " + line for line in s.error_tail))
+
+
+def run_training(plan, launcher: str = "local", gpus: str | None = None, opts=None, wait: bool = False) -> None:
+    """Run a checked training plan (:func:`hgbench.train.launch.plan_training`) with its launcher
+    (:func:`hgbench.train.launch.launch_training`) and print what happened; exit 1 when a run did
+    not complete (the launchers elsewhere: every run waited for must be complete) or failed for a
+    fault of the machine, with a stop signal's status when training was interrupted.
+
+    Raises:
+        typer.Exit: after a Slurm or one-GPU-per-variant launch (0 every run complete, else 1), or
+            on a failure (:func:`fail`).
+    """
+    from hgbench.train import TrainingInterrupted
+    from hgbench.train.launch import launch_training
+    from hgbench.train.progress import TrainDisplay
+    from hgbench.train.status import statuses_of
+
+    try:
+        with TrainDisplay(console) if launcher != "slurm" and gpus is None else nullcontext() as display, user_errors():
+            launched = launch_training(plan, launcher, gpus, opts, wait, say, display)
+    except TrainingInterrupted as e:
+        fail(str(e), code=e.exit_code)
+    if launched.folders is not None:  # elsewhere: how each run waited for ended
+        statuses = statuses_of(plan.results, launched.folders)
+        print_run_statuses(statuses, empty=None)
+        complete = all(s.state == "complete" for s in statuses) and len(statuses) == len(launched.folders)
+        raise typer.Exit(0 if complete else 1)
+    print_train_records(launched.records)
+    if launched.failed:
+        fail("; ".join(f"{variant}: {why}" for variant, why in launched.failed), code=1)
 
 
 def print_evaluation(ev) -> None:
@@ -282,6 +331,27 @@ def print_report(rep, written: list, results: list) -> None:
 _CHECK_STYLE = {"ok": "green", "missing": "red", "incomplete": "yellow", "optional": "dim"}
 
 
+def print_score(text: str, notes: list[str]) -> None:
+    """``hgbench score``: the table or curve as it is on stdout, the notes on stderr."""
+    typer.echo(text, nl=False)
+    for note in notes:
+        say(note, err=True)
+
+
+def print_schema(kind: str) -> None:
+    """``hgbench schema KIND``: the JSON Schema (:func:`hgbench.config.json_schema`) of a ``variant``
+    or ``protocol`` file, as JSON on stdout.
+
+    Raises:
+        typer.Exit: status 2 for another ``kind`` (:func:`fail`).
+    """
+    from hgbench.config import SCHEMA_KINDS, json_schema
+
+    if kind not in SCHEMA_KINDS:
+        fail(f"schema KIND: {kind!r} is not one of {', '.join(SCHEMA_KINDS)}; run e.g. hgbench schema variant")
+    typer.echo(json.dumps(json_schema(kind), indent=2))
+
+
 def print_data_check(reports: list) -> None:
     """``hgbench data check``: per dataset, what the loaders need and what is there."""
     table = Table(title="data check")
@@ -292,6 +362,22 @@ def print_data_check(reports: list) -> None:
             table.add_row(rep.dataset if i == 0 else "", str(rep.root) if i == 0 else "", row.item,
                           f"[{_CHECK_STYLE[row.status]}]{row.status}[/]", row.detail)  # fmt: skip
     console.print(table)
+
+
+def data_check_verdict(reports: list, data_dir, asked: bool) -> None:
+    """``hgbench data check``'s verdict on ``reports`` (:func:`hgbench.data.download.check`): the
+    datasets asked for (``asked``), else those present, must be complete.
+
+    Raises:
+        typer.Exit: status 1 when one of them is incomplete, or none is found (:func:`fail`).
+    """
+    requested = reports if asked else [r for r in reports if r.present]
+    if not requested:
+        fail(f"no dataset found under {data_dir}; fetch one with `hgbench data download NAME --to {data_dir}`", code=1)
+    incomplete = [r.dataset for r in requested if not r.complete]
+    if incomplete:
+        fail(f"incomplete: {', '.join(incomplete)}", code=1)
+    say(f"complete: {', '.join(r.dataset for r in requested)}")
 
 
 def download_display():
@@ -357,3 +443,36 @@ def print_comparison(comp, show_all: bool = False, metrics=None, sides: bool = T
         say(f"skipped {path}: {why}")
     for warning in comp.warnings:
         say(f"warning: {warning}")
+
+
+def comparison_verdict(comp, show_all: bool = False) -> None:
+    """``hgbench compare``: the comparison (:func:`print_comparison`), its summary line, and exit
+    status 1 on a regression.
+
+    Raises:
+        typer.Exit: status 1 when a variant regressed (:func:`fail`).
+    """
+    from hgbench.analysis.compare import summary_line
+
+    print_comparison(comp, show_all=show_all)
+    say(summary_line(comp))
+    if comp.failed:
+        fail(f"regression: {', '.join(comp.regressed_variants())}", code=1)
+
+
+def gate_verdict(final, attempts: list, folder) -> None:
+    """``hgbench latency-check``: each attempt's comparison (p50 and parameters), where this run's
+    records are, and exit status 1 when a regression held in every attempt.
+
+    Raises:
+        typer.Exit: status 1 on a confirmed latency regression (:func:`fail`).
+    """
+    from hgbench.analysis.compare import summary_line
+
+    for i, comp in enumerate(attempts):
+        if i:
+            say(f"re-measured: {', '.join(sorted({r.key.variant for r in comp.rows if r.current is not None}))}")
+        print_comparison(comp, show_all=True, metrics=("p50", "parameters"), sides=False)
+    say(f"records: {folder}; {summary_line(final)}")
+    if final.failed:
+        fail(f"latency regression (every attempt): {', '.join(final.regressed_variants())}", code=1)

@@ -90,9 +90,6 @@ SLURM_QUEUED = frozenset(
     {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
 )
 """The active states of a job waiting to (re)start."""
-_ENGINE_DATA_PARALLEL = True
-"""Whether :func:`train_variant` runs data-parallel under several ranks (issue 17 item 1): until
-it does, ``gpus_per_job > 1`` is refused (the ranks would train N copies of one run)."""
 
 
 class LaunchError(ValueError):
@@ -164,11 +161,6 @@ class SlurmOptions:
             raise LaunchError(
                 f"--slurm-time {self.time_min}: the job must run longer than the {self.signal_delay_s} s between the "
                 "requeue signal and the time limit; give more minutes"
-            )
-        if self.gpus_per_job > 1 and not _ENGINE_DATA_PARALLEL:
-            raise LaunchError(
-                f"--slurm-gpus-per-job {self.gpus_per_job}: data-parallel training within a run is not wired into "
-                "the engine yet; use --slurm-gpus-per-job 1 (one GPU per variant)"
             )
 
 
@@ -324,6 +316,31 @@ def slurm_options(
     )
 
 
+def launch_options(
+    launcher: str, gpus: str | None, device: str | None, wait: bool = False, **slurm: Any
+) -> SlurmOptions | None:
+    """Check ``train-all``'s launcher options (:func:`check_launcher`) and assemble the Slurm ones
+    (:func:`slurm_options`).
+
+    Args:
+        slurm: the ``--slurm-NAME`` options by ``NAME`` (``partition``, ``gpus_per_job``,
+            ``cpus_per_task``, ``time`` in minutes, ``array_parallelism``, ``account``, ``qos``),
+            None where not given.
+
+    Returns:
+        The :class:`SlurmOptions` with ``launcher`` ``"slurm"``, else None.
+
+    Raises:
+        LaunchError: as :func:`check_launcher`.
+    """
+    given = {f"--slurm-{name.replace('_', '-')}": value for name, value in slurm.items()}
+    check_launcher(launcher, gpus, given | {"--wait": wait or None}, device)
+    if launcher != "slurm":
+        return None
+    fields = {("time_min" if name == "time" else name): value for name, value in slurm.items()}
+    return slurm_options(device, **fields)
+
+
 def _require_slurm() -> None:
     """Raises: LaunchError: a Slurm command missing from PATH, or no controller answering ``sinfo``."""
     for cmd in ("sbatch", "squeue", "scontrol", "sinfo"):
@@ -390,7 +407,7 @@ def submit_slurm(
 
     A variant whose run is complete (unless ``force``), already in the queue (its
     :data:`LAUNCH_FILE` names a job ``squeue`` shows active) or being trained (its lock is
-    taken) is skipped with the reason.
+    taken) is skipped with the reason (:func:`_slurm_todo`).
 
     Returns:
         ``(launched, skipped)``: the submitted runs with their job ids and log files.
@@ -400,14 +417,57 @@ def submit_slurm(
             ``sbatch`` refused the array (its message says why: an unknown partition or
             account, a time limit above the partition's, ...).
     """
-    from hgbench.train import completed_record, run_folder
-    from hgbench.train.lock import lock_owner
+    from hgbench.train import run_folder
 
     _require_slurm()
     options.check()
     results = Path(_abs(results_dir))
-    root = _abs(data_root)
     folders = {s.name: run_folder(s, protocol, dataset, results) for s in specs}
+    todo, skipped = _slurm_todo(specs, folders, force)
+    if not todo:
+        return [], skipped
+    executor = _slurm_executor(results, protocol, options)
+    try:
+        jobs = executor.submit_array(
+            [TrainJob(s, protocol, dataset, _abs(data_root), str(results), device, force) for s in todo]
+        )
+    except submitit.core.utils.FailedJobError as e:
+        said = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        raise LaunchError(
+            f"sbatch refused the array: {said}; check --slurm-partition, --slurm-account, --slurm-qos, "
+            "--slurm-time and --slurm-gpus-per-job against `sinfo` and your site's limits"
+        ) from None
+    launched = []
+    for spec, job in zip(todo, jobs, strict=True):
+        folder = folders[spec.name]
+        folder.mkdir(parents=True, exist_ok=True)
+        info = {
+            "launcher": "slurm",
+            "variant": spec.name,
+            "protocol": protocol.name,
+            "dataset": dataset,
+            "job_id": job.job_id,
+            "submitted": utc_now(),
+            "submit_host": socket.gethostname(),
+            "stdout": str(job.paths.stdout),
+            "stderr": str(job.paths.stderr),
+            "result": str(job.paths.result_pickle),
+            "options": dataclasses.asdict(options),
+            "device": device,
+        }
+        _write_launch(folder, info)
+        launched.append(Launched(spec.name, folder, job.job_id, job.paths.stdout, job.paths.stderr))
+    return launched, skipped
+
+
+def _slurm_todo(
+    specs: Sequence[VariantSpec], folders: dict[str, Path], force: bool
+) -> tuple[list[VariantSpec], list[Skipped]]:
+    """``(to submit, skipped)``: a run complete (unless ``force``), already in the queue (its
+    :data:`LAUNCH_FILE` names a job ``squeue`` shows active) or being trained (locked) is skipped."""
+    from hgbench.train import completed_record
+    from hgbench.train.lock import lock_owner
+
     earlier = {name: read_launch(f) or {} for name, f in folders.items()}
     states = squeue_states([e.get("job_id") for e in earlier.values() if e.get("launcher") == "slurm"])
     todo, skipped = [], []
@@ -425,9 +485,12 @@ def submit_slurm(
             )
         else:
             todo.append(spec)
-    if not todo:
-        return [], skipped
+    return todo, skipped
 
+
+def _slurm_executor(results: Path, protocol: Protocol, options: SlurmOptions) -> submitit.AutoExecutor:
+    """A submitit executor for the jobs of one array under ``<results>/logs/slurm``, with ``options``'
+    resources and the requeue signal (module docstring)."""
     executor = submitit.AutoExecutor(
         folder=log_root(results) / "slurm", cluster="slurm", slurm_max_num_timeout=MAX_TIMEOUT_REQUEUES
     )
@@ -451,36 +514,7 @@ def submit_slurm(
     }
     params.update({k: v for k, v in optional.items() if v is not None})
     executor.update_parameters(**params)
-    try:
-        jobs = executor.submit_array([TrainJob(s, protocol, dataset, root, str(results), device, force) for s in todo])
-    except submitit.core.utils.FailedJobError as e:
-        said = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
-        raise LaunchError(
-            f"sbatch refused the array: {said}; check --slurm-partition, --slurm-account, --slurm-qos, "
-            "--slurm-time and --slurm-gpus-per-job against `sinfo` and your site's limits"
-        ) from None
-
-    launched = []
-    for spec, job in zip(todo, jobs, strict=True):
-        folder = folders[spec.name]
-        folder.mkdir(parents=True, exist_ok=True)
-        info = {
-            "launcher": "slurm",
-            "variant": spec.name,
-            "protocol": protocol.name,
-            "dataset": dataset,
-            "job_id": job.job_id,
-            "submitted": utc_now(),
-            "submit_host": socket.gethostname(),
-            "stdout": str(job.paths.stdout),
-            "stderr": str(job.paths.stderr),
-            "result": str(job.paths.result_pickle),
-            "options": dataclasses.asdict(options),
-            "device": device,
-        }
-        _write_launch(folder, info)
-        launched.append(Launched(spec.name, folder, job.job_id, job.paths.stdout, job.paths.stderr))
-    return launched, skipped
+    return executor
 
 
 def wait_slurm(
@@ -631,32 +665,8 @@ def train_local_gpus(
                     return
                 spec = queue.pop(0)
             folder = run_folder(spec, protocol, dataset, results)
-            folder.mkdir(parents=True, exist_ok=True)
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-            log = logs / f"{spec.name}-{stamp}-gpu{gpu}.log"
-            env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
             cmd = train_command(spec.name, protocol_arg, dataset, _abs(data_root), results, device, force)
-            with open(log, "ab") as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-            info = {
-                "launcher": "local",
-                "variant": spec.name,
-                "protocol": protocol.name,
-                "dataset": dataset,
-                "gpu": gpu,
-                "pid": proc.pid,
-                "host": socket.gethostname(),
-                "started": utc_now(),
-                "stdout": str(log),
-                "stderr": str(log),
-                "command": cmd,
-            }
-            _write_launch(folder, info)
-            outcome = LocalOutcome(spec.name, folder, gpu, log, -1)
-            if on_event is not None:
-                on_event("start", outcome)
-            outcome.exit_code = proc.wait()
-            _write_launch(folder, {**info, "ended": utc_now(), "exit_code": outcome.exit_code})
+            outcome = _train_on_gpu(spec.name, folder, gpu, cmd, logs, protocol.name, dataset, on_event)
             with guard:
                 done.append(outcome)
             if on_event is not None:
@@ -673,6 +683,47 @@ def train_local_gpus(
         for t in threads:
             t.join()
     return done
+
+
+def _train_on_gpu(
+    variant: str,
+    folder: Path,
+    gpu: str,
+    cmd: list[str],
+    logs: Path,
+    protocol_name: str,
+    dataset: str,
+    on_event: Callable[[str, LocalOutcome], None] | None,
+) -> LocalOutcome:
+    """Run ``cmd`` (one ``hgbench train``) with ``CUDA_VISIBLE_DEVICES=gpu``, its output in a new
+    log under ``logs``, noting it in the run folder's :data:`LAUNCH_FILE` at the start and the end;
+    ``on_event("start", outcome)`` once started. Returns the outcome with the exit status."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    log = logs / f"{variant}-{stamp}-gpu{gpu}.log"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    info = {
+        "launcher": "local",
+        "variant": variant,
+        "protocol": protocol_name,
+        "dataset": dataset,
+        "gpu": gpu,
+        "pid": proc.pid,
+        "host": socket.gethostname(),
+        "started": utc_now(),
+        "stdout": str(log),
+        "stderr": str(log),
+        "command": cmd,
+    }
+    _write_launch(folder, info)
+    outcome = LocalOutcome(variant, folder, gpu, log, -1)
+    if on_event is not None:
+        on_event("start", outcome)
+    outcome.exit_code = proc.wait()
+    _write_launch(folder, {**info, "ended": utc_now(), "exit_code": outcome.exit_code})
+    return outcome
 
 
 # --- local: one variant after another, in this process ------------------------------------------
@@ -816,3 +867,39 @@ def run_local_gpus(plan: TrainPlan, gpus: str, say: Callable[[str], None]) -> li
                                 gpu_list, device=None if plan.device is None else str(plan.device), force=plan.force,
                                 on_event=on_event)  # fmt: skip
     return [o.folder for o in outcomes]
+
+
+@dataclasses.dataclass
+class TrainingLaunch:
+    """What :func:`launch_training` did. In this process (:func:`train_local`): ``records`` and
+    ``failed`` as :class:`LocalRuns`, ``folders`` None. Elsewhere (Slurm, one process per GPU):
+    ``folders``, the run folders started (or waited for), whose status says how each ended."""
+
+    records: list = dataclasses.field(default_factory=list)
+    failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    folders: list[Path] | None = None
+
+
+def launch_training(
+    plan: TrainPlan,
+    launcher: str = "local",
+    gpus: str | None = None,
+    opts: SlurmOptions | None = None,
+    wait: bool = False,
+    say: Callable[[str], None] = print,
+    display: Any = None,
+) -> TrainingLaunch:
+    """Run ``plan`` with its launcher: ``"slurm"`` one job array (:func:`run_slurm` with ``opts``
+    and ``wait``); ``"local"`` with ``gpus`` one process per GPU (:func:`run_local_gpus`);
+    ``"local"`` alone one variant after another in this process (:func:`train_local`, showing
+    ``display``). ``say`` hears what the launchers elsewhere do.
+
+    Raises:
+        LaunchError: as the launcher. TrainingInterrupted: a stop signal in this process.
+    """
+    if launcher == "slurm":
+        return TrainingLaunch(folders=run_slurm(plan, opts, wait, say))
+    if gpus is not None:
+        return TrainingLaunch(folders=run_local_gpus(plan, gpus, say))
+    runs = train_local(plan, display)
+    return TrainingLaunch(records=runs.records, failed=runs.failed)
