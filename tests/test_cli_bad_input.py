@@ -577,7 +577,7 @@ def test_a_non_finite_timing_among_good_records_is_skipped_by_report_naming_file
     [
         (["--device", "cuda"], 2, ["none of the 1 record files is usable", "filtered out by --device cuda"]),
         (["--backend", "tensorrt"], 2, ["none of the 1 record files is usable", "filtered out by --backend tensorrt"]),
-        (["--dataset", "mpii"], 0, ["skipped 1 x no accuracy of hg1 (16 joints) on --dataset mpii"]),
+        (["--dataset", "mpii"], 0, ["skipped 1 x no accuracy of hg1 (16 joints, spec ", ") on --dataset mpii"]),
     ],
 )
 def test_a_known_filter_value_matching_no_record_says_why_records_were_skipped(
