@@ -321,7 +321,9 @@ def check_numerics(ctx: Context) -> Iterator[Result]:
                     yield Result("SKIP", label, "TF32 is CUDA-only")
                     continue
                 if ctx.dry_run and name in DRY_RUN_SKIPS:
-                    yield Result("SKIP", label, f"dry run: {DRY_RUN_SKIPS[name]} (tests/test_backends.py runs it)")
+                    yield Result(
+                        "SKIP", label, f"dry run: {DRY_RUN_SKIPS[name]} (tests/profile/test_backends.py runs it)"
+                    )
                     continue
                 if ctx.dry_run and name != "eager" and (precision, channels_last) != ("fp32", False):
                     yield Result(

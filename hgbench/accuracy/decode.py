@@ -19,7 +19,7 @@ targets put input pixel ``x`` at heatmap pixel ``x / 4`` (``JointsDataset.genera
 edges on the outer pixel edges of both the input and the heatmap, so input pixel ``x`` is at
 heatmap ``(x - 1.5) / 4``; the input mirror ``x -> 255 - x`` is heatmap ``u -> 63 - u``,
 exactly the heatmap array's mirror, and a crop with ``flip=True`` is exactly the array mirror
-of the plain crop. So no shift is applied (``tests/test_flip.py`` proves both in continuous
+of the plain crop. So no shift is applied (``tests/accuracy/test_flip.py`` proves both in continuous
 coordinates and with an oracle model).
 """
 

@@ -28,7 +28,7 @@ miss (or no hit) at all, every resample agrees and the interval is the point its
 bootstrap cannot see what it never sampled.
 
 **Constants.** :data:`N_RESAMPLES` = 2000: the Monte-Carlo error of the interval's ends is
-then a small fraction of its width (``tests/test_interval.py`` checks it against other seeds),
+then a small fraction of its width (``tests/accuracy/test_interval.py`` checks it against other seeds),
 and Efron and Tibshirani (*An Introduction to the Bootstrap*, 1993) ask for 1000 or more
 resamples for percentile intervals; more would cost time at every validation of a training
 run. :data:`SEED` is fixed so that the same predictions always give the same interval (a

@@ -4,7 +4,7 @@ This module is the one list of each axis: the config types (``BlockName``, a pro
 ``precision``), the command line's help texts, the report's filters and the implementations
 (:data:`hgbench.models.blocks.BLOCKS`, :data:`hgbench.profile.backends.BACKENDS`,
 :data:`hgbench.profile.backends.base.PRECISIONS`, :data:`hgbench.data.LOADERS`) read it, and
-``tests/test_registry.py`` checks that every implementation registry holds exactly these names.
+``tests/config/test_registry.py`` checks that every implementation registry holds exactly these names.
 Adding a block or a backend is one name here and one module beside the others.
 
 Plain strings only: it imports nothing (no torch), so that a report or a help text can read it

@@ -50,7 +50,7 @@ class ResidualModule(PreActBottleneck):
 
 
 BLOCKS: dict[str, BlockFactory] = {
-    # one entry per name of hgbench.config.axes.BLOCKS, the one list (tests/test_registry.py keeps them equal)
+    # one entry per name of hgbench.config.axes.BLOCKS, the one list (tests/config/test_registry.py keeps them equal)
     "residual": ResidualModule,
     # Brami and Chen, seed 001 "Methods" (the HRU of Chu et al. 2017)
     "hru": HourglassResidualUnit,

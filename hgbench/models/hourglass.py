@@ -110,7 +110,7 @@ class StackedHourglass(nn.Module):
     prediction.
 
     With ``num_stacks=8, num_features=256, depth=4, num_modules=1`` and 16 joints it has
-    25,434,112 parameters (14 joints: 25,426,416), the closed form checked in tests/test_models.py.
+    25,434,112 parameters (14 joints: 25,426,416), the closed form checked in tests/models/test_models.py.
 
     Options for Andersen's network (seed ``003_c160231480bcc829.txt``): ``stem="wide"``
     makes every stem layer ``num_features`` wide (conv 3->f, blocks f->f); ``bottom_modules``

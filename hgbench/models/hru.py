@@ -21,7 +21,7 @@ class HourglassResidualUnit(nn.Module):
     ``m -> out``, nearest-neighbour x2 upsampling, with ``m = out // 2`` (widths: see
     ``variants/hru1.yaml`` notes).
 
-    Parameters, with ``R(in, out)`` the residual module's count (``tests/test_models.py``)::
+    Parameters, with ``R(in, out)`` the residual module's count (``tests/models/test_models.py``)::
 
         R(in, out) + 2*in + (9*in*m + m) + 2*m + (9*m*out + out)
 

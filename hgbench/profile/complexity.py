@@ -28,7 +28,7 @@ from Python 3.12) counts ``None``, with the reason.
   leaf module of a type it has no rule for (listed: the types of the leaf modules that ran);
   batch norm counts 2 per element (4 with affine).
 
-Convolution conventions (checked against closed forms in ``tests/test_complexity.py``), per
+Convolution conventions (checked against closed forms in ``tests/profile/test_complexity.py``), per
 sample, kernel ``k x k``, ``g`` groups:
 
 * ``Conv2d``: all three give ``C_out * H_out * W_out * (C_in / g) * k * k`` MACs

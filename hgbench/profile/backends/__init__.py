@@ -32,7 +32,7 @@ _CLASSES = {
 }
 BACKENDS: dict[str, type[Backend]] = {name: _CLASSES[name] for name in axes.BACKENDS}
 """Backend name -> class, in the order of :data:`hgbench.config.axes.BACKENDS`, the one list of
-names (``tests/test_registry.py`` checks that every name there has a class here and the reverse)."""
+names (``tests/config/test_registry.py`` checks that every name there has a class here and the reverse)."""
 
 
 def get_backend(name: str) -> Backend:

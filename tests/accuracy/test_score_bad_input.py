@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from hgbench.cli import app
 
-SHARED_DATA = Path(os.environ.get("HGBENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("HGBENCH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 MPII = SHARED_DATA / "mpii"
 GT_MAT = MPII / "gt_valid_detections_our_format.mat"
 VALID_H5 = MPII / "valid.h5"

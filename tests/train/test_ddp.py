@@ -6,7 +6,7 @@ the comparison can fail); a global batch that does not divide over the ranks is 
 before any work; :class:`hgbench.train.distributed.CpuSyncBatchNorm` against ``BatchNorm2d``
 on the whole batch.
 
-The network is test_train.py's tiny variant (2 stacks, 16 features, depth 2) at 64 px: at that
+The network is the tiny variant of tests/conftest.py (2 stacks, 16 features, depth 2) at 64 px: at that
 size its fp32 training follows the fp64 one to ~1e-7 over a few small SGD steps, so a 1e-5
 tolerance tests the data-parallel engine and not rounding. (hg1 at 64 px has a 1 x 1
 bottleneck whose batch norm over 4 values amplifies rounding: one process in fp32 is already
@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import write_registry
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1"]
 HGBENCH = [sys.executable, "-m", "hgbench"]
 

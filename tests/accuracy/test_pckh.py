@@ -27,7 +27,7 @@ from hgbench.cli import app
 from hgbench.data import DatasetError
 from hgbench.data.mpii import head_size_from_boxes, load_ground_truth
 
-SHARED_DATA = Path(os.environ.get("HGBENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("HGBENCH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
 
 

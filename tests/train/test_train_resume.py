@@ -5,7 +5,7 @@ figures as the run never interrupted, bit for bit (CPU, one thread); SIGTERM to
 ``hgbench train`` leaves a checkpoint and a one-line message; ``hgbench train-all`` writing to a
 file shows progress while it runs.
 
-The tiny variant and protocol come from test_train.py's registry (3 epochs of 4 steps, a
+The tiny variant and protocol come from the tiny registry of tests/conftest.py (3 epochs of 4 steps, a
 checkpoint every 3 steps and at each epoch end, a plateau schedule whose learning rate
 drops during the run).
 """
@@ -27,7 +27,7 @@ import torch
 
 from tests.conftest import write_registry
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HGBENCH = [sys.executable, "-m", "hgbench"]
 
 CHILD = """\

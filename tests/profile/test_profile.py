@@ -496,7 +496,7 @@ def test_committed_profile_records_read_and_write_back_byte_for_byte_in_their_la
 
     from hgbench.records import parse_record
 
-    root = Path(__file__).resolve().parent.parent / "benchmarks/reference"
+    root = Path(__file__).resolve().parents[2] / "benchmarks/reference"
     for f in sorted((root / "lspet-cpu/records/profile").rglob("*.json"))[:5]:
         data = json.loads(f.read_text())
         back = parse_record(data, str(f)).to_dict()

@@ -388,7 +388,7 @@ def test_a_variant_whose_forward_fails_is_written_with_its_identity(tmp_path, mo
 
 def test_frozen_reference_network_is_newells_one_stack_hourglass(nets):
     # the frozen copy has exactly the parameters of hgbench's hg1 (same layers, 16 heatmaps; the
-    # closed form is checked in tests/test_models.py)...
+    # closed form is checked in tests/models/test_models.py)...
     import torch
 
     def count(net):

@@ -132,7 +132,7 @@ def test_no_name_leaves_the_results_folder(tmp_path, name):
 
 
 def test_the_committed_reference_records_are_all_read():
-    root = Path(__file__).resolve().parents[1] / "benchmarks" / "reference"
+    root = Path(__file__).resolve().parents[2] / "benchmarks" / "reference"
     found = scan([root / "latency-gate", root / "cpu-registry-64px" / "records"], dedupe=False)
     assert found.files > 1000 and found.skipped == [] and len(found.records) == found.files
     assert all(json.loads(Path(r.path).read_text())["schema"] == "hgbench.record/2" for r in found.records[:5])

@@ -31,7 +31,7 @@ from hgbench.data.coco import COCODataset, box_to_center_size, clean_box, heatma
 from hgbench.data.keypoints import COCO
 from hgbench.data.transforms import apply_affine, crop_matrix
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("HGBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))  # as tests/conftest.py
 
 

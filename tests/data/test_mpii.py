@@ -21,7 +21,7 @@ from hgbench.data.keypoints import MPII
 from hgbench.data.mpii import MPIIDataset, read_mpii_annotations
 from hgbench.data.transforms import apply_affine, crop_matrix, invert_affine
 
-SHARED_DATA = Path(os.environ.get("HGBENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("HGBENCH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 FIVE = ["005808361.jpg", "052475643.jpg", "051423444.jpg", "004645041.jpg", "060754485.jpg"]  # valid.h5 rows 0-4
 
 

@@ -42,7 +42,7 @@ from hgbench.train.lock import LOCK_FILE, RunLockedError, lock_owner, run_lock
 from hgbench.train.status import decide_state, run_statuses
 from tests.conftest import make_record, write_record_file
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 # The smoke protocol cut to 2 epochs of 2 steps of 4 samples at 64 px (a few seconds per run).
