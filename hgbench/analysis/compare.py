@@ -101,7 +101,7 @@ class Metric:
 #   GPU runner), where a median over >= 1 s of calls is steady to a few percent and the
 #   Mann-Whitney test keeps chance differences out. On a busy shared machine no one-shot
 #   measurement is that steady (README "Latency regressions": back-to-back runs of hg1 moved by
-#   up to 1.8x once calibrated), which is why the CI gate (hgbench.analysis.gate) interleaves.
+#   up to 1.8x once calibrated), which is why the CI gate (hgbench.profile.gate measures, hgbench.analysis.gate judges) interleaves.
 # - p90 20 %: the tail moves with interrupts and neighbours, about twice as much as the median.
 # - throughput 10 %: batch / p50, so the same evidence as p50, in samples/s.
 # - peak memory 20 %, and at least 1 MiB: the CUDA allocator's peak is deterministic for the same
