@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A one-node Slurm cluster for tests/test_slurm.py: munged, slurmctld and slurmd on this host
+# A one-node Slurm cluster for tests/train/test_slurm.py: munged, slurmctld and slurmd on this host
 # (`hostname -s`), every file (munge key, sockets, configuration, state, spool, logs, pid files)
 # under one folder, so nothing in /etc or /var is touched. Needs root (slurmd starts jobs as their
 # user) and Debian's packages: apt-get install -y slurm-wlm munge (Slurm 22.05 on Debian 12).

@@ -345,7 +345,7 @@ def _accuracy_fields(result: dict) -> dict:
 
 def _learning_points(rec: dict) -> list[dict]:
     """The learning curve of a train record: one point per ``history`` entry
-    (:func:`hgbench.train.loop.train_record`'s layout), ``epoch``, ``steps`` (optimiser steps
+    (:func:`hgbench.train.record.train_record_body`'s layout), ``epoch``, ``steps`` (optimiser steps
     since the start), ``train_loss`` (the epoch's mean step loss), ``lr`` and ``val_accuracy_pct``
     (the validation's mean accuracy, percent; None for an epoch without validation) with
     ``metric`` (its display name, :func:`_metric_name`; None without validation). An entry
