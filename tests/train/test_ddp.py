@@ -27,27 +27,22 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.conftest import write_registry
+from tests.conftest import tiny_protocol_yaml, write_registry
 
 REPO = Path(__file__).resolve().parents[2]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1"]
 HGBENCH = [sys.executable, "-m", "hgbench"]
 
-PROTOCOL = """\
-description: "tests: 2 epochs of 2 SGD steps of 4 samples at 64 px, batch norm over both ranks"
-optimizer: {name: sgd, lr: 5.0e-4, momentum: 0.9}
-schedule: {type: constant}
-epochs: 2
-steps_per_epoch: 2
-batch_size: 4
-input_size: 64
-output_size: 16
-augmentation: {rotation_deg: 30, rotation_prob: 0.5, scale: [0.8, 1.2], flip: true}
-seed: 0
-val_max_samples: 4
-flip_test: false
-sync_batchnorm: true
-"""
+PROTOCOL = tiny_protocol_yaml(
+    description="tests: 2 epochs of 2 SGD steps of 4 samples at 64 px, batch norm over both ranks",
+    optimizer={"name": "sgd", "lr": 5.0e-4, "momentum": 0.9},
+    augmentation={"rotation_deg": 30, "rotation_prob": 0.5, "scale": [0.8, 1.2], "flip": True},
+    flip_test=False,
+    sync_batchnorm=True,
+    heatmap_sigma=None,
+    val_every=None,
+    num_workers=None,
+)
 
 CHILD = """\
 import os, signal, sys

@@ -40,27 +40,13 @@ from hgbench.train.launch import (
 )
 from hgbench.train.lock import LOCK_FILE, RunLockedError, lock_owner, run_lock
 from hgbench.train.status import decide_state, run_statuses
-from tests.conftest import make_record, write_record_file
+from tests.conftest import make_record, tiny_protocol_yaml, write_record_file
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 # The smoke protocol cut to 2 epochs of 2 steps of 4 samples at 64 px (a few seconds per run).
-TINY_PROTOCOL = textwrap.dedent("""\
-    description: "tests: 2 x 2 steps of 4 samples at 64 px"
-    optimizer: {name: rmsprop, lr: 2.5e-4}
-    schedule: {type: constant}
-    epochs: 2
-    steps_per_epoch: 2
-    batch_size: 4
-    input_size: 64
-    output_size: 16
-    heatmap_sigma: 1.0
-    seed: 0
-    val_every: 1
-    val_max_samples: 4
-    num_workers: 0
-""")
+TINY_PROTOCOL = tiny_protocol_yaml()
 
 
 @pytest.fixture

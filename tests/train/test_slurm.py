@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from hgbench.paths import CHECKPOINT, TRAIN_RECORD
 from hgbench.records import read_record
 from hgbench.train.launch import SlurmOptions, read_launch, squeue_states, submit_slurm, wait_slurm
 from hgbench.train.status import run_statuses
+from tests.conftest import tiny_protocol_yaml
 
 
 def _cluster_missing() -> str | None:
@@ -45,22 +45,11 @@ def _cluster_missing() -> str | None:
 _MISSING = _cluster_missing()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")]
 
-PROTOCOL = textwrap.dedent("""\
-    description: "tests: 2 x 4 steps of 4 samples at 64 px, a checkpoint every step"
-    optimizer: {name: rmsprop, lr: 2.5e-4}
-    schedule: {type: constant}
-    epochs: 2
-    steps_per_epoch: 4
-    batch_size: 4
-    input_size: 64
-    output_size: 16
-    heatmap_sigma: 1.0
-    seed: 0
-    val_every: 1
-    val_max_samples: 4
-    num_workers: 0
-    checkpoint_every_steps: 1
-""")
+PROTOCOL = tiny_protocol_yaml(
+    description="tests: 2 x 4 steps of 4 samples at 64 px, a checkpoint every step",
+    steps_per_epoch=4,
+    checkpoint_every_steps=1,
+)
 OPTIONS = SlurmOptions(gpus_per_job=0, cpus_per_task=1, time_min=10)
 TIMEOUT_S = 300
 
