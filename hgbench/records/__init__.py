@@ -4,7 +4,7 @@ write, read, scan: :mod:`hgbench.records.store`), content hashes (:mod:`hgbench.
 and provenance (:mod:`hgbench.records.provenance`)."""
 
 from hgbench.fileio import atomic_write_bytes, utc_now  # their home is fileio; re-exported for older importers
-from hgbench.records.identity import ARTIFACT, MACHINE, NETWORK, TRAINING, identity, join_key
+from hgbench.records.identity import ARTIFACT, NETWORK, TRAINING, identity, join_key
 from hgbench.records.key import content_hash, protocol_hash, spec_hash
 from hgbench.records.schema import (
     KEY_FIELDS,
@@ -32,7 +32,6 @@ from hgbench.records.store import (
 
 __all__ = [
     "ARTIFACT",
-    "MACHINE",
     "NETWORK",
     "TRAINING",
     "identity",

@@ -37,8 +37,6 @@ TRAINING = ("dataset", "protocol", "protocol_hash")
 ARTIFACT = ("backend", "precision", "tf32", "channels_last", "compile_mode", "batch_size", "input_size", "device")
 """What was timed: the backend, its numeric format, the layout, ``torch.compile`` mode, batch size,
 input side in px and the device kind (``cpu``, ``cuda``)."""
-MACHINE = ("host", "device_name", "threads")
-"""Where it was timed (profile records only; accuracy does not depend on the machine)."""
 
 
 def _as_dict(config: Any) -> dict[str, Any]:

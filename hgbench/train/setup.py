@@ -79,7 +79,7 @@ class RunTarget:
         return self.info.is_main
 
 
-def _device_of_run(spec: VariantSpec, protocol: Protocol, info: DistInfo, device: Any, checked: bool) -> torch.device:
+def _device_of_run(protocol: Protocol, info: DistInfo, device: Any, checked: bool) -> torch.device:
     """This process's device, checked against the protocol's precision and compile settings
     (:func:`hgbench.train.device.check_device`) unless ``checked`` says a caller did so
     already; with several processes, each rank's own GPU is checked here (a caller checked
@@ -118,7 +118,7 @@ def target_run(
     if not checked:
         check_compatible(spec, protocol)
     info = dist_info_from_env()
-    dev = _device_of_run(spec, protocol, info, device, checked)
+    dev = _device_of_run(protocol, info, device, checked)
     settings = protocol.with_overrides(spec.optimizer, spec.batch_size)
     where = f"protocol {protocol.name}" + (
         f" with variant {spec.name}'s batch_size" if spec.batch_size is not None else ""

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from hgbench.fileio import TMP_SUFFIX
 from hgbench.paths import CHECKPOINT, TRAIN_RECORD
 from hgbench.records import RecordError, TrainRecord, read_record
 from hgbench.records.identity import identity
@@ -118,7 +119,7 @@ def start_state(
     target = setup.target
     state, scaler_state, resumed = TrainState(), None, False
     if target.writer:
-        for stale in target.folder.glob(f".{CHECKPOINT}.*.tmp"):
+        for stale in target.folder.glob(f".{CHECKPOINT}.*{TMP_SUFFIX}"):
             stale.unlink(missing_ok=True)  # the temporary file of a write that was killed (atomic_write_bytes)
     if force:
         if target.writer:
