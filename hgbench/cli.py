@@ -129,11 +129,21 @@ def evaluate(
     flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Flip test (default: the protocol's).")] = None,
     skip_bad_samples: SkipBad = False,
     device: Device = None,
+    backend: Annotated[str | None, typer.Option(help=f"Evaluate the deployed artifact of this backend ({spoken(BACKENDS)}).")] = None,
+    precision: Annotated[str | None, typer.Option(help=f"The artifact's precision: {spoken(PRECISIONS)} (default fp32).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Crops per call of the artifact (default 16).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(**_path("--cache-dir"), help="Built artefacts (~/.cache/hgbench).")] = None,
 ) -> None:
-    """Per-joint accuracy of a checkpoint on a split, with 95 % intervals, written as an eval record beside it."""
+    """Per-joint accuracy of a checkpoint on a split, with 95 % intervals, written as an eval record beside it;
+    with --backend/--precision, of the deployed artifact, with its difference to eager fp32 on the same persons."""
+    from hgbench.profile.deployed import deployment_from_options
     from hgbench.train.evaluation import evaluate_checkpoint
+    with ui.user_errors():
+        deployment = deployment_from_options(backend, precision, batch_size, cache_dir)
     with ui.counting(f"evaluate {checkpoint}") as count, ui.user_errors():
-        ev = evaluate_checkpoint(checkpoint, dataset, data_root, split, threshold, flip, skip_bad_samples, device, progress=count)
+        ev = evaluate_checkpoint(
+            checkpoint, dataset, data_root, split, threshold, flip, skip_bad_samples, device, progress=count, deployment=deployment
+        )  # fmt: skip
     ui.print_evaluation(ev)
 
 

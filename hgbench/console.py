@@ -238,6 +238,13 @@ def print_evaluation(ev) -> None:
             "OKS on ground-truth boxes (pycocotools): "
             + ", ".join(f"{k} {v:.3f}" for k, v in result.extra["oks"].items())
         )
+    if ev.deployed is not None:
+        d = ev.deployed
+        diff = d.difference
+        pad = f", last batch padded to {d.batch_size}" if result.padded else ""
+        console.print(f"deployed: {d.backend} {d.precision} batch {d.batch_size} on {d.device}{pad}; "
+                      f"Mean minus eager fp32 on the same persons: {diff.mean:+.2f} points "
+                      f"(95 % interval {diff.mean_ci[0]:+.2f} to {diff.mean_ci[1]:+.2f}; eager fp32 {d.reference.mean:.1f})")  # fmt: skip
     say(f"convention: {result.convention}")
     say(f"record: {rec.path}")
 

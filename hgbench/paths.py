@@ -10,7 +10,7 @@ Layout under a results folder (default ``results/``)::
     runs/<dataset>/<protocol>-<protocol hash>/<variant>-<spec hash>/
         train.json         the run record (written once the run is complete)
         checkpoint.pt      the training state (model, optimiser, RNG, position)
-        eval-<dataset>-<split>-<metric>-t<threshold>[-noflip].json   eval records of its checkpoint
+        eval-<dataset>-<split>-<metric>-t<threshold>[-noflip][-<artifact>].json   eval records of its checkpoint
     profile/<host>/<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>.json
     report/                the default output of ``hgbench report``
 
@@ -139,15 +139,24 @@ def run_names(folder: Path) -> tuple[str, str, str]:
 
 
 def eval_record_path(
-    run_folder: Path, dataset: str, split: str, metric: str, threshold: float, flip_test: bool
+    run_folder: Path,
+    dataset: str,
+    split: str,
+    metric: str,
+    threshold: float,
+    flip_test: bool,
+    artifact: str | None = None,
 ) -> Path:
     """The eval record of a run's checkpoint:
-    ``<run>/eval-<dataset>-<split>-<metric>-t<threshold>[-noflip].json``.
+    ``<run>/eval-<dataset>-<split>-<metric>-t<threshold>[-noflip][-<artifact>].json``, where
+    ``artifact`` names a deployed artifact of it (``onnxruntime-int8-b8``,
+    :func:`hgbench.accuracy.deployed.artifact_name`); None (the checkpoint itself, also eager
+    fp32) keeps the plain name.
 
     Raises:
-        UnsafePathError: a dataset, split or metric name that is not a plain file name.
+        UnsafePathError: a dataset, split, metric or artifact name that is not a plain file name.
     """
-    stem = f"eval-{dataset}-{split}-{metric}-t{threshold:g}{'' if flip_test else '-noflip'}"
+    stem = f"eval-{dataset}-{split}-{metric}-t{threshold:g}{'' if flip_test else '-noflip'}{'' if artifact is None else '-' + artifact}"
     return Path(run_folder) / f"{safe_component(stem, 'dataset or split name')}.json"
 
 

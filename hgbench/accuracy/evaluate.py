@@ -6,6 +6,17 @@ prediction to original-image pixels (:mod:`hgbench.accuracy.decode`); :func:`sco
 scores the decoded :class:`Predictions` with the pure metric functions; :func:`evaluate_pck`
 does both and adds what only the dataset knows (OKS AP on COCO, the skipped images).
 
+**A model or a deployed artifact.** Both take an ``nn.Module`` or a *forward callable*: a batch
+``(N, 3, S, S)`` fp32 on ``device`` -> what the network returns (the list of per-stack heatmaps,
+or one tensor ``(N, J, H, W)``), e.g. a TorchScript module, an ONNX Runtime session or a
+TensorRT engine behind :mod:`hgbench.profile.backends` (:mod:`hgbench.profile.deployed` wraps
+them). Preprocessing (the dataset's crops), flip test, decoding and scoring are the same code for
+both. A *static-shape* artifact (``static_batch=True``: prepared for exactly ``batch_size`` crops)
+gets every call with exactly ``batch_size`` crops: the plain and the mirrored crops of the flip
+test are two calls, and the last batch is padded with zero crops whose outputs are dropped before
+decoding (``Predictions.padded``, ``PCKResult.padded`` say so). Otherwise, as for a module, one
+call takes the batch with its mirror (``2 x batch_size`` crops) and the last batch is short.
+
 **Metric** by the dataset's ``metric`` (:class:`hgbench.data.base.PoseDataset`), each with
 the dataset's normaliser (:meth:`~hgbench.data.base.PoseDataset.normalizer`): ``"pck"``
 (PCK@0.2, torso normaliser, :mod:`hgbench.accuracy.pck`), ``"pck_heatmap"`` (seed 003:
@@ -22,8 +33,8 @@ the MPII toolkit's columns as they are computed (:func:`pckh_official_columns`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +72,8 @@ class Predictions:
             no flag); ``has_visibility``: ``(N,)`` bool, whether a person has the flag.
         maxvals: ``(N, J)`` heatmap maxima (of the averaged heatmaps with the flip test).
         flip_test: whether the flip test was applied.
+        padded: whether the last batch was padded to a static-shape artifact's batch size (the
+            padding's outputs dropped before decoding; module docstring).
     """
 
     pred: np.ndarray
@@ -73,6 +86,12 @@ class Predictions:
     has_visibility: np.ndarray | None = None
     maxvals: np.ndarray | None = None
     flip_test: bool = False
+    padded: bool = False
+
+
+Forward = Callable[[torch.Tensor], "list[torch.Tensor] | torch.Tensor"]
+"""A deployed artifact's forward: fp32 ``(N, 3, S, S)`` on its device -> the per-stack heatmaps
+(a list of ``(N, J, H, W)``) or one ``(N, J, H, W)`` tensor (module docstring)."""
 
 
 def base_dataset(dataset):
@@ -92,7 +111,7 @@ def model_device(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def predict(
-    model: nn.Module,
+    model: nn.Module | Forward,
     dataset: PoseDataset,
     batch_size: int = 16,
     num_workers: int = 0,
@@ -101,13 +120,15 @@ def predict(
     skips: bool = True,
     flip_test: bool = True,
     device: torch.device | str | None = None,
+    static_batch: bool = False,
 ) -> Predictions:
     """Run ``model`` (eval mode, restored afterwards) on every item of ``dataset`` and
     decode its prediction (:func:`hgbench.models.loss.final_heatmaps` for the variant's
     ``supervision``) to image pixels.
 
     Args:
-        model: the network, already on its device.
+        model: the network, already on its device, or a deployed artifact's forward callable
+            (:data:`Forward`; module docstring), whose outputs are read as fp32.
         dataset: items as :class:`hgbench.data.base.PoseDataset` returns them (``image``
             ``(3, S, S)``, ``heatmaps`` ``(J, H, W)``, ``target_weight`` ``(J,)``,
             ``heatmap_to_image`` ``(2, 3)``, ``joints`` ``(J, 2)``, ``annotated``,
@@ -115,34 +136,52 @@ def predict(
         batch_size, num_workers: of the ``DataLoader`` (pinned memory on CUDA).
         progress: called with each batch's size.
         skips: False runs the model with the hourglasses' upper branches switched off (a
-            variant's ``eval_skips``; switched back on afterwards).
+            variant's ``eval_skips``; switched back on afterwards). A forward callable is run as
+            it was prepared (switch them off before preparing it), so it needs True.
         flip_test: each batch is run together with its horizontal mirror (one forward pass
             on ``2B`` crops) and the two predictions are averaged
             (:func:`hgbench.accuracy.decode.flip_back`); it needs the dataset's
             ``keypoints.flip_permutation``, and a dataset without ``keypoints`` (not a
             :class:`PoseDataset`) is run without it (``Predictions.flip_test`` says which).
-        device: where the batches go (``non_blocking`` copies); default :func:`model_device`.
-            The heatmaps are decoded there and the results brought back to the CPU.
+        device: where the batches go (``non_blocking`` copies); default :func:`model_device`
+            for a module, the CPU for a callable. The heatmaps are decoded there and the results
+            brought back to the CPU.
+        static_batch: ``model`` is a static-shape artifact prepared for ``batch_size`` crops:
+            every call gets exactly that many (module docstring).
 
     Returns:
         :class:`Predictions`; its loss is that of the plain prediction, as pose-hg-train's
         validation loss.
+
+    Raises:
+        ValueError: a forward callable with ``skips`` False, or a batch size below 1.
     """
+    is_module = isinstance(model, nn.Module)
+    if not is_module and not skips:
+        raise ValueError(
+            "predict: a forward callable runs as it was prepared; switch the hourglasses' upper branches off "
+            "(model.set_skips_enabled(False)) before preparing it, and pass skips=True"
+        )
+    if batch_size < 1:
+        raise ValueError(f"predict: batch_size must be at least 1, got {batch_size}")
     keypoints = getattr(base_dataset(dataset), "keypoints", None)
     flip_test = bool(flip_test and keypoints is not None)
-    device = model_device(model) if device is None else torch.device(device)
+    if device is None:
+        device = model_device(model) if is_module else torch.device("cpu")
+    device = torch.device(device)
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"
     )
     parts = _PredictionParts()
-    with _evaluation_mode(model, skips):
+    call = _Caller(model, supervision, batch_size if static_batch else None)
+    with _evaluation_mode(model, skips) if is_module else nullcontext():
         for batch in loader:
             images = batch["image"].to(device, non_blocking=True)
-            out, heatmaps = _forward(model, images, supervision, keypoints.flip_permutation if flip_test else None)
+            out, heatmaps = _forward(call, images, keypoints.flip_permutation if flip_test else None)
             parts.add(batch, heatmaps, _batch_loss(out, batch, device))
             if progress is not None:
                 progress(len(images))
-    return parts.predictions(flip_test)
+    return parts.predictions(flip_test, padded=call.padded)
 
 
 @contextmanager
@@ -161,21 +200,57 @@ def _evaluation_mode(model: nn.Module, skips: bool) -> Iterator[None]:
             model.set_skips_enabled(True)
 
 
+class _Caller:
+    """Internal: runs a module or a forward callable on a batch of crops and returns the heatmaps
+    to decode, ``(n, J, H, W)`` (:func:`hgbench.models.loss.final_heatmaps` of a list output for
+    the variant's ``supervision``; a tensor output is the heatmaps). A module's output is used as
+    it is (what :func:`predict` always did); a callable's is read as fp32. With ``static_batch``
+    every call gets exactly that many crops (zero crops pad a short batch, their outputs are
+    dropped, :attr:`padded` says it happened) and the outputs are copied (a static-shape
+    artifact may return buffers that its next call overwrites)."""
+
+    def __init__(self, model: nn.Module | Forward, supervision: str, static_batch: int | None) -> None:
+        self.model, self.supervision, self.static_batch = model, supervision, static_batch
+        self.is_module = isinstance(model, nn.Module)
+        self.padded = False
+
+    @property
+    def one_call_per_flip_pair(self) -> bool:
+        """Whether the crops and their mirrors go in one call (``2B`` crops): not for a static batch."""
+        return self.static_batch is None
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        n, b = len(crops), self.static_batch
+        if b is not None and n < b:
+            crops = torch.cat([crops, crops.new_zeros((b - n, *crops.shape[1:]))])
+            self.padded = True
+        elif b is not None and n > b:  # the loader's batch is the artifact's: this is a bug, not an input
+            raise RuntimeError(f"predict: {n} crops for an artifact prepared for {b}")
+        out = self.model(crops)
+        heatmaps = out if isinstance(out, torch.Tensor) else final_heatmaps(out, self.supervision)
+        if self.is_module:
+            return heatmaps
+        return heatmaps[:n].to(torch.float32, copy=b is not None)
+
+
 def _forward(
-    model: nn.Module, images: torch.Tensor, supervision: str, flip_permutation: list[int] | None
+    call: _Caller, images: torch.Tensor, flip_permutation: list[int] | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(the plain prediction, the heatmaps to decode) of ``images`` ``(B, 3, S, S)``, each
-    ``(B, J, H, W)`` (:func:`hgbench.models.loss.final_heatmaps`). With ``flip_permutation``
-    (the flip test) the batch runs with its mirror in one forward pass on ``2B`` crops and the
-    heatmaps to decode are the mean of the plain and the flipped-back mirrored prediction;
-    without it both are the plain prediction."""
+    ``(B, J, H, W)`` (:class:`_Caller`). With ``flip_permutation`` (the flip test) the batch runs
+    with its mirror, in one forward pass on ``2B`` crops (or, for a static-shape artifact, in two
+    calls of ``B``), and the heatmaps to decode are the mean of the plain and the flipped-back
+    mirrored prediction; without it both are the plain prediction."""
     if flip_permutation is None:
-        out = final_heatmaps(model(images), supervision)
+        out = call(images)
         return out, out
     b = len(images)
-    both = final_heatmaps(model(torch.cat([images, images.flip(-1)])), supervision)
-    out = both[:b]
-    return out, (out + flip_back(both[b:], flip_permutation)) / 2
+    if call.one_call_per_flip_pair:
+        both = call(torch.cat([images, images.flip(-1)]))
+        out, mirrored = both[:b], both[b:]
+    else:
+        out, mirrored = call(images), call(images.flip(-1))
+    return out, (out + flip_back(mirrored, flip_permutation)) / 2
 
 
 def _batch_loss(out: torch.Tensor, batch: dict, device: torch.device) -> float:
@@ -221,7 +296,7 @@ class _PredictionParts:
         )
         self.norms.append(batch["normalizer"].numpy())
 
-    def predictions(self, flip_test: bool) -> Predictions:
+    def predictions(self, flip_test: bool, padded: bool = False) -> Predictions:
         """The batches as one :class:`Predictions`; its loss is the mean over the samples.
 
         Raises:
@@ -237,6 +312,7 @@ class _PredictionParts:
             has_visibility=np.concatenate(self.has_visibility).astype(bool),
             maxvals=np.concatenate(self.maxvals),
             flip_test=flip_test,
+            padded=padded,
         )
 
 
@@ -254,10 +330,7 @@ def score_predictions(
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS[metric]
-    if metric == "pck_heatmap":  # seed 003, Algorithm 1: strict distance test
-        correct = pck_heatmap_correct(p.pred, p.gt, p.annotated, p.normalizer, threshold)
-    else:
-        correct = pck_correct(p.pred, p.gt, p.annotated, p.normalizer, threshold)
+    correct = metric_correct(p, metric, threshold)
     num_unnormalised = int((~np.isfinite(p.normalizer)).sum())
     result = summarize_pck(correct, keypoints, threshold, num_unnormalised, intervals=metric != "pckh")
     if metric == "pck_heatmap":
@@ -276,6 +349,16 @@ def score_predictions(
         rows = p.has_visibility
         occlusion_split(result, correct[rows], p.visible[rows], keypoints)
     return result
+
+
+def metric_correct(p: Predictions, metric: str, threshold: float) -> np.ndarray:
+    """``(N, J)`` correctness of ``p`` under ``metric`` at ``threshold`` (1 correct, 0 wrong, NaN
+    not scored): :func:`hgbench.accuracy.coco.pck_heatmap_correct` for ``"pck_heatmap"`` (seed
+    003, Algorithm 1: a strict distance test), else :func:`hgbench.accuracy.pck.pck_correct`
+    (``distance <= threshold x normaliser``, the MPII toolkit's test for ``"pckh"`` too)."""
+    if metric == "pck_heatmap":
+        return pck_heatmap_correct(p.pred, p.gt, p.annotated, p.normalizer, threshold)
+    return pck_correct(p.pred, p.gt, p.annotated, p.normalizer, threshold)
 
 
 def pckh_official_columns(hits: np.ndarray, scored: np.ndarray) -> np.ndarray:
@@ -318,7 +401,7 @@ def pckh_intervals(
 
 
 def evaluate_pck(
-    model: nn.Module,
+    model: nn.Module | Forward,
     dataset: PoseDataset,
     threshold: float | None = None,
     batch_size: int = 16,
@@ -327,18 +410,19 @@ def evaluate_pck(
     skips: bool = True,
     flip_test: bool = True,
     device: torch.device | str | None = None,
+    static_batch: bool = False,
 ) -> PCKResult:
-    """Accuracy of ``model`` on ``dataset`` with the dataset's metric (``dataset.metric``,
-    default ``"pck"``) and normaliser, at ``threshold`` (None: the metric's standard, 0.2 for
-    PCK, 0.5 for PCKh and seed 003's PCK); ``skips``, ``flip_test`` and ``device`` as
-    :func:`predict`. The result counts the samples the dataset skipped as unreadable
+    """Accuracy of ``model`` (a module or a deployed artifact's forward callable) on ``dataset``
+    with the dataset's metric (``dataset.metric``, default ``"pck"``) and normaliser, at
+    ``threshold`` (None: the metric's standard, 0.2 for PCK, 0.5 for PCKh and seed 003's PCK);
+    ``skips``, ``flip_test``, ``device`` and ``static_batch`` as :func:`predict`
+    (``result.padded`` says whether the last batch was padded). The result counts the samples the dataset skipped as unreadable
     (``num_skipped``); on a whole COCO split it also holds OKS AP/AR on the ground-truth
     boxes (``extra["oks"]``, :func:`hgbench.accuracy.coco.dataset_oks_ap`).
 
     Raises:
         DatasetError: no person of ``dataset`` has a normaliser (every cell would be NaN).
     """
-    base = base_dataset(dataset)
     p = predict(
         model,
         dataset,
@@ -348,7 +432,17 @@ def evaluate_pck(
         skips=skips,
         flip_test=flip_test,
         device=device,
+        static_batch=static_batch,
     )
+    return score_dataset(p, dataset, threshold)
+
+
+def check_normalised(p: Predictions, base) -> None:
+    """Refuse predictions none of whose persons has a normaliser.
+
+    Raises:
+        DatasetError: every normaliser is NaN (every accuracy cell would be NaN).
+    """
     metric = getattr(base, "metric", "pck")
     if len(p.normalizer) and not np.isfinite(p.normalizer).any():
         where = getattr(getattr(base, "annotations", None), "path", None) or getattr(base, "name", type(base).__name__)
@@ -357,9 +451,23 @@ def evaluate_pck(
             "NaN for all), so every accuracy cell would be NaN; for MPII the annotation file needs head sizes "
             "(valid.h5 'normalize', or gt_file with 'headboxes_src'), for PCK each person needs a shoulder and the opposite hip"
         )
+
+
+def score_dataset(p: Predictions, dataset: PoseDataset, threshold: float | None = None) -> PCKResult:
+    """:func:`score_predictions` of ``p`` (the predictions of some model on ``dataset``) with the
+    dataset's keypoints and metric, and what only the dataset knows: the loss, flip test and
+    padding of ``p``, OKS AP/AR on a whole COCO split, the samples skipped as unreadable.
+
+    Raises:
+        DatasetError: no person of ``dataset`` has a normaliser (:func:`check_normalised`).
+    """
+    base = base_dataset(dataset)
+    check_normalised(p, base)
+    metric = getattr(base, "metric", "pck")
     result = score_predictions(p, base.keypoints, metric, threshold)
     result.loss = p.loss
     result.flip_test = p.flip_test
+    result.padded = p.padded
     if hasattr(dataset, "coco") and hasattr(dataset, "persons"):  # COCO, whole split: OKS AP/AR on GT boxes too
         result.extra = {**(result.extra or {}), "oks": dataset_oks_ap(dataset, p.pred, p.maxvals)}
     skipped = [tuple(item) for item in getattr(base, "skipped", [])]

@@ -76,6 +76,8 @@ class PCKResult:
         loss: mean heatmap MSE of the plain (unmirrored) prediction.
         metric: ``"pck"``, ``"pckh"`` or ``"pck_heatmap"``.
         flip_test: whether the flip test was applied.
+        padded: whether the last batch was padded to a static-shape artifact's batch size
+            (the padding's outputs dropped before scoring; :mod:`hgbench.accuracy.evaluate`).
         per_joint_visible, per_joint_occluded: joint name -> percent over the visible /
             the occluded (annotated, not visible) instances only; None where the dataset
             has no visibility flag. ``counts_visible``, ``counts_occluded``,
@@ -116,6 +118,7 @@ class PCKResult:
     extra: dict = field(default_factory=dict)
     mean_ci: tuple[float, float] | None = None
     groups_ci: dict[str, tuple[float, float]] | None = None
+    padded: bool = False
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

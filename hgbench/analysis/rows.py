@@ -10,7 +10,9 @@ record is then used or listed in ``skipped`` with its reason (:func:`read_store`
 - ``"train"`` (complete runs only): the last validation, the learning curve (training loss,
   learning rate and validation accuracy per epoch), the number of stacks, training time;
 - ``"eval"`` (held-out splits only): preferred to the training run's last validation of the
-  same network and training (:func:`_join_accuracy`).
+  same network and training (:func:`_join_accuracy`). The accuracy of a deployed artifact (a
+  record with ``artifact``: ``hgbench evaluate --backend/--precision``) is listed in ``skipped``:
+  the report's accuracy is the checkpoint's.
 
 Rows join only records of one identity (:mod:`hgbench.records.identity`): every row carries
 ``network``, the :data:`hgbench.records.identity.NETWORK` key of its record (variant, spec
@@ -498,6 +500,8 @@ def read_store(dirs: Sequence[str | Path], filters: Filters = Filters()) -> Stor
                     store.skipped.append((path, reason))
                 elif entry["split"] == "train":
                     store.skipped.append((path, "evaluated on the training split; the report uses held-out splits"))
+                elif artifact := rec.get("artifact"):
+                    store.skipped.append((path, f"deployed accuracy of {artifact}: the report shows the checkpoint's"))
                 else:
                     evals.append(entry)
         except (KeyError, TypeError, ValueError, AttributeError) as e:

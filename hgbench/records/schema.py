@@ -125,6 +125,7 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "train": ("variant", "spec_hash", "dataset", "protocol", "protocol_hash"),
     "eval": (
         "variant", "spec_hash", "num_joints", "protocol", "protocol_hash", "dataset", "split", "metric", "threshold", "flip_test",
+        "artifact",
     ),
     "profile": (
         "variant", "num_joints", "backend", "precision", "tf32", "channels_last", "compile_mode",
@@ -133,7 +134,9 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 """The setting fields of each kind's key. Profile: issue 6's comparison key (``device`` is the
 kind, cpu or cuda; ``threads`` is deliberately not part of it: the calibration is timed with the
-run's threads, and a difference is printed as a warning)."""
+run's threads, and a difference is printed as a warning). Eval: ``artifact`` names a deployed
+artifact of the checkpoint (:func:`hgbench.accuracy.deployed.artifact_name`; absent, None, for the
+checkpoint itself), so that one artifact's accuracy never replaces another's."""
 
 
 def key_of(kind: str, body: Any, provenance: dict | None = None) -> RecordKey:
@@ -221,7 +224,10 @@ class TrainRecord(RecordBase):
 
 class EvalRecord(RecordBase):
     """Accuracy of a checkpoint on one split (``hgbench evaluate``): ``result`` is the metric's
-    summary (:class:`hgbench.accuracy.pck.PCKResult` as a dict)."""
+    summary (:class:`hgbench.accuracy.pck.PCKResult` as a dict). A deployed artifact's
+    (``--backend``/``--precision``) also has ``artifact`` (part of its key), ``backend``,
+    ``precision``, ``batch_size``, ``padded`` and ``deployed``
+    (:meth:`hgbench.accuracy.deployed.DeployedEvaluation.record_fields`)."""
 
     variant: str
     spec: dict[str, Any]
@@ -236,6 +242,7 @@ class EvalRecord(RecordBase):
     flip_test: bool
     result: dict[str, Any]
     checkpoint: str | None = None
+    artifact: str | None = None
 
 
 TIMING_FIELDS = ("latency_ms", "calibration")

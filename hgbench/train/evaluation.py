@@ -2,6 +2,13 @@
 
 The one place that turns a checkpoint into an eval record: the CLI's ``hgbench evaluate`` and a
 notebook call :func:`evaluate_checkpoint`; the metric itself is :mod:`hgbench.accuracy`'s.
+
+With a ``deployment`` (:class:`hgbench.accuracy.deployed.Deployment`, e.g.
+:class:`hgbench.profile.deployed.BackendDeployment`: the training layer may not import the
+profiler, so the caller hands it in) the record is the accuracy of the deployed artifact, with
+its setting and the paired difference against the eager fp32 checkpoint
+(:meth:`hgbench.accuracy.deployed.DeployedEvaluation.record_fields`), in a file of its own
+(:func:`hgbench.paths.eval_record_path`'s ``artifact``; eager fp32 keeps the plain file).
 """
 
 from __future__ import annotations
@@ -12,7 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from hgbench import paths
+from hgbench.accuracy.deployed import DeployedEvaluation, Deployment
 from hgbench.accuracy.evaluate import evaluate_pck
 from hgbench.accuracy.pck import PCKResult
 from hgbench.data import check_dataset_options, make_dataset
@@ -32,6 +42,7 @@ class Evaluation:
     result: PCKResult
     record: EvalRecord
     persons: int
+    deployed: DeployedEvaluation | None = None
 
 
 def evaluate_checkpoint(
@@ -44,6 +55,7 @@ def evaluate_checkpoint(
     skip_bad_samples: bool = False,
     device: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    deployment: Deployment | None = None,
 ) -> Evaluation:
     """Evaluate ``checkpoint`` on ``split`` of ``dataset`` (default: the one it was trained on)
     with the dataset's metric, and write the eval record beside it
@@ -55,13 +67,17 @@ def evaluate_checkpoint(
         device: ``--device`` (:func:`hgbench.train.device.resolve_device`); None: where the
             checkpoint loads (the CPU).
         flip_test: default: the protocol's ``flip_test``.
-        progress: called with ``(persons done, persons in all)``.
+        progress: called with ``(persons done, persons in all)`` (a deployment's two passes,
+            artifact and reference, count twice).
+        deployment: measure this artifact of the checkpoint instead of the module itself
+            (module docstring); checked on the device before any work.
 
     Raises:
         ValueError: a threshold outside (0, 1], a device this machine does not have
             (``DeviceError``), an unknown dataset or split, ``data_root`` with the synthetic
             dataset (:func:`hgbench.data.check_dataset_options`), or a dataset whose joints
-            differ from the model's (checked before any work).
+            differ from the model's (checked before any work); a deployment that cannot run on
+            the device (:meth:`hgbench.accuracy.deployed.Deployment.check`).
         FileNotFoundError, hgbench.data.DatasetError: the checkpoint or the dataset cannot be read.
         SuspectResultError: the accuracy is not finite; the earlier record, if any, is kept.
         hgbench.records.NewerSchemaError: the record's file was written by a newer hgbench.
@@ -72,6 +88,8 @@ def evaluate_checkpoint(
     _check_threshold(threshold)
     dev = None if device is None else resolve_device(device)
     check_dataset_options(dataset, data_root, split)
+    if deployment is not None:
+        deployment.check(dev if dev is not None else torch.device("cpu"))
     checkpoint = Path(checkpoint)
     model, ckpt = load_checkpoint(checkpoint)
     if dev is not None:
@@ -79,26 +97,36 @@ def evaluate_checkpoint(
     name = dataset or ckpt["dataset"]
     ds = _eval_dataset(ckpt, checkpoint, name, data_root, split, skip_bad_samples)
     p, spec = ckpt["protocol"], ckpt["spec"]
-    done = 0
+    done, total = 0, len(ds) * (1 if deployment is None else 2)
 
     def advance(n: int) -> None:
         nonlocal done
         done += n
         if progress is not None:
-            progress(done, len(ds))
+            progress(done, total)
 
-    result = evaluate_pck(model, ds, threshold=threshold, progress=advance, supervision=spec["supervision"],
-                          skips=spec.get("eval_skips", True),
-                          flip_test=p.get("flip_test", True) if flip_test is None else flip_test)  # fmt: skip
+    how = dict(threshold=threshold, progress=advance, supervision=spec["supervision"], skips=spec.get("eval_skips", True),
+               flip_test=p.get("flip_test", True) if flip_test is None else flip_test)  # fmt: skip
+    deployed = None
+    if deployment is None:
+        result = evaluate_pck(model, ds, **how)
+    else:
+        deployed = deployment.evaluate(model, ds, device=dev if dev is not None else torch.device("cpu"), **how)
+        result = deployed.result
     if not math.isfinite(result.mean):
         raise SuspectResultError(
             f"{checkpoint}: the accuracy on {name}/{split} is not a number (no joint could be scored); "
             "no eval record written, the earlier one (if any) is kept: check the dataset's annotations"
         )
-    out = paths.eval_record_path(checkpoint.parent, name, split, result.metric, result.threshold, result.flip_test)
+    artifact = None if deployed is None else deployed.artifact
+    out = paths.eval_record_path(
+        checkpoint.parent, name, split, result.metric, result.threshold, result.flip_test, artifact=artifact
+    )
     body = eval_record_body(ckpt, checkpoint, name, split, result)
+    if deployed is not None:
+        body.update(deployed.record_fields())
     record = write_record(out, "eval", body, provenance=collect_provenance())
-    return Evaluation(result, record, len(ds))
+    return Evaluation(result, record, len(ds), deployed)
 
 
 def _check_threshold(threshold: float | None) -> None:

@@ -115,6 +115,10 @@ class Backend(ABC):
     """One way of running a model. Subclasses set :attr:`name` and implement the two methods."""
 
     name: str = ""
+    static_shape: bool = False
+    """Whether a :class:`Prepared` runs only batches shaped like its example input (an exported
+    or compiled graph, a captured CUDA graph, an engine): a deployed evaluation then gives every
+    call exactly that many crops, padding the last batch (:mod:`hgbench.profile.deployed`)."""
 
     def available(self, device: torch.device) -> str | None:
         """``None`` when this backend can run on ``device``, else a one-line reason that says

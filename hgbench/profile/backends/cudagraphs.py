@@ -45,6 +45,7 @@ class CudaGraphsBackend(Backend):
     """Capture-and-replay of the eager model; batch-1 latency without launch overhead."""
 
     name = "cudagraphs"
+    static_shape = True  # captured for one input shape
 
     def available(self, device: torch.device) -> str | None:
         device = torch.device(device)

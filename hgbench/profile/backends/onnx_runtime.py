@@ -183,6 +183,7 @@ class OnnxRuntimeBackend(Backend):
     """Exported ONNX graph run by ONNX Runtime (CPU or CUDA execution provider)."""
 
     name = "onnxruntime"
+    static_shape = True  # exported with a static input shape
 
     def available(self, device: torch.device) -> str | None:
         device = torch.device(device)

@@ -107,6 +107,7 @@ class TensorRTBackend(Backend):
     """``torch_tensorrt.compile(ir="dynamo")``, saved with ``torch_tensorrt.save`` and reused."""
 
     name = "tensorrt"
+    static_shape = True  # engine built for one input shape
 
     def available(self, device: torch.device) -> str | None:
         device = torch.device(device)

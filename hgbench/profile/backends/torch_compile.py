@@ -86,6 +86,7 @@ class CompileBackend(Backend):
     """``torch.compile(model, backend="inductor", mode=settings.compile_mode, dynamic=False)``."""
 
     name = "compile"
+    static_shape = True  # dynamic=False: another shape recompiles
 
     def available(self, device: torch.device) -> str | None:
         device = torch.device(device)
