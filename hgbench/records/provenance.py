@@ -7,9 +7,14 @@ that produced it. Collecting it never raises: a field that cannot be found is ``
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import platform
+import re
 import shlex
 import shutil
 import socket
@@ -57,6 +62,7 @@ def collect_provenance(command: list[str] | None = None, threads: int | None = N
     Never raises.
     """
     commit, dirty = _git_state(Path(hgbench.__file__).resolve().parent)
+    ort = loaded_distribution("onnxruntime")
     return {
         "hgbench_version": hgbench.__version__,
         "git_commit": commit,
@@ -65,9 +71,11 @@ def collect_provenance(command: list[str] | None = None, threads: int | None = N
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cudnn": _cudnn_version(),
-        "tensorrt": _dist_version("tensorrt", "tensorrt-cu12", "tensorrt-cu11"),
+        "tensorrt": _dist_version("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11"),
+        "tensorrt_libs": tensorrt_libs(),
         "torch_tensorrt": _dist_version("torch-tensorrt", "torch_tensorrt"),
-        "onnxruntime": _dist_version("onnxruntime", "onnxruntime-gpu"),
+        "onnxruntime": ort[1] if ort else None,
+        "onnxruntime_package": ort[0] if ort else None,
         "gpu_name": _gpu_name(),
         "gpu_driver": _gpu_driver(),
         "gpu_compute_capability": _gpu_capability(),
@@ -276,6 +284,91 @@ def _dist_version(*names: str) -> str | None:
         except Exception:  # noqa: BLE001
             return None
     return None
+
+
+@functools.cache
+def loaded_distribution(module: str) -> tuple[str, str] | None:
+    """``(name, version)`` of the installed distribution whose files ``import module`` loads,
+    without importing it; ``None`` when ``module`` is not installed. Cached per process.
+
+    Two distributions can install one module folder (``onnxruntime`` and ``onnxruntime-gpu``
+    both install ``onnxruntime/``; the ``test`` extra brings the first, ``onnx-gpu`` the
+    second): the one installed last overwrote the files they share, so the owner is the one
+    whose ``RECORD`` hashes (sha256, the wheel's ``RECORD`` file) match the files on disk.
+    The candidates are those :func:`importlib.metadata.packages_distributions` names for
+    ``module``; the one matching the most shared files wins (the first candidate on a tie,
+    e.g. two RECORDs without hashes). Never raises.
+    """
+    try:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            return None
+        folder = Path(spec.origin).resolve().parent
+        names = list(dict.fromkeys(importlib.metadata.packages_distributions().get(module, [])))
+        dists = [importlib.metadata.distribution(name) for name in names]
+    except Exception:  # noqa: BLE001 - provenance must never fail a run
+        return None
+    if not dists:
+        return None
+    if len(dists) > 1:
+        files = {d.metadata["Name"]: _module_files(d, folder) for d in dists}
+        counts: dict[str, int] = {}
+        for record in files.values():
+            for path in record:
+                counts[path] = counts.get(path, 0) + 1
+        shared = {path for path, n in counts.items() if n > 1}
+        score = {name: sum(_hash_matches(path, h) for path, h in record.items() if path in shared)
+                 for name, record in files.items()}  # fmt: skip
+        best = max(score.values())
+        dists = [d for d in dists if score[d.metadata["Name"]] == best]
+    return dists[0].metadata["Name"], dists[0].version
+
+
+def _module_files(dist: importlib.metadata.Distribution, folder: Path) -> dict[Path, str]:
+    """``{path on disk: RECORD hash ("sha256=<urlsafe base64>")}`` of ``dist``'s files in ``folder``."""
+    out = {}
+    for f in dist.files or []:
+        if f.hash is None:
+            continue
+        path = Path(dist.locate_file(f)).resolve()
+        if path.is_relative_to(folder):
+            out[path] = f"{f.hash.mode}={f.hash.value}"
+    return out
+
+
+def _hash_matches(path: Path, record_hash: str) -> bool:
+    """Whether the file at ``path`` has the ``RECORD`` hash ``record_hash`` (sha256 only)."""
+    mode, _, value = record_hash.partition("=")
+    if mode != "sha256":
+        return False
+    try:
+        digest = hashlib.sha256(path.read_bytes()).digest()
+    except OSError:
+        return False
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == value
+
+
+_TENSORRT_LIBS = re.compile(r"tensorrt(-cu\d+)?-libs")
+
+
+@functools.cache
+def tensorrt_libs() -> str | None:
+    """The installed package of TensorRT's libraries as ``name==version``
+    (``tensorrt-cu13-libs``, ``tensorrt-cu12-libs``, ``tensorrt-libs``: NVIDIA's wheels, from
+    https://pypi.nvidia.com), the newest when several are installed; ``None`` without one.
+    Cached per process; never raises."""
+    try:
+        found = {}
+        for dist in importlib.metadata.distributions():
+            name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+            if _TENSORRT_LIBS.fullmatch(name):
+                found[name] = dist.version
+    except Exception:  # noqa: BLE001 - provenance must never fail a run
+        return None
+    if not found:
+        return None
+    name = max(found, key=lambda n: tuple(int(p) if p.isdigit() else 0 for p in found[n].split(".")))
+    return f"{name}=={found[name]}"
 
 
 def _cpu_model() -> str | None:
