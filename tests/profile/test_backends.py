@@ -366,8 +366,11 @@ def test_onnxruntime_without_a_cuda_provider_names_the_wheel_for_torchs_cuda():
     finally:
         cuda_provider_problem.cache_clear()
     assert "no CUDAExecutionProvider" in reason
-    assert "onnxruntime-gpu" in ort_gpu_hint("12.8") and "hgbench[onnx-gpu]" in ort_gpu_hint("12.8")
-    assert "CUDA 13 build" in ort_gpu_hint("13.0") and "CPU build" in ort_gpu_hint(None)
+    # PyPI's onnxruntime-gpu: CUDA 12 up to 1.26, CUDA 13 from 1.27 (the onnx-gpu extra's floor)
+    assert "'hgbench[onnx-gpu]'" in ort_gpu_hint("13.0") and ">= 1.27" in ort_gpu_hint("13.0")
+    assert "'onnxruntime-gpu>=1.19,<1.27'" in ort_gpu_hint("12.8") and "hgbench[onnx-gpu]" not in ort_gpu_hint("12.8")
+    assert "pip uninstall -y onnxruntime" in ort_gpu_hint("13.0") and "CUDA 11 build" in ort_gpu_hint("11.8")
+    assert "CPU build" in ort_gpu_hint(None)
 
 
 # --- backends against eager fp32 --------------------------------------------------------------

@@ -90,24 +90,38 @@ _CUDA_EP_PAGE = "https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionP
 
 def ort_gpu_hint(torch_cuda: str | None = torch.version.cuda) -> str:
     """Which ``onnxruntime-gpu`` fits a torch built for CUDA ``torch_cuda`` (``torch.version.cuda``,
-    e.g. ``"12.8"``; ``None`` for a CPU build), one line.
+    e.g. ``"13.0"``; ``None`` for a CPU build), one line naming the install command.
 
-    Source: ONNX Runtime's CUDA Execution Provider page, "Requirements": wheels are built for
-    one CUDA major version (minor versions are compatible) and cuDNN 9 from 1.19 on; PyPI's
-    ``onnxruntime-gpu`` is the CUDA 12.x build; the CUDA 13 build is published separately.
+    Sources: ONNX Runtime's CUDA Execution Provider page, "Requirements" (a wheel is built for
+    one CUDA major version, minor versions compatible; cuDNN 9 from 1.19 on) and the wheels'
+    own metadata on PyPI: ``onnxruntime-gpu`` 1.19 to 1.26 require ``nvidia-*-cu12`` (CUDA
+    12.x), 1.27 and later ``nvidia-*-cu13`` (CUDA 13.x; checked with ``pip install --dry-run
+    --report`` for 1.26.0 and 1.27.0). PyPI's torch 2.13.0 is built for CUDA 13. The CPU
+    ``onnxruntime`` (the ``test`` and ``onnx`` extras) installs the same module folder and is
+    removed first: README "Install on a GPU machine".
     """
     major = (torch_cuda or "").split(".")[0]
+    swap = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install"
+    if major == "13":
+        return (
+            f"this torch is built for CUDA {torch_cuda}: {swap} 'hgbench[onnx-gpu]' (PyPI's onnxruntime-gpu >= 1.27, "
+            f"built for CUDA 13.x and cuDNN 9; README 'Install on a GPU machine'; {_CUDA_EP_PAGE})"
+        )
     if major == "12":
         return (
-            f"this torch is built for CUDA {torch_cuda}: pip uninstall onnxruntime && pip install "
-            f"'hgbench[onnx-gpu]' (PyPI's onnxruntime-gpu >= 1.19, built for CUDA 12.x and cuDNN 9; {_CUDA_EP_PAGE})"
+            f"this torch is built for CUDA {torch_cuda}: {swap} 'onnxruntime-gpu>=1.19,<1.27' (PyPI's builds for "
+            f"CUDA 12.x and cuDNN 9; 1.27 and later, the onnx-gpu extra's, need CUDA 13; {_CUDA_EP_PAGE})"
         )
     if major:
         return (
-            f"this torch is built for CUDA {torch_cuda}, PyPI's onnxruntime-gpu for CUDA 12.x: install ONNX Runtime's "
-            f"CUDA {major} build of onnxruntime-gpu ({_CUDA_EP_PAGE}), or a torch built for CUDA 12"
+            f"this torch is built for CUDA {torch_cuda}, PyPI's onnxruntime-gpu for CUDA 12 (< 1.27) or 13 (>= 1.27): "
+            f"install a torch built for CUDA 13 and 'hgbench[onnx-gpu]', or ONNX Runtime's CUDA {major} build "
+            f"({_CUDA_EP_PAGE})"
         )
-    return "this torch is a CPU build: install a CUDA build of torch, then onnxruntime-gpu for its CUDA major version"
+    return (
+        "this torch is a CPU build: install a CUDA build of torch (PyPI's torch 2.13 on Linux is built for CUDA 13), "
+        "then 'hgbench[onnx-gpu]' (README 'Install on a GPU machine')"
+    )
 
 
 def cuda_provider_options(settings: RunSettings, device_index: int, stream_handle: int) -> dict[str, str]:
