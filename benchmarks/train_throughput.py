@@ -14,7 +14,10 @@ training loop) and of a bare loop over the same model and tensors
 from the step (full / step) and its data wait, and the achieved TFLOP/s of the step (training
 FLOPs = 3 x the forward FLOPs of :func:`hgbench.profile.complexity.count_flops`) against the
 device's compute ceiling (:func:`hgbench.profile.roofline.measure_ceilings`, measured in the
-same run, so that a busy machine lowers both alike). Everything not given comes from
+same run, so that a busy machine lowers both alike) under the precision the step really runs in:
+an fp32 step on CUDA runs its convolutions in TF32 while cuDNN's TF32 is allowed (torch's
+default, :func:`hgbench.train.device.conv_tf32`), so its ceiling is the TF32 one, not IEEE fp32's
+(which would make ``step / ceiling`` too large, even above 1). Everything not given comes from
 ``--protocol`` (augmentation, optimiser, batch size, workers). Prints the command and a
 Markdown table; ``--json`` also writes every round.
 """
@@ -37,7 +40,7 @@ from hgbench.profile.roofline import measure_ceilings
 from hgbench.records import atomic_write_bytes
 from hgbench.records.provenance import collect_provenance
 from hgbench.train.bench import add_flops, markdown_table, measure_training_throughput
-from hgbench.train.device import resolve_device
+from hgbench.train.device import conv_tf32, resolve_device
 
 
 def _ints(text: str) -> list[int]:
@@ -80,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     command = shlex.join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])
     print(f"$ python {command}", flush=True)
-    ceilings = measure_ceilings(device, base.precision)
+    tf32 = conv_tf32(device, base.precision)  # what the training step's convolutions run in
+    ceilings = measure_ceilings(device, base.precision, tf32=tf32)
     print(
-        f"ceiling on {device} ({base.precision}, {torch.get_num_threads()} threads): {ceilings.matmul_tflops:.3f} TFLOP/s "
+        f"ceiling on {device} ({base.precision}{' with TF32 convolutions' if tf32 else ''}, "
+        f"{torch.get_num_threads()} threads): {ceilings.matmul_tflops:.3f} TFLOP/s "
         f"(matmul {ceilings.mm_tflops:.3f}, 3x3 conv {ceilings.conv_tflops:.3f})",
         flush=True,
     )

@@ -108,6 +108,23 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def conv_tf32(device: torch.device, precision: str) -> bool:
+    """Whether the float32 convolutions of a run on ``device`` in ``precision`` use TF32 tensor
+    cores: a CUDA fp32 run while cuDNN's TF32 is allowed, which is torch's default
+    (``torch.backends.cudnn.allow_tf32 = True``; "TensorFloat-32 (TF32) on Ampere (and later)
+    devices" in PyTorch's CUDA semantics notes), or, where the legacy flag cannot be read (the
+    ``fp32_precision`` API of torch >= 2.9 was set otherwise), ``torch.backends.cudnn.conv.fp32_precision
+    == "tf32"``. bf16 and fp16 runs (autocast) and the CPU: False. Reads flags only: no CUDA call.
+    A training throughput is divided by the ceiling of this precision (``benchmarks/train_throughput.py``).
+    """
+    if device.type != "cuda" or precision != "fp32":
+        return False
+    try:
+        return bool(torch.backends.cudnn.allow_tf32)
+    except RuntimeError:  # the legacy and new APIs disagree: the new one rules the kernels
+        return getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision", None) == "tf32"
+
+
 def device_label(device: torch.device) -> str:
     """``"cpu"`` or ``"cuda:0 (NVIDIA H100 80GB HBM3)"`` for messages and records."""
     if device.type == "cuda":
