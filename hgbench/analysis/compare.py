@@ -316,14 +316,18 @@ def load_record_set(path: Path, side: str = "records") -> RecordSet:
     :func:`hgbench.records.scan`.
 
     Records of another kind (train, eval) are ignored silently; files the schema rule refuses are
-    skipped with the reason.
+    skipped with the reason; a profile record whose values break a rule of
+    :mod:`hgbench.records.validation` (a NaN or negative latency, a completed setting without
+    latency, a parameter count < 1) is refused: left out, its setting would read as ``missing``
+    and the comparison would pass without it.
 
     Args:
         side: ``"BASELINE"`` or ``"CURRENT"``, to name the argument in messages.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: no usable profile record was found (the reasons for the skipped files are
+        ValueError: a record breaks a value rule (naming the file, the field and the value); no
+            usable profile record was found (the reasons for the skipped files are
             listed), or two records have the same setting (several machines' records in one
             folder: pass one machine's folder, ``<results>/profile/<host>``).
     """
@@ -331,6 +335,10 @@ def load_record_set(path: Path, side: str = "records") -> RecordSet:
     if not path.exists():
         raise FileNotFoundError(f"{side} {path}: no such results folder or record file")
     found = scan(path, kinds=["profile"], dedupe=False)
+    if found.invalid:  # a NaN latency, a completed setting without one: never compared as missing
+        bad, why = found.invalid[0]
+        more = f" (and {len(found.invalid) - 1} more)" if len(found.invalid) > 1 else ""
+        raise ValueError(f"{side} {path}: refused record {bad}: {why}{more}")
     records: dict[RecordKey, Record] = {}
     for rec in found.records:
         key = rec.key().without_machine()

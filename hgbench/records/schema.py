@@ -19,6 +19,11 @@ record: every field it has, :class:`ProfileRecord`); the rest (a train record's 
 - a newer schema (a higher version number) is refused with "written by a newer hgbench", and
   no writer ever replaces such a file (:func:`hgbench.records.store.write_record`).
 
+**The value rule**: a record that follows the schema is then checked for values that cannot be
+true (:mod:`hgbench.records.validation`: accuracies in [0, 100] %, positive counts, finite
+positive latencies, a completed profile setting with its latency ...); a record that breaks one
+is refused with :class:`InvalidRecordError`, naming the field and the value.
+
 Schema history: ``hgbench.record/1``: the first layout. ``/2`` changed profile records
 (precisions, layouts, percentiles, FLOPs, roofline, calibration, numerics); train and eval
 records kept their layout. ``/3`` gives every record its identity: ``spec`` and ``spec_hash``
@@ -27,15 +32,15 @@ of the variant, ``protocol_hash`` (train, eval), ``num_joints`` and ``protocol``
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from hgbench.records.key import spec_hash
+from hgbench.records.validation import record_problem, timing_problem
 
 SCHEMA_PREFIX = "hgbench.record/"
 SCHEMA_VERSION = 3
@@ -50,6 +55,13 @@ class RecordError(ValueError):
 
 class NewerSchemaError(RecordError):
     """A record written by a newer hgbench: read by no reader, replaced by no writer."""
+
+
+class InvalidRecordError(RecordError):
+    """A record whose fields have their types but whose values cannot be true (an accuracy of
+    250 %, a negative parameter count, a NaN latency, a completed setting without latency: the
+    rules of :mod:`hgbench.records.validation`). Readers list it as skipped with the reason;
+    ``hgbench compare`` refuses it."""
 
 
 # --- the one record key -----------------------------------------------------------------------
@@ -245,29 +257,6 @@ class EvalRecord(RecordBase):
     artifact: str | None = None
 
 
-TIMING_FIELDS = ("latency_ms", "calibration")
-"""Profile record fields holding timing statistics: every ``*_ms`` entry of them (``p50_ms``,
-``std_ms``, ``samples_ms``, ``repetition_p50_ms`` ...), like ``throughput_samples_per_s``,
-is a finite number >= 0 or a list of them (or null), :meth:`ProfileRecord._finite_timings`."""
-
-
-def _timing_values(record: RecordBase) -> Iterator[tuple[str, Any]]:
-    """``(field, value)`` of every timing statistic of a profile record (:data:`TIMING_FIELDS`),
-    list entries one by one (``latency_ms.samples_ms[3]``)."""
-    for name in TIMING_FIELDS:
-        stats = record.get(name)
-        if not isinstance(stats, dict):
-            continue
-        for key, value in stats.items():
-            if not key.endswith("_ms"):
-                continue
-            if isinstance(value, list):
-                yield from ((f"{name}.{key}[{i}]", v) for i, v in enumerate(value))
-            else:
-                yield f"{name}.{key}", value
-    yield "throughput_samples_per_s", record.get("throughput_samples_per_s")
-
-
 class ProfileRecord(RecordBase):
     """Cost of one setting on one machine: the one type of a profile record, what
     :func:`hgbench.profile.run.profile_model` returns, what the sweep and the latency gate write
@@ -310,7 +299,7 @@ class ProfileRecord(RecordBase):
     ``not_written`` is never written: set by :func:`hgbench.profile.run.save_profile_record`
     when a failed measurement was not saved over a good record of the same setting (why).
 
-    Its timing statistics (:data:`TIMING_FIELDS`, ``throughput_samples_per_s``) are finite
+    Its timing statistics (:data:`hgbench.records.validation.TIMING_FIELDS`, ``throughput_samples_per_s``) are finite
     numbers >= 0: a hand-edited NaN or infinity is refused (every reader then lists the file
     as skipped, naming the field), instead of sorting and comparing as a number. Assignments are
     validated (``validate_assignment``), so a record being measured is always a valid record.
@@ -356,11 +345,9 @@ class ProfileRecord(RecordBase):
 
     @model_validator(mode="after")
     def _finite_timings(self) -> ProfileRecord:
-        for name, value in _timing_values(self):
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"field {name!r} is {value!r}; a timing statistic is a finite number >= 0")
+        problem = timing_problem(self)  # the rule's home: hgbench.records.validation
+        if problem:
+            raise ValueError(problem)
         return self
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -505,34 +492,49 @@ def check_schema(data: Any, where: str) -> dict:
 
 
 def parse_record(data: Any, where: str) -> Record:
-    """A typed record from a parsed JSON object, through :func:`check_schema`.
+    """A typed record from a parsed JSON object, through :func:`check_schema`, its values checked
+    (:func:`hgbench.records.validation.record_problem`).
 
     Raises:
+        InvalidRecordError: a value that cannot be true (an accuracy outside [0, 100] %, a
+            parameter count < 1, a latency that is not finite, a completed profile setting
+            without latency ...), naming the field and the value, with what to re-run.
         RecordError: see :func:`check_schema`, or a field of the kind is missing or mistyped
             (named, with what to re-run).
     """
     data = check_schema(data, where)
     kind = data["kind"]
     try:
-        return RECORD_TYPES[kind].model_validate({**data, "schema": SCHEMA})
+        record = RECORD_TYPES[kind].model_validate({**data, "schema": SCHEMA})
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         what = f"field {field!r}: {err['msg']}" if field else err["msg"].removeprefix("Value error, ")  # a model rule
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise RecordError(f"{where}: malformed {kind} record: {what}{more}; re-run {_RERUN[kind]}") from None
+        error = RecordError if field else InvalidRecordError  # a model rule is a value rule
+        raise error(f"{where}: malformed {kind} record: {what}{more}; re-run {_RERUN[kind]}") from None
+    problem = record_problem(record)
+    if problem:
+        raise InvalidRecordError(f"{where}: malformed {kind} record: {problem}; re-run {_RERUN[kind]}")
+    return record
 
 
 def new_record(
-    kind: Literal["train", "eval", "profile"], body: dict[str, Any], created: str, provenance: dict | None = None
+    kind: Literal["train", "eval", "profile"],
+    body: dict[str, Any],
+    created: str,
+    provenance: dict | None = None,
+    where: str | None = None,
 ) -> Record:
-    """A record of the current schema from a writer's ``body`` (validated: a writer cannot
-    write a record its readers would refuse).
+    """A record of the current schema from a writer's ``body`` (validated, its values too: a
+    writer cannot write a record its readers would refuse). ``where`` names it in messages (the
+    file it is for; default ``"new <kind> record"``).
 
     Raises:
-        RecordError: a field of the kind is missing or mistyped (a bug in the writer).
+        RecordError: a field of the kind is missing or mistyped (a bug in the writer);
+            :class:`InvalidRecordError`: a value its readers would refuse.
     """
     data = {"schema": SCHEMA, "kind": kind, "created": created, **body}
     if provenance is not None:
         data["provenance"] = provenance
-    return parse_record(data, f"new {kind} record")
+    return parse_record(data, where or f"new {kind} record")

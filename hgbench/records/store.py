@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from hgbench.fileio import atomic_write_json, utc_now
+from hgbench.paths import walk
 from hgbench.records.schema import (
+    InvalidRecordError,
     NewerSchemaError,
     Record,
     RecordError,
@@ -53,12 +55,13 @@ def write_record(path: Path, kind: str, body: dict[str, Any], provenance: dict |
 
     Raises:
         NewerSchemaError: ``path`` holds a record written by a newer hgbench (left unchanged).
-        RecordError: ``body`` lacks a field of its kind (a writer's bug).
+        RecordError: ``body`` lacks a field of its kind (a writer's bug), or holds a value its
+            readers would refuse (:class:`InvalidRecordError`, naming ``path``; nothing written).
         OSError: the file cannot be written (the old one is unchanged).
     """
     path = Path(path)
     refuse_newer(path)
-    record = new_record(kind, body, utc_now(), provenance)  # type: ignore[arg-type]
+    record = new_record(kind, body, utc_now(), provenance, where=str(path))  # type: ignore[arg-type]
     atomic_write_json(path, record.to_dict(), indent=1, default=_json_default)
     record._path = str(path)
     return record
@@ -85,11 +88,15 @@ def read_record(path: Path) -> Record:
 @dataclass
 class ScanResult:
     """What :func:`scan` found: the records (newest of each key, in key order), the files it
-    left out with the reason, and how many files it looked at."""
+    left out with the reason, and how many files it looked at. ``invalid`` are the skipped files
+    of the wanted kinds whose values break a rule of :mod:`hgbench.records.validation`
+    (:class:`InvalidRecordError`; also in ``skipped``): a reader that must not go on without
+    them (``hgbench compare``) refuses them."""
 
     records: list[Record] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     files: int = 0
+    invalid: list[tuple[str, str]] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[Record]:
         """The records of one kind."""
@@ -117,7 +124,7 @@ def record_files(paths: Sequence[str | Path]) -> list[Path]:
             continue
         if not p.is_dir():
             raise FileNotFoundError(f"{p}: no such results folder or record file")
-        for root, dirs, files in os.walk(p):
+        for root, dirs, files in walk(p):  # links to folders followed, as every reader of runs does
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
                 if name.endswith(".json") and not name.startswith("."):
@@ -132,8 +139,9 @@ def scan(
     """Read every record under ``paths`` (see :func:`record_files`): the one reader of
     hgbench's records.
 
-    A file that cannot be read or that the schema rule refuses is in ``skipped`` with the
-    reason; records of other ``kinds`` are left out silently; with ``dedupe``, of two records
+    A file that cannot be read or that the schema rule or the value rules refuse is in
+    ``skipped`` with the reason (the value rules' refusals of the wanted kinds also in
+    ``invalid``); records of other ``kinds`` are left out silently; with ``dedupe``, of two records
     with the same :class:`RecordKey` the older (by ``created``) is in ``skipped`` as superseded.
 
     Raises:
@@ -149,6 +157,11 @@ def scan(
     for f in files:
         try:
             rec = read_record(f)
+        except InvalidRecordError as e:
+            result.skipped.append((str(f), _reason(str(e), f)))
+            if wanted is None or _kind_of(f) in wanted:
+                result.invalid.append(result.skipped[-1])
+            continue
         except RecordError as e:
             result.skipped.append((str(f), _reason(str(e), f)))
             continue
@@ -170,6 +183,15 @@ def scan(
     if dedupe:
         result.records = [newest[k] for k in sorted(newest, key=RecordKey.sort_key)]
     return result
+
+
+def _kind_of(path: Path) -> str | None:
+    """The ``kind`` of the record file ``path`` (read again: only for refused files), or None."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data.get("kind") if isinstance(data, dict) else None
 
 
 def _reason(message: str, path: Path) -> str:

@@ -29,10 +29,12 @@ from hgbench.data import check_dataset_options, make_dataset
 from hgbench.records import EvalRecord, write_record
 from hgbench.records.identity import identity
 from hgbench.records.provenance import collect_provenance
+from hgbench.records.validation import check_finite_weights
 
 
-class SuspectResultError(RuntimeError):
-    """An evaluation whose result cannot be trusted (no finite accuracy); nothing was written."""
+class SuspectResultError(ValueError):
+    """An evaluation whose result cannot be trusted (no finite accuracy); nothing was written
+    (an input error: the command says so in one line, exit status 2)."""
 
 
 @dataclass
@@ -78,7 +80,8 @@ def evaluate_checkpoint(
             dataset (:func:`hgbench.data.check_dataset_options`), or a dataset whose joints
             differ from the model's (checked before any work); a deployment that cannot run on
             the device (:meth:`hgbench.accuracy.deployed.Deployment.check`).
-        FileNotFoundError, hgbench.data.DatasetError: the checkpoint or the dataset cannot be read.
+        FileNotFoundError, hgbench.data.DatasetError: the checkpoint or the dataset cannot be read;
+            ValueError: its weights are not all finite (a diverged run; before any scoring).
         SuspectResultError: the accuracy is not finite; the earlier record, if any, is kept.
         hgbench.records.NewerSchemaError: the record's file was written by a newer hgbench.
     """
@@ -92,6 +95,7 @@ def evaluate_checkpoint(
         deployment.check(dev if dev is not None else torch.device("cpu"))
     checkpoint = Path(checkpoint)
     model, ckpt = load_checkpoint(checkpoint)
+    check_finite_weights(model.state_dict(), checkpoint)
     if dev is not None:
         model = model.to(dev)
     name = dataset or ckpt["dataset"]

@@ -287,6 +287,32 @@ def test_a_run_that_now_fails_fails_the_comparison(tmp_path):
     assert comp.rows[0].verdict == ERROR and not comp.failed
 
 
+@pytest.mark.parametrize(
+    ("over", "words"),
+    [
+        (
+            {"latency_ms": None, "throughput_samples_per_s": None},
+            ["'latency_ms.p50_ms' is missing", "completed setting"],
+        ),
+        ({"parameters": -5}, ["field 'parameters' is -5"]),
+        ({"gmacs_fvcore": float("nan")}, ["field 'gmacs_fvcore' is nan"]),
+    ],
+)
+def test_an_invalid_record_among_good_ones_is_refused_not_compared_as_missing(tmp_path, over, words):
+    """Issue 26: a hand-edited CURRENT record (no latency, negative parameters, NaN GMACs) beside
+    good ones was left out, its setting read as "missing" and the comparison passed (exit 0)."""
+    write(tmp_path / "base", body("hg1"), body("hg2"))
+    write(tmp_path / "cur", body("hg1"), body("hg2", **over))
+    bad = tmp_path / "cur" / "profile" / "h" / "hg2__fp32__1.json"
+    with pytest.raises(
+        ValueError, match=r"^CURRENT .*cur: refused record .*hg2__fp32__1.json: malformed profile record"
+    ):
+        compare_results(tmp_path / "base", tmp_path / "cur")
+    code, out = invoke("compare", tmp_path / "base", tmp_path / "cur")
+    assert code == 2 and str(bad) in out and all(w in out for w in words), out
+    assert "Traceback" not in out
+
+
 def test_cli_prints_the_table_and_exits_1_on_a_regression(tmp_path):
     write(tmp_path / "base", body("hg1"), body("hg2"))
     write(tmp_path / "cur", body("hg1", p50=25.0), body("hg2"))
