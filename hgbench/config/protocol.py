@@ -227,9 +227,8 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
         path = protocols_dir() / f"{name_or_path}.yaml"
         if not NAME_RE.fullmatch(str(name_or_path)) or not path.is_file():
             known = ", ".join(available_protocols())
-            raise ConfigError(
-                f"unknown protocol {short_repr(str(name_or_path))}; available: {known} (or pass a YAML path)"
-            )
+            there = f"available: {known}" if known else f"no protocol *.yaml in {protocols_dir()}"
+            raise ConfigError(f"unknown protocol {short_repr(str(name_or_path))}; {there} (or pass a YAML path)")
     data = read_yaml(path)
     data.setdefault("name", path.stem)
     return from_dict(Protocol, data, path)

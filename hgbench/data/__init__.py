@@ -107,14 +107,24 @@ def make_dataset(name: str, root: str | Path | None, split: str, **kwargs) -> Po
         ValueError: unknown name, or a dataset that needs ``root`` without one.
         DatasetError: the files under ``root`` cannot be read.
     """
+    loader = loader_of(name, root)
+    if loader.root_hint is None:
+        return getattr(loader.load(), loader.cls)(split=split, **kwargs)
+    return getattr(loader.load(), loader.cls)(root, split=split, **kwargs)
+
+
+def loader_of(name: str, root: str | Path | None) -> Loader:
+    """The :class:`Loader` of dataset ``name``, checked against ``root``.
+
+    Raises:
+        ValueError: unknown name, or a dataset that needs ``root`` without one.
+    """
     loader = LOADERS.get(name)
     if loader is None:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    if loader.root_hint is None:
-        return getattr(loader.load(), loader.cls)(split=split, **kwargs)
-    if root is None:
+    if loader.root_hint is not None and root is None:
         raise ValueError(f"dataset {name!r} needs --data-root: {loader.root_hint}")
-    return getattr(loader.load(), loader.cls)(root, split=split, **kwargs)
+    return loader
 
 
 __all__ = [
@@ -132,5 +142,6 @@ __all__ = [
     "PoseDataset",
     "check_dataset_options",
     "dataset_splits",
+    "loader_of",
     "make_dataset",
 ]

@@ -10,8 +10,11 @@ Every writer builds the identity fields of its body with :func:`identity` (train
 checkpoints, eval records, profile records, the latency gate's records), and every reader that
 joins two records asks :func:`join_key` for the fields both hold (the report joins accuracy to
 cost on :data:`NETWORK`, an eval record to its training run on :data:`NETWORK` and
-:data:`TRAINING`). A record's :class:`hgbench.records.RecordKey` (what a newer record of the
-same measurement replaces) is built from the same parts (:data:`hgbench.records.KEY_FIELDS`).
+:data:`TRAINING`). The data read (:data:`DATA`) is part of a training's and an evaluation's
+identity: a complete run is not reused for other data
+(:func:`hgbench.train.setup.check_same_data`), and an evaluation on other data is another eval
+record. A record's :class:`hgbench.records.RecordKey` (what a newer record of the same
+measurement replaces) is built from the same parts (:data:`hgbench.records.KEY_FIELDS`).
 
 ``spec`` and ``protocol`` may be the typed config (:class:`hgbench.config.VariantSpec`,
 :class:`hgbench.config.Protocol`: any dataclass with a ``name``) or their ``asdict`` (what a
@@ -34,6 +37,13 @@ hash describe two networks (the variant's YAML was edited in between) and never 
 TRAINING = ("dataset", "protocol", "protocol_hash")
 """The training: dataset name, protocol name and the content hash of the protocol as loaded
 (:func:`hgbench.records.protocol_hash`)."""
+DATA = ("data_fingerprint",)
+"""The data read: the fingerprint of the split(s) a training or an evaluation read
+(:mod:`hgbench.data.fingerprint`: the annotation files' content and the images' names and
+sizes, or the synthetic generator's parameters). Records also carry ``data_folder`` (the folder,
+absolute; None for synthetic) and ``data_images`` (images per split) to say which, but only the
+fingerprint decides: the same data copied to another folder is the same data. A record written
+before the field has None there (the data it read is unknown)."""
 ARTIFACT = ("backend", "precision", "tf32", "channels_last", "compile_mode", "batch_size", "input_size", "device")
 """What was timed: the backend, its numeric format, the layout, ``torch.compile`` mode, batch size,
 input side in px and the device kind (``cpu``, ``cuda``)."""
@@ -74,6 +84,17 @@ def training_identity(protocol: Any, dataset: str, *, protocol_hash_: str | None
     }
 
 
+def data_identity(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data_folder``, ``data_fingerprint`` and ``data_images`` of the data read, from
+    :meth:`hgbench.data.fingerprint.DataFingerprint.fields` (a mapping: records do not import
+    the data layer)."""
+    return {
+        "data_folder": data.get("data_folder"),
+        "data_fingerprint": data["data_fingerprint"],
+        "data_images": dict(data.get("data_images") or {}),
+    }
+
+
 def artifact_identity(
     *,
     backend: str,
@@ -100,11 +121,13 @@ def identity(
     dataset: str | None = None,
     protocol_hash_: str | None = None,
     artifact: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The identity fields of a record body, the one place they are assembled: the network
     (:func:`network_identity`), the training when ``protocol`` and ``dataset`` are given
     (:func:`training_identity`), the artifact when ``artifact`` is given (from
-    :func:`artifact_identity`). A writer adds its measurements to this dict.
+    :func:`artifact_identity`), the data read when ``data`` is given (:func:`data_identity`).
+    A writer adds its measurements to this dict.
 
     Raises:
         ValueError: ``protocol`` without ``dataset`` or the reverse.
@@ -116,6 +139,8 @@ def identity(
         out |= training_identity(protocol, dataset, protocol_hash_=protocol_hash_)
     if artifact is not None:
         out |= {f: artifact[f] for f in ARTIFACT}
+    if data is not None:
+        out |= data_identity(data)
     return out
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from hgbench.config import Protocol, VariantSpec
+from hgbench.data.download.fetch import file_digest
 from hgbench.records.identity import identity
 from hgbench.records.provenance import collect_provenance
 from hgbench.train.device import device_label
@@ -54,12 +55,15 @@ def train_record_body(
     world_size: int = 1,
     backend: str | None = None,
     per_rank_batch_size: int | None = None,
+    data=None,
 ) -> dict:
     """The body of a complete run's ``train`` record (the one place it is assembled).
 
     Fields: the identity (:func:`hgbench.records.identity.identity`: ``variant``, ``spec``
     (asdict), ``spec_hash``, ``num_joints``, ``dataset``, ``protocol`` (name),
-    ``protocol_hash`` (of the protocol as loaded)), ``protocol_as_loaded`` and
+    ``protocol_hash`` (of the protocol as loaded); with ``data``, the run's
+    :class:`hgbench.data.fingerprint.DataFingerprint`, ``data_folder``, ``data_fingerprint``
+    and ``data_images``), ``protocol_as_loaded`` and
     ``protocol_settings`` (as run: with the variant's overrides), ``overrides``,
     ``data_root``, ``split`` (sizes), ``keypoints``, ``parameters``,
     ``train_time_s``, ``wall_time_s`` (seconds, summed across resumes),
@@ -71,13 +75,21 @@ def train_record_body(
     ``slurm_job_id`` (:func:`hgbench.train.distributed.slurm_job_id`, None outside Slurm),
     ``history`` (per epoch: ``epoch``, ``steps``, ``train_loss`` (mean over the ranks),
     ``lr``, and ``val`` where validated), ``pretrain``, ``final`` (the last validation),
-    ``checkpoint`` (path), ``sessions`` (one per start or resume: ``device``, ``world_size``,
+    ``checkpoint`` (path), ``checkpoint_sha256`` (of the checkpoint file as the run ended, which
+    an eval record of it repeats, so that an evaluation of an earlier checkpoint is told apart;
+    None when it is absent), ``sessions`` (one per start or resume: ``device``, ``world_size``,
     ``slurm_job_id``, ``start_step``, ``end_step``, ``train_time_s``), ``complete``,
     ``provenance``.
     """
     p = run_protocol
     return {
-        **identity(spec=spec, num_joints=keypoints.num_joints, protocol=protocol, dataset=dataset),
+        **identity(
+            spec=spec,
+            num_joints=keypoints.num_joints,
+            protocol=protocol,
+            dataset=dataset,
+            data=None if data is None else data.fields(),
+        ),
         "protocol_as_loaded": dataclasses.asdict(protocol),
         "protocol_settings": dataclasses.asdict(p),
         "overrides": spec.overrides,
@@ -103,6 +115,7 @@ def train_record_body(
         "pretrain": progress.pretrain,
         "final": next((h["val"] for h in reversed(progress.history) if "val" in h), None),
         "checkpoint": str(checkpoint),
+        "checkpoint_sha256": file_digest(checkpoint, "sha256") if Path(checkpoint).is_file() else None,
         "sessions": progress.sessions,
         "complete": True,
         "provenance": collect_provenance(),

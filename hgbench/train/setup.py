@@ -24,6 +24,7 @@ from torch.utils.data import Subset
 
 from hgbench.config import Protocol, VariantSpec, check_compatible
 from hgbench.data import make_dataset
+from hgbench.data.fingerprint import DataFingerprint, training_data
 from hgbench.models import create_model
 from hgbench.paths import CHECKPOINT, run_dir
 from hgbench.records.key import protocol_hash, spec_hash
@@ -56,6 +57,9 @@ class RunTarget:
             overrides (optimiser, batch size). dataset, data_root: the data.
         info: this process's rank in the run. device: its device. rank_batch: its share of
             every global batch. folder: the run folder.
+        data: the fingerprint of the data the run reads (its train and val splits,
+            :func:`hgbench.data.fingerprint.training_data`): part of the run's identity
+            (:func:`check_same_data`); None where a caller built the target without it.
     """
 
     spec: VariantSpec
@@ -67,6 +71,7 @@ class RunTarget:
     device: torch.device
     rank_batch: int
     folder: Path
+    data: DataFingerprint | None = None
 
     @property
     def checkpoint(self) -> Path:
@@ -110,10 +115,16 @@ def target_run(
             :func:`hgbench.train.device.check_device` (``device`` is the latter's result), as
             :func:`hgbench.train.launch.plan_training` does: they are not run again.
 
+    The data folder is fingerprinted here (:func:`hgbench.data.fingerprint.training_data`:
+    annotation files hashed, images listed with their sizes), so that a complete run on other
+    data is told apart (:func:`check_same_data`).
+
     Raises:
         ConfigError: the variant cannot be trained under the protocol. DeviceError: the
             device or its precision. DistributedError: the launcher's environment, or a
-            global batch that does not divide over the processes.
+            global batch that does not divide over the processes. ValueError: an unknown
+            dataset, or one read from a folder without ``data_root``. DatasetError: its
+            annotation file exists but cannot be read.
     """
     if not checked:
         check_compatible(spec, protocol)
@@ -125,7 +136,39 @@ def target_run(
     )
     rank_batch = per_rank_batch(settings.batch_size, info.world_size, where)
     folder = run_folder(spec, protocol, dataset, results_dir)
-    return RunTarget(spec, protocol, settings, dataset, data_root, info, dev, rank_batch, folder)
+    data = training_data(dataset, data_root)
+    return RunTarget(spec, protocol, settings, dataset, data_root, info, dev, rank_batch, folder, data)
+
+
+class DataMismatchError(ValueError):
+    """A complete run (or its checkpoint) that read other data than the data asked for: the
+    message names the run folder, both data and the two ways on (``--force``, another
+    ``--results``); nothing was changed."""
+
+
+def check_same_data(found: Any, target: RunTarget, what: str = "complete run") -> None:
+    """Refuse to reuse a complete run (its train record) or resume a checkpoint (its dict)
+    ``found`` that read other data than ``target`` (their ``data_fingerprint`` differ,
+    :data:`hgbench.records.identity.DATA`). A record or checkpoint written before the field
+    (None) or a target without a fingerprint is accepted, as before.
+
+    Raises:
+        DataMismatchError: naming the run folder, the data of each and how to go on.
+    """
+    get = found.get if hasattr(found, "get") else (lambda f, d=None: getattr(found, f, d))
+    old = get("data_fingerprint")
+    if old is None or target.data is None or old == target.data.digest:
+        return
+    counts = " + ".join(f"{n:,} {s}" for s, n in (get("data_images") or {}).items())
+    before = f"{get('data_folder') or get('data_root') or 'another folder'} (fingerprint {old}" + (
+        f", {counts} images)" if counts else ")"
+    )
+    kept = "the complete run is kept as *.previous" if what == "complete run" else "from the start"
+    raise DataMismatchError(
+        f"{target.folder}: the {what} there was trained on {before}, not on the data asked for, "
+        f"{target.data.describe()}; pass --force to train it again on this data ({kept}), or another --results "
+        "folder to keep both"
+    )
 
 
 @dataclasses.dataclass
