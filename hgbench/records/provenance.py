@@ -8,6 +8,7 @@ that produced it. Collecting it never raises: a field that cannot be found is ``
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -20,6 +21,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +128,9 @@ def gpu_nvml_state(nvml_index: int | None) -> dict[str, Any]:
     """Clocks, power limit and throttle reasons of the GPU with NVML index ``nvml_index``, read
     through nvidia-ml-py (``import pynvml``) now. They explain run-to-run variance on a GPU (a
     lower power limit, a clock capped by application clocks, thermal slowdown) the way the
-    calibration workload does on a CPU.
+    calibration workload does on a CPU. Read when the provenance is collected, i.e. outside any
+    timed work (an idle GPU shows idle clocks and ``"gpu_idle"``): what the GPU did while a
+    setting was timed is :class:`GpuStateSampler`'s, in the profile record's ``conditions``.
 
     Returns:
         ``gpu_clocks_mhz``: ``{"sm", "sm_max", "memory", "memory_max"}`` (MHz, current and
@@ -139,58 +144,175 @@ def gpu_nvml_state(nvml_index: int | None) -> dict[str, Any]:
         NVML refuses (not supported on this GPU) is ``None`` alone. Never raises.
     """
     state: dict[str, Any] = dict.fromkeys(NVML_FIELDS)
+    with _nvml_reader(nvml_index) as read:
+        if read is not None:
+            state.update(read())
+    return state
+
+
+@contextlib.contextmanager
+def _nvml_reader(nvml_index: int | None) -> Iterator[Callable[[], dict[str, Any]] | None]:
+    """NVML initialised for the block, yielding ``read()`` (the :data:`NVML_FIELDS` of GPU
+    ``nvml_index`` now, :func:`gpu_nvml_state`'s values; a query NVML refuses is ``None``), or
+    ``None`` when ``nvml_index`` is ``None``, pynvml does not import or NVML fails. Never raises
+    for NVML's sake (what the block raises passes through)."""
     if nvml_index is None:
-        return state
+        yield None
+        return
     try:
         import pynvml
 
         pynvml.nvmlInit()
     except Exception:  # noqa: BLE001 - not installed, no driver: provenance must never fail a run
-        return state
+        yield None
+        return
     try:
-        handle = pynvml.nvmlDeviceGetHandleByIndex(nvml_index)
-
-        def query(fn, *args):
-            try:
-                return fn(handle, *args)
-            except Exception:  # noqa: BLE001 - NVMLError_NotSupported and the like
-                return None
-
-        sm, mem = pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM
-        state["gpu_clocks_mhz"] = {
-            "sm": query(pynvml.nvmlDeviceGetClockInfo, sm),
-            "sm_max": query(pynvml.nvmlDeviceGetMaxClockInfo, sm),
-            "memory": query(pynvml.nvmlDeviceGetClockInfo, mem),
-            "memory_max": query(pynvml.nvmlDeviceGetMaxClockInfo, mem),
-        }
-        limit_mw = query(pynvml.nvmlDeviceGetEnforcedPowerLimit)
-        state["gpu_power_limit_w"] = None if limit_mw is None else limit_mw / 1000
-        reasons_fn = (getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
-                      or getattr(pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None))  # fmt: skip
-        mask = query(reasons_fn) if reasons_fn is not None else None
-        state["gpu_throttle_reasons"] = None if mask is None else [name for bit, name in THROTTLE_REASONS if mask & bit]
-    except Exception:  # noqa: BLE001 - a handle NVML refuses: what was read stays
-        pass
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(nvml_index)
+        except Exception:  # noqa: BLE001 - a handle NVML refuses
+            handle = None
+        yield (lambda: _nvml_read(pynvml, handle)) if handle is not None else None
     finally:
         try:
             pynvml.nvmlShutdown()
         except Exception:  # noqa: BLE001
             pass
-    return state
 
 
-def _nvml_index() -> int | None:
-    """NVML's index of CUDA device 0 (``CUDA_VISIBLE_DEVICES`` can make them differ; torch's
-    private ``torch.cuda._get_nvml_device_index`` maps them, else 0), ``None`` without CUDA."""
+def _nvml_read(pynvml: Any, handle: Any) -> dict[str, Any]:
+    """:data:`NVML_FIELDS` of ``handle`` now (see :func:`gpu_nvml_state`)."""
+
+    def query(fn, *args):
+        try:
+            return fn(handle, *args)
+        except Exception:  # noqa: BLE001 - NVMLError_NotSupported and the like
+            return None
+
+    sm, mem = pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM
+    limit_mw = query(pynvml.nvmlDeviceGetEnforcedPowerLimit)
+    reasons_fn = (getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+                  or getattr(pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None))  # fmt: skip
+    mask = query(reasons_fn) if reasons_fn is not None else None
+    return {
+        "gpu_clocks_mhz": {
+            "sm": query(pynvml.nvmlDeviceGetClockInfo, sm),
+            "sm_max": query(pynvml.nvmlDeviceGetMaxClockInfo, sm),
+            "memory": query(pynvml.nvmlDeviceGetClockInfo, mem),
+            "memory_max": query(pynvml.nvmlDeviceGetMaxClockInfo, mem),
+        },
+        "gpu_power_limit_w": None if limit_mw is None else limit_mw / 1000,
+        "gpu_throttle_reasons": None if mask is None else [name for bit, name in THROTTLE_REASONS if mask & bit],
+    }
+
+
+GPU_SAMPLE_INTERVAL_S = 0.05
+"""How often :class:`GpuStateSampler` reads NVML during a timed window (s): an NVML query takes
+tens of microseconds, so 20 reads a second cost the timed loop nothing measurable."""
+
+
+class GpuStateSampler:
+    """What a GPU did during a block of work: a thread reads its clocks and throttle reasons
+    through NVML every :data:`GPU_SAMPLE_INTERVAL_S` while the block runs, and once more when it
+    ends (so that a block shorter than the interval has one sample, taken while the GPU is
+    still at its working clocks). The profiler wraps each setting's timed window in one
+    (:func:`hgbench.profile.run.profile_model`), so that a record shows the clocks of its own
+    measurement, not those of an idle GPU before any work (:func:`gpu_nvml_state`).
+
+    Args:
+        nvml_index: NVML's index of the GPU (:func:`nvml_index`); ``None`` (a CPU device):
+            nothing is sampled and :meth:`summary` is ``None``.
+        interval_s: seconds between reads.
+
+    Never raises for NVML's sake: without pynvml or a driver :meth:`summary` is ``None``.
+    """
+
+    def __init__(self, nvml_index: int | None, interval_s: float = GPU_SAMPLE_INTERVAL_S) -> None:
+        self.nvml_index, self.interval_s = nvml_index, interval_s
+        self.samples: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reader: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> GpuStateSampler:
+        self._reader = contextlib.ExitStack()
+        read = self._reader.enter_context(_nvml_reader(self.nvml_index))
+        if read is not None:
+            self._read = read
+            self._thread = threading.Thread(target=self._run, name="hgbench-gpu-sampler", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.samples.append(self._read())
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.samples.append(self._read())
+        if self._reader is not None:
+            self._reader.close()
+
+    def summary(self) -> dict[str, Any] | None:
+        """The samples summed up (``None`` when none were taken): ``samples`` (how many),
+        ``interval_s``, ``sm_mhz`` and ``memory_mhz`` (``{"min", "median", "max"}`` of the
+        current clocks, MHz), ``sm_max_mhz`` and ``memory_max_mhz`` (the GPU's maximum clocks),
+        ``power_limit_w`` (the enforced limit at the end), ``throttle_reasons`` (each reason of
+        :data:`THROTTLE_REASONS` seen, with the fraction of samples that showed it; ``{}``
+        when none did)."""
+        if not self.samples:
+            return None
+        last = self.samples[-1]
+
+        def spread(key: str) -> dict[str, float] | None:
+            values = sorted(v for s in self.samples if (v := (s["gpu_clocks_mhz"] or {}).get(key)) is not None)
+            if not values:
+                return None
+            return {"min": values[0], "median": values[len(values) // 2], "max": values[-1]}
+
+        seen: dict[str, int] = {}
+        for sample in self.samples:
+            for name in sample["gpu_throttle_reasons"] or []:
+                seen[name] = seen.get(name, 0) + 1
+        clocks = last["gpu_clocks_mhz"] or {}
+        return {
+            "samples": len(self.samples),
+            "interval_s": self.interval_s,
+            "sm_mhz": spread("sm"),
+            "memory_mhz": spread("memory"),
+            "sm_max_mhz": clocks.get("sm_max"),
+            "memory_max_mhz": clocks.get("memory_max"),
+            "power_limit_w": last["gpu_power_limit_w"],
+            "throttle_reasons": {name: n / len(self.samples) for name, n in seen.items()},
+        }
+
+
+def nvml_index(device: torch.device | str | int | None = 0) -> int | None:
+    """NVML's index of CUDA device ``device`` (an index, or a ``torch.device``; ``cuda`` alone
+    is the current device), ``None`` for a CPU device or without CUDA. ``CUDA_VISIBLE_DEVICES``
+    can make the two indices differ: torch's private ``torch.cuda._get_nvml_device_index`` maps
+    them, else the CUDA index is used. Never raises."""
+    if isinstance(device, (str, torch.device)):
+        device = torch.device(device)
+        if device.type != "cuda":
+            return None
+        device = device.index
     try:
         if not torch.cuda.is_available():
             return None
+        index = torch.cuda.current_device() if device is None else int(device)
     except Exception:  # noqa: BLE001
         return None
     try:
-        return int(torch.cuda._get_nvml_device_index(0))
-    except Exception:  # noqa: BLE001 - a private helper: fall back to the first GPU
-        return 0
+        return int(torch.cuda._get_nvml_device_index(index))
+    except Exception:  # noqa: BLE001 - a private helper: fall back to the CUDA index
+        return index
+
+
+def _nvml_index() -> int | None:
+    """NVML's index of CUDA device 0 (:func:`nvml_index`), ``None`` without CUDA."""
+    return nvml_index(0)
 
 
 def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess | None:
