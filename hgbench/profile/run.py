@@ -7,12 +7,22 @@ conversion, compile or engine build) -> ``timing`` (warm-up and timed calls, pea
 -> ``numerics`` (against eager fp32 on the same input) -> ``roofline`` (floors from the
 device's ceilings). A CUDA out-of-memory at any stage is reported as such, with the batch
 size, and the CUDA cache is emptied before the next setting runs.
+
+Conditions, per setting (recorded in its ``latency_ms``): ``torch.backends.cudnn.benchmark`` is
+set to :data:`CUDNN_BENCHMARK` from the prepare stage to the numerics (cuDNN's autotuner then
+picks each convolution's fastest algorithm for the fixed shape during warm-up, as ONNX
+Runtime's CUDA provider and TensorRT tune their kernels) and restored after; on CUDA the GPU's
+clocks and throttle reasons are sampled while the setting is timed
+(:class:`hgbench.records.provenance.GpuStateSampler`). Between the prepare stage and the
+timed window the CUDA allocator's cache is emptied, so that the device-wide peak memory holds
+what the timed calls use, not what the build left cached.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +39,26 @@ from hgbench.profile.quiet import QuietTimer
 from hgbench.profile.roofline import Ceilings, element_bytes, get_ceilings, roofline
 from hgbench.records import ProfileRecord, RecordError, identity, read_record, write_record
 from hgbench.records.identity import artifact_identity
-from hgbench.records.provenance import collect_provenance, device_name
+from hgbench.records.provenance import GpuStateSampler, collect_provenance, device_name, nvml_index
 
 INPUT_SEED = 0
 MAX_REASON_CHARS = 500
 """Longest ``error`` of a profile record (characters; longer reasons are cut with ``...``)."""
+CUDNN_BENCHMARK = True
+"""``torch.backends.cudnn.benchmark`` during every profiled setting (module docstring):
+torch's backends autotune their convolutions like ONNX Runtime and TensorRT do theirs."""
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(enabled: bool) -> Iterator[None]:
+    """``torch.backends.cudnn.benchmark = enabled`` inside the block, restored on exit, also
+    on error (a flag only: inert on the CPU)."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -160,7 +185,7 @@ def profile_model(
     timing = {"warmup_iters": warmup_iters, "warmup_s": warmup_s, "min_iters": min_iters, "min_time_s": min_time_s}
     stage, prepared, x_in = "threads", None, None
     try:
-        with fixed_threads(threads):
+        with fixed_threads(threads), cudnn_benchmark(CUDNN_BENCHMARK):
             stage = "complexity"
             record.update(complexity if complexity is not None else complexity_record(model, input_size))
             stage = "prepare"
@@ -244,15 +269,23 @@ def _time_first_repetition(
     quiet: QuietTimer | None,
     timing: dict[str, Any],
 ) -> None:
-    """Stage ``timing``: warm-up and timed calls inside :class:`PeakMemory` and the backend's
-    context; records ``latency_ms`` (one repetition), ``throughput_samples_per_s``,
-    ``peak_memory_mib`` and ``memory`` (the figure the backend names on CUDA; RSS on the CPU)."""
+    """Stage ``timing``: on CUDA the allocator's cache emptied, then warm-up and timed calls
+    inside :class:`PeakMemory`, the backend's context and a :class:`GpuStateSampler`; records
+    ``latency_ms`` (one repetition, with its GPU state: :func:`latency_entry`),
+    ``throughput_samples_per_s``, ``peak_memory_mib`` and ``memory`` (the figure the backend
+    names on CUDA; RSS on the CPU)."""
     fn = prepared.fn
-    with PeakMemory(device, baseline=baseline) as memory, prepared.context():
+    if device.type == "cuda":
+        _free_memory(device)  # what the build left in the allocator's cache is not the timed calls' memory
+    with (
+        PeakMemory(device, baseline=baseline) as memory,
+        prepared.context(),
+        GpuStateSampler(nvml_index(device)) as gpu,
+    ):
         stats, window = _time_window(lambda: fn(x_in), quiet, device, **timing)
     source = impl.peak_memory_source(settings) if device.type == "cuda" else "allocator"
     record.update(
-        latency_ms=latency_entry(stats.samples_ms, [stats.p50], [window]),
+        latency_ms=latency_entry(stats.samples_ms, [stats.p50], [window], [gpu.summary()], _cudnn_benchmark(device)),
         throughput_samples_per_s=stats.throughput(record.batch_size),
         peak_memory_mib=memory.peak(source),
         memory=memory.to_record(source),
@@ -281,27 +314,44 @@ def _check_numerics(
 
 
 def latency_entry(
-    samples_ms: list[float], repetition_p50_ms: list[float], windows: list[dict[str, Any] | None] | None = None
+    samples_ms: list[float],
+    repetition_p50_ms: list[float],
+    windows: list[dict[str, Any] | None] | None = None,
+    gpu: list[dict[str, Any] | None] | None = None,
+    cudnn_benchmark: bool | None = None,
 ) -> dict[str, Any]:
     """The record's ``latency_ms``: :meth:`LatencyStats.to_dict` of all samples pooled (ms per
     batch, in call order, repetition after repetition), plus ``repetitions`` (how many timed
     repetitions they came from), ``repetition_p50_ms`` (each repetition's median, ms: their
-    spread shows how steady the machine was during the sweep) and ``windows`` (per
+    spread shows how steady the machine was during the sweep), ``windows`` (per
     repetition, how its window was chosen: see :meth:`hgbench.profile.quiet.QuietTimer.time`;
-    ``None`` for a repetition timed without probes).
+    ``None`` for a repetition timed without probes), ``gpu`` (per repetition, the GPU's clocks
+    and throttle reasons sampled while it was timed,
+    :meth:`hgbench.records.provenance.GpuStateSampler.summary`; ``None`` on the CPU or without
+    NVML) and ``cudnn_benchmark`` (``torch.backends.cudnn.benchmark`` while the setting ran,
+    :data:`CUDNN_BENCHMARK`; ``None`` on the CPU, where cuDNN does not run).
 
     Raises:
-        ValueError: no samples, or ``windows`` not one per repetition.
+        ValueError: no samples, or ``windows`` or ``gpu`` not one per repetition.
     """
-    windows = list(windows) if windows is not None else [None] * len(repetition_p50_ms)
-    if len(windows) != len(repetition_p50_ms):
-        raise ValueError(f"need one window per repetition; got {len(windows)} for {len(repetition_p50_ms)}")
+    n = len(repetition_p50_ms)
+    windows = list(windows) if windows is not None else [None] * n
+    gpu = list(gpu) if gpu is not None else [None] * n
+    if len(windows) != n or len(gpu) != n:
+        raise ValueError(f"need one window and one GPU state per repetition; got {len(windows)} and {len(gpu)} for {n}")
     return {
         **LatencyStats(list(samples_ms)).to_dict(),
-        "repetitions": len(repetition_p50_ms),
+        "repetitions": n,
         "repetition_p50_ms": [float(v) for v in repetition_p50_ms],
         "windows": windows,
+        "gpu": gpu,
+        "cudnn_benchmark": cudnn_benchmark,
     }
+
+
+def _cudnn_benchmark(device: torch.device) -> bool | None:
+    """What ``latency_ms["cudnn_benchmark"]`` records for a setting on ``device``."""
+    return CUDNN_BENCHMARK if device.type == "cuda" else None
 
 
 def _time_window(
@@ -339,7 +389,7 @@ def repeat_timing(
 
     The backend prepares ``model`` again (from its artefact cache where it has one), warms up
     and times as :func:`profile_model` does; the new samples join ``latency_ms`` (see
-    :func:`latency_entry`), and the throughput and the roofline (with the ceilings already in
+    :func:`latency_entry`, its GPU state too), and the throughput and the roofline (with the ceilings already in
     the record) are recomputed from the pooled median. Build time, peak memory and numerics stay those of
     the first repetition. A record whose status is not ``"ok"`` is returned unchanged; a
     failure here sets ``status="error"`` and ``error="timing (repetition <k>): ..."`` and keeps
@@ -363,11 +413,11 @@ def repeat_timing(
     device = model_device(model)
     prepared = fn = x_in = None
     try:
-        with fixed_threads(threads):
+        with fixed_threads(threads), cudnn_benchmark(CUDNN_BENCHMARK):
             x = make_input(record.batch_size, record.input_size, device)
             prepared = get_backend(record.backend).prepare(model, x, settings)
             x_in, fn = prepared.prepare_input(x), prepared.fn
-            with prepared.context():
+            with prepared.context(), GpuStateSampler(nvml_index(device)) as gpu:
                 stats, window = _time_window(
                     lambda: fn(x_in), quiet, device,
                     warmup_iters=warmup_iters, warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s,
@@ -380,8 +430,10 @@ def repeat_timing(
         prepared = fn = x_in = None
         _free_memory(device)
     earlier_windows = previous.get("windows") or [None] * previous["repetitions"]
+    earlier_gpu = previous.get("gpu") or [None] * previous["repetitions"]
     latency = latency_entry(previous["samples_ms"] + stats.samples_ms,
-                            previous["repetition_p50_ms"] + [stats.p50], earlier_windows + [window])  # fmt: skip
+                            previous["repetition_p50_ms"] + [stats.p50], earlier_windows + [window],
+                            earlier_gpu + [gpu.summary()], _cudnn_benchmark(device))  # fmt: skip
     record.update(
         latency_ms=latency, throughput_samples_per_s=LatencyStats(latency["samples_ms"]).throughput(record.batch_size)
     )
