@@ -52,9 +52,35 @@ registered range, below Linux's default ephemeral range 32768-60999's end; submi
 ``TorchDistributedEnvironment`` uses the same range)."""
 
 
-CONTROL_TIMEOUT = timedelta(hours=2)
-"""How long a rank waits in :func:`control_group`'s collectives: the others wait there while
-rank 0 validates (a full validation split) and writes a checkpoint."""
+CONTROL_TIMEOUT = timedelta(minutes=30)
+"""How long a rank waits in :func:`control_group`'s collectives by default: the others wait
+there while rank 0 validates (a full validation split: about a minute for MPII's 2958 images
+on one GPU, several on a CPU) and writes a checkpoint, so a stuck or dead rank stops the others
+within this time (they raise; Slurm's ``srun --kill-on-bad-exit=1`` then ends the step).
+:data:`CONTROL_TIMEOUT_ENV` overrides it (:func:`control_timeout`)."""
+
+CONTROL_TIMEOUT_ENV = "HGBENCH_CONTROL_TIMEOUT_MIN"
+"""Environment variable: :data:`CONTROL_TIMEOUT` in minutes (a positive number), for runs whose
+validation takes longer (a large validation split on slow ranks)."""
+
+
+def control_timeout(environ: Mapping[str, str] | None = None) -> timedelta:
+    """:data:`CONTROL_TIMEOUT`, or :data:`CONTROL_TIMEOUT_ENV` minutes where set.
+
+    Raises:
+        DistributedError: the variable is not a positive number (naming it).
+    """
+    text = (os.environ if environ is None else environ).get(CONTROL_TIMEOUT_ENV, "").strip()
+    if not text:
+        return CONTROL_TIMEOUT
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = -1.0
+    if not minutes > 0 or minutes == float("inf"):
+        raise DistributedError(f"{CONTROL_TIMEOUT_ENV}={text!r}: expected a positive number of minutes (default "
+                               f"{CONTROL_TIMEOUT.total_seconds() / 60:.0f})")  # fmt: skip
+    return timedelta(minutes=minutes)
 
 
 class DistributedError(ValueError):
@@ -291,11 +317,15 @@ def _initialized() -> bool:
 
 
 def control_group() -> Any:
-    """A gloo process group of every rank for host-side agreement (:data:`CONTROL_TIMEOUT`);
-    None outside a process group. Every rank must call it (a collective)."""
+    """A gloo process group of every rank for host-side agreement (:func:`control_timeout`);
+    None outside a process group. Every rank must call it (a collective).
+
+    Raises:
+        DistributedError: a bad :data:`CONTROL_TIMEOUT_ENV`.
+    """
     if not _initialized():
         return None
-    return torch.distributed.new_group(backend="gloo", timeout=CONTROL_TIMEOUT)
+    return torch.distributed.new_group(backend="gloo", timeout=control_timeout())
 
 
 def broadcast_from_main(obj: Any, group: Any = None) -> Any:

@@ -226,5 +226,6 @@ class EpochLoop:
         step_schedule(self.setup.scheduler, val)
         state.history = [*state.history, entry]
         state.epoch_loss_sum.zero_()
+        self.emit("epoch", {"variant": self.target.spec.name, **entry})  # before its checkpoint: a tracker logs it
         self.save("epoch")
         self.last_ckpt = time.perf_counter()

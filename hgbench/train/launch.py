@@ -503,6 +503,9 @@ def _slurm_executor(results: Path, protocol: Protocol, options: SlurmOptions) ->
         # the handler in the job listens to the signal Slurm is told to send
         "slurm_setup": [f"export SUBMITIT_PREEMPT_SIGNAL={REQUEUE_SIGNAL}"],
         "slurm_additional_parameters": {"signal": f"{REQUEUE_SIGNAL}@{options.signal_delay_s}"},
+        # a rank that exits with an error ends the step's other tasks at once, instead of leaving
+        # them in a collective until the control group's timeout (hgbench.train.distributed.CONTROL_TIMEOUT)
+        "slurm_srun_args": ["--kill-on-bad-exit=1"],
     }
     optional = {
         "gpus_per_node": options.gpus_per_job or None,

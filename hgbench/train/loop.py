@@ -84,6 +84,7 @@ from hgbench.models import count_parameters
 from hgbench.paths import TRAIN_RECORD
 from hgbench.records import TrainRecord, utc_now, write_record
 from hgbench.records.schema import new_record
+from hgbench.tracking import track_training
 from hgbench.train.distributed import (
     DistInfo,
     backend_for,
@@ -184,6 +185,7 @@ def train_variant(
     bad_samples: str = "error",
     *,
     checked: bool = False,
+    tracker: str | None = None,
 ) -> TrainRecord | dict:
     """Train ``spec`` under ``protocol`` (with the variant's overrides) on ``dataset`` on
     ``device``; resume from the run's checkpoint when there is one; data-parallel when started
@@ -204,6 +206,8 @@ def train_variant(
         checked: the caller already checked the variant against the protocol and the device
             (:func:`hgbench.train.launch.plan_training`; ``device`` is its resolved
             ``torch.device``), so the checks do not run twice (:func:`hgbench.train.setup.target_run`).
+        tracker: ``tensorboard`` or ``mlflow`` logs the run there (rank 0), ``none`` nowhere; None:
+            ``$HGBENCH_TRACKER`` (:mod:`hgbench.tracking`; a tracker's failure is a warning).
 
     Returns:
         The run record (:class:`hgbench.records.TrainRecord` of :func:`train_record_body`,
@@ -234,6 +238,8 @@ def train_variant(
         run_identity = checkpoint_identity(target, setup.keypoints.num_joints)
         state, scaler_state, resumed = start_state(setup, run_identity, force, group)
         emit = progress if (progress is not None and target.writer) else (lambda event, data: None)
+        if target.writer:  # rank 0 logs to the tracker, if any (hgbench.tracking)
+            emit = track_training(tracker, target.folder, spec, target.settings, dataset, emit)
         epochs = EpochLoop(setup, state, run_identity, group, emit, wall_start=wall_start,
                            log_every_steps=log_every_steps, log_every_s=log_every_s)  # fmt: skip
         epochs.run(scaler_state, resumed)
