@@ -42,6 +42,7 @@ Variants = Annotated[str | None, typer.Option("--variants", help="Comma-separate
 Protocol = Annotated[str, typer.Option("--protocol", help="Protocol name (variants/protocols/*.yaml) or a YAML path.")]
 Force = Annotated[bool, typer.Option("--force", help="Retrain a complete run, or start over from an unreadable checkpoint.")]
 SkipBad = Annotated[bool, typer.Option("--skip-bad-samples", help="Leave out unreadable images (counted, reported).")]
+Tracker = Annotated[str | None, typer.Option(help="Log curves to tensorboard or mlflow, or none (default: $HGBENCH_TRACKER).")]
 
 
 def _many(help_text: str):  # a repeatable filter option of `report`
@@ -73,7 +74,7 @@ def train_all(
     variants_: Variants = None,
     results: Results = DEFAULT_RESULTS_DIR,
     force: Force = False, skip_bad_samples: SkipBad = False,
-    device: Device = None,
+    device: Device = None, tracker: Tracker = None,
     launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (one job per variant, a job array).")] = "local",
     gpus: Annotated[str | None, typer.Option(help="Local: one variant per GPU at once, e.g. 0,1,2,3.")] = None,
     slurm_partition: Annotated[str | None, typer.Option(help="Slurm partition (default: the cluster's).")] = None,
@@ -90,7 +91,8 @@ def train_all(
     from hgbench.train.launch import launch_options, plan_training
     with ui.user_errors():
         opts = launch_options(launcher, gpus, device, wait, **slurm)
-        plan = plan_training(variants_, protocol, dataset, data_root, results, device, force, launcher == "local", skip_bad_samples)
+        plan = plan_training(variants_, protocol, dataset, data_root, results, device, force, launcher == "local", skip_bad_samples,
+                             tracker)
     ui.run_training(plan, launcher, gpus, opts, wait)
 
 
@@ -101,12 +103,12 @@ def train(
     dataset: Dataset = DEFAULT_DATASET, data_root: DataRoot = None,
     results: Results = DEFAULT_RESULTS_DIR,
     force: Force = False, skip_bad_samples: SkipBad = False,
-    device: Device = None,
+    device: Device = None, tracker: Tracker = None,
 ) -> None:
     """Train one variant under a protocol (under torchrun or srun: data parallel over the processes)."""
     from hgbench.train.launch import plan_training
     with ui.user_errors():
-        plan = plan_training(variant, protocol, dataset, data_root, results, device, force, True, skip_bad_samples)
+        plan = plan_training(variant, protocol, dataset, data_root, results, device, force, True, skip_bad_samples, tracker)
     ui.run_training(plan)
 
 

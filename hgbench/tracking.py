@@ -109,11 +109,19 @@ def resolve_tracker(name: str | None = None, *, check_installed: bool = True) ->
     return value
 
 
-def export_tracker(name: str | None) -> None:
-    """Set :data:`TRACKER_ENV` to ``name`` (``none`` for None) in this process, so the
-    processes it starts (one per GPU, Slurm jobs: ``sbatch`` exports the environment) use the
-    same tracker."""
-    os.environ[TRACKER_ENV] = name or "none"
+def use_tracker(option: str | None) -> str | None:
+    """The tracker of a training request (:func:`resolve_tracker` of ``option``, its extra
+    checked); an ``option`` given (``--tracker``) is also set as :data:`TRACKER_ENV` in this
+    process (``none`` for none), so the processes it starts (one per GPU; Slurm jobs, as
+    ``sbatch`` exports the environment) use the same tracker.
+
+    Raises:
+        ValueError: as :func:`resolve_tracker`.
+    """
+    name = resolve_tracker(option)
+    if option is not None:
+        os.environ[TRACKER_ENV] = name or "none"
+    return name
 
 
 # --- the trackers ------------------------------------------------------------------------------

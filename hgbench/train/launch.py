@@ -745,18 +745,21 @@ class TrainPlan:
     force: bool
     device: Any
     bad_samples: str = "error"
+    tracker: str | None = None  # tensorboard, mlflow or None (hgbench.tracking)
 
 
 def plan_training(variants: str | None, protocol: str, dataset: str, data_root: str | Path | None, results: str | Path,
                   device: str | None = None, force: bool = False, here: bool = True,
-                  skip_bad_samples: bool = False) -> TrainPlan:  # fmt: skip
+                  skip_bad_samples: bool = False, tracker: str | None = None) -> TrainPlan:  # fmt: skip
     """Check everything about a training request before any work: the dataset and its data
     root (:func:`hgbench.data.check_dataset_options`), the protocol file, the variants, every
     variant against the protocol (:func:`hgbench.config.check_compatible`, naming the
     protocol's file), the device and precision (:func:`hgbench.train.device.check_device`)
     and that ``results`` is a writable folder (:func:`hgbench.paths.check_writable_folder`).
     With ``here`` False (a Slurm job trains elsewhere) a device left unset is not resolved on
-    this machine.
+    this machine. The tracker (``tracker``, else ``$HGBENCH_TRACKER``:
+    :func:`hgbench.tracking.resolve_tracker`) is checked, and exported to the environment so
+    that the processes and Slurm jobs this one starts log to it too.
 
     Raises:
         ConfigError, KeyError, ValueError, OSError: the first problem, in one line naming the
@@ -765,6 +768,7 @@ def plan_training(variants: str | None, protocol: str, dataset: str, data_root: 
     from hgbench.config import check_compatible, load_protocol, select_variants
     from hgbench.data import check_dataset_options
     from hgbench.paths import check_writable_folder, protocols_dir
+    from hgbench.tracking import use_tracker
     from hgbench.train.device import check_device
 
     check_dataset_options(dataset, data_root)
@@ -776,9 +780,9 @@ def plan_training(variants: str | None, protocol: str, dataset: str, data_root: 
     dev = check_device(device, proto) if here or device is not None else None
     check_writable_folder(Path(results))
     bad = "skip" if skip_bad_samples else "error"
-    return TrainPlan(
-        specs, proto, str(protocol), dataset, Path(data_root) if data_root else None, Path(results), force, dev, bad
-    )
+    track = use_tracker(tracker)  # checked; the local GPU processes and Slurm jobs inherit it
+    root = Path(data_root) if data_root else None
+    return TrainPlan(specs, proto, str(protocol), dataset, root, Path(results), force, dev, bad, track)
 
 
 @dataclasses.dataclass
@@ -806,7 +810,8 @@ def train_local(plan: TrainPlan, display: Any = None) -> LocalRuns:
         kw = {} if display is None else {"progress": display.callback(spec.name), "log_every_s": display.log_every_s}
         try:
             rec = train_variant(spec, plan.protocol, plan.dataset, plan.data_root, plan.results, force=plan.force,
-                                device=plan.device, bad_samples=plan.bad_samples, checked=True, **kw)  # fmt: skip
+                                device=plan.device, bad_samples=plan.bad_samples, checked=True, tracker=plan.tracker,
+                                **kw)  # fmt: skip
         except OSError as e:
             if not is_machine_fault(e):
                 raise
