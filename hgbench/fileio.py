@@ -5,6 +5,17 @@ is flushed and ``fsync``-ed, then renamed over the destination with ``os.replace
 POSIX and Windows when both names are on one file system, hence the same folder). A reader sees
 either the old file or the complete new one; an interrupted write leaves no half-written file,
 and a failed one leaves no temporary file. This module imports nothing from hgbench.
+
+**No write through a link.** A destination that is a symbolic link is refused
+(:class:`LinkedFileError`) instead of being replaced: in a results folder that others can write,
+a link planted where hgbench writes must neither redirect the write nor vanish unseen. The
+temporary file is created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` (``tempfile.mkstemp``'s flags),
+so it can never be a link either. Folders above the destination may be links (a results or
+``runs`` folder moved to another disk and linked back): only the file's own name is checked.
+
+**Errors name the file.** An ``OSError`` of a write (a full disk meets ``write`` or ``fsync``,
+which say no file name) is raised again with the destination as its ``filename``, so every
+message says which file could not be written.
 """
 
 from __future__ import annotations
@@ -18,11 +29,45 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TMP_SUFFIX", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "utc_now"]
+__all__ = [
+    "TMP_SUFFIX",
+    "LinkedFileError",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "refuse_link",
+    "utc_now",
+]
 
 TMP_SUFFIX = ".tmp"
 """Suffix of the temporary file of a write in progress (``.<name>.<random>.tmp`` beside the
 destination); a process killed mid-write leaves one, which its owner may glob and delete."""
+
+
+class LinkedFileError(ValueError):
+    """A file hgbench would write (or lock) is a symbolic link; the message names the file, where
+    the link points and the fix (the command line exits with status 2)."""
+
+
+def refuse_link(path: str | Path, what: str = "file") -> None:
+    """Raise :class:`LinkedFileError` when ``path`` itself is a symbolic link (folders above it
+    may be links); anything else, including no file, passes.
+
+    Raises:
+        LinkedFileError: naming ``path`` (``what`` says what it is, e.g. "lock file"), the
+            link's target and the fix (remove the link).
+    """
+    path = Path(path)
+    if not path.is_symlink():
+        return
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    raise LinkedFileError(
+        f"{path}: this {what} is a symbolic link (to {target}); hgbench never writes through a link: "
+        f"remove the link (rm {path}) and run the command again"
+    )
 
 
 def utc_now() -> str:
@@ -37,24 +82,33 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     parent folders are created; the new file gets the usual mode (``0o666`` less the umask).
 
     Raises:
+        LinkedFileError: ``path`` is a symbolic link (:func:`refuse_link`; nothing is written).
         OSError: the folder cannot be created or written (disk full, read-only, a file in the
             way), or ``path`` is a folder (``IsADirectoryError`` naming it, before anything is
-            written); the old file, if any, is unchanged and no temporary file is left.
+            written); its ``filename`` is ``path`` (or the folder that could not be made); the
+            old file, if any, is unchanged and no temporary file is left.
     """
     path = Path(path)
+    refuse_link(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    tmp = None
     try:
+        # mkstemp opens with O_CREAT | O_EXCL | O_NOFOLLOW: the temporary file is new, never a link
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
+        refuse_link(path)  # a link planted while the file was written is not replaced either
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno is not None and e.filename in (None, tmp):
+            raise OSError(e.errno, e.strerror, str(path)) from e  # write and fsync name no file
         raise
 
 

@@ -111,6 +111,56 @@ def read_checkpoint(path: Path, fix: str = RESUME_FIX) -> dict[str, Any]:
     return ckpt
 
 
+EVALUATION_FIELDS = {"spec": dict, "model_state": dict, "num_joints": int, "dataset": str, "protocol": dict}
+"""The fields (and their types) a checkpoint of every format holds, which :func:`load_checkpoint`
+and the evaluation read."""
+RESUME_FIELDS = {
+    **EVALUATION_FIELDS,
+    "optimizer_state": dict,
+    "scaler_state": dict,
+    "rng": dict,
+    "step": int,
+    "history": list,
+    "sessions": list,
+}
+"""The fields (and their types) an exact resume reads besides :data:`EVALUATION_FIELDS`."""
+
+
+def check_fields(ckpt: dict[str, Any], path: Path, fields: dict[str, type], fix: str) -> None:
+    """Refuse a checkpoint that lacks one of ``fields`` (or holds another type there).
+
+    Raises:
+        CheckpointError: naming the file, the field and ``fix``.
+    """
+    for name, kind in fields.items():
+        if name not in ckpt:
+            raise CheckpointError(f"{path}: field '{name}' missing (not a complete hgbench checkpoint); {fix}")
+        if not isinstance(ckpt[name], kind) or (kind is int and isinstance(ckpt[name], bool)):
+            got = type(ckpt[name]).__name__
+            raise CheckpointError(f"{path}: field '{name}' is a {got}, not a {kind.__name__}; {fix}")
+
+
+def load_weights(module: Any, state: Any, path: Path, fix: str, what: str = "weights") -> None:
+    """``module.load_state_dict(state)`` (a network, optimiser or schedule), a state that does not
+    fit refused in one line (``what`` names it: ``weights``, ``an optimiser state``).
+
+    Raises:
+        CheckpointError: the shapes or names of ``state`` do not fit ``module`` (the network its
+            stored spec builds, or its optimiser); the message names the file, the first
+            mismatch and ``fix``.
+    """
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        first = next((line for line in lines[1:] if line), lines[0] if lines else type(e).__name__)
+        if len(first) > 300:
+            first = first[:300] + "..."
+        raise CheckpointError(
+            f"{path}: holds {what} that cannot be loaded into the network its stored spec builds ({first}); {fix}"
+        ) from None
+
+
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", str(text))[:3])
 
@@ -182,12 +232,15 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
 
     Raises:
         FileNotFoundError: no such file.
-        CheckpointError: unreadable or not an hgbench checkpoint.
+        CheckpointError: unreadable or not an hgbench checkpoint, a field missing
+            (:data:`EVALUATION_FIELDS`), or weights that do not fit the network its spec builds.
     """
     path = Path(path)
-    ckpt = read_checkpoint(path, fix="train the run again (hgbench train ... --force)")
+    fix = "train the run again (hgbench train ... --force)"
+    ckpt = read_checkpoint(path, fix=fix)
+    check_fields(ckpt, path, EVALUATION_FIELDS, fix)
     spec = from_dict(VariantSpec, ckpt["spec"], path)
-    model = create_model(spec, ckpt["num_joints"], input_size=(ckpt.get("protocol") or {}).get("input_size"))
-    model.load_state_dict(ckpt["model_state"])
+    model = create_model(spec, ckpt["num_joints"], input_size=ckpt["protocol"].get("input_size"))
+    load_weights(model, ckpt["model_state"], path, fix)
     model.to(torch.device(device) if device is not None else torch.device("cpu")).eval()
     return model, ckpt

@@ -11,6 +11,11 @@ device and read when a progress line is logged and at the end of each epoch.
 
 Training time runs in segments between checkpoints and validations: ``train_time_s`` counts
 the optimisation steps (data loading included, validation and checkpoint writes not).
+
+Every step's loss is also kept for :class:`hgbench.train.divergence.LossWatch`, which looks at
+them before every checkpoint, at every epoch's end and (one process) at every progress line: a
+loss that is not finite stops the run (:class:`hgbench.train.divergence.TrainingDiverged`)
+before anything is written after it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from hgbench.train.device import device_label, synchronize
 from hgbench.train.distributed import max_over_ranks, mean_over_ranks_
+from hgbench.train.divergence import LossWatch, TrainingDiverged
 from hgbench.train.optim import learning_rate, step_schedule
 from hgbench.train.progress import ProgressFn
 from hgbench.train.sampler import TrainSampler, make_train_loader
@@ -59,6 +65,8 @@ class EpochLoop:
         self.segment = self.last_ckpt = time.perf_counter()
         self.window_steps, self.window_wait, self.window_time = 0, 0.0, 0.0
         self.window_loss = torch.zeros((), dtype=torch.float64, device=setup.target.device)
+        self.watch = LossWatch(state.step)
+        self.saved_step: int | None = None  # the step of the checkpoint on disk (None: none of this run)
 
     def run(self, scaler_state: dict | None, resumed: bool) -> None:
         """Emit ``"start"``, then train every remaining epoch with the stop signals caught; the
@@ -67,8 +75,10 @@ class EpochLoop:
         Raises:
             TrainingInterrupted: a stop signal arrived on any rank (a checkpoint was saved,
                 except in phase 1).
+            TrainingDiverged: a step's loss was not finite (no checkpoint after it).
         """
         t, p = self.target, self.target.settings
+        self.saved_step = self.state.step if resumed else None
         self.emit("start", {"variant": t.spec.name, "total_steps": self.setup.total_steps, "done_steps": self.state.step,
                             "epochs": p.epochs, "device": device_label(t.device), "precision": p.precision,
                             "resumed": resumed, "world_size": t.info.world_size})  # fmt: skip
@@ -87,9 +97,27 @@ class EpochLoop:
         signum, due_ = max_over_ranks([self.stop.received or 0, checkpoint_due], self.group)
         return signum or None, bool(due_)
 
+    def check_finite(self) -> None:
+        """Stop the run if a loss since the last look was not finite (every rank calls it at the
+        same step in a data-parallel run; the earliest step over the ranks is named).
+
+        Raises:
+            TrainingDiverged: naming the step, its epoch, the loss and the checkpoint kept.
+        """
+        found = self.watch.first_non_finite()
+        step = LossWatch.decode(max_over_ranks([LossWatch.encode(found)], self.group)[0])
+        if step is None:
+            return
+        loss = found[1] if found is not None and found[0] == step else "not finite (on another rank)"
+        kept = self.target.checkpoint if self.saved_step is not None else None
+        raise TrainingDiverged(self.target.spec.name, step, (step - 1) // self.setup.steps_per_epoch + 1,
+                               self.target.settings.epochs, loss, kept, self.saved_step)  # fmt: skip
+
     def save(self, reason: str) -> None:
         """Checkpoint (rank 0 writes; every rank calls it at the same step) and emit
-        ``"checkpoint"`` with ``reason`` (``steps``, ``minutes``, ``epoch``, ``signal``)."""
+        ``"checkpoint"`` with ``reason`` (``steps``, ``minutes``, ``epoch``, ``signal``), unless
+        a loss since the last checkpoint was not finite (:meth:`check_finite` raises)."""
+        self.check_finite()
         state = self.state
         mean_over_ranks_(state.epoch_loss_sum)  # one accumulator for the run, whichever rank resumes it
         state.wall_time_s = self.wall_before + time.perf_counter() - self.wall_start
@@ -97,6 +125,7 @@ class EpochLoop:
         if self.target.writer:
             save_state(self.setup, self.run_identity, state, self.train_step.scaler)
             self.emit("checkpoint", {"step": state.step, "reason": reason, "path": str(self.target.checkpoint)})
+        self.saved_step = state.step
 
     def _pretrain(self) -> None:
         """Phase 1 of a two-phase training (:mod:`hgbench.train.pretrain`), on every rank
@@ -144,7 +173,10 @@ class EpochLoop:
         self.segment = now
 
     def _log(self, epoch: int) -> None:
-        """Emit a ``"log"`` event for the window since the last one, and start a new window."""
+        """Emit a ``"log"`` event for the window since the last one, and start a new window (one
+        process: after :meth:`check_finite`, as the loss is read from the device here anyway)."""
+        if self.target.info.world_size == 1:
+            self.check_finite()
         state, p, session = self.state, self.target.settings, self.session
         # the only read of a device value between epochs (rank 0's share)
         loss = float(self.window_loss) / self.window_steps
@@ -168,6 +200,7 @@ class EpochLoop:
         batch = next(self.batches)
         wait = time.perf_counter() - t0
         loss = self.train_step(batch)
+        self.watch.add(loss)
         state.epoch_loss_sum += loss
         self.window_loss += loss
         state.step += 1
@@ -211,7 +244,9 @@ class EpochLoop:
 
     def _end_epoch(self, epoch: int) -> None:
         """Close epoch ``epoch`` (0-based): its history entry (mean training loss over the
-        ranks, learning rate, validation where due), the schedule's step and a checkpoint."""
+        ranks, learning rate, validation where due), the schedule's step and a checkpoint; first
+        :meth:`check_finite` (no validation of diverged weights)."""
+        self.check_finite()
         state = self.state
         mean_over_ranks_(state.epoch_loss_sum)
         entry = {

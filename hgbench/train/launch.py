@@ -797,13 +797,14 @@ class LocalRuns:
 def train_local(plan: TrainPlan, display: Any = None) -> LocalRuns:
     """Train ``plan``'s variants one after another in this process
     (:func:`hgbench.train.train_variant`). A run that fails for a fault of the machine
-    (:func:`hgbench.paths.is_machine_fault`: disk full, read-only, no permission, I/O error) keeps
-    its last good checkpoint and the next variant is trained; a stop signal
+    (:func:`hgbench.paths.is_machine_fault`: disk full, read-only, no permission, I/O error) or
+    diverges (:class:`hgbench.train.divergence.TrainingDiverged`) keeps its last good checkpoint
+    and the next variant is trained; a stop signal
     (:class:`hgbench.train.loop.TrainingInterrupted`) ends them all.
 
     ``display`` is a :class:`hgbench.train.progress.TrainDisplay` (or None: no progress).
     """
-    from hgbench.train.loop import train_variant
+    from hgbench.train.loop import TrainingDiverged, train_variant
 
     out = LocalRuns()
     for spec in plan.specs:
@@ -817,6 +818,9 @@ def train_local(plan: TrainPlan, display: Any = None) -> LocalRuns:
                 raise
             why = e.strerror or str(e)
             out.failed.append((spec.name, f"{e.filename or plan.results}: {why}; its last good checkpoint is kept"))
+            continue
+        except TrainingDiverged as e:  # that run failed; the next one may not
+            out.failed.append((spec.name, str(e).removeprefix(f"{spec.name}: ")))
             continue
         if display is not None and rec.get("skipped"):
             display.skipped(spec.name, rec)

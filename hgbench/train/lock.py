@@ -10,6 +10,11 @@ The file is never deleted: deleting it would let two processes lock two differen
 name (one holding the old, unlinked file, the other a new one). Its contents are cleared when
 the owner releases it.
 
+The file is opened with ``O_NOFOLLOW``: a ``.lock`` that is a symbolic link (planted in a shared
+results folder to make ``train`` empty the file it points to) is refused with
+:class:`hgbench.fileio.LinkedFileError` (the CLI exits with status 2), never opened, written or
+truncated; :func:`lock_owner` sees nobody holding such a lock.
+
 Within one process the lock is re-entrant: the launcher of a Slurm job and the engine may both
 take it around the same run (a second ``flock`` by the same process on another descriptor would
 otherwise refuse the process itself).
@@ -34,6 +39,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+
+from hgbench.fileio import LinkedFileError, refuse_link
 
 LOCK_FILE = ".lock"
 """Name of the lock file in a run folder (hidden, so the record scan never reads it)."""
@@ -73,6 +80,27 @@ def _read_owner(fd: int) -> dict:
     return owner if isinstance(owner, dict) else {}
 
 
+def _lock_path(run_folder: str | Path) -> Path:
+    """The run folder's lock file: the folder resolved (it may be reached through links), the
+    file's own name kept (never resolved: a link there is refused, not followed)."""
+    return Path(run_folder).resolve() / LOCK_FILE
+
+
+def _open_lock(path: Path, flags: int) -> int:
+    """``os.open(path, flags | O_NOFOLLOW)``, a link refused by name.
+
+    Raises:
+        LinkedFileError: ``path`` is a symbolic link (:func:`hgbench.fileio.refuse_link`).
+        OSError: as ``os.open``.
+    """
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            refuse_link(path, "lock file")
+        raise
+
+
 def _try_flock(fd: int) -> bool:
     """Take the exclusive lock without blocking: True when taken, False when another holds it.
 
@@ -104,8 +132,9 @@ def run_lock(run_folder: str | Path, wait_s: float = WAIT_S) -> Iterator[Path]:
     Raises:
         RunLockedError: another live process holds the lock; the message names the lock file,
             the owner's pid and host, and the fix.
+        LinkedFileError: the lock file is a symbolic link (module docstring).
     """
-    path = (Path(run_folder) / LOCK_FILE).resolve()
+    path = _lock_path(run_folder)
     with _held_guard:
         if path in _held:  # re-entrant within this process
             _held[path][1] += 1
@@ -121,7 +150,7 @@ def run_lock(run_folder: str | Path, wait_s: float = WAIT_S) -> Iterator[Path]:
         return
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock(path, os.O_RDWR | os.O_CREAT)
     locked = False
     try:
         try:
@@ -165,18 +194,19 @@ def lock_owner(run_folder: str | Path) -> dict | None:
     the file is unreadable), or None when nobody does (no lock file, or a free one).
 
     A probe: it takes the lock for an instant when it is free (a ``train`` starting in that
-    instant waits for it, :data:`WAIT_S`). A lock this process holds is reported as held.
+    instant waits for it, :data:`WAIT_S`). A lock this process holds is reported as held. A lock
+    file that is a symbolic link is never opened: nobody can hold it (:func:`run_lock` refuses it).
     """
-    path = (Path(run_folder) / LOCK_FILE).resolve()
+    path = _lock_path(run_folder)
     with _held_guard:
         if path in _held:
             return _read_owner(_held[path][0])
     try:
-        fd = os.open(path, os.O_RDWR)  # NFS implements flock as a POSIX lock: exclusive needs write access
+        fd = _open_lock(path, os.O_RDWR)  # NFS implements flock as a POSIX lock: exclusive needs write access
         mode = fcntl.LOCK_EX
     except PermissionError:  # another user's run: a shared lock conflicts with the owner's exclusive one too
-        fd, mode = os.open(path, os.O_RDONLY), fcntl.LOCK_SH
-    except FileNotFoundError:
+        fd, mode = _open_lock(path, os.O_RDONLY), fcntl.LOCK_SH
+    except (FileNotFoundError, LinkedFileError):
         return None
     try:
         try:

@@ -46,6 +46,11 @@ end; both add up across resumes (the time between a run's last checkpoint and it
 lost). ``samples_per_s`` is ``steps * batch_size / train_time_s``; ``data_wait_fraction``
 the part of ``train_time_s`` spent waiting for the next batch.
 
+**Divergence.** A step whose loss is not a finite number stops the run with
+:class:`hgbench.train.divergence.TrainingDiverged` (exit status 1, the step and the epoch
+named): no checkpoint is written after it, and ``train.json`` says ``complete: false`` with
+``diverged`` (:mod:`hgbench.train.divergence`).
+
 **One owner.** The run folder's lock (:func:`hgbench.train.lock.run_lock`) is held from the
 start to the end: a second ``train`` of the same run while one is alive raises
 :class:`hgbench.train.lock.RunLockedError` (a ``ValueError``: the CLI exits with status 2).
@@ -93,19 +98,21 @@ from hgbench.train.distributed import (
     destroy_distributed,
     init_distributed,
 )
+from hgbench.train.divergence import TrainingDiverged
 from hgbench.train.epoch import EpochLoop
 from hgbench.train.lock import RunLockedError, run_lock
 from hgbench.train.progress import ProgressFn
 from hgbench.train.record import train_record_body
-from hgbench.train.setup import RunSetup, run_folder, set_up_run, skipped_samples, target_run
+from hgbench.train.setup import RunSetup, check_same_data, run_folder, set_up_run, skipped_samples, target_run
 from hgbench.train.signals import STOP_SIGNALS, TrainingInterrupted
-from hgbench.train.state import TrainState, checkpoint_identity, completed_record, start_state
+from hgbench.train.state import TrainState, checkpoint_identity, completed_record, previous_run_kept, start_state
 
 __all__ = [
     "DEFAULT_LOG_EVERY_S",
     "DEFAULT_LOG_EVERY_STEPS",
     "RECORD",
     "STOP_SIGNALS",
+    "TrainingDiverged",
     "TrainingInterrupted",
     "completed_record",
     "run_folder",
@@ -144,9 +151,11 @@ def _run_context(info: DistInfo, device: torch.device, out_dir: Path) -> Iterato
             destroy_distributed()
 
 
-def _record(setup: RunSetup, state: TrainState) -> TrainRecord:
+def _record(setup: RunSetup, state: TrainState, diverged: dict | None = None) -> TrainRecord:
     """The run record of the finished run: written to ``train.json`` by rank 0; the same
-    record, unwritten (no path), on the other ranks."""
+    record, unwritten (no path), on the other ranks. With ``diverged``
+    (:meth:`hgbench.train.divergence.TrainingDiverged.record_field`) the run failed: the record
+    says ``complete: false`` and holds it as ``diverged``."""
     t = setup.target
     body = train_record_body(
         spec=t.spec,
@@ -154,6 +163,7 @@ def _record(setup: RunSetup, state: TrainState) -> TrainRecord:
         run_protocol=t.settings,
         dataset=t.dataset,
         data_root=t.data_root,
+        data=t.data,
         split={"train": len(setup.train_set), "val": len(setup.val_set),
                "skipped_samples": skipped_samples(setup.train_set, setup.val_set)},
         keypoints=setup.keypoints,
@@ -166,6 +176,8 @@ def _record(setup: RunSetup, state: TrainState) -> TrainRecord:
         backend=backend_for(t.device) if t.info.distributed else None,
         per_rank_batch_size=t.rank_batch,
     )  # fmt: skip
+    if diverged is not None:
+        body.update(complete=False, diverged=diverged)
     if not t.writer:
         return new_record("train", body, utc_now())
     return write_record(t.folder / RECORD, "train", body)
@@ -227,23 +239,35 @@ def train_variant(
             smaller than a batch); DatasetError: the dataset cannot be built.
         TrainingInterrupted: SIGTERM, SIGUSR1 or SIGINT arrived (on any rank); a checkpoint
             was saved.
+        TrainingDiverged: a step's loss was not a finite number (:mod:`hgbench.train.divergence`):
+            the last checkpoint of finite losses is kept, the record says ``diverged``.
+        OSError: a file could not be written (a full disk: the message names it).
+
+    With ``force``, a failure puts the complete run from before back
+    (:func:`hgbench.train.state.previous_run_kept`) and its message says so.
     """
     wall_start = time.perf_counter()
     target = target_run(spec, protocol, dataset, data_root, results_dir, device, checked)
     with _run_context(target.info, target.device, target.folder) as group:
         done = broadcast_from_main(completed_record(target.folder) if target.writer and not force else None, group)
         if done is not None:
+            check_same_data(done, target)  # a complete run on other data is not this run
             return done.model_copy(update={"skipped": True})
         setup = set_up_run(target, bad_samples)
         run_identity = checkpoint_identity(target, setup.keypoints.num_joints)
-        state, scaler_state, resumed = start_state(setup, run_identity, force, group)
-        emit = progress if (progress is not None and target.writer) else (lambda event, data: None)
-        if target.writer:  # rank 0 logs to the tracker, if any (hgbench.tracking)
-            emit = track_training(tracker, target.folder, spec, target.settings, dataset, emit)
-        epochs = EpochLoop(setup, state, run_identity, group, emit, wall_start=wall_start,
-                           log_every_steps=log_every_steps, log_every_s=log_every_s)  # fmt: skip
-        epochs.run(scaler_state, resumed)
-        record = _record(setup, state)
+        with previous_run_kept(target.folder, force and target.writer):
+            state, scaler_state, resumed = start_state(setup, run_identity, force, group)
+            emit = progress if (progress is not None and target.writer) else (lambda event, data: None)
+            if target.writer:  # rank 0 logs to the tracker, if any (hgbench.tracking)
+                emit = track_training(tracker, target.folder, spec, target.settings, dataset, emit)
+            epochs = EpochLoop(setup, state, run_identity, group, emit, wall_start=wall_start,
+                               log_every_steps=log_every_steps, log_every_s=log_every_s)  # fmt: skip
+            try:
+                epochs.run(scaler_state, resumed)
+            except TrainingDiverged as e:
+                _record(setup, state, diverged=e.record_field())  # says failed, not complete
+                raise
+            record = _record(setup, state)
         emit(
             "done", {"variant": spec.name, "train_time_s": state.train_time_s, "samples_per_s": record["samples_per_s"]}
         )

@@ -19,6 +19,16 @@ Job ids and log paths come from the launcher's note ``<run>/.launch.json``
 step from the checkpoint (read memory-mapped: only the few fields needed leave the disk); the
 checkpoint time is the checkpoint file's modification time. The run folders are those of
 :func:`hgbench.paths.run_folders`.
+
+A run that diverged (its record says ``diverged``: a loss that was not a finite number, the
+engine's :class:`hgbench.train.divergence.TrainingDiverged`) is **failed**, with the step, the
+epoch and the loss. A checkpoint that cannot be read (empty, truncated, not a checkpoint) is
+named in the detail with the reason.
+
+**Only the run's own files are read.** A file the launcher's note names (a log, submitit's
+result file) is read, or even looked at, only when it lies inside the run folder or the results
+folder's ``logs/`` (where the launchers write them), symbolic links resolved: a note edited to
+name ``/etc/passwd`` (or a link to it) is never printed; the detail says it was not read.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from pathlib import Path
 from hgbench import paths
 from hgbench.paths import CHECKPOINT, TRAIN_RECORD
 from hgbench.records import NewerSchemaError, RecordError, read_record
-from hgbench.train.launch import SLURM_ACTIVE, SLURM_QUEUED, read_launch, squeue_states
+from hgbench.train.launch import LAUNCH_FILE, SLURM_ACTIVE, SLURM_QUEUED, log_root, read_launch, squeue_states
 from hgbench.train.lock import lock_owner
 
 STATES = ("queued", "running", "interrupted", "complete", "failed")
@@ -93,7 +103,7 @@ def run_folders(results_dir: str | Path) -> list[Path]:
 
 def tail(path: str | Path | None, lines: int = 10) -> list[str]:
     """The last ``lines`` lines of a text file (empty if it cannot be read)."""
-    if not path:
+    if not path or not Path(path).is_file():  # a FIFO or a device would block or never end
         return []
     try:
         with open(path, errors="replace") as f:
@@ -102,20 +112,44 @@ def tail(path: str | Path | None, lines: int = 10) -> list[str]:
         return []
 
 
-def _progress(folder: Path) -> tuple[int | None, int | None]:
-    """``(step, total_steps)`` at the last checkpoint (None, None without a readable one)."""
+def _progress(folder: Path) -> tuple[int | None, int | None, str]:
+    """``(step, total_steps, problem)`` at the last checkpoint: None, None without a readable
+    one, and then ``problem`` says why (empty without a checkpoint)."""
     path = folder / CHECKPOINT
     if not path.is_file():
-        return None, None
+        return None, None, ""
+    fix = "hgbench train ... --force starts the run again"
+    if path.stat().st_size == 0:
+        return None, None, f"{CHECKPOINT} is empty (0 bytes: a copy or a disk that failed); {fix}"
     import torch
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - a partial or foreign file: no step to show, the state says the rest
-        return None, None
-    settings = ckpt.get("protocol") or {}
+    except Exception as e:  # noqa: BLE001 - a partial or foreign file: say so, the state says the rest
+        return None, None, f"{CHECKPOINT} unreadable (truncated or corrupt: {type(e).__name__}); {fix}"
+    if not isinstance(ckpt, dict) or "model_state" not in ckpt:
+        return None, None, f"{CHECKPOINT} is not an hgbench checkpoint; {fix}"
+    settings = ckpt.get("protocol") if isinstance(ckpt.get("protocol"), dict) else {}
     epochs, per_epoch = settings.get("epochs"), settings.get("steps_per_epoch")
-    return ckpt.get("step"), epochs * per_epoch if epochs and per_epoch else None
+    step = ckpt.get("step") if isinstance(ckpt.get("step"), int) else None
+    total = epochs * per_epoch if isinstance(epochs, int) and isinstance(per_epoch, int) else None
+    return step, total, ""
+
+
+def launch_file(folder: Path, results_dir: str | Path, launch: dict | None, field: str) -> tuple[Path | None, str]:
+    """``(path, problem)``: the file the launcher's note ``launch`` names under ``field``
+    (``stdout``, ``stderr``, ``result``) when it lies inside the run ``folder`` or the results
+    folder's ``logs/`` (:func:`hgbench.train.launch.log_root`), symbolic links resolved; else
+    ``(None, why it is not read)``; ``(None, "")`` when the note names none."""
+    value = (launch or {}).get(field)
+    if not value:
+        return None, ""
+    if isinstance(value, str) and "\0" not in value:
+        path = Path(value)
+        if paths.is_inside(path, folder) or paths.is_inside(path, log_root(results_dir)):
+            return path, ""
+    shown = value if isinstance(value, str) else repr(value)[:80]
+    return None, f"{LAUNCH_FILE} names a file outside the run folder and {log_root(results_dir)} ({shown}): not read"
 
 
 def _pid_alive(pid: int | None, host: str | None) -> bool | None:
@@ -183,6 +217,15 @@ def decide_state(
     return "interrupted", "" if has_checkpoint else "no checkpoint"
 
 
+def diverged_detail(diverged: dict) -> str:
+    """The detail of a run whose record says it diverged (``diverged``: ``step``, ``epoch``,
+    ``loss``, ``checkpoint_step``)."""
+    kept = diverged.get("checkpoint_step")
+    return f"diverged: loss {diverged.get('loss')} at step {diverged.get('step')} (epoch {diverged.get('epoch')}); " + (
+        f"last finite checkpoint at step {kept}" if kept is not None else "no checkpoint kept"
+    )
+
+
 def _identity(folder: Path, launch: dict | None, record: dict | None) -> tuple[str, str, str]:
     """``(variant, dataset, protocol)`` of a run: from its record, else its launcher's note, else
     its folder's names (:func:`hgbench.paths.run_names`)."""
@@ -217,21 +260,24 @@ def run_statuses(results_dir: str | Path, tail_lines: int = 10) -> list[RunStatu
         complete = bool(record and record.get("complete"))
         ckpt = folder / CHECKPOINT
         job = (launch or {}).get("job_id")
+        (log, log_problem), (error_log, err_problem), (result, result_problem) = (
+            launch_file(folder, results_dir, launch, field) for field in ("stdout", "stderr", "result")
+        )
+        owner = lock_owner(folder)
         state, detail = decide_state(
             complete=complete,
-            owner=lock_owner(folder),
+            owner=owner,
             launch=launch,
             slurm=states.get(job) if (launch or {}).get("launcher") == "slurm" else None,
             has_checkpoint=ckpt.is_file(),
-            result_file=bool((launch or {}).get("result")) and Path(launch["result"]).is_file(),
+            result_file=result is not None and result.is_file(),
         )
-        detail = "; ".join(d for d in (detail, unreadable) if d)
-        if complete:
-            step = total = record.get("steps")
-        else:
-            step, total = _progress(folder)
+        if not complete and owner is None and record is not None and isinstance(record.get("diverged"), dict):
+            state, detail = "failed", diverged_detail(record.get("diverged"))
+        step, total, ckpt_problem = (record.get("steps"), record.get("steps"), "") if complete else _progress(folder)
+        detail = "; ".join(dict.fromkeys(d for d in (detail, unreadable, ckpt_problem, log_problem, err_problem,
+                                                     result_problem) if d))  # fmt: skip
         variant, dataset, protocol = _identity(folder, launch, record)
-        error_log = Path(launch["stderr"]) if launch and launch.get("stderr") else None
         status = RunStatus(
             variant=variant,
             dataset=dataset,
@@ -244,7 +290,7 @@ def run_statuses(results_dir: str | Path, tail_lines: int = 10) -> list[RunStatu
             checkpoint_time=datetime.fromtimestamp(ckpt.stat().st_mtime, timezone.utc) if ckpt.is_file() else None,
             launcher=(launch or {}).get("launcher"),
             job_id=str(job if job is not None else (launch or {}).get("pid") or "") or None,
-            log=Path(launch["stdout"]) if launch and launch.get("stdout") else None,
+            log=log,
             error_log=error_log,
             error_tail=tail(error_log, tail_lines) if state == "failed" else [],
         )
