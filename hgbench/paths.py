@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -127,8 +128,25 @@ def runs_dir(results_dir: Path) -> Path:
 
 def run_folders(results_dir: Path) -> list[Path]:
     """Every run folder under ``results_dir`` (at :func:`run_dir`'s depth, hidden names left
-    out), sorted; none when ``<results>/runs`` does not exist."""
+    out), sorted; none when ``<results>/runs`` does not exist. Symbolic links to folders are
+    followed (``runs/`` itself or a level below it may be a link), as :func:`walk` does for the
+    records store."""
     return sorted(p for p in runs_dir(results_dir).glob("*/*/*") if p.is_dir() and not p.name.startswith("."))
+
+
+def walk(folder: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(folder)`` (top-down: a caller may prune ``dirs`` in place) that follows symbolic
+    links to folders, as :func:`run_folders`' glob does, so that every reader of a results folder
+    sees the same runs and records whether ``runs/`` (or a folder below it) is a link or not.
+    Each real folder is visited once (a link back to a folder above ends there, no loop)."""
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        yield root, dirs, files
 
 
 def run_names(folder: Path) -> tuple[str, str, str]:
