@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -238,8 +239,44 @@ def test_hgbench_evaluate_refuses_a_checkpoint_with_non_finite_weights(tmp_path,
     assert not list(ckpt_path.parent.glob("eval*.json"))
 
 
-def _tiny_checkpoint(tmp_path: Path, monkeypatch) -> Path:
-    """The checkpoint of the test registry's ``tiny`` trained 2 steps on the synthetic dataset."""
+def test_hgbench_evaluate_on_mpii_without_a_scored_joint_is_a_clear_error(tmp_path, monkeypatch):
+    """Issue 26, item 4: an MPII split whose one person with joints is skipped (its image is
+    missing, --skip-bad-samples) gives no finite PCKh; evaluate ended in a SuspectResultError traceback; now one line, exit 2."""
+    import h5py
+    from conftest import SHARED_DATA
+
+    source = SHARED_DATA / "mpii"
+    if not (source / "valid.h5").is_file():
+        pytest.skip(f"MPII fixture files not found at {source}")
+    from hgbench.cli import app
+
+    ckpt_path = _tiny_checkpoint(tmp_path, monkeypatch, num_joints=16)
+    root = tmp_path / "mpii"
+    shutil.copytree(source / "images", root / "images")
+    with h5py.File(source / "valid.h5") as f, h5py.File(root / "valid.h5", "w") as out:
+        for name in f:
+            out[name] = f[name][:5]
+        del out["part"]
+        out["part"] = f["part"][:5] * float("nan")  # NaN coordinates: annotated, never scorable
+    args = ["evaluate", str(ckpt_path), "--dataset", "mpii", "--data-root", str(root)]
+    r = runner.invoke(app, args)
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2, r.output
+    suspect = str(ckpt_path) in text and "not a number" in text and "mpii/val" in text
+    refused_data = "valid.h5" in text  # should the loader come to refuse NaN coordinates itself
+    assert suspect or refused_data, r.output
+    assert "Traceback" not in r.output and not list(ckpt_path.parent.glob("eval*.json"))
+
+
+def test_a_suspect_result_is_an_input_error_the_cli_says_in_one_line():
+    from hgbench.train.evaluation import SuspectResultError
+
+    assert issubclass(SuspectResultError, ValueError)  # console.user_errors: one line, exit 2
+
+
+def _tiny_checkpoint(tmp_path: Path, monkeypatch, num_joints: int | None = None) -> Path:
+    """The checkpoint of the test registry's ``tiny`` trained 2 steps on the synthetic dataset
+    (14 joints); with ``num_joints``, its network rebuilt (untrained) with that many."""
     from conftest import tiny_protocol_yaml, write_registry
 
     from hgbench.cli import app
@@ -251,7 +288,18 @@ def _tiny_checkpoint(tmp_path: Path, monkeypatch) -> Path:
     protocol.write_text(tiny_protocol_yaml(epochs=1, steps_per_epoch=2, val_max_samples=4))
     r = runner.invoke(app, ["train", "tiny", "--protocol", str(protocol), "--results", str(tmp_path / "res")])
     assert r.exit_code == 0, r.output
-    return next((tmp_path / "res").rglob("checkpoint.pt"))
+    path = next((tmp_path / "res").rglob("checkpoint.pt"))
+    if num_joints is not None:
+        import torch
+
+        from hgbench.config import VariantSpec, from_dict
+        from hgbench.models import create_model
+
+        ckpt = torch.load(path, weights_only=False)
+        model = create_model(from_dict(VariantSpec, ckpt["spec"], path), num_joints, input_size=64)
+        ckpt.update(model_state=model.state_dict(), num_joints=num_joints)
+        torch.save(ckpt, path)
+    return path
 
 
 def test_accuracy_problem_of_a_missing_mean_and_a_non_mapping():
