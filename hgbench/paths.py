@@ -10,7 +10,7 @@ Layout under a results folder (default ``results/``)::
     runs/<dataset>/<protocol>-<protocol hash>/<variant>-<spec hash>/
         train.json         the run record (written once the run is complete)
         checkpoint.pt      the training state (model, optimiser, RNG, position)
-        eval-<dataset>-<split>-<metric>-t<threshold>[-noflip][-<artifact>].json   eval records of its checkpoint
+        eval-<dataset>-<split>-<metric>-t<threshold>[-noflip][-<artifact>][-d<data>].json   eval records of its checkpoint
     profile/<host>/<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>.json
     report/                the default output of ``hgbench report``
 
@@ -164,17 +164,21 @@ def eval_record_path(
     threshold: float,
     flip_test: bool,
     artifact: str | None = None,
+    data: str | None = None,
 ) -> Path:
     """The eval record of a run's checkpoint:
-    ``<run>/eval-<dataset>-<split>-<metric>-t<threshold>[-noflip][-<artifact>].json``, where
-    ``artifact`` names a deployed artifact of it (``onnxruntime-int8-b8``,
+    ``<run>/eval-<dataset>-<split>-<metric>-t<threshold>[-noflip][-<artifact>][-d<data>].json``,
+    where ``artifact`` names a deployed artifact of it (``onnxruntime-int8-b8``,
     :func:`hgbench.accuracy.deployed.artifact_name`); None (the checkpoint itself, also eager
-    fp32) keeps the plain name.
+    fp32) keeps the plain name. ``data`` tells apart the evaluations of one setting on other
+    data (the first 8 hex digits of a :mod:`hgbench.data.fingerprint` digest; which data keeps
+    the name without it: :func:`hgbench.train.evaluation.eval_record_file`).
 
     Raises:
         UnsafePathError: a dataset, split, metric or artifact name that is not a plain file name.
     """
     stem = f"eval-{dataset}-{split}-{metric}-t{threshold:g}{'' if flip_test else '-noflip'}{'' if artifact is None else '-' + artifact}"
+    stem += "" if data is None else f"-d{data[:8]}"
     return Path(run_folder) / f"{safe_component(stem, 'dataset or split name')}.json"
 
 

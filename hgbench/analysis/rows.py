@@ -411,6 +411,7 @@ def _train_entry(rec: dict, path: str) -> dict:
         "train_steps": _train_steps(rec),
         "accuracy_record": str(path),
         "_created": rec.get("created") or "",
+        "_checkpoint_sha256": rec.get("checkpoint_sha256"),
         "learning": _learning_points(rec),
         "result": _accuracy_fields(final) if final else None,
     }
@@ -421,7 +422,7 @@ def _eval_entry(rec: dict, path: str) -> dict:
         **_identity_fields(rec), "dataset": rec["dataset"], "split": rec["split"],
         "protocol": rec["protocol"], "_protocol_hash": rec["protocol_hash"], "accuracy_record": str(path),
         "_created": rec.get("created") or "", "pipeline_check": rec.get("pipeline_check") is True,
-        **_accuracy_fields(rec["result"]),
+        "_checkpoint_sha256": rec.get("checkpoint_sha256"), **_accuracy_fields(rec["result"]),
     }  # fmt: skip
 
 
@@ -533,8 +534,12 @@ def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
     its last validation. An evaluation of a pipeline-check run is one too.
     """
     runs = {r["_run"]: r for r in trains}
-    for e in evals:
+    for e in list(evals):
         run = runs.get(e["_run"])
+        if run and (why := stale_evaluation(e, run)):
+            store.skipped.append((e["accuracy_record"], why))
+            evals.remove(e)
+            continue
         store.accuracy.append({
             **{k: v for k, v in e.items() if not k.startswith("_")},
             **{k: run[k] if run else None for k in ("params", "training_h", "trained_on", "trained_input_size", "train_steps")},
@@ -553,6 +558,23 @@ def _join_accuracy(store: Store, trains: list[dict], evals: list[dict]) -> None:
         store.accuracy.append(
             {k: v for k, v in run.items() if k not in ("result", "learning") and not k.startswith("_")} | res
         )
+
+
+def stale_evaluation(evaluation: dict, run: dict) -> str | None:
+    """Why an evaluation (:func:`_eval_entry`) scored another checkpoint than its training run's
+    last (:func:`_train_entry`), e.g. one from before a ``train --force``; None when it scored
+    that one. Both records carry ``checkpoint_sha256``: they must agree; else (a record written
+    before the field) the evaluation must not be older than the run's record (written when the
+    run completed)."""
+    fix = "re-run `hgbench evaluate` on the run's checkpoint"
+    ours, theirs = evaluation["_checkpoint_sha256"], run["_checkpoint_sha256"]
+    if ours and theirs and ours != theirs:
+        return f"stale: it scored another checkpoint than the run's last (retrained since); {fix}"
+    if ours and theirs:
+        return None
+    if evaluation["_created"] and run["_created"] and evaluation["_created"] < run["_created"]:
+        return f"stale: written {evaluation['_created']}, before the run completed ({run['_created']}); {fix}"
+    return None
 
 
 def _learning_rows(run: dict) -> list[dict]:

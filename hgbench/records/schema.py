@@ -137,7 +137,7 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "train": ("variant", "spec_hash", "dataset", "protocol", "protocol_hash"),
     "eval": (
         "variant", "spec_hash", "num_joints", "protocol", "protocol_hash", "dataset", "split", "metric", "threshold", "flip_test",
-        "artifact",
+        "artifact", "data_fingerprint",
     ),
     "profile": (
         "variant", "num_joints", "backend", "precision", "tf32", "channels_last", "compile_mode",
@@ -148,7 +148,9 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
 kind, cpu or cuda; ``threads`` is deliberately not part of it: the calibration is timed with the
 run's threads, and a difference is printed as a warning). Eval: ``artifact`` names a deployed
 artifact of the checkpoint (:func:`hgbench.accuracy.deployed.artifact_name`; absent, None, for the
-checkpoint itself), so that one artifact's accuracy never replaces another's."""
+checkpoint itself), so that one artifact's accuracy never replaces another's; ``data_fingerprint``
+the data scored (:data:`hgbench.records.identity.DATA`; None in a record written before it), so
+that an evaluation on other data never replaces one on the first."""
 
 
 def key_of(kind: str, body: Any, provenance: dict | None = None) -> RecordKey:

@@ -9,11 +9,16 @@ profiler, so the caller hands it in) the record is the accuracy of the deployed 
 its setting and the paired difference against the eager fp32 checkpoint
 (:meth:`hgbench.accuracy.deployed.DeployedEvaluation.record_fields`), in a file of its own
 (:func:`hgbench.paths.eval_record_path`'s ``artifact``; eager fp32 keeps the plain file).
+
+An eval record is keyed by the data it scored (:data:`hgbench.records.identity.DATA`): an
+evaluation on another data folder is written beside the first, never over it
+(:func:`eval_record_file`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +31,8 @@ from hgbench.accuracy.deployed import DeployedEvaluation, Deployment
 from hgbench.accuracy.evaluate import evaluate_pck
 from hgbench.accuracy.pck import PCKResult
 from hgbench.data import check_dataset_options, make_dataset
+from hgbench.data.download.fetch import file_digest
+from hgbench.data.fingerprint import DataFingerprint, evaluation_data
 from hgbench.records import EvalRecord, write_record
 from hgbench.records.identity import identity
 from hgbench.records.provenance import collect_provenance
@@ -123,10 +130,13 @@ def evaluate_checkpoint(
             "no eval record written, the earlier one (if any) is kept: check the dataset's annotations"
         )
     artifact = None if deployed is None else deployed.artifact
-    out = paths.eval_record_path(
-        checkpoint.parent, name, split, result.metric, result.threshold, result.flip_test, artifact=artifact
-    )
-    body = eval_record_body(ckpt, checkpoint, name, split, result)
+    data = evaluation_data(name, data_root, split)
+    out = eval_record_file(
+        paths.eval_record_path(checkpoint.parent, name, split, result.metric, result.threshold, result.flip_test,
+                               artifact=artifact),
+        data.digest,
+    )  # fmt: skip
+    body = eval_record_body(ckpt, checkpoint, name, split, result, data)
     if deployed is not None:
         body.update(deployed.record_fields())
     record = write_record(out, "eval", body, provenance=collect_provenance())
@@ -165,19 +175,41 @@ def _eval_dataset(ckpt: dict, checkpoint: Path, name: str, data_root, split: str
     return ds
 
 
-def eval_record_body(ckpt: dict, checkpoint: Path, dataset: str, split: str, result: PCKResult) -> dict:
+def eval_record_file(plain: Path, digest: str) -> Path:
+    """Where the eval record of one setting on the data of fingerprint ``digest`` goes: the
+    ``plain`` name (:func:`hgbench.paths.eval_record_path` without ``data``) unless it holds an
+    evaluation of other data, then the name with ``-d<digest>``. So the first data evaluated
+    (usually the training's) keeps the plain name, every other data gets its own file, and an
+    evaluation never replaces one of other data. A plain file without a fingerprint (written
+    before evaluations carried one: its data are unknown) or unreadable is replaced, as before."""
+    try:
+        found = json.loads(plain.read_bytes()).get("data_fingerprint")
+    except (OSError, ValueError, AttributeError):
+        found = None
+    if found is None or found == digest:
+        return plain
+    return plain.with_name(f"{plain.stem}-d{digest[:8]}.json")
+
+
+def eval_record_body(
+    ckpt: dict, checkpoint: Path, dataset: str, split: str, result: PCKResult, data: DataFingerprint | None = None
+) -> dict:
     """The body of the ``eval`` record of ``result``, the accuracy of checkpoint ``ckpt``
     (file ``checkpoint``) on ``split`` of ``dataset``: its identity
     (:func:`hgbench.records.identity.identity` of the checkpoint's spec and protocol, with the
-    dataset evaluated on and the protocol hash the checkpoint stored), ``pipeline_check`` (the
+    dataset evaluated on, the protocol hash the checkpoint stored and, with ``data``, the data
+    scored: ``data_folder``, ``data_fingerprint``, ``data_images``), ``pipeline_check`` (the
     protocol's flag: the accuracy says nothing about the variant), ``split``, ``metric``,
-    ``threshold``, ``flip_test``, ``checkpoint`` (path), ``trained_on`` (the training's dataset)
-    and ``result`` (:class:`hgbench.accuracy.pck.PCKResult` as a dict)."""
+    ``threshold``, ``flip_test``, ``checkpoint`` (path), ``checkpoint_sha256`` (of the file
+    scored: a report tells an evaluation of an earlier checkpoint of the run from one of its
+    last, :attr:`hgbench.records.TrainRecord` ``checkpoint_sha256``), ``trained_on`` (the
+    training's dataset) and ``result`` (:class:`hgbench.accuracy.pck.PCKResult` as a dict)."""
     p = ckpt["protocol"]
     return {
         **identity(spec=ckpt["spec"], num_joints=ckpt["num_joints"], protocol=p, dataset=dataset,
-                   protocol_hash_=ckpt.get("protocol_hash")),
+                   protocol_hash_=ckpt.get("protocol_hash"), data=None if data is None else data.fields()),
         "pipeline_check": bool(p.get("pipeline_check", False)),
         "split": split, "metric": result.metric, "threshold": result.threshold, "flip_test": result.flip_test,
         "checkpoint": str(checkpoint), "trained_on": ckpt["dataset"], "result": dataclasses.asdict(result),
+        "checkpoint_sha256": file_digest(checkpoint, "sha256") if Path(checkpoint).is_file() else None,
     }  # fmt: skip

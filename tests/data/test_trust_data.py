@@ -1,0 +1,169 @@
+"""Trust in a shared results folder, the data side (issue 26): a run's identity covers the data
+it read, eval records are keyed by the data they scored and go stale when the run is retrained,
+``data check`` opens every image, annotations are range-checked against their image, a trickling
+download ends, an empty protocols folder says so.
+
+The LSPET folders are small views (symbolic links) of the real subset in ``../shared/data/lspet``,
+read in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hgbench.cli import app
+from hgbench.config import get_variant, load_protocol
+from tests.conftest import tiny_protocol_yaml
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+runner = CliRunner()
+
+
+def _view(lspet_root: Path, folder: Path, n: int) -> Path:
+    """An LSPET folder holding the first ``n`` images of the shared subset (links) and its
+    ``joints.mat``."""
+    (folder / "images").mkdir(parents=True)
+    (folder / "joints.mat").symlink_to(lspet_root / "joints.mat")
+    for name in sorted(os.listdir(lspet_root / "images"))[:n]:
+        (folder / "images" / name).symlink_to(lspet_root / "images" / name)
+    return folder
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """hg1 under a protocol of one step of two 64 px samples (seconds a run)."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(tiny_protocol_yaml(epochs=1, steps_per_epoch=1, batch_size=2, val_max_samples=2))
+    return get_variant("hg1"), load_protocol(path)
+
+
+# --------------------------------------------------------------------------- 1. run identity
+
+
+def test_fingerprint_covers_annotations_image_names_and_sizes(lspet_root, tmp_path):
+    from hgbench.data.fingerprint import training_data
+
+    a = training_data("lspet", _view(lspet_root, tmp_path / "a", 44))
+    assert a == training_data("lspet", tmp_path / "a")  # stable
+    assert sum(a.images.values()) == 44 and a.folder == str((tmp_path / "a").resolve())
+    assert training_data("lspet", _view(lspet_root, tmp_path / "b", 120)).digest != a.digest
+    c = _view(lspet_root, tmp_path / "c", 44)  # the same data in another folder: the same fingerprint
+    assert training_data("lspet", c).digest == a.digest
+    first = sorted((c / "images").iterdir())[0]
+    first.unlink()
+    first.write_bytes(b"\xff\xd8 not the same image")  # same name, another size
+    assert training_data("lspet", c).digest != a.digest
+    synthetic = training_data("synthetic", None)
+    assert synthetic.folder is None and synthetic.images == {"train": 2000, "val": 200}
+    assert synthetic.digest == training_data("synthetic", None).digest
+
+
+def test_a_complete_run_on_other_data_is_not_skipped(lspet_root, tmp_path, tiny):
+    from hgbench.train import train_variant
+    from hgbench.train.setup import DataMismatchError
+
+    spec, protocol = tiny
+    small, full = _view(lspet_root, tmp_path / "small", 44), _view(lspet_root, tmp_path / "full", 120)
+    results = tmp_path / "r"
+    first = train_variant(spec, protocol, "lspet", small, results, device="cpu")
+    assert first["data_fingerprint"] and first["data_images"] == {"train": 40, "val": 4}
+    assert train_variant(spec, protocol, "lspet", small, results, device="cpu")["skipped"]  # same data: reused
+    with pytest.raises(DataMismatchError) as err:
+        train_variant(spec, protocol, "lspet", full, results, device="cpu")
+    msg = str(err.value)
+    assert str(small.resolve()) in msg and str(full.resolve()) in msg and "--force" in msg and "--results" in msg
+    assert "40 train + 4 val" in msg and "108 train + 12 val" in msg
+    again = train_variant(spec, protocol, "lspet", full, results, device="cpu", force=True)
+    assert not again.get("skipped") and again["data_images"] == {"train": 108, "val": 12}
+
+
+def test_cli_train_on_other_data_exits_2_naming_both_folders(lspet_root, tmp_path, tiny):
+    spec, protocol = tiny
+    small, full = _view(lspet_root, tmp_path / "small", 44), _view(lspet_root, tmp_path / "full", 120)
+    args = ["train", "hg1", "--protocol", str(tmp_path / "tiny.yaml"), "--dataset", "lspet", "--device", "cpu"]
+    args += ["--results", str(tmp_path / "r")]
+    assert runner.invoke(app, [*args, "--data-root", str(small)]).exit_code == 0
+    r = runner.invoke(app, [*args, "--data-root", str(full)])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "complete, skipped" not in out and "--force" in out, out
+
+
+def test_a_checkpoint_of_other_data_is_not_resumed(lspet_root, tmp_path, tiny):
+    from hgbench.train import train_variant
+    from hgbench.train.setup import DataMismatchError
+
+    spec, protocol = tiny
+    small, full = _view(lspet_root, tmp_path / "small", 44), _view(lspet_root, tmp_path / "full", 120)
+    record = train_variant(spec, protocol, "lspet", small, tmp_path / "r", device="cpu")
+    Path(record.path).unlink()  # the checkpoint stays: an interrupted run
+    with pytest.raises(DataMismatchError, match="the checkpoint there was trained on"):
+        train_variant(spec, protocol, "lspet", full, tmp_path / "r", device="cpu")
+
+
+def test_old_records_without_a_fingerprint_are_still_reused(tmp_path, tiny):
+    from hgbench.train import train_variant
+
+    spec, protocol = tiny
+    record = train_variant(spec, protocol, "synthetic", None, tmp_path / "r", device="cpu")
+    body = json.loads(Path(record.path).read_text())
+    assert body["data_fingerprint"] and body["data_folder"] is None
+    for field in ("data_fingerprint", "data_folder", "data_images"):
+        del body[field]  # as written before the field
+    Path(record.path).write_text(json.dumps(body))
+    assert train_variant(spec, protocol, "synthetic", None, tmp_path / "r", device="cpu")["skipped"]
+
+
+def test_committed_reference_records_still_read():
+    from hgbench.records import scan
+
+    folders = sorted(Path("benchmarks/reference").glob("*/records"))
+    assert folders
+    found = scan(folders)
+    assert found.records and not [s for s in found.skipped if "malformed" in s[1]]
+
+
+# --------------------------------------------------------------------------- 2. eval records
+
+
+def test_evaluation_on_other_data_is_another_record_and_a_retrained_run_makes_it_stale(lspet_root, tmp_path, tiny):
+    from hgbench.analysis.rows import read_store
+    from hgbench.train import train_variant
+    from hgbench.train.evaluation import evaluate_checkpoint
+
+    spec, protocol = tiny
+    small, full = _view(lspet_root, tmp_path / "small", 44), _view(lspet_root, tmp_path / "full", 120)
+    results = tmp_path / "r"
+    run = train_variant(spec, protocol, "lspet", small, results, device="cpu")
+    ckpt = Path(run["checkpoint"])
+    on_small = evaluate_checkpoint(ckpt, data_root=small, flip_test=False).record
+    on_full = evaluate_checkpoint(ckpt, data_root=full, flip_test=False).record
+    assert on_small.path != on_full.path and Path(on_small.path).is_file() and Path(on_full.path).is_file()
+    assert Path(on_small.path).name == "eval-lspet-val-pck-t0.2-noflip.json"  # the first data keeps the plain name
+    assert on_full["data_fingerprint"] != on_small["data_fingerprint"]
+    assert on_full["data_images"] == {"val": 12} and on_small["checkpoint_sha256"] == run["checkpoint_sha256"]
+    again = evaluate_checkpoint(ckpt, data_root=small, flip_test=False).record  # same data: replaces its own
+    assert again.path == on_small.path
+    store = read_store([results])
+    assert sorted(a["eval_persons"] for a in store.accuracy) == [4, 12]
+    assert not [s for s in store.skipped if "superseded" in s[1]]
+
+    train_variant(spec, protocol, "lspet", small, results, device="cpu", force=True)
+    store = read_store([results])
+    stale = {Path(p).name: why for p, why in store.skipped if "stale" in why}
+    assert set(stale) == {Path(on_small.path).name, Path(on_full.path).name}
+    assert all("re-run `hgbench evaluate`" in why for why in stale.values())
+    assert [a["accuracy_record"].endswith("train.json") for a in store.accuracy] == [True]
+
+
+def test_an_old_eval_record_without_a_checkpoint_digest_is_stale_when_older_than_its_run():
+    from hgbench.analysis.rows import stale_evaluation
+
+    run = {"_checkpoint_sha256": None, "_created": "2026-02-01T00:00:00+00:00"}
+    old = {"_checkpoint_sha256": None, "_created": "2026-01-01T00:00:00+00:00"}
+    assert "before the run completed" in stale_evaluation(old, run)
+    assert stale_evaluation({**old, "_created": "2026-03-01T00:00:00+00:00"}, run) is None
