@@ -187,6 +187,7 @@ def run_training(plan, launcher: str = "local", gpus: str | None = None, opts=No
             on a failure (:func:`fail`).
     """
     from hgbench.train import TrainingInterrupted
+    from hgbench.train.distributed import RankLostError
     from hgbench.train.launch import launch_training
     from hgbench.train.progress import TrainDisplay
     from hgbench.train.status import statuses_of
@@ -194,7 +195,7 @@ def run_training(plan, launcher: str = "local", gpus: str | None = None, opts=No
     try:
         with TrainDisplay(console) if launcher != "slurm" and gpus is None else nullcontext() as display, user_errors():
             launched = launch_training(plan, launcher, gpus, opts, wait, say, display)
-    except TrainingInterrupted as e:
+    except (TrainingInterrupted, RankLostError) as e:
         fail(str(e), code=e.exit_code)
     if launched.folders is not None:  # elsewhere: how each run waited for ended
         statuses = statuses_of(plan.results, launched.folders)

@@ -88,6 +88,44 @@ class DistributedError(ValueError):
     message names the variable or field and the fix (the CLI exits with status 2)."""
 
 
+class RankLostError(RuntimeError):
+    """Another rank of a data-parallel run stopped (killed, out of memory, its machine failed), so
+    the process group broke under this one; the message names the rank (where it can be told),
+    the run folder and the fix: the run resumes from its last checkpoint. The CLI exits with
+    status 1 (:attr:`exit_code`) and this one line instead of the collective's traceback."""
+
+    exit_code = 1
+
+
+_LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted",
+              "Socket Timeout", "connection refused")  # fmt: skip
+"""Words of gloo's and NCCL's errors when a peer is gone (``gloo/transport/tcp/pair.cc``: "Connection
+closed by peer ... typically caused by a remote worker crashing")."""
+
+
+def lost_rank_error(error: BaseException, info: DistInfo, folder: Any) -> RankLostError | None:
+    """The :class:`RankLostError` ``error`` means in a run of several processes (a
+    ``torch.distributed`` error, or a collective's ``RuntimeError`` saying a peer is gone), or
+    None for any other error. ``folder`` is the run folder (for the message)."""
+    if not info.distributed or not isinstance(error, RuntimeError):
+        return None
+    dist_error = getattr(torch.distributed, "DistError", ())
+    said = " ".join(str(error).split())
+    at = [said.lower().find(w.lower()) for w in _LOST_PEER if w.lower() in said.lower()]
+    if not (at or isinstance(error, dist_error)):
+        return None
+    start = min(at) if at else 0
+    end = said.find(". ", start)
+    cause = said[start : end if end > start else None][:160]
+    others = [r for r in range(info.world_size) if r != info.rank]
+    who = f"rank {others[0]}" if len(others) == 1 else f"one of ranks {', '.join(map(str, others))}"
+    return RankLostError(
+        f"{folder}: {who} of this {info.world_size}-process run stopped (killed, out of memory, or its machine "
+        f"failed), so rank {info.rank} stops too ({cause}); the last checkpoint in the run folder is kept: run the "
+        "same command again to resume it (any number of processes may)"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class DistInfo:
     """This process's place in a data-parallel run.

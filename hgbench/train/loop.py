@@ -31,7 +31,10 @@ validation), atomically. A run killed at any moment and started again continues 
 last checkpoint and, on the CPU with a fixed thread count, reaches the same weights, losses
 and validation figures as a run never interrupted (bit for bit: the data order, every
 sample's augmentation and every generator are restored). On CUDA the result is as
-reproducible as the kernels (``cudnn.benchmark`` and atomics make it close, not identical).
+reproducible as the kernels (``cudnn.benchmark`` and atomics make it close, not identical);
+with ``deterministic`` (``hgbench train --deterministic``: deterministic algorithms, no
+``cudnn.benchmark``, cuBLAS's workspace setting; :func:`hgbench.train.device.training_flags`)
+bit for bit too. The flags are set for the run and restored after it.
 
 **Signals.** SIGTERM and SIGUSR1 (what Slurm sends before a preemption or the time limit,
 ``sbatch --signal``) and SIGINT (Ctrl-C) make the run save a checkpoint after the current
@@ -43,8 +46,11 @@ is then the previous one, never a partial file).
 **Times.** ``train_time_s`` is the wall-clock time of the optimisation steps (data loading
 included, validation and checkpoint writes not), ``wall_time_s`` everything from start to
 end; both add up across resumes (the time between a run's last checkpoint and its kill is
-lost). ``samples_per_s`` is ``steps * batch_size / train_time_s``; ``data_wait_fraction``
-the part of ``train_time_s`` spent waiting for the next batch.
+lost). ``samples_per_s`` is the steady rate: the first :data:`hgbench.train.epoch.WARMUP_STEPS`
+steps of every session (compilation, cuDNN's autotuning, allocator growth) are left out of its
+steps and its time (the record says how many, ``warmup_steps_excluded``; the rate over every
+step is ``samples_per_s_all_steps``); ``data_wait_fraction`` the part of ``train_time_s`` spent
+waiting for the next batch.
 
 **Divergence.** A step whose loss is not a finite number stops the run with
 :class:`hgbench.train.divergence.TrainingDiverged` (exit status 1, the step and the epoch
@@ -90,6 +96,7 @@ from hgbench.paths import TRAIN_RECORD
 from hgbench.records import TrainRecord, utc_now, write_record
 from hgbench.records.schema import new_record
 from hgbench.tracking import track_training
+from hgbench.train.device import deterministic_requested, training_flags
 from hgbench.train.distributed import (
     DistInfo,
     backend_for,
@@ -97,6 +104,7 @@ from hgbench.train.distributed import (
     control_group,
     destroy_distributed,
     init_distributed,
+    lost_rank_error,
 )
 from hgbench.train.divergence import TrainingDiverged
 from hgbench.train.epoch import EpochLoop
@@ -130,7 +138,8 @@ def _run_context(info: DistInfo, device: torch.device, out_dir: Path) -> Iterato
     """Around one run: join the process group (several processes), hold the run folder's lock
     (rank 0; every rank raises :class:`RunLockedError` when it is taken), yield the control
     group (:func:`hgbench.train.distributed.control_group`; None for one process), and leave
-    the process group at the end if this call joined it."""
+    the process group at the end if this call joined it. A collective broken by another rank's
+    death is raised as :class:`hgbench.train.distributed.RankLostError`."""
     joined = info.distributed and not torch.distributed.is_initialized()
     init_distributed(info, device)
     try:
@@ -145,7 +154,13 @@ def _run_context(info: DistInfo, device: torch.device, out_dir: Path) -> Iterato
             refusal = broadcast_from_main(refusal, group)
             if refusal is not None:
                 raise RunLockedError(Path(refusal[0]), refusal[1])
-            yield group
+            try:
+                yield group
+            except RuntimeError as e:  # a collective that broke: one line naming the rank, not its traceback
+                lost = lost_rank_error(e, info, out_dir)
+                if lost is None:
+                    raise
+                raise lost from None
     finally:
         if joined:
             destroy_distributed()
@@ -198,6 +213,7 @@ def train_variant(
     *,
     checked: bool = False,
     tracker: str | None = None,
+    deterministic: bool | None = None,
 ) -> TrainRecord | dict:
     """Train ``spec`` under ``protocol`` (with the variant's overrides) on ``dataset`` on
     ``device``; resume from the run's checkpoint when there is one; data-parallel when started
@@ -213,6 +229,9 @@ def train_variant(
             ``"skip"`` (left out, counted in the record's ``split.skipped_samples``).
         log_every_steps, log_every_s: a ``"log"`` event (the loss read from the device)
             every this many steps or seconds, whichever comes first, and at each epoch end.
+        deterministic: deterministic kernels (:func:`hgbench.train.device.training_flags`: exact
+            resume bit-identical on CUDA too, slower); None: ``$HGBENCH_DETERMINISTIC``, which
+            ``hgbench train --deterministic`` sets. Recorded (``deterministic``, ``cudnn_benchmark``).
         force: train again from scratch even if the run is complete or has a checkpoint (a
             complete run's record and checkpoint are kept as ``*.previous``).
         checked: the caller already checked the variant against the protocol and the device
@@ -248,7 +267,8 @@ def train_variant(
     """
     wall_start = time.perf_counter()
     target = target_run(spec, protocol, dataset, data_root, results_dir, device, checked)
-    with _run_context(target.info, target.device, target.folder) as group:
+    deterministic = deterministic_requested() if deterministic is None else deterministic
+    with training_flags(target.device, deterministic), _run_context(target.info, target.device, target.folder) as group:
         done = broadcast_from_main(completed_record(target.folder) if target.writer and not force else None, group)
         if done is not None:
             check_same_data(done, target)  # a complete run on other data is not this run

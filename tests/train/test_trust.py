@@ -389,3 +389,81 @@ def test_a_linked_runs_folder_is_read_by_report_as_by_runs(here, trained):
     assert r.exit_code == 0 and "2 record files read" in _text(r), r.output
     (elsewhere / "runs" / "loop").symlink_to(elsewhere)  # a link back up is read once, not forever
     assert scan(here / "results").files == 2
+
+
+# --- a torchrun rank killed: the others say so in one line -----------------------------------------------
+
+GLOO_PEER_GONE = (
+    "\n[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] \nConnection closed by peer "
+    "[127.0.0.1]:9867. This is typically caused by a remote worker crashing. Check the logs of the remote worker."
+)
+
+
+def test_a_broken_collective_is_one_line_naming_the_rank_that_died():
+    from hgbench.train.distributed import DistInfo, lost_rank_error
+
+    two = DistInfo(
+        rank=0, world_size=2, local_world_size=2, master_addr="127.0.0.1", master_port=1, launcher="torchrun"
+    )
+    lost = lost_rank_error(RuntimeError(GLOO_PEER_GONE), two, "results/runs/x")
+    assert lost is not None and lost.exit_code == 1
+    assert str(lost).startswith("results/runs/x: rank 1 of this 2-process run stopped")
+    assert "(Connection closed by peer [127.0.0.1]:9867)" in str(lost) and "\n" not in str(lost)
+    four = DistInfo(
+        rank=2, world_size=4, local_world_size=4, master_addr="127.0.0.1", master_port=1, launcher="torchrun"
+    )
+    assert "one of ranks 0, 1, 3 of this 4-process run" in str(lost_rank_error(RuntimeError(GLOO_PEER_GONE), four, "f"))
+    assert lost_rank_error(RuntimeError("CUDA out of memory"), two, "f") is None  # another error stays itself
+    assert lost_rank_error(RuntimeError(GLOO_PEER_GONE), DistInfo(), "f") is None  # one process: no peer
+
+
+KILL_RANK1 = """\
+import os, signal, sys
+from hgbench.train import step as step_module
+
+original = step_module.TrainStep.__call__
+calls = {"n": 0}
+
+def call(self, batch):  # rank 1 is killed (SIGKILL) at its second step
+    calls["n"] += 1
+    if os.environ.get("RANK") == "1" and calls["n"] == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, batch)
+
+step_module.TrainStep.__call__ = call
+from hgbench.cli import app
+
+app(["train", "tiny", "--protocol", sys.argv[1], "--device", "cpu", "--results", sys.argv[2]])
+"""
+
+
+@pytest.mark.slow
+def test_rank_0_says_in_one_line_that_rank_1_was_killed(here):
+    import socket
+    import subprocess
+    import sys
+
+    (here / "four.yaml").write_text(
+        tiny_protocol_yaml(epochs=1, steps_per_epoch=4, val_max_samples=4, checkpoint_every_steps=1)
+    )
+    (here / "child.py").write_text(KILL_RANK1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLURM_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))
+    }
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[2]), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(port), "--log-dir", "logs", "--redirects", "3", "child.py", "four.yaml", "results"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=here)
+    assert done.returncode != 0, done.stdout + done.stderr
+    (rank0,) = list((here / "logs").glob("*/attempt_0/0/stderr.log"))
+    said = rank0.read_text()
+    assert "Traceback" not in said and "│" not in said, said  # no traceback, plain or rich
+    (line,) = [x for x in said.splitlines() if x.strip()]
+    assert line.startswith("error: results/runs/synthetic/") and "rank 1 of this 2-process run stopped" in line, said
+    assert "run the same command again to resume" in line
+    assert torch.load(_folder(here / "results") / "checkpoint.pt", weights_only=True)["step"] >= 1  # kept
