@@ -77,6 +77,36 @@ def read_image(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # the 8 bytes every PNG file starts with (PNG specification, 5.2)
+
+
+def image_problem(path: str | Path) -> str | None:
+    """What is wrong with an image file, told from its first and last bytes only (no decoding:
+    ``hgbench data check`` looks at every image of a dataset this way): ``"zero bytes"``, ``"not
+    a JPEG or PNG file (first bytes ...)"``, ``"truncated JPEG (no End-Of-Image marker)"``,
+    ``"truncated PNG (no IEND chunk)"``, ``"unreadable (...)"``; None for a file that starts and
+    ends as a JPEG (``FF D8 FF`` ... ``FF D9``, ITU-T T.81 B.2.1) or a PNG (its signature ...
+    ``IEND``, PNG specification 5.2, 11.2.5) should. The datasets' images are JPEGs; PNG is
+    accepted because :func:`read_image` reads it too."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 16))
+            end = f.read()
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    if size == 0:
+        return "zero bytes"
+    if head.startswith(b"\xff\xd8\xff"):
+        return None if _jpeg_has_end_marker(path) else "truncated JPEG (no End-Of-Image marker)"
+    if head == PNG_SIGNATURE:
+        return None if b"IEND" in end else "truncated PNG (no IEND chunk)"
+    return f"not a JPEG or PNG file (first bytes {head[:4].hex(' ')})"
+
+
 def _jpeg_has_end_marker(path: Path, tail: int = 4096) -> bool:
     """True when the file's last ``tail`` bytes hold a JPEG End-Of-Image marker ``FF D9``."""
     with open(path, "rb") as f:

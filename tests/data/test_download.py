@@ -461,7 +461,10 @@ def _lspet(root: Path, n: int = 3) -> None:
     (root / "images").mkdir(parents=True)
     scipy.io.savemat(root / "joints.mat", {"joints": np.ones((14, 3, n))})
     for i in range(1, n + 1):
-        (root / f"images/im{i:05d}.jpg").write_bytes(b"jpg")
+        (root / f"images/im{i:05d}.jpg").write_bytes(JPEG)
+
+
+JPEG = b"\xff\xd8\xff\xe0" + bytes(12) + b"\xff\xd9"  # starts and ends as a JPEG (what data check looks at)
 
 
 def _complete_tree(d: Path) -> None:
@@ -469,7 +472,7 @@ def _complete_tree(d: Path) -> None:
     (d / "lsp/images").mkdir(parents=True)
     scipy.io.savemat(d / "lsp/joints.mat", {"joints": np.ones((3, 14, 2))})
     for i in (1, 2):
-        (d / f"lsp/images/im{i:04d}.jpg").write_bytes(b"jpg")
+        (d / f"lsp/images/im{i:04d}.jpg").write_bytes(JPEG)
     (d / "mpii/annot").mkdir(parents=True)
     (d / "mpii/images").mkdir()
     # pose-hg-train's layout; the train file names one image twice (two persons), listed once
@@ -483,7 +486,7 @@ def _complete_tree(d: Path) -> None:
             f["center"], f["scale"] = np.full((n, 2), 100.0), np.ones(n)
             f["part"] = np.full((n, 16, 2), 50.0)
         for name in names:
-            (d / "mpii/images" / name.decode()).write_bytes(b"jpg")
+            (d / "mpii/images" / name.decode()).write_bytes(JPEG)
     (d / "coco/annotations").mkdir(parents=True)
     (d / "coco/val2017").mkdir()
     person = {"id": 1, "image_id": 785, "category_id": 1, "iscrowd": 0, "bbox": [10, 10, 50, 100], "area": 5000.0}
@@ -499,7 +502,7 @@ def _complete_tree(d: Path) -> None:
             }
         )
     )
-    (d / "coco/val2017/000000000785.jpg").write_bytes(b"jpg")
+    (d / "coco/val2017/000000000785.jpg").write_bytes(JPEG)
 
 
 def test_check_complete_and_incomplete(tmp_path):

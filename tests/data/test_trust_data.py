@@ -167,3 +167,66 @@ def test_an_old_eval_record_without_a_checkpoint_digest_is_stale_when_older_than
     old = {"_checkpoint_sha256": None, "_created": "2026-01-01T00:00:00+00:00"}
     assert "before the run completed" in stale_evaluation(old, run)
     assert stale_evaluation({**old, "_created": "2026-03-01T00:00:00+00:00"}, run) is None
+
+
+# --------------------------------------------------------------------------- 3. data check
+
+
+def _complete_lspet(lspet_root: Path, folder: Path, n: int = 4) -> Path:
+    """A complete LSPET layout of ``n`` images (``joints.mat`` of n columns, real JPEGs linked)."""
+    import numpy as np
+    import scipy.io
+
+    (folder / "images").mkdir(parents=True)
+    scipy.io.savemat(folder / "joints.mat", {"joints": np.ones((14, 3, n))})
+    real = sorted((lspet_root / "images").iterdir())
+    for i in range(1, n + 1):
+        (folder / "images" / f"im{i:05d}.jpg").symlink_to(real[i])
+    return folder
+
+
+def test_data_check_opens_every_image_and_fails_on_zero_byte_or_non_image_files(lspet_root, tmp_path):
+    from hgbench.data.download import check
+
+    root = _complete_lspet(lspet_root, tmp_path / "lspet")
+    (rep,) = check(tmp_path, ["lspet"])
+    assert rep.complete, rep.rows
+    images = root / "images"
+    for name, content in (("im00002.jpg", b""), ("im00003.jpg", b"<html>not found</html>")):
+        (images / name).unlink()
+        (images / name).write_bytes(content)
+    (rep,) = check(tmp_path, ["lspet"])
+    row = rep.rows[1]
+    assert not rep.complete and row.status == "incomplete"
+    assert f"2 of 4 images are not readable images (first: {images / 'im00002.jpg'}: zero bytes)" in row.detail
+    r = runner.invoke(app, ["data", "check", str(tmp_path), "--dataset", "lspet"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 1 and "incomplete: lspet" in out and "im00002.jpg" in out, out
+
+
+def test_image_problem_tells_zero_bytes_other_files_and_truncated_jpegs(lspet_root, tmp_path):
+    from hgbench.data.base import image_problem
+
+    real = sorted((lspet_root / "images").iterdir())[0]
+    assert image_problem(real) is None
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_bytes(b"GIF89a....")
+    (tmp_path / "cut.jpg").write_bytes(real.read_bytes()[: real.stat().st_size // 2])
+    assert image_problem(tmp_path / "empty.jpg") == "zero bytes"
+    assert image_problem(tmp_path / "text.jpg").startswith("not a JPEG or PNG file (first bytes 47 49 46 38")
+    assert image_problem(tmp_path / "cut.jpg") == "truncated JPEG (no End-Of-Image marker)"
+    assert image_problem(tmp_path / "absent.jpg").startswith("unreadable")
+
+
+# --------------------------------------------------------------------------- 6. protocols folder
+
+
+def test_an_empty_protocols_folder_says_there_are_none_and_where_it_looked(tmp_path, monkeypatch):
+    from hgbench.config import ConfigError
+
+    (tmp_path / "protocols").mkdir()
+    monkeypatch.setenv("HGBENCH_VARIANTS_DIR", str(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        load_protocol("smoke")
+    msg = str(err.value)
+    assert "available: " not in msg and f"no protocol *.yaml in {tmp_path / 'protocols'}" in msg

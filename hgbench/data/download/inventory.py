@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hgbench.data.base import DatasetError
+from hgbench.data.base import DatasetError, image_problem
 from hgbench.data.download.catalogue import CATALOGUE, dataset_entry
 
 #: The splits :func:`check` asks each loader about, and whether each is required. COCO's
@@ -78,8 +78,10 @@ def check(data_dir: str | Path, datasets: Iterable[str] | None = None) -> list[D
     :mod:`hgbench.data.download.catalogue`). For every split of :data:`CHECKED_SPLITS` the
     loader's ``required_files`` names the annotation file and the images it lists; the rows
     are one per annotation file (``missing`` when absent, ``incomplete`` when the loader
-    cannot read it) and one per image folder (``ok``, ``incomplete`` with a missing example,
-    or ``missing``; ``optional`` where only an optional split needs it and none is there).
+    cannot read it) and one per image folder (``ok``, ``incomplete`` with a missing example or
+    with files that are not images, ``missing``; ``optional`` where only an optional split
+    needs it and none is there). Every image present is opened and its first and last bytes
+    checked (:func:`hgbench.data.base.image_problem`), not decoded.
 
     Args:
         datasets: names to check (default: all of :data:`~hgbench.data.download.catalogue.CATALOGUE`).
@@ -127,11 +129,24 @@ def _check_dataset(dataset: str, root: Path) -> DatasetCheck:
 
 
 def _images_row(folder: Path, wanted: set[str], needed: bool, dataset: str, root: Path) -> CheckRow:
-    """How many of the ``wanted`` file names are in ``folder``."""
+    """How many of the ``wanted`` file names are in ``folder``, and whether each one there is an
+    image (:func:`hgbench.data.base.image_problem`: its first and last bytes; a zero-byte file,
+    another kind of file or a truncated JPEG makes the row ``incomplete``, naming the first such
+    file and their count)."""
     listing = _listing(folder)
     missing = sorted(wanted - listing)
     label = _relative(folder, root) + "/"
     have, total = len(wanted) - len(missing), len(wanted)
+    bad = [(name, why) for name in sorted(wanted & listing) if (why := image_problem(folder / name))]
+    if bad:
+        first, why = bad[0]
+        more = f"; {len(missing):,} missing (e.g. {missing[0]})" if missing else ""
+        return CheckRow(
+            label,
+            "incomplete",
+            f"{len(bad):,} of {have:,} images are not readable images (first: {folder / first}: {why}){more}; "
+            f"restore them (hgbench data download {dataset})",
+        )
     if not missing:
         return CheckRow(label, "ok", f"{total:,} images")
     if not have and not needed:
