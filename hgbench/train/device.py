@@ -7,6 +7,17 @@ optimiser state stay fp32, the eligible operators (convolutions, matmuls) run in
 fp16; fp16 needs a gradient scaler (``torch.amp.GradScaler``) against underflowing
 gradients, bf16 has fp32's exponent range and does not.
 
+**Deterministic training** (``hgbench train --deterministic``, :func:`training_flags`): torch's
+"Reproducibility" notes list what makes CUDA training repeatable bit for bit:
+``torch.use_deterministic_algorithms(True)`` (an operator without a deterministic
+implementation raises instead of running), ``torch.backends.cudnn.deterministic = True`` and
+``torch.backends.cudnn.benchmark = False`` (the autotuner may pick another algorithm in each
+process), and ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` in the environment before cuBLAS starts
+(CUDA 10.2 and later split a matmul's work nondeterministically otherwise). Resumed from a
+checkpoint such a run reaches the same weights as one never interrupted, on CUDA as on the CPU.
+Without it, CUDA training runs with ``cudnn.benchmark`` on (the fastest algorithms for the
+fixed training shapes), close to repeatable, not bit for bit.
+
 The CUDA branches follow torch's documented API (``torch.cuda.device_count``,
 ``torch.cuda.get_device_capability``, ``torch.cuda.get_device_name``); hgbench's tests run
 them only where a GPU is present.
@@ -14,8 +25,11 @@ them only where a GPU is present.
 
 from __future__ import annotations
 
+import os
 import re
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
 import torch
 
@@ -165,3 +179,74 @@ def check_device(device: str | torch.device | None, protocol) -> torch.device:
     check_precision(dev, protocol.precision, where)
     check_compile(dev, protocol.precision, protocol.channels_last, protocol.compile, where)
     return dev
+
+
+DETERMINISTIC_ENV = "HGBENCH_DETERMINISTIC"
+"""Environment variable: ``1`` asks :func:`hgbench.train.train_variant` (``deterministic=None``)
+for deterministic training; ``hgbench train --deterministic`` sets it (:func:`request_deterministic`),
+so that torchrun's and Slurm's ranks see it too."""
+
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+"""The ``CUBLAS_WORKSPACE_CONFIG`` deterministic training sets (one of the two values torch's
+"Reproducibility" notes and cuBLAS's documentation give, ":4096:8" or ":16:8"; the larger
+workspace is the faster)."""
+_DETERMINISTIC_CUBLAS = (":4096:8", ":16:8")
+
+
+def request_deterministic() -> None:
+    """Ask for deterministic training in this process and its children: sets
+    :data:`DETERMINISTIC_ENV` and, unless already one of the deterministic values,
+    ``CUBLAS_WORKSPACE_CONFIG`` (:data:`CUBLAS_WORKSPACE_CONFIG`). Call it before any CUDA work
+    (the CLI does, before anything else): cuBLAS reads the variable when it starts."""
+    os.environ[DETERMINISTIC_ENV] = "1"
+    if os.environ.get("CUBLAS_WORKSPACE_CONFIG") not in _DETERMINISTIC_CUBLAS:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE_CONFIG
+
+
+def deterministic_requested() -> bool:
+    """Whether :data:`DETERMINISTIC_ENV` is ``1``."""
+    return os.environ.get(DETERMINISTIC_ENV, "") == "1"
+
+
+@contextmanager
+def training_flags(device: torch.device, deterministic: bool) -> Iterator[dict[str, Any]]:
+    """torch's global flags for one training run, restored on exit (also on error): on CUDA
+    ``cudnn.benchmark`` on, unless ``deterministic``; with ``deterministic`` (module docstring)
+    ``torch.use_deterministic_algorithms(True)``, ``cudnn.deterministic = True``,
+    ``cudnn.benchmark = False`` and ``CUBLAS_WORKSPACE_CONFIG`` (set here when it is not yet and
+    CUDA has not started; left set after the run). On the CPU ``deterministic`` changes nothing
+    of the result (CPU training with a fixed thread count is already bit-identical on resume)
+    but is applied and recorded alike.
+
+    Yields:
+        What the train record says of it: ``deterministic``, ``cudnn_benchmark`` (``None`` on
+        the CPU, where cuDNN does not run) and ``cublas_workspace_config`` (the variable's value,
+        ``None`` when unset).
+
+    Raises:
+        DeviceError: ``deterministic`` on CUDA after CUDA started without a deterministic
+            ``CUBLAS_WORKSPACE_CONFIG``: too late to set it; the message says how.
+    """
+    if deterministic and os.environ.get("CUBLAS_WORKSPACE_CONFIG") not in _DETERMINISTIC_CUBLAS:
+        if device.type == "cuda" and torch.cuda.is_initialized():
+            raise DeviceError(
+                f"--deterministic: CUDA started before CUBLAS_WORKSPACE_CONFIG was set; start the process with "
+                f"CUBLAS_WORKSPACE_CONFIG={CUBLAS_WORKSPACE_CONFIG} in its environment (hgbench train --deterministic does)"
+            )
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE_CONFIG
+    cudnn = torch.backends.cudnn
+    before = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled())  # fmt: skip
+    cudnn.benchmark = device.type == "cuda" and not deterministic
+    cudnn.deterministic = deterministic or before[1]
+    if deterministic:
+        torch.use_deterministic_algorithms(True)
+    try:
+        yield {
+            "deterministic": bool(deterministic),
+            "cudnn_benchmark": cudnn.benchmark if device.type == "cuda" else None,
+            "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        }
+    finally:
+        cudnn.benchmark, cudnn.deterministic = before[0], before[1]
+        torch.use_deterministic_algorithms(before[2], warn_only=before[3])

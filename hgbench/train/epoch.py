@@ -10,7 +10,9 @@ Optimiser steps are counted over the whole run; epoch ``e`` ends after step
 device and read when a progress line is logged and at the end of each epoch.
 
 Training time runs in segments between checkpoints and validations: ``train_time_s`` counts
-the optimisation steps (data loading included, validation and checkpoint writes not).
+the optimisation steps (data loading included, validation and checkpoint writes not). The
+first :data:`WARMUP_STEPS` steps of each session are its warm-up: the session notes their count
+and time (``warmup_steps``, ``warmup_time_s``), which the record's ``samples_per_s`` leaves out.
 
 Every step's loss is also kept for :class:`hgbench.train.divergence.LossWatch`, which looks at
 them before every checkpoint, at every epoch's end and (one process) at every progress line: a
@@ -37,6 +39,12 @@ from hgbench.train.signals import StopSignals, TrainingInterrupted
 from hgbench.train.state import TrainState, begin_session, save_state
 from hgbench.train.step import TrainStep
 from hgbench.train.validation import due, validate
+
+WARMUP_STEPS = 3
+"""Steps at the start of every session (a start or a resume) that are its warm-up: the first
+compiles the step (``torch.compile``) and runs cuDNN's autotuner on the training shapes, the
+second may recompile (optimiser state now present) and grows the allocator; from the third on
+a step takes its steady time. Their time is left out of the record's ``samples_per_s``."""
 
 
 class EpochLoop:
@@ -207,6 +215,11 @@ class EpochLoop:
         self.window_steps += 1
         state.data_wait_s += wait
         self.window_wait += wait
+        if state.step - self.session["start_step"] <= WARMUP_STEPS:  # still warming up: note its steps and time
+            synchronize(self.target.device)
+            self._close_segment()
+            self.session.update(warmup_steps=state.step - self.session["start_step"],
+                                warmup_time_s=self.session["train_time_s"])  # fmt: skip
         self.emit("step", {"step": state.step})
         return time.perf_counter()
 

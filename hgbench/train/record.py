@@ -4,6 +4,7 @@ one place it is assembled."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,36 @@ def _tf32(device: torch.device) -> dict[str, bool] | None:
 
 
 def _rates(progress: TrainState, batch_size: int) -> dict[str, Any]:
-    """``train_time_s``, ``wall_time_s``, ``samples_per_s`` (``steps * batch_size /
-    train_time_s``) and ``data_wait_fraction`` (None without training time)."""
+    """``train_time_s``, ``wall_time_s``, ``samples_per_s`` (the steady rate: ``steps * batch_size /
+    train_time_s`` without each session's warm-up steps and their time, the sessions'
+    ``warmup_steps`` and ``warmup_time_s``, :data:`hgbench.train.epoch.WARMUP_STEPS`; over every
+    step when no step came after a warm-up), ``warmup_steps_excluded`` (how many steps it leaves
+    out: 0 in that case), ``samples_per_s_all_steps`` (warm-up included) and
+    ``data_wait_fraction`` (None without training time)."""
     train_time = progress.train_time_s
+    all_steps = progress.step * batch_size / train_time if train_time > 0 else None
+    warm_steps = sum(s.get("warmup_steps", 0) for s in progress.sessions)
+    warm_time = sum(s.get("warmup_time_s", 0.0) for s in progress.sessions)
+    steady = progress.step > warm_steps and train_time > warm_time
     return {
         "train_time_s": train_time,
         "wall_time_s": progress.wall_time_s,
-        "samples_per_s": progress.step * batch_size / train_time if train_time > 0 else None,
+        "samples_per_s": (progress.step - warm_steps) * batch_size / (train_time - warm_time) if steady else all_steps,
+        "warmup_steps_excluded": warm_steps if steady else 0,
+        "samples_per_s_all_steps": all_steps,
         "data_wait_fraction": progress.data_wait_s / train_time if train_time > 0 else None,
+    }
+
+
+def _determinism(device: torch.device) -> dict[str, Any]:
+    """``deterministic`` (``torch.are_deterministic_algorithms_enabled()`` during the run,
+    :func:`hgbench.train.device.training_flags`), ``cudnn_benchmark`` (None on the CPU) and
+    ``cublas_workspace_config`` (the environment variable, None when unset), read while the
+    run's flags are in effect."""
+    return {
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark if device.type == "cuda" else None,
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
     }
 
 
@@ -67,9 +90,11 @@ def train_record_body(
     ``protocol_settings`` (as run: with the variant's overrides), ``overrides``,
     ``data_root``, ``split`` (sizes), ``keypoints``, ``parameters``,
     ``train_time_s``, ``wall_time_s`` (seconds, summed across resumes),
-    ``samples_per_s``, ``data_wait_fraction``, ``device`` (of the last session),
+    ``samples_per_s`` (warm-up steps left out), ``warmup_steps_excluded``,
+    ``samples_per_s_all_steps`` (:func:`_rates`), ``data_wait_fraction``, ``device`` (of the last session),
     ``precision``, ``channels_last``, ``compile``, ``tf32`` (torch's TF32 switches for
-    cuDNN and matmuls on CUDA, None on the CPU), ``epochs``, ``steps_per_epoch``,
+    cuDNN and matmuls on CUDA, None on the CPU), ``deterministic``, ``cudnn_benchmark`` and
+    ``cublas_workspace_config`` (of the last session: :func:`_determinism`), ``epochs``, ``steps_per_epoch``,
     ``steps``, ``batch_size`` (the global batch), ``world_size`` (processes of the last
     session), ``backend`` (``"nccl"``/``"gloo"``, None for one process), ``per_rank_batch_size``,
     ``slurm_job_id`` (:func:`hgbench.train.distributed.slurm_job_id`, None outside Slurm),
@@ -103,6 +128,7 @@ def train_record_body(
         "channels_last": p.channels_last,
         "compile": p.compile,
         "tf32": _tf32(device),
+        **_determinism(device),
         "epochs": p.epochs,
         "steps_per_epoch": steps_per_epoch,
         "steps": progress.step,

@@ -216,8 +216,8 @@ def skipped_samples(*datasets) -> list[tuple[str, str]]:
 
 def set_up_run(target: RunTarget, bad_samples: str = "error") -> RunSetup:
     """Seed the global generator with the protocol's seed, then build the run's data, model,
-    optimiser and schedule (module docstring). On CUDA, ``torch.backends.cudnn.benchmark``
-    picks the fastest convolution algorithms for the fixed training shapes.
+    optimiser and schedule (module docstring). ``torch.backends.cudnn.benchmark`` (on for CUDA
+    unless deterministic) is the run's: :func:`hgbench.train.device.training_flags` sets and restores it.
 
     Raises:
         ValueError: a run without a step (``epochs`` or ``steps_per_epoch`` 0, a split smaller
@@ -244,8 +244,6 @@ def set_up_run(target: RunTarget, bad_samples: str = "error") -> RunSetup:
         )
     # this rank's share of every batch; a split smaller than a batch fails here, before work
     positions = TrainSampler(len(train_set), target.rank_batch, p.seed, num_replicas=info.world_size, rank=info.rank)
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     spec = target.spec
     model = prepare_model(
         create_model(spec, train_set.keypoints.num_joints, input_size=p.input_size), dev, p.channels_last
