@@ -104,9 +104,14 @@ def train(
     results: Results = DEFAULT_RESULTS_DIR,
     force: Force = False, skip_bad_samples: SkipBad = False,
     device: Device = None, tracker: Tracker = None,
+    deterministic: Annotated[bool, typer.Option(help="Deterministic CUDA kernels, no cudnn.benchmark: "
+                                                     "resume bit-identical on CUDA too (slower).")] = False,
 ) -> None:
     """Train one variant under a protocol (under torchrun or srun: data parallel over the processes)."""
     from hgbench.train.launch import plan_training
+    if deterministic:  # before any CUDA work: cuBLAS reads its workspace setting when it starts
+        from hgbench.train.device import request_deterministic
+        request_deterministic()
     with ui.user_errors():
         plan = plan_training(variant, protocol, dataset, data_root, results, device, force, True, skip_bad_samples, tracker)
     ui.run_training(plan)
