@@ -9,7 +9,7 @@ Follows the Torch-TensorRT documentation:
   ``torch.export`` and the supported subgraphs become TensorRT engines, for the example's
   static shape, dtype and memory format.
 * precision: the model and the input are *cast* (fp16 / bf16), and
-  ``use_explicit_typing=True`` makes TensorRT keep the graph's types ("Compile Mixed
+  TensorRT keeps the graph's types (strongly typed, TensorRT 11's only mode: ``use_explicit_typing`` is ignored) ("Compile Mixed
   Precision models with Torch-TensorRT", https://pytorch.org/TensorRT/user_guide/mixed_precision.html;
   weak typing, where ``enabled_precisions`` let the builder pick lower precisions, is
   deprecated in TensorRT 10.12). ``enabled_precisions`` is not passed: torch-tensorrt 2.10
