@@ -40,10 +40,10 @@ import torch
 
 from hgbench.config import get_variant
 from hgbench.models import create_model
+from hgbench.profile.backends.onnx_runtime import export_onnx
 from hgbench.profile.calibration_data import CalibrationSpec, calibration_set
 from hgbench.profile.quantization import (
     OrtInt8Options,
-    export_onnx,
     quantize_onnx_static,
     quantize_pt2e_x86,
     torchao_problem,

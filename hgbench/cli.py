@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from hgbench import console as ui
-from hgbench.config.axes import BACKENDS, COMPILE_MODES, DATASETS, DEFAULT_DATASET, PRECISIONS, spoken
+from hgbench.config.axes import BACKENDS, COMPILE_MODES, DATASETS, DEFAULT_DATASET, INFERENCE_PRECISIONS, spoken
 from hgbench.data.download import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, DOWNLOADABLE
 from hgbench.paths import DEFAULT_RESULTS_DIR, LATENCY_GATE_DIR
 
@@ -137,7 +137,8 @@ def evaluate(
     skip_bad_samples: SkipBad = False,
     device: Device = None,
     backend: Annotated[str | None, typer.Option(help=f"Evaluate the deployed artifact of this backend ({spoken(BACKENDS)}).")] = None,
-    precision: Annotated[str | None, typer.Option(help=f"The artifact's precision: {spoken(PRECISIONS)} (default fp32).")] = None,
+    precision: Annotated[str | None, typer.Option(help=f"The artifact's precision: {spoken(INFERENCE_PRECISIONS)} (default fp32; "
+                                                       "int8/fp8 calibrated on 256 training-split crops).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Crops per call of the artifact (default 16).")] = None,
     cache_dir: Annotated[Path | None, typer.Option(**_path("--cache-dir"), help="Built artefacts (~/.cache/hgbench).")] = None,
 ) -> None:
@@ -158,7 +159,8 @@ def evaluate(
 def profile(
     variants_: Variants = None,
     backend: Annotated[str, typer.Option(help=", ".join(BACKENDS))] = "eager,torchscript",
-    precision: Annotated[str, typer.Option(help=f"Comma-separated precisions: {', '.join(PRECISIONS)}.")] = "fp32",
+    precision: Annotated[str, typer.Option(help=f"Comma-separated precisions: {', '.join(INFERENCE_PRECISIONS)} "
+                                                "(int8/fp8: post-training quantization, on the backends that build it).")] = "fp32",
     tf32: Annotated[bool, typer.Option("--tf32/--no-tf32", help="Allow TF32 on CUDA (off: IEEE fp32).")] = False,
     channels_last: Annotated[bool, typer.Option(help="Model and input in channels_last (NHWC).")] = False,
     compile_mode: Annotated[str, typer.Option(help=f"torch.compile mode: {', '.join(COMPILE_MODES)}.")] = "default",
@@ -177,17 +179,33 @@ def profile(
     cache_dir: Annotated[Path | None, typer.Option(**_path("--cache-dir"), help="Ceilings and artefacts (~/.cache/hgbench).")] = None,
     refresh_ceilings: Annotated[bool, typer.Option(help="Measure the roofline ceilings again.")] = False,
     results: Results = DEFAULT_RESULTS_DIR,
+    dataset: Annotated[str | None, typer.Option(help="int8/fp8 calibration data (default: the trained runs' dataset).")] = None,
+    data_root: DataRoot = None,
+    calibration_count: Annotated[int, typer.Option(help="int8/fp8: calibration crops of the training split.")] = 256,
+    calibration_seed: Annotated[int, typer.Option(help="int8/fp8: seed of the calibration draw.")] = 0,
+    calibration_method: Annotated[str, typer.Option(help="int8 on onnxruntime: minmax, entropy or percentile.")] = "minmax",
+    evaluate: Annotated[bool, typer.Option("--evaluate", help="Also measure each setting's accuracy through its artifact, "
+                                           "for variants trained into --results (eval records beside the checkpoints).")] = False,
 ) -> None:
     """Size, MACs/FLOPs, latency (p50/p90/p99), memory, numerics and roofline efficiency on this machine:
     one record per setting; a failing setting is recorded and the sweep goes on (exit 1 at the end)."""
     options = dict(locals())  # every option, as the library names them
     from hgbench.profile.plan import plan_profile, run_profile
+    options.pop("evaluate")
     with ui.user_errors():
         plan = plan_profile(options.pop("variants_"), **options)
     with ui.stepping("profile", plan.total_steps, f"{plan.device.type} ceilings") as step, ui.user_errors():
         run = run_profile(plan, step)
     ui.print_profile(run, plan)
-    raise typer.Exit(1 if run.failed else 0)
+    deployed = None
+    if evaluate:
+        from hgbench.profile.deployed import deployment_for
+        from hgbench.train.deployed import evaluate_profiled
+        with ui.user_errors():
+            deployed = evaluate_profiled([r for r, _ in run.rows], plan.results, lambda r: deployment_for(r, plan),
+                                         data_root=data_root, device=plan.device.type)  # fmt: skip
+        ui.print_deployed(deployed)
+    raise typer.Exit(1 if run.failed or (deployed is not None and deployed.failed) else 0)
 
 
 @app.command()
@@ -199,7 +217,7 @@ def report(
     backend: _many("Only these backends (repeatable or comma-separated).") = None,
     device: _many("Only these machines: cpu, cuda, a host, or part of a device name (H100).") = None,
     dataset: _many("Only accuracy on these datasets.") = None,
-    precision: _many(f"Only these precisions: {', '.join(PRECISIONS)}.") = None,
+    precision: _many(f"Only these precisions: {', '.join(INFERENCE_PRECISIONS)}.") = None,
     batch_size: _many("Only these batch sizes.") = None,
     input_size: _many("Only these input sizes (px).") = None,
     pareto_on: Annotated[str, typer.Option(help="Cost of the Pareto front: latency, gmacs or parameters.")] = "latency",

@@ -256,6 +256,31 @@ def setting_label(body: dict) -> str:
     return f"{body['variant']} j{body['num_joints']} {body['backend']} {body['precision']}{flags} batch {body['batch_size']}"
 
 
+def print_deployed(deployed) -> None:
+    """The deployed accuracy of ``hgbench profile --evaluate`` (:class:`hgbench.train.deployed.DeployedRun`):
+    per setting the artifact's mean accuracy with its interval and its difference to eager fp32."""
+    table = Table(title="deployed accuracy: each setting's artifact on the checkpoint's validation split; "
+                        "difference to eager fp32 on the same persons (points, 95 % paired interval)")  # fmt: skip
+    for col in ("variant", "backend", "precision", "batch", "metric", "mean (%)", "95 % interval", "vs fp32", "95 % interval ",
+                "padded", "record"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("variant", "backend", "precision", "metric", "record") else "right")
+    for record, ev in deployed.evaluations:
+        r, d = ev.result, (ev.deployed.difference if ev.deployed is not None else None)
+        table.add_row(record.variant, record.backend, record.precision, str(record.batch_size), f"{r.metric}@{r.threshold:g}",
+                      _fmt(r.mean, ".2f"), _interval(r.mean_ci), "0 (the checkpoint)" if d is None else _fmt(d.mean, "+.2f"),
+                      "" if d is None else _interval(d.mean_ci), "yes" if r.padded else "no", str(ev.record.path))  # fmt: skip
+    console.print(table)
+    for record, why in deployed.left_out:
+        say(f"note: {record.variant} {record.backend} {record.precision} batch {record.batch_size}: not evaluated ({why})")
+    for record, why in deployed.failed:
+        say(f"error: {record.variant} {record.backend} {record.precision} batch {record.batch_size}: evaluation failed: {why}",
+            err=True)  # fmt: skip
+
+
+def _interval(ci) -> str:
+    return "—" if ci is None else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
 def print_profile(run, plan) -> None:
     """The table, the records' folder, the timing windows and the warnings of ``hgbench profile``."""
     from hgbench.records import repetition_range_pct

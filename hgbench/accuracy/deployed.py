@@ -39,12 +39,15 @@ REFERENCE_BATCH_SIZE = 16
 default, which ``hgbench evaluate`` uses."""
 
 
-def artifact_name(backend: str, precision: str, batch_size: int) -> str | None:
+def artifact_name(backend: str, precision: str, batch_size: int, device: str = "cpu") -> str | None:
     """The artifact's part of an eval record's key and file name: None for eager fp32 (the
-    checkpoint itself, module docstring), else ``<backend>-<precision>-b<batch_size>``."""
+    checkpoint itself, module docstring), else ``<backend>-<precision>-b<batch_size>``, with
+    ``-<device kind>`` after it off the CPU (``onnxruntime-int8-b8-cuda``: the CUDA provider's
+    artifact is another program than the CPU's)."""
     if (backend, precision) == ("eager", "fp32"):
         return None
-    return f"{backend}-{precision}-b{batch_size}"
+    kind = str(device).split(":")[0]
+    return f"{backend}-{precision}-b{batch_size}" + ("" if kind == "cpu" else f"-{kind}")
 
 
 @dataclass
@@ -76,7 +79,7 @@ class DeployedEvaluation:
     @property
     def artifact(self) -> str | None:
         """:func:`artifact_name` of this setting."""
-        return artifact_name(self.backend, self.precision, self.batch_size)
+        return artifact_name(self.backend, self.precision, self.batch_size, self.device)
 
     def record_fields(self) -> dict:
         """The eval record's fields for the artifact: ``artifact`` (part of its key), ``backend``,

@@ -145,7 +145,7 @@ def _known_values(name: str) -> tuple[str, ...] | None:
     only: no torch, no registry); None for a filter checked elsewhere (device: :func:`check_devices`)."""
     from hgbench.config import axes
 
-    return {"backend": axes.BACKENDS, "precision": axes.PRECISIONS, "dataset": axes.DATASETS}.get(name)
+    return {"backend": axes.BACKENDS, "precision": axes.INFERENCE_PRECISIONS, "dataset": axes.DATASETS}.get(name)
 
 
 KNOWN_DEVICES = ("cpu", "cuda")

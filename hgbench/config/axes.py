@@ -17,6 +17,14 @@ PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")
 """Floating-point precisions of training (a protocol's ``precision``: autocast to fp16 or bf16,
 weights in fp32) and of inference (``hgbench profile --precision``: model and input cast)."""
 
+QUANTIZED_PRECISIONS: tuple[str, ...] = ("int8", "fp8")
+"""Post-training quantized precisions of inference only (``hgbench profile --precision``,
+``hgbench evaluate --precision``): weights and activations quantized with scales calibrated on a
+recorded calibration set (:mod:`hgbench.profile.quantization`); never a training precision."""
+
+INFERENCE_PRECISIONS: tuple[str, ...] = PRECISIONS + QUANTIZED_PRECISIONS
+"""Every precision a deployed artifact may run in: the floating-point ones, then the quantized ones."""
+
 BACKENDS: tuple[str, ...] = ("eager", "torchscript", "compile", "cudagraphs", "onnxruntime", "tensorrt")
 """Inference backends (``hgbench profile --backend``), one module each in
 :mod:`hgbench.profile.backends`."""
@@ -41,4 +49,14 @@ def spoken(names: tuple[str, ...] | list[str], last: str = "or") -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
 
 
-__all__ = ["BACKENDS", "BLOCKS", "COMPILE_MODES", "DATASETS", "DEFAULT_DATASET", "PRECISIONS", "spoken"]
+__all__ = [
+    "BACKENDS",
+    "BLOCKS",
+    "COMPILE_MODES",
+    "DATASETS",
+    "DEFAULT_DATASET",
+    "INFERENCE_PRECISIONS",
+    "PRECISIONS",
+    "QUANTIZED_PRECISIONS",
+    "spoken",
+]

@@ -17,7 +17,7 @@ the pass.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,9 +25,11 @@ from torch import nn
 
 from hgbench.accuracy.deployed import REFERENCE_BATCH_SIZE, DeployedEvaluation, evaluate_artifact
 from hgbench.accuracy.evaluate import base_dataset
+from hgbench.data import make_dataset
 from hgbench.data.base import PoseDataset
 from hgbench.paths import check_writable_folder
 from hgbench.profile.backends import Prepared, RunSettings, get_backend
+from hgbench.profile.calibration_data import CalibrationSet, CalibrationSpec, draw_calibration_set
 from hgbench.profile.roofline import default_cache_dir
 
 
@@ -41,6 +43,9 @@ class BackendDeployment:
         batch_size: crops per call of the artifact (at least 1).
         cache_dir: where backends that build files (ONNX, TensorRT) keep and reuse them; None:
             a temporary folder.
+        calibration: how a quantized precision's calibration set is drawn (default
+            :class:`~hgbench.profile.calibration_data.CalibrationSpec`: 256 crops of the training
+            split of the evaluated dataset, seed 0, MinMax); ignored by the other precisions.
 
     Raises:
         ValueError: an unknown backend or precision, a batch size below 1, or a setting the
@@ -52,6 +57,7 @@ class BackendDeployment:
     precision: str = "fp32"
     batch_size: int = 16
     cache_dir: Path | None = None
+    calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
 
     def __post_init__(self) -> None:
         backend = get_backend(self.backend)  # ValueError naming the known ones
@@ -65,16 +71,32 @@ class BackendDeployment:
         if reason is not None:
             raise ValueError(f"--backend {self.backend} --precision {self.precision}: {reason}")
 
-    def settings(self) -> RunSettings:
-        """The backend's :class:`~hgbench.profile.backends.RunSettings` (IEEE fp32 on CUDA: no TF32)."""
-        return RunSettings(precision=self.precision, cache_dir=self.cache_dir)
+    def settings(self, calibration: CalibrationSet | None = None) -> RunSettings:
+        """The backend's :class:`~hgbench.profile.backends.RunSettings` (IEEE fp32 on CUDA: no TF32),
+        with ``calibration`` for a quantized precision."""
+        return RunSettings(precision=self.precision, cache_dir=self.cache_dir, calibration=calibration)
 
     def check(self, device: torch.device) -> None:
-        """Raise ``ValueError`` when the backend cannot run on ``device`` (what to install, which
-        device it needs)."""
-        reason = get_backend(self.backend).available(torch.device(device))
+        """Raise ``ValueError`` when the backend cannot run this setting on ``device`` (what to
+        install, which device it needs)."""
+        backend = get_backend(self.backend)
+        reason = backend.available(torch.device(device)) or backend.unsupported_on(
+            self.settings(), torch.device(device)
+        )
         if reason is not None:
-            raise ValueError(f"--backend {self.backend} on {device}: {reason}")
+            raise ValueError(f"--backend {self.backend} --precision {self.precision} on {device}: {reason}")
+
+    def calibration_set(self, dataset: PoseDataset) -> CalibrationSet:
+        """The calibration set of a quantized precision: :attr:`calibration` drawn from its split of
+        the evaluated dataset (same dataset, data folder, input and heatmap sizes, no augmentation).
+
+        Raises:
+            ValueError: that split is empty or smaller than the count (naming the option).
+        """
+        base = base_dataset(dataset)
+        source = make_dataset(base.name, getattr(base, "root", None), self.calibration.split,
+                              input_size=base.input_size, output_size=base.output_size, sigma=base.sigma)  # fmt: skip
+        return draw_calibration_set(source, self.calibration)
 
     def evaluate(
         self,
@@ -105,7 +127,8 @@ class BackendDeployment:
             source.set_skips_enabled(False)
         backend = get_backend(self.backend)
         example = torch.zeros(self.batch_size, 3, size, size, device=device)
-        prepared = backend.prepare(source, example, self.settings())
+        calibration = self.calibration_set(dataset) if self.settings().quantized else None
+        prepared = backend.prepare(source, example, self.settings(calibration))
         forward = _forward(prepared)
         try:
             with prepared.context():
@@ -132,6 +155,15 @@ def _forward(prepared: Prepared):
         return fn(prepare_input(x))
 
     return forward
+
+
+def deployment_for(record, plan) -> BackendDeployment:
+    """The deployment of a profiled setting (:class:`hgbench.records.ProfileRecord` ``record``
+    of :class:`hgbench.profile.plan.ProfilePlan` ``plan``): its backend, precision and batch size,
+    the plan's artefact cache and, for a quantized precision, the plan's calibration spec (drawn
+    again from the checkpoint's dataset, whose weights it calibrates)."""
+    spec = plan.calibration.spec if plan.calibration is not None else CalibrationSpec()
+    return BackendDeployment(record.backend, record.precision, record.batch_size, plan.cache_dir / "artefacts", spec)
 
 
 def deployment_from_options(

@@ -62,7 +62,7 @@ from torch import Tensor
 
 from hgbench.profile.backends.base import PRECISIONS
 
-RTOL: dict[str, float] = {"fp32": 1e-3, "tf32": 1e-2, "fp16": 1e-2, "bf16": 8e-2}
+RTOL: dict[str, float] = {"fp32": 1e-3, "tf32": 1e-2, "fp16": 1e-2, "bf16": 8e-2, "int8": 0.25, "fp8": 0.25}
 """Relative bound on the final heatmaps' max abs error, by precision (see the module docstring)."""
 
 

@@ -15,8 +15,10 @@ from typing import Any
 import torch
 
 from hgbench.config import VariantSpec, select_variants
+from hgbench.config.axes import QUANTIZED_PRECISIONS, spoken
 from hgbench.paths import check_writable_folder
 from hgbench.profile.backends import BACKENDS, PRECISIONS, RunSettings, get_backend
+from hgbench.profile.calibration_data import DEFAULT_CALIBRATION_COUNT, CalibrationSet, CalibrationSpec, calibration_set
 from hgbench.profile.latency import default_threads
 from hgbench.profile.quiet import window_summary
 from hgbench.profile.roofline import default_cache_dir, get_ceilings
@@ -47,7 +49,10 @@ class ProfilePlan:
     """Everything a profiling run needs, checked: what :func:`plan_profile` returns.
 
     ``jobs`` are ``(variant spec, number of joints)``; ``input_size`` is pixels; ``conditions``
-    lists, in words, how the plan's settings were chosen where the user did not give them.
+    lists, in words, how the plan's settings were chosen where the user did not give them;
+    ``skipped`` holds the ``(backend, precision)`` pairs of the sweep's cross product that are not
+    run (a quantized precision on a backend that does not build it); ``calibration`` is the set
+    the quantized settings are calibrated on (None without one).
     """
 
     jobs: list[tuple[VariantSpec, int]]
@@ -62,13 +67,14 @@ class ProfilePlan:
     results: Path
     refresh_ceilings: bool = False
     conditions: list[str] = field(default_factory=list)
+    skipped: frozenset[tuple[str, str]] = frozenset()
+    calibration: CalibrationSet | None = None
 
     @property
     def total_steps(self) -> int:
         """Timed repetitions in all: the progress bar's length."""
-        return (
-            len(self.jobs) * len(self.backends) * len(self.settings) * len(self.batch_sizes) * self.budget.repetitions
-        )
+        pairs = len(self.backends) * len(self.settings) - len(self.skipped)
+        return len(self.jobs) * pairs * len(self.batch_sizes) * self.budget.repetitions
 
 
 @dataclass
@@ -170,6 +176,11 @@ def plan_profile(
     cache_dir: Path | None = None,
     results: Path = Path("results"),
     refresh_ceilings: bool = False,
+    dataset: str | None = None,
+    data_root: Path | None = None,
+    calibration_count: int = DEFAULT_CALIBRATION_COUNT,
+    calibration_seed: int = 0,
+    calibration_method: str = "minmax",
 ) -> ProfilePlan:
     """Check every option and build the plan; nothing is measured or written.
 
@@ -185,6 +196,11 @@ def plan_profile(
         NotADirectoryError, hgbench.paths.MachineFaultError: ``results`` or ``cache_dir`` is
             a file or cannot be written (:func:`hgbench.paths.check_writable_folder`).
         BackendUnavailableError: a backend that cannot run on the device.
+
+    Quantized precisions (``int8``, ``fp8``) run on the backends that build them; the others'
+    pairs are skipped (said in ``conditions``), and a quantized precision that no chosen backend
+    builds, or that has no calibration data (``dataset`` or the complete training runs under
+    ``results``: :func:`_calibration`), raises ``ValueError`` naming the options.
     """
     specs = select_variants(variants)
     dev = resolve_profile_device(device)
@@ -204,15 +220,21 @@ def plan_profile(
     if cache_dir is not None:
         check_writable_folder(cache, "--cache-dir")
     check_writable_folder(Path(results))
+    skipped = _skipped_pairs(backends, precisions, dev, conditions)
+    calibration = None
+    if any(p in QUANTIZED_PRECISIONS for p in precisions):
+        spec = CalibrationSpec(calibration_count, "train", calibration_seed, calibration_method)
+        calibration = _calibration(spec, dataset, data_root, results, input_size, conditions)
     settings = [RunSettings(precision=p, tf32=tf32, channels_last=channels_last, compile_mode=compile_mode,
-                            cache_dir=cache / "artefacts") for p in precisions]  # fmt: skip
+                            cache_dir=cache / "artefacts", calibration=calibration if p in QUANTIZED_PRECISIONS else None)
+                for p in precisions]  # fmt: skip
     jobs = [
         (s, j)
         for s in specs
         for j in sorted((trained.get(s.name) or (set(), set()))[0] or {num_joints or DEFAULT_NUM_JOINTS})
     ]
     return ProfilePlan(jobs, backends, settings, sizes, input_size, dev, threads, budget, cache, Path(results),
-                       refresh_ceilings, conditions)  # fmt: skip
+                       refresh_ceilings, conditions, skipped, calibration)  # fmt: skip
 
 
 def _backends(backend: str, device: torch.device) -> list[str]:
@@ -239,6 +261,62 @@ def _precisions(precision: str) -> list[str]:
     if not precisions or any(p not in PRECISIONS for p in precisions):
         raise ValueError(f"--precision {precision!r}: expected comma-separated {', '.join(PRECISIONS)}")
     return precisions
+
+
+def _skipped_pairs(
+    backends: list[str], precisions: list[str], device: torch.device, conditions: list[str]
+) -> frozenset:
+    """The ``(backend, precision)`` pairs not run: a quantized precision on a backend that does not
+    build it, or cannot on ``device`` (said in ``conditions``).
+
+    Raises:
+        ValueError: a quantized precision that none of ``backends`` builds here (naming those that do).
+    """
+    skipped = set()
+    for p in precisions:
+        if p not in QUANTIZED_PRECISIONS:
+            continue
+        probe = RunSettings(precision=p)
+        reasons = {
+            b: get_backend(b).unsupported(probe) or get_backend(b).unsupported_on(probe, device) for b in backends
+        }
+        if all(reasons.values()):
+            having = [b for b, cls in BACKENDS.items() if p in cls.quantized]
+            raise ValueError(f"--precision {p}: none of --backend {','.join(backends)} builds it here "
+                             f"({'; '.join(f'{b}: {r}' for b, r in reasons.items())}); {p} is built by {spoken(having)}")  # fmt: skip
+        for b, reason in reasons.items():
+            if reason:
+                skipped.add((b, p))
+                conditions.append(f"{b} {p} not run: {reason}")
+    return frozenset(skipped)
+
+
+def _calibration(spec: CalibrationSpec, dataset: str | None, data_root: Path | None, results: Path, input_size: int,
+                 conditions: list[str]) -> CalibrationSet:  # fmt: skip
+    """The calibration set of the quantized settings: ``spec`` drawn from ``dataset`` (``--dataset``/
+    ``--data-root``), else from the one dataset the complete training runs under ``results`` were
+    trained on (and their data folder), at ``input_size`` (:func:`calibration_set`).
+
+    Raises:
+        ValueError: no dataset given and none (or several) in the training records; a split that
+            is empty or smaller than the count (naming the options and the fix).
+    """
+    how = "--dataset"
+    if dataset is None:
+        trained = {(r.dataset, r.get("data_root")) for r in scan(results, kinds=["train"]).records if r.complete} \
+            if Path(results).is_dir() else set()  # fmt: skip
+        if len(trained) != 1:
+            found = f"the training records in {results} use {len(trained)} datasets" if trained \
+                else f"no complete training run in {results}"  # fmt: skip
+            raise ValueError(f"--precision int8/fp8 needs calibration data and {found}: pass --dataset "
+                             "(synthetic is embedded; lspet, mpii, ... with --data-root)")  # fmt: skip
+        dataset, root = trained.pop()
+        data_root = data_root or root
+        how = f"the dataset of the training runs in {results}"
+    calibration = calibration_set(dataset, data_root, spec, input_size=input_size)
+    conditions.append(f"quantized settings calibrated on {spec.count} {dataset} {spec.split} crops (seed {spec.seed}, "
+                      f"{spec.method}; {how})")  # fmt: skip
+    return calibration
 
 
 def _batch_sizes(batch_size: str) -> list[int]:
@@ -325,13 +403,15 @@ def run_profile(plan: ProfilePlan, on_step: Callable[[str, bool], None] | None =
     warnings: list[str] = []
     ceilings = {}
     for s in plan.settings:
+        if s.quantized:  # no int8/fp8 ceilings (profile_model notes it per record)
+            continue
         try:
             ceilings[(s.precision, s.tf32)] = get_ceilings(plan.device, s.precision, tf32=s.tf32, threads=plan.threads,
                                                            cache_dir=plan.cache_dir, refresh=plan.refresh_ceilings)  # fmt: skip
         except Exception as e:  # noqa: BLE001 - recorded per setting by profile_model's roofline stage
             warnings.append(f"{plan.device.type} ceilings at {s.precision} not measured: {e}")
     rows = run_sweep(plan.jobs, backends=plan.backends, settings_list=plan.settings, batch_sizes=plan.batch_sizes,
-                     input_size=plan.input_size, device=plan.device, threads=plan.threads, budget=plan.budget,
+                     input_size=plan.input_size, device=plan.device, threads=plan.threads, budget=plan.budget, skipped=plan.skipped,
                      results_dir=plan.results, provenance=provenance, ceilings=ceilings, cache_dir=plan.cache_dir,
                      on_step=on_step or (lambda label, advance: None))  # fmt: skip
     above = sorted({r.precision for r, _ in rows if ((r.roofline or {}).get("efficiency") or 0) > 1})

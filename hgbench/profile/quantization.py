@@ -269,20 +269,6 @@ def _quantize(
     )
 
 
-def export_onnx(model: nn.Module, example_input: Tensor, path: str | Path) -> object:
-    """Export ``model`` at ``example_input``'s static shape to ``path`` (fp32, weights inside the file)
-    with the ONNX Runtime backend's exporter (``torch.onnx.export(dynamo=True)``); returns the output
-    tree spec that rebuilds the list of per-stack heatmaps from the ONNX outputs
-    (``torch.utils._pytree.tree_unflatten``). Written atomically.
-    """
-    from hgbench.fileio import atomic_write_bytes
-    from hgbench.profile.backends.onnx_runtime import _export
-
-    out_spec, data, _opset = _export(model.eval(), example_input)
-    atomic_write_bytes(Path(path), data)
-    return out_spec
-
-
 def torchao_problem() -> str | None:
     """``None`` when torchao's PT2E x86 Inductor quantizer imports, else why not and what to install."""
     if importlib.util.find_spec("torchao") is None:
@@ -398,7 +384,6 @@ __all__ = [
     "OrtInt8Options",
     "QuantizedOnnx",
     "QuantizedPt2e",
-    "export_onnx",
     "needs_reduce_range",
     "ort_int8_key",
     "quantize_onnx_static",

@@ -60,7 +60,7 @@ from hgbench.records.provenance import device_name
 GIB = 2**30
 CACHE_FILE = "ceilings.json"
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-_ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+_ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1}
 
 # Default problem sizes: large enough to reach the peak, small enough to stay around a
 # second on a CPU. A 1024^3 matmul is 2.1 GFLOP (tens of ms on a few CPU cores); 8192^3 is
@@ -342,10 +342,11 @@ def roofline(
 
 
 def element_bytes(precision: str) -> int:
-    """Bytes per element of a precision: fp32 4, fp16 and bf16 2.
+    """Bytes per element of a precision: fp32 4, fp16 and bf16 2, int8 and fp8 1.
 
     Raises:
         ValueError: an unknown precision.
     """
-    _check_precision(precision)
+    if precision not in _ELEMENT_BYTES:
+        raise ValueError(f"unknown precision {precision!r}; valid precisions: {', '.join(_ELEMENT_BYTES)}")
     return _ELEMENT_BYTES[precision]

@@ -83,8 +83,9 @@ def is_reference(backend: str, settings: RunSettings) -> bool:
     return backend == "eager" and settings.precision == "fp32" and not settings.tf32 and not settings.channels_last
 
 
-def reference_output(model: nn.Module, batch_size: int, input_size: int) -> Any:
-    """The eager fp32 output (TF32 off, NCHW) of ``model`` on :func:`make_input`, on the CPU
+def reference_output(model: nn.Module, batch_size: int, input_size: int, inputs: Tensor | None = None) -> Any:
+    """The eager fp32 output (TF32 off, NCHW) of ``model`` on :func:`make_input` (or on ``inputs``,
+    ``(batch_size, 3, input_size, input_size)``, where given), on the CPU
     (so that it takes no GPU memory while other settings are timed): the ``reference`` for
     :func:`profile_model`. Compute it once per (model, batch size, input size).
 
@@ -96,7 +97,7 @@ def reference_output(model: nn.Module, batch_size: int, input_size: int) -> Any:
         Whatever the model's forward raises (e.g. ``torch.cuda.OutOfMemoryError``).
     """
     device = model_device(model)
-    x = make_input(batch_size, input_size, device)
+    x = make_input(batch_size, input_size, device) if inputs is None else inputs.to(device)
     prepared = get_backend("eager").prepare(model, x, RunSettings())
     with prepared.context():
         return _to_cpu_float(prepared.fn(prepared.prepare_input(x)))
@@ -196,9 +197,11 @@ def profile_model(
                 stage = "numerics"
                 _check_numerics(record, model, prepared, x_in, reference, settings, device)
             stage = "roofline"
-            if ceilings is None:
-                ceilings = _device_ceilings(device, settings, threads, cache_dir)
-            record.roofline = _roofline_of(record, ceilings)
+            if settings.quantized:  # no int8/fp8 ceilings are measured (roofline module docstring)
+                record.notes.append(f"roofline: no {settings.precision} ceilings measured; efficiency not computed")
+            else:
+                ceilings = ceilings or _device_ceilings(device, settings, threads, cache_dir)
+                record.roofline = _roofline_of(record, ceilings)
     except torch.cuda.OutOfMemoryError as e:
         _failed(record, f"{stage}: CUDA out of memory at batch size {batch_size}: {e}")
     except Exception as e:  # noqa: BLE001 - one failing setting must not stop a sweep
@@ -306,6 +309,9 @@ def _check_numerics(
     applies); records ``numerics``."""
     from hgbench.profile.numerics import compare_outputs, tolerance_for
 
+    if settings.quantized:  # scales calibrated on images: compared on calibration images, not on noise
+        x = next(settings.require_calibration().batches(record.batch_size)).to(device)
+        x_in, reference = prepared.prepare_input(x), reference_output(model, record.batch_size, record.input_size, x)
     with prepared.context():
         output = _to_cpu_float(prepared.fn(x_in))
     ref = reference if reference is not None else reference_output(model, record.batch_size, record.input_size)

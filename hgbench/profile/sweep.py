@@ -154,6 +154,7 @@ def run_sweep(
     cache_dir: Path | None = None,
     seed: int = 0,
     on_step: Callable[[str, bool], None] | None = None,
+    skipped: frozenset[tuple[str, str]] = frozenset(),
 ) -> list[tuple[ProfileRecord, Path]]:
     """Profile every ``(variant, joints)`` of ``jobs`` x batch size x backend x precision in
     ``budget.repetitions`` interleaved repetitions (see the module docstring), saving each
@@ -169,6 +170,7 @@ def run_sweep(
             :func:`profile_model`).
         cache_dir: where the device ceilings live (``None``: the default cache).
         seed: seeds the shuffled order of repetitions 2..R.
+        skipped: ``(backend, precision)`` pairs of the cross product not run (no record).
         on_step: called with a label before each step and ``advance=True`` after each
             setting's repetition (for a progress bar: ``len(jobs) * len(batch_sizes) *
             len(backends) * len(settings_list) * repetitions`` advances in all).
@@ -184,6 +186,7 @@ def run_sweep(
         jobs=list(jobs), backends=list(backends), settings_list=list(settings_list), batch_sizes=list(batch_sizes),
         input_size=input_size, device=device, threads=threads, budget=budget, results_dir=results_dir,
         provenance=provenance, ceilings=ceilings or {}, cache_dir=cache_dir, step=on_step or (lambda label, advance: None),
+        skipped=skipped,
         quiet=QuietTimer(device, tolerance=budget.quiet_tolerance, max_attempts=budget.quiet_attempts),
     )  # fmt: skip
     for index in range(len(sweep.jobs)):
@@ -214,6 +217,7 @@ class _Sweep:
     cache_dir: Path | None
     step: Callable[[str, bool], None]
     quiet: QuietTimer
+    skipped: frozenset[tuple[str, str]] = frozenset()
     calibration_blocks: list[dict[str, Any]] = field(default_factory=list)
     rows: list[tuple[ProfileRecord, Path]] = field(default_factory=list)
     by_job: dict[int, list[tuple[ProfileRecord, RunSettings]]] = field(default_factory=dict)
@@ -247,6 +251,8 @@ def _first_repetition(sweep: _Sweep, index: int) -> None:
         reference = _reference_output(sweep, model, spec, bs)
         for b in sweep.backends:
             for s in sweep.settings_list:
+                if (b, s.precision) in sweep.skipped:
+                    continue
                 sweep.step(f"{spec.name} {b} {s.precision} batch {bs} (repetition 1/{sweep.budget.repetitions})", False)
                 record = profile_model(
                     model, variant=spec.name, spec=spec, num_joints=joints, backend=b, batch_size=bs,

@@ -80,7 +80,7 @@ def test_every_implementation_registry_holds_exactly_its_axis():
     assert list(backends.BACKENDS) == list(axes.BACKENDS)
     assert set(backends._CLASSES) == set(axes.BACKENDS)  # no backend class left out of the axis
     assert all(cls.name == name for name, cls in backends.BACKENDS.items())
-    assert list(base.PRECISIONS) == list(axes.PRECISIONS)
+    assert list(base.PRECISIONS) == list(axes.INFERENCE_PRECISIONS)
     assert device.PRECISIONS == axes.PRECISIONS
     assert typing.get_args(Precision) == axes.PRECISIONS
     assert Protocol.__dataclass_fields__["precision"].type == "Precision"

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from hgbench.profile import quantization
+from hgbench.profile.backends.onnx_runtime import export_onnx
 from hgbench.profile.calibration_data import CalibrationSpec, calibration_set, draw_calibration_set
 from hgbench.profile.quantization import (
     OrtInt8Options,
-    export_onnx,
     needs_reduce_range,
     quantize_onnx_static,
     quantize_pt2e_x86,

@@ -14,6 +14,11 @@ Precisions and layouts are applied the same way by every backend (:func:`cast_mo
   ``num_batches_tracked`` alone). On the CPU some half-precision kernels may be missing or
   slow; nothing here hides that: the backend runs, or ``prepare`` raises and the caller
   records the reason.
+* ``int8`` / ``fp8``: post-training static quantization (:mod:`hgbench.profile.quantization`),
+  on the backends that declare it (:attr:`Backend.quantized`: ONNX Runtime and compile int8,
+  TensorRT int8 and fp8); the model and its input stay fp32 (:data:`PRECISIONS`) and the backend
+  quantizes with the scales of :attr:`RunSettings.calibration`. Every other backend refuses them
+  before any work (:meth:`Backend.unsupported`, naming the backends that have them).
 * ``channels_last``: ``model.to(memory_format=torch.channels_last)`` and
   ``x.contiguous(memory_format=torch.channels_last)`` (PyTorch tutorial "Channels Last
   Memory Format", https://pytorch.org/tutorials/intermediate/memory_format_tutorial.html).
@@ -45,12 +50,16 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from hgbench.config.axes import COMPILE_MODES  # accepted in RunSettings.compile_mode
+from hgbench.config.axes import COMPILE_MODES, QUANTIZED_PRECISIONS, spoken
+from hgbench.profile.calibration_data import CalibrationSet
 from hgbench.profile.tf32 import tf32_mode
 
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-"""Precision name (:data:`hgbench.config.axes.PRECISIONS`, a test keeps the two equal) -> the dtype
-the model and the input are cast to."""
+PRECISIONS: dict[str, torch.dtype] = {
+    "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.float32, "fp8": torch.float32,
+}  # fmt: skip
+"""Precision name (:data:`hgbench.config.axes.INFERENCE_PRECISIONS`, a test keeps the two equal) ->
+the dtype the model and the input are cast to (fp32 for the quantized precisions: the backend
+quantizes the fp32 model, and the artifact takes fp32 input)."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +67,15 @@ class RunSettings:
     """How a backend runs the model.
 
     Attributes:
-        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` (see :data:`PRECISIONS`).
+        precision: ``"fp32"``, ``"fp16"``, ``"bf16"``, ``"int8"`` or ``"fp8"`` (see :data:`PRECISIONS`).
         tf32: allow TF32 matmuls and cuDNN convolutions on CUDA (ignored on the CPU).
         channels_last: model and input in ``torch.channels_last`` (NHWC) memory format.
         compile_mode: ``torch.compile`` mode (only the ``compile`` backend reads it).
         cache_dir: where backends that build artefacts (ONNX files, TensorRT programs) save
             and reuse them; ``None``: a temporary directory, nothing reused.
+        calibration: the inputs whose activation ranges set the scales of a quantized precision
+            (needed by ``int8``/``fp8``, ignored otherwise); not compared (two settings that differ
+            only in it are equal: its digest is in every artefact's cache key instead).
 
     Raises:
         ValueError: an unknown precision or compile mode.
@@ -74,6 +86,7 @@ class RunSettings:
     channels_last: bool = False
     compile_mode: str = "default"
     cache_dir: Path | None = None
+    calibration: CalibrationSet | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -85,6 +98,24 @@ class RunSettings:
     def dtype(self) -> torch.dtype:
         """The dtype of :attr:`precision`."""
         return PRECISIONS[self.precision]
+
+    @property
+    def quantized(self) -> bool:
+        """Whether :attr:`precision` is a quantized one (:data:`hgbench.config.axes.QUANTIZED_PRECISIONS`)."""
+        return self.precision in QUANTIZED_PRECISIONS
+
+    def require_calibration(self) -> CalibrationSet:
+        """The calibration set of a quantized setting.
+
+        Raises:
+            ValueError: there is none (what to pass, naming the options).
+        """
+        if self.calibration is None:
+            raise ValueError(
+                f"--precision {self.precision} needs calibration data: pass --dataset (and --data-root) or profile "
+                "variants trained into --results (their dataset's training split is drawn)"
+            )
+        return self.calibration
 
 
 @dataclass
@@ -115,6 +146,9 @@ class Backend(ABC):
     """One way of running a model. Subclasses set :attr:`name` and implement the two methods."""
 
     name: str = ""
+    quantized: tuple[str, ...] = ()
+    """The quantized precisions (:data:`hgbench.config.axes.QUANTIZED_PRECISIONS`) this backend can
+    build; :meth:`unsupported` refuses the others."""
     static_shape: bool = False
     """Whether a :class:`Prepared` runs only batches shaped like its example input (an exported
     or compiled graph, a captured CUDA graph, an engine): a deployed evaluation then gives every
@@ -128,7 +162,13 @@ class Backend(ABC):
     def unsupported(self, settings: RunSettings) -> str | None:
         """``None`` when this backend can run ``settings`` as the record would describe them,
         else a one-line reason (e.g. a layout the runtime does not keep). :meth:`prepare`
-        raises it before building anything. Default: every setting runs."""
+        raises it before building anything. Default: every floating-point setting runs, a
+        quantized precision only when :attr:`quantized` names it (:func:`quantized_support`)."""
+        return quantized_support(self, settings)
+
+    def unsupported_on(self, settings: RunSettings, device: torch.device) -> str | None:
+        """Like :meth:`unsupported`, for what depends on the device too (e.g. fp8 needs compute
+        capability 8.9); ``None`` by default. Checked before any work where the device is known."""
         return None
 
     def peak_memory_source(self, settings: RunSettings) -> str:
@@ -174,6 +214,17 @@ class Backend(ABC):
         reason = self.available(device)
         if reason is not None:
             raise RuntimeError(f"{self.name}: {reason}")
+
+
+def quantized_support(backend: Backend, settings: RunSettings) -> str | None:
+    """``None`` unless ``settings`` asks for a quantized precision that ``backend`` does not build
+    (:attr:`Backend.quantized`); then why, naming the backends that do."""
+    if not settings.quantized or settings.precision in backend.quantized:
+        return None
+    from hgbench.profile.backends import BACKENDS
+
+    having = [name for name, cls in BACKENDS.items() if settings.precision in cls.quantized]
+    return f"{settings.precision} is not built by {backend.name}: use --backend {spoken(having)}"
 
 
 def cast_model(model: nn.Module, settings: RunSettings) -> nn.Module:

@@ -50,7 +50,11 @@ a torch built for another, it lists the provider but cannot load it and falls ba
 the device-wide figure (its arena allocates past PyTorch's allocator; see
 :meth:`OnnxRuntimeBackend.peak_memory_source`).
 
-Precisions: fp32; fp16 exports the half model (ONNX Runtime 1.31's CPU provider runs it,
+Precisions: fp32; int8 exports the fp32 model and quantizes the file with ONNX Runtime's static
+quantization (QDQ, per-channel int8 weights; :func:`hgbench.profile.quantization.quantize_onnx_static`),
+calibrated on :attr:`RunSettings.calibration` and cached beside the fp32 file; the CUDA provider
+runs the same QDQ file (its int8 kernels where it has them, else dequantized float kernels: a
+GPU deployment of int8 is TensorRT's); fp16 exports the half model (ONNX Runtime 1.31's CPU provider runs it,
 mostly through fp16 kernels or inserted casts, so it is rarely faster on the CPU); bf16 is
 not supported (ONNX Runtime's CPU provider has no bfloat16 ``Conv``: loading fails with
 ``INVALID_GRAPH``, and NumPy has no bfloat16 to feed it), so ``prepare`` raises.
@@ -82,6 +86,7 @@ from hgbench.profile.backends.base import (
     artefact_key,
     cast_model,
     input_converter,
+    quantized_support,
 )
 
 _ONNX_TO_TORCH = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16}
@@ -197,6 +202,7 @@ class OnnxRuntimeBackend(Backend):
     """Exported ONNX graph run by ONNX Runtime (CPU or CUDA execution provider)."""
 
     name = "onnxruntime"
+    quantized = ("int8",)
     static_shape = True  # exported with a static input shape
 
     def available(self, device: torch.device) -> str | None:
@@ -212,7 +218,10 @@ class OnnxRuntimeBackend(Backend):
 
     def unsupported(self, settings: RunSettings) -> str | None:
         """bf16 (no bfloat16 ``Conv`` on the CPU provider, no bfloat16 in NumPy) and
-        channels_last (ONNX tensors are NCHW) are refused."""
+        channels_last (ONNX tensors are NCHW) are refused, and fp8 (:func:`quantized_support`)."""
+        reason = quantized_support(self, settings)
+        if reason is not None:
+            return reason
         if settings.precision == "bf16":
             return (
                 "bf16 is not supported (ONNX Runtime has no bfloat16 Conv kernel on the CPU provider "
@@ -238,23 +247,6 @@ class OnnxRuntimeBackend(Backend):
 
         start = time.perf_counter()
         notes: list[str] = []
-        cached = None
-        if settings.cache_dir is not None:
-            # TF32 is a session option (use_tf32), not part of the file: one export serves both
-            file_settings = dataclasses.replace(settings, tf32=False)
-            key = artefact_key(model, tuple(example_input.shape), file_settings, {"torch": torch.__version__})
-            cached = Path(settings.cache_dir) / "onnx" / f"{type(model).__name__}_{key[:16]}.onnx"
-        spec_path = cached.with_suffix(".spec.json") if cached is not None else None
-        if cached is not None and cached.is_file() and spec_path.is_file():
-            from torch.utils._pytree import treespec_loads
-
-            out_spec = treespec_loads(json.loads(spec_path.read_text())["out_spec"])
-            data = None
-            notes.append(f"model reused from {cached}")
-        else:
-            out_spec, data, opset = _export(cast, x)
-            notes.append(f"exporter: torch.onnx.export(dynamo=True), opset {opset}")
-
         options = onnxruntime.SessionOptions()
         stream = None
         if device.type == "cpu":
@@ -265,21 +257,11 @@ class OnnxRuntimeBackend(Backend):
             cuda_options = cuda_provider_options(settings, device.index or 0, stream.cuda_stream)
             providers = [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
             notes.append(f"CUDA provider: use_tf32={cuda_options['use_tf32']}, its own stream")
-        if cached is not None:
-            if data is not None:
-                from torch.utils._pytree import treespec_dumps
-
-                from hgbench.records import atomic_write_bytes
-
-                atomic_write_bytes(cached, data)
-                atomic_write_bytes(spec_path, json.dumps({"out_spec": treespec_dumps(out_spec)}).encode())
-                notes.append(f"model written to {cached}")
-            session = self._session(str(cached), options, providers)
-        else:
-            with tempfile.TemporaryDirectory(prefix="hgbench-onnx-") as tmp:
-                path = Path(tmp) / "model.onnx"
-                path.write_bytes(data)
-                session = self._session(str(path), options, providers)
+        with tempfile.TemporaryDirectory(prefix="hgbench-onnx-") as tmp:
+            path, out_spec = _model_file(cast, x, settings, Path(tmp), notes)
+            if settings.quantized:
+                path = _quantized_file(path, settings, Path(tmp), notes)
+            session = self._session(str(path), options, providers)
         if device.type == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
             raise RuntimeError(f"onnxruntime: the session fell back to {session.get_providers()} instead of CUDA")
 
@@ -302,6 +284,68 @@ class OnnxRuntimeBackend(Backend):
             return onnxruntime.InferenceSession(path, sess_options=options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types (InvalidGraph, NotImplemented, Fail, ...)
             raise RuntimeError(f"onnxruntime could not load the exported model {path}: {exc}") from exc
+
+
+def _model_file(cast: nn.Module, x: Tensor, settings: RunSettings, tmp: Path, notes: list[str]) -> tuple[Path, object]:
+    """The exported ``.onnx`` file of ``cast`` at ``x``'s shape and its output tree spec: from
+    ``<cache_dir>/onnx`` when it is there, else exported and written there (atomically), or into
+    ``tmp`` without a cache (module docstring). A quantized setting exports the fp32 model."""
+    from torch.utils._pytree import treespec_dumps, treespec_loads
+
+    from hgbench.fileio import atomic_write_bytes
+
+    if settings.cache_dir is None:
+        out_spec, data, opset = _export(cast, x)
+        notes.append(f"exporter: torch.onnx.export(dynamo=True), opset {opset}")
+        path = tmp / "model.onnx"
+        path.write_bytes(data)
+        return path, out_spec
+    # TF32 is a session option (use_tf32), not part of the file: one export serves both; the
+    # quantized precisions quantize the fp32 file
+    file_settings = dataclasses.replace(
+        settings, tf32=False, precision="fp32" if settings.quantized else settings.precision
+    )
+    key = artefact_key(cast, tuple(x.shape), file_settings, {"torch": torch.__version__})
+    path = Path(settings.cache_dir) / "onnx" / f"{type(cast).__name__}_{key[:16]}.onnx"
+    spec_path = path.with_suffix(".spec.json")
+    if path.is_file() and spec_path.is_file():
+        notes.append(f"model reused from {path}")
+        return path, treespec_loads(json.loads(spec_path.read_text())["out_spec"])
+    out_spec, data, opset = _export(cast, x)
+    notes.append(f"exporter: torch.onnx.export(dynamo=True), opset {opset}")
+    atomic_write_bytes(path, data)
+    atomic_write_bytes(spec_path, json.dumps({"out_spec": treespec_dumps(out_spec)}).encode())
+    notes.append(f"model written to {path}")
+    return path, out_spec
+
+
+def _quantized_file(fp32_path: Path, settings: RunSettings, tmp: Path, notes: list[str]) -> Path:
+    """The QDQ int8 model of ``fp32_path`` (:func:`hgbench.profile.quantization.quantize_onnx_static`),
+    calibrated on the setting's calibration set, cached under ``cache_dir`` (else in ``tmp``)."""
+    from hgbench.profile.quantization import OrtInt8Options, quantize_onnx_static
+
+    calibration = settings.require_calibration()
+    options = OrtInt8Options()
+    quantized = quantize_onnx_static(fp32_path, calibration, settings.cache_dir or tmp, options)
+    how = "reused from" if quantized.reused else "written to"
+    notes.append(
+        f"int8: ONNX Runtime static quantization (QDQ, S8S8, per-channel weights, reduce_range={options.reduce_range}, "
+        f"{calibration.spec.method}) on {calibration.spec.count} {calibration.dataset} {calibration.spec.split} crops "
+        f"(seed {calibration.spec.seed}, digest {calibration.digest}); {how} {quantized.path}"
+    )
+    return quantized.path
+
+
+def export_onnx(model: nn.Module, example_input: Tensor, path: str | Path) -> object:
+    """Export ``model`` at ``example_input``'s static shape to ``path`` (fp32, weights inside the file)
+    with this backend's exporter (:func:`_export`); returns the output tree spec that rebuilds the
+    list of per-stack heatmaps from the ONNX outputs (``torch.utils._pytree.tree_unflatten``).
+    Written atomically (:func:`hgbench.fileio.atomic_write_bytes`)."""
+    from hgbench.fileio import atomic_write_bytes
+
+    out_spec, data, _opset = _export(model.eval(), example_input)
+    atomic_write_bytes(Path(path), data)
+    return out_spec
 
 
 def _export(model: nn.Module, x: Tensor) -> tuple[object, bytes, int]:

@@ -18,6 +18,17 @@ Follows the Torch-TensorRT documentation:
   https://github.com/HolyWu/vs-rife/issues/78), and the current ``torch_tensorrt.compile``
   no longer forwards it to the dynamo path at all (py/torch_tensorrt/_compile.py: "Default
   for legacy FX/TS frontends; not used for the Dynamo path").
+* int8 / fp8: post-training quantization with NVIDIA's Model Optimizer (``nvidia-modelopt``,
+  ``pip install 'hgbench[tensorrt]'``), as Torch-TensorRT's PTQ example does
+  (``examples/dynamo/vgg16_ptq.py``; Torch-TensorRT's "Quantization" guide): ``mtq.quantize(model,
+  mtq.INT8_DEFAULT_CFG or mtq.FP8_DEFAULT_CFG, forward_loop)`` inserts calibrated Q/DQ nodes (per-channel
+  int8 weights, per-tensor activations; the forward loop runs :attr:`RunSettings.calibration` in
+  batches of the engine's batch size), then the model is exported inside ``modelopt``'s
+  ``export_torch_mode()`` and compiled with ``torch_tensorrt.dynamo.compile(exported,
+  inputs=[example], enabled_precisions={torch.int8} or {torch.float8_e4m3fn}, min_block_size=1)``.
+  FP8 needs compute capability 8.9 or later (Ada, Hopper; :meth:`TensorRTBackend.unsupported_on`
+  refuses it below, as Torch-TensorRT's FP8 tests skip). The calibration set's digest is part
+  of the cache key.
 * layout: ``channels_last`` is refused (:meth:`TensorRTBackend.unsupported`).
 * TF32: ``disable_tf32=not settings.tf32`` (a ``torch_tensorrt.dynamo.compile`` option;
   TensorRT otherwise allows TF32 for fp32 layers, PyTorch's flags do not reach it).
@@ -67,8 +78,12 @@ from hgbench.profile.backends.base import (
     cast_model,
     in_inference_mode,
     input_converter,
+    quantized_support,
     run_context,
 )
+
+FP8_MIN_CAPABILITY = (8, 9)
+"""Compute capability of the first GPUs with FP8 tensor cores (Ada Lovelace 8.9, Hopper 9.0)."""
 
 INSTALL_HINT = "pip install 'hgbench[tensorrt]' (torch-tensorrt; needs an NVIDIA GPU with CUDA)"
 
@@ -107,7 +122,20 @@ class TensorRTBackend(Backend):
     """``torch_tensorrt.compile(ir="dynamo")``, saved with ``torch_tensorrt.save`` and reused."""
 
     name = "tensorrt"
+    quantized = ("int8", "fp8")
     static_shape = True  # engine built for one input shape
+
+    def unsupported_on(self, settings: RunSettings, device: torch.device) -> str | None:
+        """fp8 below compute capability 8.9 (module docstring)."""
+        device = torch.device(device)
+        if settings.precision == "fp8" and device.type == "cuda" and torch.cuda.is_available():
+            major, minor = torch.cuda.get_device_capability(device)
+            if (major, minor) < FP8_MIN_CAPABILITY:
+                return (
+                    f"fp8 needs compute capability 8.9 or later (Ada, Hopper); {torch.cuda.get_device_name(device)} "
+                    f"has {major}.{minor}: use --precision int8 or fp16"
+                )
+        return None
 
     def available(self, device: torch.device) -> str | None:
         device = torch.device(device)
@@ -129,6 +157,11 @@ class TensorRTBackend(Backend):
         before binding it (``inputs[i].view(shape).contiguous()`` in
         ``core/runtime/execute_engine.cpp``), so each call would copy an NHWC input to NCHW
         inside the timed region while the record said channels_last."""
+        reason = quantized_support(self, settings)
+        if reason is not None:
+            return reason
+        if settings.quantized and importlib.util.find_spec("modelopt") is None:
+            return f"{settings.precision} needs NVIDIA Model Optimizer (nvidia-modelopt): {INSTALL_HINT}"
         if settings.channels_last:
             return (
                 "channels_last does not apply (the Torch-TensorRT runtime copies every input to contiguous NCHW "
@@ -147,15 +180,19 @@ class TensorRTBackend(Backend):
         self.check_available(device)
         import torch_tensorrt
 
+        reason = self.unsupported_on(settings, device)
+        if reason is not None:
+            raise RuntimeError(f"{self.name}: {reason}")
         cast = cast_model(model, settings)
         prepare_input = input_converter(settings, device)
         x = prepare_input(example_input)
         path = None
         notes: list[str] = []
+        versions = tensorrt_versions(device)
+        if settings.quantized:
+            versions["calibration"] = settings.require_calibration().digest
         if settings.cache_dir is not None:
-            path = tensorrt_cache_path(
-                settings.cache_dir, model, tuple(example_input.shape), settings, tensorrt_versions(device)
-            )
+            path = tensorrt_cache_path(settings.cache_dir, model, tuple(example_input.shape), settings, versions)
 
         start = time.perf_counter()
         compiled = None
@@ -165,7 +202,10 @@ class TensorRTBackend(Backend):
                 notes.append(f"engine reused from {path}")
             except Exception as exc:  # noqa: BLE001 - a stale or damaged file: rebuild it
                 notes.append(f"cached program {path} could not be loaded ({type(exc).__name__}: {exc}); rebuilt")
-        if compiled is None:
+        built = compiled is None
+        if built and settings.quantized:
+            compiled = _compile_quantized(torch_tensorrt, cast, x, settings, notes)
+        elif built:
             with torch.no_grad():
                 compiled = torch_tensorrt.compile(
                     cast,
@@ -174,6 +214,7 @@ class TensorRTBackend(Backend):
                     use_explicit_typing=True,
                     disable_tf32=not settings.tf32,
                 )
+        if built:
             if path is not None:
                 _save_atomically(torch_tensorrt, compiled, path, x)
                 notes.append(f"engine built and saved to {path}")
@@ -190,6 +231,38 @@ class TensorRTBackend(Backend):
             notes=notes,
             context=run_context(settings, device),
         )
+
+
+def _compile_quantized(torch_tensorrt, cast: nn.Module, x: Tensor, settings: RunSettings, notes: list[str]):
+    """int8 / fp8 (module docstring): Model Optimizer's calibrated Q/DQ, then a TensorRT build."""
+    import modelopt.torch.quantization as mtq
+    from modelopt.torch.quantization.utils import export_torch_mode
+
+    calibration = settings.require_calibration()
+    config = mtq.INT8_DEFAULT_CFG if settings.precision == "int8" else mtq.FP8_DEFAULT_CFG
+    device, batch = x.device, x.shape[0]
+
+    def forward_loop(module: nn.Module) -> None:
+        for inputs in calibration.batches(batch):
+            module(inputs.to(device))
+
+    with torch.no_grad():
+        mtq.quantize(cast, config, forward_loop=forward_loop)
+        with export_torch_mode():
+            exported = torch.export.export(cast, (x,), strict=False)
+            compiled = torch_tensorrt.dynamo.compile(
+                exported,
+                inputs=[x],
+                enabled_precisions={torch.int8 if settings.precision == "int8" else torch.float8_e4m3fn},
+                min_block_size=1,
+                disable_tf32=not settings.tf32,
+            )
+    notes.append(
+        f"{settings.precision}: NVIDIA Model Optimizer mtq.{'INT8' if settings.precision == 'int8' else 'FP8'}_DEFAULT_CFG "
+        f"calibrated on {calibration.spec.count} {calibration.dataset} {calibration.spec.split} crops "
+        f"(seed {calibration.spec.seed}, digest {calibration.digest})"
+    )
+    return compiled
 
 
 def _save_atomically(torch_tensorrt, compiled, path: Path, example: Tensor) -> None:

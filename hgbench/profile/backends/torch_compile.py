@@ -30,6 +30,9 @@ synchronised before the clock is read. Choices:
   graph cache, which makes ``build_time_s`` much shorter; the notes say how many graphs
   came from the cache (``torch._dynamo.utils.counters["inductor"]["fxgraph_cache_hit"]``).
 
+``int8`` (CPU only) goes through torchao's PT2E quantization with the x86 Inductor quantizer
+(:func:`hgbench.profile.quantization.quantize_pt2e_x86`), compiled with Inductor's freezing.
+
 On the CPU Inductor generates C++ and needs a working C++ compiler (``g++`` by default,
 ``torch._inductor.config.cpp.cxx`` or ``$CXX``) and Python headers; on CUDA it generates
 Triton kernels and needs the ``triton`` package (shipped with CUDA builds of torch).
@@ -54,6 +57,7 @@ from hgbench.profile.backends.base import (
     device_flags,
     in_inference_mode,
     input_converter,
+    quantized_support,
     run_context,
 )
 
@@ -86,7 +90,27 @@ class CompileBackend(Backend):
     """``torch.compile(model, backend="inductor", mode=settings.compile_mode, dynamic=False)``."""
 
     name = "compile"
+    quantized = ("int8",)
     static_shape = True  # dynamic=False: another shape recompiles
+
+    def unsupported(self, settings: RunSettings) -> str | None:
+        """fp8 is refused (:func:`quantized_support`); int8 needs torchao
+        (:func:`hgbench.profile.quantization.torchao_problem`)."""
+        reason = quantized_support(self, settings)
+        if reason is None and settings.precision == "int8":
+            from hgbench.profile.quantization import torchao_problem
+
+            reason = torchao_problem()
+        return reason
+
+    def unsupported_on(self, settings: RunSettings, device: torch.device) -> str | None:
+        """int8 runs on the CPU only (torchao's x86 Inductor quantizer); on CUDA, int8 is TensorRT's."""
+        if settings.quantized and torch.device(device).type != "cpu":
+            return (
+                f"{settings.precision} on compile runs on the CPU only (torchao's x86 Inductor quantizer): "
+                "use --backend tensorrt on CUDA"
+            )
+        return None
 
     def available(self, device: torch.device) -> str | None:
         device = torch.device(device)
@@ -123,7 +147,13 @@ class CompileBackend(Backend):
 
     def prepare(self, model: nn.Module, example_input: Tensor, settings: RunSettings) -> Prepared:
         device = example_input.device
+        self.check_settings(settings)
         self.check_available(device)
+        reason = self.unsupported_on(settings, device)
+        if reason is not None:
+            raise RuntimeError(f"{self.name}: {reason}")
+        if settings.quantized:
+            return _prepare_int8(model, example_input, settings)
         cast = cast_model(model, settings)
         prepare_input = input_converter(settings, device)
         x = prepare_input(example_input)
@@ -170,3 +200,26 @@ class CompileBackend(Backend):
             notes=notes,
             context=run_context(settings, device),
         )
+
+
+def _prepare_int8(model: nn.Module, example_input: Tensor, settings: RunSettings) -> Prepared:
+    """int8 on the CPU: torchao's PT2E flow with the x86 Inductor quantizer, compiled by Inductor
+    with freezing (:func:`hgbench.profile.quantization.quantize_pt2e_x86`), calibrated on the
+    setting's calibration set. ``build_time_s`` is export, calibration, conversion and compilation."""
+    from hgbench.profile.quantization import quantize_pt2e_x86
+
+    calibration = settings.require_calibration()
+    torch._dynamo.reset()
+    quantized = quantize_pt2e_x86(cast_model(model, settings), example_input, calibration)
+    notes = [
+        f"mode=default, int8: torchao PT2E, X86InductorQuantizer default config (per-channel int8 weights, "
+        f"uint8 activations, reduce_range={quantized.reduce_range}), Inductor freezing; calibrated on "
+        f"{calibration.spec.count} {calibration.dataset} {calibration.spec.split} crops "
+        f"(seed {calibration.spec.seed}, digest {calibration.digest})"
+    ]
+    return Prepared(
+        fn=quantized.fn,  # under torch.no_grad(), as it was compiled
+        prepare_input=input_converter(settings, example_input.device),
+        build_time_s=quantized.seconds,
+        notes=notes,
+    )
