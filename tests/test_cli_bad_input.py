@@ -358,6 +358,26 @@ CASES = [
         ["--to", "afile", "not a folder"],
         unchanged=["results", "afile"],
     ),
+    # issue 26, train side: no write through a link; checkpoints that lack a field or do not fit their spec
+    Case(
+        "train-lock-is-a-link",
+        ["train", "hg1", "--protocol", "tiny.yaml", "--results", "shared"],
+        2,
+        [".lock: this lock file is a symbolic link", "victim.txt", "rm "],
+        unchanged=["results", "shared", "victim.txt"],
+    ),
+    Case(
+        "evaluate-checkpoint-without-num-joints",
+        ["evaluate", "results/nofield.pt"],
+        2,
+        ["results/nofield.pt: field 'num_joints' missing", "--force"],
+    ),
+    Case(
+        "evaluate-checkpoint-weights-do-not-fit",
+        ["evaluate", "results/misfit.pt"],
+        2,
+        ["results/misfit.pt: holds weights that cannot be loaded into the network its stored spec builds", "--force"],
+    ),
 ]
 
 
@@ -402,6 +422,28 @@ def _fixtures(root: Path) -> None:
     write_record_file(results / "runs" / "train.json", make_record("train"))
     write_record_file(results / "runs" / "eval.json", make_record("eval"))
     (results / "ckpt.pt").write_bytes(b"not a checkpoint")
+    _trust_fixtures(root)
+
+
+def _trust_fixtures(root: Path) -> None:
+    """Issue 26's train-side files: a run folder under ``shared/`` whose ``.lock`` is a link to
+    ``victim.txt``, a checkpoint without ``num_joints`` and one whose weights do not fit its spec."""
+    import dataclasses
+
+    import torch
+
+    from hgbench.config import get_variant, load_protocol
+    from hgbench.train import run_folder
+
+    (root / "victim.txt").write_text("someone else's file\n")
+    spec = get_variant("hg1")
+    folder = run_folder(spec, load_protocol(str(root / "tiny.yaml")), "synthetic", root / "shared")
+    folder.mkdir(parents=True)
+    (folder / ".lock").symlink_to(root / "victim.txt")
+    ckpt = {"spec": dataclasses.asdict(spec), "model_state": {"stem.weight": torch.zeros(1)}, "dataset": "synthetic",
+            "protocol": {"input_size": 64}}  # fmt: skip
+    torch.save(ckpt, root / "results" / "nofield.pt")
+    torch.save({**ckpt, "num_joints": 16}, root / "results" / "misfit.pt")
 
 
 def _snapshot(root: Path, names: list[str]) -> dict[str, bytes]:
