@@ -8,6 +8,7 @@ and, where the benchmark normalises distances differently from PCK's torso size,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,53 @@ class PoseAnnotation:
     visible: np.ndarray | None = None
 
 
+FAR_OUTSIDE_SIDES = 1.0
+"""How far outside its image an annotated joint may lie, in image sides: a person cut by the
+frame has joints annotated a little outside it (MPII annotates truncated limbs where they would
+be), but a joint more than a whole image width (or height) beyond an edge is no truncated limb:
+it is an error of the annotation (another image's or resolution's coordinates, a unit or index
+mistake), and would be trained and scored as if it were a pose."""
+
+
+def first_non_finite(joints: np.ndarray, annotated: np.ndarray) -> tuple[int, int] | None:
+    """``(person, joint)`` of the first annotated joint whose coordinates are not finite (NaN or
+    infinite), or None.
+
+    Args:
+        joints: ``(N, J, 2)`` pixels. annotated: ``(N, J)`` bool.
+    """
+    bad = ~np.isfinite(np.asarray(joints, np.float64)).all(axis=-1) & np.asarray(annotated, bool)
+    hits = np.argwhere(bad)
+    return (int(hits[0][0]), int(hits[0][1])) if len(hits) else None
+
+
+def annotation_problem(ann: PoseAnnotation, width: int, height: int, names: Sequence[str]) -> str | None:
+    """What is wrong with person ``ann``'s annotation in its ``width`` x ``height`` image, or None:
+    an annotated joint, the crop centre or the crop side that is not a finite number (a side <= 0
+    too), or an annotated joint or the centre more than :data:`FAR_OUTSIDE_SIDES` image sides
+    outside the image. ``names`` are the joint names (:attr:`KeypointSet.names`)."""
+    joints = np.asarray(ann.joints, np.float64)
+    hit = first_non_finite(joints[None], ann.annotated[None])
+    if hit is not None:
+        j = hit[1]
+        return f"joint {j} ({names[j]}) has coordinates {tuple(float(v) for v in joints[j])}, not finite numbers"
+    if not np.isfinite(ann.center).all() or not (math.isfinite(ann.size_px) and ann.size_px > 0):
+        return f"crop centre {tuple(float(v) for v in ann.center)} and side {ann.size_px} px are not finite positive numbers"
+    size = np.array([width, height], np.float64)
+    low, high = -FAR_OUTSIDE_SIDES * size, (1 + FAR_OUTSIDE_SIDES) * size
+    far = ((joints < low) | (joints > high)).any(axis=-1) & np.asarray(ann.annotated, bool)
+    if far.any():
+        j = int(np.flatnonzero(far)[0])
+        x, y = joints[j]
+        return (
+            f"joint {j} ({names[j]}) at ({x:.1f}, {y:.1f}) px lies more than {FAR_OUTSIDE_SIDES:g} image side outside "
+            f"the {width} x {height} image"
+        )
+    if ((ann.center < low) | (ann.center > high)).any():
+        return f"crop centre {tuple(round(float(v), 1) for v in ann.center)} px lies far outside the {width} x {height} image"
+    return None
+
+
 def torso_size(joints: np.ndarray, annotated: np.ndarray, keypoints: KeypointSet) -> float:
     """PCK normaliser in pixels: the distance of the first of ``keypoints.torso_pairs``
     whose two joints are annotated (LSP: right shoulder to left hip, else left shoulder to
@@ -260,6 +308,12 @@ class PoseDataset(Dataset):
                 self.skipped.append((str(path), reasons[path]))
         return kept
 
+    @property
+    def annotation_source(self) -> str:
+        """The annotation file items come from (for messages; a subclass that reads one sets
+        ``annotation_file``), else the dataset's name."""
+        return str(getattr(self, "annotation_file", None) or self.name)
+
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -280,6 +334,12 @@ class PoseDataset(Dataset):
         builds it; ``None``: a seed drawn from torch's global generator."""
         ann = self.annotation(index)
         image = self.load_image(index)
+        problem = annotation_problem(ann, image.shape[1], image.shape[0], self.keypoints.names)
+        if problem:
+            raise DatasetError(
+                f"{self.annotation_source}: person {index} (image {ann.image_id}): {problem}; correct the "
+                "annotation or leave this person out"
+            )
         rotation, scale, flip, gains = 0.0, 1.0, False, None
         if self.augmentation is not None:
             rng = np.random.default_rng(int(torch.randint(2**31 - 1, ()).item()) if seed is None else seed)

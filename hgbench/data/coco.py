@@ -286,6 +286,7 @@ class COCODataset(PoseDataset):
         self.root = Path(root)
         self.split = split
         self.ann_file = Path(ann_file) if ann_file is not None else find_annotation_file(self.root, split)
+        self.annotation_file = self.ann_file
         self.coco = read_coco_keypoints(self.ann_file)
         persons = []
         for image_id in self.coco.getImgIds():

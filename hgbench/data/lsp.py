@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from hgbench.data.base import DatasetError, PoseAnnotation, PoseDataset, read_image
+from hgbench.data.base import DatasetError, PoseAnnotation, PoseDataset, first_non_finite, read_image
 from hgbench.data.keypoints import LSP
 from hgbench.data.transforms import box_from_joints
 
@@ -48,8 +48,9 @@ def read_lsp_joints(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | No
         docstring).
 
     Raises:
-        DatasetError: missing file, no variable ``joints``, or a shape that is neither
-        LSPET's (14, 3, N) nor LSP's (3, 14, N).
+        DatasetError: missing file, no variable ``joints``, a shape that is neither
+        LSPET's (14, 3, N) nor LSP's (3, 14, N), or an annotated joint whose coordinates are
+        not finite (naming the column, its image and the joint).
     """
     path = Path(path)
     if not path.is_file():
@@ -75,6 +76,15 @@ def read_lsp_joints(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | No
         raise DatasetError(
             f"{path}: variable 'joints' has shape {raw.shape}; expected (14, 3, N) (LSPET) or (3, 14, N) (LSP)."
         )
+    hit = first_non_finite(joints, annotated)
+    if hit is not None:
+        n, j = hit
+        digits = 5 if visible is None else 4  # LSPET's imNNNNN.jpg, LSP's imNNNN.jpg
+        raise DatasetError(
+            f"{path}: column {n + 1} (image im{n + 1:0{digits}d}.jpg), joint {j} ({LSP.names[j]}) is annotated at "
+            f"{tuple(float(v) for v in joints[n, j])}, not finite numbers; correct joints.mat (or mark the joint "
+            "not annotated)"
+        )
     return joints.astype(np.float32), annotated, visible
 
 
@@ -99,7 +109,8 @@ class LSPDataset(PoseDataset):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.root = Path(root)
-        joints, annotated, visible = read_lsp_joints(self.root / "joints.mat")
+        self.annotation_file = self.root / "joints.mat"
+        joints, annotated, visible = read_lsp_joints(self.annotation_file)
         image_dir = self.root / "images"
         if not image_dir.is_dir():
             raise DatasetError(

@@ -61,7 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hgbench.data.base import DatasetError, PoseAnnotation, PoseDataset, read_image
+from hgbench.data.base import DatasetError, PoseAnnotation, PoseDataset, first_non_finite, read_image
 from hgbench.data.keypoints import MPII
 
 SPLITS = ("train", "val")
@@ -271,7 +271,8 @@ def read_mpii_annotations(path: str | Path, split: str = "val") -> MPIIAnnotatio
 
     Raises:
         DatasetError: missing file, unknown layout, missing fields or wrong shapes (the
-            message names the file, the field and the fix).
+            message names the file, the field and the fix), or an entry whose annotated joints,
+            centre or scale are not finite numbers (naming the entry and its image).
     """
     path = Path(path)
     if not path.is_file():
@@ -289,7 +290,31 @@ def read_mpii_annotations(path: str | Path, split: str = "val") -> MPIIAnnotatio
         raise DatasetError(
             f"{path}: no entry has an annotated joint (this looks like a test-split file, which has no joints)"
         )
+    _check_finite(ann)
     return ann
+
+
+def _check_finite(ann: MPIIAnnotations) -> None:
+    """Refuse an entry with an annotated joint, a centre or a scale that is not a finite number.
+
+    Raises:
+        DatasetError: naming the file, the first such entry, its image and the field.
+    """
+    hit = first_non_finite(ann.joints, ann.annotated)
+    used = ann.annotated.any(axis=1)
+    bad_crop = np.flatnonzero(used & ~(np.isfinite(ann.center).all(axis=1) & np.isfinite(ann.size_px)))
+    if hit is None and not bad_crop.size:
+        return
+    if hit is not None and (not bad_crop.size or hit[0] <= bad_crop[0]):
+        n, j = hit
+        what = f"joint {j} ({MPII.names[j]}) is annotated at {tuple(float(v) for v in ann.joints[n, j] + 1.0)}"
+    else:
+        n = int(bad_crop[0])
+        what = f"centre {tuple(float(v) for v in ann.center[n] + 1.0)} / scale {ann.size_px[n] / REFERENCE_HEIGHT_PX}"
+    raise DatasetError(
+        f"{ann.path}: entry {n} (image {ann.image_names[n]}): {what}, not finite numbers; correct the annotation "
+        "file or leave the entry out"
+    )
 
 
 @dataclass(frozen=True)
@@ -529,6 +554,7 @@ class MPIIDataset(PoseDataset):
         self.split = split
         path = Path(annotation_file) if annotation_file is not None else self._find_annotation(split)
         ann = read_mpii_annotations(path, split)
+        self.annotation_file = path
         head = ann.head_size
         gt_path = Path(gt_file) if gt_file is not None else None
         if gt_path is None and np.isnan(head).all():

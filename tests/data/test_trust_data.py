@@ -230,3 +230,103 @@ def test_an_empty_protocols_folder_says_there_are_none_and_where_it_looked(tmp_p
         load_protocol("smoke")
     msg = str(err.value)
     assert "available: " not in msg and f"no protocol *.yaml in {tmp_path / 'protocols'}" in msg
+
+
+# --------------------------------------------------------------------------- 4. annotations against their image
+
+
+def _lspet_with(lspet_root: Path, folder: Path, edit) -> tuple[Path, str]:
+    """A view of the shared LSPET subset whose ``joints.mat`` (a copy) went through
+    ``edit(joints (14, 3, N), column)``, where ``column`` is that of the first validation image
+    present; returns the folder and that image's name."""
+    import numpy as np
+    import scipy.io
+
+    (folder / "images").mkdir(parents=True)
+    names = sorted(os.listdir(lspet_root / "images"))
+    for name in names:
+        (folder / "images" / name).symlink_to(lspet_root / "images" / name)
+    val = next(n for n in names if int(n[2:7]) % 10 == 0)
+    joints = np.array(scipy.io.loadmat(lspet_root / "joints.mat")["joints"], np.float64)
+    edit(joints, int(val[2:7]) - 1)
+    scipy.io.savemat(folder / "joints.mat", {"joints": joints})
+    return folder, val
+
+
+def test_nan_coordinates_are_refused_naming_the_file_and_the_person(lspet_root, tmp_path):
+    from hgbench.data import DatasetError, make_dataset
+
+    def nan(joints, col):
+        joints[2, :2, col] = float("nan")  # joint 2 (right hip), annotated (flag 1)
+        joints[2, 2, col] = 1
+
+    root, image = _lspet_with(lspet_root, tmp_path / "l", nan)
+    with pytest.raises(DatasetError) as err:
+        make_dataset("lspet", root, "val")
+    msg = str(err.value)
+    assert str(root / "joints.mat") in msg and image in msg and "right_hip" in msg and "not finite" in msg
+    assert "normaliser" not in msg
+    from hgbench.data.download import check
+
+    (tmp_path / "lspet").symlink_to(root)  # data check reads it too
+    (rep,) = check(tmp_path, ["lspet"])
+    assert rep.rows[0].status == "incomplete" and image in rep.rows[0].detail and "not finite" in rep.rows[0].detail
+    assert runner.invoke(app, ["data", "check", str(tmp_path), "--dataset", "lspet"]).exit_code == 1
+
+
+def test_coordinates_far_outside_the_image_are_refused_naming_the_file_and_the_person(lspet_root, tmp_path):
+    from hgbench.data import DatasetError, make_dataset
+
+    def far(joints, col):
+        joints[0, :2, col] = (5000.0, 100.0)  # right ankle 5000 px right: LSPET images are ~250 px wide
+        joints[0, 2, col] = 1
+
+    root, image = _lspet_with(lspet_root, tmp_path / "l", far)
+    ds = make_dataset("lspet", root, "val", input_size=64, output_size=16)
+    index = next(i for i in range(len(ds)) if ds.annotation(i).image_id == image)
+    ds[index - 1 if index else index + 1]  # the other persons load
+    with pytest.raises(DatasetError) as err:
+        ds[index]
+    msg = str(err.value)
+    assert str(root / "joints.mat") in msg and f"person {index} (image {image})" in msg
+    assert "right_ankle" in msg and "more than 1 image side outside" in msg
+
+
+def test_annotation_problem_allows_a_little_outside_the_image():
+    import numpy as np
+
+    from hgbench.data.base import PoseAnnotation, annotation_problem
+
+    names = [f"j{i}" for i in range(3)]
+    joints = np.array([[-50.0, 10.0], [290.0, 250.0], [100.0, 100.0]], np.float32)  # cut by the frame: fine
+    ann = PoseAnnotation("x.jpg", joints, np.ones(3, bool), np.array([100.0, 100.0]), 150.0)
+    assert annotation_problem(ann, 200, 240, names) is None
+    far = PoseAnnotation("x.jpg", joints * [1, 3], np.ones(3, bool), np.array([100.0, 100.0]), 150.0)
+    assert "j1" in annotation_problem(far, 200, 240, names)  # y = 750 > 2 x 240
+    hidden = PoseAnnotation("x.jpg", joints * [1, 3], np.array([True, False, True]), np.array([100.0, 100.0]), 150.0)
+    assert annotation_problem(hidden, 200, 240, names) is None  # a joint not annotated is not scored
+    inf = PoseAnnotation("x.jpg", joints, np.ones(3, bool), np.array([np.inf, 1.0]), 150.0)
+    assert "crop centre" in annotation_problem(inf, 200, 240, names)
+
+
+def test_mpii_nan_coordinates_are_refused_naming_the_entry_and_its_image(tmp_path):
+    import h5py
+
+    from hgbench.data import DatasetError
+    from hgbench.data.mpii import read_mpii_annotations
+    from tests.conftest import SHARED_DATA
+
+    src = SHARED_DATA / "mpii" / "valid.h5"
+    if not src.is_file():
+        pytest.skip(f"real MPII sample not found at {src}")
+    with h5py.File(src, "r") as f, h5py.File(tmp_path / "valid.h5", "w") as g:
+        for k in f:
+            g[k] = f[k][()]
+        part = g["part"][()]
+        part[3, 5] = float("nan")
+        g["part"][...] = part
+        name = f["imgname"][3].decode()
+    with pytest.raises(DatasetError) as err:
+        read_mpii_annotations(tmp_path / "valid.h5")
+    msg = str(err.value)
+    assert str(tmp_path / "valid.h5") in msg and f"entry 3 (image {name})" in msg and "left_ankle" in msg
