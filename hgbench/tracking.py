@@ -567,8 +567,8 @@ def _setting_name(record: Any, path: Path | None) -> str:
     return "__".join(str(p) for p in parts)
 
 
-def track_profile(kind: str | None, rows: Iterable[tuple[Any, Path | None]], results_dir: Path,
-                  device: str = "") -> None:  # fmt: skip
+def track_profile(kind: str | None, rows: Iterable[tuple[Any, Path | None]], results_dir: Path, device: str = "",
+                  accuracy: Iterable[tuple[Any, float]] | None = None) -> None:  # fmt: skip
     """Log one profile sweep as one tracker run: each setting's latency, throughput and
     accuracy where present (:func:`profile_metrics`); settings that failed are left out.
 
@@ -580,6 +580,10 @@ def track_profile(kind: str | None, rows: Iterable[tuple[Any, Path | None]], res
     Args:
         kind: ``tensorboard``, ``mlflow``, None (:data:`TRACKER_ENV`) or ``none``.
         rows: ``(profile record, its path)`` per setting (:attr:`hgbench.profile.plan.ProfileRun.rows`).
+        device: a word for the MLflow run's name (``cpu``, ``cuda``).
+        accuracy: ``(profile record, accuracy in percent)`` of the settings evaluated through
+            their artifact (``hgbench profile --evaluate``: the deployed evaluation's
+            ``result.mean``), the records being those of ``rows``.
 
     A failure is one :class:`TrackerWarning`; nothing is raised.
     """
@@ -587,7 +591,13 @@ def track_profile(kind: str | None, rows: Iterable[tuple[Any, Path | None]], res
         kind = resolve_tracker(kind)
         if kind is None:
             return
-        table = [(_setting_name(r, p), r, profile_metrics(r)) for r, p in rows if r.get("status", "ok") == "ok"]
+        measured = {id(r): value for r, value in accuracy or []}
+        table = []
+        for record, path in rows:
+            if record.get("status", "ok") == "ok":
+                metrics = profile_metrics(record)
+                metrics["accuracy"] = measured.get(id(record), metrics["accuracy"])
+                table.append((_setting_name(record, path), record, metrics))
         stamp = utc_now().replace(":", "").replace("-", "")
         if kind == "tensorboard":
             _profile_tensorboard(Path(results_dir) / "profile" / TENSORBOARD_DIR / stamp, table)

@@ -259,10 +259,12 @@ def test_profile_sweep_is_one_mlflow_run_with_each_settings_latency(tmp_path, mo
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     rows = _profile_rows()
-    track_profile("mlflow", rows, tmp_path, device="cpu")
+    track_profile("mlflow", rows, tmp_path, device="cpu", accuracy=[(rows[0][0], 71.5)])
     client = MlflowClient(tracking_uri=f"sqlite:///{(tmp_path / '.mlflow' / 'mlflow.db').resolve()}")
     (run,) = client.search_runs([client.get_experiment_by_name("hgbench/profile").experiment_id])
     assert run.info.status == "FINISHED"
     for record, path in rows:
         assert run.data.metrics[f"{path.stem}/p50_ms"] == pytest.approx(record["latency_ms"]["p50_ms"], rel=1e-6)
+    assert run.data.metrics[f"{rows[0][1].stem}/accuracy"] == 71.5  # measured through its artifact
+    assert f"{rows[1][1].stem}/accuracy" not in run.data.metrics
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"profile.csv"}
