@@ -1,5 +1,5 @@
-"""One prepared check of every CUDA path of the profiler (issue 19), in under 8 minutes on one
-H100/H200, printing one line per check and exiting 1 on any FAIL.
+"""One prepared check of every CUDA path (issues 19 and 28), in under 8 minutes on one H100/H200,
+printing one line per check and exiting 1 on any FAIL.
 
 Usage (from the repository root)::
 
@@ -10,40 +10,36 @@ Usage (from the repository root)::
 Each line is ``PASS|FAIL|SKIP  <check>: <detail>``; the last one counts them. The tables go to
 ``$OUT`` (default ``./gpu_check_out``), at most eight files, flat (what the device tool brings
 back): ``checks.txt`` (the lines), ``numerics.csv``, ``memory.csv``, ``ceilings.csv``,
-``registry.csv`` and ``registry.md`` (the registry table), ``records.jsonl`` (its profile
-records, one per line) and ``run.json`` (command, versions, provenance, elapsed time). Caches
-(ceilings, ONNX files, TensorRT programs) go to a temporary folder, so every run measures anew.
+``profiles.csv`` and ``profiles.md`` (the profile matrix), ``records.jsonl`` (its profile
+records, one per line) and ``run.json`` (command, versions, provenance, the training runs'
+records, elapsed time). Caches (ceilings, ONNX files, TensorRT programs) and the training runs
+go to a temporary folder, so every run measures anew.
 
-What is checked, in order (the defect of issue 19 each one would catch in brackets):
+What is checked, in priority order (:data:`CHECKS`; the budget, :data:`GPU_BUDGET_S`, is spent
+on the first ones first, and a check that would not fit says SKIP with the time spent):
 
-1. ``tf32 api``: inside :func:`~hgbench.profile.tf32.tf32_mode` torch's new ``fp32_precision``
-   settings (which Inductor reads) and the legacy flags agree, and both are restored (7).
-2. ``events vs wall``: CUDA-event timing of a long kernel (4 matmuls of 8192^2, ~70 ms) agrees
-   with the wall clock of synchronised calls within 5 %.
-3. ``ceilings``: fp32 IEEE, fp32 TF32, bf16 and fp16 ceilings measured and cached under four
-   keys; the CUDA matmul is 8192^3 (no launch-bound probe); the TF32 matmul ceiling is above
-   the IEEE one on a GPU with TF32 (3, 10).
-4. ``numerics``: every backend x {fp32, fp32+TF32, bf16, fp16} x {NCHW, channels_last} on hg1
-   at 128 px, batch 8, against a float64 CPU reference; fp32 without TF32 must be IEEE-sized
-   (relative error <= :data:`IEEE_RTOL`), the others within the profiler's tolerances; the
-   refused combinations (ONNX Runtime bf16 and channels_last, TensorRT channels_last) must be
-   refused (1, 4, 7). ``torch.compile`` and TensorRT build three settings each
-   (:data:`GPU_SUBSETS`), for time.
-5. ``tf32 takes effect``: per backend, the TF32 run's error is larger than the IEEE run's
-   (TF32 on when asked, off otherwise); for ONNX Runtime this is ``use_tf32`` (1).
-6. ``ort events``: CUDA events around an ONNX Runtime call bracket its kernels (event time
-   near the wall time of a synchronised call; with the null stream they read ~0) (6, 11).
-7. ``peak memory``: per backend, ``profile_model``'s record: the device-wide figure covers the
-   allocator's, the backends whose memory bypasses the allocator report it, eager's two figures
-   agree (2).
-8. ``compile release``: the reserved CUDA memory after ``CompileBackend.release()`` of a
-   ``reduce-overhead`` setting (CUDA Graph Trees) is back to where it was before (5).
-9. ``tf32 roofline``: an eager fp32 ``--tf32`` profile is divided by the TF32 ceiling and its
-   efficiency is at most 1 (3).
-10. ``provenance``: the GPU fields read through NVML (clocks, power limit, throttle reasons).
-11. ``registry``: the registry table (eager, TorchScript, CUDA graphs, then compile; fp32, bf16,
-    fp16; batch 1 and 32; 256 px or the variant's fixed size) for as many distinct
-    architectures as the time budget allows.
+1. ``train compiled``: CUDA training of hg1 in bf16, channels_last, with the compiled step
+   (``torch.compile``), two epochs: a complete record with finite losses, ``cudnn.benchmark`` on,
+   the warm-up steps left out of ``samples_per_s`` (issue 28, 6 and 9).
+2. ``train resume``: deterministic fp32 training (``deterministic=True``) stopped by SIGTERM
+   mid-epoch (the engine saves a checkpoint and stops), resumed, ends with the weights and losses
+   of a run never stopped, bit for bit; the flags are recorded and restored (issue 28, 9).
+3. ``ddp``: the data-parallel pieces on one GPU over NCCL (world size 1: NCCL refuses two ranks
+   on one GPU): ``DistributedDataParallel`` steps match plain steps, the gloo control group agrees.
+4. ``ceilings`` (issue 19, 3 and 10): fp32 IEEE, fp32 TF32, bf16 and fp16 ceilings measured and
+   cached under four keys; the CUDA matmul is 8192^3; the TF32 ceiling above the IEEE one.
+5. ``profile``: the profile matrix, :func:`profile_items`: hg1 and hg8 at 256 px, every backend
+   (:data:`BACKENDS`) and precision (:data:`PROFILE_PRECISIONS`) at batch 1 and 32, one line per
+   setting: the record's status and numerics (a refused combination or a missing backend SKIP
+   with the reason; an item that would not fit the budget, :data:`PROFILE_COST_S`, SKIP).
+6. the issue-19 checks, with what is left: ``tf32 api`` (the new ``fp32_precision`` settings and
+   the legacy flags agree and are restored), ``events vs wall`` (CUDA events vs the wall clock of
+   synchronised calls, 5 %), ``numerics`` (every backend x {fp32, fp32+TF32, bf16, fp16} x
+   {NCHW, channels_last} on hg1 at 128 px against float64; :data:`GPU_SUBSETS` for the builds
+   that take tens of seconds), ``tf32 takes effect``, ``ort events`` (CUDA events bracket ONNX
+   Runtime's kernels), ``peak memory`` (the device-wide figure covers the allocator's),
+   ``compile release`` (CUDA Graph Trees freed), ``tf32 roofline`` (efficiency <= 1),
+   ``provenance`` (NVML's fields; the profile records' ``latency_ms.gpu``, sampled while timed).
 
 Needs hgbench importable (``pip install`` the wheel, or run from the repository root, which is
 put first on ``sys.path``) with its dependencies; on the device machine pydantic (and its
@@ -71,6 +67,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+# Deterministic training (check_train_resume) needs cuBLAS's workspace setting before CUDA starts
+# in this process (hgbench.train.device.training_flags refuses it later): set it first, as
+# `hgbench train --deterministic` does. The other checks run with it too (8 workspaces of 4 MiB).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import torch  # noqa: E402
 
@@ -89,9 +89,32 @@ errors near 1e-3: 1e-4 tells the two apart with a margin on both sides."""
 PRECISION_SETTINGS = (("fp32", False), ("fp32", True), ("bf16", False), ("fp16", False))
 """(precision, tf32) of the numerics matrix."""
 
-GPU_BUDGET_S, DRY_BUDGET_S = 450.0, 300.0
-"""Default time budget of the checks (the registry table fills what is left). The dry run's
-sizes are fixed small enough to finish within a minute on 2 cores; its budget only guards."""
+GPU_BUDGET_S, DRY_BUDGET_S = 420.0, 300.0
+"""Default time budget of the checks: 7 minutes, so that the run (imports and CUDA start
+included) ends within 8. The dry run's sizes are fixed small enough to finish within a minute
+on 2 cores; its budget only guards."""
+
+PROFILE_VARIANTS = ("hg1", "hg8")
+PROFILE_INPUT_PX = 256
+PROFILE_BATCHES = (1, 32)
+PROFILE_PRECISIONS = ("fp32", "fp16", "bf16")
+"""The profile matrix's axes (:func:`profile_items`). Precisions are listed here, not taken
+from the axes: int8 and fp8 items (their settings need calibration images) are added beside
+these as their backends build them."""
+
+PROFILE_COST_S = {"eager": 5.0, "torchscript": 10.0, "cudagraphs": 8.0, "onnxruntime": 30.0, "compile": 75.0,
+                  "tensorrt": 100.0}  # fmt: skip
+"""Seconds a profile item may take on an H100 (build, warm-up, timing, numerics; hg8 at 256 px,
+batch 32, the slow end): an item starts only with this much of the budget left, plus
+:data:`PROFILE_RESERVE_S`. It also orders the backends, cheapest first; a backend not named
+here counts 60 s."""
+
+PROFILE_RESERVE_S = 75.0
+"""Budget seconds the profile matrix leaves to the issue-19 checks after it."""
+
+TRAIN_COMPILED_NEED_S = 150.0
+"""Budget seconds the compiled bf16 training check needs to start (Inductor compiles the
+forward and backward of hg1: about a minute on an H100)."""
 
 DRY_RUN_SKIPS = {
     "compile": "Inductor's C++ build takes minutes on 2 cores",
@@ -144,6 +167,7 @@ class Context:
     errors: dict[tuple[str, str, bool, bool], float] = field(default_factory=dict)
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
+    train_records: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] | None = None
 
     @property
@@ -215,6 +239,163 @@ def check_setup(ctx: Context) -> Iterator[Result]:
         f"{ctx.variant} at {ctx.size} px, batch {ctx.batch}, on {ctx.device}; float64 CPU reference, "
         f"max |heatmap| {float(ctx.reference64.abs().max()):.3f}",
     )
+
+
+# --- training and data parallel (issue 28) ---------------------------------------------------------
+
+
+def _train_protocol(ctx: Context, name: str, **changes: Any):
+    """The smoke protocol cut down for a check: hg1-sized, synthetic data, few steps."""
+    import dataclasses
+
+    from hgbench.config import load_protocol
+
+    size = 64 if ctx.dry_run else 128
+    sizes = {"input_size": size, "output_size": size // 4, "batch_size": 2 if ctx.dry_run else 16,
+             "val_max_samples": 2 if ctx.dry_run else 16, "num_workers": 0}  # fmt: skip
+    return dataclasses.replace(load_protocol("smoke"), name=name, **{**sizes, **changes})
+
+
+def _train(ctx: Context, protocol, results: str, **kw: Any):
+    from hgbench.config import get_variant
+    from hgbench.train import train_variant
+
+    return train_variant(get_variant("hg1"), protocol, "synthetic", None, ctx.cache / results, device=ctx.device, **kw)
+
+
+def _weights(record) -> dict[str, torch.Tensor]:
+    return torch.load(Path(record.path).parent / "checkpoint.pt", weights_only=True, map_location="cpu")["model_state"]
+
+
+def check_train_compiled(ctx: Context) -> Iterator[Result]:
+    """hg1 trained in bf16, channels_last, with the compiled step, on CUDA."""
+    import math
+
+    if not ctx.cuda:
+        yield Result("SKIP", "train compiled", "CUDA only (on the CPU bf16 + channels_last + compile is refused, "
+                                               "and Inductor's C++ build takes minutes on 2 cores)")  # fmt: skip
+        return
+    if ctx.left() < TRAIN_COMPILED_NEED_S:
+        yield Result("SKIP", "train compiled", f"time budget: {ctx.elapsed():.0f} s spent")
+        return
+    protocol = _train_protocol(ctx, "gpucheck-bf16", precision="bf16", channels_last=True, compile=True, epochs=2,
+                               steps_per_epoch=8)  # fmt: skip
+    start = time.perf_counter()
+    rec = _train(ctx, protocol, "train-compiled")
+    ctx.train_records["compiled"] = rec.to_dict()
+    losses = [h["train_loss"] for h in rec["history"]]
+    checks = {"complete": rec["complete"], "finite losses": all(math.isfinite(v) for v in losses),
+              "bf16/channels_last/compile": (rec["precision"], rec["channels_last"], rec["compile"]) == ("bf16", True, True),
+              "cudnn.benchmark on": rec["cudnn_benchmark"] is True,
+              "warm-up left out": rec["warmup_steps_excluded"] > 0 and rec["samples_per_s"] > 0}  # fmt: skip
+    failed = [k for k, ok in checks.items() if not ok]
+    yield Result("FAIL" if failed else "PASS", "train compiled",
+                 (f"failed: {', '.join(failed)}; " if failed else "")
+                 + f"{rec['steps']} steps in {time.perf_counter() - start:.0f} s, losses {losses}, "
+                 f"{rec['samples_per_s']:.0f} samples/s after {rec['warmup_steps_excluded']} warm-up steps "
+                 f"({rec['samples_per_s_all_steps']:.0f} with them)")  # fmt: skip
+
+
+def check_train_resume(ctx: Context) -> Iterator[Result]:
+    """Deterministic fp32 training stopped by SIGTERM mid-epoch and resumed = a run never stopped."""
+    import signal
+
+    from hgbench.train import TrainingInterrupted
+
+    steps, every, stop_at = (3, 2, 3) if ctx.dry_run else (20, 10, 15)
+    protocol = _train_protocol(ctx, "gpucheck-det", epochs=2, steps_per_epoch=steps, checkpoint_every_steps=every)
+    before = (torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled())
+    with tf32_mode(False):
+        whole = _train(ctx, protocol, "train-whole", deterministic=True)
+
+        def sigterm_at(event: str, info: dict) -> None:
+            if event == "step" and info["step"] == stop_at:
+                os.kill(os.getpid(), signal.SIGTERM)  # the engine saves a checkpoint after this step and stops
+
+        try:
+            _train(ctx, protocol, "train-split", deterministic=True, progress=sigterm_at)
+            yield Result("FAIL", "train resume sigterm", f"the run did not stop at step {stop_at} on SIGTERM")
+            return
+        except TrainingInterrupted as e:
+            yield Result("PASS" if e.exit_code == 128 + signal.SIGTERM else "FAIL", "train resume sigterm",
+                         f"{' '.join(str(e).split())[:300]} (exit status {e.exit_code})")  # fmt: skip
+        resumed = _train(ctx, protocol, "train-split", deterministic=True)
+    ctx.train_records.update(whole=whole.to_dict(), resumed=resumed.to_dict())
+    a, b = _weights(whole), _weights(resumed)
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    same_losses = [h["train_loss"] for h in whole["history"]] == [h["train_loss"] for h in resumed["history"]]
+    sessions = [(s["start_step"], s["end_step"]) for s in resumed["sessions"]]
+    ok = not differ and same_losses and len(sessions) == 2 and resumed["deterministic"] is True
+    yield Result("PASS" if ok else "FAIL", "train resume identical",
+                 f"{len(a)} tensors, {len(differ)} differ{' (' + ', '.join(differ[:3]) + ')' if differ else ''}; "
+                 f"losses {'equal' if same_losses else 'differ'}; sessions {sessions}; recorded deterministic="
+                 f"{resumed['deterministic']}, cudnn_benchmark={resumed['cudnn_benchmark']}, "
+                 f"CUBLAS_WORKSPACE_CONFIG={resumed['cublas_workspace_config']}")  # fmt: skip
+    after = (torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled())
+    yield Result("PASS" if after == before else "FAIL", "train flags restored", f"(benchmark, deterministic) "
+                 f"{before} before, {after} after")  # fmt: skip
+
+
+def check_ddp(ctx: Context) -> Iterator[Result]:
+    """DistributedDataParallel over NCCL (gloo in the dry run) on one device: its steps equal
+    plain steps, and the control group (gloo) agrees."""
+    import socket
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from hgbench.config import get_variant
+    from hgbench.models import create_model
+    from hgbench.train.distributed import backend_for, broadcast_from_main, control_group, max_over_ranks
+    from hgbench.train.optim import build_optimizer
+    from hgbench.train.step import TrainStep, prepare_model
+
+    if dist.is_initialized():
+        yield Result("SKIP", "ddp", "a process group is already initialised in this process")
+        return
+    backend = backend_for(ctx.device)
+    dev = torch.device("cuda", torch.cuda.current_device()) if ctx.cuda else ctx.device  # DDP wants an index
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    if ctx.cuda:
+        torch.cuda.set_device(dev)
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", world_size=1, rank=0)
+    try:
+        spec, size, batch = get_variant("hg1"), (64 if ctx.dry_run else 128), (2 if ctx.dry_run else 16)
+        protocol = _train_protocol(ctx, "gpucheck-ddp")
+        with torch.random.fork_rng(devices=[dev] if ctx.cuda else []):
+            torch.manual_seed(0)
+            base = create_model(spec, 16, input_size=size)
+            batches = [{"image": torch.rand(batch, 3, size, size), "heatmaps": torch.rand(batch, 16, size // 4, size // 4) * 0.1,
+                        "target_weight": torch.ones(batch, 16)} for _ in range(3)]  # fmt: skip
+        plain = prepare_model(copy.deepcopy(base), dev)
+        ddp = DistributedDataParallel(
+            prepare_model(copy.deepcopy(base), dev), device_ids=[dev.index] if ctx.cuda else None
+        )
+        losses = {}
+        with tf32_mode(False):
+            for name, model in (("plain", plain), ("ddp", ddp)):
+                step = TrainStep(
+                    model, build_optimizer(protocol.optimizer, model.parameters(), dev.type), spec.supervision, dev
+                )
+                losses[name] = [float(step(b)) for b in batches]
+        a, b = plain.state_dict(), ddp.module.state_dict()
+        gap = max(float((a[k].double() - b[k].double()).abs().max() / (a[k].double().abs().max() + 1e-12))
+                  for k in a if a[k].is_floating_point())  # fmt: skip
+        ok = gap <= 1e-4 and all(
+            abs(x - y) <= 1e-4 * abs(x) for x, y in zip(losses["plain"], losses["ddp"], strict=True)
+        )
+        yield Result("PASS" if ok else "FAIL", f"ddp {backend}",
+                     f"3 steps of hg1 at {size} px, batch {batch}: losses {losses['ddp']} vs plain {losses['plain']}; "
+                     f"weights within {gap:.1e} (<= 1e-4) of the plain model's")  # fmt: skip
+        group = control_group()
+        agreed = broadcast_from_main({"stop": None}, group), max_over_ranks([0, 1], group)
+        yield Result("PASS" if agreed == ({"stop": None}, [0, 1]) else "FAIL", "ddp control group",
+                     f"gloo group beside {backend}: broadcast and max over the ranks {agreed}")  # fmt: skip
+    finally:
+        dist.destroy_process_group()
+        free(ctx)
 
 
 # --- the checks ------------------------------------------------------------------------------------
@@ -472,6 +653,9 @@ def check_compile_release(ctx: Context) -> Iterator[Result]:
     if reason is not None:
         yield Result("SKIP", "compile release", reason)
         return
+    if ctx.left() < 45:  # a reduce-overhead compile of hg1: about half a minute
+        yield Result("SKIP", "compile release", f"time budget: {ctx.elapsed():.0f} s spent")
+        return
     free(ctx)
     before = torch.cuda.memory_reserved(ctx.device) / 2**20
     x = make_input(ctx.batch, ctx.size, ctx.device)
@@ -528,100 +712,133 @@ def check_provenance(ctx: Context) -> Iterator[Result]:
     yield Result(
         "PASS" if ok else "FAIL", "provenance gpu fields", f"{prov['gpu_name']}, driver {prov['gpu_driver']}: {fields}"
     )
+    sampled = [g for body in ctx.records for g in ((body["latency_ms"] or {}).get("gpu") or []) if g]
+    if not ctx.records:
+        yield Result("SKIP", "gpu state while timed", "no profile record was made")
+        return
+    medians = sorted(g["sm_mhz"]["median"] for g in sampled if g.get("sm_mhz"))
+    ok = len(sampled) == sum(1 for body in ctx.records if body["latency_ms"]) and bool(medians)
+    yield Result("PASS" if ok else "FAIL", "gpu state while timed",
+                 f"{len(sampled)} of {len(ctx.records)} profile records carry the GPU state of their timed window; "
+                 f"median SM clock {medians[0] if medians else None}-{medians[-1] if medians else None} MHz "
+                 f"(idle, at provenance time: {clocks.get('sm')} MHz)")  # fmt: skip
 
 
-REGISTRY_BACKENDS = ("eager", "torchscript", "cudagraphs", "compile")
-REGISTRY_PRECISIONS = ("fp32", "bf16", "fp16")
-REGISTRY_BATCHES = (1, 32)
+@dataclass(frozen=True)
+class ProfileItem:
+    """One setting of the profile matrix: ``variant`` at :data:`PROFILE_INPUT_PX` (64 px in the
+    dry run) under ``backend`` in ``precision`` at ``batch``."""
+
+    variant: str
+    backend: str
+    precision: str
+    batch: int
+
+    @property
+    def label(self) -> str:
+        return f"profile {self.variant} {self.backend} {self.precision} b{self.batch}"
 
 
-def check_registry(ctx: Context) -> Iterator[Result]:
-    """The registry table: cheap backends for every distinct architecture first, then compile
-    for as many as the time allows."""
-    from hgbench.config import list_variants
+def profile_items(variants: Iterable[str], backends: Iterable[str], precisions: Iterable[str],
+                  batches: Iterable[int]) -> list[ProfileItem]:  # fmt: skip
+    """The profile matrix in priority order: first the whole matrix of the backends that build
+    in seconds (:data:`PROFILE_COST_S` below 60 s, cheapest first: variant, batch, precision in
+    the order given); then the backends whose builds take a minute, each precision on the first
+    variant at the first batch (precision by precision, the backends in turn, so that each is
+    built once before the budget runs short); then their rest."""
+    variants, precisions, batches = list(variants), list(precisions), list(batches)
+    order = sorted(backends, key=lambda b: PROFILE_COST_S.get(b, 60.0))
+    cheap = [b for b in order if PROFILE_COST_S.get(b, 60.0) < 60.0]
+    slow = [b for b in order if b not in cheap]
+    first = [ProfileItem(v, b, p, n) for b in cheap for v in variants for n in batches for p in precisions]
+    first += [ProfileItem(variants[0], b, p, batches[0]) for p in precisions for b in slow]
+    rest = [ProfileItem(v, b, p, n) for b in slow for v in variants for n in batches for p in precisions]
+    return first + [item for item in rest if item not in first]
+
+
+def check_profile(ctx: Context) -> Iterator[Result]:
+    """The profile matrix (:func:`profile_items`): one line per setting; its records and table."""
+    from hgbench.config import get_variant
     from hgbench.profile.complexity import complexity_record
-    from hgbench.profile.run import profile_model, reference_output
+    from hgbench.profile.run import reference_output
     from hgbench.profile.sweep import build_profiled_model
 
     if ctx.dry_run:
-        specs, backends, precisions, batches = (
-            [s for s in list_variants() if s.name == "hg1"],
-            ("eager", "torchscript"),
-            ("fp32",),
-            (1,),
-        )
+        items, size = profile_items(("hg1",), ("eager", "torchscript"), ("fp32",), (1,)), 64
     else:
-        seen, specs = set(), []
-        for spec in list_variants():
-            key = repr(spec.architecture)
-            if key not in seen:
-                seen.add(key)
-                specs.append(spec)
-        backends, precisions, batches = REGISTRY_BACKENDS, REGISTRY_PRECISIONS, REGISTRY_BATCHES
-    backends = [b for b in backends if get_backend(b).available(ctx.device) is None]
-    cheap = [b for b in backends if b not in EXPENSIVE]
-    phases = [cheap, [b for b in backends if b in EXPENSIVE]]
-    failed, done, stopped = [], 0, None
-    state: dict[str, Any] = {}  # variant -> (model, size, complexity, references)
-    for phase in phases:
-        for spec in specs:
-            if not phase:
-                break
-            need = 60 if phase[0] in EXPENSIVE else 10
-            if ctx.left() < need:
-                stopped = stopped or f"{spec.name} ({'/'.join(phase)})"
-                break
-            size = 64 if ctx.dry_run else (spec.architecture.input_size or 256)
-            if spec.name not in state:
-                model = build_profiled_model(spec, 16, size, ctx.device)
-                state[spec.name] = (model, complexity_record(model, size), {})
-            model, complexity, references = state[spec.name]
-            for bs in batches:
-                if bs not in references:
-                    references[bs] = reference_output(model, bs, size)
-                for backend in phase:
-                    for precision in precisions:
-                        if ctx.left() < need:
-                            stopped = stopped or f"{spec.name} {backend} {precision} batch {bs}"
-                            break
-                        body = profile_model(
-                            model, variant=spec.name, num_joints=16, backend=backend, batch_size=bs, input_size=size,
-                            settings=RunSettings(precision=precision, cache_dir=ctx.cache), threads=None if ctx.cuda else 1,
-                            warmup_iters=3, min_iters=10, min_time_s=0.0 if ctx.dry_run else 0.2, complexity=complexity,
-                            reference=references[bs], ceilings=ctx.ceilings.get((precision, False)), cache_dir=ctx.cache,
-                        )  # fmt: skip
-                        get_backend(backend).release()
-                        free(ctx)
-                        done += 1
-                        ctx.records.append(body)
-                        numerics = body["numerics"] or {}
-                        ctx.row("registry", variant=spec.name, input_size=size, backend=backend, precision=precision,
-                                batch_size=bs, p50_ms=(body["latency_ms"] or {}).get("p50_ms"),
-                                throughput_samples_per_s=body["throughput_samples_per_s"],
-                                peak_memory_mib=body["peak_memory_mib"], peak_source=(body["memory"] or {}).get("peak_source"),
-                                numerics_ok=numerics.get("ok"), max_abs_error=numerics.get("max_abs_error"),
-                                efficiency=(body["roofline"] or {}).get("efficiency"), build_time_s=body["build_time_s"],
-                                status=body["status"], error=body["error"])  # fmt: skip
-                        if body["status"] != "ok" or numerics.get("ok") is False:
-                            failed.append(
-                                f"{spec.name} {backend} {precision} b{bs}: {body['error'] or 'numerics out of tolerance'}"
-                            )
-        state.clear()
-        free(ctx)
-    variants = sorted({r["variant"] for r in ctx.tables.get("registry", [])})
-    detail = (f"{done} settings of {len(variants)} architectures ({', '.join(variants)})"
-              + (f"; stopped at {stopped} (time budget)" if stopped else ""))  # fmt: skip
-    if failed:
-        yield Result("FAIL", "registry", f"{detail}; {len(failed)} failed: {' | '.join(failed)[:800]}")
-    else:
-        yield Result("PASS" if done else "FAIL", "registry", detail)
+        items, size = profile_items(PROFILE_VARIANTS, BACKENDS, PROFILE_PRECISIONS, PROFILE_BATCHES), PROFILE_INPUT_PX
+    unavailable = {b: get_backend(b).available(ctx.device) for b in dict.fromkeys(i.backend for i in items)}
+    for backend, reason in unavailable.items():
+        if reason is not None:
+            yield Result("SKIP", f"profile {backend}", reason)
+    state: dict[str, Any] = {}  # variant -> (model, complexity, {batch: reference})
+    for item in items:
+        if unavailable[item.backend] is not None:
+            continue
+        settings = RunSettings(precision=item.precision, cache_dir=ctx.cache)
+        refused = get_backend(item.backend).unsupported(settings)
+        if refused is not None:
+            yield Result("SKIP", item.label, f"refused by the backend: {refused}")
+            continue
+        need = PROFILE_COST_S.get(item.backend, 60.0) + PROFILE_RESERVE_S
+        if not ctx.dry_run and ctx.left() < need:
+            yield Result("SKIP", item.label, f"time budget: {ctx.elapsed():.0f} s spent, {need:.0f} s needed")
+            continue
+        if item.variant not in state:
+            state.clear()  # one network on the device at a time
+            free(ctx)
+            model = build_profiled_model(get_variant(item.variant), 16, size, ctx.device)
+            state[item.variant] = (model, complexity_record(model, size), {})
+        model, complexity, references = state[item.variant]
+        if item.batch not in references:
+            references[item.batch] = reference_output(model, item.batch, size)
+        yield _profile_one(ctx, item, model, size, settings, complexity, references[item.batch])
+    state.clear()
+    free(ctx)
+
+
+def _profile_one(ctx: Context, item: ProfileItem, model: Any, size: int, settings: RunSettings,
+                 complexity: dict[str, Any], reference: Any) -> Result:  # fmt: skip
+    """Profile one item (:func:`~hgbench.profile.run.profile_model`), keep its record and row."""
+    from hgbench.profile.run import profile_model
+
+    body = profile_model(model, variant=item.variant, num_joints=16, backend=item.backend, batch_size=item.batch,
+                         input_size=size, settings=settings, threads=None if ctx.cuda else 1, warmup_iters=3,
+                         min_iters=10, min_time_s=0.0 if ctx.dry_run else 0.2, complexity=complexity,
+                         reference=reference, ceilings=ctx.ceilings.get((item.precision, False)), cache_dir=ctx.cache)  # fmt: skip
+    get_backend(item.backend).release()
+    free(ctx)
+    ctx.records.append(body)
+    numerics, latency = body["numerics"] or {}, body["latency_ms"] or {}
+    gpu = (latency.get("gpu") or [None])[0] or {}
+    ctx.row("profiles", variant=item.variant, input_size=size, backend=item.backend, precision=item.precision,
+            batch_size=item.batch, p50_ms=latency.get("p50_ms"), throughput_samples_per_s=body["throughput_samples_per_s"],
+            peak_memory_mib=body["peak_memory_mib"], peak_source=(body["memory"] or {}).get("peak_source"),
+            numerics_ok=numerics.get("ok"), max_abs_error=numerics.get("max_abs_error"),
+            efficiency=(body["roofline"] or {}).get("efficiency"), build_time_s=body["build_time_s"],
+            sm_mhz_median=(gpu.get("sm_mhz") or {}).get("median"), throttle=";".join(gpu.get("throttle_reasons") or {}),
+            cudnn_benchmark=latency.get("cudnn_benchmark"), status=body["status"], error=body["error"])  # fmt: skip
+    if body["status"] != "ok":
+        return Result("FAIL", item.label, body["error"] or "failed")
+    if numerics.get("ok") is False:
+        return Result("FAIL", item.label, f"numerics out of tolerance: max abs error {numerics.get('max_abs_error')}")
+    return Result("PASS", item.label,
+                  f"p50 {latency['p50_ms']:.3f} ms, {body['throughput_samples_per_s']:.0f} samples/s, peak "
+                  f"{body['peak_memory_mib']:.0f} MiB, build {body['build_time_s']:.1f} s"
+                  + (f", SM {gpu['sm_mhz']['median']} MHz while timed" if gpu.get("sm_mhz") else ""))  # fmt: skip
 
 
 CHECKS: list[Callable[[Context], Iterable[Result]]] = [
     check_setup,
+    # issue 28, in priority order: CUDA training, data parallel, the profile matrix
+    check_train_compiled,
+    check_train_resume,
+    check_ddp,
+    check_ceilings,  # before the matrix: its rooflines divide by these
+    check_profile,
+    # issue 19, with the time left
     check_tf32_api,
     check_events_vs_wall,
-    check_ceilings,
     check_numerics,
     check_tf32_takes_effect,
     check_ort_events,
@@ -629,9 +846,8 @@ CHECKS: list[Callable[[Context], Iterable[Result]]] = [
     check_compile_release,
     check_tf32_roofline,
     check_provenance,
-    check_registry,
 ]
-"""Every check, in the order run."""
+"""Every check, in the order run (the module docstring says what each checks)."""
 
 
 # --- running and writing --------------------------------------------------------------------------
@@ -662,22 +878,23 @@ def write_outputs(ctx: Context, results: list[Result], argv: list[str]) -> None:
     """The eight files under ``ctx.out`` (module docstring)."""
     ctx.out.mkdir(parents=True, exist_ok=True)
     (ctx.out / "checks.txt").write_text("".join(r.line() + "\n" for r in results))
-    for table in ("numerics", "memory", "ceilings", "registry"):
+    for table in ("numerics", "memory", "ceilings", "profiles"):
         rows = ctx.tables.get(table, [])
         columns = list(dict.fromkeys(k for row in rows for k in row))
         with open(ctx.out / f"{table}.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
-    rows = ctx.tables.get("registry", [])
-    lines = ["| variant | px | backend | precision | batch | p50 ms | samples/s | peak MiB | numerics | status |",
-             "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]  # fmt: skip
+    rows = ctx.tables.get("profiles", [])
+    lines = ["| variant | px | backend | precision | batch | p50 ms | samples/s | peak MiB | SM MHz | numerics | status |",
+             "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]  # fmt: skip
     for r in rows:
         fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
         lines.append(f"| {r['variant']} | {r['input_size']} | {r['backend']} | {r['precision']} | {r['batch_size']} | "
                      f"{fmt(r['p50_ms'], '.3f')} | {fmt(r['throughput_samples_per_s'], '.0f')} | "
-                     f"{fmt(r['peak_memory_mib'], '.0f')} | {r['numerics_ok']} | {r['status']} |")  # fmt: skip
-    (ctx.out / "registry.md").write_text("\n".join(lines) + "\n")
+                     f"{fmt(r['peak_memory_mib'], '.0f')} | {fmt(r['sm_mhz_median'], '.0f')} | {r['numerics_ok']} | "
+                     f"{r['status']} |")  # fmt: skip
+    (ctx.out / "profiles.md").write_text("\n".join(lines) + "\n")
     with open(ctx.out / "records.jsonl", "w") as f:
         for body in ctx.records:
             f.write(json.dumps(body.to_body()) + "\n")
@@ -685,8 +902,8 @@ def write_outputs(ctx: Context, results: list[Result], argv: list[str]) -> None:
     (ctx.out / "run.json").write_text(json.dumps({
         "command": " ".join(["python", "benchmarks/gpu_check.py", *argv]), "dry_run": ctx.dry_run,
         "device": str(ctx.device), "elapsed_s": round(ctx.elapsed(), 1), "counts": counts, "ieee_rtol": IEEE_RTOL,
-        "provenance": ctx.provenance,
-    }, indent=1) + "\n")  # fmt: skip
+        "provenance": ctx.provenance, "train_records": ctx.train_records,
+    }, indent=1, default=str) + "\n")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -702,7 +919,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=None, help="where the tables go (default: $OUT, else ./gpu_check_out)"
     )
     parser.add_argument("--budget-s", type=float, default=None,
-                        help=f"seconds for the checks; the registry table fills the rest (default {GPU_BUDGET_S:.0f} on CUDA, "
+                        help=f"seconds for the checks, spent in priority order (default {GPU_BUDGET_S:.0f} on CUDA, "
                         f"{DRY_BUDGET_S:.0f} dry)")  # fmt: skip
     args = parser.parse_args(argv)
     dry_run = args.dry_run or os.environ.get("SMOKE_ALLOW_CPU") == "1"

@@ -44,10 +44,16 @@ def test_dry_run_passes_with_one_line_per_check_and_skips_the_cuda_only_ones(dry
     assert not [line for line in lines if line.startswith("FAIL")]
     for name in ("setup", "tf32 api tf32", "tf32 api restore", "ceilings keys", "numerics eager fp32", "numerics torchscript fp32",
                  "numerics tensorrt fp16+cl", "numerics onnxruntime bf16", "peak memory eager", "tf32 roofline", "provenance",
-                 "registry"):  # fmt: skip
+                 "train resume sigterm", "train resume identical", "train flags restored", "ddp gloo", "ddp control group",
+                 "profile hg1 eager fp32 b1", "profile hg1 torchscript fp32 b1"):  # fmt: skip
         assert status[name] == "PASS", name
-    for name in ("events vs wall", "numerics cudagraphs", "ort events", "compile release", "numerics eager fp32+tf32"):
+    for name in ("events vs wall", "numerics cudagraphs", "ort events", "compile release", "numerics eager fp32+tf32",
+                 "train compiled"):  # fmt: skip
         assert status[name] == "SKIP", name
+    # priority order: training, data parallel, then the profile matrix, then the issue-19 checks
+    order = [line.split(":")[0][6:] for line in lines]
+    assert order.index("train resume identical") < order.index("ddp gloo") < order.index("profile hg1 eager fp32 b1")
+    assert order.index("profile hg1 torchscript fp32 b1") < order.index("tf32 api tf32")
     assert "0 FAIL" in proc.stdout.splitlines()[-1]
     assert seconds < 60 or torch.get_num_threads() > 2  # the brief: under a minute on 2 cores
 
@@ -55,8 +61,8 @@ def test_dry_run_passes_with_one_line_per_check_and_skips_the_cuda_only_ones(dry
 def test_dry_run_writes_its_tables_flat_under_out(dry_run):
     _, out, _ = dry_run
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["ceilings.csv", "checks.txt", "memory.csv", "numerics.csv", "records.jsonl", "registry.csv",
-                     "registry.md", "run.json"]  # fmt: skip
+    assert files == ["ceilings.csv", "checks.txt", "memory.csv", "numerics.csv", "profiles.csv", "profiles.md",
+                     "records.jsonl", "run.json"]  # fmt: skip
     numerics = list(csv.DictReader((out / "numerics.csv").open()))
     eager_fp32 = [
         r for r in numerics if (r["backend"], r["precision"], r["channels_last"]) == ("eager", "fp32", "False")
@@ -64,9 +70,29 @@ def test_dry_run_writes_its_tables_flat_under_out(dry_run):
     assert len(eager_fp32) == 1 and float(eager_fp32[0]["relative_error"]) <= float(eager_fp32[0]["bound"]) == 1e-4
     run = json.loads((out / "run.json").read_text())
     assert run["dry_run"] is True and run["counts"]["FAIL"] == 0 and run["provenance"]["torch"] == torch.__version__
+    assert (
+        run["train_records"]["resumed"]["deterministic"] is True
+        and len(run["train_records"]["resumed"]["sessions"]) == 2
+    )
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert {r["backend"] for r in records} == {"eager", "torchscript"} and all(r["status"] == "ok" for r in records)
-    assert "| hg1 | 64 | torchscript | fp32 | 1 |" in (out / "registry.md").read_text()
+    assert all(r["latency_ms"]["gpu"] == [None] for r in records)  # the CPU: no GPU state sampled
+    assert "| hg1 | 64 | torchscript | fp32 | 1 |" in (out / "profiles.md").read_text()
+
+
+def test_the_profile_matrix_covers_hg1_and_hg8_every_backend_and_precision_cheapest_first():
+    gpu_check = load_script()
+    items = gpu_check.profile_items(gpu_check.PROFILE_VARIANTS, gpu_check.BACKENDS, gpu_check.PROFILE_PRECISIONS,
+                                    gpu_check.PROFILE_BATCHES)  # fmt: skip
+    assert len(items) == len(set(items)) == 2 * len(gpu_check.BACKENDS) * 3 * 2  # nothing left out, nothing twice
+    assert {(i.variant, i.batch) for i in items} == {("hg1", 1), ("hg1", 32), ("hg8", 1), ("hg8", 32)}
+    assert gpu_check.PROFILE_INPUT_PX == 256 and set(gpu_check.PROFILE_PRECISIONS) == {"fp32", "fp16", "bf16"}
+    slow = [n for n, i in enumerate(items) if gpu_check.PROFILE_COST_S[i.backend] >= 60]
+    assert items[0].backend == "eager" and slow == list(range(slow[0], len(items)))  # builds of a minute come last
+    first_builds = items[slow[0] : slow[0] + 6]  # each slow backend in each precision, on hg1 at batch 1, first
+    assert {(i.backend, i.precision, i.variant, i.batch) for i in first_builds} == {
+        (b, p, "hg1", 1) for b in ("compile", "tensorrt") for p in ("fp32", "fp16", "bf16")
+    }
 
 
 def test_a_failing_or_raising_check_is_a_fail_line_and_the_others_still_run():
