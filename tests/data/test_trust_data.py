@@ -330,3 +330,128 @@ def test_mpii_nan_coordinates_are_refused_naming_the_entry_and_its_image(tmp_pat
         read_mpii_annotations(tmp_path / "valid.h5")
     msg = str(err.value)
     assert str(tmp_path / "valid.h5") in msg and f"entry 3 (image {name})" in msg and "left_ankle" in msg
+
+
+# --------------------------------------------------------------------------- 5. a trickling download
+
+
+class _Trickle:
+    """A loopback HTTP server that answers every GET with a 1 MB ``Content-Length`` and then
+    one byte every ``every_s`` seconds for at most 10 s (``headers=True``: the status line and
+    headers trickle too, a byte at a time); ``requests`` counts the requests, and a fourth gets a
+    404 (a client that never gives up fails a test instead of hanging it)."""
+
+    def __init__(self, every_s: float, headers: bool = False) -> None:
+        import threading
+        import time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        trickle = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self):
+                trickle.requests += 1
+                if trickle.requests > 3:  # bounded, so that a client that never gives up fails the test, not hangs it
+                    self.send_error(404)
+                    return
+                deadline = time.monotonic() + 10
+                head = b"HTTP/1.0 200 OK\r\nContent-Length: 1000000\r\n\r\n"
+                try:
+                    if headers:
+                        for i in range(len(head)):
+                            if trickle.stop.wait(every_s):
+                                return
+                            self.wfile.write(head[i : i + 1])
+                            self.wfile.flush()
+                    else:
+                        self.wfile.write(head)
+                    while not trickle.stop.wait(every_s) and time.monotonic() < deadline:
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                except OSError:  # the client hung up: what the test wants
+                    return
+
+            def log_message(self, *args):
+                pass
+
+        self.requests, self.stop = 0, threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def trickle():
+    servers = []
+
+    def start(every_s: float, headers: bool = False) -> _Trickle:
+        servers.append(_Trickle(every_s, headers))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def _one_file(url: str):
+    from hgbench.data.download import Archive, DatasetEntry
+
+    return {
+        "toy": DatasetEntry("toy", "", "", "", (Archive("big.bin", (f"{url}/big.bin",), "toy", "file", 1_000_000),))
+    }
+
+
+def test_a_trickling_body_ends_after_the_timeout_whatever_trickles_in(trickle, tmp_path, monkeypatch):
+    import time
+
+    from hgbench.data.download import NetworkFaultError, download, fetch
+
+    monkeypatch.setattr(fetch, "RETRY_DELAY_S", 0.0)
+    srv = trickle(0.1)  # 10 bytes/s: every read returns well within the timeout
+    start = time.monotonic()
+    with pytest.raises(NetworkFaultError) as err:
+        download("toy", tmp_path, catalogue=_one_file(srv.url), timeout=1.0, retries=1)
+    elapsed = time.monotonic() - start
+    assert 1.8 < elapsed < 6  # (retries + 1) x timeout: the few trickled bytes are no progress
+    msg = str(err.value)
+    assert f"{srv.url}/big.bin: connection lost, 2 attempts without progress (last: no progress within 1 s" in msg
+    assert "the server trickles" in msg and "--timeout" in msg and srv.requests == 2, msg
+
+
+def test_trickling_headers_end_too(trickle, tmp_path, monkeypatch):
+    import time
+
+    from hgbench.data.download import NetworkFaultError, download, fetch
+
+    monkeypatch.setattr(fetch, "RETRY_DELAY_S", 0.0)
+    srv = trickle(0.1, headers=True)
+    start = time.monotonic()
+    with pytest.raises(NetworkFaultError, match=r"no progress within 0\.5 s \(the response headers took longer"):
+        download("toy", tmp_path, catalogue=_one_file(srv.url), timeout=0.5, retries=0)
+    assert time.monotonic() - start < 4
+
+
+def test_cli_download_from_a_server_sending_a_byte_every_two_seconds_ends_exit_1(trickle, tmp_path):
+    import time
+
+    srv = trickle(2.0)  # the issue's server: one byte every two seconds
+    start = time.monotonic()
+    r = runner.invoke(
+        app,
+        ["data", "download", "lspet", "--to", str(tmp_path / "d"), "--base-url", srv.url, "--timeout", "3"]
+        + ["--retries", "0"],
+    )
+    elapsed = time.monotonic() - start
+    out = " ".join(r.output.split())
+    assert r.exit_code == 1, out
+    assert elapsed < 12 and f"{srv.url}/lspet_dataset.zip: connection lost" in out, (elapsed, out)
+    assert "no progress within 3 s" in out and "trickles" in out, out

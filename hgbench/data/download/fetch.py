@@ -12,7 +12,13 @@ into place only when the whole archive is out, followed by a marker
 Every network read waits at most ``timeout`` seconds (the socket timeout of ``urllib``: the
 connection, the response headers and each read of the body), so a server that accepts a
 connection and never answers costs ``(retries + 1) x timeout`` seconds per URL, plus the
-waits between attempts, and the error names the URL.
+waits between attempts, and the error names the URL. A server that answers but trickles
+(a byte every few seconds, so that no single read ever waits ``timeout``) is ended too
+(:class:`_Watchdog`): an attempt whose body brings fewer than :data:`MIN_PROGRESS_BYTES` bytes
+in ``timeout`` seconds, or whose response headers are not complete within
+:data:`HEADERS_TIMEOUTS` x ``timeout``, fails as a stall ("no progress within"), and an attempt
+counts as progress for ``retries`` only when it grew the ``.part`` by that many bytes, so
+whatever trickles in, the download ends (exit 1) after ``retries + 1`` such attempts.
 
 A download that fails for a fault of the network or the machine (no answer within the timeout,
 a refused or reset connection, a name that does not resolve, an HTTP 408, 429 or 5xx status, a
@@ -24,14 +30,17 @@ than the catalogue's) raises :class:`DownloadError` (exit 2).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import math
 import os
 import posixpath
 import re
 import shutil
+import socket
 import stat
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -51,6 +60,8 @@ RETRY_DELAY_S = 1.0  # wait before retry k: k x this (a dropped connection, a re
 DEFAULT_TIMEOUT_S = 30.0  # seconds one network read may wait (connect, headers, each body read)
 MAX_TIMEOUT_S = 86_400.0  # one day; far larger values overflow the socket's timeval
 DEFAULT_RETRIES = 3  # failed attempts per URL without progress before giving up on it
+MIN_PROGRESS_BYTES = 1024  # progress: at least this many bytes within --timeout (a trickle is none; _Watchdog)
+HEADERS_TIMEOUTS = 2  # the response headers must be complete within this many --timeout (_Watchdog)
 MARKER_PREFIX = ".hgbench-extracted-"
 DOWNLOADS = ".downloads"  # archives (and their .part files) under DIR
 
@@ -309,7 +320,9 @@ def _download_verified(archive: Archive, final: Path, *, retries: int, timeout: 
             os.replace(part, final)
             return url, verified
     resume = f"; {part} ({part.stat().st_size:,} bytes) is kept and the next run resumes it" if part.exists() else ""
-    stalled = " (or a longer --timeout, more --retries)" if any(_STALL in e for e in errors) else ""
+    stalled = (
+        " (or a longer --timeout, more --retries)" if any(_STALL in e or _NO_PROGRESS in e for e in errors) else ""
+    )
     raise (NetworkFaultError if faults else DownloadError)(
         f"{archive.name}: could not be downloaded ({'; '.join(errors)}){resume}. Check the network and the URL and run "
         f"the same command again{' later' if faults else ''}{stalled}, or pass --base-url with a mirror that holds "
@@ -341,11 +354,107 @@ def _local_file_error(error: BaseException) -> bool:
 
 
 _STALL = "no answer within"
+_NO_PROGRESS = "no progress within"
+
+
+class _Stalled(TimeoutError):
+    """Internal: an attempt that :class:`_Watchdog` ended (a trickle, or headers too slow)."""
+
+
+class _Watchdog:
+    """Ends an HTTP attempt that makes no progress although bytes keep trickling in, which the
+    per-read socket timeout never sees (each read waits less than ``timeout``).
+
+    Progress is :data:`MIN_PROGRESS_BYTES` bytes of body (:meth:`count`) or the response headers
+    complete (:meth:`progressed`). The attempt is cut (its socket shut down, so that the blocked
+    read returns, and :attr:`stalled` set) when, ``timeout`` seconds after the last progress,
+    a byte arrived within the last ``0.9 x timeout`` seconds (a trickle; a silent server is the
+    socket timeout's, with its own message), or when the headers are not complete
+    :data:`HEADERS_TIMEOUTS` x ``timeout`` seconds after the request (their bytes are read
+    inside ``http.client``, out of sight). A context manager: the watching thread runs inside it.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.stalled: _Stalled | None = None
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._mark = self._last = time.monotonic()
+        self._pending = 0
+        self._headers = False
+
+    def __enter__(self) -> _Watchdog:
+        threading.Thread(target=self._watch, name="hgbench-download-watchdog", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+
+    def attach(self, sock: socket.socket) -> None:
+        """The connection's socket (what :meth:`_cut` shuts down)."""
+        with self._lock:
+            self._sock = sock
+
+    def progressed(self) -> None:
+        """The response headers are complete: progress."""
+        self._headers, self._mark, self._pending = True, time.monotonic(), 0
+
+    def count(self, n: int) -> None:
+        """``n`` bytes of body arrived."""
+        self._last = time.monotonic()
+        self._pending += n
+        if self._pending >= MIN_PROGRESS_BYTES:
+            self._mark, self._pending = self._last, 0
+
+    def _watch(self) -> None:
+        while not self._done.wait(min(0.05, self.timeout / 10)):
+            now = time.monotonic()
+            if not self._headers and now - self._mark > HEADERS_TIMEOUTS * self.timeout:
+                why = f"the response headers took longer than {HEADERS_TIMEOUTS * self.timeout:g} s"
+            elif self._headers and now - self._mark > self.timeout and now - self._last < 0.9 * self.timeout:
+                why = f"{self._pending:,} bytes in {now - self._mark:.0f} s: the server trickles"
+            else:
+                continue
+            with self._lock:
+                self.stalled = _Stalled(f"{_NO_PROGRESS} {self.timeout:g} s ({why})")
+                if self._sock is not None:
+                    try:
+                        self._sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+            return
+
+
+def _watched_opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
+    """A ``urllib`` opener whose HTTP(S) connections hand their socket to ``watchdog``."""
+
+    def watched(base: type) -> type:
+        class Connection(base):
+            def connect(self) -> None:
+                super().connect()
+                watchdog.attach(self.sock)
+
+        return Connection
+
+    http_conn, https_conn = watched(http.client.HTTPConnection), watched(http.client.HTTPSConnection)
+
+    class HTTP(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(http_conn, req)
+
+    class HTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(https_conn, req, context=self._context)
+
+    return urllib.request.build_opener(HTTP, HTTPS)
 
 
 def _reason(error: BaseException, timeout: float) -> str:
     """A short reason for a failed attempt; a timeout says how long was waited."""
     cause = getattr(error, "reason", error)  # URLError wraps the socket error
+    if isinstance(error, _Stalled):
+        return str(error)
     if isinstance(error, TimeoutError) or isinstance(cause, TimeoutError):
         return f"{_STALL} {timeout:g} s"
     return str(cause) if isinstance(error, urllib.error.URLError) else repr(error)
@@ -372,26 +481,28 @@ def _download_resumable(url: str, part: Path, archive: Archive, *, retries: int,
         have = _resume_point(part, archive, attempts, emit)
         if have is None:
             return  # a complete .part left by an earlier run: verification decides
-        try:
-            response = _request(url, have, timeout)
-        except urllib.error.HTTPError as e:
-            if e.code == 416 and have:  # range not satisfiable: the .part is complete or wrong
-                if archive.size is None:
-                    return  # nothing to compare with: verification decides
-                part.unlink()
+        with _Watchdog(timeout) as watchdog:
+            try:
+                response = _request(url, have, timeout, watchdog)
+            except urllib.error.HTTPError as e:
+                if e.code == 416 and have:  # range not satisfiable: the .part is complete or wrong
+                    if archive.size is None:
+                        return  # nothing to compare with: verification decides
+                    part.unlink()
+                    continue
+                raise _NetworkError(f"HTTP {e.code} {e.reason}", _http_fault(e.code)) from None
+            except (urllib.error.URLError, OSError, HTTPException) as e:  # refused, reset, timed out, cut
+                failures = attempts.fail()
+                reason = _reason(watchdog.stalled or e, timeout)
+                if failures > retries:
+                    raise _NetworkError(
+                        f"{reason}, {failures} attempt{'s' * (failures > 1)}", not _local_file_error(e)
+                    ) from None
+                attempts.wait(f"{url}: {reason}; attempt {failures + 1} of {retries + 1}")
                 continue
-            raise _NetworkError(f"HTTP {e.code} {e.reason}", _http_fault(e.code)) from None
-        except (urllib.error.URLError, OSError, HTTPException) as e:  # refused, reset, timed out
-            failures = attempts.fail()
-            reason = _reason(e, timeout)
-            if failures > retries:
-                raise _NetworkError(
-                    f"{reason}, {failures} attempt{'s' * (failures > 1)}", not _local_file_error(e)
-                ) from None
-            attempts.wait(f"{url}: {reason}; attempt {failures + 1} of {retries + 1}")
-            continue
-        with response:
-            total, lost = _transfer(response, url, part, archive, have, emit)
+            watchdog.progressed()
+            with response:
+                total, lost = _transfer(response, url, part, archive, have, emit, watchdog)
         if _settle(part, total, lost, attempts, retries=retries, timeout=timeout):
             return
 
@@ -407,9 +518,15 @@ class _Attempts:
     failures: int = 0
     best: int = -1
 
+    def grew(self, size: int) -> bool:
+        """Whether a ``.part`` of ``size`` bytes is progress: none seen yet, or at least
+        :data:`MIN_PROGRESS_BYTES` beyond the largest so far (a few trickled bytes are not)."""
+        return self.best < 0 or size >= self.best + MIN_PROGRESS_BYTES
+
     def saw(self, size: int) -> None:
-        """The ``.part`` has ``size`` bytes: progress since the last attempt resets the count."""
-        if size > self.best:
+        """The ``.part`` has ``size`` bytes: progress since the last attempt (:meth:`grew`)
+        resets the count."""
+        if self.grew(size):
             self.failures, self.best = 0, size
 
     def forget(self) -> None:
@@ -444,8 +561,9 @@ def _resume_point(part: Path, archive: Archive, attempts: _Attempts, emit: Event
     return have
 
 
-def _request(url: str, have: int, timeout: float):
-    """Open ``url`` (``urllib``), asking for the bytes from ``have`` on when ``have`` > 0.
+def _request(url: str, have: int, timeout: float, watchdog: _Watchdog):
+    """Open ``url`` (``urllib``, its HTTP(S) connections watched by ``watchdog``), asking for the
+    bytes from ``have`` on when ``have`` > 0.
 
     Raises:
         urllib.error.HTTPError, urllib.error.URLError, OSError, HTTPException: as ``urlopen``.
@@ -453,11 +571,11 @@ def _request(url: str, have: int, timeout: float):
     headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
-    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    return _watched_opener(watchdog).open(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
 def _transfer(
-    response, url: str, part: Path, archive: Archive, have: int, emit: Event
+    response, url: str, part: Path, archive: Archive, have: int, emit: Event, watchdog: _Watchdog
 ) -> tuple[int | None, BaseException | None]:
     """Append the body of ``response`` to ``part`` (or rewrite it when the server ignored the
     ``Range`` request: a ``restart`` event); return (the total size the server announced or
@@ -482,7 +600,7 @@ def _transfer(
         "start",
         {"archive": archive, "url": url, "total": total if total is not None else archive.size, "resumed_from": have},
     )
-    return total, _receive(response, part, mode, archive, emit)
+    return total, _receive(response, part, mode, archive, emit, watchdog)
 
 
 def _settle(
@@ -498,7 +616,7 @@ def _settle(
     if lost is not None:  # dropped connection, IncompleteRead, timeout
         failures = attempts.fail()
         reason = _reason(lost, timeout)
-        if failures > retries and part.stat().st_size <= attempts.best:
+        if failures > retries and not attempts.grew(part.stat().st_size):
             raise _NetworkError(
                 f"connection lost, {failures} attempts without progress (last: {reason})", True
             ) from None
@@ -507,7 +625,7 @@ def _settle(
     got = part.stat().st_size
     if total is not None and got < total:  # closed early without an error
         failures = attempts.fail()
-        if failures > retries and got <= attempts.best:
+        if failures > retries and not attempts.grew(got):
             raise _NetworkError(
                 f"the server closed the connection at {got:,} of {total:,} bytes {failures} times", True
             )
@@ -516,9 +634,12 @@ def _settle(
     return True
 
 
-def _receive(response, part: Path, mode: str, archive: Archive, emit: Event) -> BaseException | None:
+def _receive(
+    response, part: Path, mode: str, archive: Archive, emit: Event, watchdog: _Watchdog
+) -> BaseException | None:
     """Write the body of ``response`` to ``part`` (opened with ``mode``); return the network
-    error that ended it early (a dropped connection, an ``IncompleteRead``, a timeout), or None.
+    error that ended it early (a dropped connection, an ``IncompleteRead``, a timeout, a trickle
+    that ``watchdog`` cut), or None.
 
     Raises:
         NetworkFaultError: ``part`` cannot be written for a fault of the machine (disk full,
@@ -535,10 +656,13 @@ def _receive(response, part: Path, mode: str, archive: Archive, emit: Event) -> 
                     break
                 if not chunk:
                     break
+                watchdog.count(len(chunk))
                 f.write(chunk)
                 emit("bytes", {"archive": archive, "n": len(chunk)})
             f.flush()
             os.fsync(f.fileno())
+        if watchdog.stalled is not None and not isinstance(lost, TimeoutError):
+            lost = watchdog.stalled  # the cut socket reads as a clean end or a reset: say why
     except OSError as e:
         if not is_machine_fault(e):
             raise
