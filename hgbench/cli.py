@@ -238,7 +238,7 @@ def data_download(
     all_: Annotated[bool, typer.Option("--all", help="Also the optional archives (COCO train2017, 19 GB).")] = False,
     keep_archives: Annotated[bool, typer.Option(help="Keep the verified archives in <to>/.downloads.")] = False,
     base_url: Annotated[str | None, typer.Option(help="A mirror with the same file names.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds one network read may wait.")] = DEFAULT_TIMEOUT_S,
+    timeout: Annotated[float, typer.Option(help="Seconds one network read may wait, and an attempt may go without 1 KiB of progress.")] = DEFAULT_TIMEOUT_S,
     retries: Annotated[int, typer.Option(help="Attempts per URL after a failed one.")] = DEFAULT_RETRIES,
 ) -> None:
     """Download, verify and safely extract the official archives; an interrupted download resumes."""
