@@ -5,6 +5,7 @@
   checkpoint, and an epoch's validation) and then resumed shows one curve per metric, each step
   once, in the same TensorBoard folder and the same MLflow run;
 * a two-rank ``torchrun`` run logs once (rank 0), and ``HGBENCH_TRACKER`` reaches every rank;
+* a run stopped by a signal is marked killed in MLflow, and its resume finishes the same run;
 * a tracker that fails is a warning and the run completes; no tracker writes nothing;
 * an unknown tracker on the command line is refused before any work (exit 2);
 * a profile sweep is one tracker run with each setting's latency.
@@ -268,3 +269,33 @@ def test_profile_sweep_is_one_mlflow_run_with_each_settings_latency(tmp_path, mo
     assert run.data.metrics[f"{rows[0][1].stem}/accuracy"] == 71.5  # measured through its artifact
     assert f"{rows[1][1].stem}/accuracy" not in run.data.metrics
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"profile.csv"}
+
+
+@pytest.mark.slow
+def test_mlflow_run_stopped_by_a_signal_is_killed_then_the_resume_finishes_it(tmp_path, monkeypatch, one_thread):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from hgbench.config import get_variant, load_protocol
+    from hgbench.train import TrainingInterrupted, train_variant
+
+    monkeypatch.setenv("HGBENCH_VARIANTS_DIR", str(write_registry(tmp_path / "registry")))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("HGBENCH_TRACKER", "mlflow")  # the engine reads it when no tracker is passed
+    results = tmp_path / "results"
+
+    def stop_at_5(event, info):
+        if event == "step" and info["step"] == 5:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    args = (get_variant("tiny"), load_protocol("tiny"), "synthetic", None, results)
+    with pytest.raises(TrainingInterrupted):
+        train_variant(*args, device="cpu", progress=stop_at_5, log_every_steps=1)
+    kept = json.loads((_run_folder(results) / ".mlflow-run.json").read_text())
+    client = MlflowClient(tracking_uri=kept["tracking_uri"])
+    assert client.get_run(kept["run_id"]).info.status == "KILLED"
+    train_variant(*args, device="cpu", log_every_steps=1)
+    run = client.get_run(kept["run_id"])
+    assert run.info.status == "FINISHED"
+    assert json.loads((_run_folder(results) / ".mlflow-run.json").read_text())["run_id"] == kept["run_id"]
+    assert [m.step for m in client.get_metric_history(kept["run_id"], "train/loss")] == ALL_STEPS
