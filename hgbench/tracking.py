@@ -54,11 +54,14 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hgbench.fileio import atomic_write_json, utc_now
 from hgbench.paths import TRAIN_RECORD
 from hgbench.records import RecordError, read_record
+
+if TYPE_CHECKING:
+    from hgbench.config import Protocol, VariantSpec
 
 TRACKERS = ("tensorboard", "mlflow")
 """The trackers ``--tracker`` accepts (and ``none``)."""
@@ -390,7 +393,7 @@ class TrainingTracking:
             ``folder.parents[3]``). spec: the variant. settings: the protocol as run. dataset: its name.
     """
 
-    def __init__(self, kind: str, folder: Path, spec: Any, settings: Any, dataset: str,
+    def __init__(self, kind: str, folder: Path, spec: VariantSpec, settings: Protocol, dataset: str,
                  inner: Callable[[str, dict], None] | None) -> None:  # fmt: skip
         self.kind, self.folder, self.dataset = kind, Path(folder), dataset
         self.spec, self.settings = spec, settings
@@ -527,7 +530,7 @@ def learning_curves_png(history: list[dict], path: Path) -> Path | None:
     return path
 
 
-def track_training(kind: str | None, folder: Path, spec: Any, settings: Any, dataset: str,
+def track_training(kind: str | None, folder: Path, spec: VariantSpec, settings: Protocol, dataset: str,
                    progress: Callable[[str, dict], None] | None) -> Callable[[str, dict], None] | None:  # fmt: skip
     """``progress`` with the run logged to the tracker ``kind`` (None: :data:`TRACKER_ENV`), or
     ``progress`` itself when there is none (:class:`TrainingTracking`; call it on rank 0 only).

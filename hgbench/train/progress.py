@@ -14,6 +14,8 @@ The engine (:func:`hgbench.train.train_variant`) reports through a callback
   (fraction of the interval spent waiting for the next batch), ``eta_s``, ``lr``;
 * ``"validate"``: ``variant``, ``epoch``, ``epochs``, ``metric``, ``threshold``, ``mean``
   (percent), ``loss``;
+* ``"epoch"``: ``variant`` and the epoch's history entry (``epoch``, ``steps``, ``train_loss``,
+  ``lr``, ``val`` where validated), before the epoch's checkpoint (:mod:`hgbench.tracking` logs it);
 * ``"checkpoint"``: ``step``, ``reason`` (``steps``, ``minutes``, ``epoch``, ``signal``), ``path``;
 * ``"pretrain"``: ``step``, ``total_steps`` (phase 1 of a two-phase training);
 * ``"done"``: ``variant``, ``train_time_s``, ``samples_per_s``.
