@@ -144,6 +144,10 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     # accuracy
     _C("dataset", "dataset"), _C("split", "split"), _C("metric", "metric"), _C("protocol", "protocol"),
     _C("accuracy_pct", "accuracy", "%", fmt_pct), _C("eval_persons", "eval persons", fmt=fmt_count),
+    _C("accuracy_source", "accuracy of"), _C("accuracy_vs_fp32_pct", "vs eager fp32", "points", fmt_pct),
+    _C("accuracy_vs_fp32_ci_low_pct", "vs eager fp32 95% CI low", "points", fmt_pct),
+    _C("accuracy_vs_fp32_ci_high_pct", "vs eager fp32 95% CI high", "points", fmt_pct),
+    _C("padded", "last batch padded"),
     _C("accuracy_ci_low_pct", "accuracy 95% CI low", "%", fmt_pct), _C("accuracy_ci_high_pct", "accuracy 95% CI high", "%", fmt_pct),
     *[_C(f"{g.lower()}_pct", g, "%", fmt_pct) for g in PAPER_GROUPS], _C("mean_pct", "Mean", "%", fmt_pct),
     *[_C(f"{g.lower()}_ci_{end}_pct", f"{g} 95% CI {end}", "%", fmt_pct) for g in (*PAPER_GROUPS, "Mean") for end in ("low", "high")],
@@ -189,7 +193,8 @@ def _interval_columns(name: str) -> tuple[str, str]:
 
 # accuracy column -> its interval's (low, high) columns
 INTERVALS: dict[str, tuple[str, str]] = {
-    c: _interval_columns(c) for c in ("accuracy_pct", *[f"{g.lower()}_pct" for g in PAPER_GROUPS], "mean_pct")
+    c: _interval_columns(c)
+    for c in ("accuracy_pct", *[f"{g.lower()}_pct" for g in PAPER_GROUPS], "mean_pct", "accuracy_vs_fp32_pct")
 }
 
 

@@ -35,7 +35,15 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from hgbench.analysis.labels import INTERVALS, PAPER_GROUPS, is_missing
 from hgbench.analysis.render import LEARNING_CURVES_PNG
-from hgbench.analysis.tables import ACCURACY_KEY, COST_GROUP, GROUP_COLUMNS, Report, accuracy_for_pareto, pareto_optimal
+from hgbench.analysis.tables import (
+    ACCURACY_KEY,
+    COST_GROUP,
+    GROUP_COLUMNS,
+    QUANTIZED_PRECISIONS,
+    Report,
+    accuracy_for_pareto,
+    pareto_optimal,
+)
 from hgbench.records import atomic_write_bytes
 
 FIG_SIZE = (9.0, 6.0)  # inches; at 110 dpi about 1000 x 660 px
@@ -104,7 +112,8 @@ def accuracy_vs_cost_figure(
     Args:
         points: one row per point with columns ``x``, ``accuracy_pct``, ``label`` (drawn
             beside the point), ``front`` (bool, on the Pareto front), optionally ``series``
-            (colour groups), ``excluded`` (bool: drawn as a cross, e.g. numerics failed) and
+            (colour groups), ``excluded`` (bool: drawn as a cross, e.g. numerics failed),
+            ``precision`` (int8/fp8 points get a square around them) and
             ``accuracy_ci_low_pct``, ``accuracy_ci_high_pct`` (the 95 % interval, drawn as an
             error bar where present).
         x, xlabel, ylabel: cost column and axis labels (with units).
@@ -118,6 +127,7 @@ def accuracy_vs_cost_figure(
     groups = [(None, pts)] if series is None else list(pts.groupby(series, sort=True))
     colours = _colours(len(groups))
     bar_label = "95% interval (bootstrap over persons)"  # on the first error bar only
+    quantized_label = "□ int8/fp8 (post-training quantized)"  # on the first square only
     for (name, g), colour in zip(groups, colours, strict=False):  # _colours gives one colour at least
         excluded = g["excluded"].astype(bool) if "excluded" in g else pd.Series(False, index=g.index)
         yerr = _error_bars(g, ACC, ACC_LOW, ACC_HIGH)
@@ -132,6 +142,11 @@ def accuracy_vs_cost_figure(
                 ax.scatter(sel[x], sel[ACC], marker=marker, s=size, color=colour, edgecolor="black" if on_front else "none",
                            linewidth=0.6, zorder=3, label=label)  # fmt: skip
                 label = None
+        quantized = g[g["precision"].isin(QUANTIZED_PRECISIONS)] if "precision" in g else g.iloc[:0]
+        if len(quantized):  # a square around every int8/fp8 point (issue 27: seen at a glance)
+            ax.scatter(quantized[x], quantized[ACC], marker="s", s=170, facecolors="none", edgecolors=colour, linewidth=1.2,
+                       zorder=3, label=quantized_label)  # fmt: skip
+            quantized_label = None
         sel = g[excluded]
         if len(sel):
             ax.scatter(sel[x], sel[ACC], marker="x", s=40, color=colour, zorder=3,

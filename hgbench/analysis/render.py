@@ -52,7 +52,8 @@ REFERENCE_README = "benchmarks/reference/lspet-cpu/README.md"
 """Where the report of pipeline-check runs sends its reader for real accuracy: the reference
 training on LSPET photos under a CPU protocol that learns (issue 20)."""
 
-COST_SHOWN = ["variant", "backend", "precision", "tf32", "channels_last", "compile_mode", "accuracy_pct", "params_m",
+COST_SHOWN = ["variant", "backend", "precision", "tf32", "channels_last", "compile_mode", "accuracy_pct", "accuracy_source",
+              "accuracy_vs_fp32_pct", "params_m",
               "gmacs_fvcore", "latency_p50_ms", "latency_p90_ms", "throughput_samples_per_s", "peak_memory_mib", "numerics_ok",
               "pareto_optimal", "indistinguishable_from"]  # fmt: skip
 COST_CONDITIONS = ["joints", "threads", "backend", "precision", "tf32", "channels_last", "compile_mode"]

@@ -11,8 +11,9 @@ record is then used or listed in ``skipped`` with its reason (:func:`read_store`
   learning rate and validation accuracy per epoch), the number of stacks, training time;
 - ``"eval"`` (held-out splits only): preferred to the training run's last validation of the
   same network and training (:func:`_join_accuracy`). The accuracy of a deployed artifact (a
-  record with ``artifact``: ``hgbench evaluate --backend/--precision``) is listed in ``skipped``:
-  the report's accuracy is the checkpoint's.
+  record with ``artifact``: ``hgbench evaluate --backend/--precision``, ``hgbench profile
+  --evaluate``) goes to :attr:`Store.deployed` (:func:`_deployed_entry`), which the cost table
+  joins to the profile rows of the same setting.
 
 Rows join only records of one identity (:mod:`hgbench.records.identity`): every row carries
 ``network``, the :data:`hgbench.records.identity.NETWORK` key of its record (variant, spec
@@ -417,6 +418,22 @@ def _train_entry(rec: dict, path: str) -> dict:
     }
 
 
+def _deployed_entry(rec: dict, path: str) -> dict:
+    """An eval record of a deployed artifact: :func:`_eval_entry` with the setting (``backend``,
+    ``precision``, ``batch_size``, ``device`` kind), ``padded`` and the paired difference to
+    eager fp32 on the same persons (``accuracy_vs_fp32_pct``, percentage points, with its 95 %
+    interval ``accuracy_vs_fp32_ci_low_pct``/``_high_pct``)."""
+    deployed = rec.get("deployed") or {}
+    diff = deployed.get("difference") or {}
+    ci = _interval(diff.get("mean_ci"))
+    return {
+        **_eval_entry(rec, path), "backend": rec["backend"], "precision": rec["precision"], "batch_size": int(rec["batch_size"]),
+        "device": str(deployed.get("device") or "cpu").split(":")[0], "padded": bool(rec.get("padded")),
+        "accuracy_vs_fp32_pct": _opt_float(diff.get("mean")),
+        "accuracy_vs_fp32_ci_low_pct": ci[0] if ci else None, "accuracy_vs_fp32_ci_high_pct": ci[1] if ci else None,
+    }  # fmt: skip
+
+
 def _eval_entry(rec: dict, path: str) -> dict:
     return {
         **_identity_fields(rec), "dataset": rec["dataset"], "split": rec["split"],
@@ -446,11 +463,13 @@ class Store:
             dataset, split, metric, protocol, epoch, steps, train_loss, lr,
             val_accuracy_pct, trained_on, train_record; :func:`_learning_points`) and the
             run's ``num_stacks`` (:func:`_num_stacks`).
+        deployed: one dict per deployed artifact's accuracy (:func:`_deployed_entry`), not stale.
         skipped: ``(path, reason)`` for every record file not used.
         files: number of ``*.json`` files read.
     """
 
     profiles: list[dict] = field(default_factory=list)
+    deployed: list[dict] = field(default_factory=list)
     failed: list[dict] = field(default_factory=list)
     accuracy: list[dict] = field(default_factory=list)
     learning: list[dict] = field(default_factory=list)
@@ -476,6 +495,7 @@ def read_store(dirs: Sequence[str | Path], filters: Filters = Filters()) -> Stor
     store = Store(skipped=skipped, files=files)
     trains: list[dict] = []
     evals: list[dict] = []
+    deployed: list[dict] = []
     for path, rec in records:
         kind = rec["kind"]
         try:
@@ -501,15 +521,22 @@ def read_store(dirs: Sequence[str | Path], filters: Filters = Filters()) -> Stor
                     store.skipped.append((path, reason))
                 elif entry["split"] == "train":
                     store.skipped.append((path, "evaluated on the training split; the report uses held-out splits"))
-                elif artifact := rec.get("artifact"):
-                    store.skipped.append((path, f"deployed accuracy of {artifact}: the report shows the checkpoint's"))
+                elif rec.get("artifact"):
+                    deployed.append(_deployed_entry(rec, path))
                 else:
                     evals.append(entry)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             what = f"field {e.args[0]!r} missing" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
             store.skipped.append((path, f"malformed {kind} record: {what}; re-run {_RERUN[kind]}"))
-    _name_protocols(trains + evals)
+    _name_protocols(trains + evals + deployed)
     _join_accuracy(store, trains, evals)
+    runs = {r["_run"]: r for r in trains}
+    for d in deployed:
+        run = runs.get(d["_run"])
+        if run and (why := stale_evaluation(d, run)):
+            store.skipped.append((d["accuracy_record"], why))
+        else:
+            store.deployed.append({k: v for k, v in d.items() if not k.startswith("_")})
     return store
 
 

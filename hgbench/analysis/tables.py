@@ -12,6 +12,16 @@ measured.
   cost is never on the front; a reduced-precision row whose numerics check failed (its output
   moved beyond tolerance from fp32) keeps the fp32 accuracy in its column but is not on the
   front, since that accuracy does not carry over to it.
+- **Deployed accuracy.** Where the records hold the accuracy measured through a row's own
+  artifact (:attr:`hgbench.analysis.rows.Store.deployed`: same network, accuracy key, backend,
+  precision, batch size and device kind; NCHW, TF32 off), that row shows it, with its interval,
+  ``accuracy_source`` "deployed", and ``accuracy_vs_fp32_pct``, the paired difference to eager
+  fp32 on the same persons (percentage points, negative: a drop) with its interval; eager fp32
+  *is* the checkpoint and is "deployed" too. The other rows show the fp32 checkpoint's accuracy
+  (``accuracy_source`` "fp32 checkpoint"); a quantized row (int8, fp8) among them is never on
+  the front, since nothing says what its accuracy is. The Pareto front and
+  ``indistinguishable_from`` use the accuracy shown. Without any deployed record the three
+  columns are absent (the table of earlier versions).
 - ``per_joint``, the layout of seed ``002_bdd2d633fa65b35a.txt`` Table 1: Head ... Ankle, Mean
   (percent), parameters, GMACs, training hours and inference time, one block per machine. The
   paper's "Num. of Parameters" column is MiB of float32 weights (its 8-stack "97.7M" = 25.59M
@@ -72,7 +82,8 @@ GROUP_COLUMNS = [f"{g.lower()}_pct" for g in PAPER_GROUPS]
 ACCURACY_CI = list(INTERVALS["accuracy_pct"])
 COST_COLUMNS = [
     *MACHINE, "threads", *ACCURACY_KEY, "batch_size", "input_size_px", "variant", "joints", "spec_hash", "backend", "precision", "tf32",
-    "channels_last", "compile_mode", "accuracy_pct", *ACCURACY_CI, "eval_persons", "pipeline_check", "params", "params_m",
+    "channels_last", "compile_mode", "accuracy_pct", *ACCURACY_CI, "accuracy_source", "accuracy_vs_fp32_pct",
+    *INTERVALS["accuracy_vs_fp32_pct"], "padded", "eval_persons", "pipeline_check", "params", "params_m",
     "weights_fp32_mib", "model_size_fp32_mib", "gmacs_fvcore", "gmacs_thop", "gflops_flop_counter", "latency_p50_ms",
     "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_std_ms", "timed_runs", "timed_repetitions",
     "p50_range_pct", "throughput_samples_per_s", "peak_memory_mib", "activation_memory_mib", "build_time_s", "numerics_ok", "max_abs_error",
@@ -102,6 +113,9 @@ FAILED_COLUMNS = [
 SKIPPED_COLUMNS = ["path", "reason"]
 # present only where some record has an interval (module docstring)
 INTERVAL_ONLY = {c for pair in INTERVALS.values() for c in pair} | {"indistinguishable_from"}
+DEPLOYED_ONLY = ["accuracy_source", "accuracy_vs_fp32_pct", *INTERVALS["accuracy_vs_fp32_pct"], "padded"]
+"""Cost columns present only where some deployed accuracy was read (module docstring)."""
+QUANTIZED_PRECISIONS = ("int8", "fp8")  # hgbench.config.axes.QUANTIZED_PRECISIONS
 
 
 class NoUsableRecordsError(ValueError):
@@ -156,10 +170,14 @@ def pareto_optimal(accuracy: Sequence[float], cost: Sequence[float]) -> np.ndarr
 
 
 def accuracy_for_pareto(df: pd.DataFrame) -> pd.Series:
-    """``df.accuracy_pct``, NaN where a reduced-precision numerics check failed (see module docs)."""
+    """``df.accuracy_pct``, NaN where it is the fp32 checkpoint's and does not carry over: a
+    reduced-precision numerics check failed, or a quantized precision (see module docs)."""
     acc = pd.to_numeric(df["accuracy_pct"], errors="coerce")
-    failed = df["numerics_ok"].map(lambda v: isinstance(v, (bool, np.bool_)) and not v)
-    return acc.where(~failed.astype(bool))
+    failed = df["numerics_ok"].map(lambda v: isinstance(v, (bool, np.bool_)) and not v).astype(bool)
+    failed |= df["precision"].isin(QUANTIZED_PRECISIONS)
+    if "accuracy_source" in df.columns:
+        failed &= df["accuracy_source"] != "deployed"
+    return acc.where(~failed)
 
 
 def indistinguishable_from(
@@ -344,6 +362,7 @@ def build_tables(
     if not store.profiles and not [a for a in store.accuracy if a["accuracy_pct"] is not None] and not store.failed:
         raise NoUsableRecordsError(_nothing_usable_message(sources, store, filters))
 
+    deployed = {_deployed_key(d): d for d in store.deployed}
     acc_by_network: dict[tuple, list[dict]] = defaultdict(list)
     for a in store.accuracy:
         acc_by_network[a["network"]].append(a)
@@ -361,13 +380,15 @@ def build_tables(
                 continue
             rows.append(p)
         for a in matches:
-            rows.append({**p, **{k: a.get(k) for k in _JOINED_ACCURACY}})
+            rows.append(_with_deployed({**p, **{k: a.get(k) for k in _JOINED_ACCURACY}}, deployed))
     order = COST_GROUP + ["variant", "backend", "precision", "tf32", "channels_last"]
     cost = _frame(rows, COST_COLUMNS).sort_values(order, na_position="last", kind="stable").reset_index(drop=True)
     cost["pareto_optimal"] = _grouped_pareto(cost, COST_GROUP, PARETO_ON[pareto_on])
     if not cost.empty:
         cost["indistinguishable_from"] = _grouped_indistinguishable(cost, PARETO_ON[pareto_on])
     cost = _drop_absent_pipeline_check(_drop_absent_intervals(cost))
+    if not store.deployed:
+        cost = cost.drop(columns=[c for c in DEPLOYED_ONLY if c in cost.columns])
 
     return Report(
         cost=cost,
@@ -385,10 +406,28 @@ def build_tables(
     )
 
 
-# the accuracy columns of a cost row
+# the accuracy columns of a cost row, and those a deployed accuracy replaces
 _JOINED_ACCURACY = (*ACCURACY_KEY, "accuracy_pct", *ACCURACY_CI, "eval_persons", "pipeline_check", "accuracy_record")
+_FROM_DEPLOYED = ("accuracy_pct", *ACCURACY_CI, "eval_persons", "accuracy_record", "accuracy_vs_fp32_pct",
+                  *INTERVALS["accuracy_vs_fp32_pct"], "padded")  # fmt: skip
 _PER_JOINT_FROM_ACCURACY = (*ACCURACY_KEY, "variant", "joints", "spec_hash", "eval_persons", "pipeline_check", "training_h", "trained_on",
                             "accuracy_record")  # fmt: skip
+
+
+def _deployed_key(row: dict) -> tuple:
+    """What a deployed accuracy and a cost row must share (module docstring)."""
+    return tuple(row.get(k) for k in ("network", *ACCURACY_KEY, "backend", "precision", "batch_size", "device"))
+
+
+def _with_deployed(row: dict, deployed: dict[tuple, dict]) -> dict:
+    """A cost row with the accuracy of its own artifact where one was measured (module docstring)."""
+    plain = not row.get("tf32") and not row.get("channels_last")
+    if plain and (row["backend"], row["precision"]) == ("eager", "fp32") and row.get("accuracy_pct") is not None:
+        return {**row, "accuracy_source": "deployed", "accuracy_vs_fp32_pct": 0.0, "padded": False}
+    d = deployed.get(_deployed_key(row)) if plain and row.get("compile_mode") in (None, "default") else None
+    if d is None:
+        return {**row, "accuracy_source": None if row.get("accuracy_pct") is None else "fp32 checkpoint"}
+    return {**row, **{k: d.get(k) for k in _FROM_DEPLOYED}, "accuracy_source": "deployed"}
 
 
 def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from hgbench.accuracy.evaluate import predict
 from hgbench.accuracy.paired import paired_difference
 from hgbench.data import make_dataset
-from tests.conftest import write_registry
+from tests.conftest import tiny_hourglass, write_registry
 
 runner = CliRunner()
 
@@ -97,8 +97,9 @@ def trained(tmp_path_factory):
     from hgbench.config import get_variant, load_protocol
     from hgbench.train import train_variant
 
+    registry = write_registry(tmp_path_factory.mktemp("registry"))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HGBENCH_VARIANTS_DIR", str(write_registry(tmp_path_factory.mktemp("registry"))))
+        mp.setenv("HGBENCH_VARIANTS_DIR", str(registry))
         old = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -113,7 +114,12 @@ def trained(tmp_path_factory):
         finally:
             torch.set_num_threads(old)
     checkpoint = Path(rec["checkpoint"])
-    return {"checkpoint": checkpoint, "results": results, "cache": tmp_path_factory.mktemp("cache")}
+    return {
+        "checkpoint": checkpoint,
+        "results": results,
+        "cache": tmp_path_factory.mktemp("cache"),
+        "registry": registry,
+    }
 
 
 def _record(path: Path) -> dict:
@@ -213,3 +219,107 @@ def test_bad_deployments_exit_2_before_any_work(tmp_path, args, message):
     out = _cli("evaluate", str(missing), *args)
     assert out.exit_code == 2, out.output
     assert message in out.output and "no-such-checkpoint" not in out.output
+
+
+# --- int8 as a precision, and `hgbench profile --evaluate` (issue 27, deliverables 1-3, 6) ----------
+
+_QUICK = ["--repetitions", "1", "--min-time-s", "0", "--min-iters", "2", "--warmup", "1", "--warmup-s", "0",
+          "--threads", "1", "--quiet-attempts", "1"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_profile_evaluate_records_deployed_int8_accuracy_that_the_report_shows(trained, one_thread, monkeypatch):
+    """The issue's acceptance command on a results folder holding a trained network: every setting's
+    artifact is evaluated, the report's rows show their own (deployed) accuracy with the difference to
+    eager fp32, and the int8 row is marked in the plot's points."""
+    import pandas as pd
+
+    monkeypatch.setenv("HGBENCH_VARIANTS_DIR", str(trained["registry"]))
+    results = trained["results"]
+    out = _cli("profile", "--variants", "tiny", "--backend", "eager,onnxruntime", "--precision", "fp32,int8", "--evaluate",
+               "--calibration-count", "32", "--results", str(results), "--cache-dir", str(trained["cache"]), *_QUICK)  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "eager int8 not run" in out.output and "deployed accuracy" in out.output
+    folder = trained["checkpoint"].parent
+    int8 = _record(next(folder.glob("eval-*onnxruntime-int8-b1*.json")))
+    assert int8["precision"] == "int8" and int8["deployed"]["difference"]["mean_ci"] is not None
+    profile = [json.loads(p.read_text()) for p in (results / "profile").rglob("*.json")]
+    quantized = [p for p in profile if p["precision"] == "int8"]
+    assert [p["backend"] for p in quantized] == ["onnxruntime"] and quantized[0]["status"] == "ok"
+    assert any("QDQ" in n for n in quantized[0]["notes"]) and quantized[0]["numerics"]["ok"] is not None
+
+    report = tmp = results / "report"
+    out = _cli("report", "--results", str(results), "--out", str(tmp))
+    assert out.exit_code == 0, out.output
+    cost = pd.read_csv(next(report.glob("accuracy_vs_cost*.csv")))
+    row = cost[(cost["backend"] == "onnxruntime") & (cost["precision"] == "int8")].iloc[0]
+    assert row["accuracy of"] == "deployed" and row["accuracy (%)"] == pytest.approx(int8["result"]["mean"])
+    assert row["vs eager fp32 (points)"] == pytest.approx(int8["deployed"]["difference"]["mean"])
+    eager = cost[(cost["backend"] == "eager")].iloc[0]
+    assert eager["accuracy of"] == "deployed" and eager["vs eager fp32 (points)"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "eager,torchscript", "--precision", "int8"], "is built by compile, onnxruntime or tensorrt"),
+        (["--backend", "onnxruntime", "--precision", "int8"], "needs calibration data"),
+        (
+            ["--backend", "onnxruntime", "--precision", "int8", "--dataset", "synthetic", "--calibration-count", "0"],
+            "--calibration-count 0",
+        ),
+        (
+            [
+                "--backend",
+                "onnxruntime",
+                "--precision",
+                "int8",
+                "--dataset",
+                "synthetic",
+                "--calibration-count",
+                "100000",
+            ],
+            "--calibration-count 100000 exceeds",
+        ),
+        (
+            [
+                "--backend",
+                "onnxruntime",
+                "--precision",
+                "int8",
+                "--dataset",
+                "synthetic",
+                "--calibration-method",
+                "nope",
+            ],
+            "--calibration-method 'nope'",
+        ),
+        (["--backend", "onnxruntime", "--precision", "int4"], "--precision 'int4'"),
+    ],
+)
+def test_int8_bad_input_exits_2_before_any_work(tmp_path, monkeypatch, args, message):
+    monkeypatch.setenv("HGBENCH_VARIANTS_DIR", str(write_registry(tmp_path / "registry")))
+    results = tmp_path / "results"
+    out = _cli(
+        "profile", "--variants", "tiny", "--results", str(results), "--cache-dir", str(tmp_path / "cache"), *args
+    )
+    assert out.exit_code == 2, out.output
+    assert message in " ".join(out.output.split()), out.output
+    assert not (results / "profile").exists()  # nothing measured
+
+
+def test_backends_without_int8_refuse_it_naming_those_that_have_it():
+    from hgbench.profile.backends import RunSettings, get_backend
+
+    int8 = RunSettings(precision="int8")
+    for name in ("eager", "torchscript", "cudagraphs"):
+        assert "use --backend compile, onnxruntime or tensorrt" in get_backend(name).unsupported(int8)
+    assert get_backend("onnxruntime").unsupported(int8) is None
+    assert "fp8 is not built by onnxruntime" in get_backend("onnxruntime").unsupported(RunSettings(precision="fp8"))
+
+
+def test_a_quantized_setting_without_calibration_data_says_what_is_missing(one_thread):
+    from hgbench.profile.backends import RunSettings, get_backend
+
+    with pytest.raises(ValueError, match="--precision int8 needs calibration data: pass --dataset"):
+        get_backend("onnxruntime").prepare(tiny_hourglass(), torch.zeros(1, 3, 32, 32), RunSettings(precision="int8"))
