@@ -40,6 +40,39 @@ STEM_STRIDE = 4
 seed 004_f2275e04f372f4f6.txt section 3: 256 -> 64)."""
 
 
+MAX_BATCH_INPUT_BYTES = 64 * 2**30
+"""Largest float32 input batch a protocol may ask for, ``batch_size x 3 x input_size**2 x 4``
+bytes (64 GiB; Newell et al.'s 6 x 256 px batch is 4.5 MiB): the network's activations are
+many times its input (the stem's first convolution alone writes 5.3 times it), so a larger batch
+fits on no machine. Refused when the protocol is read, before anything is allocated
+(:func:`check_input_batch`)."""
+
+MAX_ROTATION_DEG = 180.0
+"""Largest ``augmentation.rotation_deg``: ``[-180, 180]`` degrees already holds every rotation
+(NumPy's uniform draw fails on a range past about 1e308)."""
+
+MAX_SCALE_FACTOR = 16.0
+"""Largest zoom of ``augmentation.scale`` either way (factors in ``[1/16, 16]``): 16x in shows
+1/256 of the person box, 16x out makes the person 1/16 of the crop (16 px of a 256 px input);
+the papers use 0.75-1.25 (Newell et al.), and a factor of 1e300 overflows the crop's matrix."""
+
+
+def check_input_batch(batch_size: int, input_size: int, what: str = "batch_size") -> None:
+    """Refuse a batch whose float32 input alone exceeds :data:`MAX_BATCH_INPUT_BYTES`.
+
+    Raises:
+        ValueError: ``"with batch_size N does not fit in memory ..."`` (``what`` names the
+            batch-size field), with the estimated size, the limit and the fix.
+    """
+    size = batch_size * 3 * input_size * input_size * 4
+    if size > MAX_BATCH_INPUT_BYTES:
+        raise ValueError(
+            f"with {what} {batch_size:,} does not fit in memory: one batch of {batch_size:,} float32 inputs of "
+            f"3 x {input_size:,} x {input_size:,} is {size / 2**30:,.3g} GiB before any activation, over the "
+            f"{MAX_BATCH_INPUT_BYTES / 2**30:g} GiB limit; use a smaller {what} or input_size (the papers: 6-32 at 256 px)"
+        )
+
+
 @dataclass(frozen=True)
 class OptimizerConfig:
     """Optimiser and its hyper-parameters (PyTorch names; RMSprop's ``alpha`` is Torch7's
@@ -70,8 +103,9 @@ class Augmentation:
         color_jitter: each RGB channel is multiplied by a factor from
             ``[1 - color_jitter, 1 + color_jitter]`` and clipped to [0, 1].
 
-    Ranges: ``rotation_deg`` >= 0, ``rotation_prob`` in [0, 1], ``0 < low <= high``,
-    ``color_jitter`` in [0, 1) (a gain stays positive).
+    Ranges: ``rotation_deg`` in [0, :data:`MAX_ROTATION_DEG`], ``rotation_prob`` in [0, 1],
+    ``1/16 <= low <= high <= 16`` (:data:`MAX_SCALE_FACTOR`), ``color_jitter`` in [0, 1)
+    (a gain stays positive).
     """
 
     __pydantic_config__ = CONFIG
@@ -81,6 +115,26 @@ class Augmentation:
     scale: ScaleRange = (1.0, 1.0)
     flip: Bool = False
     color_jitter: UnitInterval = 0.0
+
+    @field_validator("rotation_deg")
+    @classmethod
+    def _one_turn(cls, value: float) -> float:
+        if value > MAX_ROTATION_DEG:
+            raise ValueError(
+                f"is over {MAX_ROTATION_DEG:g} degrees: [-180, 180] already holds every rotation; use at most 180"
+            )
+        return value
+
+    @field_validator("scale")
+    @classmethod
+    def _sane_zoom(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if low < 1 / MAX_SCALE_FACTOR or high > MAX_SCALE_FACTOR:
+            raise ValueError(
+                f"zooms past {MAX_SCALE_FACTOR:g}x (factors in [{1 / MAX_SCALE_FACTOR:g}, {MAX_SCALE_FACTOR:g}]): "
+                "the crop would show a speck of the person, or the person as a speck; the papers use [0.75, 1.25]"
+            )
+        return value
 
     def sample(self, rng: np.random.Generator) -> tuple[float, float, bool, np.ndarray]:
         """Draw ``(rotation_deg, scale_factor, flip, channel_gains (3,))``."""
@@ -155,8 +209,9 @@ class Protocol:
         checkpoint_every_min: ...and at least every this many minutes of training.
 
     ``name`` is a plain name (a folder under ``--results``); counts and sizes are >= 1
-    (``seed``, ``num_workers`` >= 0), sigmas > 0, and ``output_size`` is
-    ``input_size / STEM_STRIDE``. Loaded through :func:`load_protocol`, which checks all
+    (``seed``, ``num_workers`` >= 0), sigmas > 0, ``output_size`` is
+    ``input_size / STEM_STRIDE``, and one input batch fits in memory
+    (:data:`MAX_BATCH_INPUT_BYTES`, :func:`check_input_batch`). Loaded through :func:`load_protocol`, which checks all
     of it; a ``Protocol(...)`` built in code is checked by
     :func:`hgbench.config.check_compatible`.
     """
@@ -171,7 +226,7 @@ class Protocol:
     epochs: PositiveInt = 1
     steps_per_epoch: PositiveInt | None = None
     batch_size: PositiveInt = 6
-    input_size: PositiveInt = 256
+    input_size: Annotated[PositiveInt, Field(validate_default=True)] = 256  # checked with the batch size
     output_size: PositiveInt = 64
     heatmap_sigma: PositiveFloat = 1.0
     heatmap_sigma_occluded: PositiveFloat | None = None
@@ -187,6 +242,14 @@ class Protocol:
     sync_batchnorm: Bool = False
     checkpoint_every_steps: PositiveInt = 500
     checkpoint_every_min: PositiveFloat = 10.0
+
+    @field_validator("input_size")
+    @classmethod
+    def _batch_fits_in_memory(cls, value: int, info: ValidationInfo) -> int:
+        batch = info.data.get("batch_size")
+        if batch is not None:
+            check_input_batch(batch, value)
+        return value
 
     @field_validator("output_size")
     @classmethod

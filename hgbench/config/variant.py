@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, Strict, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, Strict, ValidationInfo, field_validator, model_validator
 
 from hgbench.config import axes
 from hgbench.config.loading import (
@@ -31,7 +31,7 @@ from hgbench.config.loading import (
     from_dict,
     read_yaml,
 )
-from hgbench.config.protocol import STEM_STRIDE, OptimizerConfig, Protocol
+from hgbench.config.protocol import STEM_STRIDE, OptimizerConfig, Protocol, check_input_batch
 from hgbench.paths import variants_dir
 
 BlockName = Literal[axes.BLOCKS]
@@ -42,6 +42,41 @@ builds; a test keeps the two equal)."""
 MAX_DEPTH = 6
 """Deepest hourglass accepted: Newell et al.'s 256 px input gives 64 px heatmaps, which
 ``depth`` 6 halves down to 1 px (seed 004_f2275e04f372f4f6.txt uses depth 4)."""
+
+
+MAX_WEIGHT_BYTES = 64 * 2**30
+"""Largest float32 weights a variant may have (64 GiB, 16 G parameters): training holds about
+four times its weights (weights, gradients, Adam's two moments: 256 GiB) before any activation,
+more than the largest single accelerator has (141 GiB, an H200), and it is 600 times the largest
+network of the registry (``hru-deconv8``, 111 M parameters). A variant over it is refused when
+its file is read, before anything is allocated (:func:`parameter_lower_bound`)."""
+
+FLOAT32_BYTES = 4
+
+BLOCK_PARAMETERS_PER_WIDTH_SQUARED = 0.5
+"""A lower bound on the parameters of one residual module of width ``F``, in units of ``F**2``:
+the cheapest block of :data:`hgbench.config.axes.BLOCKS`, the Ghost bottleneck, has 0.72 F^2
+(``hg1-ghost``: 661,456 parameters for 17 blocks of 256 channels, measured with
+``hgbench.models.create_model``); Newell's residual module has 3.25 F^2 (1x1 F->F/2, 3x3, 1x1 F/2->F)."""
+
+
+def parameter_lower_bound(a: Architecture) -> int:
+    """A lower bound on the parameters of the network ``a`` describes, from its fields alone
+    (nothing is built): its residual modules (per stack ``(3 depth + 1) num_modules``, or
+    ``(3 depth - 1) num_modules + bottom_modules`` with ``bottom_modules``, each at least
+    :data:`BLOCK_PARAMETERS_PER_WIDTH_SQUARED` x ``num_features**2``), the autoencoder's two
+    linear layers (at least ``num_features x latent_dim`` each, per stack) and Newell's stem's
+    ``stem_channels**2`` (its first residual module, ``s -> 2 s``). Never above the true count (a test checks every registered variant)."""
+    f = a.num_features
+    per_stack = (3 * a.depth - 1) * a.num_modules + (a.bottom_modules or 2 * a.num_modules)
+    blocks = a.num_stacks * per_stack * BLOCK_PARAMETERS_PER_WIDTH_SQUARED * f * f
+    autoencoder = 2 * a.num_stacks * f * a.latent_dim if a.bottleneck == "autoencoder" else 0
+    stem = a.stem_channels**2 if a.stem == "newell" else 0
+    return int(blocks + autoencoder + stem)
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:,.3g} GiB"
 
 
 def _even_width(value: int) -> int:
@@ -99,6 +134,20 @@ class Architecture:
     # Brami and Chen (seed 001_25df7af4abb369d1.txt "Methods"): the hourglass's x2 upsampling
     upsample: Literal["nearest", "deconv"] = "nearest"
 
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> Architecture:
+        """Refuse, before anything is allocated, a network whose float32 weights alone would
+        exceed :data:`MAX_WEIGHT_BYTES` (:func:`parameter_lower_bound`)."""
+        params = parameter_lower_bound(self)
+        if params * FLOAT32_BYTES > MAX_WEIGHT_BYTES:
+            raise ValueError(
+                f"is too large to fit in memory: num_stacks {self.num_stacks:,} x num_features {self.num_features:,} "
+                f"(depth {self.depth}, num_modules {self.num_modules:,}) gives at least {params:.3g} parameters, "
+                f"{_gib(params * FLOAT32_BYTES)} of float32 weights, over the {_gib(MAX_WEIGHT_BYTES)} limit "
+                "(training needs about 4x that); use fewer stacks, modules or features (the papers: 1-8 stacks of 256)"
+            )
+        return self
+
     @field_validator("input_size")
     @classmethod
     def _input_fits_depth(cls, value: int | None, info: ValidationInfo) -> int | None:
@@ -141,6 +190,9 @@ class PretrainConfig:
     lr_step_epochs: NonNegativeInt = 25
     lr_gamma: PositiveFloat = 0.5
     noise_std: NonNegativeFloat = 0.1
+
+
+_NO_PRETRAIN = PretrainConfig()
 
 
 @dataclass(frozen=True)
@@ -287,7 +339,9 @@ def check_compatible(spec: VariantSpec, protocol: Protocol, source: str | None =
     Both are first re-validated (a ``VariantSpec(...)`` or ``Protocol(...)`` built in code
     skips the loaders' checks), then: the protocol's heatmap side ``output_size`` must be
     divisible by ``2**depth`` (each hourglass level halves it and the upper branch adds the
-    halves back, hg.lua of princeton-vl/pose-hg-train), and a variant fixed to an input
+    halves back, hg.lua of princeton-vl/pose-hg-train), the variant's batch-size overrides
+    (``batch_size``, ``pretrain.batch_size``) must fit in memory at the protocol's input size
+    (:func:`hgbench.config.protocol.check_input_batch`), and a variant fixed to an input
     side (``architecture.input_size``) must match the protocol's ``input_size``.
 
     Raises:
@@ -307,6 +361,14 @@ def check_compatible(spec: VariantSpec, protocol: Protocol, source: str | None =
             f"(each hourglass level halves them), but the protocol's output_size is {protocol.output_size} "
             f"(input_size {protocol.input_size}); use an input_size that is a multiple of 4*2**depth = {step}, e.g. {good}"
         )
+    for field_name, batch in (
+        ("batch_size", spec.batch_size),
+        ("pretrain.batch_size", (spec.pretrain or _NO_PRETRAIN).batch_size),
+    ):
+        try:
+            check_input_batch(batch or protocol.batch_size, protocol.input_size, field_name)
+        except ValueError as e:  # the variant's override at the protocol's input size
+            raise ConfigError(f"{where}: field '{field_name}': input_size {protocol.input_size} {e}") from None
     if a.input_size is not None and a.input_size != protocol.input_size:
         raise ConfigError(
             f"{where}: field 'architecture.input_size': {a.input_size} differs from the protocol's input_size "

@@ -1,0 +1,133 @@
+"""Up-front limits (issue 26 item 5): a variant or protocol value that cannot fit in memory
+(``num_features`` 10^6, ``num_stacks`` 10^9, a batch of 10^9, an input side of 10^6) or that
+makes NumPy fail (a rotation range of 1e308 degrees, a zoom of 1e300) is refused when the file is
+read, with the estimated size and the limit, before anything is allocated; the shipped files and
+the registry's networks are all within the limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import tracemalloc
+
+import pytest
+from conftest import tiny_protocol_yaml, write_registry
+from typer.testing import CliRunner
+
+from hgbench.config import ConfigError, check_compatible, list_variants, load_protocol, load_variant_file
+from hgbench.config.protocol import MAX_BATCH_INPUT_BYTES, available_protocols
+from hgbench.config.variant import MAX_WEIGHT_BYTES, PretrainConfig, _load_all, parameter_lower_bound
+
+runner = CliRunner()
+VARIANT = "description: x\nsource: {paper: p}\narchitecture: {%s}\n"
+
+# (architecture fields, words the message must hold)
+HUGE_VARIANTS = [
+    ("num_stacks: 1000000000", ["num_stacks 1,000,000,000", "at least 4.26e+14 parameters", "GiB of float32 weights"]),
+    ("num_stacks: 1, num_features: 1000000", ["num_features 1,000,000", "at least 6.5e+12 parameters"]),
+    ("num_stacks: 2, num_modules: 100000000", ["num_modules 100,000,000", "parameters"]),
+    ("num_stacks: 1, bottom_modules: 1000000000000", ["at least", "parameters"]),
+    ("num_stacks: 1, bottleneck: autoencoder, latent_dim: 1000000000000", ["at least", "parameters"]),
+]
+
+
+@pytest.mark.parametrize(("fields", "words"), HUGE_VARIANTS, ids=[f for f, _ in HUGE_VARIANTS])
+def test_a_variant_too_large_for_memory_is_refused_when_read_with_its_estimated_size(tmp_path, fields, words):
+    path = tmp_path / "huge.yaml"
+    path.write_text(VARIANT % fields)
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ConfigError) as e:
+            load_variant_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    text = str(e.value)
+    assert text.startswith(f"{path}: field 'architecture': "), text
+    assert "too large to fit in memory" in text and "over the 64 GiB limit" in text, text
+    assert all(w in text for w in words), text
+    assert "\n" not in text and time.perf_counter() - start < 1 and peak < 16 * 2**20  # nothing built
+
+
+# (protocol text, field, words)
+HUGE_PROTOCOLS = [
+    ("input_size: 1000000\noutput_size: 250000\n", "input_size", ["3 x 1,000,000 x 1,000,000", "GiB", "64 GiB limit"]),
+    ("batch_size: 1000000000\n", "input_size", ["batch_size 1,000,000,000", "7.32e+05 GiB", "smaller batch_size"]),
+    (
+        "augmentation: {rotation_deg: 1.0e+308}\n",
+        "augmentation.rotation_deg",
+        ["1e+308", "every rotation", "at most 180"],
+    ),
+    ("augmentation: {rotation_deg: 181}\n", "augmentation.rotation_deg", ["181 is over 180 degrees"]),
+    ("augmentation: {scale: [1.0e-300, 1.0e+300]}\n", "augmentation.scale", ["zooms past 16x", "[0.75, 1.25]"]),
+    ("augmentation: {scale: [0.5, 20]}\n", "augmentation.scale", ["[0.5, 20]", "zooms past 16x"]),
+    ("augmentation: {scale: [0.01, 1]}\n", "augmentation.scale", ["zooms past 16x"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "words"), HUGE_PROTOCOLS, ids=[f"{f}-{t[:30]}" for t, f, _ in HUGE_PROTOCOLS]
+)
+def test_a_protocol_value_too_large_is_refused_when_read(tmp_path, text, field, words):
+    path = tmp_path / "huge.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_protocol(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: field '{field}': "), message
+    assert all(w in message for w in words), message
+
+
+@pytest.mark.parametrize("text", ["augmentation: {rotation_deg: 180, scale: [0.0625, 16]}\n", "batch_size: 256\n"])
+def test_values_at_the_limits_are_read(tmp_path, text):
+    path = tmp_path / "edge.yaml"
+    path.write_text(text)
+    load_protocol(path)
+
+
+def test_a_variants_batch_override_too_large_for_the_protocol_is_refused_before_training():
+    protocol = load_protocol("smoke")
+    spec = next(s for s in list_variants() if s.name == "hg1")
+    with pytest.raises(ConfigError, match=r"field 'batch_size': input_size 64 with batch_size 10,000,000 does not fit"):
+        check_compatible(dataclasses.replace(spec, batch_size=10**7), protocol)
+    pretrain = PretrainConfig(batch_size=10**7)
+    with pytest.raises(ConfigError, match=r"field 'pretrain.batch_size': .* 458 GiB before any activation"):
+        check_compatible(dataclasses.replace(spec, pretrain=pretrain), protocol)
+    check_compatible(dataclasses.replace(spec, batch_size=64), protocol)
+
+
+def test_every_shipped_variant_and_protocol_is_within_the_limits_and_the_estimate_is_a_lower_bound():
+    from hgbench.models import create_model
+
+    for name in available_protocols():
+        p = load_protocol(name)
+        assert p.batch_size * 3 * p.input_size**2 * 4 <= MAX_BATCH_INPUT_BYTES
+    for spec in list_variants():
+        model = create_model(spec, 16, input_size=256)
+        actual = sum(t.numel() for t in model.parameters())
+        assert parameter_lower_bound(spec.architecture) <= actual, spec.name
+        assert actual * 4 < MAX_WEIGHT_BYTES / 100, spec.name
+
+
+def test_hgbench_train_refuses_a_huge_protocol_or_variant_in_one_line_before_any_work(tmp_path, monkeypatch):
+    """Before: NumPy's OverflowError in the data loader (a traceback), or the allocator killed."""
+    from hgbench.cli import app
+
+    registry = write_registry(tmp_path / "registry")
+    (registry / "huge.yaml").write_text("name: huge\n" + VARIANT % "num_stacks: 1000000000")
+    monkeypatch.setenv("HGBENCH_VARIANTS_DIR", str(registry))
+    _load_all.cache_clear()
+    try:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(tiny_protocol_yaml(augmentation={"rotation_deg": 1e308}))
+        r = runner.invoke(app, ["train", "tiny", "--protocol", str(bad), "--results", str(tmp_path / "res")])
+        text = " ".join(r.output.split())
+        assert r.exit_code == 2 and "augmentation.rotation_deg" in text and str(bad) in text, r.output
+        assert not (tmp_path / "res" / "runs").exists()
+        r = runner.invoke(app, ["variants"])
+        text = " ".join(r.output.split())
+        assert r.exit_code == 2 and "huge.yaml" in text and "too large to fit in memory" in text, r.output
+        assert "Traceback" not in r.output
+    finally:
+        _load_all.cache_clear()
