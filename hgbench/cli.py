@@ -205,6 +205,9 @@ def profile(
             deployed = evaluate_profiled([r for r, _ in run.rows], plan.results, lambda r: deployment_for(r, plan),
                                          data_root=data_root, device=plan.device.type)  # fmt: skip
         ui.print_deployed(deployed)
+    from hgbench.tracking import track_profile  # HGBENCH_TRACKER: the sweep as one TensorBoard/MLflow run
+    measured = deployed and [(record, ev.result.mean) for record, ev in deployed.evaluations]
+    track_profile(None, run.rows, plan.results, plan.device.type, measured)
     raise typer.Exit(1 if run.failed or (deployed is not None and deployed.failed) else 0)
 
 
@@ -238,7 +241,8 @@ def data_download(
     all_: Annotated[bool, typer.Option("--all", help="Also the optional archives (COCO train2017, 19 GB).")] = False,
     keep_archives: Annotated[bool, typer.Option(help="Keep the verified archives in <to>/.downloads.")] = False,
     base_url: Annotated[str | None, typer.Option(help="A mirror with the same file names.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds one network read may wait, and an attempt may go without 1 KiB of progress.")] = DEFAULT_TIMEOUT_S,
+    timeout: Annotated[float, typer.Option(help="Seconds one network read may wait, and an attempt may go "
+                                                "without 1 KiB of progress.")] = DEFAULT_TIMEOUT_S,
     retries: Annotated[int, typer.Option(help="Attempts per URL after a failed one.")] = DEFAULT_RETRIES,
 ) -> None:
     """Download, verify and safely extract the official archives; an interrupted download resumes."""
