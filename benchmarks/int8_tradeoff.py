@@ -23,8 +23,14 @@ slows all of them alike. It prints a Markdown table: p50 latency (ms) of fp32 an
 ratio int8/fp32 (below 1: int8 is faster), the largest heatmap difference of int8 from fp32 on
 that batch against the fp32 heatmaps' largest magnitude, and the accuracy drop.
 
-The accuracy drop needs a trained checkpoint and deployed evaluation (issue 27, part 1), which do
-not exist yet: the column says so; ``--checkpoint`` is accepted and reported as not used yet.
+The accuracy drop needs a trained hg1: with ``--checkpoint`` (e.g. the LSPET CPU reference's,
+``hgbench train --protocol lspet-cpu ...``) the settings at the checkpoint's input size time its
+trained weights, and each int8 artifact's accuracy is measured through the artifact itself on the
+checkpoint's validation split (:func:`hgbench.train.evaluation.evaluate_checkpoint` with a
+:class:`hgbench.profile.deployed.BackendDeployment`, as ``hgbench evaluate --backend B --precision
+int8``): the column gives its difference to eager fp32 on the same persons (points) with its 95 %
+paired interval. The eval records are written beside the checkpoint. Other sizes say that no
+checkpoint was trained there.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from hgbench.profile.quantization import (
     torchao_problem,
 )
 
-ACCURACY_TODO = "needs a trained checkpoint (deployed evaluation: TODO)"
+NO_CHECKPOINT = "no checkpoint at this size"
 
 
 def _ints(text: str) -> list[int]:
@@ -136,16 +142,28 @@ def setting_rows(args, model, cal, x: torch.Tensor, cache: Path, use_torchao: bo
     return rows
 
 
+def accuracy_drop(checkpoint: Path, backend: str, batch: int, cache: Path, spec: CalibrationSpec) -> str:
+    """The int8 artifact's difference to eager fp32 on the checkpoint's validation split, points,
+    with its 95 % paired interval (module docstring)."""
+    from hgbench.profile.deployed import BackendDeployment
+    from hgbench.train.evaluation import evaluate_checkpoint
+
+    ev = evaluate_checkpoint(checkpoint, deployment=BackendDeployment(backend, "int8", batch, cache, spec))
+    d = ev.deployed.difference
+    return f"{d.mean:+.2f} [{d.mean_ci[0]:+.2f}, {d.mean_ci[1]:+.2f}] ({ev.result.metric}@{ev.result.threshold:g})"
+
+
 def print_table(rows: list[dict]) -> None:
     """The Markdown table of the module docstring."""
     print(
-        "| input px | batch | backend | fp32 p50 ms | int8 p50 ms | int8/fp32 | max abs heatmap diff (fp32 range) | PCK drop |"
+        "| input px | batch | backend | fp32 p50 ms | int8 p50 ms | int8/fp32 | max abs heatmap diff (fp32 range) "
+        "| int8 - fp32 accuracy, points [95 % CI] |"
     )
     print("|---:|---:|---|---:|---:|---:|---:|---|")
     for r in rows:
         print(
             f"| {r['size']} | {r['batch']} | {r['backend']} | {r['fp32_ms']:.2f} | {r['int8_ms']:.2f} | "
-            f"{r['int8_ms'] / r['fp32_ms']:.2f} | {r['max_diff']:.3f} ({r['range']:.2f}) | {ACCURACY_TODO} |"
+            f"{r['int8_ms'] / r['fp32_ms']:.2f} | {r['max_diff']:.3f} ({r['range']:.2f}) | {r.get('drop', NO_CHECKPOINT)} |"
         )
 
 
@@ -161,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration-seed", type=int, default=0)
     parser.add_argument("--no-torchao", action="store_true", help="ONNX Runtime only")
     parser.add_argument("--cache-dir", type=Path, default=None, help="keep exports and QDQ models here")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="accepted; accuracy is not measured yet")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="a trained hg1: its accuracy drop (module docstring)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     spec = CalibrationSpec(count=args.calibration_count, seed=args.calibration_seed)
@@ -169,22 +189,32 @@ def main(argv: list[str] | None = None) -> int:
     if use_torchao and (problem := torchao_problem()):
         print(f"compile int8 skipped: {problem}")
         use_torchao = False
+    trained = None
     if args.checkpoint is not None:
-        print(f"--checkpoint {args.checkpoint}: not used yet (deployed evaluation is TODO); random weights timed")
+        from hgbench.train import load_checkpoint
+
+        trained, ckpt = load_checkpoint(args.checkpoint)
+        trained_size = int(ckpt["protocol"]["input_size"])
+        if ckpt["spec"]["name"] != "hg1":
+            parser.error(f"--checkpoint {args.checkpoint}: a checkpoint of hg1 expected, got {ckpt['spec']['name']}")
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} thread(s)")
     rows = []
     with tempfile.TemporaryDirectory(prefix="hgbench-int8-") as tmp:
         cache = args.cache_dir or Path(tmp)
         for size in args.sizes:
             torch.manual_seed(0)
-            model = create_model(get_variant("hg1"), 16, input_size=size).eval()
+            at_checkpoint = trained is not None and size == trained_size
+            model = trained.eval() if at_checkpoint else create_model(get_variant("hg1"), 16, input_size=size).eval()
             cal = calibration_set(args.dataset, args.data_root, spec, input_size=size)
             val = calibration_set(
                 args.dataset, args.data_root, CalibrationSpec(count=max(args.batches), split="val"), input_size=size
             )
             for batch in args.batches:
                 print(f"hg1 {size} px, batch {batch}: calibration {cal.record()}")
-                rows += setting_rows(args, model, cal, val.inputs[:batch].contiguous(), cache, use_torchao)
+                setting = setting_rows(args, model, cal, val.inputs[:batch].contiguous(), cache, use_torchao)
+                for row in setting if at_checkpoint else []:
+                    row["drop"] = accuracy_drop(args.checkpoint, row["backend"], batch, cache, spec)
+                rows += setting
     print_table(rows)
     return 0
 
