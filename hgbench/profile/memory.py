@@ -1,5 +1,7 @@
 """Peak memory of a block of work: on CUDA the caching allocator's peak and the device-wide use,
-on the CPU the peak RSS increase.
+on the CPU the peak RSS increase; and, before any work, whether a batch can fit at all
+(:func:`check_plan_memory`: a lower bound from the network built on the ``meta`` device,
+against the memory available now).
 
 * **CUDA**, two figures (``torch.cuda.mem_get_info`` and PyTorch's memory notes,
   https://pytorch.org/docs/stable/notes/cuda.html#memory-management):
@@ -53,6 +55,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,3 +242,146 @@ class PeakMemory:
             "device_used_after_mib": self.after.used_mib if self.after else None,
             "allocated_before_mib": self.baseline.allocated_mib if self.baseline else None,
         }
+
+
+# --- the memory a batch needs, before anything is allocated -------------------------------------
+
+ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1}
+"""Bytes per tensor element at each inference precision (:data:`hgbench.config.axes.INFERENCE_PRECISIONS`)."""
+
+
+def available_memory_bytes(device: torch.device | str) -> int | None:
+    """Memory a new allocation can take on ``device`` now, bytes: on CUDA the free memory of
+    ``torch.cuda.mem_get_info``; on the CPU ``MemAvailable`` of ``/proc/meminfo`` (the kernel's
+    estimate of what can be allocated without swapping). ``None`` where neither can be read."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024  # "MemAvailable:   123456 kB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+@dataclass(frozen=True)
+class BatchMemory:
+    """A lower bound on the memory one forward pass of a network needs, in elements (multiply by
+    :data:`ELEMENT_BYTES` of the precision): ``weights`` (parameters and buffers) plus, per
+    sample, ``per_sample`` = the largest input plus output of one leaf module (a layer's input
+    and its output exist together in every backend: eager, a compiled graph or an engine;
+    an in-place layer counts once). The true peak is higher (skip connections, workspaces)."""
+
+    weights: int
+    per_sample: int
+
+    def bytes(self, batch_size: int, element_bytes: int = 4) -> int:
+        """The bound for ``batch_size`` samples at ``element_bytes`` per element."""
+        return (self.weights + batch_size * self.per_sample) * element_bytes
+
+
+def batch_memory(model: torch.nn.Module, input_size: int) -> BatchMemory:
+    """:class:`BatchMemory` of ``model`` (best built on the ``meta`` device: nothing is allocated)
+    for ``(1, 3, input_size, input_size)`` inputs, from one forward pass on that device with a
+    hook on every leaf module.
+
+    Raises:
+        Whatever the model's forward raises on such an input.
+    """
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    largest = 0
+
+    def hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal largest
+        ins = [t for t in inputs if isinstance(t, torch.Tensor)]
+        outs = [t for t in (output if isinstance(output, (tuple, list)) else [output]) if isinstance(t, torch.Tensor)]
+        n = sum(t.numel() for t in ins) + sum(t.numel() for t in outs if not any(t is i for i in ins))
+        largest = max(largest, n)
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    hooks = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, input_size, input_size, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+    weights = sum(t.numel() for t in model.parameters()) + sum(t.numel() for t in model.buffers())
+    return BatchMemory(weights, largest)
+
+
+def check_batch_fits(
+    needs: dict[str, BatchMemory],
+    batch_sizes: list[int],
+    precisions: list[str],
+    device: torch.device | str,
+    available: int | None = None,
+) -> None:
+    """Refuse, before anything is allocated, a batch size that cannot fit in ``device``'s memory
+    for one of the networks ``needs`` (name -> :func:`batch_memory`), at the smallest element
+    size of ``precisions`` (a lower bound: nothing that passes is refused wrongly).
+
+    Args:
+        available: bytes free (default: :func:`available_memory_bytes`; ``None`` there: no check).
+
+    Raises:
+        ValueError: naming ``--batch-size``, the network, the estimated memory, the memory
+            available and the largest batch size that passes.
+    """
+    free = available_memory_bytes(device) if available is None else available
+    if free is None or not needs:
+        return
+    element = min(ELEMENT_BYTES.get(p, 4) for p in precisions) if precisions else 4
+    batch = max(batch_sizes)
+    name, need = max(needs.items(), key=lambda item: item[1].bytes(batch, element))
+    required = need.bytes(batch, element)
+    if required <= free:
+        return
+    fits = (free // element - need.weights) // need.per_sample if need.per_sample else 0
+    hint = f"use --batch-size {fits} or less" if fits >= 1 else "its weights alone do not fit: use a smaller variant"
+    raise ValueError(
+        f"--batch-size {batch}: {name} needs at least {required / 2**30:,.3g} GiB on {torch.device(device).type} "
+        f"({need.per_sample * element / MIB:,.3g} MiB per sample for its largest layer's input and output, "
+        f"{need.weights * element / MIB:,.3g} MiB of weights, at {element} byte(s) per element), but "
+        f"{free / 2**30:,.3g} GiB is available; {hint}"
+    )
+
+
+LAYER_TO_INPUT_BOUND = 1024
+""":func:`check_plan_memory` builds no network when ``LAYER_TO_INPUT_BOUND`` times the input batch
+fits: the largest layer of every registered variant holds under 45 times its input
+(``andersen-hg``: 8.4 M elements per 256 px sample for 0.2 M of input), so only a batch near
+the memory's size is worth the networks' (meta-device) forward passes."""
+
+
+def check_plan_memory(
+    jobs: Sequence[tuple[Any, int]],
+    batch_sizes: list[int],
+    input_size: int,
+    precisions: list[str],
+    device: torch.device | str,
+    available: int | None = None,
+) -> None:
+    """The profile plan's memory check (:func:`hgbench.profile.plan.plan_profile`): every
+    ``(variant spec, joints)`` of ``jobs`` at the largest of ``batch_sizes`` must fit in
+    ``device``'s free memory (:func:`check_batch_fits`); each network is built on the ``meta``
+    device for :func:`batch_memory` (nothing allocated), and none at all when
+    :data:`LAYER_TO_INPUT_BOUND` times the input batch fits.
+
+    Raises:
+        ValueError: as :func:`check_batch_fits`.
+    """
+    from hgbench.models import create_model
+
+    free = available_memory_bytes(device) if available is None else available
+    element = min(ELEMENT_BYTES.get(p, 4) for p in precisions) if precisions else 4
+    if free is None or max(batch_sizes) * 3 * input_size**2 * element * LAYER_TO_INPUT_BOUND <= free:
+        return
+    needs = {}
+    for spec, joints in jobs:
+        with torch.device("meta"):
+            model = create_model(spec, joints, input_size=input_size)
+        needs[spec.name] = batch_memory(model, input_size)
+    check_batch_fits(needs, batch_sizes, precisions, device, free)

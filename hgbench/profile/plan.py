@@ -20,6 +20,7 @@ from hgbench.paths import check_writable_folder
 from hgbench.profile.backends import BACKENDS, PRECISIONS, RunSettings, get_backend
 from hgbench.profile.calibration_data import DEFAULT_CALIBRATION_COUNT, CalibrationSet, CalibrationSpec, calibration_set
 from hgbench.profile.latency import default_threads
+from hgbench.profile.memory import check_plan_memory
 from hgbench.profile.quiet import window_summary
 from hgbench.profile.roofline import default_cache_dir, get_ceilings
 from hgbench.profile.sweep import Budget, run_sweep
@@ -191,8 +192,10 @@ def plan_profile(
     Raises:
         ValueError: an option out of range or not finite, an unknown precision or backend name,
             a batch-size list that is not positive integers, more ``threads`` than usable CPUs,
-            an input size the variant's depth cannot take, a ``--variants`` list naming none
-            (each message names the option); ``KeyError``: an unknown variant.
+            an input size the variant's depth cannot take, a ``--variants`` list naming none,
+            a batch size that cannot fit in the device's memory
+            (:func:`hgbench.profile.memory.check_plan_memory`; each message names the option);
+            ``KeyError``: an unknown variant.
         NotADirectoryError, hgbench.paths.MachineFaultError: ``results`` or ``cache_dir`` is
             a file or cannot be written (:func:`hgbench.paths.check_writable_folder`).
         BackendUnavailableError: a backend that cannot run on the device.
@@ -233,6 +236,7 @@ def plan_profile(
         for s in specs
         for j in sorted((trained.get(s.name) or (set(), set()))[0] or {num_joints or DEFAULT_NUM_JOINTS})
     ]
+    check_plan_memory(jobs, sizes, input_size, precisions, dev)  # before any allocation: --batch-size 20000
     return ProfilePlan(jobs, backends, settings, sizes, input_size, dev, threads, budget, cache, Path(results),
                        refresh_ceilings, conditions, skipped, calibration)  # fmt: skip
 

@@ -131,3 +131,68 @@ def test_hgbench_train_refuses_a_huge_protocol_or_variant_in_one_line_before_any
         assert "Traceback" not in r.output
     finally:
         _load_all.cache_clear()
+
+
+# --- hgbench profile: a batch that cannot fit, refused before any allocation ----------------------
+
+
+def test_batch_memory_counts_a_layers_input_and_output_once_each():
+    import torch
+    from torch import nn
+
+    from hgbench.profile.memory import batch_memory
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(8, 2, 1))
+    need = batch_memory(net.to("meta"), 4)
+    assert need.per_sample == 3 * 16 + 8 * 16  # the first conv: input + output; the in-place ReLU once
+    assert need.weights == sum(p.numel() for p in net.parameters())
+    assert need.bytes(10, 2) == (need.weights + 10 * need.per_sample) * 2
+    assert all(p.device.type == "meta" for p in net.parameters()) and torch.zeros(1).device.type == "cpu"
+
+
+def test_check_batch_fits_names_the_estimate_the_memory_and_the_largest_batch_that_fits():
+    from hgbench.profile.memory import BatchMemory, check_batch_fits
+
+    need = {"big": BatchMemory(weights=1000, per_sample=2**20), "small": BatchMemory(weights=10, per_sample=10)}
+    free = 4 * 2**30  # 4 GiB: 1024 fp32 samples of 1 Mi elements, less the weights
+    check_batch_fits(need, [1, 1000], ["fp32"], "cpu", available=free)
+    with pytest.raises(ValueError) as e:
+        check_batch_fits(need, [1, 2000], ["fp32"], "cpu", available=free)
+    text = str(e.value)
+    assert text.startswith("--batch-size 2000: big needs at least 7.81 GiB on cpu"), text
+    assert "4 MiB per sample" in text and "4 GiB is available" in text and "use --batch-size 1023 or less" in text
+    check_batch_fits(need, [2000], ["fp32", "fp16"], "cpu", available=free)  # fp16 halves the bound
+
+
+def test_hgbench_profile_refuses_a_batch_of_20000_before_any_allocation(tmp_path, monkeypatch):
+    """Before: the kernel killed the process after it took the machine's memory."""
+    from hgbench.cli import app
+    from hgbench.profile import memory
+    from hgbench.profile.plan import plan_profile
+
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device: 16 * 2**30)
+    with pytest.raises(
+        ValueError, match=r"^--batch-size 20000: hg1 needs at least 234 GiB on cpu .* 16 GiB is available"
+    ):
+        plan_profile("hg1", backend="eager", device="cpu", batch_size="1,20000", input_size=256, results=tmp_path)
+    plan = plan_profile("hg1", backend="eager", device="cpu", batch_size="1,64", input_size=256, results=tmp_path)
+    assert plan.batch_sizes == [1, 64]
+    args = ["profile", "--variants", "hg1", "--backend", "eager", "--device", "cpu", "--batch-size", "20000",
+            "--input-size", "256", "--results", str(tmp_path / "res")]  # fmt: skip
+    tracemalloc.start()
+    try:
+        r = runner.invoke(app, args)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--batch-size 20000" in text and "use --batch-size" in text, r.output
+    assert "Traceback" not in r.output and peak < 256 * 2**20
+    assert not list((tmp_path / "res").rglob("*.json"))
+
+
+def test_available_memory_is_read_on_this_machine():
+    from hgbench.profile.memory import available_memory_bytes
+
+    free = available_memory_bytes("cpu")
+    assert free is None or free > 0
