@@ -95,12 +95,14 @@ def percent_problem(name: str, value: Any, *, nan_ok: bool = False) -> str | Non
     return f"field {name!r} is {_show(value)}; an accuracy is a finite percentage in [0, 100]"
 
 
-def accuracy_problem(result: Any, where: str = "result") -> str | None:
+def accuracy_problem(result: Any, where: str = "result", *, nan_mean_ok: bool = False) -> str | None:
     """The first problem of an accuracy result (:class:`hgbench.accuracy.pck.PCKResult` as a
     dict; ``where`` names it in the message: ``"result"``, ``"final"``, ``"history[3].val"``),
     or ``None``.
 
-    Rules: ``mean`` a finite percentage in [0, 100] (NaN: nothing was scored, no accuracy);
+    Rules: ``mean`` a finite percentage in [0, 100] (NaN: nothing was scored, no accuracy;
+    read only with ``nan_mean_ok``, a training run's validation, where the engine itself meets it:
+    :func:`hgbench.train.optim.step_schedule`);
     each entry of the tables of :data:`ACCURACY_TABLES` and ``mean_visible``, ``mean_occluded``
     a percentage or NaN (not scored), and a per-joint NaN only where ``counts`` says the joint
     was never scored; ``mean_ci`` and each interval of ``groups_ci`` two percentages (a NaN end:
@@ -112,7 +114,7 @@ def accuracy_problem(result: Any, where: str = "result") -> str | None:
         return f"field {where!r} is {_show(result)}; expected an accuracy result (an object with 'mean')"
     if "mean" not in result:
         return f"field '{where}.mean' is missing; re-run the evaluation"
-    if problem := percent_problem(f"{where}.mean", result["mean"]):
+    if problem := percent_problem(f"{where}.mean", result["mean"], nan_ok=nan_mean_ok):
         return problem
     counts = result.get("counts") or {}
     if not isinstance(counts, Mapping):
@@ -241,7 +243,8 @@ def train_problem(record: Any) -> str | None:
 
     Rules: ``num_joints`` and ``parameters`` integers >= 1; ``train_time_s`` and
     ``wall_time_s`` (seconds) finite >= 0; a complete run's ``final`` and the validations of its
-    ``history`` are valid accuracies (:func:`accuracy_problem`) and its training losses are finite
+    ``history`` are valid accuracies (:func:`accuracy_problem`; a NaN mean, a validation that
+    scored nothing, is read: the report shows it as missing) and its training losses are finite
     (a NaN loss: the run diverged, its 0 % is not an accuracy). An incomplete run's history is
     not checked (the record of a diverged run stays readable).
     """
@@ -254,7 +257,7 @@ def train_problem(record: Any) -> str | None:
     if not record.get("complete"):
         return None
     final = record.get("final")
-    if final is not None and (problem := accuracy_problem(final, "final")):
+    if final is not None and (problem := accuracy_problem(final, "final", nan_mean_ok=True)):
         return problem
     for i, entry in enumerate(record.get("history") or []):
         if not isinstance(entry, Mapping):
@@ -265,7 +268,8 @@ def train_problem(record: Any) -> str | None:
                 f"field 'history[{i}].train_loss' is {_show(loss)} (epoch {entry.get('epoch')}): the run diverged; "
                 "its accuracy is not a result: retrain it (hgbench train --force)"
             )
-        if entry.get("val") is not None and (problem := accuracy_problem(entry["val"], f"history[{i}].val")):
+        val = entry.get("val")
+        if val is not None and (problem := accuracy_problem(val, f"history[{i}].val", nan_mean_ok=True)):
             return problem
     return None
 

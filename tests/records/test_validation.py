@@ -97,6 +97,7 @@ def test_a_record_with_an_impossible_value_is_refused_naming_the_field(kind, fie
         ("profile", "build_time_s", 0.0),
         ("profile", "parameters", None),  # not measured
         ("train", "history.-1.val", None),  # an epoch without validation
+        ("train", "final.mean", NAN),  # a validation that scored nothing: the engine meets it (optim.step_schedule)
     ],
 )
 def test_values_at_the_edge_of_their_range_or_undefined_by_the_metric_are_read(kind, field, value):
@@ -169,6 +170,7 @@ def test_every_committed_record_validates():
         ("eval", {"mean": 250.0}, ["field 'result.mean' is 250.0"]),
         ("eval", {"mean": NAN}, ["field 'result.mean' is nan"]),
         ("train", {"mean": 250.0}, ["field 'final.mean' is 250.0"]),
+        ("train", {"mean": float("inf")}, ["field 'final.mean' is inf"]),
     ],
 )
 def test_the_report_lists_a_hand_edited_record_among_the_skipped_with_file_and_reason(tmp_path, kind, over, words):
