@@ -51,6 +51,7 @@ from typing import Any
 import submitit
 
 from hgbench.config import Protocol, VariantSpec
+from hgbench.data.fingerprint import DataFingerprint, training_data
 from hgbench.paths import TRAIN_RECORD, is_machine_fault
 from hgbench.records import atomic_write_bytes, utc_now
 
@@ -423,7 +424,7 @@ def submit_slurm(
     options.check()
     results = Path(_abs(results_dir))
     folders = {s.name: run_folder(s, protocol, dataset, results) for s in specs}
-    todo, skipped = _slurm_todo(specs, folders, force)
+    todo, skipped = _slurm_todo(specs, folders, force, training_data(dataset, data_root))
     if not todo:
         return [], skipped
     executor = _slurm_executor(results, protocol, options)
@@ -461,12 +462,16 @@ def submit_slurm(
 
 
 def _slurm_todo(
-    specs: Sequence[VariantSpec], folders: dict[str, Path], force: bool
+    specs: Sequence[VariantSpec], folders: dict[str, Path], force: bool, data: DataFingerprint | None = None
 ) -> tuple[list[VariantSpec], list[Skipped]]:
     """``(to submit, skipped)``: a run complete (unless ``force``), already in the queue (its
-    :data:`LAUNCH_FILE` names a job ``squeue`` shows active) or being trained (locked) is skipped."""
+    :data:`LAUNCH_FILE` names a job ``squeue`` shows active) or being trained (locked) is skipped.
+
+    Raises:
+        DataMismatchError: a complete run read other data than ``data`` (:func:`hgbench.train.setup.refuse_other_data`)."""
     from hgbench.train import completed_record
     from hgbench.train.lock import lock_owner
+    from hgbench.train.setup import refuse_other_data
 
     earlier = {name: read_launch(f) or {} for name, f in folders.items()}
     states = squeue_states([e.get("job_id") for e in earlier.values() if e.get("launcher") == "slurm"])
@@ -475,7 +480,8 @@ def _slurm_todo(
         folder = folders[spec.name]
         job = earlier[spec.name].get("job_id") if earlier[spec.name].get("launcher") == "slurm" else None
         owner = lock_owner(folder)
-        if not force and completed_record(folder) is not None:
+        if not force and (done := completed_record(folder)) is not None:
+            refuse_other_data(done, data, folder)
             skipped.append(Skipped(spec.name, folder, "complete run found (--force retrains)"))
         elif job and states.get(job, ("",))[0] in SLURM_ACTIVE:
             skipped.append(Skipped(spec.name, folder, f"already in the queue as job {job} ({states[job][0]})"))

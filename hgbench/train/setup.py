@@ -155,9 +155,19 @@ def check_same_data(found: Any, target: RunTarget, what: str = "complete run") -
     Raises:
         DataMismatchError: naming the run folder, the data of each and how to go on.
     """
+    refuse_other_data(found, target.data, target.folder, what)
+
+
+def refuse_other_data(found: Any, data: DataFingerprint | None, folder: Path, what: str = "complete run") -> None:
+    """:func:`check_same_data` for a caller without a :class:`RunTarget` (the Slurm launcher,
+    which skips complete runs before it submits): ``found`` read ``data`` for run ``folder``.
+
+    Raises:
+        DataMismatchError: as :func:`check_same_data`.
+    """
     get = found.get if hasattr(found, "get") else (lambda f, d=None: getattr(found, f, d))
     old = get("data_fingerprint")
-    if old is None or target.data is None or old == target.data.digest:
+    if old is None or data is None or old == data.digest:
         return
     counts = " + ".join(f"{n:,} {s}" for s, n in (get("data_images") or {}).items())
     before = f"{get('data_folder') or get('data_root') or 'another folder'} (fingerprint {old}" + (
@@ -165,8 +175,8 @@ def check_same_data(found: Any, target: RunTarget, what: str = "complete run") -
     )
     kept = "the complete run is kept as *.previous" if what == "complete run" else "from the start"
     raise DataMismatchError(
-        f"{target.folder}: the {what} there was trained on {before}, not on the data asked for, "
-        f"{target.data.describe()}; pass --force to train it again on this data ({kept}), or another --results "
+        f"{folder}: the {what} there was trained on {before}, not on the data asked for, "
+        f"{data.describe()}; pass --force to train it again on this data ({kept}), or another --results "
         "folder to keep both"
     )
 

@@ -105,6 +105,22 @@ def test_a_checkpoint_of_other_data_is_not_resumed(lspet_root, tmp_path, tiny):
         train_variant(spec, protocol, "lspet", full, tmp_path / "r", device="cpu")
 
 
+def test_slurm_submission_refuses_a_complete_run_on_other_data(lspet_root, tmp_path, tiny):
+    from hgbench.data.fingerprint import training_data
+    from hgbench.train import train_variant
+    from hgbench.train.launch import _slurm_todo
+    from hgbench.train.setup import DataMismatchError
+
+    spec, protocol = tiny
+    small, full = _view(lspet_root, tmp_path / "small", 44), _view(lspet_root, tmp_path / "full", 120)
+    folder = Path(train_variant(spec, protocol, "lspet", small, tmp_path / "r", device="cpu").path).parent
+    todo, skipped = _slurm_todo([spec], {spec.name: folder}, False, training_data("lspet", small))
+    assert not todo and [s.reason for s in skipped] == ["complete run found (--force retrains)"]
+    with pytest.raises(DataMismatchError, match="--force"):
+        _slurm_todo([spec], {spec.name: folder}, False, training_data("lspet", full))
+    assert _slurm_todo([spec], {spec.name: folder}, True, training_data("lspet", full))[0] == [spec]
+
+
 def test_old_records_without_a_fingerprint_are_still_reused(tmp_path, tiny):
     from hgbench.train import train_variant
 
