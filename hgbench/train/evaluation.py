@@ -129,8 +129,23 @@ def evaluate_checkpoint(
             f"{checkpoint}: the accuracy on {name}/{split} is not a number (no joint could be scored); "
             "no eval record written, the earlier one (if any) is kept: check the dataset's annotations"
         )
-    artifact = None if deployed is None else deployed.artifact
+    record = _write_eval_record(ckpt, checkpoint, name, data_root, split, result, deployed)
+    return Evaluation(result, record, len(ds), deployed)
+
+
+def _write_eval_record(
+    ckpt: dict,
+    checkpoint: Path,
+    name: str,
+    data_root,
+    split: str,
+    result: PCKResult,
+    deployed: DeployedEvaluation | None,
+) -> EvalRecord:
+    """Write the eval record of ``result`` beside ``checkpoint``, in the file of its setting and
+    of the data scored (:func:`eval_record_file`), and return it."""
     data = evaluation_data(name, data_root, split)
+    artifact = None if deployed is None else deployed.artifact
     out = eval_record_file(
         paths.eval_record_path(checkpoint.parent, name, split, result.metric, result.threshold, result.flip_test,
                                artifact=artifact),
@@ -139,8 +154,7 @@ def evaluate_checkpoint(
     body = eval_record_body(ckpt, checkpoint, name, split, result, data)
     if deployed is not None:
         body.update(deployed.record_fields())
-    record = write_record(out, "eval", body, provenance=collect_provenance())
-    return Evaluation(result, record, len(ds), deployed)
+    return write_record(out, "eval", body, provenance=collect_provenance())
 
 
 def _check_threshold(threshold: float | None) -> None:
