@@ -198,6 +198,20 @@ def _record(setup: RunSetup, state: TrainState, diverged: dict | None = None) ->
     return write_record(t.folder / RECORD, "train", body)
 
 
+def _run_epochs(epochs: EpochLoop, scaler_state: dict | None, resumed: bool) -> TrainRecord:
+    """Train the session's epochs and return the run's record (:func:`_record`).
+
+    Raises:
+        TrainingDiverged: after writing the record of the failed run (``diverged``, not complete).
+    """
+    try:
+        epochs.run(scaler_state, resumed)
+    except TrainingDiverged as e:
+        _record(epochs.setup, epochs.state, diverged=e.record_field())
+        raise
+    return _record(epochs.setup, epochs.state)
+
+
 def train_variant(
     spec: VariantSpec,
     protocol: Protocol,
@@ -258,12 +272,9 @@ def train_variant(
             smaller than a batch); DatasetError: the dataset cannot be built.
         TrainingInterrupted: SIGTERM, SIGUSR1 or SIGINT arrived (on any rank); a checkpoint
             was saved.
-        TrainingDiverged: a step's loss was not a finite number (:mod:`hgbench.train.divergence`):
-            the last checkpoint of finite losses is kept, the record says ``diverged``.
-        OSError: a file could not be written (a full disk: the message names it).
-
-    With ``force``, a failure puts the complete run from before back
-    (:func:`hgbench.train.state.previous_run_kept`) and its message says so.
+        TrainingDiverged: a step's loss was not finite (:mod:`hgbench.train.divergence`).
+        OSError: a file could not be written (a full disk: the message names it). With
+            ``force`` a failure puts the complete run back (:func:`hgbench.train.state.previous_run_kept`).
     """
     wall_start = time.perf_counter()
     target = target_run(spec, protocol, dataset, data_root, results_dir, device, checked)
@@ -282,12 +293,7 @@ def train_variant(
                 emit = track_training(tracker, target.folder, spec, target.settings, dataset, emit)
             epochs = EpochLoop(setup, state, run_identity, group, emit, wall_start=wall_start,
                                log_every_steps=log_every_steps, log_every_s=log_every_s)  # fmt: skip
-            try:
-                epochs.run(scaler_state, resumed)
-            except TrainingDiverged as e:
-                _record(setup, state, diverged=e.record_field())  # says failed, not complete
-                raise
-            record = _record(setup, state)
+            record = _run_epochs(epochs, scaler_state, resumed)
         emit(
             "done", {"variant": spec.name, "train_time_s": state.train_time_s, "samples_per_s": record["samples_per_s"]}
         )

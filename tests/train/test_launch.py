@@ -407,7 +407,8 @@ def test_runs_lists_every_state_with_job_step_and_error_tail(tmp_path):
     done = _run_folder(results, "hg1")
     write_record_file(done / "train.json", make_record("train", variant="hg1", protocol="tiny", steps=40))
     failed = _run_folder(results, "hg2")
-    log = tmp_path / "hg2.log"
+    log = results / "logs" / "local" / "hg2.log"  # where the launchers write logs: runs reads no other file
+    log.parent.mkdir(parents=True)
     log.write_text("".join(f"line {i}\n" for i in range(30)) + "ValueError: the last line\n")
     (failed / LAUNCH_FILE).write_text(
         json.dumps(
