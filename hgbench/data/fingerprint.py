@@ -115,8 +115,7 @@ def split_fingerprint(dataset: str, root: str | Path | None, split: str) -> tupl
         return h.hexdigest(), params["samples"]
     root = Path(root)
     module = loader.load()
-    files = module.required_files(root, split)
-    annotation, images = files[0], files[1:]
+    annotation, *images = _split_files(module, dataset, root, split)
     extra = [annotation.parent / n for n in getattr(module, "GT_FILE_NAMES", ()) if (annotation.parent / n).is_file()]
     for path in (annotation, *extra):
         h.update(f"a\0{_relative(path, root)}\0{_content(path)}\n".encode())
@@ -129,6 +128,32 @@ def split_fingerprint(dataset: str, root: str | Path | None, split: str) -> tupl
         present += 1
         h.update(f"i\0{_relative(path, root)}\0{size}\n".encode())
     return h.hexdigest(), present
+
+
+_FILES: dict[tuple[str, str, str], tuple[tuple[int, int] | None, list[Path]]] = {}
+"""``(dataset, root, split)`` -> (its annotation file's size and modification time, the loader's
+``required_files``): a process that fingerprints the same data for several runs
+(``train-all``) parses a large annotation file (COCO's train JSON: about 20 s) once."""
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _split_files(module: Any, dataset: str, root: Path, split: str) -> list[Path]:
+    """The loader's ``required_files(root, split)`` (annotation file first), from
+    :data:`_FILES` while that annotation file is unchanged."""
+    key = (dataset, str(root.resolve()), split)
+    hit = _FILES.get(key)
+    if hit is not None and hit[0] == _stat(hit[1][0]):
+        return hit[1]
+    files = list(module.required_files(root, split))
+    _FILES[key] = (_stat(files[0]), files)
+    return files
 
 
 def _relative(path: Path, root: Path) -> str:
