@@ -98,9 +98,16 @@ PROFILE_VARIANTS = ("hg1", "hg8")
 PROFILE_INPUT_PX = 256
 PROFILE_BATCHES = (1, 32)
 PROFILE_PRECISIONS = ("fp32", "fp16", "bf16")
-"""The profile matrix's axes (:func:`profile_items`). Precisions are listed here, not taken
-from the axes: int8 and fp8 items (their settings need calibration images) are added beside
-these as their backends build them."""
+"""The profile matrix's axes (:func:`profile_items`)."""
+
+PROFILE_QUANTIZED = ("int8", "fp8")
+"""Quantized precisions, profiled after the floating-point matrix on the backends that build them
+(:attr:`hgbench.profile.backends.Backend.quantized`; fp8 where the GPU has compute capability 8.9),
+calibrated on :data:`CALIBRATION_COUNT` synthetic training crops (:func:`quantized_items`)."""
+
+CALIBRATION_COUNT = 64
+"""Calibration crops of the quantized items: enough for activation ranges of random weights, few
+enough to calibrate in seconds."""
 
 PROFILE_COST_S = {"eager": 5.0, "torchscript": 10.0, "cudagraphs": 8.0, "onnxruntime": 30.0, "compile": 75.0,
                   "tensorrt": 100.0}  # fmt: skip
@@ -756,6 +763,13 @@ def profile_items(variants: Iterable[str], backends: Iterable[str], precisions: 
     return first + [item for item in rest if item not in first]
 
 
+def quantized_items(variants: Iterable[str], backends: Iterable[str], batches: Iterable[int]) -> list[ProfileItem]:
+    """The quantized items (:data:`PROFILE_QUANTIZED`) of the backends that build them, in
+    :func:`profile_items`' order: after the floating-point matrix in the run."""
+    items = profile_items(variants, backends, PROFILE_QUANTIZED, batches)
+    return [i for i in items if i.precision in BACKENDS[i.backend].quantized]
+
+
 def check_profile(ctx: Context) -> Iterator[Result]:
     """The profile matrix (:func:`profile_items`): one line per setting; its records and table."""
     from hgbench.config import get_variant
@@ -763,10 +777,15 @@ def check_profile(ctx: Context) -> Iterator[Result]:
     from hgbench.profile.run import reference_output
     from hgbench.profile.sweep import build_profiled_model
 
-    if ctx.dry_run:
+    if ctx.dry_run:  # the CPU's int8 path too: ONNX Runtime's QDQ model
         items, size = profile_items(("hg1",), ("eager", "torchscript"), ("fp32",), (1,)), 64
+        items += quantized_items(("hg1",), ("onnxruntime",), (1,))
     else:
-        items, size = profile_items(PROFILE_VARIANTS, BACKENDS, PROFILE_PRECISIONS, PROFILE_BATCHES), PROFILE_INPUT_PX
+        items = profile_items(PROFILE_VARIANTS, BACKENDS, PROFILE_PRECISIONS, PROFILE_BATCHES)
+        items += quantized_items(PROFILE_VARIANTS, BACKENDS, PROFILE_BATCHES)
+        size = PROFILE_INPUT_PX
+    count = 8 if ctx.dry_run else CALIBRATION_COUNT
+    calibration = _calibration(size, count) if any(i.precision in PROFILE_QUANTIZED for i in items) else None
     unavailable = {b: get_backend(b).available(ctx.device) for b in dict.fromkeys(i.backend for i in items)}
     for backend, reason in unavailable.items():
         if reason is not None:
@@ -775,8 +794,13 @@ def check_profile(ctx: Context) -> Iterator[Result]:
     for item in items:
         if unavailable[item.backend] is not None:
             continue
-        settings = RunSettings(precision=item.precision, cache_dir=ctx.cache)
-        refused = get_backend(item.backend).unsupported(settings)
+        quantized = item.precision in PROFILE_QUANTIZED
+        settings = RunSettings(
+            precision=item.precision, cache_dir=ctx.cache, calibration=calibration if quantized else None
+        )
+        refused = get_backend(item.backend).unsupported(settings) or get_backend(item.backend).unsupported_on(
+            settings, ctx.device
+        )
         if refused is not None:
             yield Result("SKIP", item.label, f"refused by the backend: {refused}")
             continue
@@ -795,6 +819,13 @@ def check_profile(ctx: Context) -> Iterator[Result]:
         yield _profile_one(ctx, item, model, size, settings, complexity, references[item.batch])
     state.clear()
     free(ctx)
+
+
+def _calibration(size: int, count: int):
+    """``count`` synthetic training crops at ``size`` px (no data folder needed)."""
+    from hgbench.profile.calibration_data import CalibrationSpec, calibration_set
+
+    return calibration_set("synthetic", None, CalibrationSpec(count=count), input_size=size)
 
 
 def _profile_one(ctx: Context, item: ProfileItem, model: Any, size: int, settings: RunSettings,

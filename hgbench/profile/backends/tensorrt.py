@@ -85,7 +85,11 @@ from hgbench.profile.backends.base import (
 FP8_MIN_CAPABILITY = (8, 9)
 """Compute capability of the first GPUs with FP8 tensor cores (Ada Lovelace 8.9, Hopper 9.0)."""
 
-INSTALL_HINT = "pip install 'hgbench[tensorrt]' (torch-tensorrt; needs an NVIDIA GPU with CUDA)"
+INSTALL_HINT = (
+    "pip install --extra-index-url https://pypi.nvidia.com 'hgbench[tensorrt]' (torch-tensorrt, nvidia-modelopt and "
+    "TensorRT's libraries, tensorrt-cu13-libs, which come from NVIDIA's index; README 'Install on a GPU machine'; "
+    "needs an NVIDIA GPU with CUDA)"
+)
 
 
 def tensorrt_versions(device: torch.device) -> dict[str, str]:
