@@ -509,7 +509,10 @@ def read_store(dirs: Sequence[str | Path], filters: Filters = Filters()) -> Stor
                 else:
                     store.profiles.append(row)
             elif kind == "train":
-                if not rec.get("complete"):
+                if (diverged := rec.get("diverged")) and isinstance(diverged, dict):
+                    store.skipped.append((path, f"training diverged (loss {diverged.get('loss')} at step {diverged.get('step')}): "
+                                                "no accuracy to report; retrain with a lower learning rate or another seed"))  # fmt: skip
+                elif not rec.get("complete"):
                     store.skipped.append((path, "training run not complete (resume it with `hgbench train`)"))
                 elif reason := filters.dataset_reason(rec["dataset"]):
                     store.skipped.append((path, reason))
