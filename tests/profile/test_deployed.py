@@ -259,41 +259,17 @@ def test_profile_evaluate_records_deployed_int8_accuracy_that_the_report_shows(t
     assert eager["accuracy of"] == "deployed" and eager["vs eager fp32 (points)"] == 0
 
 
+_ORT_INT8 = ["--backend", "onnxruntime", "--precision", "int8"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--backend", "eager,torchscript", "--precision", "int8"], "is built by compile, onnxruntime or tensorrt"),
-        (["--backend", "onnxruntime", "--precision", "int8"], "needs calibration data"),
-        (
-            ["--backend", "onnxruntime", "--precision", "int8", "--dataset", "synthetic", "--calibration-count", "0"],
-            "--calibration-count 0",
-        ),
-        (
-            [
-                "--backend",
-                "onnxruntime",
-                "--precision",
-                "int8",
-                "--dataset",
-                "synthetic",
-                "--calibration-count",
-                "100000",
-            ],
-            "--calibration-count 100000 exceeds",
-        ),
-        (
-            [
-                "--backend",
-                "onnxruntime",
-                "--precision",
-                "int8",
-                "--dataset",
-                "synthetic",
-                "--calibration-method",
-                "nope",
-            ],
-            "--calibration-method 'nope'",
-        ),
+        (_ORT_INT8, "needs calibration data"),
+        ([*_ORT_INT8, "--dataset", "synthetic", "--calibration-count", "0"], "--calibration-count 0"),
+        ([*_ORT_INT8, "--dataset", "synthetic", "--calibration-count", "100000"], "--calibration-count 100000 exceeds"),
+        ([*_ORT_INT8, "--dataset", "synthetic", "--calibration-method", "nope"], "--calibration-method 'nope'"),
         (["--backend", "onnxruntime", "--precision", "int4"], "--precision 'int4'"),
     ],
 )
