@@ -263,7 +263,9 @@ def print_deployed(deployed) -> None:
                         "difference to eager fp32 on the same persons (points, 95 % paired interval)")  # fmt: skip
     for col in ("variant", "backend", "precision", "batch", "metric", "mean (%)", "95 % interval", "vs fp32", "95 % interval ",
                 "padded", "record"):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("variant", "backend", "precision", "metric", "record") else "right")
+        table.add_column(
+            col, justify="left" if col in ("variant", "backend", "precision", "metric", "record") else "right"
+        )
     for record, ev in deployed.evaluations:
         r, d = ev.result, (ev.deployed.difference if ev.deployed is not None else None)
         table.add_row(record.variant, record.backend, record.precision, str(record.batch_size), f"{r.metric}@{r.threshold:g}",
@@ -271,7 +273,9 @@ def print_deployed(deployed) -> None:
                       "" if d is None else _interval(d.mean_ci), "yes" if r.padded else "no", str(ev.record.path))  # fmt: skip
     console.print(table)
     for record, why in deployed.left_out:
-        say(f"note: {record.variant} {record.backend} {record.precision} batch {record.batch_size}: not evaluated ({why})")
+        say(
+            f"note: {record.variant} {record.backend} {record.precision} batch {record.batch_size}: not evaluated ({why})"
+        )
     for record, why in deployed.failed:
         say(f"error: {record.variant} {record.backend} {record.precision} batch {record.batch_size}: evaluation failed: {why}",
             err=True)  # fmt: skip

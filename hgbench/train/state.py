@@ -82,8 +82,13 @@ def checkpoint_identity(target: RunTarget, num_joints: int) -> dict[str, Any]:
     compares in checkpoint format 2: ``protocol`` holds the settings as run (asdict, with the
     variant's overrides), its name is ``protocol_name``."""
     return {
-        **identity(spec=target.spec, num_joints=num_joints, protocol=target.protocol, dataset=target.dataset,
-                   data=None if target.data is None else target.data.fields()),
+        **identity(
+            spec=target.spec,
+            num_joints=num_joints,
+            protocol=target.protocol,
+            dataset=target.dataset,
+            data=None if target.data is None else target.data.fields(),
+        ),
         "protocol_name": target.protocol.name,
         "protocol": dataclasses.asdict(target.settings),
     }
