@@ -92,8 +92,9 @@ def test_tolerances_by_precision():
     assert tolerance_for("fp32").rtol < tolerance_for("fp16").rtol < tolerance_for("bf16").rtol
     assert tolerance_for("fp32", tf32=True).precision == "tf32"
     assert tolerance_for("fp16", tf32=True).precision == "fp16"
-    with pytest.raises(ValueError, match="unknown precision 'int8'"):
-        tolerance_for("int8")
+    assert tolerance_for("bf16").rtol < tolerance_for("int8").rtol == tolerance_for("fp8").rtol
+    with pytest.raises(ValueError, match="unknown precision 'int4'"):
+        tolerance_for("int4")
 
 
 def test_nonfinite_candidate_is_never_ok():

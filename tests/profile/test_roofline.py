@@ -84,8 +84,9 @@ def test_roofline_rejects_bad_inputs():
 
 def test_element_bytes():
     assert (element_bytes("fp32"), element_bytes("fp16"), element_bytes("bf16")) == (4, 2, 2)
-    with pytest.raises(ValueError, match="fp8"):
-        element_bytes("fp8")
+    assert (element_bytes("int8"), element_bytes("fp8")) == (1, 1)
+    with pytest.raises(ValueError, match="int4"):
+        element_bytes("int4")
 
 
 def test_measure_ceilings_on_the_cpu_tiny():
