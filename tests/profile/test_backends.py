@@ -80,7 +80,9 @@ def test_cudagraphs_needs_cuda_and_builds_nothing_on_the_cpu():
 def test_tensorrt_without_torch_tensorrt_says_what_to_install():
     backend = get_backend("tensorrt")
     reason = backend.available(CPU)
-    assert "pip install --extra-index-url https://pypi.nvidia.com 'hgbench[tensorrt]'" in reason and "NVIDIA GPU" in reason
+    assert (
+        "pip install --extra-index-url https://pypi.nvidia.com 'hgbench[tensorrt]'" in reason and "NVIDIA GPU" in reason
+    )
     with pytest.raises(RuntimeError, match=r"tensorrt: torch-tensorrt is not installed"):
         backend.prepare(tiny_hourglass(), torch.randn(1, 3, 16, 16), RunSettings())
 
