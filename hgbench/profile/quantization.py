@@ -63,6 +63,7 @@ from torch import Tensor, nn
 
 from hgbench.fileio import atomic_write_json
 from hgbench.profile.calibration_data import CalibrationSet
+from hgbench.profile.tf32 import readable_flags
 
 ORT_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 """Spec method -> ``onnxruntime.quantization.CalibrationMethod`` member."""
@@ -361,6 +362,7 @@ def quantize_pt2e_x86(
     prepare_pt2e, convert_pt2e, quantizer_class, default_config = _torchao_api()
     start = time.perf_counter()
     quantizer = quantizer_class().set_global(default_config(reduce_range=reduce_range))
+    readable_flags()  # torch.export reads the legacy cuDNN TF32 flag while tracing
     with torch.no_grad():
         exported = torch.export.export(model.eval(), (example_input,)).module()
         observed = prepare_pt2e(exported, quantizer)

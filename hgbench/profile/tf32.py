@@ -73,6 +73,19 @@ def _set_legacy(matmul: bool, cudnn: bool) -> None:
     torch.backends.cudnn.allow_tf32 = cudnn
 
 
+def readable_flags() -> None:
+    """Make the legacy ``cudnn.allow_tf32`` readable again when the process mixed the two APIs
+    so that cuDNN's conv and RNN settings disagree (torch then refuses the read, and
+    ``torch.export`` reads it while tracing, so an ONNX export or a PT2E quantization would fail):
+    both are set again through the legacy setters, to what the convolutions' and the matmuls'
+    new-API settings say (the legacy setters make every new-API setting agree). Nothing changes
+    when the flags are readable; on the CPU they change no result."""
+    if _legacy() is None and has_fp32_precision_api():
+        _set_legacy(
+            torch.backends.cuda.matmul.fp32_precision == "tf32", torch.backends.cudnn.conv.fp32_precision == "tf32"
+        )
+
+
 def tf32_state() -> dict[str, object]:
     """What the TF32 settings say now: ``{"cudnn", "matmul", "conv", "rnn"}`` (new API, ``"tf32"``,
     ``"ieee"`` or ``"none"``; absent before torch 2.9) and ``"legacy"`` (``(matmul, cudnn)``

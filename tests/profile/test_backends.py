@@ -449,3 +449,17 @@ def test_registry_hg1_matches_eager_at_64(name):
     _, out = run_backend(name, model, x)
     result = compare_outputs(eager_reference(model, x), out)
     assert result["ok"] and result["argmax_moved_fraction"] == 0.0
+
+
+def test_an_onnx_export_survives_tf32_flags_mixed_through_both_apis(one_thread):
+    """Mixing torch's two TF32 APIs leaves the legacy cuDNN flag unreadable, and torch.export reads it
+    while tracing; the ONNX Runtime backend makes it readable first (hgbench.profile.tf32.readable_flags)."""
+    from hgbench.profile.tf32 import _legacy
+
+    if not has_fp32_precision_api():
+        pytest.skip("torch before 2.9 has one TF32 API")
+    torch.backends.cudnn.conv.fp32_precision = "ieee"  # conv and RNN apart: the legacy read raises
+    assert _legacy() is None
+    model = tiny_hourglass()
+    prepared = get_backend("onnxruntime").prepare(model, torch.zeros(1, 3, 32, 32), RunSettings())
+    assert _legacy() is not None and len(prepared.fn(torch.zeros(1, 3, 32, 32))) == 2

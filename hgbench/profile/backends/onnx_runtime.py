@@ -88,6 +88,7 @@ from hgbench.profile.backends.base import (
     input_converter,
     quantized_support,
 )
+from hgbench.profile.tf32 import readable_flags
 
 _ONNX_TO_TORCH = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16}
 _CUDA_EP_PAGE = "https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html#requirements"
@@ -354,6 +355,7 @@ def _export(model: nn.Module, x: Tensor) -> tuple[object, bytes, int]:
     # The exporter logs a warning per torchvision operator it cannot register (torchvision is
     # not a dependency, and the hourglass uses none of them): noise in every profile run.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    readable_flags()  # torch.export reads the legacy cuDNN TF32 flag while tracing
     with torch.no_grad(), warnings.catch_warnings():
         # copyreg's FutureWarning about LeafSpec while the exporter copies tree specs: noise.
         warnings.filterwarnings("ignore", category=FutureWarning)
