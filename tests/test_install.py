@@ -40,7 +40,7 @@ def test_onnx_gpu_extra_takes_the_cuda_13_builds_of_onnxruntime_gpu():
 
 
 def test_tensorrt_extra_pairs_with_the_documented_torch():
-    (trt,) = _extras()["tensorrt"]
+    (trt,) = [r for r in _extras()["tensorrt"] if r.startswith("torch-tensorrt")]
     minor = re.fullmatch(r"torch-tensorrt==(\d+\.\d+)\.\*", trt).group(1)
     assert f"torch=={minor}.0" in GPU_STEPS[0]
 

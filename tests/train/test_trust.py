@@ -223,7 +223,7 @@ def test_a_loss_that_becomes_nan_stops_the_run_naming_step_and_epoch(here, monke
     r = runner.invoke(app, ["runs"])
     assert r.exit_code == 0 and "failed" in r.output and "diverged: loss nan at step 3 (epoch 2)" in _text(r), r.output
     r = runner.invoke(app, ["report", "--format", "csv"])  # not reported (at 0.0 % or otherwise)
-    assert r.exit_code == 2 and "1 x training run not complete" in _text(r), r.output
+    assert r.exit_code == 2 and "1 x training diverged (loss nan at step 3)" in _text(r), r.output
 
 
 def test_a_loss_nan_from_the_first_step_leaves_no_complete_run(here, monkeypatch):
