@@ -55,6 +55,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -365,7 +366,9 @@ def quantize_pt2e_x86(
     readable_flags()  # torch.export reads the legacy cuDNN TF32 flag while tracing
     with torch.no_grad():
         exported = torch.export.export(model.eval(), (example_input,)).module()
-        observed = prepare_pt2e(exported, quantizer)
+        with warnings.catch_warnings():  # "The input of maxpool2d is not quantized, skip annotate": per pooling layer
+            warnings.filterwarnings("ignore", message="The input of maxpool2d is not quantized")
+            observed = prepare_pt2e(exported, quantizer)
         for batch in calibration.batches(example_input.shape[0]):
             observed(batch)
         converted = convert_pt2e(observed)
