@@ -291,12 +291,15 @@ def torchao_problem() -> str | None:
 def _torchao_api():
     """``(prepare_pt2e, convert_pt2e, X86InductorQuantizer, get_default_x86_inductor_quantization_config)``.
 
-    torchao warns at import about each of its CUDA kernel libraries that a CPU torch cannot load;
-    they are not used here, so its logger is quieted while importing.
+    torchao warns at import about each of its CUDA kernel libraries that a CPU torch cannot load
+    (they are not used here), and torch's pytree about an Enum it registers: both loggers are
+    quieted while importing.
     """
-    logger = logging.getLogger("torchao")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    # torchao warns about its CUDA kernel libraries, and torch's pytree about an Enum torchao registers
+    loggers = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
@@ -304,7 +307,8 @@ def _torchao_api():
             get_default_x86_inductor_quantization_config,
         )
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
     return prepare_pt2e, convert_pt2e, X86InductorQuantizer, get_default_x86_inductor_quantization_config
 
 
