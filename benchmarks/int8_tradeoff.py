@@ -142,13 +142,14 @@ def setting_rows(args, model, cal, x: torch.Tensor, cache: Path, use_torchao: bo
     return rows
 
 
-def accuracy_drop(checkpoint: Path, backend: str, batch: int, cache: Path, spec: CalibrationSpec) -> str:
-    """The int8 artifact's difference to eager fp32 on the checkpoint's validation split, points,
-    with its 95 % paired interval (module docstring)."""
+def accuracy_drop(checkpoint: Path, data_root, backend: str, batch: int, cache: Path, spec: CalibrationSpec) -> str:
+    """The int8 artifact's difference to eager fp32 on the checkpoint's validation split (read from
+    ``data_root``), points, with its 95 % paired interval (module docstring)."""
     from hgbench.profile.deployed import BackendDeployment
     from hgbench.train.evaluation import evaluate_checkpoint
 
-    ev = evaluate_checkpoint(checkpoint, deployment=BackendDeployment(backend, "int8", batch, cache, spec))
+    deployment = BackendDeployment(backend, "int8", batch, cache, spec)
+    ev = evaluate_checkpoint(checkpoint, data_root=data_root, deployment=deployment)
     d = ev.deployed.difference
     return f"{d.mean:+.2f} [{d.mean_ci[0]:+.2f}, {d.mean_ci[1]:+.2f}] ({ev.result.metric}@{ev.result.threshold:g})"
 
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"hg1 {size} px, batch {batch}: calibration {cal.record()}")
                 setting = setting_rows(args, model, cal, val.inputs[:batch].contiguous(), cache, use_torchao)
                 for row in setting if at_checkpoint else []:
-                    row["drop"] = accuracy_drop(args.checkpoint, row["backend"], batch, cache, spec)
+                    row["drop"] = accuracy_drop(args.checkpoint, args.data_root, row["backend"], batch, cache, spec)
                 rows += setting
     print_table(rows)
     return 0
