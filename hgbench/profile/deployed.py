@@ -25,11 +25,10 @@ from torch import nn
 
 from hgbench.accuracy.deployed import REFERENCE_BATCH_SIZE, DeployedEvaluation, evaluate_artifact
 from hgbench.accuracy.evaluate import base_dataset
-from hgbench.data import make_dataset
 from hgbench.data.base import PoseDataset
 from hgbench.paths import check_writable_folder
 from hgbench.profile.backends import Prepared, RunSettings, get_backend
-from hgbench.profile.calibration_data import CalibrationSet, CalibrationSpec, draw_calibration_set
+from hgbench.profile.calibration_data import CalibrationSet, CalibrationSpec, calibration_set
 from hgbench.profile.roofline import default_cache_dir
 
 
@@ -94,9 +93,8 @@ class BackendDeployment:
             ValueError: that split is empty or smaller than the count (naming the option).
         """
         base = base_dataset(dataset)
-        source = make_dataset(base.name, getattr(base, "root", None), self.calibration.split,
-                              input_size=base.input_size, output_size=base.output_size, sigma=base.sigma)  # fmt: skip
-        return draw_calibration_set(source, self.calibration)
+        return calibration_set(base.name, getattr(base, "root", None), self.calibration, input_size=base.input_size,
+                               output_size=base.output_size, sigma=base.sigma)  # fmt: skip
 
     def evaluate(
         self,

@@ -224,18 +224,13 @@ def plan_profile(
         check_writable_folder(cache, "--cache-dir")
     check_writable_folder(Path(results))
     skipped = _skipped_pairs(backends, precisions, dev, conditions)
-    calibration = None
-    if any(p in QUANTIZED_PRECISIONS for p in precisions):
-        spec = CalibrationSpec(calibration_count, "train", calibration_seed, calibration_method)
-        calibration = _calibration(spec, dataset, data_root, results, input_size, conditions)
+    calibration = _calibration(precisions, calibration_count, calibration_seed, calibration_method, dataset, data_root,
+                               results, input_size, conditions)  # fmt: skip
     settings = [RunSettings(precision=p, tf32=tf32, channels_last=channels_last, compile_mode=compile_mode,
                             cache_dir=cache / "artefacts", calibration=calibration if p in QUANTIZED_PRECISIONS else None)
                 for p in precisions]  # fmt: skip
-    jobs = [
-        (s, j)
-        for s in specs
-        for j in sorted((trained.get(s.name) or (set(), set()))[0] or {num_joints or DEFAULT_NUM_JOINTS})
-    ]
+    jobs = [(s, j) for s in specs
+            for j in sorted((trained.get(s.name) or (set(), set()))[0] or {num_joints or DEFAULT_NUM_JOINTS})]  # fmt: skip
     check_plan_memory(jobs, sizes, input_size, precisions, dev)  # before any allocation: --batch-size 20000
     return ProfilePlan(jobs, backends, settings, sizes, input_size, dev, threads, budget, cache, Path(results),
                        refresh_ceilings, conditions, skipped, calibration)  # fmt: skip
@@ -295,16 +290,22 @@ def _skipped_pairs(
     return frozenset(skipped)
 
 
-def _calibration(spec: CalibrationSpec, dataset: str | None, data_root: Path | None, results: Path, input_size: int,
-                 conditions: list[str]) -> CalibrationSet:  # fmt: skip
-    """The calibration set of the quantized settings: ``spec`` drawn from ``dataset`` (``--dataset``/
-    ``--data-root``), else from the one dataset the complete training runs under ``results`` were
-    trained on (and their data folder), at ``input_size`` (:func:`calibration_set`).
+def _calibration(precisions: list[str], count: int, seed: int, method: str, dataset: str | None, data_root: Path | None,
+                 results: Path, input_size: int, conditions: list[str]) -> CalibrationSet | None:  # fmt: skip
+    """The calibration set of the quantized settings (None when ``precisions`` has none):
+    ``count`` training-split crops drawn with ``seed`` (:class:`CalibrationSpec`, ``method``) from
+    ``dataset`` (``--dataset``/``--data-root``), else from the one dataset the complete training
+    runs under ``results`` were trained on (and their data folder), at ``input_size``
+    (:func:`calibration_set`).
 
     Raises:
-        ValueError: no dataset given and none (or several) in the training records; a split that
-            is empty or smaller than the count (naming the options and the fix).
+        ValueError: a count below 1 or an unknown method; no dataset given and none (or several)
+            in the training records; a split that is empty or smaller than the count (naming the
+            options and the fix).
     """
+    if not any(p in QUANTIZED_PRECISIONS for p in precisions):
+        return None
+    spec = CalibrationSpec(count, "train", seed, method)
     how = "--dataset"
     if dataset is None:
         trained = {(r.dataset, r.get("data_root")) for r in scan(results, kinds=["train"]).records if r.complete} \

@@ -197,11 +197,7 @@ def profile_model(
                 stage = "numerics"
                 _check_numerics(record, model, prepared, x_in, reference, settings, device)
             stage = "roofline"
-            if settings.quantized:  # no int8/fp8 ceilings are measured (roofline module docstring)
-                record.notes.append(f"roofline: no {settings.precision} ceilings measured; efficiency not computed")
-            else:
-                ceilings = ceilings or _device_ceilings(device, settings, threads, cache_dir)
-                record.roofline = _roofline_of(record, ceilings)
+            _roofline_stage(record, settings, ceilings, device, threads, cache_dir)
     except torch.cuda.OutOfMemoryError as e:
         _failed(record, f"{stage}: CUDA out of memory at batch size {batch_size}: {e}")
     except Exception as e:  # noqa: BLE001 - one failing setting must not stop a sweep
@@ -453,6 +449,16 @@ def _device_ceilings(
 ) -> Ceilings:
     """:func:`~hgbench.profile.roofline.get_ceilings` of ``device`` at the setting's precision and TF32."""
     return get_ceilings(device, settings.precision, tf32=settings.tf32, threads=threads, cache_dir=cache_dir)
+
+
+def _roofline_stage(record: ProfileRecord, settings: RunSettings, ceilings: Ceilings | None, device: torch.device,
+                    threads: int | None, cache_dir: Path | None) -> None:  # fmt: skip
+    """Stage ``roofline``: ``record.roofline`` against the device's ceilings (looked up when
+    ``ceilings`` is None); a quantized setting gets a note instead (no int8/fp8 ceilings are measured)."""
+    if settings.quantized:
+        record.notes.append(f"roofline: no {settings.precision} ceilings measured; efficiency not computed")
+        return
+    record.roofline = _roofline_of(record, ceilings or _device_ceilings(device, settings, threads, cache_dir))
 
 
 def _free_memory(device: torch.device) -> None:

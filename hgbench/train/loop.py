@@ -212,6 +212,15 @@ def _run_epochs(epochs: EpochLoop, scaler_state: dict | None, resumed: bool) -> 
     return _record(epochs.setup, epochs.state)
 
 
+def _emitter(progress: ProgressFn | None, tracker: str | None, target, spec: VariantSpec, dataset: str) -> ProgressFn:
+    """The run's progress callback: ``progress`` on rank 0 (nothing elsewhere), wrapped by the
+    tracker's logging, if any (:func:`hgbench.tracking.track_training`)."""
+    if not target.writer:
+        return lambda event, data: None
+    emit = progress if progress is not None else (lambda event, data: None)
+    return track_training(tracker, target.folder, spec, target.settings, dataset, emit)
+
+
 def train_variant(
     spec: VariantSpec,
     protocol: Protocol,
@@ -239,18 +248,17 @@ def train_variant(
             :func:`hgbench.train.device.check_device` resolves it) is each rank's GPU
             (:func:`hgbench.train.distributed.device_for_rank`); the text ``cuda:N`` is refused.
         progress: ``progress(event, info)`` (:mod:`hgbench.train.progress`).
-        bad_samples: ``"error"`` (a missing or corrupt image stops the run, naming it) or
-            ``"skip"`` (left out, counted in the record's ``split.skipped_samples``).
-        log_every_steps, log_every_s: a ``"log"`` event (the loss read from the device)
-            every this many steps or seconds, whichever comes first, and at each epoch end.
+        bad_samples: ``"error"`` (a missing or corrupt image stops the run, naming it) or ``"skip"``
+            (left out, counted in ``split.skipped_samples``).
+        log_every_steps, log_every_s: a ``"log"`` event (the loss read from the device) every this
+            many steps or seconds, whichever first, and at each epoch end.
         deterministic: deterministic kernels (:func:`hgbench.train.device.training_flags`: exact
             resume bit-identical on CUDA too, slower); None: ``$HGBENCH_DETERMINISTIC``, which
             ``hgbench train --deterministic`` sets. Recorded (``deterministic``, ``cudnn_benchmark``).
         force: train again from scratch even if the run is complete or has a checkpoint (a
             complete run's record and checkpoint are kept as ``*.previous``).
-        checked: the caller already checked the variant against the protocol and the device
-            (:func:`hgbench.train.launch.plan_training`; ``device`` is its resolved
-            ``torch.device``), so the checks do not run twice (:func:`hgbench.train.setup.target_run`).
+        checked: the caller (:func:`hgbench.train.launch.plan_training`, ``device`` its resolved
+            ``torch.device``) checked variant, protocol and device (:func:`hgbench.train.setup.target_run`).
         tracker: ``tensorboard`` or ``mlflow`` logs the run there (rank 0), ``none`` nowhere; None:
             ``$HGBENCH_TRACKER`` (:mod:`hgbench.tracking`; a tracker's failure is a warning).
 
@@ -261,11 +269,10 @@ def train_variant(
         unwritten (its ``path`` None).
 
     Raises:
-        DeviceError: the device does not exist or cannot run the protocol's precision
-            (before any work).
+        DeviceError: the device does not exist or cannot run the protocol's precision.
         ConfigError: the variant cannot be trained under the protocol.
-        DistributedError: the launcher's environment is inconsistent, or the global batch
-            does not divide over the processes (before any work).
+        DistributedError: an inconsistent launcher environment, or a global batch that does not
+            divide over the processes (both before any work, as the two above).
         RunLockedError: another live process trains this run.
         CheckpointError: the run's checkpoint is unreadable or belongs to another run.
         ValueError: a run without a step (``epochs`` or ``steps_per_epoch`` 0, a split
@@ -288,13 +295,9 @@ def train_variant(
         run_identity = checkpoint_identity(target, setup.keypoints.num_joints)
         with previous_run_kept(target.folder, force and target.writer):
             state, scaler_state, resumed = start_state(setup, run_identity, force, group)
-            emit = progress if (progress is not None and target.writer) else (lambda event, data: None)
-            if target.writer:  # rank 0 logs to the tracker, if any (hgbench.tracking)
-                emit = track_training(tracker, target.folder, spec, target.settings, dataset, emit)
+            emit = _emitter(progress, tracker, target, spec, dataset)
             epochs = EpochLoop(setup, state, run_identity, group, emit, wall_start=wall_start,
                                log_every_steps=log_every_steps, log_every_s=log_every_s)  # fmt: skip
             record = _run_epochs(epochs, scaler_state, resumed)
-        emit(
-            "done", {"variant": spec.name, "train_time_s": state.train_time_s, "samples_per_s": record["samples_per_s"]}
-        )
+        emit("done", {"variant": spec.name, "train_time_s": state.train_time_s, "samples_per_s": record["samples_per_s"]})  # fmt: skip
         return record

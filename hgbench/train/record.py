@@ -85,9 +85,8 @@ def train_record_body(
     Fields: the identity (:func:`hgbench.records.identity.identity`: ``variant``, ``spec``
     (asdict), ``spec_hash``, ``num_joints``, ``dataset``, ``protocol`` (name),
     ``protocol_hash`` (of the protocol as loaded); with ``data``, the run's
-    :class:`hgbench.data.fingerprint.DataFingerprint`, ``data_folder``, ``data_fingerprint``
-    and ``data_images``), ``protocol_as_loaded`` and
-    ``protocol_settings`` (as run: with the variant's overrides), ``overrides``,
+    :class:`hgbench.data.fingerprint.DataFingerprint`, ``data_folder``, ``data_fingerprint`` and
+    ``data_images``), ``protocol_as_loaded`` and ``protocol_settings`` (as run: with the variant's overrides), ``overrides``,
     ``data_root``, ``split`` (sizes), ``keypoints``, ``parameters``,
     ``train_time_s``, ``wall_time_s`` (seconds, summed across resumes),
     ``samples_per_s`` (warm-up steps left out), ``warmup_steps_excluded``,
@@ -107,14 +106,10 @@ def train_record_body(
     ``provenance``.
     """
     p = run_protocol
+    run = identity(spec=spec, num_joints=keypoints.num_joints, protocol=protocol, dataset=dataset,
+                   data=None if data is None else data.fields())  # fmt: skip
     return {
-        **identity(
-            spec=spec,
-            num_joints=keypoints.num_joints,
-            protocol=protocol,
-            dataset=dataset,
-            data=None if data is None else data.fields(),
-        ),
+        **run,
         "protocol_as_loaded": dataclasses.asdict(protocol),
         "protocol_settings": dataclasses.asdict(p),
         "overrides": spec.overrides,
