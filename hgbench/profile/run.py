@@ -40,6 +40,7 @@ from hgbench.profile.roofline import Ceilings, element_bytes, get_ceilings, roof
 from hgbench.records import ProfileRecord, RecordError, identity, read_record, write_record
 from hgbench.records.identity import artifact_identity
 from hgbench.records.provenance import GpuStateSampler, collect_provenance, device_name, nvml_index
+from hgbench.records.schema import machine_label
 
 INPUT_SEED = 0
 MAX_REASON_CHARS = 500
@@ -487,7 +488,8 @@ def save_profile_record(
 ) -> Path:
     """Write ``record`` (from :func:`profile_model`) with its ``provenance`` (default:
     :func:`collect_provenance` now, with the record's threads) under ``results_dir``, at
-    :func:`hgbench.paths.profile_record_path` for the provenance's hostname and the record key's
+    :func:`hgbench.paths.profile_record_path` for the provenance's machine label
+    (:func:`hgbench.records.schema.machine_label`) and the record key's
     file stem (:meth:`hgbench.records.RecordKey.stem`: no two settings of one host share a file),
     atomically; return the path.
 
@@ -501,7 +503,7 @@ def save_profile_record(
         hgbench.records.NewerSchemaError: the path holds a newer hgbench's record (kept).
     """
     provenance = collect_provenance(threads=record.threads) if provenance is None else provenance
-    path = paths.profile_record_path(results_dir, provenance["hostname"], record.key().stem())
+    path = paths.profile_record_path(results_dir, machine_label(provenance), record.key().stem())
     if record.status != "ok" and path.is_file():
         try:
             earlier = read_record(path)

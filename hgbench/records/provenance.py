@@ -38,7 +38,9 @@ def usable_cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def collect_provenance(command: list[str] | None = None, threads: int | None = None) -> dict[str, Any]:
+def collect_provenance(
+    command: list[str] | None = None, threads: int | None = None, machine: str | None = None
+) -> dict[str, Any]:
     """Describe the software, the machine and the command of this run.
 
     Args:
@@ -60,7 +62,8 @@ def collect_provenance(command: list[str] | None = None, threads: int | None = N
         (:func:`gpu_nvml_state`; ``None`` without ``nvidia-ml-py``, ``pip install 'hgbench[gpu]'``);
         ``cpu_model``; ``threads``;
         ``cpu_count`` (logical CPUs of the machine), ``cpu_count_usable`` (CPUs this process
-        may run on); ``hostname``; ``platform``; ``command``.
+        may run on); ``hostname``; ``machine`` (the label that names this machine in records
+        and reports: ``machine``, else the host name; :func:`hgbench.records.schema.machine_label`); ``platform``; ``command``.
 
     Never raises.
     """
@@ -88,6 +91,7 @@ def collect_provenance(command: list[str] | None = None, threads: int | None = N
         "cpu_count": os.cpu_count(),
         "cpu_count_usable": usable_cpu_count(),
         "hostname": socket.gethostname(),
+        "machine": machine or socket.gethostname(),
         "platform": platform.platform(),
         "command": shlex.join(sys.argv if command is None else command),
     }

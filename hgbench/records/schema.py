@@ -72,7 +72,7 @@ class RecordKey:
     """What a record describes, not when or with what result: two records with equal keys
     describe the same thing and the newer replaces the older in every reader.
 
-    ``machine`` is ``(host, device kind, device name, threads)`` for profile records and ``()`` for
+    ``machine`` is ``(machine label (:func:`machine_label`), device kind, device name, threads)`` for profile records and ``()`` for
     train and eval records (accuracy does not depend on the machine). ``setting`` is the rest,
     by kind (the field names are in :data:`KEY_FIELDS`). ``hgbench compare`` and the latency
     gate match two runs' records on ``(kind, setting)``, across machines; the report and
@@ -153,12 +153,20 @@ the data scored (:data:`hgbench.records.identity.DATA`; None in a record written
 that an evaluation on other data never replaces one on the first."""
 
 
+def machine_label(provenance: dict[str, Any] | None) -> str | None:
+    """The label of the machine a record was made on: its provenance's ``machine``
+    (``hgbench profile --machine-label``; one per Slurm partition), else its ``hostname``
+    (records made before labels existed); ``None`` when neither is there."""
+    provenance = provenance or {}
+    return provenance.get("machine") or provenance.get("hostname")
+
+
 def key_of(kind: str, body: Any, provenance: dict | None = None) -> RecordKey:
     """The :class:`RecordKey` of a record of ``kind`` whose fields are in ``body`` (a record or
     a writer's mapping; ``provenance`` gives the host of a profile record)."""
     machine: tuple = ()
     if kind == "profile":
-        machine = ((provenance or {}).get("hostname"), body.get("device"), body.get("device_name"), body.get("threads"))
+        machine = (machine_label(provenance), body.get("device"), body.get("device_name"), body.get("threads"))
     return RecordKey(kind, machine, tuple(body.get(f) for f in KEY_FIELDS[kind]))
 
 
