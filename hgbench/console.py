@@ -291,7 +291,8 @@ def print_profile(run, plan) -> None:
 
     prov, device, threads = run.provenance, plan.device.type, plan.threads
     where = prov["gpu_name"] if device == "cuda" else prov["cpu_model"]
-    table = Table(title=f"profile on {prov['hostname']}: {device} ({where}), {threads} thread{'' if threads == 1 else 's'}, "
+    machine = prov.get("machine") or prov["hostname"]
+    table = Table(title=f"profile on {machine}: {device} ({where}), {threads} thread{'' if threads == 1 else 's'}, "
                         f"input {plan.input_size}x{plan.input_size}; p50/p90/p99 per batch, GMACs per sample, "
                         "efficiency = roofline floor / p50")  # fmt: skip
     cols = ("variant", "joints", "backend", "precision", "batch", "parameters", "GMACs", "p50 (ms)", "p90 (ms)", "p99 (ms)",
@@ -317,7 +318,7 @@ def print_profile(run, plan) -> None:
     console.print(table)
     for line in plan.conditions:
         say(f"note: {line}")
-    say(f"records: {plan.results / 'profile' / prov['hostname']}")
+    say(f"records: {plan.results / 'profile' / machine}")
     windows = run.windows()
     if windows["repetitions"]:
         say(f"timing windows: {windows['quiet']} of {windows['repetitions']} repetitions timed while the calibration probes "

@@ -16,7 +16,7 @@ import torch
 
 from hgbench.config import VariantSpec, select_variants
 from hgbench.config.axes import QUANTIZED_PRECISIONS, spoken
-from hgbench.paths import check_writable_folder
+from hgbench.paths import check_writable_folder, safe_component
 from hgbench.profile.backends import BACKENDS, PRECISIONS, RunSettings, get_backend
 from hgbench.profile.calibration_data import DEFAULT_CALIBRATION_COUNT, CalibrationSet, CalibrationSpec, calibration_set
 from hgbench.profile.latency import default_threads
@@ -70,6 +70,7 @@ class ProfilePlan:
     conditions: list[str] = field(default_factory=list)
     skipped: frozenset[tuple[str, str]] = frozenset()
     calibration: CalibrationSet | None = None
+    machine_label: str | None = None
 
     @property
     def total_steps(self) -> int:
@@ -182,6 +183,7 @@ def plan_profile(
     calibration_count: int = DEFAULT_CALIBRATION_COUNT,
     calibration_seed: int = 0,
     calibration_method: str = "minmax",
+    machine_label: str | None = None,
 ) -> ProfilePlan:
     """Check every option and build the plan; nothing is measured or written.
 
@@ -199,12 +201,15 @@ def plan_profile(
         NotADirectoryError, hgbench.paths.MachineFaultError: ``results`` or ``cache_dir`` is
             a file or cannot be written (:func:`hgbench.paths.check_writable_folder`).
         BackendUnavailableError: a backend that cannot run on the device.
+        hgbench.paths.UnsafePathError: a ``machine_label`` that is not a plain file name.
 
     Quantized precisions (``int8``, ``fp8``) run on the backends that build them; the others'
     pairs are skipped (said in ``conditions``), and a quantized precision that no chosen backend
     builds, or that has no calibration data (``dataset`` or the complete training runs under
     ``results``: :func:`_calibration`), raises ``ValueError`` naming the options.
     """
+    if machine_label is not None:
+        safe_component(machine_label, "--machine-label")
     specs = select_variants(variants)
     dev = resolve_profile_device(device)
     backends = _backends(backend, dev)
@@ -233,7 +238,7 @@ def plan_profile(
             for j in sorted((trained.get(s.name) or (set(), set()))[0] or {num_joints or DEFAULT_NUM_JOINTS})]  # fmt: skip
     check_plan_memory(jobs, sizes, input_size, precisions, dev)  # before any allocation: --batch-size 20000
     return ProfilePlan(jobs, backends, settings, sizes, input_size, dev, threads, budget, cache, Path(results),
-                       refresh_ceilings, conditions, skipped, calibration)  # fmt: skip
+                       refresh_ceilings, conditions, skipped, calibration, machine_label)  # fmt: skip
 
 
 def _backends(backend: str, device: torch.device) -> list[str]:
@@ -404,7 +409,8 @@ def run_profile(plan: ProfilePlan, on_step: Callable[[str, bool], None] | None =
     reason and the sweep goes on (:attr:`ProfileRun.failed`).
     """
     torch.set_num_threads(plan.threads)
-    provenance = collect_provenance(list(command) if command is not None else None, threads=plan.threads)
+    provenance = collect_provenance(list(command) if command is not None else None, threads=plan.threads,
+                                    machine=plan.machine_label)  # fmt: skip
     warnings: list[str] = []
     ceilings = {}
     for s in plan.settings:
