@@ -119,11 +119,14 @@ def train(
 
 @app.command()
 def runs(results: Results = DEFAULT_RESULTS_DIR) -> None:
-    """Where every training run stands (queued, running, interrupted, complete, failed): job, log, last step."""
+    """Where every training run stands (queued, running, interrupted, complete, failed): job, log, last step;
+    and every profile job (pending, running, complete, failed): partition, machine label, log."""
+    from hgbench.profile.launch import profile_job_statuses
     from hgbench.train.status import run_statuses
     with ui.user_errors():
-        statuses = run_statuses(results)
-    ui.print_run_statuses(statuses, empty=f"no training run under {results}/runs")
+        statuses, jobs = run_statuses(results), profile_job_statuses(results)
+    ui.print_run_statuses(statuses, empty=None if jobs else f"no training run under {results}/runs, no profile job in {results}/logs")
+    ui.print_profile_jobs(jobs)
 
 
 @app.command()
@@ -186,12 +189,30 @@ def profile(
     calibration_method: Annotated[str, typer.Option(help="int8 on onnxruntime: minmax, entropy or percentile.")] = "minmax",
     evaluate: Annotated[bool, typer.Option("--evaluate", help="Also measure each setting's accuracy through its artifact, "
                                            "for variants trained into --results (eval records beside the checkpoints).")] = False,
+    machine_label: Annotated[str | None, typer.Option(help="Names the machine in the records and the report (default: the host "
+                                                      "name; with --launcher slurm each job's partition, or one label per "
+                                                      "partition, comma-separated, in the same order).")] = None,
+    launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (one job per --slurm-partition, each "
+                                               "profiling the same sweep on its node).")] = "local",
+    slurm_partition: Annotated[str | None, typer.Option(help="Slurm partitions = machine kinds, comma-separated: one job each.")] = None,
+    slurm_gpus_per_job: Annotated[int | None, typer.Option(help="GPUs per job (default 1; 0 with --device cpu).")] = None,
+    slurm_cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per job (default --threads: these CPUs).")] = None,
+    slurm_time: Annotated[int | None, typer.Option(help="Minutes per job (default 60).")] = None,
+    slurm_account: Annotated[str | None, typer.Option(help="Slurm account to charge.")] = None,
+    slurm_qos: Annotated[str | None, typer.Option(help="Slurm quality of service.")] = None,
+    wait: Annotated[bool, typer.Option(help="Slurm: wait for every job; exit 1 naming each that failed.")] = False,
 ) -> None:
     """Size, MACs/FLOPs, latency (p50/p90/p99), memory, numerics and roofline efficiency on this machine:
-    one record per setting; a failing setting is recorded and the sweep goes on (exit 1 at the end)."""
+    one record per setting; a failing setting is recorded and the sweep goes on (exit 1 at the end).
+    With --launcher slurm, the same sweep on each partition's node (hgbench runs lists the jobs)."""
     options = dict(locals())  # every option, as the library names them
+    from hgbench.profile.launch import pop_launch_options
     from hgbench.profile.plan import plan_profile, run_profile
     options.pop("evaluate")
+    with ui.user_errors():
+        slurm = pop_launch_options(options, evaluate)  # --launcher, --slurm-*, --wait: None for local
+    if slurm is not None:  # one job per partition, each this sweep (hgbench.profile.launch); exits
+        ui.run_profile_jobs({"variants": options.pop("variants_"), **options}, slurm)
     with ui.user_errors():
         plan = plan_profile(options.pop("variants_"), **options)
     with ui.stepping("profile", plan.total_steps, f"{plan.device.type} ceilings") as step, ui.user_errors():

@@ -514,3 +514,44 @@ def gate_verdict(final, attempts: list, folder) -> None:
     say(f"records: {folder}; {summary_line(final)}")
     if final.failed:
         fail(f"latency regression (every attempt): {', '.join(final.regressed_variants())}", code=1)
+
+
+def print_profile_jobs(jobs: list) -> None:
+    """``hgbench runs``: each profile job (:class:`hgbench.profile.launch.ProfileJobStatus`): job,
+    partition, machine label, state, detail, log; a failed job's last error lines. Nothing without jobs."""
+    if not jobs:
+        return
+    table = Table(title="profile jobs")
+    for col in ("job", "partition", "machine label", "state", "detail", "log"):
+        table.add_column(col)
+    style = {"complete": "green", "running": "cyan", "pending": "blue", "failed": "red"}
+    for j in jobs:
+        table.add_row(j.job_id, j.partition, j.label, f"[{style.get(j.state, 'white')}]{j.state}[/]", escape(j.detail),
+                      str(j.log) if j.log else "—")  # fmt: skip
+    console.print(table)
+    for j in jobs:
+        if j.state == "failed" and j.error_tail:
+            console.print(f"[red]{escape(j.label)}[/] (job {j.job_id}, {j.error_log}, last lines):")
+            say("\n".join("    " + line for line in j.error_tail))
+
+
+def run_profile_jobs(options: dict, launch) -> None:
+    """``hgbench profile --launcher slurm``: submit one job per partition
+    (:func:`hgbench.profile.launch.launch_profile`), saying each job and, with ``--wait``, each
+    state change; then name every job that failed (partition, label, job id, log).
+
+    Raises:
+        typer.Exit: 0 submitted (or, with ``--wait``, every job complete), 1 a job failed, 2 bad
+            input (:func:`user_errors`: nothing submitted).
+    """
+    from hgbench.profile.launch import launch_profile
+
+    with user_errors():
+        statuses = launch_profile(options, launch, say=say)
+    failed = [s for s in statuses if s.state != "complete"]
+    for s in failed:
+        say(f"failed: {s.label} (partition {s.partition}), job {s.job_id}: {s.detail}; log {s.error_log or s.log}", err=True)
+    if statuses:
+        done = len(statuses) - len(failed)
+        say(f"{done} of {len(statuses)} profile jobs complete; hgbench report --results {options['results']}")
+    raise typer.Exit(1 if failed else 0)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A one-node Slurm cluster for tests/train/test_slurm.py: munged, slurmctld and slurmd on this host
+# A one-node Slurm cluster for tests/train/test_slurm.py and tests/profile/test_slurm_profile.py: munged, slurmctld and slurmd on this host
 # (`hostname -s`), every file (munge key, sockets, configuration, state, spool, logs, pid files)
 # under one folder, so nothing in /etc or /var is touched. Needs root (slurmd starts jobs as their
 # user) and Debian's packages: apt-get install -y slurm-wlm munge (Slurm 22.05 on Debian 12).
@@ -78,6 +78,10 @@ SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd.log
 NodeName=$HOST NodeAddr=$HOST CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+# Two more partitions over the same node: two "machine kinds" for tests/profile/test_slurm_profile.py
+# (hgbench profile --launcher slurm --slurm-partition kindA,kindB: one job, one machine label each).
+PartitionName=kindA Nodes=$HOST MaxTime=INFINITE State=UP
+PartitionName=kindB Nodes=$HOST MaxTime=INFINITE State=UP
 CONF
 
 export SLURM_CONF="$CONF"

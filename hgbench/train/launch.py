@@ -28,6 +28,8 @@ job's stdout and stderr) go to ``<results>/logs/slurm/``.
 ``sacct`` is not needed (clusters without an accounting database, the CI's test cluster): job
 states come from ``squeue``, which keeps a finished job for ``MinJobAge`` (300 s by default),
 and from the run folder (record, checkpoint) and submitit's result file once it has gone.
+The Slurm pieces every command shares (:class:`SlurmOptions`, the checks, the executor,
+``squeue``) live in :mod:`hgbench.slurm`.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -54,53 +55,30 @@ from hgbench.config import Protocol, VariantSpec
 from hgbench.data.fingerprint import DataFingerprint, training_data
 from hgbench.paths import TRAIN_RECORD, is_machine_fault
 from hgbench.records import atomic_write_bytes, utc_now
+from hgbench.slurm import (  # noqa: F401 - the generic Slurm pieces, used here and named by train's callers
+    LOG_DIR,
+    SIGNAL_DELAY_S,
+    SLURM_ACTIVE,
+    SLURM_QUEUED,
+    LaunchError,
+    SlurmOptions,
+    log_root,
+    refusal,
+    refuse_other_launcher,
+    require_slurm,
+    slurm_executor,
+    squeue_states,
+    wait_slurm,
+)
 
 LAUNCH_FILE = ".launch.json"
 """Per run folder: the launcher's note of the last start (JSON; module docstring)."""
-LOG_DIR = "logs"
-"""Under the results folder: ``logs/slurm/`` (submitit's folder) and ``logs/local/``."""
 REQUEUE_SIGNAL = "USR1"
 """Signal Slurm sends before the time limit (``sbatch --signal``) and that requeues a job: the
 one the engine saves a checkpoint on (besides SIGTERM and SIGINT)."""
-SIGNAL_DELAY_S = 120
-"""Seconds between :data:`REQUEUE_SIGNAL` and the time limit: the current step, a checkpoint
-write and ``scontrol requeue`` must fit (an hg8 checkpoint is ~300 MB)."""
 MAX_TIMEOUT_REQUEUES = 100
 """How many times a job is requeued after reaching its time limit (submitit's
 ``max_num_timeout``; preemptions do not count): a 100-epoch run in 4-hour slots needs a few."""
-SLURM_ACTIVE = frozenset(
-    {
-        "PENDING",
-        "RUNNING",
-        "REQUEUED",
-        "REQUEUE_FED",
-        "REQUEUE_HOLD",
-        "CONFIGURING",
-        "COMPLETING",
-        "RESIZING",
-        "SUSPENDED",
-        "STOPPED",
-        "SIGNALING",
-        "STAGE_OUT",
-        "RESV_DEL_HOLD",
-        "SPECIAL_EXIT",
-    }
-)
-"""``squeue`` states of a job that has not ended (``squeue --help``'s JOB STATE CODES)."""
-SLURM_QUEUED = frozenset(
-    {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
-)
-"""The active states of a job waiting to (re)start."""
-
-
-class LaunchError(ValueError):
-    """A launcher option that cannot work here; the message names the option, the value and the
-    fix (the CLI exits with status 2)."""
-
-
-def log_root(results_dir: str | Path) -> Path:
-    """``<results>/logs``: the launchers' log folders."""
-    return Path(results_dir) / LOG_DIR
 
 
 def read_launch(run_folder: str | Path) -> dict | None:
@@ -122,47 +100,6 @@ def _abs(path: str | Path | None) -> str | None:
 
 # --------------------------------------------------------------------------------------------
 # Slurm
-
-
-@dataclasses.dataclass(frozen=True)
-class SlurmOptions:
-    """Resources of each job of a Slurm array (``train-all --slurm-*``).
-
-    Attributes:
-        partition: ``--partition`` (None: the cluster's default).
-        gpus_per_job: GPUs of each job (``--gpus-per-node``), one task per GPU; 0 for a CPU job.
-        cpus_per_task: ``--cpus-per-task`` (None: the cluster's default, usually 1); give the
-            loader's workers theirs (protocol ``num_workers`` + 1).
-        time_min: ``--time`` in minutes; a job reaching it is requeued and resumes.
-        array_parallelism: at most this many jobs of the array run at once (``--array=0-N%K``).
-        account, qos: ``--account``, ``--qos``.
-        signal_delay_s: :data:`REQUEUE_SIGNAL` this many seconds before the time limit.
-    """
-
-    partition: str | None = None
-    gpus_per_job: int = 1
-    cpus_per_task: int | None = None
-    time_min: int = 240
-    array_parallelism: int | None = None
-    account: str | None = None
-    qos: str | None = None
-    signal_delay_s: int = SIGNAL_DELAY_S
-
-    def check(self) -> None:
-        """Raises: LaunchError: a count below its minimum, or a time limit not longer than the signal delay."""
-        for option, value, low in (
-            ("--slurm-gpus-per-job", self.gpus_per_job, 0),
-            ("--slurm-cpus-per-task", self.cpus_per_task, 1),
-            ("--slurm-time", self.time_min, 1),
-            ("--slurm-array-parallelism", self.array_parallelism, 1),
-        ):
-            if value is not None and value < low:
-                raise LaunchError(f"{option} {value}: must be at least {low}")
-        if self.time_min * 60 <= self.signal_delay_s:
-            raise LaunchError(
-                f"--slurm-time {self.time_min}: the job must run longer than the {self.signal_delay_s} s between the "
-                "requeue signal and the time limit; give more minutes"
-            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,11 +211,7 @@ def check_launcher(launcher: str, gpus: str | None, slurm: dict[str, Any], devic
         LaunchError: an unknown launcher, a Slurm option with ``local``, ``--gpus`` with
             ``slurm``, a malformed ``--gpus``, or a GPU index this machine does not have.
     """
-    if launcher not in ("local", "slurm"):
-        raise LaunchError(f"--launcher {launcher!r}: expected local or slurm")
-    given = [k for k, v in slurm.items() if v is not None]
-    if launcher == "local" and given:
-        raise LaunchError(f"{given[0]} is an option of --launcher slurm; add --launcher slurm or drop it")
+    refuse_other_launcher(launcher, slurm)
     if launcher == "slurm" and gpus is not None:
         raise LaunchError("--gpus is an option of --launcher local; with --launcher slurm give --slurm-gpus-per-job")
     if gpus is not None:
@@ -342,58 +275,6 @@ def launch_options(
     return slurm_options(device, **fields)
 
 
-def _require_slurm() -> None:
-    """Raises: LaunchError: a Slurm command missing from PATH, or no controller answering ``sinfo``."""
-    for cmd in ("sbatch", "squeue", "scontrol", "sinfo"):
-        if shutil.which(cmd) is None:
-            raise LaunchError(
-                f"--launcher slurm: {cmd} is not on PATH; run train-all on a login node of the cluster, or use --launcher local"
-            )
-    try:
-        proc = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60)
-        said = proc.stderr.strip().splitlines()[-1] if proc.returncode else ""
-    except subprocess.TimeoutExpired:
-        said = "sinfo did not answer within 60 s"
-    if said:
-        raise LaunchError(
-            f"--launcher slurm: no Slurm controller answers ({said}); run train-all on a login node of the "
-            "cluster (or set SLURM_CONF to its slurm.conf)"
-        )
-
-
-def squeue_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """``{job id: (state, reason)}`` for the jobs ``squeue`` still knows (pending, running, or
-    finished less than ``MinJobAge`` ago), array tasks one by one (``<array>_<task>``).
-    A job it no longer knows is missing from the result; so is every job when ``squeue``
-    cannot be run or fails."""
-    ids = sorted({j.split("_")[0] for j in job_ids if j})
-    if not ids or shutil.which("squeue") is None:
-        return {}
-    out: dict[str, tuple[str, str]] = {}
-    for group in ([",".join(ids)], ids):  # one call; one per job if one of them is unknown (squeue then fails)
-        failed = False
-        for jid in group:
-            try:
-                proc = subprocess.run(
-                    ["squeue", "-h", "-r", "-t", "all", "-j", jid, "-o", "%i|%T|%r"],
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                )
-            except (OSError, subprocess.TimeoutExpired):
-                return out
-            if proc.returncode != 0:
-                failed = True
-                continue
-            for line in proc.stdout.splitlines():
-                parts = line.strip().split("|")
-                if len(parts) == 3:
-                    out[parts[0]] = (parts[1], parts[2])
-        if not failed:
-            break
-    return out
-
-
 def submit_slurm(
     specs: Sequence[VariantSpec],
     protocol: Protocol,
@@ -420,7 +301,7 @@ def submit_slurm(
     """
     from hgbench.train import run_folder
 
-    _require_slurm()
+    require_slurm("train-all")
     options.check()
     results = Path(_abs(results_dir))
     folders = {s.name: run_folder(s, protocol, dataset, results) for s in specs}
@@ -433,9 +314,8 @@ def submit_slurm(
             [TrainJob(s, protocol, dataset, _abs(data_root), str(results), device, force) for s in todo]
         )
     except submitit.core.utils.FailedJobError as e:
-        said = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
         raise LaunchError(
-            f"sbatch refused the array: {said}; check --slurm-partition, --slurm-account, --slurm-qos, "
+            f"sbatch refused the array: {refusal(e)}; check --slurm-partition, --slurm-account, --slurm-qos, "
             "--slurm-time and --slurm-gpus-per-job against `sinfo` and your site's limits"
         ) from None
     launched = []
@@ -497,62 +377,19 @@ def _slurm_todo(
 def _slurm_executor(results: Path, protocol: Protocol, options: SlurmOptions) -> submitit.AutoExecutor:
     """A submitit executor for the jobs of one array under ``<results>/logs/slurm``, with ``options``'
     resources and the requeue signal (module docstring)."""
-    executor = submitit.AutoExecutor(
-        folder=log_root(results) / "slurm", cluster="slurm", slurm_max_num_timeout=MAX_TIMEOUT_REQUEUES
-    )
-    params: dict[str, Any] = {
-        "name": f"hgbench-{protocol.name}",
-        "timeout_min": options.time_min,
-        "nodes": 1,
-        "tasks_per_node": max(1, options.gpus_per_job),
-        "slurm_signal_delay_s": options.signal_delay_s,
+    return slurm_executor(
+        log_root(results) / "slurm",
+        f"hgbench-{protocol.name}",
+        options,
+        slurm_max_num_timeout=MAX_TIMEOUT_REQUEUES,
+        slurm_signal_delay_s=options.signal_delay_s,
         # the handler in the job listens to the signal Slurm is told to send
-        "slurm_setup": [f"export SUBMITIT_PREEMPT_SIGNAL={REQUEUE_SIGNAL}"],
-        "slurm_additional_parameters": {"signal": f"{REQUEUE_SIGNAL}@{options.signal_delay_s}"},
+        slurm_setup=[f"export SUBMITIT_PREEMPT_SIGNAL={REQUEUE_SIGNAL}"],
+        slurm_additional_parameters={"signal": f"{REQUEUE_SIGNAL}@{options.signal_delay_s}"},
         # a rank that exits with an error ends the step's other tasks at once, instead of leaving
         # them in a collective until the control group's timeout (hgbench.train.distributed.CONTROL_TIMEOUT)
-        "slurm_srun_args": ["--kill-on-bad-exit=1"],
-    }
-    optional = {
-        "gpus_per_node": options.gpus_per_job or None,
-        "cpus_per_task": options.cpus_per_task,
-        "slurm_partition": options.partition,
-        "slurm_account": options.account,
-        "slurm_qos": options.qos,
-        "slurm_array_parallelism": options.array_parallelism,
-    }
-    params.update({k: v for k, v in optional.items() if v is not None})
-    executor.update_parameters(**params)
-    return executor
-
-
-def wait_slurm(
-    launched: Sequence[Launched],
-    poll_s: float = 10.0,
-    on_change: Callable[[Launched, str, str], None] | None = None,
-) -> None:
-    """Block until every job of ``launched`` has ended (``squeue`` shows it in no active state,
-    or no longer knows it), calling ``on_change(launched, state, reason)`` whenever a job's
-    Slurm state changes (``"gone"`` once ``squeue`` has forgotten it). A requeued job is
-    active again (PENDING) and waited for. The outcome of each run is then in its run folder
-    (:func:`hgbench.train.status.run_status`).
-    """
-    last: dict[str, str] = {}
-    pending = [x for x in launched if x.job_id]
-    while pending:
-        states = squeue_states([x.job_id for x in pending])
-        still = []
-        for x in pending:
-            state, reason = states.get(x.job_id, ("gone", ""))
-            if last.get(x.job_id) != state:
-                last[x.job_id] = state
-                if on_change is not None:
-                    on_change(x, state, reason)
-            if state in SLURM_ACTIVE:
-                still.append(x)
-        pending = still
-        if pending:
-            time.sleep(poll_s)
+        slurm_srun_args=["--kill-on-bad-exit=1"],
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,14 +36,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 
 from hgbench import paths
 from hgbench.paths import CHECKPOINT, TRAIN_RECORD
 from hgbench.records import NewerSchemaError, RecordError, read_record
-from hgbench.train.launch import LAUNCH_FILE, SLURM_ACTIVE, SLURM_QUEUED, log_root, read_launch, squeue_states
+from hgbench.slurm import SLURM_ACTIVE, SLURM_QUEUED, log_root, squeue_states, tail
+from hgbench.train.launch import LAUNCH_FILE, read_launch
 from hgbench.train.lock import lock_owner
 
 STATES = ("queued", "running", "interrupted", "complete", "failed")
@@ -101,17 +101,6 @@ def run_folders(results_dir: str | Path) -> list[Path]:
     return paths.run_folders(results_dir)
 
 
-def tail(path: str | Path | None, lines: int = 10) -> list[str]:
-    """The last ``lines`` lines of a text file (empty if it cannot be read)."""
-    if not path or not Path(path).is_file():  # a FIFO or a device would block or never end
-        return []
-    try:
-        with open(path, errors="replace") as f:
-            return [line.rstrip("\n") for line in deque(f, maxlen=lines)]
-    except OSError:
-        return []
-
-
 def _progress(folder: Path) -> tuple[int | None, int | None, str]:
     """``(step, total_steps, problem)`` at the last checkpoint: None, None without a readable
     one, and then ``problem`` says why (empty without a checkpoint)."""
@@ -139,7 +128,7 @@ def _progress(folder: Path) -> tuple[int | None, int | None, str]:
 def launch_file(folder: Path, results_dir: str | Path, launch: dict | None, field: str) -> tuple[Path | None, str]:
     """``(path, problem)``: the file the launcher's note ``launch`` names under ``field``
     (``stdout``, ``stderr``, ``result``) when it lies inside the run ``folder`` or the results
-    folder's ``logs/`` (:func:`hgbench.train.launch.log_root`), symbolic links resolved; else
+    folder's ``logs/`` (:func:`hgbench.slurm.log_root`), symbolic links resolved; else
     ``(None, why it is not read)``; ``(None, "")`` when the note names none."""
     value = (launch or {}).get(field)
     if not value:
