@@ -342,11 +342,11 @@ def print_report(rep, written: list, results: list) -> None:
     table = Table(
         title=f"Pareto-optimal rows (accuracy vs {header(rep.pareto_cost)}, per machine, dataset, batch size, input size)"
     )
-    for col in ("host", "device", "dataset/split", "metric", "batch", "input (px)", "variant", "backend", "precision",
+    for col in ("machine", "device", "dataset/split", "metric", "batch", "input (px)", "variant", "backend", "precision",
                 header("accuracy_pct"), header("latency_p50_ms")):  # fmt: skip
         table.add_column(col)
     for _, r in front.iterrows():
-        table.add_row(str(r["host"]), f"{r['device']} {r['device_name'] or ''}", f"{r['dataset']}/{r['split']}", str(r["metric"]),
+        table.add_row(str(r["machine"]), f"{r['device']} {r['device_name'] or ''}", f"{r['dataset']}/{r['split']}", str(r["metric"]),
                       str(r["batch_size"]), str(r["input_size_px"]), r["variant"], r["backend"], r["precision"],
                       _fmt(r["accuracy_pct"]), _fmt(r["latency_p50_ms"]))  # fmt: skip
     console.print(table if len(front) else "No Pareto-optimal row (no profiled variant has an accuracy record).")
@@ -354,7 +354,7 @@ def print_report(rep, written: list, results: list) -> None:
         f"{len(rep.per_joint)} per-joint rows, {len(rep.failed)} failed measurements, {len(rep.skipped)} records skipped.")  # fmt: skip
     for _, r in rep.failed.iterrows():
         say(
-            f"failed measurement: {r['variant']} {r['backend']} {r['precision']} batch {r['batch_size']} on {r['host']}: {r['error']}"
+            f"failed measurement: {r['variant']} {r['backend']} {r['precision']} batch {r['batch_size']} on {r['machine']}: {r['error']}"
         )
     for reason, paths in skipped_by_reason(rep.skipped):
         more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""

@@ -3,7 +3,11 @@
 ``hgbench compare BASELINE CURRENT`` reads the ``"profile"`` records of two results folders
 (:func:`hgbench.records.scan`), matches them one to one by their key's setting
 (:meth:`hgbench.records.RecordKey.without_machine`: the machine may differ) and compares each
-metric of :data:`METRICS`.
+metric of :data:`METRICS`. Two machines are compared by passing their folders,
+``<results>/profile/<label A>`` and ``<results>/profile/<label B>`` (machine labels:
+``hgbench profile --machine-label``, default the host name; two labels may be of one host):
+their records match on the setting whatever their labels, hosts or device names, and the
+calibration below takes the machines' difference out of each ratio.
 
 Timing metrics (latency p50 and p90, throughput) are normalised by the calibration workload
 that ``hgbench profile`` times in the same process as the model (record field
@@ -47,6 +51,7 @@ from scipy.stats import mannwhitneyu
 
 from hgbench.paths import check_writable_file
 from hgbench.records import KEY_FIELDS, Record, RecordKey, scan
+from hgbench.records.schema import machine_label
 
 DEFAULT_ALPHA = 0.01
 
@@ -291,7 +296,10 @@ class RecordSet:
     skipped: list[tuple[str, str]]
 
     def describe(self) -> str:
-        """One line: the folder, how many records, their hosts, devices and calibration p50s."""
+        """One line: the folder, how many records, their machine labels
+        (:func:`hgbench.records.schema.machine_label`) with the hosts they ran on, devices and
+        calibration p50s: ``"results/profile/a100: 12 records; machine a100 (host node3); device
+        NVIDIA A100; calibration p50 1.2 ms"``."""
 
         def values(get) -> str:
             found = sorted({str(get(r)) for r in self.records.values()})
@@ -304,15 +312,18 @@ class RecordSet:
                 else "none"
             )
         )
+        labels = values(lambda r: machine_label(r.get("provenance")))
+        hosts = values(lambda r: (r.get("provenance") or {}).get("hostname"))
+        machine = labels if hosts == labels else f"{labels} (host {hosts})"
         return (
-            f"{self.path}: {len(self.records)} records; host {values(lambda r: (r.get('provenance') or {}).get('hostname'))}; "
+            f"{self.path}: {len(self.records)} records; machine {machine}; "
             f"device {values(lambda r: r.get('device_name'))}; calibration p50 {calib}"
         )
 
 
 def load_record_set(path: Path, side: str = "records") -> RecordSet:
     """Read the profile records of a results folder (every ``*.json`` below it, e.g.
-    ``results/`` or ``results/profile/<host>``) or of one record file, by
+    ``results/`` or ``results/profile/<machine label>``) or of one record file, by
     :func:`hgbench.records.scan`.
 
     Records of another kind (train, eval) are ignored silently; files the schema rule refuses are
@@ -329,7 +340,8 @@ def load_record_set(path: Path, side: str = "records") -> RecordSet:
         ValueError: a record breaks a value rule (naming the file, the field and the value); no
             usable profile record was found (the reasons for the skipped files are
             listed), or two records have the same setting (several machines' records in one
-            folder: pass one machine's folder, ``<results>/profile/<host>``).
+            folder: pass one machine's folder, ``<results>/profile/<machine label>``; the
+            message names the machine labels of the two).
     """
     path = Path(path)
     if not path.exists():
@@ -343,9 +355,11 @@ def load_record_set(path: Path, side: str = "records") -> RecordSet:
     for rec in found.records:
         key = rec.key().without_machine()
         if key in records:
+            first, second = (machine_label(r.get("provenance")) for r in (records[key], rec))
+            machines = f"machines {first} and {second}" if first != second else f"both of machine {first}"
             raise ValueError(
-                f"{side} {path}: two records of {key.label()}: {records[key].path} and {rec.path}; "
-                f"pass one machine's folder (<results>/profile/<host>) or one record file"
+                f"{side} {path}: two records of {key.label()} ({machines}): {records[key].path} and {rec.path}; "
+                f"pass one machine's folder (<results>/profile/<machine label>) or one record file"
             )
         records[key] = rec
     if not records:

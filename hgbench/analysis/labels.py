@@ -136,7 +136,8 @@ class Column:
 _C = Column
 COLUMNS: dict[str, Column] = {c.name: c for c in (
     # machine and run settings
-    _C("host", "host"), _C("device", "device"), _C("device_name", "device name"), _C("threads", "threads", fmt=fmt_count),
+    _C("machine", "machine"), _C("host", "host"),
+    _C("device", "device"), _C("device_name", "device name"), _C("threads", "threads", fmt=fmt_count),
     _C("variant", "variant"), _C("joints", "joints", fmt=fmt_count), _C("spec_hash", "spec hash"),
     _C("backend", "backend"), _C("precision", "precision"),
     _C("tf32", "tf32"), _C("channels_last", "channels last"), _C("compile_mode", "compile mode"),

@@ -3,6 +3,10 @@
 - accuracy vs latency p50, one plot per table of the accuracy-vs-cost section (one machine,
   one dataset/split/metric/protocol, one batch size, one input size), backends and precisions
   as colours, the Pareto front (:func:`hgbench.analysis.tables.pareto_optimal`) drawn as a staircase;
+- where the records span several machines, the same plot with one panel per machine side by
+  side, sharing the accuracy axis, one figure per dataset/split/metric/protocol, batch size and
+  input size (:func:`machine_panel_figures`, drawn by the same code:
+  :func:`accuracy_vs_latency_panels`);
 - accuracy vs GMACs (per sample) and vs parameters, one plot per dataset/split/metric/protocol
   (and input size for GMACs): these are counts, the same on every machine;
 - the learning curves, ``learning_curves.png``: validation mean accuracy and training loss per
@@ -34,15 +38,18 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from hgbench.analysis.labels import INTERVALS, PAPER_GROUPS, is_missing
-from hgbench.analysis.render import LEARNING_CURVES_PNG
+from hgbench.analysis.render import LEARNING_CURVES_PNG, MACHINE_PANELS_PREFIX
 from hgbench.analysis.tables import (
     ACCURACY_KEY,
     COST_GROUP,
     GROUP_COLUMNS,
+    MACHINE,
     QUANTIZED_PRECISIONS,
     Report,
     accuracy_for_pareto,
     pareto_optimal,
+    setting_text,
+    threads_text,
 )
 from hgbench.records import atomic_write_bytes
 
@@ -82,16 +89,9 @@ def _slug(*parts) -> str:
 
 
 def _setting(row) -> str:
-    """Backend, precision and switches of a profile row: ``"compile (max-autotune) fp16 +tf32 +cl"``."""
-    text = str(row["backend"])
-    if not is_missing(row.get("compile_mode")) and row["backend"] == "compile":
-        text += f" ({row['compile_mode']})"
-    text += f" {row['precision']}"
-    if row.get("tf32") is True:
-        text += " +tf32"
-    if row.get("channels_last") is True:
-        text += " +cl"
-    return text
+    """Backend, precision and switches of a profile row: ``"compile (max-autotune) fp16 +tf32 +cl"``
+    (:func:`hgbench.analysis.tables.setting_text`)."""
+    return " ".join(setting_text(row))
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -119,16 +119,57 @@ def accuracy_vs_cost_figure(
         x, xlabel, ylabel: cost column and axis labels (with units).
         title, subtitle: the figure's title and its conditions line.
 
-    The x axis is logarithmic when the costs span more than a factor of 20.
+    The x axis is logarithmic when the costs span more than a factor of 20
+    (:func:`_draw_accuracy_vs_cost`, which :func:`accuracy_vs_latency_panels` draws too).
     """
     fig = Figure(figsize=FIG_SIZE)
     ax = fig.add_subplot()
+    _draw_accuracy_vs_cost(ax, points, x, xlabel, ylabel, series)
+    _titles(fig, ax, title, subtitle)
+    return fig
+
+
+def accuracy_vs_latency_panels(
+    panels: list[tuple[str, pd.DataFrame]], xlabel: str, ylabel: str, title: str, subtitle: str
+) -> Figure:
+    """One figure, one panel per machine, side by side with a shared accuracy axis: each panel
+    the scatter of :func:`accuracy_vs_cost_figure` (its Pareto front, intervals, crosses and
+    squares) of that machine's points against ``latency_p50_ms``, one colour per backend /
+    precision (``series``), the same colour for a setting in every panel.
+
+    Args:
+        panels: ``(panel title, points)`` per machine; ``points`` as :func:`accuracy_vs_cost_figure`'s,
+            with ``latency_p50_ms`` (ms per batch) and ``series``.
+        xlabel, ylabel: axis labels (with units); title, subtitle: the figure's title and its
+            conditions line.
+
+    Each panel's latency axis is its own (machines differ by orders of magnitude; logarithmic
+    where a panel's latencies span more than a factor of 20).
+    """
+    n = max(len(panels), 1)
+    fig = Figure(figsize=(1.0 + 5.2 * n, FIG_SIZE[1] + 0.6))
+    axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
+    names = sorted({str(v) for _, pts in panels for v in pts["series"]})
+    colours = dict(zip(names, _colours(len(names)), strict=False))
+    for ax, (panel_title, pts) in zip(axes, panels, strict=False):
+        _draw_accuracy_vs_cost(ax, pts, "latency_p50_ms", xlabel, ylabel if ax is axes[0] else "", "series", colours)
+        ax.set_title("\n".join(textwrap.wrap(panel_title, 50)), fontsize=9)
+    fig.suptitle(title + "\n" + "\n".join(textwrap.wrap(subtitle, 40 * n + 40)), fontsize=11)
+    return fig
+
+
+def _draw_accuracy_vs_cost(
+    ax, points: pd.DataFrame, x: str, xlabel: str, ylabel: str, series: str | None, colours: dict | None = None
+) -> None:
+    """Draw :func:`accuracy_vs_cost_figure`'s scatter, error bars, Pareto staircase and labels
+    into ``ax``; ``colours`` (series name -> colour) fixes the colours across panels, else
+    one per series in sorted order. The legend goes right of a lone plot, inside a panel."""
     pts = points[points[ACC].notna() & points[x].notna()]
     groups = [(None, pts)] if series is None else list(pts.groupby(series, sort=True))
-    colours = _colours(len(groups))
+    palette = [colours[str(name)] for name, _ in groups] if colours else _colours(len(groups))
     bar_label = "95% interval (bootstrap over persons)"  # on the first error bar only
     quantized_label = "□ int8/fp8 (post-training quantized)"  # on the first square only
-    for (name, g), colour in zip(groups, colours, strict=False):  # _colours gives one colour at least
+    for (name, g), colour in zip(groups, palette, strict=False):  # _colours gives one colour at least
         excluded = g["excluded"].astype(bool) if "excluded" in g else pd.Series(False, index=g.index)
         yerr = _error_bars(g, ACC, ACC_LOW, ACC_HIGH)
         if yerr is not None:
@@ -151,6 +192,17 @@ def accuracy_vs_cost_figure(
         if len(sel):
             ax.scatter(sel[x], sel[ACC], marker="x", s=40, color=colour, zorder=3,
                        label=f"{label + ': ' if label else ''}numerics check failed (not on the front)")  # fmt: skip
+    _front_and_labels(ax, pts, x, xlabel, ylabel)
+    handles, _ = ax.get_legend_handles_labels()
+    if handles:
+        inside = colours is not None
+        ax.legend(fontsize=7 if inside else 8, loc="lower right" if inside else "upper left",
+                  bbox_to_anchor=None if inside else (1.01, 1.0))  # fmt: skip
+
+
+def _front_and_labels(ax, pts: pd.DataFrame, x: str, xlabel: str, ylabel: str) -> None:
+    """The Pareto staircase, the log scale where the costs span more than a factor of 20, one
+    label per variant at its cheapest point and the axes' labels (:func:`_draw_accuracy_vs_cost`)."""
     front = pts[pts["front"]].sort_values([x, ACC])
     if len(front):
         ax.step(front[x], front[ACC], where="post", color="crimson", linewidth=1.2, zorder=2,
@@ -174,11 +226,6 @@ def accuracy_vs_cost_figure(
     ax.grid(True, alpha=0.3)
     if len(pts) == 0:
         ax.text(0.5, 0.5, "no point with both accuracy and cost", ha="center", va="center", transform=ax.transAxes)
-    handles, _ = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    _titles(fig, ax, title, subtitle)
-    return fig
 
 
 # Where a point's label may go, in points from the point: right/left of it, then further up/down.
@@ -233,10 +280,18 @@ def _colours(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(max(n, 1))]
 
 
-def _threads(n) -> str:
-    if is_missing(n):
-        return "threads not recorded"
-    return f"{int(n)} thread{'s' if int(n) != 1 else ''}"
+def _latency_points(g: pd.DataFrame) -> pd.DataFrame:
+    """The rows of one cost group (one machine, accuracy, batch size and input size) as the
+    points of an accuracy-vs-latency plot: ``series`` (:func:`_setting`), ``label`` (the
+    variant), ``excluded`` (the fp32 accuracy does not carry over:
+    :func:`hgbench.analysis.tables.accuracy_for_pareto`) and ``front`` (Pareto-optimal on p50)."""
+    g = g.copy()
+    g["series"] = g.apply(_setting, axis=1)
+    g["label"] = g["variant"]
+    acc = accuracy_for_pareto(g)
+    g["excluded"] = acc.isna() & g[ACC].notna()
+    g["front"] = pareto_optimal(acc, g["latency_p50_ms"])
+    return g
 
 
 def _cost_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
@@ -245,31 +300,65 @@ def _cost_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
     if cost.empty:
         return written
     for key, g in cost.groupby(COST_GROUP, dropna=False, sort=False):
-        host, device, name, dataset, split, metric, protocol, batch, size = key
-        g = g.copy()
-        g["series"] = g.apply(_setting, axis=1)
+        machine, device, name, dataset, split, metric, protocol, batch, size = key
+        g = _latency_points(g)
         several = g["series"].nunique() > 1
-        g["label"] = g["variant"]
-        acc = accuracy_for_pareto(g)
-        g["excluded"] = acc.isna() & g[ACC].notna()
-        g["front"] = pareto_optimal(acc, g["latency_p50_ms"])
         settings = ", ".join(sorted(g["series"].unique()))
         title = f"{metric} vs latency: {dataset}/{split}"
-        subtitle = (f"{host}: {device} {name} | {'backends/precisions: ' if several else ''}{settings} | batch {batch} | "
-                    f"input {size}x{size} px | protocol {protocol} | {_threads(g['threads'].iloc[0])}")  # fmt: skip
+        subtitle = (f"{machine}: {device} {name} | {'backends/precisions: ' if several else ''}{settings} | batch {batch} | "
+                    f"input {size}x{size} px | protocol {protocol} | {threads_text(g['threads'].iloc[0])}")  # fmt: skip
         fig = accuracy_vs_cost_figure(g, "latency_p50_ms", f"latency p50 (ms per batch of {batch})", f"{metric} (%), {dataset} {split}",
                                       title, subtitle, series="series")  # fmt: skip
         path = (
             out
-            / f"accuracy_vs_latency__{_slug(host, device, dataset, split, metric, protocol, f'b{batch}', f's{size}')}.png"
+            / f"accuracy_vs_latency__{_slug(machine, device, dataset, split, metric, protocol, f'b{batch}', f's{size}')}.png"
         )
         written.append(
             (
-                f"{metric} vs latency p50 on {host} ({device}), {dataset}/{split}, batch {batch}, input {size}",
+                f"{metric} vs latency p50 on {machine} ({device}), {dataset}/{split}, batch {batch}, input {size}",
                 _save(fig, path),
             )
         )
     return written
+
+
+def machine_panel_figures(report: Report) -> list[tuple[str, str, Figure]]:
+    """Accuracy vs latency with one panel per machine, where the records span several machines
+    (:attr:`Report.latency_matrix` not empty; none for one machine): one figure per accuracy
+    (dataset, split, metric, protocol), batch size and input size, a panel per machine
+    (:data:`hgbench.analysis.rows.MACHINE`, in the order of the cost table) with that machine's
+    backends and precisions (:func:`accuracy_vs_latency_panels`; each panel's Pareto front is
+    that machine's).
+
+    Returns:
+        ``(caption, file name, figure)`` per figure (:func:`write_plots` saves them under
+        ``plots/``, named :data:`MACHINE_PANELS_PREFIX` + the accuracy, batch and size).
+    """
+    cost = report.cost[report.cost[ACC].notna()] if not report.cost.empty else report.cost
+    if report.latency_matrix.empty or cost.empty:
+        return []
+    figures = []
+    for key, g in cost.groupby(ACCURACY_KEY + ["batch_size", "input_size_px"], dropna=False, sort=False):
+        dataset, split, metric, protocol, batch, size = key
+        panels = []
+        for (machine, device, name), m in g.groupby(MACHINE, dropna=False, sort=False):
+            hosts = report.hosts.get(str(machine), [])
+            on = f" on {', '.join(hosts)}" if hosts and hosts != [str(machine)] else ""
+            what = f"{device}, {name or 'device name not recorded'} | {threads_text(m['threads'].iloc[0])}"
+            panels.append((f"{machine}{on}: {what}", _latency_points(m)))
+        title = f"{metric} vs latency per machine: {dataset}/{split}"
+        subtitle = f"batch {batch} | input {size}x{size} px | protocol {protocol} | colour: backend and precision"
+        fig = accuracy_vs_latency_panels(panels, f"latency p50 (ms per batch of {batch})", f"{metric} (%), {dataset} {split}",
+                                         title, subtitle)  # fmt: skip
+        caption = f"{metric} vs latency p50 per machine ({len(panels)} panels), {dataset}/{split}, batch {batch}, input {size}"
+        figures.append(
+            (
+                caption,
+                f"{MACHINE_PANELS_PREFIX}{_slug(dataset, split, metric, protocol, f'b{batch}', f's{size}')}.png",
+                fig,
+            )
+        )
+    return figures
 
 
 def _complexity_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
@@ -475,5 +564,6 @@ def _per_joint_plots(report: Report, out: Path) -> list[tuple[str, Path]]:
 def write_plots(report: Report, out_dir: str | Path) -> list[tuple[str, Path]]:
     """Write every plot of ``report`` as PNG into ``out_dir``; return ``(caption, path)`` pairs."""
     out = Path(out_dir)
-    return [*_cost_plots(report, out), *_complexity_plots(report, out), *_per_joint_plots(report, out),
+    panels = [(caption, _save(fig, out / name)) for caption, name, fig in machine_panel_figures(report)]
+    return [*_cost_plots(report, out), *panels, *_complexity_plots(report, out), *_per_joint_plots(report, out),
             *_learning_plot(report, out)]  # fmt: skip

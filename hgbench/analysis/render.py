@@ -39,6 +39,7 @@ from hgbench.analysis.tables import (
     FAILED_COLUMNS,
     GROUP_COLUMNS,
     MACHINE,
+    MATRIX_INDEX,
     Report,
     reason_class,
     reason_counts,
@@ -48,6 +49,17 @@ FORMATS = ("md", "csv", "html", "png")
 DEFAULT_FORMATS = ("md", "csv", "png")
 LEARNING_CURVES_CSV = "learning_curves.csv"
 LEARNING_CURVES_PNG = "learning_curves.png"  # under plots/, hgbench.analysis.plots
+LATENCY_MATRIX_CSV = "latency_matrix.csv"
+"""The latency matrix (:func:`hgbench.analysis.tables.latency_matrix`) as one CSV, written where
+the records span several machines: one row per batch size and network (columns ``batch size``,
+``variant``, ``joints``, ``spec hash``, ``input size (px)``), then one column per machine /
+backend / precision (``"<machine>/<backend>/<precision>"``), each cell the p50 latency in ms per
+batch, empty where not measured. One long file with a batch-size column rather than one per
+batch: ``pd.read_csv(path, index_col=[0, 1, 2, 3, 4])`` gives the matrix, ``.loc[1]`` one batch
+size's, ``.stack()`` the tidy form."""
+MACHINE_PANELS_PREFIX = "accuracy_vs_latency__machines__"
+"""File name start of the accuracy-vs-latency figures with one panel per machine
+(:func:`hgbench.analysis.plots.machine_panel_figures`), shown in the latency-matrix section."""
 REFERENCE_README = "benchmarks/reference/lspet-cpu/README.md"
 """Where the report of pipeline-check runs sends its reader for real accuracy: the reference
 training on LSPET photos under a CPU protocol that learns (issue 20)."""
@@ -85,7 +97,10 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
-    """``df`` as CSV: raw values under each column's header (:func:`hgbench.analysis.labels.header`)."""
+    """``df`` as CSV: raw values under each column's header (:func:`hgbench.analysis.labels.header`);
+    the latency matrix's machine/backend/precision columns (:data:`LATENCY_MATRIX_CSV`) keep their names."""
+    if list(df.columns[: len(MATRIX_INDEX)]) == MATRIX_INDEX:
+        return df.rename(columns={c: header(c) for c in MATRIX_INDEX}).to_csv(index=False).encode()
     return df.rename(columns=header).to_csv(index=False).encode()
 
 
@@ -143,12 +158,15 @@ def _constant_conditions(df: pd.DataFrame, columns: list[str]) -> tuple[list[str
     return constant, varying
 
 
-def _machine_title(machine: tuple, rows: pd.DataFrame) -> str:
-    host, device, name = machine
-    if host is None or is_missing(host):
+def _machine_title(machine: tuple, rows: pd.DataFrame, hosts: Sequence[str] = ()) -> str:
+    """A machine section's title: its machine label, device kind and name, the host names where
+    the label is not its host's (``hosts``: :attr:`Report.hosts` of the label), and the
+    versions of ``rows`` (its cost rows)."""
+    label, device, name = machine
+    if label is None or is_missing(label):
         return "Not profiled"
     extra = []
-    for col, label in (
+    for col, text in (
         ("torch", "torch"),
         ("cuda", "CUDA"),
         ("gpu_driver", "driver"),
@@ -158,8 +176,9 @@ def _machine_title(machine: tuple, rows: pd.DataFrame) -> str:
         if col in rows:
             vals = sorted({str(v) for v in rows[col].tolist() if not is_missing(v)})
             if vals:
-                extra.append(f"{label} {' / '.join(vals)}" + (" (mixed)" if len(vals) > 1 else ""))
-    return f"Host `{host}`: {device}, {name or 'device name not recorded'}" + (
+                extra.append(f"{text} {' / '.join(vals)}" + (" (mixed)" if len(vals) > 1 else ""))
+    on = f" on host {', '.join(f'`{h}`' for h in hosts)}" if hosts and list(hosts) != [str(label)] else ""
+    return f"Machine `{label}`{on}: {device}, {name or 'device name not recorded'}" + (
         f" ({', '.join(extra)})" if extra else ""
     )
 
@@ -214,13 +233,15 @@ def _first_persons(rows: pd.DataFrame):
 
 
 def _document(report: Report, plots: list[tuple[str, Path]], tables: Sequence[Path] = ()) -> list[_Block]:
-    """The report as blocks, in order: the header (:func:`_header_blocks`), the accuracy-vs-cost
-    tables (:func:`_cost_blocks`), the per-joint tables (:func:`_per_joint_blocks`), the learning
-    curves (:func:`_learning_blocks`), failed measurements and skipped records
+    """The report as blocks, in order: the header (:func:`_header_blocks`), the latency matrix
+    across machines with its per-machine panels where there are several machines
+    (:func:`_matrix_blocks`), the accuracy-vs-cost tables (:func:`_cost_blocks`), the per-joint
+    tables (:func:`_per_joint_blocks`), the learning curves (:func:`_learning_blocks`), failed measurements and skipped records
     (:func:`_failed_blocks`, :func:`_skipped_blocks`) and the other plots (:func:`_plot_blocks`)."""
     checked = set(report.pipeline_checks)
     return [
         *_header_blocks(report),
+        *_matrix_blocks(report, plots, tables),
         *_cost_blocks(report, checked),
         *_per_joint_blocks(report, checked),
         *_learning_blocks(report, plots, tables),
@@ -279,6 +300,44 @@ def _table_blocks(
     return b
 
 
+def _matrix_blocks(report: Report, plots: list[tuple[str, Path]], tables: Sequence[Path]) -> list[_Block]:
+    """The latency matrix across machines (:attr:`Report.latency_matrix`), one table per batch
+    size, and the accuracy-vs-latency figures with a panel per machine; nothing for one machine."""
+    matrix = report.latency_matrix
+    if matrix.empty:
+        return []
+    settings = [c for c in matrix.columns if c not in MATRIX_INDEX]
+    data = (
+        f" (`{LATENCY_MATRIX_CSV}`: all batch sizes in one file)"
+        if any(p.name == LATENCY_MATRIX_CSV for p in tables)
+        else ""
+    )
+    b = [_Block("h2", "Latency across machines (p50, ms per batch)")]
+    b.append(_Block("p", "One row per network (variant, its spec hash where a variant has several, joints) at one input size, "
+                         "one column per machine / backend / precision; each cell the p50 latency in ms per batch of the batch "
+                         f"size in the table's title, — where not measured{data}. The machine is the machine label of the profile "
+                         "records (`hgbench profile --machine-label`, default the host name). Latencies of two machines compare "
+                         "like for like only at the same batch size, input size and threads; the accuracy-vs-cost sections "
+                         "below give each machine's conditions."))  # fmt: skip
+    for (batch,), rows in _groups(matrix, ["batch_size"]):
+        b.append(_Block("h3", f"Batch {cell('batch_size', batch)}: latency p50 (ms per batch)"))
+        constant, varying = _constant_conditions(rows, ["joints", "input_size_px"])
+        if constant:
+            b.append(_Block("p", "Conditions: " + "; ".join(constant) + "."))
+        network = _with_spec_hash(rows, ["variant", "joints", "input_size_px"])
+        index = [c for c in network if c not in ("joints", "input_size_px") or c in varying]
+        shown = _display(rows, index)
+        for c in settings:
+            shown[c] = [cell("latency_p50_ms", v) for v in rows[c].tolist()]
+        b.append(_Block("table", shown))
+    return b + [
+        blk
+        for t, p in plots
+        if p.name.startswith(MACHINE_PANELS_PREFIX)
+        for blk in (_Block("p", t), _Block("img", (t, p)))
+    ]
+
+
 def _cost_blocks(report: Report, checked: set[str]) -> list[_Block]:
     """The accuracy-vs-cost section: one part per machine, one table per accuracy, batch size
     and input size; ``checked``: the pipeline-check protocols (marked in the titles)."""
@@ -286,7 +345,7 @@ def _cost_blocks(report: Report, checked: set[str]) -> list[_Block]:
     if report.cost.empty:
         b.append(_Block("p", "No profile records: run `hgbench profile`."))
     for machine, mrows in _groups(report.cost, MACHINE):
-        b.append(_Block("h3", _machine_title(machine, mrows)))
+        b.append(_Block("h3", _machine_title(machine, mrows, report.hosts.get(str(machine[0]), ()))))
         for key, rows in _groups(mrows, ACCURACY_KEY + ["batch_size", "input_size_px"]):
             size = key[5]
             title = _accuracy_title(key[:4], _first_persons(rows), key[3] in checked)
@@ -310,7 +369,8 @@ def _per_joint_blocks(report: Report, checked: set[str]) -> list[_Block]:
         if is_missing(machine[0]):
             b.append(_Block("h3", "Not profiled on any machine"))
         else:
-            b.append(_Block("h3", _machine_title(machine, report.cost[report.cost["host"] == machine[0]])))
+            rows = report.cost[report.cost["machine"] == machine[0]]
+            b.append(_Block("h3", _machine_title(machine, rows, report.hosts.get(str(machine[0]), ()))))
         for key, rows in _groups(mrows, ACCURACY_KEY):
             b.append(_Block("h4", _accuracy_title(key, _first_persons(rows), key[3] in checked)))
             shown = _with_spec_hash(rows, ["variant", *PER_JOINT_CONDITIONS, *PER_JOINT_SHOWN[1:]])
@@ -364,8 +424,10 @@ def _skipped_blocks(report: Report) -> list[_Block]:
 
 
 def _plot_blocks(plots: list[tuple[str, Path]]) -> list[_Block]:
-    """The plots other than the learning curves, each with its caption."""
-    others = [(t, p) for t, p in plots if p.name != LEARNING_CURVES_PNG]
+    """The plots other than the learning curves and the per-machine panels, each with its caption."""
+    others = [
+        (t, p) for t, p in plots if p.name != LEARNING_CURVES_PNG and not p.name.startswith(MACHINE_PANELS_PREFIX)
+    ]
     if not others:
         return []
     return [_Block("h2", "Plots")] + [blk for t, p in others for blk in (_Block("p", t), _Block("img", (t, p)))]

@@ -32,6 +32,7 @@ import pandas as pd
 
 from hgbench.analysis.render import (
     DEFAULT_FORMATS,
+    LATENCY_MATRIX_CSV,
     LEARNING_CURVES_CSV,
     csv_bytes,
     parse_formats,
@@ -77,7 +78,8 @@ def write_report(report: Report, out_dir: str | Path, formats: str | Sequence[st
 
     ``csv``: ``accuracy_vs_cost.csv``, ``per_joint.csv``, ``failed.csv``, ``skipped.csv`` (raw
     numbers; empty cells where not measured), and ``learning_curves.csv`` where a training run
-    has two or more validations (:attr:`Report.learning`); ``png``: ``plots/*.png``
+    has two or more validations (:attr:`Report.learning`), ``latency_matrix.csv`` where the records
+    span several machines (:data:`hgbench.analysis.render.LATENCY_MATRIX_CSV`); ``png``: ``plots/*.png``
     (:func:`hgbench.analysis.plots.write_plots`; ``plots/learning_curves.png`` likewise); ``md``:
     ``report.md``; ``html``: ``report.html``.
 
@@ -97,6 +99,8 @@ def write_report(report: Report, out_dir: str | Path, formats: str | Sequence[st
         }
         if not report.learning.empty:
             tables[LEARNING_CURVES_CSV] = report.learning[LEARNING_COLUMNS]
+        if not report.latency_matrix.empty:
+            tables[LATENCY_MATRIX_CSV] = report.latency_matrix
         for name, df in tables.items():
             atomic_write_bytes(out / name, csv_bytes(df))
             written.append(out / name)

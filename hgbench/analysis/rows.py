@@ -45,10 +45,14 @@ from pathlib import Path
 
 from hgbench.records import repetition_range_pct, scan
 from hgbench.records.identity import NETWORK, TRAINING, join_key
+from hgbench.records.schema import machine_label
 
 MIB = 2**20
 FLOAT32_BYTES = 4
-MACHINE = ["host", "device", "device_name"]
+MACHINE = ["machine", "device", "device_name"]
+"""The columns that name the machine of a profile row: its machine label
+(:func:`hgbench.records.schema.machine_label`: ``hgbench profile --machine-label``, default the
+host name; the host name for records made before labels existed), device kind and device name."""
 _RERUN = {"profile": "hgbench profile", "train": "hgbench train", "eval": "hgbench evaluate"}
 
 
@@ -62,8 +66,8 @@ class Filters:
 
     Attributes:
         backend, precision: profile records with one of these backends / precisions.
-        device: profile records whose ``device`` ("cpu", "cuda") or host name equals one of
-            these, or whose device name contains one (case-insensitive: "H100").
+        device: profile records whose ``device`` ("cpu", "cuda"), machine label or host name
+            equals one of these, or whose device name contains one (case-insensitive: "H100").
         dataset: accuracy (train and eval records) on one of these datasets; a profiled
             variant without accuracy on them is then left out too.
         batch_size, input_size: profile records at one of these batch sizes / input sides (px).
@@ -128,7 +132,7 @@ class Filters:
             if allowed and value not in allowed:
                 return f"filtered out by --{option} {','.join(map(str, allowed))} (record: {value})"
         if self.device and not any(_device_matches(d, row) for d in self.device):
-            return f"filtered out by --device {','.join(self.device)} (record: {row['device']} {row['device_name']} on {row['host']})"
+            return f"filtered out by --device {','.join(self.device)} (record: {row['device']} {row['device_name']} on {row['machine']})"
         return None
 
     def dataset_reason(self, dataset: str) -> str | None:
@@ -151,37 +155,41 @@ def _known_values(name: str) -> tuple[str, ...] | None:
 
 KNOWN_DEVICES = ("cpu", "cuda")
 """Device kinds of profile records (``hgbench profile --device``); a ``--device`` filter may
-also name a host or part of a device name found in the records (:func:`check_devices`)."""
+also name a machine label, a host or part of a device name found in the records (:func:`check_devices`)."""
 
 
 def check_devices(filters: Filters, records: Sequence[tuple[str, dict]]) -> None:
     """Refuse a ``--device`` filter value that can match no profile record: neither a device
-    kind (:data:`KNOWN_DEVICES`) nor a host or part of a device name of one of ``records``
-    (``(path, record)`` pairs of :func:`_read`, before any filter).
+    kind (:data:`KNOWN_DEVICES`) nor a machine label, a host or part of a device name of one of
+    ``records`` (``(path, record)`` pairs of :func:`_read`, before any filter).
 
     Raises:
-        ValueError: naming ``--device``, the value and the hosts and device names found.
+        ValueError: naming ``--device``, the value and the machine labels, hosts and device
+            names found.
     """
     machines = [
-        {"device": rec.get("device"), "host": _host(rec), "device_name": _device_name(rec)}
+        {"device": rec.get("device"), "machine": _machine(rec), "host": _host(rec), "device_name": _device_name(rec)}
         for _, rec in records
         if rec.get("kind") == "profile"
     ]
     for wanted in filters.device:
         if wanted.lower() in KNOWN_DEVICES or any(_device_matches(wanted, m) for m in machines):
             continue
+        labels = sorted({str(m["machine"]) for m in machines})
         hosts = sorted({str(m["host"]) for m in machines})
         names = sorted({str(m["device_name"]) for m in machines if m["device_name"]})
-        found = f"hosts {', '.join(hosts[:8]) or 'none'}; device names {', '.join(names[:8]) or 'none'}"
+        found = (f"machines {', '.join(labels[:8]) or 'none'}; hosts {', '.join(hosts[:8]) or 'none'}; "
+                 f"device names {', '.join(names[:8]) or 'none'}")  # fmt: skip
         raise ValueError(
-            f"--device {wanted!r}: neither {' nor '.join(KNOWN_DEVICES)} nor a host or part of a device name of "
-            f"the profile records read ({found}); pass one of these"
+            f"--device {wanted!r}: neither {' nor '.join(KNOWN_DEVICES)} nor a machine, a host or part of a device name "
+            f"of the profile records read ({found}); pass one of these"
         )
 
 
 def _device_matches(wanted: str, row: dict) -> bool:
     w = wanted.lower()
-    return w in (str(row["device"]).lower(), str(row["host"]).lower()) or w in str(row["device_name"] or "").lower()
+    named = (str(row["device"]).lower(), str(row["machine"]).lower(), str(row["host"]).lower())
+    return w in named or w in str(row["device_name"] or "").lower()
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,6 +243,12 @@ def _host(rec: dict) -> str:
     return (rec.get("provenance") or {}).get("hostname") or os.path.basename(os.path.dirname(rec.get("_path") or ""))
 
 
+def _machine(rec: dict) -> str:
+    """The record's machine label (:func:`hgbench.records.schema.machine_label`: provenance
+    ``machine``, else ``hostname``), else its folder's name (``profile/<label>/...``)."""
+    return machine_label(rec.get("provenance")) or os.path.basename(os.path.dirname(rec.get("_path") or ""))
+
+
 def _device_name(rec: dict) -> str | None:
     prov = rec.get("provenance") or {}
     if rec.get("device_name"):
@@ -255,7 +269,8 @@ def _profile_row(rec: dict, path: str) -> dict:
     moved = _opt_float(numerics.get("argmax_moved_fraction"))
     commit = prov.get("git_commit")
     return {
-        "host": _host(rec), "device": rec["device"], "device_name": _device_name(rec), "threads": rec.get("threads"),
+        "machine": _machine(rec), "host": _host(rec), "device": rec["device"], "device_name": _device_name(rec),
+        "threads": rec.get("threads"),
         "variant": rec["variant"], "joints": int(rec["num_joints"]), "spec_hash": rec.get("spec_hash"),
         "network": join_key(rec, NETWORK), "backend": rec["backend"], "precision": rec["precision"],
         "tf32": bool(rec.get("tf32")), "channels_last": bool(rec.get("channels_last")), "compile_mode": rec.get("compile_mode"),
@@ -453,8 +468,9 @@ class Store:
 
     Attributes:
         profiles: one flat dict per usable profile record (status ok, selected, newest of its
-            :class:`hgbench.records.RecordKey`), snake_case keys, and ``network`` (its
-            :data:`~hgbench.records.identity.NETWORK` key); raw samples are not kept.
+            :class:`hgbench.records.RecordKey`), snake_case keys, ``network`` (its
+            :data:`~hgbench.records.identity.NETWORK` key), ``machine`` (its machine label,
+            :func:`_machine`) and ``host`` (its host name); raw samples are not kept.
         failed: profile rows with status "error" (selected by the filters), with ``error``.
         accuracy: one dict per accuracy (variant, joints, spec_hash, dataset, split, metric,
             protocol), with ``network`` (its NETWORK key, :func:`_identity_fields`),

@@ -34,6 +34,16 @@ measured.
   per epoch of each training run (:data:`LEARNING_COLUMNS`, from the train records' ``history``),
   with the run's number of stacks (``num_stacks``, for the plot's line styles);
 - ``failed``: profile records with status error.
+- ``latency_matrix``, the **latency matrix** of records that span more than one machine
+  (:func:`latency_matrix`): one row per batch size and network at one input size, one column
+  per machine / backend / precision, each cell the p50 latency in ms per batch; empty for one
+  machine.
+
+**Machines.** A profile row's machine is its machine label (``machine``:
+:func:`hgbench.records.schema.machine_label`, ``hgbench profile --machine-label``, default the
+host name; records made before labels existed read as their host name), with its device kind
+and device name (:data:`hgbench.analysis.rows.MACHINE`): one Slurm partition profiled under its
+own label is one machine, even where two partitions share a node.
 
 **Pipeline checks.** An accuracy from a run under a protocol marked ``pipeline_check``
 (:class:`hgbench.config.Protocol`; :mod:`hgbench.analysis.rows`) says only that training and
@@ -77,6 +87,9 @@ from hgbench.records import utc_now
 
 ACCURACY_KEY = ["dataset", "split", "metric", "protocol"]
 COST_GROUP = MACHINE + ACCURACY_KEY + ["batch_size", "input_size_px"]
+MATRIX_INDEX = ["batch_size", "variant", "joints", "spec_hash", "input_size_px"]
+"""The row identity of the latency matrix (:func:`latency_matrix`): a batch size and a network
+(:data:`hgbench.records.identity.NETWORK`: variant, joints, spec hash) at one input size (px)."""
 PARETO_ON = {"latency": "latency_p50_ms", "gmacs": "gmacs_fvcore", "parameters": "params"}
 GROUP_COLUMNS = [f"{g.lower()}_pct" for g in PAPER_GROUPS]
 ACCURACY_CI = list(INTERVALS["accuracy_pct"])
@@ -317,6 +330,10 @@ class Report:
         files: record files read.
         pipeline_checks: protocol -> step counts of the pipeline-check runs whose accuracies
             the report shows (:func:`pipeline_checks`; empty: none).
+        latency_matrix: p50 latency (ms per batch) per network and machine/backend/precision,
+            :func:`latency_matrix` (empty: the records are of one machine).
+        hosts: machine label -> the host names of its profile records (sorted), for the
+            sections' titles where a label is not its host's name.
     """
 
     cost: pd.DataFrame
@@ -332,6 +349,8 @@ class Report:
     learning: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*LEARNING_COLUMNS, "num_stacks"]))
     pipeline_checks: dict[str, list[int]] = field(default_factory=dict)
     created: str = field(default_factory=utc_now)
+    latency_matrix: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MATRIX_INDEX))
+    hosts: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def pareto_cost(self) -> str:
@@ -403,7 +422,92 @@ def build_tables(
         pareto_on=pareto_on,
         files=store.files,
         pipeline_checks=pipeline_checks(store.accuracy),
+        latency_matrix=latency_matrix(cost),
+        hosts=_hosts(store.profiles),
     )
+
+
+def _hosts(profiles: list[dict]) -> dict[str, list[str]]:
+    """Machine label -> the host names of its profile rows (:attr:`Report.hosts`)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for p in profiles:
+        found[str(p["machine"])].add(str(p["host"]))
+    return {m: sorted(h) for m, h in sorted(found.items())}
+
+
+# --------------------------------------------------------------------------------------------
+# The latency matrix across machines
+
+
+def setting_text(row) -> tuple[str, str]:
+    """A profile row's setting as ``(backend, precision)`` text: the backend with its
+    ``torch.compile`` mode (``"compile (max-autotune)"``), the precision with its switches
+    (``"fp16 +tf32 +cl"``: TF32 allowed, channels-last layout). The plots' series names and the
+    latency matrix's columns."""
+    backend = str(row["backend"])
+    mode = row.get("compile_mode")
+    if row["backend"] == "compile" and mode is not None and not (isinstance(mode, float) and math.isnan(mode)):
+        backend += f" ({mode})"
+    precision = str(row["precision"])
+    if row.get("tf32") is True:
+        precision += " +tf32"
+    if row.get("channels_last") is True:
+        precision += " +cl"
+    return backend, precision
+
+
+def machine_names(rows: pd.DataFrame) -> list[str]:
+    """What the latency matrix calls the machine of each profile row of ``rows``: its machine
+    label, followed in parentheses by what tells apart rows of one label on several machines:
+    the device kind where the label has rows on several, then the device name, then the
+    thread count (CPU intra-op threads)."""
+    parts = ["machine", "device", "device_name", "threads"]
+    keys = [tuple(None if pd.isna(v) else v for v in t) for t in rows[parts].itertuples(index=False, name=None)]
+    names = []
+    for key in keys:
+        extra = []
+        for depth in range(1, len(parts)):
+            if len({k[: depth + 1] for k in keys if k[:depth] == key[:depth]}) > 1:
+                value = key[depth]
+                extra.append(threads_text(value) if parts[depth] == "threads" else str(value))
+        names.append(f"{key[0]} ({', '.join(extra)})" if extra else str(key[0]))
+    return names
+
+
+def threads_text(n) -> str:
+    """``"4 threads"``, ``"1 thread"`` (CPU intra-op threads of a profile record);
+    ``"threads not recorded"`` for None or NaN."""
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "threads not recorded"
+    return f"{int(n)} thread{'s' if int(n) != 1 else ''}"
+
+
+def latency_matrix(cost: pd.DataFrame) -> pd.DataFrame:
+    """The p50 latency of every network on every machine, where the records span several.
+
+    Args:
+        cost: the accuracy-vs-cost table (:attr:`Report.cost`); each profile record is read
+            once (a record joined to several accuracies is one measurement).
+
+    Returns:
+        One row per batch size and network at one input size (:data:`MATRIX_INDEX`, sorted), one
+        column per machine / backend / precision named ``"<machine>/<backend>/<precision>"``
+        (:func:`machine_names`, :func:`setting_text`; a machine label is a file name, so
+        ``str.split("/")`` gives the three parts back), sorted by name; each cell the p50 latency
+        in ms per batch (``latency_p50_ms``), NaN where not measured. An empty frame with the
+        index columns when the rows are of one machine (one :data:`hgbench.analysis.rows.MACHINE`)
+        or there are none.
+    """
+    rows = cost.drop_duplicates("profile_record") if not cost.empty else cost
+    if rows.empty or len(rows[MACHINE].drop_duplicates()) < 2:
+        return pd.DataFrame(columns=MATRIX_INDEX)
+    settings = [setting_text(r) for r in rows.to_dict("records")]
+    columns = [f"{m}/{b}/{p}" for m, (b, p) in zip(machine_names(rows), settings, strict=True)]
+    rows = rows.assign(_column=columns, latency_p50_ms=pd.to_numeric(rows["latency_p50_ms"], errors="coerce"))
+    cells = rows.groupby([*MATRIX_INDEX, "_column"], dropna=False)["latency_p50_ms"].first()
+    wide = cells.unstack("_column").reset_index()
+    wide.columns.name = None
+    return wide
 
 
 # the accuracy columns of a cost row, and those a deployed accuracy replaces

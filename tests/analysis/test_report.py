@@ -361,7 +361,7 @@ def test_seed_002_table_1_layout_and_values(tmp_path):
             "val",
             persons,
         )
-        assert (row["host"], row["inference_backend"], row["inference_batch_size"]) == ("quadro", "eager", batch)
+        assert (row["machine"], row["inference_backend"], row["inference_batch_size"]) == ("quadro", "eager", batch)
     md = render_markdown(rep)
     assert "PCKh@0.5 (%) on mpii/val, 493 persons, protocol elhagry" in md
     for variant, (groups, mean, mib, train_hmm, infer_mmss) in SEED_002.items():
@@ -486,21 +486,21 @@ def test_two_hosts_are_never_mixed(tmp_path):
     write_profile(cpu, variant="b", host="laptop", p50=40.0)
     write_profile(cpu2, variant="a", host="laptop2", p50=30.0)  # the same CPU model on another host
     rep = build_report([gpu, cpu, cpu2])
-    front = {(r["host"], r["variant"]) for _, r in rep.cost[rep.cost["pareto_optimal"]].iterrows()}
+    front = {(r["machine"], r["variant"]) for _, r in rep.cost[rep.cost["pareto_optimal"]].iterrows()}
     assert front == {("gpu-box", "a"), ("gpu-box", "b"), ("laptop", "b"), ("laptop2", "a")}
     # one row per machine and variant; each latency stays with its host
-    assert {(r["host"], r["variant"]): r["latency_p50_ms"] for _, r in rep.cost.iterrows()} == {
+    assert {(r["machine"], r["variant"]): r["latency_p50_ms"] for _, r in rep.cost.iterrows()} == {
         ("gpu-box", "a"): 1.0,
         ("gpu-box", "b"): 2.0,
         ("laptop", "a"): 50.0,
         ("laptop", "b"): 40.0,
         ("laptop2", "a"): 30.0,
     }
-    pj = {(r["host"], r["variant"]): r["inference_p50_ms"] for _, r in rep.per_joint.iterrows()}
+    pj = {(r["machine"], r["variant"]): r["inference_p50_ms"] for _, r in rep.per_joint.iterrows()}
     assert pj[("gpu-box", "a")] == 1.0 and pj[("laptop", "a")] == 50.0 and pj[("laptop2", "a")] == 30.0
     assert pd.isna(pj[("laptop2", "b")])  # not profiled there: missing, not borrowed from another host
     md = render_markdown(rep)
-    sections = md.split("### Host ")[1:]
+    sections = md.split("### Machine ")[1:]
     cost_sections = [s for s in sections if "| variant | backend" in s or "accuracy (%)" in s][:3]
     assert [s.split("`")[1] for s in cost_sections] == ["gpu-box", "laptop", "laptop2"]
     gpu_section = cost_sections[0].split("## ")[0]
@@ -599,7 +599,7 @@ def test_cli_report_reads_several_folders_and_writes_every_format(tmp_path):
     for name in ("report.md", "report.html", "accuracy_vs_cost.csv", "per_joint.csv", "learning_curves.csv"):
         assert (out / name).stat().st_size > 0, name
     cost = pd.read_csv(out / "accuracy_vs_cost.csv")
-    assert set(cost["precision"]) == {"fp32"} and set(cost["host"]) == {"gpu-box", "laptop"}
+    assert set(cost["precision"]) == {"fp32"} and set(cost["machine"]) == {"gpu-box", "laptop"}
     assert len(list((out / "plots").glob("*.png"))) >= 5
 
 
