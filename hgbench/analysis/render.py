@@ -7,8 +7,11 @@ Here, and only here, the snake_case columns become labels with units
 - CSV (:func:`csv_bytes`): raw numbers under the columns' headers (``"latency p50 (ms/batch)"``),
   empty cells where not measured;
 - Markdown / HTML (:func:`render_markdown`, :func:`render_html`): one small document model
-  (:func:`_document`) with a header of the conditions, one section per machine (records of
-  different machines are never mixed in one column), cells formatted per column ("—" where
+  (:func:`_document`) with a header of the conditions, where the records span several machines
+  the latency matrix (one table per batch size, a column per machine / backend / precision, p50
+  ms per batch: :func:`_matrix_blocks`) and the accuracy-vs-latency figures with a panel per
+  machine, then one section per machine (its machine label: records of different machines are
+  never mixed in one column), cells formatted per column ("—" where
   not measured, training ``h:mm`` and inference ``mm:ss`` as seed 002 prints them), and each
   accuracy with its 95 % interval in one cell where the records have one
   (:func:`hgbench.analysis.labels.fmt_pct_interval`), with a line under each table saying how

@@ -12,7 +12,8 @@ The data flow, one module per step:
    every record not used listed with its reason);
 2. :mod:`hgbench.analysis.tables`: rows -> the :class:`Report`'s DataFrames (snake_case
    columns: accuracy-vs-cost with its Pareto front, the per-joint table of seed 002's Table 1,
-   learning curves, failed measurements);
+   learning curves, failed measurements, and where the records span several machines (machine
+   labels, ``hgbench profile --machine-label``) the latency matrix across them);
 3. :mod:`hgbench.analysis.render` (CSV, Markdown, HTML, with labels and units from
    :mod:`hgbench.analysis.labels`) and :mod:`hgbench.analysis.plots` (PNG).
 

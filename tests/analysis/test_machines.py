@@ -189,3 +189,26 @@ def test_compare_matches_two_machines_on_the_setting_under_the_calibration(tmp_p
     # both machines in one folder: refused, naming the labels and the folder to pass
     with pytest.raises(ValueError, match=r"machines a100 and cpu-server.*<results>/profile/<machine label>"):
         compare_results(tmp_path / "profile", tmp_path / "profile" / "a100")
+
+
+def test_the_cli_reports_and_compares_two_machines(two_machines, tmp_path):
+    """``hgbench report`` over both machines writes the matrix and the panels and prints the
+    machine column; ``hgbench compare`` of the two folders exits 0 (calibrations equal, 3x slower:
+    a regression with --no-normalize, exit 1), its summary lines naming each label."""
+    from typer.testing import CliRunner
+
+    from hgbench.cli import app
+
+    results, _ = two_machines
+    runner = CliRunner()
+    r = runner.invoke(
+        app, ["report", "--results", str(results), "--out", str(tmp_path / "report"), "--format", "md,csv"]
+    )
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "report" / LATENCY_MATRIX_CSV).is_file() and "machine" in r.output
+    a, b = (str(results / "profile" / m) for m in ("a100", "cpu-server"))
+    r = runner.invoke(app, ["compare", a, b, "--no-normalize"])
+    assert r.exit_code == 1, r.output
+    assert "machine a100 (host vm)" in r.output and "machine cpu-server (host vm)" in r.output
+    r = runner.invoke(app, ["compare", a, a])
+    assert r.exit_code == 0, r.output
