@@ -196,7 +196,7 @@ def profile(
                                                "profiling the same sweep on its node).")] = "local",
     slurm_partition: Annotated[str | None, typer.Option(help="Slurm partitions = machine kinds, comma-separated: one job each.")] = None,
     slurm_gpus_per_job: Annotated[int | None, typer.Option(help="GPUs per job (default 1; 0 with --device cpu).")] = None,
-    slurm_cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per job (default --threads: these CPUs).")] = None,
+    slurm_cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per job; --threads defaults to them.")] = None,
     slurm_time: Annotated[int | None, typer.Option(help="Minutes per job (default 60).")] = None,
     slurm_account: Annotated[str | None, typer.Option(help="Slurm account to charge.")] = None,
     slurm_qos: Annotated[str | None, typer.Option(help="Slurm quality of service.")] = None,

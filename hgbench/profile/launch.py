@@ -92,7 +92,7 @@ def pop_launch_options(options: dict[str, Any], evaluate: bool = False) -> Profi
     """
     given = {name: options.pop(name) for name in LAUNCH_OPTIONS}
     launcher = given.pop("launcher")
-    refuse_other_launcher(launcher, {f"--{k.replace('_', '-')}": v or None for k, v in given.items()})
+    refuse_other_launcher(launcher, {f"--{k.replace('_', '-')}": None if v is False else v for k, v in given.items()})
     if launcher == "local":
         return None
     if evaluate:

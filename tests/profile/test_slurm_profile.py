@@ -144,3 +144,38 @@ def test_bad_launcher_options_exit_2_naming_them(tmp_path, args, words):
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert all(w in proc.stderr for w in words), proc.stderr
+
+
+def test_a_job_s_state_comes_from_its_outcome_then_from_slurm():
+    from hgbench.profile.launch import _job_state
+
+    assert _job_state("7", {"state": "complete", "detail": "2 record(s)"}, ("RUNNING", "None")) == (
+        "complete",
+        "2 record(s)",
+    )
+    assert _job_state("7", None, ("PENDING", "Priority")) == ("pending", "Slurm PENDING (Priority)")
+    assert _job_state("7", None, ("RUNNING", "None"))[0] == "running"
+    assert _job_state("7", None, ("CANCELLED", "None")) == ("failed", "job 7 CANCELLED")
+    state, detail = _job_state("7", None, None)
+    assert state == "failed" and "without an outcome" in detail
+
+
+def test_runs_reads_no_file_a_profile_note_names_outside_the_logs(tmp_path):
+    """The trust rule of hgbench.train.status (issue 26): a note edited to name another file is
+    said, not read."""
+    notes = tmp_path / "logs" / "profile"
+    notes.mkdir(parents=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not print me\n")
+    (notes / ".job-41.json").write_text(
+        json.dumps({"job_id": "41", "partition": "p", "label": "l", "stdout": str(secret), "stderr": str(secret)})
+    )
+    (notes / ".job-41.end.json").write_text(json.dumps({"state": "failed", "detail": "boom"}))
+    (notes / ".job-42.json").symlink_to(notes / ".job-41.json")  # a link: not a note
+    (job,) = profile_job_statuses(tmp_path)
+    assert (job.job_id, job.state, job.log, job.error_log, job.error_tail) == ("41", "failed", None, None, [])
+    assert "outside" in job.detail and "not read" in job.detail
+    listing = _hgbench("runs", "--results", str(tmp_path), timeout=120)
+    assert listing.returncode == 0 and "41" in listing.stdout and "do not print me" not in listing.stdout, (
+        listing.stdout
+    )
