@@ -463,13 +463,17 @@ def machine_names(rows: pd.DataFrame) -> list[str]:
     thread count (CPU intra-op threads)."""
     parts = ["machine", "device", "device_name", "threads"]
     keys = [tuple(None if pd.isna(v) else v for v in t) for t in rows[parts].itertuples(index=False, name=None)]
+    below: dict[tuple, set] = defaultdict(set)  # a key's prefix -> the values that follow it
+    for key in set(keys):
+        for depth in range(1, len(parts)):
+            below[key[:depth]].add(key[depth])
     names = []
     for key in keys:
-        extra = []
-        for depth in range(1, len(parts)):
-            if len({k[: depth + 1] for k in keys if k[:depth] == key[:depth]}) > 1:
-                value = key[depth]
-                extra.append(threads_text(value) if parts[depth] == "threads" else str(value))
+        extra = [
+            threads_text(key[depth]) if parts[depth] == "threads" else str(key[depth])
+            for depth in range(1, len(parts))
+            if len(below[key[:depth]]) > 1
+        ]
         names.append(f"{key[0]} ({', '.join(extra)})" if extra else str(key[0]))
     return names
 
