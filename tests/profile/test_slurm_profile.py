@@ -179,3 +179,21 @@ def test_runs_reads_no_file_a_profile_note_names_outside_the_logs(tmp_path):
     assert listing.returncode == 0 and "41" in listing.stdout and "do not print me" not in listing.stdout, (
         listing.stdout
     )
+
+
+def test_the_submit_host_checks_the_sweep_and_leaves_the_gpu_to_the_job(tmp_path, monkeypatch):
+    """A login node without a GPU: TensorRT and int8 are the GPU job's to check; every other option is
+    checked here, an unknown backend name too."""
+    import torch
+
+    from hgbench.profile.launch import check_here
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    sweep = {"variants": "hg1", "backend": "tensorrt", "precision": "fp16,int8", "input_size": 64, "results": tmp_path}
+    check_here(sweep)
+    with pytest.raises(ValueError, match="--backend 'nope'"):
+        check_here({**sweep, "backend": "tensorrt,nope"})
+    with pytest.raises(ValueError, match="--input-size 60"):
+        check_here({**sweep, "input_size": 60})
+    with pytest.raises(Exception, match="--backend tensorrt: not available on cpu"):
+        check_here({**sweep, "device": "cpu"})  # a CPU job: checked here as it will run
