@@ -109,10 +109,9 @@ def pop_launch_options(options: dict[str, Any], evaluate: bool = False) -> Profi
                           "job's label is then its partition)")  # fmt: skip
     for label in labels:
         paths.safe_component(label, "--machine-label")
-    device = options.get("device")
-    gpus = given["slurm_gpus_per_job"]
-    opts = SlurmOptions(gpus_per_job=gpus if gpus is not None else (0 if device == "cpu" else 1),
-                        cpus_per_task=given["slurm_cpus_per_task"], time_min=given["slurm_time"] or DEFAULT_TIME_MIN,
+    gpus, minutes = given["slurm_gpus_per_job"], given["slurm_time"]
+    opts = SlurmOptions(gpus_per_job=gpus if gpus is not None else (0 if options.get("device") == "cpu" else 1),
+                        cpus_per_task=given["slurm_cpus_per_task"], time_min=DEFAULT_TIME_MIN if minutes is None else minutes,
                         account=given["slurm_account"], qos=given["slurm_qos"], signal_delay_s=0)  # fmt: skip
     opts.check()
     return ProfileLaunch(list(zip(partitions, labels, strict=True)), opts, bool(given["wait"]))
@@ -123,7 +122,7 @@ def job_options(options: dict[str, Any]) -> dict[str, Any]:
     out = dict(options)
     for name in ("results", "cache_dir", "data_root"):
         if out.get(name) is not None:
-            out[name] = str(Path(out[name]).expanduser().resolve())
+            out[name] = Path(out[name]).expanduser().resolve()
     return out
 
 
