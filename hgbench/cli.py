@@ -207,25 +207,32 @@ def profile(
     With --launcher slurm, the same sweep on each partition's node (hgbench runs lists the jobs)."""
     options = dict(locals())  # every option, as the library names them
     from hgbench.profile.launch import pop_launch_options
-    from hgbench.profile.plan import plan_profile, run_profile
+    from hgbench.profile.plan import plan_profile, run_profile, save_sweep_record
+    from hgbench.profile.timeline import Timeline, process_age_s
+    timeline = Timeline()  # where the wall time goes, from the process's start (the sweep record's time_s)
+    timeline.add("startup", process_age_s() or 0.0)
     options.pop("evaluate")
     with ui.user_errors():
         slurm = pop_launch_options(options, evaluate)  # --launcher, --slurm-*, --wait: None for local
     if slurm is not None:  # one job per partition, each this sweep (hgbench.profile.launch); exits
         ui.run_profile_jobs({"variants": options.pop("variants_"), **options}, slurm)
-    with ui.user_errors():
+    with ui.user_errors(), timeline.phase("startup"):
         plan = plan_profile(options.pop("variants_"), **options)
     with ui.stepping("profile", plan.total_steps, f"{plan.device.type} ceilings") as step, ui.user_errors():
-        run = run_profile(plan, step)
-    ui.print_profile(run, plan)
+        run = run_profile(plan, step, timeline=timeline)
     deployed = None
     if evaluate:
         from hgbench.profile.deployed import deployment_for
         from hgbench.train.deployed import evaluate_profiled
-        with ui.user_errors():
+        ui.print_profile(run, plan, summary=False)
+        with ui.user_errors(), timeline.phase("evaluation"):
             deployed = evaluate_profiled([r for r, _ in run.rows], plan.results, lambda r: deployment_for(r, plan),
                                          data_root=data_root, device=plan.device.type)  # fmt: skip
         ui.print_deployed(deployed)
+        save_sweep_record(run, plan)  # again, with the evaluation's time
+        ui.print_sweep_time(run)
+    else:
+        ui.print_profile(run, plan)
     from hgbench.tracking import track_profile  # HGBENCH_TRACKER: the sweep as one TensorBoard/MLflow run
     measured = deployed and [(record, ev.result.mean) for record, ev in deployed.evaluations]
     track_profile(None, run.rows, plan.results, plan.device.type, measured)

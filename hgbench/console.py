@@ -285,8 +285,9 @@ def _interval(ci) -> str:
     return "—" if ci is None else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
-def print_profile(run, plan) -> None:
-    """The table, the records' folder, the timing windows and the warnings of ``hgbench profile``."""
+def print_profile(run, plan, summary: bool = True) -> None:
+    """The table, the records' folder, the timing windows and the warnings of ``hgbench profile``;
+    with ``summary``, then where the sweep's time went (:func:`print_sweep_time`)."""
     from hgbench.records import repetition_range_pct
 
     prov, device, threads = run.provenance, plan.device.type, plan.threads
@@ -331,6 +332,31 @@ def print_profile(run, plan) -> None:
         for body in run.failed:
             kept = f" (not recorded: {body['not_written']})" if body.get("not_written") else ""
             say(f"  {setting_label(body)}: {body['error']}{kept}", err=True)
+    if summary:
+        print_sweep_time(run)
+
+
+def sweep_time_line(time_s: dict, wall_s: float) -> str:
+    """One line: the wall time, the share inside timed windows (kept, and discarded as
+    disturbed), then every other phase of ``time_s`` with time in it, largest first
+    (:data:`hgbench.profile.timeline.PHASES`; a sweep record's ``time_s`` and ``wall_s``)."""
+    timed, retimed = time_s.get("timed", 0.0), time_s.get("retimed", 0.0)
+    share = 100 * (timed + retimed) / wall_s if wall_s > 0 else 0.0
+    rest = sorted(
+        ((s, name) for name, s in time_s.items() if name not in ("timed", "retimed") and s >= 0.05), reverse=True
+    )
+    parts = ", ".join(f"{name} {s:.1f}" for s, name in rest)
+    return (f"time: {wall_s:.1f} s wall, {timed + retimed:.1f} s ({share:.0f} %) in timed windows ({timed:.1f} kept, "
+            f"{retimed:.1f} discarded as disturbed); {parts} s")  # fmt: skip
+
+
+def print_sweep_time(run) -> None:
+    """Where the sweep's wall time went (:func:`sweep_time_line`) and its sweep record's path."""
+    breakdown = run.timeline.breakdown()
+    wall = breakdown.pop("wall")
+    say(sweep_time_line(breakdown, wall))
+    if run.sweep_path is not None:
+        say(f"sweep record: {run.sweep_path}")
 
 
 def print_report(rep, written: list, results: list) -> None:
@@ -550,7 +576,10 @@ def run_profile_jobs(options: dict, launch) -> None:
         statuses = launch_profile(options, launch, say=say)
     failed = [s for s in statuses if s.state != "complete"]
     for s in failed:
-        say(f"failed: {s.label} (partition {s.partition}), job {s.job_id}: {s.detail}; log {s.error_log or s.log}", err=True)
+        say(
+            f"failed: {s.label} (partition {s.partition}), job {s.job_id}: {s.detail}; log {s.error_log or s.log}",
+            err=True,
+        )
     if statuses:
         done = len(statuses) - len(failed)
         say(f"{done} of {len(statuses)} profile jobs complete; hgbench report --results {options['results']}")

@@ -11,7 +11,8 @@ Layout under a results folder (default ``results/``)::
         train.json         the run record (written once the run is complete)
         checkpoint.pt      the training state (model, optimiser, RNG, position)
         eval-<dataset>-<split>-<metric>-t<threshold>[-noflip][-<artifact>][-d<data>].json   eval records of its checkpoint
-    profile/<host>/<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>.json
+    profile/<machine>/sweeps/<start time>.json      one sweep's record: what it profiled, where its time went
+    profile/<machine>/<variant>__j<J>__<backend>[-<mode>]__<device>__<precision>[__tf32][__cl]__b<B>__s<S>.json
     report/                the default output of ``hgbench report``
 
 A latency gate folder (``benchmarks/reference/latency-gate``, each attempt of ``hgbench
@@ -190,6 +191,18 @@ def profile_record_path(results_dir: Path, host: str, stem: str) -> Path:
         UnsafePathError: a host name or stem that is not a plain file name.
     """
     return latency_gate_record_path(Path(results_dir) / "profile" / safe_component(host, "host name"), stem)
+
+
+def sweep_record_path(results_dir: Path, machine: str, started: str) -> Path:
+    """A sweep record (:class:`hgbench.records.SweepRecord`): ``<results>/profile/<machine>/sweeps/<started>.json``,
+    ``started`` being the sweep's UTC start time in ISO 8601 (``:`` and ``+`` become ``-``).
+
+    Raises:
+        UnsafePathError: a machine label that is not a plain file name.
+    """
+    stem = started.replace(":", "-").replace("+", "-")
+    folder = Path(results_dir) / "profile" / safe_component(machine, "machine label") / "sweeps"
+    return folder / f"{safe_component(stem, 'start time')}.json"
 
 
 def latency_gate_record_path(folder: Path, stem: str) -> Path:

@@ -25,6 +25,7 @@ from torch import nn
 
 from hgbench.profile.latency import fixed_threads, time_callable
 from hgbench.profile.tf32 import tf32_mode
+from hgbench.profile.timeline import phase
 
 WORKLOAD = "conv3x3 32->32 x4 + ReLU, input (1, 32, 56, 56) fp32, seed 0, eval, inference_mode"
 CHANNELS, SIZE, LAYERS, SEED = 32, 56, 4, 0
@@ -69,7 +70,7 @@ def measure_calibration(
     device = torch.device(device)
     model = calibration_model().to(device)
     x = calibration_input(device)
-    with fixed_threads(threads) as used, torch.inference_mode(), tf32_mode(False):
+    with phase("probes"), fixed_threads(threads) as used, torch.inference_mode(), tf32_mode(False):
         stats = time_callable(
             lambda: model(x), warmup_iters=warmup_iters, min_iters=min_iters, min_time_s=min_time_s, device=device
         )

@@ -46,9 +46,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import importlib.metadata
 import io
+import json
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -57,7 +61,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
+from hgbench.fileio import atomic_write_json
 from hgbench.models import count_parameters
+from hgbench.records.key import spec_hash
 
 # Deprecation noise from the counters themselves: fvcore's import scripts a loss function
 # (torch.jit.script is deprecated in torch 2.13) and thop 0.1.1 uses distutils' LooseVersion.
@@ -374,3 +380,61 @@ def complexity_record(model: nn.Module, input_size: int) -> dict[str, Any]:
         "skipped_ops": {"flop_counter": flops.skipped, "fvcore": macs.fvcore_skipped, "thop": macs.thop_skipped},
         "activation_memory_mib": activation_memory_mib(model, shape),
     }
+
+
+COMPLEXITY_CACHE = "complexity"
+"""Folder of the cache directory (``hgbench profile --cache-dir``) that holds complexity records."""
+_COUNTED_BY = ("models", "profile/complexity.py")
+"""The sources of hgbench whose code decides a network's complexity (relative to the package):
+the model code and this counter; their bytes are part of the cache key."""
+
+
+def complexity_cache_key(spec: Any, num_joints: int, input_size: int) -> str:
+    """The file stem of a complexity count in the cache: a SHA-256 over the variant's spec hash
+    (:func:`hgbench.records.key.spec_hash`), the heatmap count, the input side, the versions of
+    torch, fvcore and thop, and the bytes of hgbench's model code and of this module
+    (:data:`_COUNTED_BY`): whatever can change a count changes the key."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for rel in _COUNTED_BY:
+        root = package / rel
+        for f in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+            digest.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes())
+    versions = {}
+    for dist in ("torch", "fvcore", "thop"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    key = {"spec": spec_hash(spec), "joints": int(num_joints), "size": int(input_size), "code": digest.hexdigest(),
+           "versions": versions}  # fmt: skip
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def cached_complexity_record(
+    model: nn.Module, spec: Any, num_joints: int, input_size: int, cache_dir: str | Path
+) -> dict[str, Any]:
+    """:func:`complexity_record` of ``model`` (built from ``spec`` with ``num_joints`` heatmaps),
+    read from ``<cache_dir>/complexity/<key>.json`` (:func:`complexity_cache_key`) when an
+    earlier sweep counted the same network with the same code, else counted and written there
+    (atomically; a cache that cannot be written only costs the next sweep the count again).
+    Counting takes 1-6 s per variant on one CPU core (hg1 to hru8 at 64 px), the same in every
+    sweep: cached, a sweep's second run spends its time measuring (issue 29).
+
+    Raises:
+        Whatever :func:`complexity_record` raises.
+    """
+    path = Path(cache_dir) / COMPLEXITY_CACHE / f"{complexity_cache_key(spec, num_joints, input_size)}.json"
+    try:
+        found = json.loads(path.read_text())
+        if isinstance(found, dict) and found.get("parameters"):
+            return found
+    except (OSError, ValueError):
+        pass
+    counted = complexity_record(model, input_size)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, counted)
+    except OSError:
+        pass
+    return counted

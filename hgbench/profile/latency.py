@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hgbench.profile.timeline import phase
+
 DEFAULT_MAX_ITERS = 10_000
 
 
@@ -166,9 +168,15 @@ def time_callable(
             f"{warmup_iters=}, {warmup_s=}, {min_iters=}, {min_time_s=}, {max_iters=}"
         )
     device = torch.device(device if device is not None else "cpu")
-    on_cuda = device.type == "cuda"
     warm_up(fn, iters=warmup_iters, seconds=warmup_s, device=device)
+    with phase("timed"):
+        return LatencyStats(_timed_calls(fn, device, min_iters, min_time_s, max_iters))
 
+
+def _timed_calls(fn: Callable[[], object], device: torch.device, min_iters: int, min_time_s: float,
+                 max_iters: int) -> list[float]:  # fmt: skip
+    """The timed loop of :func:`time_callable`: one sample per call, ms."""
+    on_cuda = device.type == "cuda"
     samples_ms: list[float] = []
     min_time_ns = int(min_time_s * 1e9)
     start_ns = time.perf_counter_ns()
@@ -192,7 +200,7 @@ def time_callable(
             samples_ms.append((t1 - t0) / 1e6)
             if len(samples_ms) >= min_iters and t1 - start_ns >= min_time_ns:
                 break
-    return LatencyStats(samples_ms)
+    return samples_ms
 
 
 def warm_up(fn: Callable[[], object], *, iters: int, seconds: float, device: torch.device | str | None = None) -> int:
@@ -209,11 +217,12 @@ def warm_up(fn: Callable[[], object], *, iters: int, seconds: float, device: tor
         raise ValueError(f"need iters >= 0 and seconds >= 0; got {iters=}, {seconds=}")
     device = torch.device(device if device is not None else "cpu")
     done, start = 0, time.perf_counter()
-    while done < iters or time.perf_counter() - start < seconds:
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        done += 1
+    with phase("warmup"):
+        while done < iters or time.perf_counter() - start < seconds:
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            done += 1
     return done
 
 

@@ -179,7 +179,10 @@ class ProfileJob:
             Exception: whatever the plan or the sweep raised (the outcome note says what).
         """
         from hgbench.profile.plan import plan_profile, run_profile
+        from hgbench.profile.timeline import Timeline, process_age_s
 
+        timeline = Timeline()  # the job's sweep record says where its time went, from the job's start
+        timeline.add("startup", process_age_s() or 0.0)
         opts = dict(self.options)
         cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
         if opts.get("threads") is None and cpus.isdigit():  # the CPUs Slurm gave the job, not the node's
@@ -190,8 +193,11 @@ class ProfileJob:
             print(f"profile {self.label} (partition {self.partition}, host {socket.gethostname()}, {plan.device.type}): "
                   f"{plan.total_steps} timed repetitions", flush=True)  # fmt: skip
             run = run_profile(
-                plan, command=["hgbench", "profile", "--launcher", "slurm", "--machine-label", self.label]
+                plan,
+                command=["hgbench", "profile", "--launcher", "slurm", "--machine-label", self.label],
+                timeline=timeline,
             )
+            print(f"sweep record: {run.sweep_path}", flush=True)
             for record, path in run.rows:
                 p50 = (record.latency_ms or {}).get("p50_ms")
                 shown = f"p50 {p50:.3f} ms" if isinstance(p50, (int, float)) else (record.error or record.status)

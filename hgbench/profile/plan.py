@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 
 from hgbench.config import VariantSpec, select_variants
 from hgbench.config.axes import QUANTIZED_PRECISIONS, spoken
-from hgbench.paths import check_writable_folder, safe_component
+from hgbench.paths import check_writable_folder, safe_component, sweep_record_path
 from hgbench.profile.backends import BACKENDS, PRECISIONS, RunSettings, get_backend
 from hgbench.profile.calibration_data import DEFAULT_CALIBRATION_COUNT, CalibrationSet, CalibrationSpec, calibration_set
 from hgbench.profile.latency import default_threads
@@ -24,8 +25,10 @@ from hgbench.profile.memory import check_plan_memory
 from hgbench.profile.quiet import window_summary
 from hgbench.profile.roofline import default_cache_dir, get_ceilings
 from hgbench.profile.sweep import Budget, run_sweep
-from hgbench.records import ProfileRecord, scan
+from hgbench.profile.timeline import Timeline, phase
+from hgbench.records import ProfileRecord, scan, write_record
 from hgbench.records.provenance import collect_provenance, usable_cpu_count
+from hgbench.records.schema import machine_label
 
 DEFAULT_NUM_JOINTS = 16
 """Heatmaps of a network profiled without a training record: MPII's 16 joints, as the papers
@@ -82,11 +85,16 @@ class ProfilePlan:
 @dataclass
 class ProfileRun:
     """What :func:`run_profile` measured: one ``(record, path)`` per setting, the provenance,
-    and warnings for the user (ceilings not measured, efficiency above 100 %)."""
+    warnings for the user (ceilings not measured, efficiency above 100 %), the sweep's
+    :class:`~hgbench.profile.timeline.Timeline` (where its wall time went), its start (UTC) and
+    its sweep record's path (:func:`save_sweep_record`)."""
 
     rows: list[tuple[ProfileRecord, Path]]
     provenance: dict[str, Any]
     warnings: list[str]
+    timeline: Timeline = field(default_factory=Timeline)
+    started: str = ""
+    sweep_path: Path | None = None
 
     @property
     def failed(self) -> list[ProfileRecord]:
@@ -189,7 +197,7 @@ def plan_profile(
 
     Defaults where the user gave none: the number of joints and the input size of the variant's
     complete training runs under ``results`` (else 16 joints and 256 px, the papers' MPII
-    setting), the threads of :func:`hgbench.profile.run.default_threads`.
+    setting), the threads of :func:`hgbench.profile.run.default_threads`, the host name as ``machine_label``.
 
     Raises:
         ValueError: an option out of range or not finite, an unknown precision or backend name,
@@ -198,15 +206,12 @@ def plan_profile(
             a batch size that cannot fit in the device's memory
             (:func:`hgbench.profile.memory.check_plan_memory`; each message names the option);
             ``KeyError``: an unknown variant.
-        NotADirectoryError, hgbench.paths.MachineFaultError: ``results`` or ``cache_dir`` is
-            a file or cannot be written (:func:`hgbench.paths.check_writable_folder`).
-        BackendUnavailableError: a backend that cannot run on the device.
-        hgbench.paths.UnsafePathError: a ``machine_label`` that is not a plain file name.
+        NotADirectoryError, hgbench.paths.MachineFaultError: ``results`` or ``cache_dir`` is a file or not writable.
+        BackendUnavailableError: a backend that cannot run on the device; UnsafePathError: a bad ``machine_label``.
 
-    Quantized precisions (``int8``, ``fp8``) run on the backends that build them; the others'
-    pairs are skipped (said in ``conditions``), and a quantized precision that no chosen backend
-    builds, or that has no calibration data (``dataset`` or the complete training runs under
-    ``results``: :func:`_calibration`), raises ``ValueError`` naming the options.
+    Quantized precisions (``int8``, ``fp8``) run on the backends that build them (the others' pairs
+    are skipped, said in ``conditions``); one that no chosen backend builds, or without calibration
+    data (:func:`_calibration`), raises ``ValueError`` naming the options.
     """
     if machine_label is not None:
         safe_component(machine_label, "--machine-label")
@@ -400,17 +405,40 @@ def _check_input_size(specs: list[VariantSpec], input_size: int) -> None:
 
 
 def run_profile(plan: ProfilePlan, on_step: Callable[[str, bool], None] | None = None,
-                command: Sequence[str] | None = None) -> ProfileRun:  # fmt: skip
+                command: Sequence[str] | None = None, timeline: Timeline | None = None) -> ProfileRun:  # fmt: skip
     """Measure the device's roofline ceilings (cached), then sweep every setting of ``plan``
     (:func:`hgbench.profile.sweep.run_sweep`), writing one profile record per setting under
-    ``plan.results``.
+    ``plan.results`` and the sweep record (:func:`save_sweep_record`).
 
     ``on_step(label, advance)`` reports progress. A setting that fails is recorded with its
-    reason and the sweep goes on (:attr:`ProfileRun.failed`).
+    reason and the sweep goes on (:attr:`ProfileRun.failed`). ``timeline`` (default: a new one)
+    collects where the wall time goes; the command line starts it at the process's start.
+
+    Raises:
+        OSError: a record cannot be written.
     """
+    timeline = timeline if timeline is not None else Timeline()
+    started = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     torch.set_num_threads(plan.threads)
     provenance = collect_provenance(list(command) if command is not None else None, threads=plan.threads,
                                     machine=plan.machine_label)  # fmt: skip
+    with timeline.active():
+        with phase("ceilings"):
+            ceilings, warnings = _ceilings(plan)
+        rows = _sweep(plan, provenance, ceilings, on_step)
+    above = sorted({r.precision for r, _ in rows if ((r.roofline or {}).get("efficiency") or 0) > 1})
+    if above:
+        warnings.append(f"roofline efficiency above 100 % at {', '.join(above)}: the cached ceilings in "
+                        f"{plan.cache_dir / 'ceilings.json'} are below what a backend reached (measured on a busy machine, "
+                        "or a backend with faster kernels than torch's); --refresh-ceilings measures them again")  # fmt: skip
+    run = ProfileRun(rows, provenance, warnings, timeline, started)
+    save_sweep_record(run, plan)
+    return run
+
+
+def _ceilings(plan: ProfilePlan) -> tuple[dict[tuple[str, bool], Any], list[str]]:
+    """The device's roofline ceilings per ``(precision, tf32)`` of the plan's float settings
+    (cached; :func:`get_ceilings`), and a warning for each that could not be measured."""
     warnings: list[str] = []
     ceilings = {}
     for s in plan.settings:
@@ -421,16 +449,44 @@ def run_profile(plan: ProfilePlan, on_step: Callable[[str, bool], None] | None =
                                                            cache_dir=plan.cache_dir, refresh=plan.refresh_ceilings)  # fmt: skip
         except Exception as e:  # noqa: BLE001 - recorded per setting by profile_model's roofline stage
             warnings.append(f"{plan.device.type} ceilings at {s.precision} not measured: {e}")
-    rows = run_sweep(plan.jobs, backends=plan.backends, settings_list=plan.settings, batch_sizes=plan.batch_sizes,
+    return ceilings, warnings
+
+
+def _sweep(plan: ProfilePlan, provenance: dict[str, Any], ceilings: dict, on_step: Callable[[str, bool], None] | None
+           ) -> list[tuple[ProfileRecord, Path]]:  # fmt: skip
+    """:func:`run_sweep` of the plan's axes."""
+    return run_sweep(plan.jobs, backends=plan.backends, settings_list=plan.settings, batch_sizes=plan.batch_sizes,
                      input_size=plan.input_size, device=plan.device, threads=plan.threads, budget=plan.budget, skipped=plan.skipped,
                      results_dir=plan.results, provenance=provenance, ceilings=ceilings, cache_dir=plan.cache_dir,
                      on_step=on_step or (lambda label, advance: None))  # fmt: skip
-    above = sorted({r.precision for r, _ in rows if ((r.roofline or {}).get("efficiency") or 0) > 1})
-    if above:
-        warnings.append(f"roofline efficiency above 100 % at {', '.join(above)}: the cached ceilings in "
-                        f"{plan.cache_dir / 'ceilings.json'} are below what a backend reached (measured on a busy machine, "
-                        "or a backend with faster kernels than torch's); --refresh-ceilings measures them again")  # fmt: skip
-    return ProfileRun(rows, provenance, warnings)
+
+
+def save_sweep_record(run: ProfileRun, plan: ProfilePlan) -> Path:
+    """Write (or write again, e.g. after ``--evaluate`` added its time) the sweep record of
+    ``run`` (:class:`hgbench.records.SweepRecord`: the plan's axes, the counts, the timeline's
+    breakdown, the kept samples' total) at :func:`hgbench.paths.sweep_record_path`, atomically;
+    sets and returns ``run.sweep_path``.
+
+    Raises:
+        OSError: the record cannot be written.
+    """
+    breakdown = run.timeline.breakdown()
+    wall = breakdown.pop("wall")
+    latencies = [record.latency_ms or {} for record, _ in run.rows]
+    body = {
+        "started": run.started, "status": "failed" if run.failed else "complete", "settings": len(run.rows),
+        "failed": len(run.failed), "variants": sorted({spec.name for spec, _ in plan.jobs}), "backends": list(plan.backends),
+        "precisions": [s.precision for s in plan.settings], "batch_sizes": list(plan.batch_sizes),
+        "input_size": plan.input_size, "device": plan.device.type, "threads": plan.threads,
+        "repetitions": plan.budget.repetitions, "wall_s": wall, "time_s": breakdown,
+        "samples_s": round(sum(sum(lat.get("samples_ms") or []) for lat in latencies) / 1000, 3),
+        "windows": run.windows(),
+        "kept_settings": sum(1 for lat in latencies if lat.get("repetitions", 0) > 1 and lat.get("prepares") == 1),
+    }  # fmt: skip
+    path = sweep_record_path(plan.results, machine_label(run.provenance), run.started)
+    write_record(path, "sweep", body, run.provenance)
+    run.sweep_path = path
+    return path
 
 
 def variant_summaries(num_joints: int = DEFAULT_NUM_JOINTS, input_size: int = 256) -> list[dict[str, Any]]:

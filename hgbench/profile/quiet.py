@@ -38,6 +38,7 @@ above).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,7 @@ import torch
 from hgbench.profile.calibration import calibration_input, calibration_model
 from hgbench.profile.latency import LatencyStats, time_callable, warm_up
 from hgbench.profile.tf32 import tf32_mode
+from hgbench.profile.timeline import current, phase
 
 PROBE_CALLS = 10
 """Calibration calls per probe (the probe is their median); about 15 ms on one CPU core."""
@@ -102,7 +104,7 @@ class QuietTimer:
         thread count, TF32 off as in :func:`~hgbench.profile.calibration.measure_calibration`:
         one workload under one name, whatever TF32 setting is being profiled around it) and add
         their median (ms per call) to the history; returns it."""
-        with torch.inference_mode(), tf32_mode(False):
+        with phase("probes"), torch.inference_mode(), tf32_mode(False):
             stats = time_callable(lambda: self._model(self._x), warmup_iters=0, min_iters=PROBE_CALLS,
                                   min_time_s=0.0, device=self.device)  # fmt: skip
         self.probes_ms.append(stats.p50)
@@ -145,21 +147,28 @@ class QuietTimer:
         warm_up(fn, iters=warmup_iters, seconds=warmup_s, device=self.device)
         while len(self.probes_ms) < MIN_HISTORY:
             self.probe()
-        best: tuple[float, LatencyStats, dict[str, Any]] | None = None
+        best: tuple[float, LatencyStats, dict[str, Any], int] | None = None
+        spent_s: list[float] = []  # each window's timed seconds: the discarded ones are "retimed" time
         for attempt in range(1, self.max_attempts + 1):
             before = self.probe()
-            stats = time_callable(fn, warmup_iters=1, min_iters=min_iters, min_time_s=min_time_s, device=self.device)
+            warm_up(fn, iters=1, seconds=0.0, device=self.device)
+            start = time.perf_counter()
+            stats = time_callable(fn, warmup_iters=0, min_iters=min_iters, min_time_s=min_time_s, device=self.device)
+            spent_s.append(time.perf_counter() - start)
             after = self.probe()
             level = self.quiet_level_ms()
             worse = max(before, after)
             window = {"attempts": attempt, "probe_p50_ms": [before, after], "quiet_level_ms": level,
                       "quiet": worse <= level * (1.0 + self.tolerance)}  # fmt: skip
             if best is None or worse < best[0]:
-                best = (worse, stats, window)
+                best = (worse, stats, window, attempt)
             if window["quiet"]:
                 break
-        _, stats, window = best
+        _, stats, window, kept = best
         window["attempts"] = attempt
+        timeline = current()
+        if timeline is not None:
+            timeline.move("timed", "retimed", sum(spent_s) - spent_s[kept - 1])
         return stats, window
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from hgbench.profile.latency import LatencyStats, fixed_threads, time_callable
 from hgbench.profile.memory import CudaMemorySnapshot, PeakMemory
 from hgbench.profile.quiet import QuietTimer
 from hgbench.profile.roofline import Ceilings, element_bytes, get_ceilings, roofline
+from hgbench.profile.timeline import phase
 from hgbench.records import ProfileRecord, RecordError, identity, read_record, write_record
 from hgbench.records.identity import artifact_identity
 from hgbench.records.provenance import GpuStateSampler, collect_provenance, device_name, nvml_index
@@ -151,16 +153,16 @@ def profile_model(
     ceilings: Ceilings | None = None,
     cache_dir: Path | None = None,
     quiet: QuietTimer | None = None,
+    keep: Callable[[KeptSetting], None] | None = None,
 ) -> ProfileRecord:
     """Measure the size, compute, latency, memory, numerics and roofline of ``model`` under one
     backend and setting: a :class:`~hgbench.records.ProfileRecord` (its fields say what each
     figure is), stage by stage (module docstring); a failed stage sets ``status="error"`` and
     ``error`` (``"<stage>: ..."``) and keeps what was measured before.
 
-    The model must already be on the profiled device (fp32; not modified: backends work on
-    copies); the input is :func:`make_input` on that device. Latency is that of
-    ``prepared.fn(prepared.prepare_input(x))`` (:func:`~hgbench.profile.latency.time_callable`),
-    inside the backend's ``context`` (the setting's TF32 flags), with ``threads`` set and restored.
+    The model must already be on the profiled device (fp32; not modified: backends work on copies);
+    the input is :func:`make_input` on that device. Latency is that of ``prepared.fn(prepared.prepare_input(x))``
+    (:func:`~hgbench.profile.latency.time_callable`) in the backend's ``context``, with ``threads`` set.
 
     Args:
         variant, num_joints, spec: the network (:func:`profile_identity`; ``spec`` None: its name only).
@@ -169,10 +171,11 @@ def profile_model(
         warmup_iters, warmup_s, min_iters, min_time_s: see :func:`time_callable`.
         complexity: :func:`~hgbench.profile.complexity.complexity_record` at this input size (``None``: computed here).
         calibration: :func:`~hgbench.profile.calibration.measure_calibration`, copied into the record.
-        reference: :func:`reference_output` for this model, batch and input size (``None``:
-            computed here when needed; unused for the reference setting, :func:`is_reference`).
-        ceilings: the device's ceilings at this precision and TF32 (``None``: looked up in ``cache_dir``).
-        quiet: time in a quiet window (:class:`hgbench.profile.quiet.QuietTimer`); ``None``: one window.
+        reference: :func:`reference_output` for this model, batch and input size (``None``: computed when needed).
+        ceilings, quiet: the device's ceilings at this precision and TF32 (``None``: looked up in ``cache_dir``);
+            a :class:`hgbench.profile.quiet.QuietTimer` to time in a quiet window (``None``: one window).
+        keep: given the prepared setting (:class:`KeptSetting`) once every stage succeeded, to time
+            it again without preparing it (:func:`repeat_timing`'s ``kept``); ``None``: dropped.
 
     Raises:
         ValueError: an unknown backend name, or ``spec`` named otherwise than ``variant``.
@@ -189,7 +192,7 @@ def profile_model(
     try:
         with fixed_threads(threads), cudnn_benchmark(CUDNN_BENCHMARK):
             stage = "complexity"
-            record.update(complexity if complexity is not None else complexity_record(model, input_size))
+            record.update(complexity if complexity is not None else _complexity(model, input_size))
             stage = "prepare"
             prepared, x_in, baseline = _prepare(impl, model, record, settings, device)
             stage = "timing"
@@ -199,14 +202,22 @@ def profile_model(
                 _check_numerics(record, model, prepared, x_in, reference, settings, device)
             stage = "roofline"
             _roofline_stage(record, settings, ceilings, device, threads, cache_dir)
+            if keep is not None:
+                keep(KeptSetting(prepared, x_in, device))
+                return record
     except torch.cuda.OutOfMemoryError as e:
         _failed(record, f"{stage}: CUDA out of memory at batch size {batch_size}: {e}")
     except Exception as e:  # noqa: BLE001 - one failing setting must not stop a sweep
         _failed(record, f"{stage}: {type(e).__name__}: {e}")
-    finally:
-        prepared = x_in = None  # free the backend's model and buffers before the next setting
-        _free_memory(device)
+    prepared = x_in = None  # free the backend's model and buffers before the next setting
+    free_memory(device)
     return record
+
+
+def _complexity(model: nn.Module, input_size: int) -> dict[str, Any]:
+    """:func:`complexity_record` (timeline phase ``complexity``), for a caller that gave none."""
+    with phase("complexity"):
+        return complexity_record(model, input_size)
 
 
 def _new_record(
@@ -250,10 +261,11 @@ def _prepare(
     x = make_input(record.batch_size, record.input_size, device)
     baseline = None
     if device.type == "cuda":
-        _free_memory(device)
+        free_memory(device)
         baseline = CudaMemorySnapshot.take(device)
-    prepared = impl.prepare(model, x, settings)
-    x_in = prepared.prepare_input(x)
+    with phase("prepare"):
+        prepared = impl.prepare(model, x, settings)
+        x_in = prepared.prepare_input(x)
     record.update(build_time_s=float(prepared.build_time_s), notes=list(prepared.notes))
     return prepared, x_in, baseline
 
@@ -276,7 +288,7 @@ def _time_first_repetition(
     names on CUDA; RSS on the CPU)."""
     fn = prepared.fn
     if device.type == "cuda":
-        _free_memory(device)  # what the build left in the allocator's cache is not the timed calls' memory
+        free_memory(device)  # what the build left in the allocator's cache is not the timed calls' memory
     with (
         PeakMemory(device, baseline=baseline) as memory,
         prepared.context(),
@@ -304,6 +316,13 @@ def _check_numerics(
     """Stage ``numerics``: one more call of the prepared setting, compared with the eager fp32
     ``reference`` (computed here when ``None``) at the precision's tolerance (TF32's where it
     applies); records ``numerics``."""
+    with phase("numerics"):
+        _compare_with_reference(record, model, prepared, x_in, reference, settings, device)
+
+
+def _compare_with_reference(record: ProfileRecord, model: nn.Module, prepared: Prepared, x_in: Any, reference: Any,
+                            settings: RunSettings, device: torch.device) -> None:  # fmt: skip
+    """The body of :func:`_check_numerics`."""
     from hgbench.profile.numerics import compare_outputs, tolerance_for
 
     if settings.quantized:  # scales calibrated on images: compared on calibration images, not on noise
@@ -322,6 +341,7 @@ def latency_entry(
     windows: list[dict[str, Any] | None] | None = None,
     gpu: list[dict[str, Any] | None] | None = None,
     cudnn_benchmark: bool | None = None,
+    prepares: int = 1,
 ) -> dict[str, Any]:
     """The record's ``latency_ms``: :meth:`LatencyStats.to_dict` of all samples pooled (ms per
     batch, in call order, repetition after repetition), plus ``repetitions`` (how many timed
@@ -332,7 +352,9 @@ def latency_entry(
     and throttle reasons sampled while it was timed,
     :meth:`hgbench.records.provenance.GpuStateSampler.summary`; ``None`` on the CPU or without
     NVML) and ``cudnn_benchmark`` (``torch.backends.cudnn.benchmark`` while the setting ran,
-    :data:`CUDNN_BENCHMARK`; ``None`` on the CPU, where cuDNN does not run).
+    :data:`CUDNN_BENCHMARK`; ``None`` on the CPU, where cuDNN does not run) and ``prepares``
+    (how many times the setting was prepared for these repetitions: 1 when the sweep kept the
+    prepared setting from the first to the last, :mod:`hgbench.profile.sweep`).
 
     Raises:
         ValueError: no samples, or ``windows`` or ``gpu`` not one per repetition.
@@ -349,6 +371,7 @@ def latency_entry(
         "windows": windows,
         "gpu": gpu,
         "cudnn_benchmark": cudnn_benchmark,
+        "prepares": int(prepares),
     }
 
 
@@ -376,9 +399,19 @@ def _time_window(
     return time_callable(fn, device=device, **timing), None
 
 
+@dataclass
+class KeptSetting:
+    """A prepared setting kept between repetitions (:func:`profile_model`'s ``keep``): the
+    backend's artefact, its input, and the device they are on."""
+
+    prepared: Prepared
+    x_in: Any
+    device: torch.device
+
+
 def repeat_timing(
     record: ProfileRecord,
-    model: nn.Module,
+    model: nn.Module | None,
     *,
     settings: RunSettings,
     threads: int | None = None,
@@ -387,62 +420,76 @@ def repeat_timing(
     min_iters: int = 10,
     min_time_s: float = 1.0,
     quiet: QuietTimer | None = None,
+    kept: KeptSetting | None = None,
 ) -> ProfileRecord:
     """Time one more repetition of ``record``'s setting and pool it into the record, in place.
 
-    The backend prepares ``model`` again (from its artefact cache where it has one), warms up
-    and times as :func:`profile_model` does; the new samples join ``latency_ms`` (see
-    :func:`latency_entry`, its GPU state too), and the throughput and the roofline (with the ceilings already in
-    the record) are recomputed from the pooled median. Build time, peak memory and numerics stay those of
-    the first repetition. A record whose status is not ``"ok"`` is returned unchanged; a
-    failure here sets ``status="error"`` and ``error="timing (repetition <k>): ..."`` and keeps
+    With ``kept`` (the setting as :func:`profile_model` prepared it) the same artefact is warmed
+    up and timed again; without, the backend prepares ``model`` again (from its artefact cache
+    where it has one) and the memory is collected afterwards. The new samples join
+    ``latency_ms`` (see :func:`latency_entry`, its GPU state too; ``prepares`` counts the
+    preparations), and the throughput and the roofline (with the ceilings already in the
+    record) are recomputed from the pooled median. Build time, peak memory and numerics stay
+    those of the first repetition. A record whose status is not ``"ok"`` is returned unchanged;
+    a failure here sets ``status="error"`` and ``error="timing (repetition <k>): ..."`` and keeps
     the samples of the earlier repetitions.
 
     Args:
         record: a record from :func:`profile_model` (its ``backend``, ``batch_size`` and
             ``input_size`` say what to run).
-        model: the same fp32 model (same weights) on the profiled device.
+        model: the same fp32 model (same weights) on the profiled device (``None`` with ``kept``).
         settings: the record's :class:`RunSettings` (precision, TF32, layout, compile mode and
             artefact cache).
         threads, warmup_iters, warmup_s, min_iters, min_time_s, quiet: as for :func:`profile_model`.
 
     Returns:
         ``record``.
+
+    Raises:
+        ValueError: neither ``model`` nor ``kept`` given.
     """
     if record.status != "ok" or record.latency_ms is None:
         return record
+    if model is None and kept is None:
+        raise ValueError("repeat_timing needs the model or the kept setting")
     previous = record.latency_ms
     k = previous["repetitions"] + 1
-    device = model_device(model)
-    prepared = fn = x_in = None
+    device = kept.device if kept is not None else model_device(model)
+    timing = {"warmup_iters": warmup_iters, "warmup_s": warmup_s, "min_iters": min_iters, "min_time_s": min_time_s}
     try:
         with fixed_threads(threads), cudnn_benchmark(CUDNN_BENCHMARK):
-            x = make_input(record.batch_size, record.input_size, device)
-            prepared = get_backend(record.backend).prepare(model, x, settings)
-            x_in, fn = prepared.prepare_input(x), prepared.fn
-            with prepared.context(), GpuStateSampler(nvml_index(device)) as gpu:
-                stats, window = _time_window(
-                    lambda: fn(x_in), quiet, device,
-                    warmup_iters=warmup_iters, warmup_s=warmup_s, min_iters=min_iters, min_time_s=min_time_s,
-                )  # fmt: skip
+            setting = kept or _prepare_again(record, model, settings, device)
+            with setting.prepared.context(), GpuStateSampler(nvml_index(device)) as gpu:
+                fn, x_in = setting.prepared.fn, setting.x_in
+                stats, window = _time_window(lambda: fn(x_in), quiet, device, **timing)
     except torch.cuda.OutOfMemoryError as e:
         return _failed(record, f"timing (repetition {k}): CUDA out of memory at batch size {record.batch_size}: {e}")
     except Exception as e:  # noqa: BLE001 - one failing setting must not stop a sweep
         return _failed(record, f"timing (repetition {k}): {type(e).__name__}: {e}")
     finally:
-        prepared = fn = x_in = None
-        _free_memory(device)
+        if kept is None:
+            setting = fn = x_in = None
+            free_memory(device)
     earlier_windows = previous.get("windows") or [None] * previous["repetitions"]
     earlier_gpu = previous.get("gpu") or [None] * previous["repetitions"]
     latency = latency_entry(previous["samples_ms"] + stats.samples_ms,
                             previous["repetition_p50_ms"] + [stats.p50], earlier_windows + [window],
-                            earlier_gpu + [gpu.summary()], _cudnn_benchmark(device))  # fmt: skip
+                            earlier_gpu + [gpu.summary()], _cudnn_benchmark(device),
+                            prepares=(previous.get("prepares") or 1) + (kept is None))  # fmt: skip
     record.update(
         latency_ms=latency, throughput_samples_per_s=LatencyStats(latency["samples_ms"]).throughput(record.batch_size)
     )
     if record.roofline is not None:
         record.roofline = _roofline_of(record, Ceilings(**record.roofline["ceilings"]))
     return record
+
+
+def _prepare_again(record: ProfileRecord, model: nn.Module, settings: RunSettings, device: torch.device) -> KeptSetting:
+    """The record's setting prepared anew from ``model`` (timeline phase ``prepare``)."""
+    x = make_input(record.batch_size, record.input_size, device)
+    with phase("prepare"):
+        prepared = get_backend(record.backend).prepare(model, x, settings)
+        return KeptSetting(prepared, prepared.prepare_input(x), device)
 
 
 def _device_ceilings(
@@ -455,18 +502,28 @@ def _device_ceilings(
 def _roofline_stage(record: ProfileRecord, settings: RunSettings, ceilings: Ceilings | None, device: torch.device,
                     threads: int | None, cache_dir: Path | None) -> None:  # fmt: skip
     """Stage ``roofline``: ``record.roofline`` against the device's ceilings (looked up when
-    ``ceilings`` is None); a quantized setting gets a note instead (no int8/fp8 ceilings are measured)."""
+    ``ceilings`` is None; timeline phase ``ceilings``); a quantized setting gets a note instead (no
+    int8/fp8 ceilings are measured)."""
+    with phase("ceilings"):
+        _roofline_or_note(record, settings, ceilings, device, threads, cache_dir)
+
+
+def _roofline_or_note(record: ProfileRecord, settings: RunSettings, ceilings: Ceilings | None, device: torch.device,
+                      threads: int | None, cache_dir: Path | None) -> None:  # fmt: skip
+    """The body of :func:`_roofline_stage`."""
     if settings.quantized:
         record.notes.append(f"roofline: no {settings.precision} ceilings measured; efficiency not computed")
         return
     record.roofline = _roofline_of(record, ceilings or _device_ceilings(device, settings, threads, cache_dir))
 
 
-def _free_memory(device: torch.device) -> None:
-    """Collect what a dropped backend held, and on CUDA return the cached blocks to the driver."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+def free_memory(device: torch.device) -> None:
+    """Collect what a dropped backend held, and on CUDA return the cached blocks to the driver
+    (timeline phase ``cleanup``)."""
+    with phase("cleanup"):
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 def _roofline_of(record: ProfileRecord, ceilings: Ceilings) -> dict[str, Any]:

@@ -15,16 +15,19 @@ back to back): see ``benchmarks/reference/repeatability/README.md``.
 
 Order of work:
 
-* **Repetition 1**, variant by variant: the complexity counts, the eager fp32 reference output
-  per batch size, then every backend x precision x batch size through
-  :func:`~hgbench.profile.run.profile_model` (build time, peak memory, numerical check,
+* **Repetition 1**, variant by variant: the complexity counts (once per variant, joints and
+  input size, and cached across sweeps: :func:`~hgbench.profile.complexity.cached_complexity_record`),
+  the eager fp32 reference output per batch size, then every backend x precision x batch size
+  through :func:`~hgbench.profile.run.profile_model` (build time, peak memory, numerical check,
   roofline, and the first share of the timed calls). Each record is saved as soon as it is
-  made, so an interrupted sweep keeps what it measured.
+  made, so an interrupted sweep keeps what it measured; each prepared setting is **kept**.
 * **Repetitions 2..R**: the variants in a shuffled order, and each variant's settings
-  shuffled (``random.Random(seed + r)``); each setting is prepared again (the backends reuse
-  their artefacts: ONNX files and TensorRT programs from the cache directory, Inductor's FX
-  graph cache), warmed up and timed (:func:`~hgbench.profile.run.repeat_timing`); its samples
-  join the record's, which is saved again.
+  shuffled (``random.Random(seed + r)``); each setting is timed again
+  (:func:`~hgbench.profile.run.repeat_timing`) and its samples join the record's, which is saved
+  again. A kept setting is timed as it was prepared, warm (the window's own untimed call only);
+  one not kept is prepared again (from the backends' artefact caches: ONNX files and TensorRT
+  programs in the cache directory, Inductor's FX graph cache), warmed up by the budget, timed
+  and released.
 * **Calibration**: the workload of :mod:`hgbench.profile.calibration` is timed in a short block
   at the start of every variant of every repetition; the pooled blocks are every record's
   ``calibration``.
@@ -32,9 +35,28 @@ Order of work:
   probes and is timed again (the setting stays prepared) while a probe says the machine was
   disturbed (:mod:`hgbench.profile.quiet`; ``Budget.quiet_attempts`` windows at most).
 
-After each setting the sweep calls its backend's :meth:`~hgbench.profile.backends.Backend.release`
-(TorchScript clears its global class registry, which would otherwise keep every trace's weights
-alive): do not call :func:`run_sweep` while holding traced TorchScript modules of your own.
+**What is kept** (issue 29): preparing every setting again in every repetition (a TorchScript
+trace of hru8 takes seconds, an ONNX Runtime session and its optimisations too), warming it up
+again and collecting memory after it took most of a CPU sweep's time: 9-12 % of the wall time
+was spent in timed calls. Every setting whose backend allows it
+(:attr:`~hgbench.profile.backends.Backend.keepable`: not ``compile``, whose release resets
+Dynamo for the whole process) is now prepared once and kept until the last repetition, while
+the device's available memory stays above :data:`KEEP_MEMORY_FRACTION` of what it was at the
+start (below it, every kept setting is released and those are prepared again in each later
+repetition, as before). The interleaving is unchanged: each repetition still visits every
+setting, in a shuffled order, so every setting sees the same mixture of machine states. That
+two runs agree as well as when every repetition prepared anew is measured in
+``benchmarks/reference/sweep-time/README.md``. A record's ``latency_ms.prepares`` says how many
+times its setting was prepared.
+
+After each setting that is not kept the sweep calls its backend's
+:meth:`~hgbench.profile.backends.Backend.release` (TorchScript clears its global class registry,
+which would otherwise keep every trace's weights alive; kept traces are released after the last
+repetition, since clearing the registry breaks every traced module still alive): do not call
+:func:`run_sweep` while holding traced TorchScript modules of your own.
+
+Where the time goes: every phase (timed windows, warm-up, preparation, complexity, probes, ...)
+is charged to the active :class:`~hgbench.profile.timeline.Timeline`.
 
 Models are built from a fixed seed (:data:`MODEL_SEED`, the global RNG is left as it was), so
 that every repetition, and every invocation, runs the same weights, and weight-keyed artefact
@@ -57,15 +79,31 @@ from hgbench.config import VariantSpec
 from hgbench.models import create_model
 from hgbench.profile.backends import RunSettings, get_backend
 from hgbench.profile.calibration import measure_calibration, pool_calibrations
-from hgbench.profile.complexity import complexity_record
+from hgbench.profile.complexity import cached_complexity_record
+from hgbench.profile.memory import available_memory_bytes
 from hgbench.profile.quiet import DEFAULT_MAX_ATTEMPTS, DEFAULT_TOLERANCE, QuietTimer
-from hgbench.profile.roofline import Ceilings
-from hgbench.profile.run import is_reference, profile_model, reference_output, repeat_timing, save_profile_record
+from hgbench.profile.roofline import Ceilings, default_cache_dir
+from hgbench.profile.run import (
+    KeptSetting,
+    free_memory,
+    is_reference,
+    profile_model,
+    reference_output,
+    repeat_timing,
+    save_profile_record,
+)
+from hgbench.profile.timeline import phase
 from hgbench.records import ProfileRecord
 
 MODEL_SEED = 0
 """Seed of the weights of every profiled model (timing does not depend on the values, the
 artefact caches' keys and the numerical check do)."""
+
+KEEP_MEMORY_FRACTION = 0.5
+"""Prepared settings are kept between repetitions while the device's available memory
+(:func:`hgbench.profile.memory.available_memory_bytes`) stays above this fraction of what it
+was when the sweep started; below it every kept setting is released and those settings are
+prepared again in each later repetition, as every setting was before issue 29."""
 
 CALIBRATION_BLOCK_S = 0.2
 """Seconds of each calibration block (at least 10 calls), one per variant per repetition."""
@@ -76,9 +114,9 @@ class Budget:
     """How long each setting is warmed up and timed (see :func:`~hgbench.profile.latency.time_callable`).
 
     Attributes:
-        warmup_iters: untimed calls before *each* repetition (every repetition prepares the
-            setting anew: first calls of a new TorchScript module, ONNX session or compiled
-            graph are slower).
+        warmup_iters: untimed calls before the first repetition and before each repetition
+            that prepares the setting anew (first calls of a new TorchScript module, ONNX
+            session or compiled graph are slower); a setting kept from repetition 1 is warm.
         warmup_s: untimed seconds (at least) before the *first* repetition only, on top of the
             calls: clock ramp-up and process-wide one-off costs (allocator growth, oneDNN and
             cuDNN algorithm selection) are paid once and stay paid while the sweep runs.
@@ -188,11 +226,13 @@ def run_sweep(
         provenance=provenance, ceilings=ceilings or {}, cache_dir=cache_dir, step=on_step or (lambda label, advance: None),
         skipped=skipped,
         quiet=QuietTimer(device, tolerance=budget.quiet_tolerance, max_attempts=budget.quiet_attempts),
+        available_at_start=available_memory_bytes(device),
     )  # fmt: skip
     for index in range(len(sweep.jobs)):
         _first_repetition(sweep, index)
     for r in range(2, budget.repetitions + 1):
         _later_repetition(sweep, r, random.Random(seed + r))
+    sweep.release_kept()
     _pool_calibration(sweep)
     return sweep.rows
 
@@ -221,6 +261,75 @@ class _Sweep:
     calibration_blocks: list[dict[str, Any]] = field(default_factory=list)
     rows: list[tuple[ProfileRecord, Path]] = field(default_factory=list)
     by_job: dict[int, list[tuple[ProfileRecord, RunSettings]]] = field(default_factory=dict)
+    kept: dict[tuple[int, int], KeptSetting] = field(default_factory=dict)
+    available_at_start: int | None = None
+
+    def keeper(self, index: int, position: int) -> Callable[[KeptSetting], None]:
+        """What :func:`profile_model` hands setting ``position`` of job ``index`` to: kept for the
+        later repetitions, unless the device's available memory has fallen below
+        :data:`KEEP_MEMORY_FRACTION` of what it was at the start, which releases every kept
+        setting first (:meth:`release_kept`; those are then prepared again in each later repetition)."""
+
+        def keep(setting: KeptSetting) -> None:
+            self.kept[(index, position)] = setting
+            available = available_memory_bytes(self.device)
+            if (
+                self.available_at_start
+                and available is not None
+                and available < KEEP_MEMORY_FRACTION * self.available_at_start
+            ):
+                self.release_kept()
+
+        return keep
+
+    def release_kept(self) -> None:
+        """Drop every kept setting, then let each backend release what it holds
+        (:meth:`~hgbench.profile.backends.Backend.release`; TorchScript's release invalidates
+        every traced module still alive, so it runs only once none is kept) and collect memory;
+        nothing when none is kept."""
+        if not self.kept:
+            return
+        self.kept.clear()
+        for b in self.backends:
+            get_backend(b).release()
+        free_memory(self.device)
+
+    def time_again(self, index: int, position: int, model: nn.Module | None, r: int) -> None:
+        """Repetition ``r`` of setting ``position`` of job ``index`` (:func:`repeat_timing`): the
+        kept setting, warm from earlier repetitions, gets only the window's own untimed call;
+        a setting not kept is prepared again, warmed up by the budget and released."""
+        record, s = self.by_job[index][position]
+        kept = self.kept.get((index, position))
+        timing = self.budget.per_repetition(r)
+        if kept is not None:
+            timing.update(warmup_iters=0, warmup_s=0.0)
+        repeat_timing(record, model, settings=s, threads=self.threads, quiet=self.quiet, kept=kept, **timing)
+        if record.status != "ok":
+            self.kept.pop((index, position), None)
+        with phase("records"):
+            self.save(record)
+        if kept is None:
+            self.release_unless_kept(record.backend)
+
+    def release_unless_kept(self, backend: str) -> None:
+        """``backend``'s :meth:`~hgbench.profile.backends.Backend.release` after a setting that was
+        not kept, unless a kept setting of that backend is still alive (TorchScript's release
+        would invalidate it); :meth:`release_kept` releases it later."""
+        if not any(self.by_job[i][p][0].backend == backend for i, p in self.kept):
+            get_backend(backend).release()
+
+    def complexity(self, spec: VariantSpec, joints: int, model: nn.Module) -> dict[str, Any] | None:
+        """The complexity of ``model`` at the sweep's input size, counted once per (variant,
+        joints, input size) and cached across sweeps (:func:`cached_complexity_record`); None
+        when counting failed (:func:`profile_model` then records the failure per setting)."""
+        self.step(f"{spec.name}: counting MACs and FLOPs", False)
+        with phase("complexity"):
+            try:
+                return cached_complexity_record(
+                    model, spec, joints, self.input_size, self.cache_dir or default_cache_dir()
+                )
+            except Exception:  # noqa: BLE001 - profile_model then records the complexity failure per setting
+                return None
 
     def calibrate(self, spec: VariantSpec) -> None:
         """Time one calibration block (:data:`CALIBRATION_BLOCK_S`) before ``spec``'s settings."""
@@ -238,15 +347,13 @@ class _Sweep:
 def _first_repetition(sweep: _Sweep, index: int) -> None:
     """Repetition 1 of job ``index``: calibration, the model, its complexity, then per batch size
     the eager fp32 reference output and every backend x precision through :func:`profile_model`,
-    each record saved as soon as it is made."""
+    each record saved as soon as it is made, each prepared setting kept for the later
+    repetitions where its backend allows (:attr:`~hgbench.profile.backends.Backend.keepable`)."""
     spec, joints = sweep.jobs[index]
     sweep.calibrate(spec)
-    model = build_profiled_model(spec, joints, sweep.input_size, sweep.device)
-    sweep.step(f"{spec.name}: counting MACs and FLOPs", False)
-    try:
-        complexity = complexity_record(model, sweep.input_size)
-    except Exception:  # noqa: BLE001 - profile_model then records the complexity failure per setting
-        complexity = None
+    with phase("models"):
+        model = build_profiled_model(spec, joints, sweep.input_size, sweep.device)
+    complexity = sweep.complexity(spec, joints, model)
     for bs in sweep.batch_sizes:
         reference = _reference_output(sweep, model, spec, bs)
         for b in sweep.backends:
@@ -254,15 +361,21 @@ def _first_repetition(sweep: _Sweep, index: int) -> None:
                 if (b, s.precision) in sweep.skipped:
                     continue
                 sweep.step(f"{spec.name} {b} {s.precision} batch {bs} (repetition 1/{sweep.budget.repetitions})", False)
+                position = len(sweep.by_job.setdefault(index, []))
+                keep = (
+                    sweep.keeper(index, position) if sweep.budget.repetitions > 1 and get_backend(b).keepable else None
+                )
                 record = profile_model(
                     model, variant=spec.name, spec=spec, num_joints=joints, backend=b, batch_size=bs,
                     input_size=sweep.input_size, settings=s, threads=sweep.threads, complexity=complexity,
                     reference=reference, ceilings=sweep.ceilings.get((s.precision, s.tf32)), cache_dir=sweep.cache_dir,
-                    quiet=sweep.quiet, **sweep.budget.per_repetition(1),
+                    quiet=sweep.quiet, keep=keep, **sweep.budget.per_repetition(1),
                 )  # fmt: skip
-                sweep.rows.append((record, sweep.save(record)))
-                sweep.by_job.setdefault(index, []).append((record, s))
-                get_backend(b).release()
+                with phase("records"):
+                    sweep.rows.append((record, sweep.save(record)))
+                sweep.by_job[index].append((record, s))
+                if (index, position) not in sweep.kept:
+                    sweep.release_unless_kept(b)
                 sweep.step("", True)
         del reference
 
@@ -275,7 +388,8 @@ def _reference_output(sweep: _Sweep, model: nn.Module, spec: VariantSpec, batch_
         return None
     sweep.step(f"{spec.name} batch {batch_size}: eager fp32 reference", False)
     try:
-        return reference_output(model, batch_size, sweep.input_size)
+        with phase("reference"):
+            return reference_output(model, batch_size, sweep.input_size)
     except Exception:  # noqa: BLE001 - each setting then records its own numerics failure
         if sweep.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -284,23 +398,24 @@ def _reference_output(sweep: _Sweep, model: nn.Module, spec: VariantSpec, batch_
 
 def _later_repetition(sweep: _Sweep, r: int, rng: random.Random) -> None:
     """Repetition ``r`` (2..R): the jobs in an order shuffled by ``rng``, each job's settings
-    shuffled too; every setting still ``"ok"`` is timed again (:func:`repeat_timing`) and saved."""
+    shuffled too; every setting still ``"ok"`` is timed again (:meth:`_Sweep.time_again`) and
+    saved. The model is built only when a setting of the job was not kept."""
     order = list(sweep.by_job)
     rng.shuffle(order)
     for index in order:
         spec, joints = sweep.jobs[index]
         sweep.calibrate(spec)
-        model = build_profiled_model(spec, joints, sweep.input_size, sweep.device)
-        settings_of_job = list(sweep.by_job[index])
+        settings_of_job = list(enumerate(sweep.by_job[index]))
+        model = None
+        if any(record.status == "ok" and (index, p) not in sweep.kept for p, (record, _) in settings_of_job):
+            with phase("models"):
+                model = build_profiled_model(spec, joints, sweep.input_size, sweep.device)
         rng.shuffle(settings_of_job)
-        for record, s in settings_of_job:
+        for position, (record, s) in settings_of_job:
             sweep.step(f"{spec.name} {record.backend} {s.precision} batch {record.batch_size} "
                        f"(repetition {r}/{sweep.budget.repetitions})", False)  # fmt: skip
             if record.status == "ok":
-                repeat_timing(record, model, settings=s, threads=sweep.threads, quiet=sweep.quiet,
-                              **sweep.budget.per_repetition(r))  # fmt: skip
-                sweep.save(record)
-                get_backend(record.backend).release()
+                sweep.time_again(index, position, model, r)
             sweep.step("", True)
         del model
 

@@ -45,7 +45,7 @@ from hgbench.records.validation import record_problem, timing_problem
 SCHEMA_PREFIX = "hgbench.record/"
 SCHEMA_VERSION = 3
 SCHEMA = f"{SCHEMA_PREFIX}{SCHEMA_VERSION}"
-KINDS = ("train", "eval", "profile")
+KINDS = ("train", "eval", "profile", "sweep")
 
 
 class RecordError(ValueError):
@@ -143,6 +143,7 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
         "variant", "num_joints", "backend", "precision", "tf32", "channels_last", "compile_mode",
         "batch_size", "input_size", "device",
     ),
+    "sweep": ("started",),
 }  # fmt: skip
 """The setting fields of each kind's key. Profile: issue 6's comparison key (``device`` is the
 kind, cpu or cuda; ``threads`` is deliberately not part of it: the calibration is timed with the
@@ -167,6 +168,8 @@ def key_of(kind: str, body: Any, provenance: dict | None = None) -> RecordKey:
     machine: tuple = ()
     if kind == "profile":
         machine = (machine_label(provenance), body.get("device"), body.get("device_name"), body.get("threads"))
+    elif kind == "sweep":
+        machine = (machine_label(provenance),)
     return RecordKey(kind, machine, tuple(body.get(f) for f in KEY_FIELDS[kind]))
 
 
@@ -399,13 +402,52 @@ class ProfileRecord(RecordBase):
         return self.model_dump(exclude={"schema_", "kind", "created", "provenance"})
 
 
+class SweepRecord(RecordBase):
+    """One ``hgbench profile`` sweep on one machine (:func:`hgbench.profile.plan.run_profile`):
+    what it profiled and where its wall time went. Written under
+    ``<results>/profile/<machine>/sweeps/`` (:func:`hgbench.paths.sweep_record_path`) when the
+    sweep ends, and again after ``--evaluate``.
+
+    ``started`` (UTC, ISO 8601; with the machine label, the key), ``status`` (``"complete"``:
+    every setting measured; ``"failed"``: some setting failed, see its profile record),
+    ``settings`` and ``failed`` (counts), the axes (``variants``, ``backends``, ``precisions``,
+    ``batch_sizes``, ``input_size`` px, ``device``, ``threads``, ``repetitions``), ``wall_s``
+    (seconds from the process's start to the end of the sweep), ``time_s`` (seconds per phase of
+    :data:`hgbench.profile.timeline.PHASES` plus ``other``; they add up to ``wall_s``),
+    ``samples_s`` (the kept timed samples of every record, summed: what the latencies are
+    computed from), ``windows`` (:func:`hgbench.profile.quiet.window_summary`) and
+    ``kept_settings`` (settings timed in every repetition without being prepared again).
+    """
+
+    kind: str = "sweep"
+    started: str
+    status: str
+    settings: int
+    failed: int
+    variants: list[str]
+    backends: list[str]
+    precisions: list[str]
+    batch_sizes: list[int]
+    input_size: int
+    device: str
+    threads: int
+    repetitions: int
+    wall_s: float
+    time_s: dict[str, float]
+    samples_s: float
+    windows: dict[str, int] | None = None
+    kept_settings: int | None = None
+
+
 PROFILE_FIELDS = tuple(f for f in ProfileRecord.model_fields if f not in RecordBase.model_fields and f != "not_written")
 """The fields of a profile record's body, in the order they are written (every one always
 present, ``None`` when not measured)."""
 
 
-RECORD_TYPES: dict[str, type[RecordBase]] = {"train": TrainRecord, "eval": EvalRecord, "profile": ProfileRecord}
-Record = TrainRecord | EvalRecord | ProfileRecord
+RECORD_TYPES: dict[str, type[RecordBase]] = {
+    "train": TrainRecord, "eval": EvalRecord, "profile": ProfileRecord, "sweep": SweepRecord,
+}  # fmt: skip
+Record = TrainRecord | EvalRecord | ProfileRecord | SweepRecord
 
 
 # --- the schema rule --------------------------------------------------------------------------
@@ -466,7 +508,12 @@ FILLS: dict[str, Any] = {"train": _fill_pipeline_check, "eval": _fill_pipeline_c
 the current schema were already written (any schema, after :data:`MIGRATIONS`): readers then
 find the field in every record, old or new, without asking the live registry."""
 
-_RERUN = {"profile": "hgbench profile", "train": "hgbench train", "eval": "hgbench evaluate"}
+_RERUN = {
+    "profile": "hgbench profile",
+    "train": "hgbench train",
+    "eval": "hgbench evaluate",
+    "sweep": "hgbench profile",
+}
 
 
 def check_schema(data: Any, where: str) -> dict:

@@ -243,7 +243,7 @@ def test_profile_evaluate_records_deployed_int8_accuracy_that_the_report_shows(t
     folder = trained["checkpoint"].parent
     int8 = _record(next(folder.glob("eval-*onnxruntime-int8-b1*.json")))
     assert int8["precision"] == "int8" and int8["deployed"]["difference"]["mean_ci"] is not None
-    profile = [json.loads(p.read_text()) for p in (results / "profile").rglob("*.json")]
+    profile = [json.loads(p.read_text()) for p in (results / "profile").glob("*/*.json")]
     quantized = [p for p in profile if p["precision"] == "int8"]
     assert [p["backend"] for p in quantized] == ["onnxruntime"] and quantized[0]["status"] == "ok"
     assert any("QDQ" in n for n in quantized[0]["notes"]) and quantized[0]["numerics"]["ok"] is not None

@@ -456,8 +456,10 @@ def test_cli_records_a_failing_backend_and_goes_on(tmp_path, fake_backend, monke
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 1, r.output
     assert "2 of 6 settings failed" in r.output and "prepare: RuntimeError: cannot compile this model" in r.output
-    records = sorted((tmp_path / "results/profile").rglob("*.json"))
+    records = sorted((tmp_path / "results/profile").glob("*/*.json"))
     assert len(records) == 6
+    (sweep,) = (tmp_path / "results/profile").glob("*/sweeps/*.json")  # and one sweep record
+    assert read_record(sweep)["status"] == "failed" and read_record(sweep)["failed"] == 2
     bodies = {p.name: read_record(p) for p in records}
     ok = bodies["hg1__j16__torchscript__cpu__fp32__b2__s64.json"]
     assert ok["status"] == "ok" and ok["numerics"]["ok"] and ok["threads"] == 1

@@ -42,15 +42,18 @@ class Drifting(Backend):
     BASE_S, DRIFT, TOTAL_CALLS = 0.002, 0.5, 1
     calls = 0
     log: list = []
+    called: list = []  # the parameter count of the model behind each call, in call order
 
     def prepare(self, model, example_input, settings):
         with torch.inference_mode():
             out = model(example_input)
-        Drifting.log.append(sum(p.numel() for p in model.parameters()))
+        size = sum(p.numel() for p in model.parameters())
+        Drifting.log.append(size)
 
         def fn(x):
             factor = 1 + Drifting.DRIFT * min(Drifting.calls / Drifting.TOTAL_CALLS, 1.0)
             Drifting.calls += 1
+            Drifting.called.append(size)
             time.sleep(Drifting.BASE_S * factor)
             return out
 
@@ -62,6 +65,7 @@ def drifting(monkeypatch):
     monkeypatch.setitem(backends_pkg.BACKENDS, "drifting", Drifting)
     monkeypatch.setattr(Drifting, "calls", 0)
     monkeypatch.setattr(Drifting, "log", [])
+    monkeypatch.setattr(Drifting, "called", [])
     monkeypatch.setattr(sweep_module, "CALIBRATION_BLOCK_S", 0.0)  # 10 calls per block: enough here
     return Drifting
 
@@ -190,31 +194,61 @@ def test_interleaved_repetitions_cancel_a_drifting_machine(tmp_path, drifting):
         assert on_disk["calibration"] == interleaved[0][0]["calibration"]  # one pooled calibration for the run
 
 
+def _visits(called: list) -> list:
+    """The settings (by parameter count) in the order they were called, runs of calls of one setting as one visit."""
+    return [size for i, size in enumerate(called) if i == 0 or called[i - 1] != size]
+
+
 def test_each_repetition_visits_every_setting_before_the_next_begins(tmp_path, drifting):
+    """Each setting is prepared once and kept: repetitions 2 and 3 time the same artefact, each
+    repetition visiting every setting (in a shuffled order) before the next begins."""
     rows = _sweep(tmp_path, repetitions=3, calls_per_setting=3, features=(8, 16, 24))
     sizes = [body["parameters"] for body, _ in rows]  # three variants of distinct sizes, in job order
     assert [body["variant"] for body, _ in rows] == ["v0", "v1", "v2"] and len(set(sizes)) == 3
-    assert len(Drifting.log) == 9 and Drifting.log[:3] == sizes
-    assert sorted(Drifting.log[3:6]) == sorted(Drifting.log[6:9]) == sorted(sizes)
+    assert Drifting.log == sizes  # prepared once each, in repetition 1's order
+    visits = _visits(Drifting.called)
+    assert len(visits) == 9 and visits[:3] == sizes and sorted(visits[3:6]) == sorted(visits[6:9]) == sorted(sizes)
     assert all(body["latency_ms"]["repetitions"] == 3 and body["latency_ms"]["n"] == 3 for body, _ in rows)
+    assert all(body["latency_ms"]["prepares"] == 1 for body, _ in rows)
 
 
-def test_the_sweep_clears_torchscript_types_after_every_torchscript_setting(tmp_path, monkeypatch):
+def test_a_backend_that_cannot_keep_its_artefact_is_prepared_again_in_every_repetition(tmp_path, drifting, monkeypatch):
+    monkeypatch.setattr(Drifting, "keepable", False)  # as the compile backend (torch._dynamo.reset between settings)
+    rows = _sweep(tmp_path, repetitions=3, calls_per_setting=3, features=(8, 16))
+    sizes = [body["parameters"] for body, _ in rows]
+    assert len(Drifting.log) == 6 and Drifting.log[:2] == sizes and sorted(Drifting.log[2:4]) == sorted(sizes)
+    assert all(body["latency_ms"]["prepares"] == 3 for body, _ in rows)
+
+
+def test_kept_settings_are_released_when_memory_runs_low_and_prepared_again(tmp_path, drifting, monkeypatch):
+    """Below half the memory available at the start, every kept setting is dropped; those are
+    then prepared again in each later repetition (as before issue 29), the others stay kept."""
+    available = iter([100, 90, 40] + [40] * 100)  # at the start, after keeping v0, after keeping v1
+    monkeypatch.setattr(sweep_module, "available_memory_bytes", lambda device: next(available))
+    rows = _sweep(tmp_path, repetitions=3, calls_per_setting=3, features=(8, 16))
+    by_variant = {body["variant"]: body["latency_ms"]["prepares"] for body, _ in rows}
+    assert by_variant == {"v0": 3, "v1": 3}  # v1 tipped memory below half: both released after repetition 1
+    assert len(Drifting.log) == 6
+
+
+@pytest.mark.parametrize("repetitions, clears", [(2, 1), (1, 2)])
+def test_the_sweep_clears_torchscript_types_once_no_trace_is_kept(tmp_path, monkeypatch, repetitions, clears):
     """Every trace keeps its frozen weights alive in TorchScript's global class registry until it
-    is cleared (a whole-registry sweep in repetitions ran out of memory); the sweep clears it
-    after each TorchScript setting of each repetition, and only then."""
+    is cleared (a whole-registry sweep in repetitions ran out of memory), and clearing it breaks
+    every traced module still alive: with repetitions the traces are kept and timed again, and the
+    registry is cleared once, after the last repetition; with one repetition, after each setting."""
     cleared = []
     real = torch._C._jit_clear_class_registry
     monkeypatch.setattr(torch._C, "_jit_clear_class_registry", lambda: cleared.append(1) or real())
     monkeypatch.setattr(sweep_module, "CALIBRATION_BLOCK_S", 0.0)
-    budget = Budget(warmup_iters=1, warmup_s=0.0, min_iters=2, min_time_s=0.0, repetitions=2)
+    budget = Budget(warmup_iters=1, warmup_s=0.0, min_iters=2, min_time_s=0.0, repetitions=repetitions)
     rows = run_sweep(
         [(tiny_spec("v0"), 4)], backends=["eager", "torchscript"], settings_list=[RunSettings()], batch_sizes=[1, 2],
         input_size=16, device=torch.device("cpu"), threads=1, budget=budget, results_dir=tmp_path,
         provenance=collect_provenance(["hgbench", "profile"], threads=1), ceilings={("fp32", False): CEILINGS},
     )  # fmt: skip
-    assert all(body["status"] == "ok" and body["latency_ms"]["repetitions"] == 2 for body, _ in rows)
-    assert len(cleared) == 2 * 2  # two TorchScript settings (batch 1 and 2) x two repetitions
+    assert all(body["status"] == "ok" and body["latency_ms"]["repetitions"] == repetitions for body, _ in rows)
+    assert len(cleared) == clears  # two TorchScript settings (batch 1 and 2)
 
 
 def test_each_setting_gets_the_ceilings_of_its_precision_and_tf32(tmp_path, drifting):

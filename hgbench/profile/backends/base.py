@@ -153,6 +153,11 @@ class Backend(ABC):
     """Whether a :class:`Prepared` runs only batches shaped like its example input (an exported
     or compiled graph, a captured CUDA graph, an engine): a deployed evaluation then gives every
     call exactly that many crops, padding the last batch (:mod:`hgbench.profile.deployed`)."""
+    keepable: bool = True
+    """Whether a :class:`Prepared` stays valid while other settings are prepared and released, so
+    that a sweep may keep it from its first repetition to its last instead of preparing it again
+    (:mod:`hgbench.profile.sweep`); False where preparing or releasing another setting resets
+    process-wide state the artefact depends on."""
 
     def available(self, device: torch.device) -> str | None:
         """``None`` when this backend can run on ``device``, else a one-line reason that says

@@ -92,6 +92,11 @@ class CompileBackend(Backend):
     name = "compile"
     quantized = ("int8",)
     static_shape = True  # dynamic=False: another shape recompiles
+    keepable = False
+    """Not kept between repetitions: :meth:`release` (``torch._dynamo.reset()``, needed after each
+    setting) makes every earlier compiled function recompile on its next call, and without it
+    the compiled settings of one model class would share Dynamo's per-code-object cache and its
+    recompile limit (then run eagerly)."""
 
     def unsupported(self, settings: RunSettings) -> str | None:
         """fp8 is refused (:func:`quantized_support`); int8 needs torchao
