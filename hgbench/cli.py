@@ -177,7 +177,7 @@ def profile(
     quiet_attempts: Annotated[int | None, typer.Option(help="Retime a disturbed window up to this often (10).")] = None,
     quiet_tolerance: Annotated[float | None, typer.Option(help="Quiet: probes within this fraction (0.15).")] = None,
     warmup: Annotated[int, typer.Option(help="Untimed warm-up calls before each repetition...")] = 3,
-    warmup_s: Annotated[float, typer.Option(help="...and warm-up seconds before the first.")] = 0.5,
+    warmup_s: Annotated[float, typer.Option(help="...and warm-up seconds before each backend's first setting.")] = 0.5,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda if available).")] = None,
     cache_dir: Annotated[Path | None, typer.Option(**_path("--cache-dir"), help="Ceilings and artefacts (~/.cache/hgbench).")] = None,
     refresh_ceilings: Annotated[bool, typer.Option(help="Measure the roofline ceilings again.")] = False,

@@ -63,7 +63,7 @@ from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from hgbench.fileio import atomic_write_json
 from hgbench.models import count_parameters
-from hgbench.records.key import spec_hash
+from hgbench.records.key import content_hash
 
 # Deprecation noise from the counters themselves: fvcore's import scripts a loss function
 # (torch.jit.script is deprecated in torch 2.13) and thop 0.1.1 uses distutils' LooseVersion.
@@ -390,10 +390,12 @@ the model code and this counter; their bytes are part of the cache key."""
 
 
 def complexity_cache_key(spec: Any, num_joints: int, input_size: int) -> str:
-    """The file stem of a complexity count in the cache: a SHA-256 over the variant's spec hash
-    (:func:`hgbench.records.key.spec_hash`), the heatmap count, the input side, the versions of
-    torch, fvcore and thop, and the bytes of hgbench's model code and of this module
-    (:data:`_COUNTED_BY`): whatever can change a count changes the key."""
+    """The file stem of a complexity count in the cache: a SHA-256 over the variant's network
+    (the content hash of ``spec.architecture``, all that :func:`hgbench.models.create_model`
+    builds from: variants that differ only in training, as hg8 and hg8-adam-b16, share a count),
+    the heatmap count, the input side, the versions of torch, fvcore and thop, and the bytes of
+    hgbench's model code and of this module (:data:`_COUNTED_BY`): whatever can change a count
+    changes the key."""
     package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
     for rel in _COUNTED_BY:
@@ -406,7 +408,7 @@ def complexity_cache_key(spec: Any, num_joints: int, input_size: int) -> str:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = None
-    key = {"spec": spec_hash(spec), "joints": int(num_joints), "size": int(input_size), "code": digest.hexdigest(),
+    key = {"network": content_hash(spec.architecture), "joints": int(num_joints), "size": int(input_size), "code": digest.hexdigest(),
            "versions": versions}  # fmt: skip
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from hgbench import paths
 from hgbench.paths import DEFAULT_RESULTS_DIR
 from hgbench.profile.backends import Backend, Prepared, RunSettings, get_backend
+from hgbench.profile.backends.base import device_flags
 from hgbench.profile.complexity import MIB, complexity_record
 from hgbench.profile.latency import LatencyStats, fixed_threads, time_callable
 from hgbench.profile.memory import CudaMemorySnapshot, PeakMemory
@@ -101,9 +102,12 @@ def reference_output(model: nn.Module, batch_size: int, input_size: int, inputs:
     """
     device = model_device(model)
     x = make_input(batch_size, input_size, device) if inputs is None else inputs.to(device)
-    prepared = get_backend("eager").prepare(model, x, RunSettings())
-    with prepared.context():
-        return _to_cpu_float(prepared.fn(prepared.prepare_input(x)))
+    was_training = model.training
+    try:  # the eager backend's call (inference mode, TF32 off, NCHW) on the model itself: no copy needed
+        with device_flags(RunSettings(), device), torch.inference_mode():
+            return _to_cpu_float(model.eval()(x.float()))
+    finally:
+        model.train(was_training)
 
 
 def _to_cpu_float(output: Any) -> Any:

@@ -24,10 +24,9 @@ Order of work:
 * **Repetitions 2..R**: the variants in a shuffled order, and each variant's settings
   shuffled (``random.Random(seed + r)``); each setting is timed again
   (:func:`~hgbench.profile.run.repeat_timing`) and its samples join the record's, which is saved
-  again. A kept setting is timed as it was prepared, warm (the window's own untimed call only);
-  one not kept is prepared again (from the backends' artefact caches: ONNX files and TensorRT
-  programs in the cache directory, Inductor's FX graph cache), warmed up by the budget, timed
-  and released.
+  again. A kept setting is warmed up and timed as it was prepared; one not kept is prepared
+  again (from the backends' artefact caches: ONNX files and TensorRT programs in the cache
+  directory, Inductor's FX graph cache), warmed up, timed and released.
 * **Calibration**: the workload of :mod:`hgbench.profile.calibration` is timed in a short block
   at the start of every variant of every repetition; the pooled blocks are every record's
   ``calibration``.
@@ -65,6 +64,7 @@ caches hit.
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -114,12 +114,16 @@ class Budget:
     """How long each setting is warmed up and timed (see :func:`~hgbench.profile.latency.time_callable`).
 
     Attributes:
-        warmup_iters: untimed calls before the first repetition and before each repetition
-            that prepares the setting anew (first calls of a new TorchScript module, ONNX
-            session or compiled graph are slower); a setting kept from repetition 1 is warm.
-        warmup_s: untimed seconds (at least) before the *first* repetition only, on top of the
-            calls: clock ramp-up and process-wide one-off costs (allocator growth, oneDNN and
-            cuDNN algorithm selection) are paid once and stay paid while the sweep runs.
+        warmup_iters: untimed calls before *each* repetition (first calls of a new TorchScript
+            module, ONNX session or compiled graph are slower; a kept one has had its caches
+            taken by the settings timed since its last repetition).
+        warmup_s: untimed seconds (at least), on top of the calls, before the first setting of
+            each backend in a sweep: clock ramp-up and the runtime's process-wide one-off costs
+            (thread pools, allocator growth) are paid once and stay paid while the sweep runs;
+            a setting's own first-call costs (oneDNN primitives and cuDNN algorithms for its
+            shapes, a new graph's first runs) are what ``warmup_iters`` pays. Before issue 29
+            they were spent before every setting's first repetition (0.5 s x 81 settings: 40 s
+            of a whole-registry sweep's 380 s).
         min_iters, min_time_s: timed calls and seconds (at least both) per setting over all
             repetitions together; each repetition times ``ceil(min_iters / repetitions)`` calls
             and ``min_time_s / repetitions`` seconds.
@@ -151,12 +155,13 @@ class Budget:
                 f"{self.warmup_iters=}, {self.warmup_s=}, {self.min_time_s=}, {self.quiet_attempts=}, {self.quiet_tolerance=}"
             )
 
-    def per_repetition(self, repetition: int = 1) -> dict[str, Any]:
+    def per_repetition(self, repetition: int = 1, first_of_backend: bool = True) -> dict[str, Any]:
         """Keyword arguments of repetition ``repetition`` (1-based) for :func:`profile_model` /
-        :func:`repeat_timing`."""
+        :func:`repeat_timing`; ``first_of_backend``: the sweep's first setting of its backend
+        (the one that gets ``warmup_s``)."""
         return {
             "warmup_iters": self.warmup_iters,
-            "warmup_s": self.warmup_s if repetition == 1 else 0.0,
+            "warmup_s": self.warmup_s if repetition == 1 and first_of_backend else 0.0,
             "min_iters": math.ceil(self.min_iters / self.repetitions),
             "min_time_s": self.min_time_s / self.repetitions,
         }
@@ -228,11 +233,13 @@ def run_sweep(
         quiet=QuietTimer(device, tolerance=budget.quiet_tolerance, max_attempts=budget.quiet_attempts),
         available_at_start=available_memory_bytes(device),
     )  # fmt: skip
-    for index in range(len(sweep.jobs)):
-        _first_repetition(sweep, index)
-    for r in range(2, budget.repetitions + 1):
-        _later_repetition(sweep, r, random.Random(seed + r))
-    sweep.release_kept()
+    try:
+        for index in range(len(sweep.jobs)):
+            _first_repetition(sweep, index)
+        for r in range(2, budget.repetitions + 1):
+            _later_repetition(sweep, r, random.Random(seed + r))
+    finally:  # also on Ctrl-C: the kept settings go, the garbage collector sees everything again
+        sweep.release_kept()
     _pool_calibration(sweep)
     return sweep.rows
 
@@ -263,15 +270,22 @@ class _Sweep:
     by_job: dict[int, list[tuple[ProfileRecord, RunSettings]]] = field(default_factory=dict)
     kept: dict[tuple[int, int], KeptSetting] = field(default_factory=dict)
     available_at_start: int | None = None
+    warmed: set[str] = field(default_factory=set)  # backends whose first setting had the budget's warmup_s
 
     def keeper(self, index: int, position: int) -> Callable[[KeptSetting], None]:
         """What :func:`profile_model` hands setting ``position`` of job ``index`` to: kept for the
         later repetitions, unless the device's available memory has fallen below
         :data:`KEEP_MEMORY_FRACTION` of what it was at the start, which releases every kept
-        setting first (:meth:`release_kept`; those are then prepared again in each later repetition)."""
+        setting first (:meth:`release_kept`; those are then prepared again in each later repetition).
+        The objects alive then are moved out of the garbage collector's sight (``gc.freeze``,
+        undone by :meth:`release_kept`): each setting's peak-memory measurement starts with a
+        collection, which took 0.2-0.3 s per setting and growing once every kept setting's
+        modules had to be traversed."""
 
         def keep(setting: KeptSetting) -> None:
             self.kept[(index, position)] = setting
+            gc.collect()  # then freeze what is alive: the collections before each timed window
+            gc.freeze()  # (hgbench.profile.memory.PeakMemory) skip the kept settings' objects
             available = available_memory_bytes(self.device)
             if (
                 self.available_at_start
@@ -289,6 +303,7 @@ class _Sweep:
         nothing when none is kept."""
         if not self.kept:
             return
+        gc.unfreeze()
         self.kept.clear()
         for b in self.backends:
             get_backend(b).release()
@@ -296,14 +311,13 @@ class _Sweep:
 
     def time_again(self, index: int, position: int, model: nn.Module | None, r: int) -> None:
         """Repetition ``r`` of setting ``position`` of job ``index`` (:func:`repeat_timing`): the
-        kept setting, warm from earlier repetitions, gets only the window's own untimed call;
-        a setting not kept is prepared again, warmed up by the budget and released."""
+        kept setting, or one not kept prepared again, is warmed up by the budget's calls for a
+        later repetition (:meth:`Budget.per_repetition`: the other settings timed in between
+        have taken the caches), timed, and saved; a setting not kept is then released."""
         record, s = self.by_job[index][position]
         kept = self.kept.get((index, position))
-        timing = self.budget.per_repetition(r)
-        if kept is not None:
-            timing.update(warmup_iters=0, warmup_s=0.0)
-        repeat_timing(record, model, settings=s, threads=self.threads, quiet=self.quiet, kept=kept, **timing)
+        repeat_timing(record, model, settings=s, threads=self.threads, quiet=self.quiet, kept=kept,
+                      **self.budget.per_repetition(r))  # fmt: skip
         if record.status != "ok":
             self.kept.pop((index, position), None)
         with phase("records"):
@@ -369,8 +383,9 @@ def _first_repetition(sweep: _Sweep, index: int) -> None:
                     model, variant=spec.name, spec=spec, num_joints=joints, backend=b, batch_size=bs,
                     input_size=sweep.input_size, settings=s, threads=sweep.threads, complexity=complexity,
                     reference=reference, ceilings=sweep.ceilings.get((s.precision, s.tf32)), cache_dir=sweep.cache_dir,
-                    quiet=sweep.quiet, keep=keep, **sweep.budget.per_repetition(1),
+                    quiet=sweep.quiet, keep=keep, **sweep.budget.per_repetition(1, b not in sweep.warmed),
                 )  # fmt: skip
+                sweep.warmed.add(b)
                 with phase("records"):
                     sweep.rows.append((record, sweep.save(record)))
                 sweep.by_job[index].append((record, s))

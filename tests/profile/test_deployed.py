@@ -247,6 +247,9 @@ def test_profile_evaluate_records_deployed_int8_accuracy_that_the_report_shows(t
     quantized = [p for p in profile if p["precision"] == "int8"]
     assert [p["backend"] for p in quantized] == ["onnxruntime"] and quantized[0]["status"] == "ok"
     assert any("QDQ" in n for n in quantized[0]["notes"]) and quantized[0]["numerics"]["ok"] is not None
+    (sweep,) = [json.loads(p.read_text()) for p in (results / "profile").glob("*/sweeps/*.json")]
+    assert sweep["time_s"]["evaluation"] > 0  # the sweep record, written again after --evaluate, counts it
+    assert sum(sweep["time_s"].values()) == pytest.approx(sweep["wall_s"], abs=0.01)
 
     report = tmp = results / "report"
     out = _cli("report", "--results", str(results), "--out", str(tmp))

@@ -81,6 +81,8 @@ def test_complexity_is_counted_once_and_read_back_while_the_code_and_the_network
     assert cached.stem == key
     assert len({key, complexity_cache_key(spec, 14, 64), complexity_cache_key(spec, 16, 128),
                 complexity_cache_key(select_variants("hg2")[0], 16, 64)}) == 4  # fmt: skip
+    hg8, hg8_adam = select_variants("hg8,hg8-adam-b16")  # one network, two training protocols: one count
+    assert complexity_cache_key(hg8, 16, 64) == complexity_cache_key(hg8_adam, 16, 64)
     monkeypatch.setattr(complexity_module, "_COUNTED_BY", ("models/hourglass.py",))  # other code: another key
     assert complexity_cache_key(spec, 16, 64) != key
     cached.write_text("{not json")  # a damaged cache entry is counted again
