@@ -8,6 +8,8 @@ Usage::
     python benchmarks/sweep_time.py run --results RUN [--hgbench "hgbench"] [--label after] [-- EXTRA PROFILE OPTIONS]
     # the table of one or more runs (Markdown with --markdown)
     python benchmarks/sweep_time.py table RUN [RUN ...] [--markdown OUT.md]
+    # per backend, the after/before ratio of the medians (raw, and divided by the calibrations' ratio)
+    python benchmarks/sweep_time.py ratios BEFORE_RUN AFTER_RUN
 
 ``run`` writes ``<RUN>/sweep_time.json`` beside the records: the command, its exit status and
 wall time measured from outside (process start to exit), and the label. ``table`` reads it
@@ -86,6 +88,27 @@ def table(folders: list[Path]) -> pd.DataFrame:
     return pd.DataFrame([summarise(f) for f in folders]).set_index("run")
 
 
+def latency_ratios(before: Path, after: Path) -> pd.DataFrame:
+    """Per backend, over the settings measured ``ok`` in both runs: the median, smallest and
+    largest ratio ``after p50 / before p50``, raw and divided by the ratio of the runs' pooled
+    calibration p50s (what ``hgbench compare`` divides by): does the changed sweep measure the
+    same latencies?"""
+    runs = []
+    for folder in (before, after):
+        found = scan(folder, kinds=["profile"], dedupe=False).records
+        runs.append({r.key().without_machine().stem(): r for r in found if r.status == "ok" and r.latency_ms})
+    common = sorted(set(runs[0]) & set(runs[1]))
+    rows = []
+    for name in common:
+        b, a = runs[0][name], runs[1][name]
+        raw = a.latency_ms["p50_ms"] / b.latency_ms["p50_ms"]
+        machine = a.calibration["p50_ms"] / b.calibration["p50_ms"]
+        rows.append({"backend": b.backend, "raw": raw, "calibrated": raw / machine})
+    frame = pd.DataFrame(rows)
+    return frame.groupby("backend").agg(settings=("raw", "size"), raw_median=("raw", "median"), raw_min=("raw", "min"),
+                                        raw_max=("raw", "max"), calibrated_median=("calibrated", "median"))  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -99,9 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     p_table = sub.add_parser("table", help="the breakdown of runs")
     p_table.add_argument("runs", type=Path, nargs="+")
     p_table.add_argument("--markdown", type=Path)
+    p_ratio = sub.add_parser("ratios", help="per backend: after p50 / before p50, raw and calibrated")
+    p_ratio.add_argument("before", type=Path)
+    p_ratio.add_argument("after", type=Path)
     args = parser.parse_args(argv)
     if args.what == "run":
         return run(args.results, args.hgbench, args.label, args.extra)
+    if args.what == "ratios":
+        print(to_markdown(latency_ratios(args.before, args.after), digits=3), end="")
+        return 0
     frame = table(args.runs)
     with pd.option_context("display.width", 250, "display.max_columns", 40, "display.float_format", "{:.1f}".format):
         print(frame.T)
@@ -110,12 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
-    """A Markdown table of ``frame`` (numbers to one decimal, missing as "—")."""
+def to_markdown(frame: pd.DataFrame, digits: int = 1) -> str:
+    """A Markdown table of ``frame`` (numbers to ``digits`` decimals, missing as "—")."""
 
     def cell(v) -> str:
         return (
-            "—" if v is None or (isinstance(v, float) and v != v) else (f"{v:.1f}" if isinstance(v, float) else str(v))
+            "—"
+            if v is None or (isinstance(v, float) and v != v)
+            else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
         )
 
     lines = ["| | " + " | ".join(map(str, frame.columns)) + " |", "|---" * (len(frame.columns) + 1) + "|"]
