@@ -219,7 +219,8 @@ def _read(dirs: Sequence[str | Path]) -> tuple[list[tuple[str, dict]], list[tupl
         FileNotFoundError: one of ``dirs`` is not a folder (:func:`check_results_dirs`).
     """
     check_results_dirs(dirs)
-    found = scan(list(dirs), kinds=("train", "eval", "profile"))  # sweep records: where a sweep's time went, not results
+    # sweep records (where a sweep's time went) are not results
+    found = scan(list(dirs), kinds=("train", "eval", "profile"))
     records = [(str(r.path), {**dict(r), "_path": str(r.path)}) for r in found.records]
     return records, list(found.skipped), found.files
 
