@@ -209,8 +209,7 @@ def profile(
     from hgbench.profile.launch import pop_launch_options
     from hgbench.profile.plan import plan_profile, run_profile, save_sweep_record
     from hgbench.profile.timeline import Timeline, process_age_s
-    timeline = Timeline()  # where the wall time goes, from the process's start (the sweep record's time_s)
-    timeline.add("startup", process_age_s() or 0.0)
+    timeline = Timeline(before_s=process_age_s() or 0.0)  # where the wall time goes, from the process's start
     options.pop("evaluate")
     with ui.user_errors():
         slurm = pop_launch_options(options, evaluate)  # --launcher, --slurm-*, --wait: None for local

@@ -183,14 +183,15 @@ def eval_record_path(
     return Path(run_folder) / f"{safe_component(stem, 'dataset or split name')}.json"
 
 
-def profile_record_path(results_dir: Path, host: str, stem: str) -> Path:
-    """A profile record in a results folder: ``<results>/profile/<host>/<stem>.json`` (``stem``
-    is the record key's file stem, :meth:`hgbench.records.RecordKey.stem`).
+def profile_record_path(results_dir: Path, machine: str, stem: str) -> Path:
+    """A profile record in a results folder: ``<results>/profile/<machine>/<stem>.json`` (``machine``
+    is the machine label, :func:`hgbench.records.schema.machine_label`; ``stem`` the record key's
+    file stem, :meth:`hgbench.records.RecordKey.stem`).
 
     Raises:
-        UnsafePathError: a host name or stem that is not a plain file name.
+        UnsafePathError: a machine label or stem that is not a plain file name.
     """
-    return latency_gate_record_path(Path(results_dir) / "profile" / safe_component(host, "host name"), stem)
+    return latency_gate_record_path(Path(results_dir) / "profile" / safe_component(machine, "machine label"), stem)
 
 
 def sweep_record_path(results_dir: Path, machine: str, started: str) -> Path:

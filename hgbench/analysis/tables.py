@@ -6,8 +6,8 @@ measured.
   x batch size x input size x machine, joined with the accuracy of that variant (same number of
   joints) on each dataset/split/metric it was trained or evaluated on. Rows are
   **Pareto-optimal** (:func:`pareto_optimal`) when no other row of their group is at least as
-  accurate and at least as cheap, strictly better in one. A group is one machine (host,
-  device, device name), one accuracy (dataset, split, metric, protocol), one batch size and one
+  accurate and at least as cheap, strictly better in one. A group is one machine (machine
+  label, device, device name), one accuracy (dataset, split, metric, protocol), one batch size and one
   input size; the cost is latency p50 by default (``pareto_on``). A row without accuracy or
   cost is never on the front; a reduced-precision row whose numerics check failed (its output
   moved beyond tolerance from fp32) keeps the fp32 accuracy in its column but is not on the

@@ -389,11 +389,12 @@ _COUNTED_BY = ("models", "profile/complexity.py")
 the model code and this counter; their bytes are part of the cache key."""
 
 
-def complexity_cache_key(spec: Any, num_joints: int, input_size: int) -> str:
+def complexity_cache_key(spec: Any, num_joints: int, input_size: int, device: str = "cpu") -> str:
     """The file stem of a complexity count in the cache: a SHA-256 over the variant's network
     (the content hash of ``spec.architecture``, all that :func:`hgbench.models.create_model`
     builds from: variants that differ only in training, as hg8 and hg8-adam-b16, share a count),
-    the heatmap count, the input side, the versions of torch, fvcore and thop, and the bytes of
+    the heatmap count, the input side, the device kind counted on (the ops a counter skips may
+    differ), the versions of torch, fvcore and thop, and the bytes of
     hgbench's model code and of this module (:data:`_COUNTED_BY`): whatever can change a count
     changes the key."""
     package = Path(__file__).resolve().parent.parent
@@ -408,7 +409,8 @@ def complexity_cache_key(spec: Any, num_joints: int, input_size: int) -> str:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = None
-    key = {"network": content_hash(spec.architecture), "joints": int(num_joints), "size": int(input_size), "code": digest.hexdigest(),
+    key = {"network": content_hash(spec.architecture), "joints": int(num_joints), "size": int(input_size), "device": device,
+           "code": digest.hexdigest(),
            "versions": versions}  # fmt: skip
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -426,7 +428,8 @@ def cached_complexity_record(
     Raises:
         Whatever :func:`complexity_record` raises.
     """
-    path = Path(cache_dir) / COMPLEXITY_CACHE / f"{complexity_cache_key(spec, num_joints, input_size)}.json"
+    device = next((t.device.type for t in (*model.parameters(), *model.buffers())), "cpu")
+    path = Path(cache_dir) / COMPLEXITY_CACHE / f"{complexity_cache_key(spec, num_joints, input_size, device)}.json"
     try:
         found = json.loads(path.read_text())
         if isinstance(found, dict) and found.get("parameters"):

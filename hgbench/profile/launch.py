@@ -88,7 +88,8 @@ def pop_launch_options(options: dict[str, Any], evaluate: bool = False) -> Profi
 
     Raises:
         LaunchError: an unknown launcher, a Slurm option with ``local``, ``--evaluate`` with
-            ``slurm``, no ``--slurm-partition``, or ``--machine-label`` not one label per partition.
+            ``slurm``, no ``--slurm-partition``, ``--machine-label`` not one label per partition, or
+            ``--slurm-gpus-per-job`` above 1.
     """
     given = {name: options.pop(name) for name in LAUNCH_OPTIONS}
     launcher = given.pop("launcher")
@@ -110,6 +111,8 @@ def pop_launch_options(options: dict[str, Any], evaluate: bool = False) -> Profi
     for label in labels:
         paths.safe_component(label, "--machine-label")
     gpus, minutes = given["slurm_gpus_per_job"], given["slurm_time"]
+    if gpus is not None and gpus > 1:  # N tasks would each run the whole sweep, side by side
+        raise LaunchError(f"--slurm-gpus-per-job {gpus}: a profile job times one GPU; give 1 (or 0 with --device cpu)")
     opts = SlurmOptions(gpus_per_job=gpus if gpus is not None else (0 if options.get("device") == "cpu" else 1),
                         cpus_per_task=given["slurm_cpus_per_task"], time_min=DEFAULT_TIME_MIN if minutes is None else minutes,
                         account=given["slurm_account"], qos=given["slurm_qos"], signal_delay_s=0)  # fmt: skip
@@ -181,8 +184,7 @@ class ProfileJob:
         from hgbench.profile.plan import plan_profile, run_profile
         from hgbench.profile.timeline import Timeline, process_age_s
 
-        timeline = Timeline()  # the job's sweep record says where its time went, from the job's start
-        timeline.add("startup", process_age_s() or 0.0)
+        timeline = Timeline(before_s=process_age_s() or 0.0)  # the job's sweep record: its time from the job's start
         opts = dict(self.options)
         cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
         if opts.get("threads") is None and cpus.isdigit():  # the CPUs Slurm gave the job, not the node's

@@ -39,10 +39,12 @@ trace of hru8 takes seconds, an ONNX Runtime session and its optimisations too),
 again and collecting memory after it took most of a CPU sweep's time: 9-12 % of the wall time
 was spent in timed calls. Every setting whose backend allows it
 (:attr:`~hgbench.profile.backends.Backend.keepable`: not ``compile``, whose release resets
-Dynamo for the whole process) is now prepared once and kept until the last repetition, while
-the device's available memory stays above :data:`KEEP_MEMORY_FRACTION` of what it was at the
-start (below it, every kept setting is released and those are prepared again in each later
-repetition, as before). The interleaving is unchanged: each repetition still visits every
+Dynamo for the whole process) is now prepared once and kept until the last repetition, on the
+CPU, while the device's available memory stays above :data:`KEEP_MEMORY_FRACTION` of what it was
+at the start (below it, every kept setting is released and settings are prepared again in each
+later repetition, as before). On CUDA nothing is kept yet: a CUDA record's peak memory is the
+allocator's absolute peak, which kept settings would inflate (:meth:`_Sweep.keeper`). The
+interleaving is unchanged: each repetition still visits every
 setting, in a shuffled order, so every setting sees the same mixture of machine states. That
 two runs agree as well as when every repetition prepared anew is measured in
 ``benchmarks/reference/sweep-time/README.md``. A record's ``latency_ms.prepares`` says how many
@@ -231,7 +233,7 @@ def run_sweep(
         provenance=provenance, ceilings=ceilings or {}, cache_dir=cache_dir, step=on_step or (lambda label, advance: None),
         skipped=skipped,
         quiet=QuietTimer(device, tolerance=budget.quiet_tolerance, max_attempts=budget.quiet_attempts),
-        available_at_start=available_memory_bytes(device),
+        available_at_start=available_memory_bytes(device), keeping=device.type != "cuda",
     )  # fmt: skip
     try:
         for index in range(len(sweep.jobs)):
@@ -270,28 +272,40 @@ class _Sweep:
     by_job: dict[int, list[tuple[ProfileRecord, RunSettings]]] = field(default_factory=dict)
     kept: dict[tuple[int, int], KeptSetting] = field(default_factory=dict)
     available_at_start: int | None = None
+    keeping: bool = True  # False on CUDA, and once memory ran low (keeper)
+    frozen: bool = False  # gc.freeze() is in effect (keeper, release_kept)
     warmed: set[str] = field(default_factory=set)  # backends whose first setting had the budget's warmup_s
 
-    def keeper(self, index: int, position: int) -> Callable[[KeptSetting], None]:
-        """What :func:`profile_model` hands setting ``position`` of job ``index`` to: kept for the
-        later repetitions, unless the device's available memory has fallen below
-        :data:`KEEP_MEMORY_FRACTION` of what it was at the start, which releases every kept
-        setting first (:meth:`release_kept`; those are then prepared again in each later repetition).
-        The objects alive then are moved out of the garbage collector's sight (``gc.freeze``,
-        undone by :meth:`release_kept`): each setting's peak-memory measurement starts with a
-        collection, which took 0.2-0.3 s per setting and growing once every kept setting's
-        modules had to be traversed."""
+    def keeper(self, index: int, position: int, backend: str) -> Callable[[KeptSetting], None] | None:
+        """What :func:`profile_model` hands setting ``position`` of job ``index`` to, to keep it
+        for the later repetitions; ``None`` (not kept) with one repetition, for a backend that
+        cannot keep its artefact (:attr:`~hgbench.profile.backends.Backend.keepable`), on CUDA
+        (a CUDA record's peak memory is the allocator's absolute peak,
+        :class:`hgbench.profile.memory.PeakMemory`, which the kept settings would inflate; and they
+        would take the device memory a later setting needs), and once memory ran low. Memory runs
+        low when the device's available memory falls below :data:`KEEP_MEMORY_FRACTION` of what it
+        was at the start: every kept setting is then released (:meth:`release_kept`), and no
+        setting is kept for the rest of the sweep.
+
+        The objects alive when a setting is kept are moved out of the garbage collector's sight
+        (``gc.freeze``, undone by :meth:`release_kept`): each setting's peak-memory measurement
+        starts with a collection, which took 0.2-0.3 s per setting and growing once every kept
+        setting's modules had to be traversed."""
+        if not self.keeping or self.budget.repetitions == 1 or not get_backend(backend).keepable:
+            return None
 
         def keep(setting: KeptSetting) -> None:
             self.kept[(index, position)] = setting
             gc.collect()  # then freeze what is alive: the collections before each timed window
             gc.freeze()  # (hgbench.profile.memory.PeakMemory) skip the kept settings' objects
+            self.frozen = True
             available = available_memory_bytes(self.device)
             if (
                 self.available_at_start
                 and available is not None
                 and available < KEEP_MEMORY_FRACTION * self.available_at_start
             ):
+                self.keeping = False
                 self.release_kept()
 
         return keep
@@ -300,10 +314,12 @@ class _Sweep:
         """Drop every kept setting, then let each backend release what it holds
         (:meth:`~hgbench.profile.backends.Backend.release`; TorchScript's release invalidates
         every traced module still alive, so it runs only once none is kept) and collect memory;
-        nothing when none is kept."""
+        the garbage collector sees every object again."""
+        if self.frozen:
+            gc.unfreeze()
+            self.frozen = False
         if not self.kept:
             return
-        gc.unfreeze()
         self.kept.clear()
         for b in self.backends:
             get_backend(b).release()
@@ -318,8 +334,8 @@ class _Sweep:
         kept = self.kept.get((index, position))
         repeat_timing(record, model, settings=s, threads=self.threads, quiet=self.quiet, kept=kept,
                       **self.budget.per_repetition(r))  # fmt: skip
-        if record.status != "ok":
-            self.kept.pop((index, position), None)
+        if record.status != "ok" and self.kept.pop((index, position), None) is not None:
+            free_memory(self.device)  # what the failed setting held
         with phase("records"):
             self.save(record)
         if kept is None:
@@ -376,16 +392,17 @@ def _first_repetition(sweep: _Sweep, index: int) -> None:
                     continue
                 sweep.step(f"{spec.name} {b} {s.precision} batch {bs} (repetition 1/{sweep.budget.repetitions})", False)
                 position = len(sweep.by_job.setdefault(index, []))
-                keep = (
-                    sweep.keeper(index, position) if sweep.budget.repetitions > 1 and get_backend(b).keepable else None
-                )
                 record = profile_model(
                     model, variant=spec.name, spec=spec, num_joints=joints, backend=b, batch_size=bs,
                     input_size=sweep.input_size, settings=s, threads=sweep.threads, complexity=complexity,
                     reference=reference, ceilings=sweep.ceilings.get((s.precision, s.tf32)), cache_dir=sweep.cache_dir,
-                    quiet=sweep.quiet, keep=keep, **sweep.budget.per_repetition(1, b not in sweep.warmed),
+                    quiet=sweep.quiet, keep=sweep.keeper(index, position, b),
+                    **sweep.budget.per_repetition(1, b not in sweep.warmed),
                 )  # fmt: skip
-                sweep.warmed.add(b)
+                if record.status == "ok":
+                    sweep.warmed.add(b)
+                else:  # a keep that failed after storing the setting (the record says why): not kept
+                    sweep.kept.pop((index, position), None)
                 with phase("records"):
                     sweep.rows.append((record, sweep.save(record)))
                 sweep.by_job[index].append((record, s))

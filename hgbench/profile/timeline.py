@@ -47,12 +47,15 @@ _ACTIVE: contextvars.ContextVar[Timeline | None] = contextvars.ContextVar("hgben
 
 class Timeline:
     """Seconds of wall time per phase (:data:`PHASES`); the outermost open phase takes the time.
+    ``before_s``: seconds that passed before the timeline was made (the process's start-up,
+    :func:`process_age_s`), charged to ``startup`` and part of the wall time.
 
-    Raises (:meth:`phase`, :meth:`move`): ValueError: a phase name not in :data:`PHASES`.
+    Raises (:meth:`phase`, :meth:`add`, :meth:`move`): ValueError: a phase name not in :data:`PHASES`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, before_s: float = 0.0) -> None:
         self.seconds: dict[str, float] = dict.fromkeys(PHASES, 0.0)
+        self.seconds["startup"] = self._before_s = float(before_s)
         self._open: str | None = None  # the phase being timed now
         self._started = time.perf_counter()
 
@@ -72,7 +75,7 @@ class Timeline:
             self._open = None
 
     def add(self, name: str, seconds: float) -> None:
-        """Charge ``seconds`` measured elsewhere to ``name`` (e.g. the process's start-up)."""
+        """Charge ``seconds`` measured elsewhere, inside the timeline's wall time, to ``name``."""
         _check(name)
         self.seconds[name] += seconds
 
@@ -85,8 +88,8 @@ class Timeline:
         self.seconds[target] += seconds
 
     def elapsed_s(self) -> float:
-        """Seconds since the timeline was made, plus what :meth:`add` charged to ``startup``."""
-        return time.perf_counter() - self._started + self.seconds["startup"]
+        """Seconds since the timeline was made, plus ``before_s``."""
+        return time.perf_counter() - self._started + self._before_s
 
     def breakdown(self) -> dict[str, float]:
         """``{phase: seconds}`` for every phase of :data:`PHASES`, ``other`` (the wall time no

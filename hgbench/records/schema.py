@@ -412,7 +412,9 @@ class SweepRecord(RecordBase):
     every setting measured; ``"failed"``: some setting failed, see its profile record),
     ``settings`` and ``failed`` (counts), the axes (``variants``, ``backends``, ``precisions``,
     ``batch_sizes``, ``input_size`` px, ``device``, ``threads``, ``repetitions``), ``wall_s``
-    (seconds from the process's start to the end of the sweep), ``time_s`` (seconds per phase of
+    (seconds covered by the sweep's :class:`~hgbench.profile.timeline.Timeline`: from the
+    process's start for ``hgbench profile`` and a Slurm job, from :func:`run_profile` for a
+    library caller; to the end of the sweep, or of ``--evaluate``), ``time_s`` (seconds per phase of
     :data:`hgbench.profile.timeline.PHASES` plus ``other``; they add up to ``wall_s``),
     ``samples_s`` (the kept timed samples of every record, summed: what the latencies are
     computed from), ``windows`` (:func:`hgbench.profile.quiet.window_summary`) and

@@ -274,3 +274,35 @@ def test_sweep_records_carry_the_network_identity_of_their_variant(tmp_path, dri
         expected = network_identity(spec, joints)
         assert {k: record[k] for k in expected} == expected
         assert {k: read_record(path)[k] for k in expected} == expected
+
+
+def test_the_garbage_collector_sees_everything_again_after_a_sweep_even_when_kept_settings_failed(
+    tmp_path, drifting, monkeypatch
+):
+    """Kept settings are frozen out of the collector's sight during the sweep (gc.freeze); a
+    later repetition that fails drops the setting, and the sweep still unfreezes at its end."""
+    import gc
+
+    later = {"on": False}
+    real_prepare, real_later = Drifting.prepare, sweep_module._later_repetition
+
+    def failing_later(self, model, example_input, settings):
+        prepared = real_prepare(self, model, example_input, settings)
+        fn = prepared.fn
+
+        def flaky(x):
+            if later["on"]:  # repetition 1 done: every later call fails
+                raise RuntimeError("lost the device")
+            return fn(x)
+
+        return dataclasses.replace(prepared, fn=flaky)
+
+    def mark_later(*args, **kwargs):
+        later["on"] = True
+        return real_later(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "_later_repetition", mark_later)
+    monkeypatch.setattr(Drifting, "prepare", failing_later)
+    rows = _sweep(tmp_path, repetitions=3, calls_per_setting=3, features=(8, 16))
+    assert all(body["status"] == "error" and "lost the device" in body["error"] for body, _ in rows)
+    assert gc.get_freeze_count() == 0
