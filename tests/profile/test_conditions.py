@@ -158,7 +158,7 @@ def test_the_cuda_cache_is_emptied_between_the_build_and_the_timed_window(monkey
             return "device"
 
     monkeypatch.setattr(run, "PeakMemory", Peak)
-    monkeypatch.setattr(run, "_free_memory", lambda device: events.append("cache emptied"))
+    monkeypatch.setattr(run, "free_memory", lambda device: events.append("cache emptied"))
     monkeypatch.setattr(run, "nvml_index", lambda device: None)
     monkeypatch.setattr(
         run, "_time_window", lambda fn, quiet, device, **t: (events.append("timed"), (run.LatencyStats([1.0]), None))[1]
