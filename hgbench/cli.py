@@ -43,6 +43,10 @@ Protocol = Annotated[str, typer.Option("--protocol", help="Protocol name (varian
 Force = Annotated[bool, typer.Option("--force", help="Retrain a complete run, or start over from an unreadable checkpoint.")]
 SkipBad = Annotated[bool, typer.Option("--skip-bad-samples", help="Leave out unreadable images (counted, reported).")]
 Tracker = Annotated[str | None, typer.Option(help="Log curves to tensorboard or mlflow, or none (default: $HGBENCH_TRACKER).")]
+# the Slurm resources train-all and profile --launcher slurm both take
+SlurmGpus = Annotated[int | None, typer.Option("--slurm-gpus-per-job", help="GPUs per job (default 1; 0 with --device cpu).")]
+SlurmAccount = Annotated[str | None, typer.Option("--slurm-account", help="Slurm account to charge.")]
+SlurmQos = Annotated[str | None, typer.Option("--slurm-qos", help="Slurm quality of service.")]
 
 
 def _many(help_text: str):  # a repeatable filter option of `report`
@@ -78,12 +82,12 @@ def train_all(
     launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (one job per variant, a job array).")] = "local",
     gpus: Annotated[str | None, typer.Option(help="Local: one variant per GPU at once, e.g. 0,1,2,3.")] = None,
     slurm_partition: Annotated[str | None, typer.Option(help="Slurm partition (default: the cluster's).")] = None,
-    slurm_gpus_per_job: Annotated[int | None, typer.Option(help="GPUs per job (default 1; 0 with --device cpu).")] = None,
+    slurm_gpus_per_job: SlurmGpus = None,
     slurm_cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per job (the protocol's num_workers + 1).")] = None,
     slurm_time: Annotated[int | None, typer.Option(help="Minutes per job (default 240); requeued at the limit.")] = None,
     slurm_array_parallelism: Annotated[int | None, typer.Option(help="At most this many jobs at once.")] = None,
-    slurm_account: Annotated[str | None, typer.Option(help="Slurm account to charge.")] = None,
-    slurm_qos: Annotated[str | None, typer.Option(help="Slurm quality of service.")] = None,
+    slurm_account: SlurmAccount = None,
+    slurm_qos: SlurmQos = None,
     wait: Annotated[bool, typer.Option(help="Slurm: wait for every job; exit 1 unless every run completes.")] = False,
 ) -> None:
     """Train every registered variant (or a selection) under one protocol: here, one per GPU, or on a Slurm cluster."""
@@ -195,11 +199,11 @@ def profile(
     launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (one job per --slurm-partition, each "
                                                "profiling the same sweep on its node).")] = "local",
     slurm_partition: Annotated[str | None, typer.Option(help="Slurm partitions = machine kinds, comma-separated: one job each.")] = None,
-    slurm_gpus_per_job: Annotated[int | None, typer.Option(help="GPUs per job (default 1; 0 with --device cpu).")] = None,
+    slurm_gpus_per_job: SlurmGpus = None,
     slurm_cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per job; --threads defaults to them.")] = None,
     slurm_time: Annotated[int | None, typer.Option(help="Minutes per job (default 60).")] = None,
-    slurm_account: Annotated[str | None, typer.Option(help="Slurm account to charge.")] = None,
-    slurm_qos: Annotated[str | None, typer.Option(help="Slurm quality of service.")] = None,
+    slurm_account: SlurmAccount = None,
+    slurm_qos: SlurmQos = None,
     wait: Annotated[bool, typer.Option(help="Slurm: wait for every job; exit 1 naming each that failed.")] = False,
 ) -> None:
     """Size, MACs/FLOPs, latency (p50/p90/p99), memory, numerics and roofline efficiency on this machine:

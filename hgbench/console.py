@@ -351,12 +351,10 @@ def sweep_time_line(time_s: dict, wall_s: float) -> str:
 
 
 def print_sweep_time(run) -> None:
-    """Where the sweep's wall time went (:func:`sweep_time_line`) and its sweep record's path."""
-    breakdown = run.timeline.breakdown()
-    wall = breakdown.pop("wall")
-    say(sweep_time_line(breakdown, wall))
-    if run.sweep_path is not None:
-        say(f"sweep record: {run.sweep_path}")
+    """Where the sweep's wall time went (:func:`sweep_time_line`), as its sweep record says, and where that is."""
+    if run.sweep is not None:
+        say(sweep_time_line(run.sweep.time_s, run.sweep.wall_s))
+        say(f"sweep record: {run.sweep.path}")
 
 
 def print_report(rep, written: list, results: list) -> None:

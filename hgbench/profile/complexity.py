@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import importlib.metadata
 import io
@@ -397,9 +398,19 @@ def complexity_cache_key(spec: Any, num_joints: int, input_size: int, device: st
     differ), the versions of torch, fvcore and thop, and the bytes of
     hgbench's model code and of this module (:data:`_COUNTED_BY`): whatever can change a count
     changes the key."""
+    code, versions = _counting_code(_COUNTED_BY)
+    key = {"network": content_hash(spec.architecture), "joints": int(num_joints), "size": int(input_size), "device": device,
+           "code": code, "versions": versions}  # fmt: skip
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@functools.lru_cache(maxsize=4)
+def _counting_code(counted_by: tuple[str, ...]) -> tuple[str, dict[str, str | None]]:
+    """The SHA-256 of the sources ``counted_by`` (relative to the package) and the versions of the
+    counters, read once per process (a sweep asks once per variant)."""
     package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for rel in _COUNTED_BY:
+    for rel in counted_by:
         root = package / rel
         for f in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
             digest.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes())
@@ -409,10 +420,7 @@ def complexity_cache_key(spec: Any, num_joints: int, input_size: int, device: st
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = None
-    key = {"network": content_hash(spec.architecture), "joints": int(num_joints), "size": int(input_size), "device": device,
-           "code": digest.hexdigest(),
-           "versions": versions}  # fmt: skip
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return digest.hexdigest(), versions
 
 
 def cached_complexity_record(

@@ -39,7 +39,7 @@ from typing import Any
 import submitit
 
 from hgbench import paths
-from hgbench.records import atomic_write_bytes, utc_now
+from hgbench.fileio import atomic_write_json, utc_now
 from hgbench.slurm import (
     SLURM_ACTIVE,
     SLURM_QUEUED,
@@ -199,7 +199,7 @@ class ProfileJob:
                 command=["hgbench", "profile", "--launcher", "slurm", "--machine-label", self.label],
                 timeline=timeline,
             )
-            print(f"sweep record: {run.sweep_path}", flush=True)
+            print(f"sweep record: {run.sweep.path}", flush=True)
             for record, path in run.rows:
                 p50 = (record.latency_ms or {}).get("p50_ms")
                 shown = f"p50 {p50:.3f} ms" if isinstance(p50, (int, float)) else (record.error or record.status)
@@ -231,7 +231,7 @@ def notes_dir(results_dir: str | Path) -> Path:
 
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+    atomic_write_json(path, data)
 
 
 @dataclasses.dataclass

@@ -26,7 +26,7 @@ from hgbench.profile.quiet import window_summary
 from hgbench.profile.roofline import default_cache_dir, get_ceilings
 from hgbench.profile.sweep import Budget, run_sweep
 from hgbench.profile.timeline import Timeline, phase
-from hgbench.records import ProfileRecord, scan, write_record
+from hgbench.records import ProfileRecord, SweepRecord, scan, write_record
 from hgbench.records.provenance import collect_provenance, usable_cpu_count
 from hgbench.records.schema import machine_label
 
@@ -87,14 +87,14 @@ class ProfileRun:
     """What :func:`run_profile` measured: one ``(record, path)`` per setting, the provenance,
     warnings for the user (ceilings not measured, efficiency above 100 %), the sweep's
     :class:`~hgbench.profile.timeline.Timeline` (where its wall time went), its start (UTC) and
-    its sweep record's path (:func:`save_sweep_record`)."""
+    its sweep record as last written (:func:`save_sweep_record`; ``sweep.path`` says where)."""
 
     rows: list[tuple[ProfileRecord, Path]]
     provenance: dict[str, Any]
     warnings: list[str]
     timeline: Timeline = field(default_factory=Timeline)
     started: str = ""
-    sweep_path: Path | None = None
+    sweep: SweepRecord | None = None
 
     @property
     def failed(self) -> list[ProfileRecord]:
@@ -465,7 +465,7 @@ def save_sweep_record(run: ProfileRun, plan: ProfilePlan) -> Path:
     """Write (or write again, e.g. after ``--evaluate`` added its time) the sweep record of
     ``run`` (:class:`hgbench.records.SweepRecord`: the plan's axes, the counts, the timeline's
     breakdown, the kept samples' total) at :func:`hgbench.paths.sweep_record_path`, atomically;
-    sets and returns ``run.sweep_path``.
+    sets ``run.sweep`` and returns its path.
 
     Raises:
         OSError: the record cannot be written.
@@ -484,8 +484,7 @@ def save_sweep_record(run: ProfileRun, plan: ProfilePlan) -> Path:
         "kept_settings": sum(1 for lat in latencies if lat.get("repetitions", 0) > 1 and lat.get("prepares") == 1),
     }  # fmt: skip
     path = sweep_record_path(plan.results, machine_label(run.provenance), run.started)
-    write_record(path, "sweep", body, run.provenance)
-    run.sweep_path = path
+    run.sweep = write_record(path, "sweep", body, run.provenance)
     return path
 
 

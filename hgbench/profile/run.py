@@ -267,11 +267,9 @@ def _prepare(
     if device.type == "cuda":
         free_memory(device)
         baseline = CudaMemorySnapshot.take(device)
-    with phase("prepare"):
-        prepared = impl.prepare(model, x, settings)
-        x_in = prepared.prepare_input(x)
-    record.update(build_time_s=float(prepared.build_time_s), notes=list(prepared.notes))
-    return prepared, x_in, baseline
+    setting = _prepare_setting(impl, model, x, settings, device)
+    record.update(build_time_s=float(setting.prepared.build_time_s), notes=list(setting.prepared.notes))
+    return setting.prepared, setting.x_in, baseline
 
 
 def _time_first_repetition(
@@ -462,7 +460,13 @@ def repeat_timing(
     timing = {"warmup_iters": warmup_iters, "warmup_s": warmup_s, "min_iters": min_iters, "min_time_s": min_time_s}
     try:
         with fixed_threads(threads), cudnn_benchmark(CUDNN_BENCHMARK):
-            setting = kept or _prepare_again(record, model, settings, device)
+            setting = kept or _prepare_setting(
+                get_backend(record.backend),
+                model,
+                make_input(record.batch_size, record.input_size, device),
+                settings,
+                device,
+            )
             with setting.prepared.context(), GpuStateSampler(nvml_index(device)) as gpu:
                 fn, x_in = setting.prepared.fn, setting.x_in
                 stats, window = _time_window(lambda: fn(x_in), quiet, device, **timing)
@@ -488,11 +492,12 @@ def repeat_timing(
     return record
 
 
-def _prepare_again(record: ProfileRecord, model: nn.Module, settings: RunSettings, device: torch.device) -> KeptSetting:
-    """The record's setting prepared anew from ``model`` (timeline phase ``prepare``)."""
-    x = make_input(record.batch_size, record.input_size, device)
+def _prepare_setting(
+    impl: Backend, model: nn.Module, x: Tensor, settings: RunSettings, device: torch.device
+) -> KeptSetting:
+    """``impl``'s artefact of ``model`` for input ``x`` and the input it takes (timeline phase ``prepare``)."""
     with phase("prepare"):
-        prepared = get_backend(record.backend).prepare(model, x, settings)
+        prepared = impl.prepare(model, x, settings)
         return KeptSetting(prepared, prepared.prepare_input(x), device)
 
 

@@ -50,7 +50,7 @@ class Timeline:
     ``before_s``: seconds that passed before the timeline was made (the process's start-up,
     :func:`process_age_s`), charged to ``startup`` and part of the wall time.
 
-    Raises (:meth:`phase`, :meth:`add`, :meth:`move`): ValueError: a phase name not in :data:`PHASES`.
+    Raises (:meth:`phase`, :meth:`move`): ValueError: a phase name not in :data:`PHASES`.
     """
 
     def __init__(self, before_s: float = 0.0) -> None:
@@ -73,11 +73,6 @@ class Timeline:
         finally:
             self.seconds[name] += time.perf_counter() - start
             self._open = None
-
-    def add(self, name: str, seconds: float) -> None:
-        """Charge ``seconds`` measured elsewhere, inside the timeline's wall time, to ``name``."""
-        _check(name)
-        self.seconds[name] += seconds
 
     def move(self, source: str, target: str, seconds: float) -> None:
         """Move ``seconds`` already charged to ``source`` over to ``target`` (a timed window

@@ -38,7 +38,7 @@ def test_phases_add_up_to_the_wall_time_and_the_outermost_phase_takes_it():
     assert got["other"] == pytest.approx(0.03, abs=0.02)
     assert sum(v for k, v in got.items() if k != "wall") == pytest.approx(got["wall"], abs=0.002)
     with pytest.raises(ValueError, match="unknown timeline phase 'typo'"):
-        timeline.add("typo", 1.0)
+        timeline.move("timed", "typo", 1.0)
 
 
 def test_a_disturbed_window_is_charged_as_retimed_and_probes_are_not_timed_windows():
