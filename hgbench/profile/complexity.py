@@ -64,7 +64,7 @@ from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from hgbench.fileio import atomic_write_json
 from hgbench.models import count_parameters
-from hgbench.records.key import content_hash
+from hgbench.records.key import architecture_hash
 
 # Deprecation noise from the counters themselves: fvcore's import scripts a loss function
 # (torch.jit.script is deprecated in torch 2.13) and thop 0.1.1 uses distutils' LooseVersion.
@@ -392,14 +392,14 @@ the model code and this counter; their bytes are part of the cache key."""
 
 def complexity_cache_key(spec: Any, num_joints: int, input_size: int, device: str = "cpu") -> str:
     """The file stem of a complexity count in the cache: a SHA-256 over the variant's network
-    (the content hash of ``spec.architecture``, all that :func:`hgbench.models.create_model`
-    builds from: variants that differ only in training, as hg8 and hg8-adam-b16, share a count),
+    (:func:`hgbench.records.architecture_hash`: variants that differ only in training, as hg8
+    and hg8-adam-b16, share a count),
     the heatmap count, the input side, the device kind counted on (the ops a counter skips may
     differ), the versions of torch, fvcore and thop, and the bytes of
     hgbench's model code and of this module (:data:`_COUNTED_BY`): whatever can change a count
     changes the key."""
     code, versions = _counting_code(_COUNTED_BY)
-    key = {"network": content_hash(spec.architecture), "joints": int(num_joints), "size": int(input_size), "device": device,
+    key = {"network": architecture_hash(spec), "joints": int(num_joints), "size": int(input_size), "device": device,
            "code": code, "versions": versions}  # fmt: skip
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 

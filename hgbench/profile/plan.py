@@ -24,7 +24,7 @@ from hgbench.profile.latency import default_threads
 from hgbench.profile.memory import check_plan_memory
 from hgbench.profile.quiet import window_summary
 from hgbench.profile.roofline import default_cache_dir, get_ceilings
-from hgbench.profile.sweep import Budget, run_sweep
+from hgbench.profile.sweep import Budget, network_twins, run_sweep
 from hgbench.profile.timeline import Timeline, phase
 from hgbench.records import ProfileRecord, SweepRecord, scan, write_record
 from hgbench.records.provenance import collect_provenance, usable_cpu_count
@@ -77,9 +77,11 @@ class ProfilePlan:
 
     @property
     def total_steps(self) -> int:
-        """Timed repetitions in all: the progress bar's length."""
+        """Timed repetitions in all: the progress bar's length (a network shared by several
+        variants is timed once: :func:`~hgbench.profile.sweep.network_twins`)."""
         pairs = len(self.backends) * len(self.settings) - len(self.skipped)
-        return len(self.jobs) * pairs * len(self.batch_sizes) * self.budget.repetitions
+        networks = len(self.jobs) - len(network_twins(self.jobs))
+        return networks * pairs * len(self.batch_sizes) * self.budget.repetitions
 
 
 @dataclass
@@ -101,9 +103,15 @@ class ProfileRun:
         """Records of the settings that failed (recorded with their reason)."""
         return [record for record, _ in self.rows if record.status != "ok"]
 
+    @property
+    def measured(self) -> list[ProfileRecord]:
+        """The records measured as their own variant (not a copy of another variant's
+        measurement of the same network: ``ProfileRecord.measured_as``)."""
+        return [record for record, _ in self.rows if record.measured_as is None]
+
     def windows(self) -> dict[str, int]:
-        """Counts of quiet timing windows (:func:`hgbench.profile.quiet.window_summary`)."""
-        return window_summary(record.latency_ms for record, _ in self.rows)
+        """Counts of quiet timing windows of the measured records (:func:`hgbench.profile.quiet.window_summary`)."""
+        return window_summary(record.latency_ms for record in self.measured)
 
 
 def _split(text: str) -> list[str]:
@@ -472,7 +480,7 @@ def save_sweep_record(run: ProfileRun, plan: ProfilePlan) -> Path:
     """
     breakdown = run.timeline.breakdown()
     wall = breakdown.pop("wall")
-    latencies = [record.latency_ms or {} for record, _ in run.rows]
+    latencies = [record.latency_ms or {} for record in run.measured]
     body = {
         "started": run.started, "status": "failed" if run.failed else "complete", "settings": len(run.rows),
         "failed": len(run.failed), "variants": sorted({spec.name for spec, _ in plan.jobs}), "backends": list(plan.backends),
@@ -482,6 +490,7 @@ def save_sweep_record(run: ProfileRun, plan: ProfilePlan) -> Path:
         "samples_s": round(sum(sum(lat.get("samples_ms") or []) for lat in latencies) / 1000, 3),
         "windows": run.windows(),
         "kept_settings": sum(1 for lat in latencies if lat.get("repetitions", 0) > 1 and lat.get("prepares") == 1),
+        "shared_settings": len(run.rows) - len(run.measured),
     }  # fmt: skip
     path = sweep_record_path(plan.results, machine_label(run.provenance), run.started)
     run.sweep = write_record(path, "sweep", body, run.provenance)

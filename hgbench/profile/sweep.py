@@ -24,9 +24,13 @@ Order of work:
 * **Repetitions 2..R**: the variants in a shuffled order, and each variant's settings
   shuffled (``random.Random(seed + r)``); each setting is timed again
   (:func:`~hgbench.profile.run.repeat_timing`) and its samples join the record's, which is saved
-  again. A kept setting is warmed up and timed as it was prepared; one not kept is prepared
-  again (from the backends' artefact caches: ONNX files and TensorRT programs in the cache
-  directory, Inductor's FX graph cache), warmed up, timed and released.
+  again. A kept setting is timed as it was prepared (after the quiet timer's one untimed call:
+  :attr:`Budget.warmup_iters`); one not kept is prepared again (from the backends' artefact
+  caches: ONNX files, TorchScript traces and TensorRT programs in the cache directory, Inductor's
+  FX graph cache), warmed up, timed and released.
+* **One network, one measurement**: variants that build the same network (they differ only in
+  training) are timed once, as the first of them, and each of the others gets a copy of the
+  record naming it (:func:`network_twins`, ``measured_as``).
 * **Calibration**: the workload of :mod:`hgbench.profile.calibration` is timed in a short block
   at the start of every variant of every repetition; the pooled blocks are every record's
   ``calibration``.
@@ -95,7 +99,8 @@ from hgbench.profile.run import (
     save_profile_record,
 )
 from hgbench.profile.timeline import phase
-from hgbench.records import ProfileRecord
+from hgbench.records import ProfileRecord, architecture_hash
+from hgbench.records.identity import network_identity
 
 MODEL_SEED = 0
 """Seed of the weights of every profiled model (timing does not depend on the values, the
@@ -116,9 +121,15 @@ class Budget:
     """How long each setting is warmed up and timed (see :func:`~hgbench.profile.latency.time_callable`).
 
     Attributes:
-        warmup_iters: untimed calls before *each* repetition (first calls of a new TorchScript
-            module, ONNX session or compiled graph are slower; a kept one has had its caches
-            taken by the settings timed since its last repetition).
+        warmup_iters: untimed calls before a setting's first repetition, and before every
+            repetition of a setting prepared again (first calls of a new TorchScript module, ONNX
+            session or compiled graph are slower: TorchScript's profiling executor optimises
+            the graph on its second call). A kept setting's later repetitions get none: their
+            first-call costs were paid in repetition 1, and what the settings timed in between
+            took (the caches) is refilled by the untimed call the quiet timer makes right before
+            every window (:meth:`~hgbench.profile.quiet.QuietTimer.time`). Before issue 29
+            every repetition had them (4 untimed calls per window where the 60-200 ms networks
+            time 4).
         warmup_s: untimed seconds (at least), on top of the calls, before the first setting of
             each backend in a sweep: clock ramp-up and the runtime's process-wide one-off costs
             (thread pools, allocator growth) are paid once and stay paid while the sweep runs;
@@ -157,12 +168,13 @@ class Budget:
                 f"{self.warmup_iters=}, {self.warmup_s=}, {self.min_time_s=}, {self.quiet_attempts=}, {self.quiet_tolerance=}"
             )
 
-    def per_repetition(self, repetition: int = 1, first_of_backend: bool = True) -> dict[str, Any]:
+    def per_repetition(self, repetition: int = 1, first_of_backend: bool = True, kept: bool = False) -> dict[str, Any]:
         """Keyword arguments of repetition ``repetition`` (1-based) for :func:`profile_model` /
         :func:`repeat_timing`; ``first_of_backend``: the sweep's first setting of its backend
-        (the one that gets ``warmup_s``)."""
+        (the one that gets ``warmup_s``); ``kept``: the setting was prepared in an earlier
+        repetition and kept (no ``warmup_iters`` after repetition 1)."""
         return {
-            "warmup_iters": self.warmup_iters,
+            "warmup_iters": 0 if kept and repetition > 1 else self.warmup_iters,
             "warmup_s": self.warmup_s if repetition == 1 and first_of_backend else 0.0,
             "min_iters": math.ceil(self.min_iters / self.repetitions),
             "min_time_s": self.min_time_s / self.repetitions,
@@ -228,8 +240,8 @@ def run_sweep(
         OSError: a record cannot be written.
     """
     sweep = _Sweep(
-        jobs=list(jobs), backends=list(backends), settings_list=list(settings_list), batch_sizes=list(batch_sizes),
-        input_size=input_size, device=device, threads=threads, budget=budget, results_dir=results_dir,
+        jobs=list(jobs), twins=network_twins(jobs), backends=list(backends), settings_list=list(settings_list),
+        batch_sizes=list(batch_sizes), input_size=input_size, device=device, threads=threads, budget=budget, results_dir=results_dir,
         provenance=provenance, ceilings=ceilings or {}, cache_dir=cache_dir, step=on_step or (lambda label, advance: None),
         skipped=skipped,
         quiet=QuietTimer(device, tolerance=budget.quiet_tolerance, max_attempts=budget.quiet_attempts),
@@ -237,13 +249,41 @@ def run_sweep(
     )  # fmt: skip
     try:
         for index in range(len(sweep.jobs)):
-            _first_repetition(sweep, index)
+            if index not in sweep.twins:
+                _first_repetition(sweep, index)
         for r in range(2, budget.repetitions + 1):
             _later_repetition(sweep, r, random.Random(seed + r))
     finally:  # also on Ctrl-C: the kept settings go, the garbage collector sees everything again
         sweep.release_kept()
-    _pool_calibration(sweep)
-    return sweep.rows
+    return _finish(sweep)
+
+
+def network_twins(jobs: Sequence[tuple[VariantSpec, int]]) -> dict[int, int]:
+    """Job index -> index of the first earlier job that builds the same network: the same
+    architecture (:func:`hgbench.records.architecture_hash`) and heatmap count. Such variants
+    differ only in how they are trained (hg8 and its four optimiser and batch-size variants;
+    hg2, hg2-final and hg2-sum): a sweep builds them from the same seed into the same weights
+    and the same artefacts, so it times the network once, as the first job, and records the
+    measurement for the others too (:func:`shared_record`). Timing them apart would only add
+    the machine's noise as differences between identical networks (the whole-registry sweep of
+    ``benchmarks/reference/sweep-time/`` read the five hg8 variants' TorchScript medians 84.6 to
+    95.0 ms), and a fifth of the sweep's time."""
+    first: dict[tuple[str, int], int] = {}
+    twins: dict[int, int] = {}
+    for index, (spec, joints) in enumerate(jobs):
+        twins_of = first.setdefault((architecture_hash(spec), int(joints)), index)
+        if twins_of != index:
+            twins[index] = twins_of
+    return twins
+
+
+def shared_record(record: ProfileRecord, spec: VariantSpec, num_joints: int) -> ProfileRecord:
+    """``record`` (a measurement of ``record.variant``) as the record of ``spec``, which builds
+    the same network (:func:`network_twins`): a copy with ``spec``'s network identity and
+    ``measured_as`` naming the variant measured."""
+    shared = record.model_copy(deep=True)
+    shared.update(network_identity(spec, num_joints), measured_as=record.variant)
+    return shared
 
 
 @dataclass
@@ -253,6 +293,7 @@ class _Sweep:
     index, its records with their settings (``by_job``: what repetitions 2..R time again)."""
 
     jobs: list[tuple[VariantSpec, int]]
+    twins: dict[int, int]
     backends: list[str]
     settings_list: list[RunSettings]
     batch_sizes: list[int]
@@ -269,6 +310,7 @@ class _Sweep:
     skipped: frozenset[tuple[str, str]] = frozenset()
     calibration_blocks: list[dict[str, Any]] = field(default_factory=list)
     rows: list[tuple[ProfileRecord, Path]] = field(default_factory=list)
+    row_jobs: list[int] = field(default_factory=list)  # the job index of each row
     by_job: dict[int, list[tuple[ProfileRecord, RunSettings]]] = field(default_factory=dict)
     kept: dict[tuple[int, int], KeptSetting] = field(default_factory=dict)
     available_at_start: int | None = None
@@ -327,17 +369,16 @@ class _Sweep:
 
     def time_again(self, index: int, position: int, model: nn.Module | None, r: int) -> None:
         """Repetition ``r`` of setting ``position`` of job ``index`` (:func:`repeat_timing`): the
-        kept setting, or one not kept prepared again, is warmed up by the budget's calls for a
-        later repetition (:meth:`Budget.per_repetition`: the other settings timed in between
-        have taken the caches), timed, and saved; a setting not kept is then released."""
+        kept setting, or one not kept prepared again and warmed up by the budget's calls
+        (:meth:`Budget.per_repetition`), is timed, and saved; a setting not kept is then released."""
         record, s = self.by_job[index][position]
         kept = self.kept.get((index, position))
         repeat_timing(record, model, settings=s, threads=self.threads, quiet=self.quiet, kept=kept,
-                      **self.budget.per_repetition(r))  # fmt: skip
+                      **self.budget.per_repetition(r, kept=kept is not None))  # fmt: skip
         if record.status != "ok" and self.kept.pop((index, position), None) is not None:
             free_memory(self.device)  # what the failed setting held
         with phase("records"):
-            self.save(record)
+            self.save(record, index)
         if kept is None:
             self.release_unless_kept(record.backend)
 
@@ -368,10 +409,19 @@ class _Sweep:
             measure_calibration(self.device, self.threads, min_time_s=CALIBRATION_BLOCK_S, min_iters=10)
         )
 
-    def save(self, record: ProfileRecord) -> Path:
-        """Save ``record`` with the calibration pooled so far."""
+    def save(self, record: ProfileRecord, index: int) -> Path:
+        """Save ``record`` (of job ``index``) with the calibration pooled so far, and its copy
+        for every job that builds the same network (:func:`shared_record`), so that a sweep
+        stopped midway leaves each variant's record as measured so far; returns ``record``'s path."""
         record.calibration = pool_calibrations(self.calibration_blocks)
+        self.save_shared(record, index)
         return save_profile_record(record, self.results_dir, self.provenance)
+
+    def save_shared(self, record: ProfileRecord, index: int) -> list[tuple[ProfileRecord, Path]]:
+        """Write ``record``'s copy for every job that builds the same network as job ``index``
+        (:func:`network_twins`); returns them with their paths."""
+        copies = [shared_record(record, *self.jobs[twin]) for twin, of in self.twins.items() if of == index]
+        return [(copy, save_profile_record(copy, self.results_dir, self.provenance)) for copy in copies]
 
 
 def _first_repetition(sweep: _Sweep, index: int) -> None:
@@ -404,7 +454,8 @@ def _first_repetition(sweep: _Sweep, index: int) -> None:
                 else:  # a keep that failed after storing the setting (the record says why): not kept
                     sweep.kept.pop((index, position), None)
                 with phase("records"):
-                    sweep.rows.append((record, sweep.save(record)))
+                    sweep.rows.append((record, sweep.save(record, index)))
+                    sweep.row_jobs.append(index)
                 sweep.by_job[index].append((record, s))
                 if (index, position) not in sweep.kept:
                     sweep.release_unless_kept(b)
@@ -452,10 +503,16 @@ def _later_repetition(sweep: _Sweep, r: int, rng: random.Random) -> None:
         del model
 
 
-def _pool_calibration(sweep: _Sweep) -> None:
-    """Give every record the calibration pooled over the whole sweep (saved again where it changed)."""
+def _finish(sweep: _Sweep) -> list[tuple[ProfileRecord, Path]]:
+    """Give every record the calibration pooled over the whole sweep (saved again where it
+    changed) and write the copies for the jobs that share a network (:func:`network_twins`);
+    returns every row, each shared copy after the record it copies."""
     final = pool_calibrations(sweep.calibration_blocks)
-    for record, _ in sweep.rows:
-        if record.calibration != final:
-            record.calibration = final
-            save_profile_record(record, sweep.results_dir, sweep.provenance)
+    rows: list[tuple[ProfileRecord, Path]] = []
+    with phase("records"):
+        for (record, path), index in zip(sweep.rows, sweep.row_jobs, strict=True):
+            if record.calibration != final:
+                record.calibration = final
+                path = save_profile_record(record, sweep.results_dir, sweep.provenance)
+            rows += [(record, path), *sweep.save_shared(record, index)]
+    return rows

@@ -5,7 +5,7 @@ and provenance (:mod:`hgbench.records.provenance`)."""
 
 from hgbench.fileio import atomic_write_bytes, utc_now  # their home is fileio; re-exported for older importers
 from hgbench.records.identity import ARTIFACT, NETWORK, TRAINING, identity, join_key
-from hgbench.records.key import content_hash, protocol_hash, spec_hash
+from hgbench.records.key import architecture_hash, content_hash, protocol_hash, spec_hash
 from hgbench.records.schema import (
     KEY_FIELDS,
     SCHEMA,
@@ -52,6 +52,7 @@ __all__ = [
     "TrainRecord",
     "atomic_write_bytes",
     "check_schema",
+    "architecture_hash",
     "content_hash",
     "key_of",
     "parse_record",

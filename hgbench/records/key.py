@@ -52,6 +52,16 @@ def protocol_hash(protocol: Any) -> str:
     return content_hash(protocol, PROTOCOL_IDENTITY_EXCLUDED)
 
 
+def architecture_hash(spec: Any) -> str:
+    """Content hash of a variant's network: its ``architecture`` (a ``VariantSpec`` or its
+    ``asdict``), all that :func:`hgbench.models.create_model` builds from. Variants that differ
+    only in how they are trained (hg8 and hg8-adam-b16; hg2, hg2-final and hg2-sum) share it:
+    with the same heatmap count they are one network, counted and timed once by a profile sweep
+    (:mod:`hgbench.profile.sweep`)."""
+    architecture = spec["architecture"] if isinstance(spec, dict) else spec.architecture
+    return content_hash(architecture)
+
+
 def spec_hash(spec: Any) -> str:
     """Content hash of a variant spec (a ``VariantSpec`` or its ``asdict``): architecture,
     supervision, overrides, pretraining; not its prose or source."""

@@ -285,6 +285,10 @@ class ProfileRecord(RecordBase):
     ``bf16``, ``int8``), ``tf32``, ``channels_last``, ``compile_mode`` (``None`` unless the
     backend is ``compile``), ``batch_size``, ``input_size`` (px), ``device`` (``cpu``/``cuda``);
     the machine: ``device_name`` (GPU name or CPU model), ``threads`` (CPU intra-op threads).
+    ``measured_as``: ``None`` for a setting measured as this variant; else the variant whose
+    measurement this is, because both build the same network (:func:`hgbench.records.architecture_hash`
+    and ``num_joints``; they differ only in training, and a profile sweep times one network
+    once: :mod:`hgbench.profile.sweep`).
 
     Complexity, per sample (:func:`hgbench.profile.complexity.complexity_record`):
     ``parameters``, ``model_size_mib`` (float32 weights and buffers), ``macs``
@@ -335,6 +339,7 @@ class ProfileRecord(RecordBase):
     status: str = "ok"
     spec: dict[str, Any] | None = None
     spec_hash: str | None = None
+    measured_as: str | None = None
     threads: int | None = None
     parameters: int | None = None
     model_size_mib: float | None = None
@@ -418,7 +423,10 @@ class SweepRecord(RecordBase):
     :data:`hgbench.profile.timeline.PHASES` plus ``other``; they add up to ``wall_s``),
     ``samples_s`` (the kept timed samples of every record, summed: what the latencies are
     computed from), ``windows`` (:func:`hgbench.profile.quiet.window_summary`) and
-    ``kept_settings`` (settings timed in every repetition without being prepared again).
+    ``kept_settings`` (settings timed in every repetition without being prepared again),
+    ``shared_settings`` (settings whose record is another variant's measurement of the same
+    network: ``ProfileRecord.measured_as``; they are not counted in ``samples_s``, ``windows``
+    or ``kept_settings``).
     """
 
     kind: str = "sweep"
@@ -439,6 +447,7 @@ class SweepRecord(RecordBase):
     samples_s: float
     windows: dict[str, int] | None = None
     kept_settings: int | None = None
+    shared_settings: int | None = None
 
 
 PROFILE_FIELDS = tuple(f for f in ProfileRecord.model_fields if f not in RecordBase.model_fields and f != "not_written")

@@ -91,6 +91,8 @@ def test_budget_splits_the_timed_calls_and_seconds_over_the_repetitions():
     budget = Budget(warmup_iters=2, warmup_s=0.5, min_iters=10, min_time_s=1.5, repetitions=3)
     assert budget.per_repetition(1) == {"warmup_iters": 2, "warmup_s": 0.5, "min_iters": 4, "min_time_s": 0.5}
     assert budget.per_repetition(2) == {"warmup_iters": 2, "warmup_s": 0.0, "min_iters": 4, "min_time_s": 0.5}
+    assert budget.per_repetition(2, kept=True)["warmup_iters"] == 0  # its first calls were paid in repetition 1
+    assert budget.per_repetition(1, kept=True)["warmup_iters"] == 2
     assert Budget(min_iters=10, min_time_s=2.0, repetitions=1).per_repetition()["min_iters"] == 10
     with pytest.raises(ValueError, match="repetitions >= 1"):
         Budget(repetitions=0)
@@ -171,9 +173,9 @@ def test_interleaved_repetitions_cancel_a_drifting_machine(tmp_path, drifting):
     calls = 48
     Drifting.TOTAL_CALLS = 2 * (calls + 2)  # timed calls + one numerics call per setting + one untimed call per window
     try:
-        contiguous = _sweep(tmp_path / "one", repetitions=1, calls_per_setting=calls)
+        contiguous = _sweep(tmp_path / "one", repetitions=1, calls_per_setting=calls, features=(16, 24))
         Drifting.calls = 0
-        interleaved = _sweep(tmp_path / "eight", repetitions=8, calls_per_setting=calls)
+        interleaved = _sweep(tmp_path / "eight", repetitions=8, calls_per_setting=calls, features=(16, 24))
     finally:
         Drifting.TOTAL_CALLS = 1
 
@@ -192,6 +194,31 @@ def test_interleaved_repetitions_cancel_a_drifting_machine(tmp_path, drifting):
         assert on_disk["latency_ms"] == body["latency_ms"]
         assert on_disk["calibration"]["blocks"] == 2 * 8  # one block per variant per repetition
         assert on_disk["calibration"] == interleaved[0][0]["calibration"]  # one pooled calibration for the run
+
+
+def test_variants_that_build_the_same_network_are_timed_once_and_each_gets_the_record(tmp_path, drifting):
+    """v0 and v1 differ only in training (supervision): one network, prepared and timed once; v1's
+    record is v0's measurement under v1's own identity, naming v0; the sweep's progress counts one
+    network's timing."""
+    v0, v2 = tiny_spec("v0"), tiny_spec("v2", 8)
+    v1 = dataclasses.replace(tiny_spec("v1"), supervision="final")
+    assert sweep_module.network_twins([(v0, 4), (v1, 4), (v2, 4), (v1, 5)]) == {1: 0}  # 5 heatmaps: another network
+    steps = []
+    budget = Budget(warmup_iters=0, warmup_s=0.0, min_iters=3, min_time_s=0.0, repetitions=2, quiet_attempts=1)
+    rows = run_sweep(
+        [(v0, 4), (v1, 4), (v2, 4)], backends=["drifting"], settings_list=[RunSettings()], batch_sizes=[1],
+        input_size=16, device=torch.device("cpu"), threads=1, budget=budget, results_dir=tmp_path,
+        provenance=collect_provenance(["hgbench", "profile"], threads=1), ceilings={("fp32", False): CEILINGS},
+        on_step=lambda label, advance: steps.append(advance),
+    )  # fmt: skip
+    assert [r.variant for r, _ in rows] == ["v0", "v1", "v2"]
+    assert len(Drifting.log) == 2 and steps.count(True) == 2 * 2  # two networks, two repetitions
+    (r0, p0), (r1, p1), (r2, _) = rows
+    assert r0.measured_as is None and r2.measured_as is None and r1.measured_as == "v0"
+    assert r1.latency_ms == r0.latency_ms and r1.latency_ms["repetitions"] == 2 and r1.calibration == r0.calibration
+    assert r1.spec_hash != r0.spec_hash and r1.spec["supervision"] == "final" and p1 != p0
+    on_disk = read_record(p1)
+    assert on_disk["variant"] == "v1" and on_disk["measured_as"] == "v0" and on_disk["latency_ms"] == r0.latency_ms
 
 
 def _visits(called: list) -> list:
