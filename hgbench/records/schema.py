@@ -288,7 +288,8 @@ class ProfileRecord(RecordBase):
     ``measured_as``: ``None`` for a setting measured as this variant; else the variant whose
     measurement this is, because both build the same network (:func:`hgbench.records.architecture_hash`
     and ``num_joints``; they differ only in training, and a profile sweep times one network
-    once: :mod:`hgbench.profile.sweep`).
+    once: :mod:`hgbench.profile.sweep`). The one field written only when set, so that every
+    record measured as itself keeps the layout of ``hgbench.record/3``.
 
     Complexity, per sample (:func:`hgbench.profile.complexity.complexity_record`):
     ``parameters``, ``model_size_mib`` (float32 weights and buffers), ``macs``
@@ -339,7 +340,7 @@ class ProfileRecord(RecordBase):
     status: str = "ok"
     spec: dict[str, Any] | None = None
     spec_hash: str | None = None
-    measured_as: str | None = None
+    measured_as: str | None = Field(None, exclude_if=lambda value: value is None)
     threads: int | None = None
     parameters: int | None = None
     model_size_mib: float | None = None
@@ -450,9 +451,13 @@ class SweepRecord(RecordBase):
     shared_settings: int | None = None
 
 
-PROFILE_FIELDS = tuple(f for f in ProfileRecord.model_fields if f not in RecordBase.model_fields and f != "not_written")
+PROFILE_FIELDS = tuple(
+    f
+    for f in ProfileRecord.model_fields
+    if f not in RecordBase.model_fields and f not in ("not_written", "measured_as")
+)
 """The fields of a profile record's body, in the order they are written (every one always
-present, ``None`` when not measured)."""
+present, ``None`` when not measured; ``measured_as``, written only when set, is not among them)."""
 
 
 RECORD_TYPES: dict[str, type[RecordBase]] = {

@@ -71,7 +71,7 @@ class RunSettings:
         tf32: allow TF32 matmuls and cuDNN convolutions on CUDA (ignored on the CPU).
         channels_last: model and input in ``torch.channels_last`` (NHWC) memory format.
         compile_mode: ``torch.compile`` mode (only the ``compile`` backend reads it).
-        cache_dir: where backends that build artefacts (ONNX files, TensorRT programs) save
+        cache_dir: where backends that build artefacts (ONNX files, TorchScript traces, TensorRT programs) save
             and reuse them; ``None``: a temporary directory, nothing reused.
         calibration: the inputs whose activation ranges set the scales of a quantized precision
             (needed by ``int8``/``fp8``, ignored otherwise); not compared (two settings that differ
@@ -290,7 +290,7 @@ def run_context(settings: RunSettings, device: torch.device) -> Callable[[], con
 def artefact_key(
     model: nn.Module, input_shape: tuple[int, ...], settings: RunSettings, versions: dict[str, str]
 ) -> str:
-    """A SHA-256 hex digest naming a built artefact (ONNX file, TensorRT program).
+    """A SHA-256 hex digest naming a built artefact (ONNX file, TorchScript trace, TensorRT program).
 
     It covers everything the artefact depends on: the model's class and structure
     (``repr(model)``), every parameter and buffer (name, dtype, shape and bytes: two models
