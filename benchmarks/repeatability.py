@@ -36,10 +36,11 @@ stem (:meth:`hgbench.records.RecordKey.stem`), read once by :func:`read_run`."""
 
 
 def read_run(results_dir: Path) -> Run:
-    """The valid profile records under ``results_dir`` (files that are not records are left out)."""
-    return [
-        (rec.key().without_machine().stem(), rec) for rec in scan(results_dir, kinds=["profile"], dedupe=False).records
-    ]
+    """The valid profile records under ``results_dir`` that were measured as their own variant
+    (files that are not records are left out, and so are the copies a sweep writes for variants
+    that build the same network as another, ``measured_as``: their spread is the measured one's)."""
+    found = scan(results_dir, kinds=["profile"], dedupe=False).records
+    return [(rec.key().without_machine().stem(), rec) for rec in found if rec.measured_as is None]
 
 
 def p50_by_setting(run: Run) -> dict[str, float]:

@@ -15,8 +15,10 @@ Usage::
 wall time measured from outside (process start to exit), and the label. ``table`` reads it
 and the run's records:
 
-- ``kept samples``: the timed samples of every profile record, summed (what the latencies are
-  computed from); ``build``: the records' ``build_time_s`` summed (repetition 1's preparation);
+- ``measured``: the settings timed (a variant that builds the same network as another is
+  timed once, its record a copy naming it: ``measured_as``, hgbench after issue 29);
+- ``kept samples``: the timed samples of every measured record, summed (what the latencies are
+  computed from); ``build``: their ``build_time_s`` summed (repetition 1's preparation);
 - where the run wrote a sweep record (:class:`hgbench.records.SweepRecord`, hgbench after issue
   29), its ``time_s`` per phase (:data:`hgbench.profile.timeline.PHASES`); an older hgbench
   leaves those columns empty.
@@ -68,12 +70,13 @@ def summarise(results: Path) -> dict:
     meta = json.loads((results / RUN_FILE).read_text())
     found = scan(results, kinds=["profile", "sweep"], dedupe=False).records
     profiles = [r for r in found if r.kind == "profile"]
+    measured = [r for r in profiles if r.measured_as is None]  # not the copies for variants of the same network
     sweeps = sorted((r for r in found if r.kind == "sweep"), key=lambda r: r.started)
     wall = meta["wall_s"]
-    samples = sum(sum((r.latency_ms or {}).get("samples_ms") or []) for r in profiles) / 1000
-    row = {"run": meta["label"], "settings": len(profiles), "failed": sum(r.status != "ok" for r in profiles),
-           "wall (s)": wall, "kept samples (s)": samples, "kept samples (%)": 100 * samples / wall,
-           "build (s)": sum(r.build_time_s or 0.0 for r in profiles)}  # fmt: skip
+    samples = sum(sum((r.latency_ms or {}).get("samples_ms") or []) for r in measured) / 1000
+    row = {"run": meta["label"], "settings": len(profiles), "measured": len(measured),
+           "failed": sum(r.status != "ok" for r in profiles), "wall (s)": wall, "kept samples (s)": samples,
+           "kept samples (%)": 100 * samples / wall, "build (s)": sum(r.build_time_s or 0.0 for r in measured)}  # fmt: skip
     if sweeps:
         time_s = sweeps[-1].time_s
         inside = time_s.get("timed", 0.0) + time_s.get("retimed", 0.0)

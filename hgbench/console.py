@@ -351,9 +351,16 @@ def sweep_time_line(time_s: dict, wall_s: float) -> str:
 
 
 def print_sweep_time(run) -> None:
-    """Where the sweep's wall time went (:func:`sweep_time_line`), as its sweep record says, and where that is."""
+    """Where the sweep's wall time went (:func:`sweep_time_line`), as its sweep record says, which
+    variants share another's measurement of the same network, and where the record is."""
     if run.sweep is not None:
         say(sweep_time_line(run.sweep.time_s, run.sweep.wall_s))
+        if run.sweep.shared_settings:
+            shared = sorted({f"{r.variant} as {r.measured_as}" for r, _ in run.rows if r.measured_as})
+            say(
+                f"{run.sweep.shared_settings} setting(s) measured once for variants that build the same network "
+                f"(measured_as in their records): {', '.join(shared)}"
+            )
         say(f"sweep record: {run.sweep.path}")
 
 

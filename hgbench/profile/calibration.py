@@ -1,7 +1,8 @@
 """A fixed reference workload timed during every ``hgbench profile`` invocation.
 
-The sweep (:mod:`hgbench.profile.sweep`) times it in short blocks interleaved with the
-profiled settings and pools them (:func:`pool_calibrations`); the pooled median goes into
+The sweep (:mod:`hgbench.profile.sweep`) times it in the probes around every timing window
+(:class:`hgbench.profile.quiet.QuietTimer`), groups them in one block per visit of a variant
+and pools the blocks (:func:`pool_calibrations`); the pooled median goes into
 every record of the run (``calibration``), so that records from two runs, or two machines,
 can be compared after normalising by how fast the machine was at the time
 (``hgbench compare``): a latency ratio divided by the calibration ratio.
@@ -74,12 +75,25 @@ def measure_calibration(
         stats = time_callable(
             lambda: model(x), warmup_iters=warmup_iters, min_iters=min_iters, min_time_s=min_time_s, device=device
         )
+    return calibration_block(stats.samples_ms, device, used)
+
+
+def calibration_block(samples_ms: list[float], device: torch.device | str, threads: int) -> dict[str, Any]:
+    """A calibration block from timed calls of the workload (ms per call; e.g. a sweep's quiet-window
+    probes, :class:`hgbench.profile.quiet.QuietTimer`), on ``device`` with ``threads`` CPU
+    threads: ``{"workload", "p50_ms" (median), "samples_ms", "device" (its type), "threads"}``.
+
+    Raises:
+        ValueError: no samples.
+    """
+    if not samples_ms:
+        raise ValueError("a calibration block needs at least one timed call")
     return {
         "workload": WORKLOAD,
-        "p50_ms": stats.p50,
-        "samples_ms": [float(s) for s in stats.samples_ms],
-        "device": device.type,
-        "threads": used,
+        "p50_ms": float(np.median(samples_ms)),
+        "samples_ms": [float(s) for s in samples_ms],
+        "device": torch.device(device).type,
+        "threads": int(threads),
     }
 
 

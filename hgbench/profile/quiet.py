@@ -82,6 +82,8 @@ class QuietTimer:
             10 %).
         max_attempts: windows timed at most per call of :meth:`time` (1: never retime; the
             probes are still recorded).
+        probes_ms, samples_ms: each probe's median, and every probe call, in the order timed
+            (ms per call; the sweep's calibration is pooled from ``samples_ms``).
 
     Raises:
         ValueError: ``tolerance`` < 0 or ``max_attempts`` < 1.
@@ -98,17 +100,25 @@ class QuietTimer:
         self._model = calibration_model().to(self.device)
         self._x = calibration_input(self.device)
         self.probes_ms: list[float] = []
+        self.samples_ms: list[float] = []  # every probe call, in order: the sweep's calibration
 
     def probe(self) -> float:
         """Time the calibration workload for :data:`PROBE_CALLS` calls (with the caller's
         thread count, TF32 off as in :func:`~hgbench.profile.calibration.measure_calibration`:
         one workload under one name, whatever TF32 setting is being profiled around it) and add
-        their median (ms per call) to the history; returns it."""
+        their median (ms per call) to the history, the calls to :attr:`samples_ms`; returns it."""
         with phase("probes"), torch.inference_mode(), tf32_mode(False):
             stats = time_callable(lambda: self._model(self._x), warmup_iters=0, min_iters=PROBE_CALLS,
                                   min_time_s=0.0, device=self.device)  # fmt: skip
         self.probes_ms.append(stats.p50)
+        self.samples_ms += stats.samples_ms
         return stats.p50
+
+    def ready(self) -> None:
+        """Time probes until the history holds :data:`MIN_HISTORY` (the first :meth:`time` does
+        it, or a caller that wants probe samples before any window)."""
+        while len(self.probes_ms) < MIN_HISTORY:
+            self.probe()
 
     def quiet_level_ms(self) -> float:
         """The :data:`QUIET_PERCENTILE`-th percentile of the probe medians so far, ms.
@@ -145,8 +155,7 @@ class QuietTimer:
             Whatever ``fn`` raises.
         """
         warm_up(fn, iters=warmup_iters, seconds=warmup_s, device=self.device)
-        while len(self.probes_ms) < MIN_HISTORY:
-            self.probe()
+        self.ready()
         best: tuple[float, LatencyStats, dict[str, Any], int] | None = None
         spent_s: list[float] = []  # each window's timed seconds: the discarded ones are "retimed" time
         for attempt in range(1, self.max_attempts + 1):

@@ -31,9 +31,12 @@ Order of work:
 * **One network, one measurement**: variants that build the same network (they differ only in
   training) are timed once, as the first of them, and each of the others gets a copy of the
   record naming it (:func:`network_twins`, ``measured_as``).
-* **Calibration**: the workload of :mod:`hgbench.profile.calibration` is timed in a short block
-  at the start of every variant of every repetition; the pooled blocks are every record's
-  ``calibration``.
+* **Calibration**: the workload of :mod:`hgbench.profile.calibration` is what the quiet-window
+  probes time; the probes of each visit of a variant (in every repetition) form one block, and
+  the pooled blocks are every record's ``calibration``. Before issue 29 a separate 0.2 s block
+  was timed at the start of every visit (17 s of a whole-registry sweep); the probes' calls
+  pool to the same median (two sweeps: 3.32 and 3.27 ms per call, against 3.29 and 3.28 ms
+  from the blocks).
 * **Quiet windows**: every repetition's timed window lies between two short calibration
   probes and is timed again (the setting stays prepared) while a probe says the machine was
   disturbed (:mod:`hgbench.profile.quiet`; ``Budget.quiet_attempts`` windows at most).
@@ -84,8 +87,9 @@ from torch import nn
 from hgbench.config import VariantSpec
 from hgbench.models import create_model
 from hgbench.profile.backends import RunSettings, get_backend
-from hgbench.profile.calibration import measure_calibration, pool_calibrations
+from hgbench.profile.calibration import calibration_block, pool_calibrations
 from hgbench.profile.complexity import cached_complexity_record
+from hgbench.profile.latency import fixed_threads
 from hgbench.profile.memory import available_memory_bytes
 from hgbench.profile.quiet import DEFAULT_MAX_ATTEMPTS, DEFAULT_TOLERANCE, QuietTimer
 from hgbench.profile.roofline import Ceilings, default_cache_dir
@@ -111,9 +115,6 @@ KEEP_MEMORY_FRACTION = 0.5
 (:func:`hgbench.profile.memory.available_memory_bytes`) stays above this fraction of what it
 was when the sweep started; below it every kept setting is released and those settings are
 prepared again in each later repetition, as every setting was before issue 29."""
-
-CALIBRATION_BLOCK_S = 0.2
-"""Seconds of each calibration block (at least 10 calls), one per variant per repetition."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,8 @@ def run_sweep(
         available_at_start=available_memory_bytes(device), keeping=device.type != "cuda",
     )  # fmt: skip
     try:
+        with fixed_threads(threads):  # the probes time the calibration workload with the sweep's threads
+            sweep.quiet.ready()
         for index in range(len(sweep.jobs)):
             if index not in sweep.twins:
                 _first_repetition(sweep, index)
@@ -309,6 +312,7 @@ class _Sweep:
     quiet: QuietTimer
     skipped: frozenset[tuple[str, str]] = frozenset()
     calibration_blocks: list[dict[str, Any]] = field(default_factory=list)
+    block_start: int = 0  # the first probe call (quiet.samples_ms) of the block now open
     rows: list[tuple[ProfileRecord, Path]] = field(default_factory=list)
     row_jobs: list[int] = field(default_factory=list)  # the job index of each row
     by_job: dict[int, list[tuple[ProfileRecord, RunSettings]]] = field(default_factory=dict)
@@ -402,18 +406,26 @@ class _Sweep:
             except Exception:  # noqa: BLE001 - profile_model then records the complexity failure per setting
                 return None
 
-    def calibrate(self, spec: VariantSpec) -> None:
-        """Time one calibration block (:data:`CALIBRATION_BLOCK_S`) before ``spec``'s settings."""
-        self.step(f"{spec.name}: calibration", False)
-        self.calibration_blocks.append(
-            measure_calibration(self.device, self.threads, min_time_s=CALIBRATION_BLOCK_S, min_iters=10)
-        )
+    def close_block(self) -> None:
+        """End a visit of a variant: the probe calls timed since the last block form one
+        calibration block (none when no window was timed)."""
+        calls = self.quiet.samples_ms[self.block_start :]
+        if calls:
+            self.calibration_blocks.append(calibration_block(calls, self.device, self.threads))
+        self.block_start = len(self.quiet.samples_ms)
+
+    def calibration(self) -> dict[str, Any] | None:
+        """The calibration pooled so far: the closed blocks and the open one (``None`` before
+        any probe)."""
+        calls = self.quiet.samples_ms[self.block_start :]
+        blocks = self.calibration_blocks + ([calibration_block(calls, self.device, self.threads)] if calls else [])
+        return pool_calibrations(blocks) if blocks else None
 
     def save(self, record: ProfileRecord, index: int) -> Path:
         """Save ``record`` (of job ``index``) with the calibration pooled so far, and its copy
         for every job that builds the same network (:func:`shared_record`), so that a sweep
         stopped midway leaves each variant's record as measured so far; returns ``record``'s path."""
-        record.calibration = pool_calibrations(self.calibration_blocks)
+        record.calibration = self.calibration()
         self.save_shared(record, index)
         return save_profile_record(record, self.results_dir, self.provenance)
 
@@ -425,12 +437,12 @@ class _Sweep:
 
 
 def _first_repetition(sweep: _Sweep, index: int) -> None:
-    """Repetition 1 of job ``index``: calibration, the model, its complexity, then per batch size
+    """Repetition 1 of job ``index``: the model, its complexity, then per batch size
     the eager fp32 reference output and every backend x precision through :func:`profile_model`,
     each record saved as soon as it is made, each prepared setting kept for the later
-    repetitions where its backend allows (:attr:`~hgbench.profile.backends.Backend.keepable`)."""
+    repetitions where its backend allows (:attr:`~hgbench.profile.backends.Backend.keepable`); the
+    visit's probes form one calibration block."""
     spec, joints = sweep.jobs[index]
-    sweep.calibrate(spec)
     with phase("models"):
         model = build_profiled_model(spec, joints, sweep.input_size, sweep.device)
     complexity = sweep.complexity(spec, joints, model)
@@ -461,6 +473,7 @@ def _first_repetition(sweep: _Sweep, index: int) -> None:
                     sweep.release_unless_kept(b)
                 sweep.step("", True)
         del reference
+    sweep.close_block()
 
 
 def _reference_output(sweep: _Sweep, model: nn.Module, spec: VariantSpec, batch_size: int) -> Any:
@@ -482,12 +495,12 @@ def _reference_output(sweep: _Sweep, model: nn.Module, spec: VariantSpec, batch_
 def _later_repetition(sweep: _Sweep, r: int, rng: random.Random) -> None:
     """Repetition ``r`` (2..R): the jobs in an order shuffled by ``rng``, each job's settings
     shuffled too; every setting still ``"ok"`` is timed again (:meth:`_Sweep.time_again`) and
-    saved. The model is built only when a setting of the job was not kept."""
+    saved. The model is built only when a setting of the job was not kept. Each visit's probes
+    form one calibration block."""
     order = list(sweep.by_job)
     rng.shuffle(order)
     for index in order:
         spec, joints = sweep.jobs[index]
-        sweep.calibrate(spec)
         settings_of_job = list(enumerate(sweep.by_job[index]))
         model = None
         if any(record.status == "ok" and (index, p) not in sweep.kept for p, (record, _) in settings_of_job):
@@ -501,13 +514,14 @@ def _later_repetition(sweep: _Sweep, r: int, rng: random.Random) -> None:
                 sweep.time_again(index, position, model, r)
             sweep.step("", True)
         del model
+        sweep.close_block()
 
 
 def _finish(sweep: _Sweep) -> list[tuple[ProfileRecord, Path]]:
     """Give every record the calibration pooled over the whole sweep (saved again where it
     changed) and write the copies for the jobs that share a network (:func:`network_twins`);
     returns every row, each shared copy after the record it copies."""
-    final = pool_calibrations(sweep.calibration_blocks)
+    final = sweep.calibration()
     rows: list[tuple[ProfileRecord, Path]] = []
     with phase("records"):
         for (record, path), index in zip(sweep.rows, sweep.row_jobs, strict=True):

@@ -160,6 +160,17 @@ def test_artefact_key_of_a_larger_architecture_differs():
     )
 
 
+@pytest.mark.parametrize("settings", [RunSettings(), RunSettings(precision="fp16"), RunSettings(channels_last=True)])
+def test_artefact_key_of_the_model_is_that_of_its_cast_copy(settings):
+    """A backend names its artefact from the caller's model and copies it only to build: the key
+    must be the one the cast copy (what is built) has, else a cache made by an older hgbench, or
+    by another path, would be missed or, worse, hit for other weights."""
+    model = tiny_hourglass()
+    key = artefact_key(model, (1, 3, 16, 16), settings, {})
+    assert key == artefact_key(base.cast_model(model, settings), (1, 3, 16, 16), settings, {})
+    assert key != artefact_key(model, (1, 3, 16, 16), RunSettings(precision="bf16"), {})
+
+
 # --- precision, layout and TF32 -----------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from hgbench.profile import profile_model
 from hgbench.profile import sweep as sweep_module
 from hgbench.profile.backends import Backend, Prepared, RunSettings
 from hgbench.profile.calibration import measure_calibration, pool_calibrations
+from hgbench.profile.quiet import MIN_HISTORY, PROBE_CALLS
 from hgbench.profile.roofline import Ceilings
 from hgbench.profile.run import latency_entry, repeat_timing
 from hgbench.profile.sweep import Budget, build_profiled_model, run_sweep
@@ -66,7 +67,6 @@ def drifting(monkeypatch):
     monkeypatch.setattr(Drifting, "calls", 0)
     monkeypatch.setattr(Drifting, "log", [])
     monkeypatch.setattr(Drifting, "called", [])
-    monkeypatch.setattr(sweep_module, "CALIBRATION_BLOCK_S", 0.0)  # 10 calls per block: enough here
     return Drifting
 
 
@@ -193,6 +193,8 @@ def test_interleaved_repetitions_cancel_a_drifting_machine(tmp_path, drifting):
         on_disk = read_record(path)
         assert on_disk["latency_ms"] == body["latency_ms"]
         assert on_disk["calibration"]["blocks"] == 2 * 8  # one block per variant per repetition
+        # pooled from the probes: the 10 before the first window, then two around each of the 16 windows
+        assert on_disk["calibration"]["n"] == PROBE_CALLS * (MIN_HISTORY + 2 * 2 * 8)
         assert on_disk["calibration"] == interleaved[0][0]["calibration"]  # one pooled calibration for the run
 
 
@@ -267,7 +269,6 @@ def test_the_sweep_clears_torchscript_types_once_no_trace_is_kept(tmp_path, monk
     cleared = []
     real = torch._C._jit_clear_class_registry
     monkeypatch.setattr(torch._C, "_jit_clear_class_registry", lambda: cleared.append(1) or real())
-    monkeypatch.setattr(sweep_module, "CALIBRATION_BLOCK_S", 0.0)
     budget = Budget(warmup_iters=1, warmup_s=0.0, min_iters=2, min_time_s=0.0, repetitions=repetitions)
     rows = run_sweep(
         [(tiny_spec("v0"), 4)], backends=["eager", "torchscript"], settings_list=[RunSettings()], batch_sizes=[1, 2],

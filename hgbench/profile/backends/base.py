@@ -297,6 +297,11 @@ def artefact_key(
     with different weights never share an artefact), the input shape, the precision, the
     memory format, TF32, and ``versions`` (e.g. torch, torch-tensorrt, TensorRT, GPU name
     and compute capability), so an upgrade or another GPU builds anew.
+
+    The floating-point tensors are hashed as :func:`cast_model` casts them (in
+    ``settings.dtype``, row-major bytes), so ``model`` and its cast copy name the same artefact:
+    a backend names its artefact from the caller's model and copies it only when it must build
+    (a copy of hg8 takes about 1 s on one CPU core, more than loading its ONNX session).
     """
     digest = hashlib.sha256()
 
@@ -307,6 +312,8 @@ def artefact_key(
     add(type(model).__qualname__)
     add(repr(model))
     for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            tensor = tensor.to(settings.dtype)
         add(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}")
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     add(f"input={tuple(input_shape)}")

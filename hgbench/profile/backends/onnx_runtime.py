@@ -14,7 +14,7 @@ written atomically to ``<cache_dir>/onnx/<Model>_<digest>.onnx`` (digest:
 :func:`~hgbench.profile.backends.base.artefact_key`: weights, input shape, precision, torch
 version), beside ``<...>.spec.json`` (the output tree spec, ``torch.utils._pytree.treespec_dumps``),
 and a later ``prepare`` of the same model and setting loads it instead of exporting again
-(a note says so; ``build_time_s`` is then session creation only, else export + session
+(a note says so; ``build_time_s`` is then session creation only, else copy + export + session
 creation). Without one it goes to a temporary directory removed after loading.
 
 Execution follows https://onnxruntime.ai/docs/api/python/api_summary.html: the
@@ -242,7 +242,6 @@ class OnnxRuntimeBackend(Backend):
         self.check_available(device)
         import onnxruntime
 
-        cast = cast_model(model, settings)
         prepare_input = input_converter(settings, device)
         x = prepare_input(example_input)
 
@@ -259,7 +258,7 @@ class OnnxRuntimeBackend(Backend):
             providers = [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
             notes.append(f"CUDA provider: use_tf32={cuda_options['use_tf32']}, its own stream")
         with tempfile.TemporaryDirectory(prefix="hgbench-onnx-") as tmp:
-            path, out_spec = _model_file(cast, x, settings, Path(tmp), notes)
+            path, out_spec = _model_file(model, x, settings, Path(tmp), notes)
             if settings.quantized:
                 path = _quantized_file(path, settings, Path(tmp), notes)
             session = self._session(str(path), options, providers)
@@ -287,16 +286,17 @@ class OnnxRuntimeBackend(Backend):
             raise RuntimeError(f"onnxruntime could not load the exported model {path}: {exc}") from exc
 
 
-def _model_file(cast: nn.Module, x: Tensor, settings: RunSettings, tmp: Path, notes: list[str]) -> tuple[Path, object]:
-    """The exported ``.onnx`` file of ``cast`` at ``x``'s shape and its output tree spec: from
-    ``<cache_dir>/onnx`` when it is there, else exported and written there (atomically), or into
-    ``tmp`` without a cache (module docstring). A quantized setting exports the fp32 model."""
+def _model_file(model: nn.Module, x: Tensor, settings: RunSettings, tmp: Path, notes: list[str]) -> tuple[Path, object]:
+    """The exported ``.onnx`` file of ``model`` cast to the setting (:func:`cast_model`, a copy made
+    only to export) at ``x``'s shape and its output tree spec: from ``<cache_dir>/onnx`` when it is
+    there, else exported and written there (atomically), or into ``tmp`` without a cache (module
+    docstring). A quantized setting exports the fp32 model."""
     from torch.utils._pytree import treespec_dumps, treespec_loads
 
     from hgbench.fileio import atomic_write_bytes
 
     if settings.cache_dir is None:
-        out_spec, data, opset = _export(cast, x)
+        out_spec, data, opset = _export(cast_model(model, settings), x)
         notes.append(f"exporter: torch.onnx.export(dynamo=True), opset {opset}")
         path = tmp / "model.onnx"
         path.write_bytes(data)
@@ -306,13 +306,13 @@ def _model_file(cast: nn.Module, x: Tensor, settings: RunSettings, tmp: Path, no
     file_settings = dataclasses.replace(
         settings, tf32=False, precision="fp32" if settings.quantized else settings.precision
     )
-    key = artefact_key(cast, tuple(x.shape), file_settings, {"torch": torch.__version__})
-    path = Path(settings.cache_dir) / "onnx" / f"{type(cast).__name__}_{key[:16]}.onnx"
+    key = artefact_key(model, tuple(x.shape), file_settings, {"torch": torch.__version__})
+    path = Path(settings.cache_dir) / "onnx" / f"{type(model).__name__}_{key[:16]}.onnx"
     spec_path = path.with_suffix(".spec.json")
     if path.is_file() and spec_path.is_file():
         notes.append(f"model reused from {path}")
         return path, treespec_loads(json.loads(spec_path.read_text())["out_spec"])
-    out_spec, data, opset = _export(cast, x)
+    out_spec, data, opset = _export(cast_model(model, settings), x)
     notes.append(f"exporter: torch.onnx.export(dynamo=True), opset {opset}")
     atomic_write_bytes(path, data)
     atomic_write_bytes(spec_path, json.dumps({"out_spec": treespec_dumps(out_spec)}).encode())

@@ -19,14 +19,14 @@ oneDNN (MKLDNN) layouts; on CUDA it folds batch norm and fuses conv + add/relu.
 
 The model is traced in the run's precision and layout (a cast copy, see
 :func:`~hgbench.profile.backends.base.cast_model`). ``build_time_s`` is the time of
-trace + freeze + optimize.
+copy + trace + freeze + optimize.
 
 **Trace cache.** With a cache directory (:attr:`RunSettings.cache_dir`, as the ONNX files) the
 trace is saved with ``torch.jit.save``, atomically, to ``<cache_dir>/torchscript/<Model>_<digest>.pt``
 (digest: :func:`~hgbench.profile.backends.base.artefact_key`: weights, input shape, precision,
 layout, device kind, torch version), and a later ``prepare`` of the same model and setting loads
 it (``torch.jit.load``) instead of tracing again, then freezes and optimises it as above (a note
-says so; ``build_time_s`` is then load + freeze + optimize). Only the trace is cached: a frozen or
+says so; ``build_time_s`` is then load + freeze + optimize: no copy of the model is made). Only the trace is cached: a frozen or
 optimised module does not load again in torch 2.13 (``torch.jit.load`` fails with "required
 keyword attribute 'value' is undefined"). Measured on the 2-vCPU development VM, 64 px, batch 1
 (issue 29): tracing hg8 takes 2.6 s and loading its trace 0.9 s; hru8 4.4 s and 2.3 s; freezing
@@ -82,17 +82,16 @@ class TorchScriptBackend(Backend):
     def prepare(self, model: nn.Module, example_input: Tensor, settings: RunSettings) -> Prepared:
         device = example_input.device
         self.check_available(device)
-        cast = cast_model(model, settings)
         prepare_input = input_converter(settings, device)
         x = prepare_input(example_input)
         notes: list[str] = []
-        path = _trace_path(cast, x, settings)
+        path = _trace_path(model, x, settings)
         start = time.perf_counter()
         with torch.no_grad(), device_flags(settings, device), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
             traced = _cached_trace(path, device, notes)
             if traced is None:
-                traced = torch.jit.trace(cast, x, check_trace=False, strict=False)
+                traced = torch.jit.trace(cast_model(model, settings), x, check_trace=False, strict=False)
                 _save_trace(traced, path, notes)
             frozen = torch.jit.freeze(traced.eval())
             optimized = torch.jit.optimize_for_inference(frozen)
@@ -106,13 +105,13 @@ class TorchScriptBackend(Backend):
         )
 
 
-def _trace_path(cast: nn.Module, x: Tensor, settings: RunSettings) -> Path | None:
-    """Where the trace of ``cast`` at ``x``'s shape is cached (module docstring); ``None`` without
-    a cache directory."""
+def _trace_path(model: nn.Module, x: Tensor, settings: RunSettings) -> Path | None:
+    """Where the trace of ``model`` cast to the setting at ``x``'s shape is cached (module
+    docstring); ``None`` without a cache directory."""
     if settings.cache_dir is None:
         return None
-    key = artefact_key(cast, tuple(x.shape), settings, {"torch": torch.__version__, "device": x.device.type})
-    return Path(settings.cache_dir) / "torchscript" / f"{type(cast).__name__}_{key[:16]}.pt"
+    key = artefact_key(model, tuple(x.shape), settings, {"torch": torch.__version__, "device": x.device.type})
+    return Path(settings.cache_dir) / "torchscript" / f"{type(model).__name__}_{key[:16]}.pt"
 
 
 def _cached_trace(path: Path | None, device: torch.device, notes: list[str]) -> torch.jit.ScriptModule | None:
