@@ -11,7 +11,8 @@ setting, 45 % on the worst, for nothing that changed in the model.
 
 What. The calibration workload (:mod:`hgbench.profile.calibration`, the same fixed network
 on the same device and threads) is timed for :data:`PROBE_CALLS` calls right before and
-right after each timed window: a *probe* (about 15 ms on a CPU core). The machine's quiet
+right after each timed window: a *probe* (about 35 ms on a CPU core; windows timed back to
+back share the probe between them, :data:`FRESH_PROBE_S`). The machine's quiet
 level is the 10th percentile of every probe median so far in the run (:data:`QUIET_PERCENTILE`;
 disturbance only ever slows the probe down). A window is *quiet* when both its probes are
 within ``tolerance`` of that level; otherwise it is timed again right away, without preparing
@@ -70,6 +71,13 @@ MIN_HISTORY = 10
 """Probes timed before the first window is judged (fewer would make the first probe the
 quiet level, whatever the machine was doing)."""
 
+FRESH_PROBE_S = 0.2
+"""A probe that ended at most this many seconds before a window's before-probe is due serves as
+that probe (issue 29): the after-probe of the window just timed, when the sweep goes straight
+on to the next kept setting or times a disturbed window again. Two probes a few ms apart see
+the same machine (its disturbed states last seconds, see above), and each costs ~35 ms: a
+whole-registry sweep took 250 of them back to back."""
+
 
 @dataclass
 class QuietTimer:
@@ -101,6 +109,7 @@ class QuietTimer:
         self._x = calibration_input(self.device)
         self.probes_ms: list[float] = []
         self.samples_ms: list[float] = []  # every probe call, in order: the sweep's calibration
+        self._probe_ended: float | None = None  # time.perf_counter() at the end of the last probe
 
     def probe(self) -> float:
         """Time the calibration workload for :data:`PROBE_CALLS` calls (with the caller's
@@ -112,7 +121,15 @@ class QuietTimer:
                                   min_time_s=0.0, device=self.device)  # fmt: skip
         self.probes_ms.append(stats.p50)
         self.samples_ms += stats.samples_ms
+        self._probe_ended = time.perf_counter()
         return stats.p50
+
+    def before_probe(self) -> float:
+        """The probe before a window: the last one when it ended at most :data:`FRESH_PROBE_S` ago
+        (nothing but the harness ran since), else a new one."""
+        if self._probe_ended is not None and time.perf_counter() - self._probe_ended <= FRESH_PROBE_S:
+            return self.probes_ms[-1]
+        return self.probe()
 
     def ready(self) -> None:
         """Time probes until the history holds :data:`MIN_HISTORY` (the first :meth:`time` does
@@ -142,7 +159,8 @@ class QuietTimer:
         """Warm ``fn`` up, then time windows of it (:func:`time_callable` with ``min_iters``
         and ``min_time_s``, after one untimed call that refills the caches the probe used)
         until one is quiet or ``max_attempts`` were timed. The first call of a timer first
-        times :data:`MIN_HISTORY` probes.
+        times :data:`MIN_HISTORY` probes. A window's before-probe is the last probe when that
+        one is fresh (:meth:`before_probe`).
 
         Returns:
             The kept window's samples, and its description for the record's
@@ -159,7 +177,7 @@ class QuietTimer:
         best: tuple[float, LatencyStats, dict[str, Any], int] | None = None
         spent_s: list[float] = []  # each window's timed seconds: the discarded ones are "retimed" time
         for attempt in range(1, self.max_attempts + 1):
-            before = self.probe()
+            before = self.before_probe()
             warm_up(fn, iters=1, seconds=0.0, device=self.device)
             start = time.perf_counter()
             stats = time_callable(fn, warmup_iters=0, min_iters=min_iters, min_time_s=min_time_s, device=self.device)

@@ -72,6 +72,26 @@ def test_one_attempt_records_the_probes_and_never_retimes(scripted):
     assert window["attempts"] == 1 and window["quiet"] is False and machine.calls == 6
 
 
+def test_a_fresh_probe_serves_as_the_next_windows_before_probe(monkeypatch):
+    """Windows timed back to back (the next kept setting, a window timed again) share the probe
+    between them: one probe per window after the history, not two; a probe older than
+    FRESH_PROBE_S is not reused."""
+    timer = QuietTimer(torch.device("cpu"), max_attempts=1)
+    fast = lambda: None  # noqa: E731
+    _, first = timer.time(fast, **TIMING)
+    _, second = timer.time(fast, **TIMING)
+    assert len(timer.probes_ms) == MIN_HISTORY + 2 and len(timer.samples_ms) == quiet_module.PROBE_CALLS * (
+        MIN_HISTORY + 2
+    )
+    assert (
+        first["probe_p50_ms"][0] == timer.probes_ms[MIN_HISTORY - 1]
+        and second["probe_p50_ms"][0] == first["probe_p50_ms"][1]
+    )
+    monkeypatch.setattr(quiet_module, "FRESH_PROBE_S", 0.0)
+    timer.time(fast, **TIMING)
+    assert len(timer.probes_ms) == MIN_HISTORY + 4  # a stale probe: a new one before the window
+
+
 def test_the_quiet_level_is_the_10th_percentile_of_the_probes_so_far():
     timer = QuietTimer(torch.device("cpu"))
     with pytest.raises(ValueError, match="no probe"):
