@@ -24,8 +24,7 @@ Order of work:
 * **Repetitions 2..R**: the variants in a shuffled order, and each variant's settings
   shuffled (``random.Random(seed + r)``); each setting is timed again
   (:func:`~hgbench.profile.run.repeat_timing`) and its samples join the record's, which is saved
-  again. A kept setting is timed as it was prepared (after the quiet timer's one untimed call:
-  :attr:`Budget.warmup_iters`); one not kept is prepared again (from the backends' artefact
+  again. A kept setting is warmed up and timed as it was prepared; one not kept is prepared again (from the backends' artefact
   caches: ONNX files, TorchScript traces and TensorRT programs in the cache directory, Inductor's
   FX graph cache), warmed up, timed and released.
 * **One network, one measurement**: variants that build the same network (they differ only in
@@ -122,15 +121,13 @@ class Budget:
     """How long each setting is warmed up and timed (see :func:`~hgbench.profile.latency.time_callable`).
 
     Attributes:
-        warmup_iters: untimed calls before a setting's first repetition, and before every
-            repetition of a setting prepared again (first calls of a new TorchScript module, ONNX
-            session or compiled graph are slower: TorchScript's profiling executor optimises
-            the graph on its second call). A kept setting's later repetitions get none: their
-            first-call costs were paid in repetition 1, and what the settings timed in between
-            took (the caches) is refilled by the untimed call the quiet timer makes right before
-            every window (:meth:`~hgbench.profile.quiet.QuietTimer.time`). Before issue 29
-            every repetition had them (4 untimed calls per window where the 60-200 ms networks
-            time 4).
+        warmup_iters: untimed calls before *each* repetition (first calls of a new TorchScript
+            module, ONNX session or compiled graph are slower: TorchScript's profiling executor
+            optimises the graph on its second call; a kept one has had its caches taken by the
+            settings timed since its last repetition). Kept settings keep them in every
+            repetition: timed after only the quiet timer's one untimed call, two whole-registry
+            runs agreed less well on TorchScript (median spread 4.7 % against 2.9 % for two runs
+            that warmed every repetition up; ``benchmarks/reference/sweep-time/README.md``).
         warmup_s: untimed seconds (at least), on top of the calls, before the first setting of
             each backend in a sweep: clock ramp-up and the runtime's process-wide one-off costs
             (thread pools, allocator growth) are paid once and stay paid while the sweep runs;
@@ -169,13 +166,12 @@ class Budget:
                 f"{self.warmup_iters=}, {self.warmup_s=}, {self.min_time_s=}, {self.quiet_attempts=}, {self.quiet_tolerance=}"
             )
 
-    def per_repetition(self, repetition: int = 1, first_of_backend: bool = True, kept: bool = False) -> dict[str, Any]:
+    def per_repetition(self, repetition: int = 1, first_of_backend: bool = True) -> dict[str, Any]:
         """Keyword arguments of repetition ``repetition`` (1-based) for :func:`profile_model` /
         :func:`repeat_timing`; ``first_of_backend``: the sweep's first setting of its backend
-        (the one that gets ``warmup_s``); ``kept``: the setting was prepared in an earlier
-        repetition and kept (no ``warmup_iters`` after repetition 1)."""
+        (the one that gets ``warmup_s``)."""
         return {
-            "warmup_iters": 0 if kept and repetition > 1 else self.warmup_iters,
+            "warmup_iters": self.warmup_iters,
             "warmup_s": self.warmup_s if repetition == 1 and first_of_backend else 0.0,
             "min_iters": math.ceil(self.min_iters / self.repetitions),
             "min_time_s": self.min_time_s / self.repetitions,
@@ -373,12 +369,12 @@ class _Sweep:
 
     def time_again(self, index: int, position: int, model: nn.Module | None, r: int) -> None:
         """Repetition ``r`` of setting ``position`` of job ``index`` (:func:`repeat_timing`): the
-        kept setting, or one not kept prepared again and warmed up by the budget's calls
-        (:meth:`Budget.per_repetition`), is timed, and saved; a setting not kept is then released."""
+        kept setting, or one not kept prepared again, is warmed up by the budget's calls
+        (:meth:`Budget.per_repetition`), timed, and saved; a setting not kept is then released."""
         record, s = self.by_job[index][position]
         kept = self.kept.get((index, position))
         repeat_timing(record, model, settings=s, threads=self.threads, quiet=self.quiet, kept=kept,
-                      **self.budget.per_repetition(r, kept=kept is not None))  # fmt: skip
+                      **self.budget.per_repetition(r))  # fmt: skip
         if record.status != "ok" and self.kept.pop((index, position), None) is not None:
             free_memory(self.device)  # what the failed setting held
         with phase("records"):
