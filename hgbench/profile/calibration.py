@@ -98,7 +98,8 @@ def calibration_block(samples_ms: list[float], device: torch.device | str, threa
 
 
 def pool_calibrations(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """One calibration from several blocks of :func:`measure_calibration` timed during a sweep
+    """One calibration from several blocks (:func:`calibration_block`: a sweep's probes per visit
+    of a variant, or :func:`measure_calibration`) timed during a sweep
     (interleaved with the profiled settings, so that it sees the machine as they did).
 
     Every record of a sweep carries this pooled calibration, so it keeps a summary, not the

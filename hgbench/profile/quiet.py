@@ -53,7 +53,7 @@ from hgbench.profile.tf32 import tf32_mode
 from hgbench.profile.timeline import current, phase
 
 PROBE_CALLS = 10
-"""Calibration calls per probe (the probe is their median); about 15 ms on one CPU core."""
+"""Calibration calls per probe (the probe is their median); about 35 ms on one CPU core."""
 
 QUIET_PERCENTILE = 10.0
 """Percentile of the run's probe medians taken as the quiet level (low, because disturbance
@@ -126,8 +126,10 @@ class QuietTimer:
 
     def before_probe(self) -> float:
         """The probe before a window: the last one when it ended at most :data:`FRESH_PROBE_S` ago
-        (nothing but the harness ran since), else a new one."""
-        if self._probe_ended is not None and time.perf_counter() - self._probe_ended <= FRESH_PROBE_S:
+        (nothing but the harness ran since) and was quiet, else a new one (a disturbed probe
+        reused would condemn the next window whatever the machine does then)."""
+        fresh = self._probe_ended is not None and time.perf_counter() - self._probe_ended <= FRESH_PROBE_S
+        if fresh and self.probes_ms[-1] <= self.quiet_level_ms() * (1.0 + self.tolerance):
             return self.probes_ms[-1]
         return self.probe()
 

@@ -226,12 +226,14 @@ def run_sweep(
         seed: seeds the shuffled order of repetitions 2..R.
         skipped: ``(backend, precision)`` pairs of the cross product not run (no record).
         on_step: called with a label before each step and ``advance=True`` after each
-            setting's repetition (for a progress bar: ``len(jobs) * len(batch_sizes) *
-            len(backends) * len(settings_list) * repetitions`` advances in all).
+            setting's repetition (for a progress bar: networks (``len(jobs)`` less
+            :func:`network_twins`) x batch sizes x (backend x precision pairs less ``skipped``) x
+            repetitions advances in all).
 
     Returns:
-        ``(record, path)`` per setting, in repetition 1's order; failed settings included
-        (``status="error"``, see :func:`profile_model`).
+        ``(record, path)`` per setting, in repetition 1's order, each copy for a variant of the
+        same network right after the record it copies (:func:`shared_record`); failed settings
+        included (``status="error"``, see :func:`profile_model`).
 
     Raises:
         OSError: a record cannot be written.
@@ -247,6 +249,7 @@ def run_sweep(
     try:
         with fixed_threads(threads):  # the probes time the calibration workload with the sweep's threads
             sweep.quiet.ready()
+        sweep.block_start = len(sweep.quiet.samples_ms)  # the history's first calls are cold: not calibration
         for index in range(len(sweep.jobs)):
             if index not in sweep.twins:
                 _first_repetition(sweep, index)
@@ -281,7 +284,7 @@ def shared_record(record: ProfileRecord, spec: VariantSpec, num_joints: int) -> 
     the same network (:func:`network_twins`): a copy with ``spec``'s network identity and
     ``measured_as`` naming the variant measured."""
     shared = record.model_copy(deep=True)
-    shared.update(network_identity(spec, num_joints), measured_as=record.variant)
+    shared.update(network_identity(spec, num_joints), measured_as=record.variant, not_written=None)
     return shared
 
 

@@ -25,7 +25,7 @@ PHASES: dict[str, str] = {
     "timed": "timed windows whose samples are kept in the records",
     "retimed": "timed windows discarded because a calibration probe said the machine was disturbed",
     "warmup": "untimed warm-up calls before a window",
-    "probes": "calibration blocks and the quiet-window probes around each window",
+    "probes": "the quiet-window probes around each window (they time the calibration workload)",
     "prepare": "backend preparation: trace, export, compile, session or engine, from the artefact cache where it hits",
     "complexity": "counting parameters, MACs, FLOPs and activation memory (or reading them from the cache)",
     "models": "building the fp32 models",

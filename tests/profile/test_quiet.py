@@ -77,6 +77,14 @@ def test_a_fresh_probe_serves_as_the_next_windows_before_probe(monkeypatch):
     between them: one probe per window after the history, not two; a probe older than
     FRESH_PROBE_S is not reused."""
     timer = QuietTimer(torch.device("cpu"), max_attempts=1)
+    real_probe = timer.probe
+
+    def steady_probe():  # the real probe's bookkeeping, a steady machine's value
+        real_probe()
+        timer.probes_ms[-1] = 1.0
+        return 1.0
+
+    monkeypatch.setattr(timer, "probe", steady_probe)
     fast = lambda: None  # noqa: E731
     _, first = timer.time(fast, **TIMING)
     _, second = timer.time(fast, **TIMING)
@@ -90,6 +98,24 @@ def test_a_fresh_probe_serves_as_the_next_windows_before_probe(monkeypatch):
     monkeypatch.setattr(quiet_module, "FRESH_PROBE_S", 0.0)
     timer.time(fast, **TIMING)
     assert len(timer.probes_ms) == MIN_HISTORY + 4  # a stale probe: a new one before the window
+
+
+def test_a_disturbed_probe_is_never_reused_as_the_next_windows_before_probe(monkeypatch):
+    """The after-probe of a disturbed window is fresh when the window is timed again at once;
+    reused, it would condemn the retry whatever the machine does then: a new probe is taken."""
+    timer = QuietTimer(torch.device("cpu"), tolerance=0.10, max_attempts=2)
+    values = iter([1.0] * MIN_HISTORY + [2.0, 1.0, 1.0])
+
+    def probe():
+        value = next(values)
+        timer.probes_ms.append(value)
+        timer._probe_ended = time.perf_counter()
+        return value
+
+    monkeypatch.setattr(timer, "probe", probe)
+    _, window = timer.time(lambda: None, **TIMING)
+    assert window == {"attempts": 2, "probe_p50_ms": [1.0, 1.0], "quiet_level_ms": pytest.approx(1.0), "quiet": True}
+    assert len(timer.probes_ms) == MIN_HISTORY + 3  # the first before-probe reused, the disturbed one not
 
 
 def test_the_quiet_level_is_the_10th_percentile_of_the_probes_so_far():

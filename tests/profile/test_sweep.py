@@ -16,7 +16,7 @@ from hgbench.profile import profile_model
 from hgbench.profile import sweep as sweep_module
 from hgbench.profile.backends import Backend, Prepared, RunSettings
 from hgbench.profile.calibration import measure_calibration, pool_calibrations
-from hgbench.profile.quiet import MIN_HISTORY, PROBE_CALLS
+from hgbench.profile.quiet import PROBE_CALLS
 from hgbench.profile.roofline import Ceilings
 from hgbench.profile.run import latency_entry, repeat_timing
 from hgbench.profile.sweep import Budget, build_profiled_model, run_sweep
@@ -70,7 +70,7 @@ def drifting(monkeypatch):
     return Drifting
 
 
-def _sweep(tmp_path, repetitions: int, calls_per_setting: int, features=(16, 16)):
+def _sweep(tmp_path, repetitions: int, calls_per_setting: int, features=(16, 24)):
     jobs = [(tiny_spec(f"v{i}", f), 4) for i, f in enumerate(features)]
     budget = Budget(
         warmup_iters=0,
@@ -191,10 +191,10 @@ def test_interleaved_repetitions_cancel_a_drifting_machine(tmp_path, drifting):
         on_disk = read_record(path)
         assert on_disk["latency_ms"] == body["latency_ms"]
         assert on_disk["calibration"]["blocks"] == 2 * 8  # one block per variant per repetition
-        # pooled from the probes: the history before the first window, then one after each of the
-        # 16 windows and one before it unless the previous window's is fresh (quiet.FRESH_PROBE_S)
+        # pooled from the probes around the windows (not the cold history before the first): one
+        # after each of the 16 windows, one before it unless the previous window's is fresh and quiet
         probes, rest = divmod(on_disk["calibration"]["n"], PROBE_CALLS)
-        assert rest == 0 and MIN_HISTORY + 2 * 8 <= probes <= MIN_HISTORY + 2 * 2 * 8
+        assert rest == 0 and 2 * 8 <= probes <= 2 * 2 * 8
         assert on_disk["calibration"] == interleaved[0][0]["calibration"]  # one pooled calibration for the run
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -285,6 +286,19 @@ def device_flags(settings: RunSettings, device: torch.device) -> contextlib.Abst
 def run_context(settings: RunSettings, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
     """A :attr:`Prepared.context` factory: :func:`device_flags` for ``settings`` on ``device``."""
     return lambda: device_flags(settings, device)
+
+
+@functools.lru_cache(maxsize=1)
+def model_code_digest() -> str:
+    """SHA-256 (16 hex digits) of the sources of :mod:`hgbench.models`, read once per process: in
+    the key of an artefact traced or exported from the model's ``forward``, so that a change of
+    the model code that leaves the module structure and weights alone (an upsampling mode, how
+    the stacks are combined) builds anew instead of loading the old graph."""
+    digest = hashlib.sha256()
+    models = Path(__file__).resolve().parents[2] / "models"
+    for f in sorted(models.rglob("*.py")):
+        digest.update(f.relative_to(models).as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def artefact_key(

@@ -12,7 +12,7 @@ The legacy TorchScript-based exporter (``dynamo=False``) is deprecated and not n
 variants are far below ONNX's 2 GiB protobuf limit). With a cache directory the file is
 written atomically to ``<cache_dir>/onnx/<Model>_<digest>.onnx`` (digest:
 :func:`~hgbench.profile.backends.base.artefact_key`: weights, input shape, precision, torch
-version), beside ``<...>.spec.json`` (the output tree spec, ``torch.utils._pytree.treespec_dumps``),
+version, the model code), beside ``<...>.spec.json`` (the output tree spec, ``torch.utils._pytree.treespec_dumps``),
 and a later ``prepare`` of the same model and setting loads it instead of exporting again
 (a note says so; ``build_time_s`` is then session creation only, else copy + export + session
 creation). Without one it goes to a temporary directory removed after loading.
@@ -86,6 +86,7 @@ from hgbench.profile.backends.base import (
     artefact_key,
     cast_model,
     input_converter,
+    model_code_digest,
     quantized_support,
 )
 from hgbench.profile.tf32 import readable_flags
@@ -306,7 +307,7 @@ def _model_file(model: nn.Module, x: Tensor, settings: RunSettings, tmp: Path, n
     file_settings = dataclasses.replace(
         settings, tf32=False, precision="fp32" if settings.quantized else settings.precision
     )
-    key = artefact_key(model, tuple(x.shape), file_settings, {"torch": torch.__version__})
+    key = artefact_key(model, tuple(x.shape), file_settings, {"torch": torch.__version__, "models": model_code_digest()})
     path = Path(settings.cache_dir) / "onnx" / f"{type(model).__name__}_{key[:16]}.onnx"
     spec_path = path.with_suffix(".spec.json")
     if path.is_file() and spec_path.is_file():

@@ -24,11 +24,13 @@ copy + trace + freeze + optimize.
 **Trace cache.** With a cache directory (:attr:`RunSettings.cache_dir`, as the ONNX files) the
 trace is saved with ``torch.jit.save``, atomically, to ``<cache_dir>/torchscript/<Model>_<digest>.pt``
 (digest: :func:`~hgbench.profile.backends.base.artefact_key`: weights, input shape, precision,
-layout, device kind, torch version), and a later ``prepare`` of the same model and setting loads
-it (``torch.jit.load``) instead of tracing again, then freezes and optimises it as above (a note
-says so; ``build_time_s`` is then load + freeze + optimize: no copy of the model is made). Only the trace is cached: a frozen or
-optimised module does not load again in torch 2.13 (``torch.jit.load`` fails with "required
-keyword attribute 'value' is undefined"). Measured on the 2-vCPU development VM, 64 px, batch 1
+layout, device kind, torch version, the model code:
+:func:`~hgbench.profile.backends.base.model_code_digest`), and a later ``prepare`` of the same
+model and setting loads it (``torch.jit.load``) instead of tracing again, then freezes and
+optimises it as above (a note says so; ``build_time_s`` is then load + freeze + optimize: no
+copy of the model is made). Only the trace is cached: a frozen or optimised module does not
+load again in torch 2.13 (``torch.jit.load`` fails with "required keyword attribute 'value' is
+undefined"). Measured on the 2-vCPU development VM, 64 px, batch 1
 (issue 29): tracing hg8 takes 2.6 s and loading its trace 0.9 s; hru8 4.4 s and 2.3 s; freezing
 and optimising take the same time either way (hg8 1.4 s, hru8 3.2 s).
 """
@@ -53,6 +55,7 @@ from hgbench.profile.backends.base import (
     device_flags,
     in_inference_mode,
     input_converter,
+    model_code_digest,
     run_context,
 )
 
@@ -110,7 +113,8 @@ def _trace_path(model: nn.Module, x: Tensor, settings: RunSettings) -> Path | No
     docstring); ``None`` without a cache directory."""
     if settings.cache_dir is None:
         return None
-    key = artefact_key(model, tuple(x.shape), settings, {"torch": torch.__version__, "device": x.device.type})
+    versions = {"torch": torch.__version__, "device": x.device.type, "models": model_code_digest()}
+    key = artefact_key(model, tuple(x.shape), settings, versions)
     return Path(settings.cache_dir) / "torchscript" / f"{type(model).__name__}_{key[:16]}.pt"
 
 
