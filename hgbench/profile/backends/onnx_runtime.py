@@ -307,7 +307,9 @@ def _model_file(model: nn.Module, x: Tensor, settings: RunSettings, tmp: Path, n
     file_settings = dataclasses.replace(
         settings, tf32=False, precision="fp32" if settings.quantized else settings.precision
     )
-    key = artefact_key(model, tuple(x.shape), file_settings, {"torch": torch.__version__, "models": model_code_digest()})
+    key = artefact_key(
+        model, tuple(x.shape), file_settings, {"torch": torch.__version__, "models": model_code_digest()}
+    )
     path = Path(settings.cache_dir) / "onnx" / f"{type(model).__name__}_{key[:16]}.onnx"
     spec_path = path.with_suffix(".spec.json")
     if path.is_file() and spec_path.is_file():
