@@ -10,9 +10,9 @@ seconds, and two whole-registry runs of one command disagreed by 5.6 % on the me
 setting, 45 % on the worst, for nothing that changed in the model.
 
 What. The calibration workload (:mod:`hgbench.profile.calibration`, the same fixed network
-on the same device and threads) is timed for :data:`PROBE_CALLS` calls right before and
-right after each timed window: a *probe* (about 35 ms on a CPU core; windows timed back to
-back share the probe between them, :data:`FRESH_PROBE_S`). The machine's quiet
+on the same device and threads) is timed for :data:`PROBE_CALLS` calls right before each
+window's warm-up calls and right after the window: a *probe* (about 35 ms on a CPU core;
+windows timed back to back share the probe between them, :data:`FRESH_PROBE_S`). The machine's quiet
 level is the 10th percentile of every probe median so far in the run (:data:`QUIET_PERCENTILE`;
 disturbance only ever slows the probe down). A window is *quiet* when both its probes are
 within ``tolerance`` of that level; otherwise it is timed again right away, without preparing
@@ -158,11 +158,15 @@ class QuietTimer:
         min_iters: int = 10,
         min_time_s: float = 1.0,
     ) -> tuple[LatencyStats, dict[str, Any]]:
-        """Warm ``fn`` up, then time windows of it (:func:`time_callable` with ``min_iters``
-        and ``min_time_s``, after one untimed call that refills the caches the probe used)
-        until one is quiet or ``max_attempts`` were timed. The first call of a timer first
-        times :data:`MIN_HISTORY` probes. A window's before-probe is the last probe when that
-        one is fresh (:meth:`before_probe`).
+        """Time windows of ``fn`` (:func:`time_callable` with ``min_iters`` and ``min_time_s``)
+        until one is quiet or ``max_attempts`` were timed. The first window's before-probe is
+        followed by the warm-up (``warmup_iters`` calls, at least one, and ``warmup_s``), which
+        also refills the caches the probe used; a window timed again gets one untimed call
+        after its probe. The first call of a timer first times :data:`MIN_HISTORY` probes. A
+        window's before-probe is the last probe when that one is fresh (:meth:`before_probe`):
+        with the warm-up after it, the previous setting's after-probe serves when the sweep goes
+        straight on (issue 29: before, the warm-up came first and a probe was timed again after
+        it, one extra probe and one extra call per window).
 
         Returns:
             The kept window's samples, and its description for the record's
@@ -174,13 +178,15 @@ class QuietTimer:
             ValueError: bad timing arguments (see :func:`time_callable`).
             Whatever ``fn`` raises.
         """
-        warm_up(fn, iters=warmup_iters, seconds=warmup_s, device=self.device)
         self.ready()
         best: tuple[float, LatencyStats, dict[str, Any], int] | None = None
         spent_s: list[float] = []  # each window's timed seconds: the discarded ones are "retimed" time
         for attempt in range(1, self.max_attempts + 1):
             before = self.before_probe()
-            warm_up(fn, iters=1, seconds=0.0, device=self.device)
+            if attempt == 1:  # the warm-up, after the probe: it also refills what the probe took
+                warm_up(fn, iters=max(1, warmup_iters), seconds=warmup_s, device=self.device)
+            else:
+                warm_up(fn, iters=1, seconds=0.0, device=self.device)
             start = time.perf_counter()
             stats = time_callable(fn, warmup_iters=0, min_iters=min_iters, min_time_s=min_time_s, device=self.device)
             spent_s.append(time.perf_counter() - start)

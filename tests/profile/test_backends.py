@@ -400,22 +400,22 @@ def test_torchscript_matches_eager_and_keeps_the_list_of_stacks():
     assert prepared.build_time_s > 0
 
 
-def test_torchscript_reuses_its_trace_only_for_the_same_weights_and_shape(tmp_path, monkeypatch):
-    """With a cache directory the trace is saved; the same weights and shape load it instead of
-    tracing (then freeze and optimise it as before: the output still matches eager); other
+def test_torchscript_reuses_its_frozen_module_only_for_the_same_weights_and_shape(tmp_path, monkeypatch):
+    """With a cache directory the frozen module is saved; the same weights and shape load it
+    instead of tracing and freezing (then optimise it as before: the output still matches eager); other
     weights trace anew; an unreadable cached file is traced again and written over."""
     model, x = tiny_hourglass(), torch.randn(2, 3, 16, 16)
     original = {k: v.clone() for k, v in model.state_dict().items()}
     settings = RunSettings(cache_dir=tmp_path)
     first, _ = run_backend("torchscript", model, x, settings)
-    [saved] = (tmp_path / "torchscript").glob("*.pt")
-    assert any(note == f"trace written to {saved}" for note in first.notes)
+    [saved] = (tmp_path / "torchscript").glob("*.frozen.pt")
+    assert any(note == f"frozen module written to {saved}" for note in first.notes)
     traces = []
     real_trace = torch.jit.trace
     monkeypatch.setattr(torch.jit, "trace", lambda *a, **k: traces.append(a) or real_trace(*a, **k))
 
     again, out = run_backend("torchscript", model, x, settings)
-    assert traces == [] and any(note == f"trace reused from {saved}" for note in again.notes)
+    assert traces == [] and any(note == f"frozen module reused from {saved}" for note in again.notes)
     assert compare_outputs(eager_reference(model, x), out)["ok"]
 
     with torch.no_grad():
@@ -424,7 +424,7 @@ def test_torchscript_reuses_its_trace_only_for_the_same_weights_and_shape(tmp_pa
     assert len(traces) == 1 and len(list((tmp_path / "torchscript").glob("*.pt"))) == 2
     assert compare_outputs(eager_reference(model, x), out)["ok"]
 
-    saved.write_bytes(b"not a trace")  # a partial or foreign file
+    saved.write_bytes(b"not a module")  # a partial or foreign file
     model.load_state_dict(original)
     repaired, out = run_backend("torchscript", model, x, settings)
     assert len(traces) == 2 and any("not loaded" in note for note in repaired.notes)

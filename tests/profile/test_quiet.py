@@ -100,6 +100,34 @@ def test_a_fresh_probe_serves_as_the_next_windows_before_probe(monkeypatch):
     assert len(timer.probes_ms) == MIN_HISTORY + 4  # a stale probe: a new one before the window
 
 
+def test_the_warm_up_follows_the_before_probe_and_refills_the_caches(monkeypatch):
+    """The warm-up comes after the before-probe: a warm-up longer than FRESH_PROBE_S does not
+    make the previous window's after-probe stale, and its calls are the refill (warmup_iters
+    untimed calls per window, not one more)."""
+    timer = QuietTimer(torch.device("cpu"), max_attempts=1)
+    order = []
+    real_probe = timer.probe
+
+    def steady_probe():
+        real_probe()
+        timer.probes_ms[-1] = 1.0
+        order.append("probe")
+        return 1.0
+
+    def slow():
+        order.append("call")
+        time.sleep(quiet_module.FRESH_PROBE_S / 2)
+
+    monkeypatch.setattr(timer, "probe", steady_probe)
+    timer.ready()
+    order.clear()
+    timing = {"warmup_iters": 3, "min_iters": 2, "min_time_s": 0.0}
+    _, first = timer.time(slow, **timing)
+    _, second = timer.time(slow, **timing)
+    assert order == ["call"] * 5 + ["probe"] + ["call"] * 5 + ["probe"]  # the history's last probe is fresh too
+    assert second["probe_p50_ms"][0] == first["probe_p50_ms"][1]
+
+
 def test_a_disturbed_probe_is_never_reused_as_the_next_windows_before_probe(monkeypatch):
     """The after-probe of a disturbed window is fresh when the window is timed again at once;
     reused, it would condemn the retry whatever the machine does then: a new probe is taken."""
