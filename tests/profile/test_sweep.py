@@ -223,6 +223,32 @@ def test_variants_that_build_the_same_network_are_timed_once_and_each_gets_the_r
     assert on_disk["variant"] == "v1" and on_disk["measured_as"] == "v0" and on_disk["latency_ms"] == r0.latency_ms
 
 
+def test_a_failed_measurement_is_the_failure_of_every_variant_of_its_network(tmp_path, drifting, monkeypatch):
+    """v0's setting fails to prepare: v1 (the same network) gets the failed record under its own
+    identity, naming v0, not a success; v2 (another network) is measured as usual."""
+    real_prepare = Drifting.prepare
+
+    def prepare(self, model, example_input, settings):
+        if sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in build_profiled_model(
+                tiny_spec("v0"), 4, 16, torch.device("cpu")).parameters()):  # fmt: skip
+            raise RuntimeError("no kernel for this network")
+        return real_prepare(self, model, example_input, settings)
+
+    monkeypatch.setattr(Drifting, "prepare", prepare)
+    v0, v2 = tiny_spec("v0"), tiny_spec("v2", 8)
+    v1 = dataclasses.replace(tiny_spec("v1"), supervision="final")
+    budget = Budget(warmup_iters=0, warmup_s=0.0, min_iters=3, min_time_s=0.0, repetitions=2, quiet_attempts=1)
+    rows = run_sweep(
+        [(v0, 4), (v1, 4), (v2, 4)], backends=["drifting"], settings_list=[RunSettings()], batch_sizes=[1],
+        input_size=16, device=torch.device("cpu"), threads=1, budget=budget, results_dir=tmp_path,
+        provenance=collect_provenance(["hgbench", "profile"], threads=1), ceilings={("fp32", False): CEILINGS},
+    )  # fmt: skip
+    (r0, _), (r1, p1), (r2, _) = rows
+    assert r0.status == r1.status == "error" and "no kernel for this network" in r1.error
+    assert r1.variant == "v1" and r1.measured_as == "v0" and read_record(p1)["status"] == "error"
+    assert r2.status == "ok" and r2.measured_as is None and r2.latency_ms["repetitions"] == 2
+
+
 def _visits(called: list) -> list:
     """The settings (by parameter count) in the order they were called, runs of calls of one setting as one visit."""
     return [size for i, size in enumerate(called) if i == 0 or called[i - 1] != size]
