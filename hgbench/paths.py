@@ -30,6 +30,8 @@ overrides both (a user's own registry).
 from __future__ import annotations
 
 import errno
+import functools
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -68,6 +70,21 @@ def is_machine_fault(error: BaseException) -> bool:
     """Whether ``error`` is a fault of the machine: a :class:`MachineFaultError`, or an
     ``OSError`` whose ``errno`` is in :data:`MACHINE_FAULT_ERRNOS`."""
     return isinstance(error, MachineFaultError) or (isinstance(error, OSError) and error.errno in MACHINE_FAULT_ERRNOS)
+
+
+@functools.lru_cache(maxsize=8)
+def source_digest(*sources: str) -> str:
+    """SHA-256 (hex) of hgbench's own source files ``sources`` (paths relative to the package: a
+    folder stands for every ``*.py`` under it), each hashed as its package-relative path, a NUL
+    byte and its bytes, in sorted order; read once per process. In the keys of what the code
+    computes and a cache keeps (complexity counts, traced and exported artefacts), so that a
+    change of that code computes anew instead of reading the old result."""
+    digest = hashlib.sha256()
+    for rel in sources:
+        root = _PACKAGE / rel
+        for f in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+            digest.update(f.relative_to(_PACKAGE).as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
 
 
 def variants_dir() -> Path:

@@ -64,6 +64,7 @@ from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from hgbench.fileio import atomic_write_json
 from hgbench.models import count_parameters
+from hgbench.paths import source_digest
 from hgbench.records.key import architecture_hash
 
 # Deprecation noise from the counters themselves: fvcore's import scripts a loss function
@@ -406,21 +407,16 @@ def complexity_cache_key(spec: Any, num_joints: int, input_size: int, device: st
 
 @functools.lru_cache(maxsize=4)
 def _counting_code(counted_by: tuple[str, ...]) -> tuple[str, dict[str, str | None]]:
-    """The SHA-256 of the sources ``counted_by`` (relative to the package) and the versions of the
-    counters, read once per process (a sweep asks once per variant)."""
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for rel in counted_by:
-        root = package / rel
-        for f in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
-            digest.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes())
+    """The SHA-256 of the sources ``counted_by`` (relative to the package,
+    :func:`hgbench.paths.source_digest`) and the versions of the counters, read once per process
+    (a sweep asks once per variant)."""
     versions = {}
     for dist in ("torch", "fvcore", "thop"):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = None
-    return digest.hexdigest(), versions
+    return source_digest(*counted_by), versions
 
 
 def cached_complexity_record(

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -52,6 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from hgbench.config.axes import COMPILE_MODES, QUANTIZED_PRECISIONS, spoken
+from hgbench.paths import source_digest
 from hgbench.profile.calibration_data import CalibrationSet
 from hgbench.profile.tf32 import tf32_mode
 
@@ -288,17 +288,13 @@ def run_context(settings: RunSettings, device: torch.device) -> Callable[[], con
     return lambda: device_flags(settings, device)
 
 
-@functools.lru_cache(maxsize=1)
 def model_code_digest() -> str:
-    """SHA-256 (16 hex digits) of the sources of :mod:`hgbench.models`, read once per process: in
-    the key of an artefact traced or exported from the model's ``forward``, so that a change of
-    the model code that leaves the module structure and weights alone (an upsampling mode, how
-    the stacks are combined) builds anew instead of loading the old graph."""
-    digest = hashlib.sha256()
-    models = Path(__file__).resolve().parents[2] / "models"
-    for f in sorted(models.rglob("*.py")):
-        digest.update(f.relative_to(models).as_posix().encode() + b"\0" + f.read_bytes())
-    return digest.hexdigest()[:16]
+    """SHA-256 (16 hex digits) of the sources of :mod:`hgbench.models`
+    (:func:`hgbench.paths.source_digest`): in the key of an artefact traced or exported from the
+    model's ``forward``, so that a change of the model code that leaves the module structure and
+    weights alone (an upsampling mode, how the stacks are combined) builds anew instead of
+    loading the old graph."""
+    return source_digest("models")[:16]
 
 
 def artefact_key(
