@@ -246,6 +246,20 @@ def squeue_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     return out
 
 
+SQUEUE_OUTAGE_S = 900.0
+"""Seconds :func:`wait_slurm` waits through a controller that does not answer (``slurmctld``
+restarting or failing over, a network blip between the login node and the controller) before
+it stops waiting and counts the jobs it could not see as gone."""
+
+
+def controller_answers() -> bool:
+    """Whether a Slurm controller answers ``sinfo`` now (as :func:`require_slurm` checks it)."""
+    try:
+        return subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def wait_slurm(
     launched: Sequence[Any],
     poll_s: float = 10.0,
@@ -255,11 +269,23 @@ def wait_slurm(
     shows it in no active state, or no longer knows it), calling ``on_change(job, state, reason)``
     whenever a job's Slurm state changes (``"gone"`` once ``squeue`` has forgotten it). A requeued
     job is active again (PENDING) and waited for. How each ended is for its command to read.
+
+    A job missing from ``squeue``'s answer counts as gone only while a controller answers
+    (:func:`controller_answers`): while none does, its state is ``"unknown"`` and the wait goes
+    on, for at most :data:`SQUEUE_OUTAGE_S` in a row (a brief controller outage must not end the
+    wait of jobs that are still running, whose results would then be read too early).
     """
     last: dict[str, str] = {}
     pending = [x for x in launched if x.job_id]
+    outage_since: float | None = None
     while pending:
         states = squeue_states([x.job_id for x in pending])
+        if any(x.job_id not in states for x in pending) and not controller_answers():
+            outage_since = outage_since if outage_since is not None else time.monotonic()
+            if time.monotonic() - outage_since < SQUEUE_OUTAGE_S:
+                states = {x.job_id: states.get(x.job_id, ("unknown", "no Slurm controller answers")) for x in pending}
+        else:
+            outage_since = None
         still = []
         for x in pending:
             state, reason = states.get(x.job_id, ("gone", ""))
@@ -267,7 +293,7 @@ def wait_slurm(
                 last[x.job_id] = state
                 if on_change is not None:
                     on_change(x, state, reason)
-            if state in SLURM_ACTIVE:
+            if state in SLURM_ACTIVE or state == "unknown":
                 still.append(x)
         pending = still
         if pending:

@@ -526,3 +526,29 @@ def test_two_trains_of_one_run_one_exits_2_naming_the_lock(tmp_path, tiny_protoc
     finally:
         if first.poll() is None:
             first.kill()
+
+
+def test_waiting_goes_on_through_a_controller_outage_and_ends_when_the_job_has(monkeypatch):
+    """``squeue`` fails for two polls while no controller answers: the job is "unknown", not gone,
+    and the wait goes on until Slurm says the job completed; an outage longer than
+    SQUEUE_OUTAGE_S ends the wait (the job then counts as gone)."""
+    from types import SimpleNamespace
+
+    from hgbench import slurm
+
+    answers = iter([{"7": ("RUNNING", "None")}, {}, {}, {"7": ("COMPLETED", "None")}])
+    monkeypatch.setattr(slurm, "squeue_states", lambda ids: next(answers))
+    monkeypatch.setattr(slurm, "controller_answers", lambda: False)
+    seen = []
+    slurm.wait_slurm([SimpleNamespace(job_id="7")], poll_s=0, on_change=lambda job, state, reason: seen.append(state))
+    assert seen == ["RUNNING", "unknown", "COMPLETED"]
+
+    monkeypatch.setattr(slurm, "squeue_states", lambda ids: {})
+    monkeypatch.setattr(slurm, "SQUEUE_OUTAGE_S", 0.0)
+    seen.clear()
+    slurm.wait_slurm([SimpleNamespace(job_id="7")], poll_s=0, on_change=lambda job, state, reason: seen.append(state))
+    assert seen == ["gone"]
+    monkeypatch.setattr(slurm, "controller_answers", lambda: True)  # the controller answers: forgotten means gone
+    seen.clear()
+    slurm.wait_slurm([SimpleNamespace(job_id="7")], poll_s=0, on_change=lambda job, state, reason: seen.append(state))
+    assert seen == ["gone"]
