@@ -131,12 +131,13 @@ def job_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def check_here(options: dict[str, Any]) -> None:
     """Check the sweep's options on the submit host with :func:`hgbench.profile.plan.plan_profile`
-    as the jobs will, except what only the job's node can say. ``--threads`` above this host's
-    CPUs is left to the job. Where this host cannot run the jobs' device (``--device cuda``, or no
-    ``--device`` and no GPU here: the job takes its node's GPU), the plan is checked on the CPU
-    with the backends that run here; the others' names are checked, their availability on the
-    GPU, the quantized precisions, the memory of the batch sizes and the threads are the job's
-    to check (a job refused there fails with the reason in its log).
+    as the jobs will, except what only the job's node can say: ``--threads`` above this host's
+    CPUs and whether the batch sizes fit in memory (a login node's memory is not the compute
+    node's) are left to the job. Where this host cannot run the jobs' device (``--device cuda``,
+    or no ``--device`` and no GPU here: the job takes its node's GPU), the plan is checked on the
+    CPU with the backends that run here; the others' names are checked, their availability on
+    the GPU and the quantized precisions are the job's to check (a job refused there fails with
+    the reason in its log).
 
     Raises:
         ValueError, KeyError, OSError: as :func:`plan_profile`.
@@ -160,7 +161,7 @@ def check_here(options: dict[str, Any]) -> None:
             kept = [p for p in str(opts.get("precision", "fp32")).split(",") if p.strip() not in QUANTIZED_PRECISIONS]
             opts["backend"], opts["precision"] = ",".join(here) or "eager", ",".join(kept) or "fp32"
         opts["device"] = "cpu"
-    plan_profile(opts.pop("variants", None), **opts)
+    plan_profile(opts.pop("variants", None), **opts, check_memory=False)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -200,12 +200,15 @@ def plan_profile(
     calibration_seed: int = 0,
     calibration_method: str = "minmax",
     machine_label: str | None = None,
+    check_memory: bool = True,
 ) -> ProfilePlan:
     """Check every option and build the plan; nothing is measured or written.
 
     Defaults where the user gave none: the number of joints and the input size of the variant's
     complete training runs under ``results`` (else 16 joints and 256 px, the papers' MPII
     setting), the threads of :func:`hgbench.profile.run.default_threads`, the host name as ``machine_label``.
+    ``check_memory=False`` leaves out the batch sizes' memory check (a Slurm submit host checks
+    the plan of a job whose node's memory is not its own: :func:`hgbench.profile.launch.check_here`).
 
     Raises:
         ValueError: an option out of range or not finite, an unknown precision or backend name,
@@ -249,7 +252,8 @@ def plan_profile(
                 for p in precisions]  # fmt: skip
     jobs = [(s, j) for s in specs
             for j in sorted((trained.get(s.name) or (set(), set()))[0] or {num_joints or DEFAULT_NUM_JOINTS})]  # fmt: skip
-    check_plan_memory(jobs, sizes, input_size, precisions, dev)  # before any allocation: --batch-size 20000
+    if check_memory:
+        check_plan_memory(jobs, sizes, input_size, precisions, dev)  # before any allocation: --batch-size 20000
     return ProfilePlan(jobs, backends, settings, sizes, input_size, dev, threads, budget, cache, Path(results),
                        refresh_ceilings, conditions, skipped, calibration, machine_label)  # fmt: skip
 

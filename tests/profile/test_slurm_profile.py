@@ -197,3 +197,18 @@ def test_the_submit_host_checks_the_sweep_and_leaves_the_gpu_to_the_job(tmp_path
         check_here({**sweep, "input_size": 60})
     with pytest.raises(Exception, match="--backend tensorrt: not available on cpu"):
         check_here({**sweep, "device": "cpu"})  # a CPU job: checked here as it will run
+
+
+def test_the_submit_host_leaves_the_batch_memory_to_the_job_node(tmp_path, monkeypatch):
+    """A login node with 16 GiB: a CPU batch of 20000 at 256 px (234 GiB) is refused by a local
+    plan, and left to the job's node by the submit host's check (its node checks it again)."""
+    from hgbench.profile import memory
+    from hgbench.profile.launch import check_here
+    from hgbench.profile.plan import plan_profile
+
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device: 16 * 2**30)
+    sweep = {"variants": "hg1", "backend": "eager", "device": "cpu", "batch_size": "20000", "input_size": 256,
+             "results": tmp_path}  # fmt: skip
+    with pytest.raises(ValueError, match="--batch-size 20000"):
+        plan_profile(sweep.pop("variants"), **sweep)
+    check_here({"variants": "hg1", **sweep})
