@@ -113,6 +113,9 @@ def pop_launch_options(options: dict[str, Any], evaluate: bool = False) -> Profi
     gpus, minutes = given["slurm_gpus_per_job"], given["slurm_time"]
     if gpus is not None and gpus > 1:  # N tasks would each run the whole sweep, side by side
         raise LaunchError(f"--slurm-gpus-per-job {gpus}: a profile job times one GPU; give 1 (or 0 with --device cpu)")
+    if gpus == 0 and options.get("device") != "cpu":  # the job would time its node's CPU under a GPU partition's label
+        raise LaunchError("--slurm-gpus-per-job 0: a job without a GPU profiles its node's CPU; add --device cpu to "
+                          "mean that, or give 1")  # fmt: skip
     opts = SlurmOptions(gpus_per_job=gpus if gpus is not None else (0 if options.get("device") == "cpu" else 1),
                         cpus_per_task=given["slurm_cpus_per_task"], time_min=DEFAULT_TIME_MIN if minutes is None else minutes,
                         account=given["slurm_account"], qos=given["slurm_qos"], signal_delay_s=0)  # fmt: skip

@@ -136,6 +136,7 @@ def test_a_failed_job_is_named_and_the_other_s_records_stay(tmp_path, cache):
         (["--slurm-partition", "kindA,kindB", "--machine-label", "one"], ["--machine-label one", "--slurm-partition", "2"]),
         (["--machine-label", "x", "--slurm-partition", "kindA", "--launcher", "local"], ["--slurm-partition", "--launcher slurm"]),
         (["--slurm-partition", "kindA", "--evaluate"], ["--evaluate", "--launcher local"]),
+        (["--slurm-partition", "kindA", "--slurm-gpus-per-job", "0"], ["--slurm-gpus-per-job 0", "--device cpu"]),
     ],
 )  # fmt: skip
 def test_bad_launcher_options_exit_2_naming_them(tmp_path, args, words):
