@@ -76,7 +76,14 @@ FRESH_PROBE_S = 0.2
 that probe (issue 29): the after-probe of the window just timed, when the sweep goes straight
 on to the next kept setting or times a disturbed window again. Two probes a few ms apart see
 the same machine (its disturbed states last seconds, see above), and each costs ~35 ms: a
-whole-registry sweep took 250 of them back to back."""
+whole-registry sweep took 250 of them back to back. The warm-up calls come after the
+before-probe (:meth:`QuietTimer.time`), so the before-probe ended at most this plus the warm-up
+before the window starts: on the development VM up to ~0.8 s for the slowest settings (3 calls
+of 180-200 ms), against ~0.2 s (one call) when the warm-up came first. A disturbance that begins
+in that gap is seen by the after-probe if it lasts to the window's end; one that ends before
+is missed, as one that begins and ends inside the window always was. Two whole-registry runs timed
+this way agreed to a median 1.8 % (two runs timed the earlier way: 1.9 %;
+``benchmarks/reference/sweep-time/README.md``, third sitting)."""
 
 
 @dataclass

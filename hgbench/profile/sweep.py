@@ -25,7 +25,7 @@ Order of work:
   shuffled (``random.Random(seed + r)``); each setting is timed again
   (:func:`~hgbench.profile.run.repeat_timing`) and its samples join the record's, which is saved
   again. A kept setting is warmed up and timed as it was prepared; one not kept is prepared again (from the backends' artefact
-  caches: ONNX files, TorchScript traces and TensorRT programs in the cache directory, Inductor's
+  caches: ONNX files, frozen TorchScript modules and TensorRT programs in the cache directory, Inductor's
   FX graph cache), warmed up, timed and released.
 * **One network, one measurement**: variants that build the same network (they differ only in
   training) are timed once, as the first of them, and each of the others gets a copy of the
@@ -125,9 +125,11 @@ class Budget:
             module, ONNX session or compiled graph are slower: TorchScript's profiling executor
             optimises the graph on its second call; a kept one has had its caches taken by the
             settings timed since its last repetition). Kept settings keep them in every
-            repetition: timed after only the quiet timer's one untimed call, two whole-registry
-            runs agreed less well on TorchScript (median spread 4.7 % against 2.9 % for two runs
-            that warmed every repetition up; ``benchmarks/reference/sweep-time/README.md``).
+            repetition: timed after only one untimed call, two whole-registry runs agreed less
+            well on TorchScript (median spread 4.7 % against 2.9 % for two runs that warmed every
+            repetition up; ``benchmarks/reference/sweep-time/README.md``). With quiet windows the
+            calls come after the window's before-probe and also refill the caches the probe took
+            (:meth:`~hgbench.profile.quiet.QuietTimer.time`).
         warmup_s: untimed seconds (at least), on top of the calls, before the first setting of
             each backend in a sweep: clock ramp-up and the runtime's process-wide one-off costs
             (thread pools, allocator growth) are paid once and stay paid while the sweep runs;

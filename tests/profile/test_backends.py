@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import warnings
 
 import pytest
 import torch
@@ -410,24 +411,44 @@ def test_torchscript_reuses_its_frozen_module_only_for_the_same_weights_and_shap
     first, _ = run_backend("torchscript", model, x, settings)
     [saved] = (tmp_path / "torchscript").glob("*.frozen.pt")
     assert any(note == f"frozen module written to {saved}" for note in first.notes)
-    traces = []
-    real_trace = torch.jit.trace
+    traces, freezes = [], []
+    real_trace, real_freeze = torch.jit.trace, torch.jit.freeze
     monkeypatch.setattr(torch.jit, "trace", lambda *a, **k: traces.append(a) or real_trace(*a, **k))
+    monkeypatch.setattr(torch.jit, "freeze", lambda *a, **k: freezes.append(a) or real_freeze(*a, **k))
 
     again, out = run_backend("torchscript", model, x, settings)
     assert traces == [] and any(note == f"frozen module reused from {saved}" for note in again.notes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load's, in torch 2.13
+        reloaded = torch.jit.load(str(saved))
+    assert freezes == [] and not hasattr(reloaded, "training")  # saved frozen, not frozen again
     assert compare_outputs(eager_reference(model, x), out)["ok"]
+
+    real_optimize = torch.jit.optimize_for_inference
+    failures = iter([RuntimeError("cannot optimise")])
+
+    def optimize_once_failing(module, *a, **k):
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return real_optimize(module, *a, **k)
+
+    monkeypatch.setattr(torch.jit, "optimize_for_inference", optimize_once_failing)
+    retraced, out = run_backend("torchscript", model, x, settings)  # the loaded module fails: traced again
+    assert len(traces) == 1 and any("did not optimise" in note for note in retraced.notes)
+    assert compare_outputs(eager_reference(model, x), out)["ok"]
+    monkeypatch.setattr(torch.jit, "optimize_for_inference", real_optimize)
 
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
     changed, out = run_backend("torchscript", model, x, settings)  # other weights: traced anew, their output
-    assert len(traces) == 1 and len(list((tmp_path / "torchscript").glob("*.pt"))) == 2
+    assert len(traces) == 2 and len(list((tmp_path / "torchscript").glob("*.pt"))) == 2
     assert compare_outputs(eager_reference(model, x), out)["ok"]
 
     saved.write_bytes(b"not a module")  # a partial or foreign file
     model.load_state_dict(original)
     repaired, out = run_backend("torchscript", model, x, settings)
-    assert len(traces) == 2 and any("not loaded" in note for note in repaired.notes)
+    assert len(traces) == 3 and any("not loaded" in note for note in repaired.notes)
     assert compare_outputs(eager_reference(model, x), out)["ok"] and saved.stat().st_size > 100
 
 

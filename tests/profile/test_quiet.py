@@ -108,11 +108,11 @@ def test_the_warm_up_follows_the_before_probe_and_refills_the_caches(monkeypatch
     order = []
     real_probe = timer.probe
 
-    def steady_probe():
+    def steady_probe():  # quiet, each probe its own value (1.0, 1.001, ...): which one served is visible
         real_probe()
-        timer.probes_ms[-1] = 1.0
+        timer.probes_ms[-1] = 1.0 + 0.001 * order.count("probe")
         order.append("probe")
-        return 1.0
+        return timer.probes_ms[-1]
 
     def slow():
         order.append("call")
@@ -125,7 +125,7 @@ def test_the_warm_up_follows_the_before_probe_and_refills_the_caches(monkeypatch
     _, first = timer.time(slow, **timing)
     _, second = timer.time(slow, **timing)
     assert order == ["call"] * 5 + ["probe"] + ["call"] * 5 + ["probe"]  # the history's last probe is fresh too
-    assert second["probe_p50_ms"][0] == first["probe_p50_ms"][1]
+    assert second["probe_p50_ms"][0] == first["probe_p50_ms"][1] != first["probe_p50_ms"][0]
 
 
 def test_a_disturbed_probe_is_never_reused_as_the_next_windows_before_probe(monkeypatch):

@@ -72,7 +72,7 @@ class RunSettings:
         tf32: allow TF32 matmuls and cuDNN convolutions on CUDA (ignored on the CPU).
         channels_last: model and input in ``torch.channels_last`` (NHWC) memory format.
         compile_mode: ``torch.compile`` mode (only the ``compile`` backend reads it).
-        cache_dir: where backends that build artefacts (ONNX files, TorchScript traces, TensorRT programs) save
+        cache_dir: where backends that build artefacts (ONNX files, frozen TorchScript modules, TensorRT programs) save
             and reuse them; ``None``: a temporary directory, nothing reused.
         calibration: the inputs whose activation ranges set the scales of a quantized precision
             (needed by ``int8``/``fp8``, ignored otherwise); not compared (two settings that differ
@@ -300,7 +300,7 @@ def model_code_digest() -> str:
 def artefact_key(
     model: nn.Module, input_shape: tuple[int, ...], settings: RunSettings, versions: dict[str, str]
 ) -> str:
-    """A SHA-256 hex digest naming a built artefact (ONNX file, TorchScript trace, TensorRT program).
+    """A SHA-256 hex digest naming a built artefact (ONNX file, frozen TorchScript module, TensorRT program).
 
     It covers everything the artefact depends on: the model's class and structure
     (``repr(model)``), every parameter and buffer (name, dtype, shape and bytes: two models
