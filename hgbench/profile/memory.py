@@ -253,15 +253,74 @@ ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1}
 def available_memory_bytes(device: torch.device | str) -> int | None:
     """Memory a new allocation can take on ``device`` now, bytes: on CUDA the free memory of
     ``torch.cuda.mem_get_info``; on the CPU ``MemAvailable`` of ``/proc/meminfo`` (the kernel's
-    estimate of what can be allocated without swapping). ``None`` where neither can be read."""
+    estimate of what can be allocated without swapping), or less where the process's control
+    group caps it (:func:`cgroup_headroom_bytes`: a Slurm job's ``--mem``, a container's limit,
+    which kill the process past it whatever the node has free). ``None`` where neither can be read."""
     device = torch.device(device)
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
+    available = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024  # "MemAvailable:   123456 kB"
+                available = int(line.split()[1]) * 1024  # "MemAvailable:   123456 kB"
     except (OSError, ValueError, IndexError):
+        pass
+    capped = cgroup_headroom_bytes()
+    return capped if available is None else available if capped is None else min(available, capped)
+
+
+def cgroup_headroom_bytes(
+    proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")
+) -> int | None:
+    """What this process's memory control group lets it allocate more, bytes: over its cgroup and
+    every ancestor that sets a limit, the smallest ``limit - (usage - inactive file pages)``
+    (the page cache a limit reclaims first is not counted as used, as Kubernetes' working set).
+    cgroup v2 (``0::<path>`` in ``/proc/self/cgroup``): ``memory.max``, ``memory.current`` and
+    ``inactive_file`` of ``memory.stat``; v1 (the ``memory`` controller's line): under
+    ``<root>/memory``, ``memory.limit_in_bytes``, ``memory.usage_in_bytes`` and
+    ``total_inactive_file``. ``None`` when no limit is set (v2 ``max``, v1's 2**63 rounded down
+    to a page) or nothing can be read (kernel documentation: ``admin-guide/cgroup-v2.rst``,
+    ``admin-guide/cgroup-v1/memory.rst``)."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    v1 = [line.split(":", 2)[2] for line in lines if line.count(":") >= 2 and "memory" in line.split(":")[1].split(",")]
+    v2 = [line.split(":", 2)[2] for line in lines if line.startswith("0::")]
+    if v1:
+        base, names = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+    elif v2:
+        base, names = root, ("memory.max", "memory.current", "inactive_file")
+    else:
+        return None
+    folder, headroom = base / (v1 or v2)[0].lstrip("/"), None
+    while True:
+        limit = _cgroup_number(folder / names[0])
+        if limit is not None and limit < 2**62:  # unlimited: "max" (v2) or ~2**63 (v1)
+            used = (_cgroup_number(folder / names[1]) or 0) - (_cgroup_stat(folder / "memory.stat", names[2]) or 0)
+            headroom = max(0, limit - used) if headroom is None else min(headroom, max(0, limit - used))
+        if folder == base or base not in folder.parents:
+            return headroom
+        folder = folder.parent
+
+
+def _cgroup_number(path: Path) -> int | None:
+    """The integer in a cgroup file (``None`` for ``max``, a missing or unreadable file)."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _cgroup_stat(path: Path, key: str) -> int | None:
+    """The value of ``key`` in a cgroup ``memory.stat`` file (``None`` when absent)."""
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
         pass
     return None
 

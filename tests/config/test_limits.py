@@ -196,3 +196,44 @@ def test_available_memory_is_read_on_this_machine():
 
     free = available_memory_bytes("cpu")
     assert free is None or free > 0
+
+
+def _cgroup_tree(root, files):
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+def test_a_control_group_limit_caps_the_cpu_memory_available(tmp_path, monkeypatch):
+    """A Slurm job's --mem (cgroup v2 at the job, none at the step) or a container's v1 limit caps
+    what the plan and the sweep count as available: limit - (usage - inactive file pages), the
+    smallest over the cgroup and its ancestors; no limit (v2 "max", v1 ~2**63): no cap."""
+    from hgbench.profile import memory
+
+    gib = 2**30
+    v2 = tmp_path / "v2"
+    _cgroup_tree(v2, {
+        "proc": "0::/slurm/job_7/step_0\n",
+        "sys/slurm/job_7/memory.max": f"{8 * gib}\n", "sys/slurm/job_7/memory.current": f"{3 * gib}\n",
+        "sys/slurm/job_7/memory.stat": f"anon 1\ninactive_file {gib}\n",
+        "sys/slurm/job_7/step_0/memory.max": "max\n", "sys/slurm/job_7/step_0/memory.current": f"{2 * gib}\n",
+        "sys/slurm/memory.max": "max\n",
+    })  # fmt: skip
+    assert memory.cgroup_headroom_bytes(v2 / "proc", v2 / "sys") == 6 * gib  # 8 - (3 - 1)
+    v1 = tmp_path / "v1"
+    _cgroup_tree(v1, {
+        "proc": "5:cpu,cpuacct:/\n4:memory:/docker/abc\n0::/\n",
+        "sys/memory/docker/abc/memory.limit_in_bytes": f"{4 * gib}\n",
+        "sys/memory/docker/abc/memory.usage_in_bytes": f"{gib}\n",
+        "sys/memory/docker/abc/memory.stat": "total_inactive_file 0\n",
+        "sys/memory/docker/memory.limit_in_bytes": "9223372036854771712\n",
+        "sys/memory/memory.limit_in_bytes": "9223372036854771712\n",
+    })  # fmt: skip
+    assert memory.cgroup_headroom_bytes(v1 / "proc", v1 / "sys") == 3 * gib
+    unlimited = tmp_path / "none"
+    _cgroup_tree(unlimited, {"proc": "0::/\n", "sys/memory.current": "5\n"})
+    assert memory.cgroup_headroom_bytes(unlimited / "proc", unlimited / "sys") is None
+    assert memory.cgroup_headroom_bytes(tmp_path / "missing", tmp_path) is None
+
+    monkeypatch.setattr(memory, "cgroup_headroom_bytes", lambda: 2 * gib)  # a job's --mem below the node's free memory
+    assert memory.available_memory_bytes("cpu") == 2 * gib
