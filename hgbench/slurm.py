@@ -7,7 +7,9 @@ state from ``squeue`` (:func:`squeue_states`, :func:`wait_slurm`).
 
 ``sacct`` is not needed (clusters without an accounting database, the CI's test cluster): job
 states come from ``squeue``, which keeps a finished job for ``MinJobAge`` (300 s by default);
-once it has gone, each command reads what its jobs left in the results folder.
+once it has gone, each command reads what its jobs left in the results folder. A job ``squeue``
+could not be asked about (no controller answering, a timeout) is ``unknown``, not gone: waiting
+goes on through such an outage (:func:`wait_slurm`).
 """
 
 from __future__ import annotations
@@ -131,16 +133,24 @@ def require_slurm(command: str = "train-all") -> None:
             raise LaunchError(
                 f"--launcher slurm: {cmd} is not on PATH; run {command} on a login node of the cluster, or use --launcher local"
             )
-    try:
-        proc = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60)
-        said = proc.stderr.strip().splitlines()[-1] if proc.returncode else ""
-    except subprocess.TimeoutExpired:
-        said = "sinfo did not answer within 60 s"
+    said = controller_problem()
     if said:
         raise LaunchError(
             f"--launcher slurm: no Slurm controller answers ({said}); run {command} on a login node of the "
             "cluster (or set SLURM_CONF to its slurm.conf)"
         )
+
+
+def controller_problem() -> str:
+    """Why no Slurm controller answers ``sinfo`` now (its last error line, or a timeout after 60 s);
+    ``""`` when one does."""
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer within 60 s"
+    except OSError as exc:
+        return f"sinfo could not run ({exc})"
+    return ((proc.stderr.strip().splitlines() or ["sinfo failed"])[-1]) if proc.returncode else ""
 
 
 def sbatch_args(options: SlurmOptions) -> list[str]:
@@ -217,47 +227,52 @@ def squeue_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     """``{job id: (state, reason)}`` for the jobs ``squeue`` still knows (pending, running, or
     finished less than ``MinJobAge`` ago), array tasks one by one (``<array>_<task>``).
     A job it no longer knows is missing from the result; so is every job when ``squeue``
-    cannot be run or fails."""
+    cannot be run or fails (:func:`squeue_query` tells the two apart)."""
+    return squeue_query(job_ids)[0]
+
+
+def squeue_query(job_ids: Sequence[str]) -> tuple[dict[str, tuple[str, str]], bool]:
+    """:func:`squeue_states`, and whether ``squeue`` answered for every job. ``False`` when it is
+    missing, could not be run, timed out, or failed for another reason than an unknown job id: a
+    job missing from the states may then still be running. (``squeue -j`` of several ids exits 0
+    and leaves the forgotten ones out; of one forgotten id, it exits 1 with "Invalid job id
+    specified": each id is then asked alone.)"""
     ids = sorted({j.split("_")[0] for j in job_ids if j})
-    if not ids or shutil.which("squeue") is None:
-        return {}
+    if not ids:
+        return {}, True
+    if shutil.which("squeue") is None:
+        return {}, False
     out: dict[str, tuple[str, str]] = {}
-    for group in ([",".join(ids)], ids):  # one call; one per job if one of them is unknown (squeue then fails)
-        failed = False
-        for jid in group:
-            try:
-                proc = subprocess.run(
-                    ["squeue", "-h", "-r", "-t", "all", "-j", jid, "-o", "%i|%T|%r"],
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                )
-            except (OSError, subprocess.TimeoutExpired):
-                return out
-            if proc.returncode != 0:
-                failed = True
-                continue
-            for line in proc.stdout.splitlines():
-                parts = line.strip().split("|")
-                if len(parts) == 3:
-                    out[parts[0]] = (parts[1], parts[2])
-        if not failed:
-            break
-    return out
+    answer = _squeue(",".join(ids), out)
+    if answer != "unknown id":
+        return out, answer == "ok"
+    for jid in ids:
+        if _squeue(jid, out) == "error":
+            return out, False
+    return out, True
+
+
+def _squeue(jobs: str, out: dict[str, tuple[str, str]]) -> str:
+    """Ask ``squeue`` about ``jobs`` (comma-separated ids), adding what it says to ``out``:
+    ``"ok"``, ``"unknown id"`` (exit 1, "Invalid job id") or ``"error"`` (anything else)."""
+    try:
+        proc = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-j", jobs, "-o", "%i|%T|%r"],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return "error"
+    if proc.returncode != 0:
+        return "unknown id" if "invalid job id" in proc.stderr.lower() else "error"
+    for line in proc.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 3:
+            out[parts[0]] = (parts[1], parts[2])
+    return "ok"
 
 
 SQUEUE_OUTAGE_S = 900.0
-"""Seconds :func:`wait_slurm` waits through a controller that does not answer (``slurmctld``
+"""Seconds :func:`wait_slurm` waits through a ``squeue`` that does not answer (``slurmctld``
 restarting or failing over, a network blip between the login node and the controller) before
 it stops waiting and counts the jobs it could not see as gone."""
-
-
-def controller_answers() -> bool:
-    """Whether a Slurm controller answers ``sinfo`` now (as :func:`require_slurm` checks it)."""
-    try:
-        return subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
 
 
 def wait_slurm(
@@ -270,25 +285,28 @@ def wait_slurm(
     whenever a job's Slurm state changes (``"gone"`` once ``squeue`` has forgotten it). A requeued
     job is active again (PENDING) and waited for. How each ended is for its command to read.
 
-    A job missing from ``squeue``'s answer counts as gone only while a controller answers
-    (:func:`controller_answers`): while none does, its state is ``"unknown"`` and the wait goes
-    on, for at most :data:`SQUEUE_OUTAGE_S` in a row (a brief controller outage must not end the
-    wait of jobs that are still running, whose results would then be read too early).
+    A job missing from an incomplete answer (:func:`squeue_query`: no controller answering, a
+    timeout) is ``"unknown"``, not gone, and the wait goes on, for at most
+    :data:`SQUEUE_OUTAGE_S` in a row (a brief outage must not end the wait of jobs that are still
+    running, whose results would then be read too early); past it, such a job is ``"gone"`` with
+    that reason.
     """
     last: dict[str, str] = {}
     pending = [x for x in launched if x.job_id]
     outage_since: float | None = None
     while pending:
-        states = squeue_states([x.job_id for x in pending])
-        if any(x.job_id not in states for x in pending) and not controller_answers():
-            outage_since = outage_since if outage_since is not None else time.monotonic()
-            if time.monotonic() - outage_since < SQUEUE_OUTAGE_S:
-                states = {x.job_id: states.get(x.job_id, ("unknown", "no Slurm controller answers")) for x in pending}
+        states, complete = squeue_query([x.job_id for x in pending])
+        if complete:
+            outage_since, missing = None, ("gone", "")
         else:
-            outage_since = None
+            now = time.monotonic()
+            outage_since = outage_since if outage_since is not None else now
+            over = now - outage_since >= SQUEUE_OUTAGE_S
+            missing = (("gone", f"squeue did not answer for {SQUEUE_OUTAGE_S:.0f} s; the job may still run: hgbench runs")
+                       if over else ("unknown", "squeue does not answer"))  # fmt: skip
         still = []
         for x in pending:
-            state, reason = states.get(x.job_id, ("gone", ""))
+            state, reason = states.get(x.job_id, missing)
             if last.get(x.job_id) != state:
                 last[x.job_id] = state
                 if on_change is not None:

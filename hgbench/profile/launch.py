@@ -88,8 +88,8 @@ def pop_launch_options(options: dict[str, Any], evaluate: bool = False) -> Profi
 
     Raises:
         LaunchError: an unknown launcher, a Slurm option with ``local``, ``--evaluate`` with
-            ``slurm``, no ``--slurm-partition``, ``--machine-label`` not one label per partition, or
-            ``--slurm-gpus-per-job`` above 1.
+            ``slurm``, no ``--slurm-partition``, ``--machine-label`` not one label per partition,
+            ``--slurm-gpus-per-job`` above 1, or 0 without ``--device cpu``.
     """
     given = {name: options.pop(name) for name in LAUNCH_OPTIONS}
     launcher = given.pop("launcher")

@@ -274,14 +274,17 @@ def cgroup_headroom_bytes(
     proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")
 ) -> int | None:
     """What this process's memory control group lets it allocate more, bytes: over its cgroup and
-    every ancestor that sets a limit, the smallest ``limit - (usage - inactive file pages)``
-    (the page cache a limit reclaims first is not counted as used, as Kubernetes' working set).
-    cgroup v2 (``0::<path>`` in ``/proc/self/cgroup``): ``memory.max``, ``memory.current`` and
-    ``inactive_file`` of ``memory.stat``; v1 (the ``memory`` controller's line): under
-    ``<root>/memory``, ``memory.limit_in_bytes``, ``memory.usage_in_bytes`` and
-    ``total_inactive_file``. ``None`` when no limit is set (v2 ``max``, v1's 2**63 rounded down
-    to a page) or nothing can be read (kernel documentation: ``admin-guide/cgroup-v2.rst``,
-    ``admin-guide/cgroup-v1/memory.rst``)."""
+    every ancestor that sets a limit, the smallest ``limit - (usage - file pages)`` (the page
+    cache, which a limit reclaims before it kills, is not counted as used: the bound errs toward
+    too much, as :func:`check_batch_fits` must never refuse a batch that fits). cgroup v2
+    (``0::<path>`` in ``/proc/self/cgroup``): ``memory.max``, ``memory.current`` and ``file`` of
+    ``memory.stat``; v1 (the ``memory`` controller's line, taking precedence in a hybrid
+    hierarchy): under ``<root>/memory``, ``memory.limit_in_bytes``, ``memory.usage_in_bytes`` and
+    ``total_cache``. ``None`` when no limit is set (v2 ``max``, v1's 2**63 rounded down to a
+    page), nothing can be read, or the path leaves the hierarchy (``..``: a process outside its
+    cgroup namespace) (kernel documentation: ``admin-guide/cgroup-v2.rst``,
+    ``admin-guide/cgroup-v1/memory.rst``). A v1 memory controller mounted together with another
+    (``cpu,memory``) is not found."""
     try:
         lines = proc_cgroup.read_text().splitlines()
     except OSError:
@@ -289,10 +292,12 @@ def cgroup_headroom_bytes(
     v1 = [line.split(":", 2)[2] for line in lines if line.count(":") >= 2 and "memory" in line.split(":")[1].split(",")]
     v2 = [line.split(":", 2)[2] for line in lines if line.startswith("0::")]
     if v1:
-        base, names = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        base, names = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_cache")
     elif v2:
-        base, names = root, ("memory.max", "memory.current", "inactive_file")
+        base, names = root, ("memory.max", "memory.current", "file")
     else:
+        return None
+    if ".." in Path((v1 or v2)[0]).parts:
         return None
     folder, headroom = base / (v1 or v2)[0].lstrip("/"), None
     while True:

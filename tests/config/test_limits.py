@@ -215,7 +215,7 @@ def test_a_control_group_limit_caps_the_cpu_memory_available(tmp_path, monkeypat
     _cgroup_tree(v2, {
         "proc": "0::/slurm/job_7/step_0\n",
         "sys/slurm/job_7/memory.max": f"{8 * gib}\n", "sys/slurm/job_7/memory.current": f"{3 * gib}\n",
-        "sys/slurm/job_7/memory.stat": f"anon 1\ninactive_file {gib}\n",
+        "sys/slurm/job_7/memory.stat": f"anon 1\nfile {gib}\nfile_mapped {gib // 2}\ninactive_file 7\n",
         "sys/slurm/job_7/step_0/memory.max": "max\n", "sys/slurm/job_7/step_0/memory.current": f"{2 * gib}\n",
         "sys/slurm/memory.max": "max\n",
     })  # fmt: skip
@@ -225,15 +225,18 @@ def test_a_control_group_limit_caps_the_cpu_memory_available(tmp_path, monkeypat
         "proc": "5:cpu,cpuacct:/\n4:memory:/docker/abc\n0::/\n",
         "sys/memory/docker/abc/memory.limit_in_bytes": f"{4 * gib}\n",
         "sys/memory/docker/abc/memory.usage_in_bytes": f"{gib}\n",
-        "sys/memory/docker/abc/memory.stat": "total_inactive_file 0\n",
+        "sys/memory/docker/abc/memory.stat": f"cache 5\ntotal_cache {gib // 2}\ntotal_inactive_file 7\n",
         "sys/memory/docker/memory.limit_in_bytes": "9223372036854771712\n",
         "sys/memory/memory.limit_in_bytes": "9223372036854771712\n",
     })  # fmt: skip
-    assert memory.cgroup_headroom_bytes(v1 / "proc", v1 / "sys") == 3 * gib
+    assert memory.cgroup_headroom_bytes(v1 / "proc", v1 / "sys") == 3 * gib + gib // 2  # 4 - (1 - 0.5)
+    _cgroup_tree(v1, {"outside": "4:memory:/../../etc\n"})  # outside its cgroup namespace: not followed
+    assert memory.cgroup_headroom_bytes(v1 / "outside", v1 / "sys") is None
     unlimited = tmp_path / "none"
     _cgroup_tree(unlimited, {"proc": "0::/\n", "sys/memory.current": "5\n"})
     assert memory.cgroup_headroom_bytes(unlimited / "proc", unlimited / "sys") is None
     assert memory.cgroup_headroom_bytes(tmp_path / "missing", tmp_path) is None
 
+    uncapped = memory.available_memory_bytes("cpu")
     monkeypatch.setattr(memory, "cgroup_headroom_bytes", lambda: 2 * gib)  # a job's --mem below the node's free memory
-    assert memory.available_memory_bytes("cpu") == 2 * gib
+    assert memory.available_memory_bytes("cpu") == min(2 * gib, uncapped or 2 * gib)

@@ -528,27 +528,55 @@ def test_two_trains_of_one_run_one_exits_2_naming_the_lock(tmp_path, tiny_protoc
             first.kill()
 
 
-def test_waiting_goes_on_through_a_controller_outage_and_ends_when_the_job_has(monkeypatch):
-    """``squeue`` fails for two polls while no controller answers: the job is "unknown", not gone,
-    and the wait goes on until Slurm says the job completed; an outage longer than
-    SQUEUE_OUTAGE_S ends the wait (the job then counts as gone)."""
+def test_waiting_goes_on_through_a_squeue_outage_and_ends_when_the_job_has(monkeypatch):
+    """squeue does not answer for two polls (a partial answer leaves the job out): the job is
+    "unknown", not gone, and the wait goes on until Slurm says it completed; the outage timer
+    starts again after an answer; an outage longer than SQUEUE_OUTAGE_S ends the wait, the job
+    gone with the reason; a complete answer without the job means Slurm forgot it: gone."""
     from types import SimpleNamespace
 
     from hgbench import slurm
 
-    answers = iter([{"7": ("RUNNING", "None")}, {}, {}, {"7": ("COMPLETED", "None")}])
-    monkeypatch.setattr(slurm, "squeue_states", lambda ids: next(answers))
-    monkeypatch.setattr(slurm, "controller_answers", lambda: False)
-    seen = []
-    slurm.wait_slurm([SimpleNamespace(job_id="7")], poll_s=0, on_change=lambda job, state, reason: seen.append(state))
-    assert seen == ["RUNNING", "unknown", "COMPLETED"]
+    def wait(answers):
+        answers, seen = iter(answers), []
+        monkeypatch.setattr(slurm, "squeue_query", lambda ids: next(answers))
+        slurm.wait_slurm([SimpleNamespace(job_id="7")], poll_s=0,
+                         on_change=lambda job, state, reason: seen.append((state, reason)))  # fmt: skip
+        return seen
 
-    monkeypatch.setattr(slurm, "squeue_states", lambda ids: {})
-    monkeypatch.setattr(slurm, "SQUEUE_OUTAGE_S", 0.0)
-    seen.clear()
-    slurm.wait_slurm([SimpleNamespace(job_id="7")], poll_s=0, on_change=lambda job, state, reason: seen.append(state))
-    assert seen == ["gone"]
-    monkeypatch.setattr(slurm, "controller_answers", lambda: True)  # the controller answers: forgotten means gone
-    seen.clear()
-    slurm.wait_slurm([SimpleNamespace(job_id="7")], poll_s=0, on_change=lambda job, state, reason: seen.append(state))
-    assert seen == ["gone"]
+    running, done = ({"7": ("RUNNING", "None")}, True), ({"7": ("COMPLETED", "None")}, True)
+    assert [s for s, _ in wait([running, ({}, False), ({}, False), done])] == ["RUNNING", "unknown", "COMPLETED"]
+
+    clock = iter([0.0, 100.0, 200.0, 1000.0, 1200.0, 2100.0])  # the monotonic clock at each incomplete answer
+    monkeypatch.setattr(slurm.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(slurm.time, "sleep", lambda s: None)
+    seen = wait([({}, False), ({}, False), ({}, False), running, ({}, False), ({}, False), ({}, False)])
+    assert [s for s, _ in seen] == ["unknown", "RUNNING", "unknown", "gone"]  # not 1000 s after 0: 1100 s after 1000
+    assert "squeue did not answer for 900 s" in seen[-1][1] and "hgbench runs" in seen[-1][1]
+    assert wait([running, ({}, True)]) == [("RUNNING", "None"), ("gone", "")]
+
+
+def test_squeue_tells_a_forgotten_job_from_no_answer(monkeypatch):
+    """One forgotten id: exit 1 "Invalid job id" (answered: the job is gone); a controller that
+    does not answer, or a timeout: not answered."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from hgbench import slurm
+
+    monkeypatch.setattr(slurm.shutil, "which", lambda cmd: "/usr/bin/" + cmd)
+
+    def squeue(stderr, code=1, stdout=""):
+        monkeypatch.setattr(slurm.subprocess, "run", lambda *a, **k: SimpleNamespace(
+            returncode=code, stdout=stdout, stderr=stderr))  # fmt: skip
+        return slurm.squeue_query(["7", "8_1"])
+
+    assert squeue("slurm_load_jobs error: Invalid job id specified") == ({}, True)
+    assert squeue("slurm_load_jobs error: Unable to contact slurm controller (connect failure)") == ({}, False)
+    assert squeue("", code=0, stdout="8_1|RUNNING|None\n") == ({"8_1": ("RUNNING", "None")}, True)
+
+    def timeout(*a, **k):
+        raise subprocess.TimeoutExpired("squeue", 60)
+
+    monkeypatch.setattr(slurm.subprocess, "run", timeout)
+    assert slurm.squeue_query(["7"]) == ({}, False)
