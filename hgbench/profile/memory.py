@@ -266,8 +266,8 @@ def available_memory_bytes(device: torch.device | str) -> int | None:
                 available = int(line.split()[1]) * 1024  # "MemAvailable:   123456 kB"
     except (OSError, ValueError, IndexError):
         pass
-    capped = cgroup_headroom_bytes()
-    return capped if available is None else available if capped is None else min(available, capped)
+    known = [b for b in (available, cgroup_headroom_bytes()) if b is not None]
+    return min(known) if known else None
 
 
 def cgroup_headroom_bytes(
@@ -299,14 +299,14 @@ def cgroup_headroom_bytes(
         return None
     if ".." in Path((v1 or v2)[0]).parts:
         return None
-    folder, headroom = base / (v1 or v2)[0].lstrip("/"), None
+    folder, headroom = base / (v1 or v2)[0].lstrip("/"), []
     while True:
         limit = _cgroup_number(folder / names[0])
         if limit is not None and limit < 2**62:  # unlimited: "max" (v2) or ~2**63 (v1)
             used = (_cgroup_number(folder / names[1]) or 0) - (_cgroup_stat(folder / "memory.stat", names[2]) or 0)
-            headroom = max(0, limit - used) if headroom is None else min(headroom, max(0, limit - used))
+            headroom.append(max(0, limit - used))
         if folder == base or base not in folder.parents:
-            return headroom
+            return min(headroom) if headroom else None
         folder = folder.parent
 
 

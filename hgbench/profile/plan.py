@@ -207,8 +207,7 @@ def plan_profile(
     Defaults where the user gave none: the number of joints and the input size of the variant's
     complete training runs under ``results`` (else 16 joints and 256 px, the papers' MPII
     setting), the threads of :func:`hgbench.profile.run.default_threads`, the host name as ``machine_label``.
-    ``check_memory=False`` leaves out the batch sizes' memory check (a Slurm submit host checks
-    the plan of a job whose node's memory is not its own: :func:`hgbench.profile.launch.check_here`).
+    ``check_memory=False``: no batch-memory check (:func:`hgbench.profile.launch.check_here`, a Slurm submit host).
 
     Raises:
         ValueError: an option out of range or not finite, an unknown precision or backend name,
@@ -240,9 +239,7 @@ def plan_profile(
     if input_size is None:
         input_size = _trained_input_size(trained, results, conditions)
     _check_input_size(specs, input_size)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if cache_dir is not None:
-        check_writable_folder(cache, "--cache-dir")
+    cache = check_writable_folder(Path(cache_dir), "--cache-dir") if cache_dir is not None else default_cache_dir()
     check_writable_folder(Path(results))
     skipped = _skipped_pairs(backends, precisions, dev, conditions)
     calibration = _calibration(precisions, calibration_count, calibration_seed, calibration_method, dataset, data_root,
@@ -250,12 +247,19 @@ def plan_profile(
     settings = [RunSettings(precision=p, tf32=tf32, channels_last=channels_last, compile_mode=compile_mode,
                             cache_dir=cache / "artefacts", calibration=calibration if p in QUANTIZED_PRECISIONS else None)
                 for p in precisions]  # fmt: skip
-    jobs = [(s, j) for s in specs
-            for j in sorted((trained.get(s.name) or (set(), set()))[0] or {num_joints or DEFAULT_NUM_JOINTS})]  # fmt: skip
+    jobs = _jobs(specs, trained, num_joints)
     if check_memory:
         check_plan_memory(jobs, sizes, input_size, precisions, dev)  # before any allocation: --batch-size 20000
     return ProfilePlan(jobs, backends, settings, sizes, input_size, dev, threads, budget, cache, Path(results),
                        refresh_ceilings, conditions, skipped, calibration, machine_label)  # fmt: skip
+
+
+def _jobs(specs: list[VariantSpec], trained: dict[str, tuple[set[int], set[int]]], num_joints: int | None
+          ) -> list[tuple[VariantSpec, int]]:  # fmt: skip
+    """``(variant, joints)`` to profile: each joint count of the variant's complete training runs
+    (:func:`trained_settings`), else ``num_joints``, else :data:`DEFAULT_NUM_JOINTS`."""
+    return [(s, j) for s in specs
+            for j in sorted((trained.get(s.name) or (set(), set()))[0] or {num_joints or DEFAULT_NUM_JOINTS})]  # fmt: skip
 
 
 def _backends(backend: str, device: torch.device) -> list[str]:

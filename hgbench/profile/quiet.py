@@ -190,10 +190,12 @@ class QuietTimer:
         spent_s: list[float] = []  # each window's timed seconds: the discarded ones are "retimed" time
         for attempt in range(1, self.max_attempts + 1):
             before = self.before_probe()
-            if attempt == 1:  # the warm-up, after the probe: it also refills what the probe took
-                warm_up(fn, iters=max(1, warmup_iters), seconds=warmup_s, device=self.device)
-            else:
-                warm_up(fn, iters=1, seconds=0.0, device=self.device)
+            first = (
+                attempt == 1
+            )  # the warm-up, after the probe, also refills what the probe took; a retry gets one call
+            warm_up(
+                fn, iters=max(1, warmup_iters) if first else 1, seconds=warmup_s if first else 0.0, device=self.device
+            )
             start = time.perf_counter()
             stats = time_callable(fn, warmup_iters=0, min_iters=min_iters, min_time_s=min_time_s, device=self.device)
             spent_s.append(time.perf_counter() - start)
