@@ -187,18 +187,16 @@ class QuietTimer:
         """
         self.ready()
         best: tuple[float, LatencyStats, dict[str, Any], int] | None = None
-        spent_s: list[float] = []  # each window's timed seconds: the discarded ones are "retimed" time
+        spent_s: list[float] = []  # what each window charged to "timed": the discarded ones' is "retimed" time
         for attempt in range(1, self.max_attempts + 1):
             before = self.before_probe()
-            first = (
-                attempt == 1
-            )  # the warm-up, after the probe, also refills what the probe took; a retry gets one call
-            warm_up(
-                fn, iters=max(1, warmup_iters) if first else 1, seconds=warmup_s if first else 0.0, device=self.device
-            )
-            start = time.perf_counter()
+            if attempt == 1:  # the warm-up, after the probe: it also refills what the probe took
+                warm_up(fn, iters=max(1, warmup_iters), seconds=warmup_s, device=self.device)
+            else:
+                warm_up(fn, iters=1, seconds=0.0, device=self.device)
+            charged = _timed_s()
             stats = time_callable(fn, warmup_iters=0, min_iters=min_iters, min_time_s=min_time_s, device=self.device)
-            spent_s.append(time.perf_counter() - start)
+            spent_s.append(_timed_s() - charged)
             after = self.probe()
             level = self.quiet_level_ms()
             worse = max(before, after)
@@ -214,6 +212,13 @@ class QuietTimer:
         if timeline is not None:
             timeline.move("timed", "retimed", sum(spent_s) - spent_s[kept - 1])
         return stats, window
+
+
+def _timed_s() -> float:
+    """Seconds the active timeline has charged to ``timed`` so far (0 without one): a window's share
+    is the difference around it, exactly what :meth:`QuietTimer.time` may move to ``retimed``."""
+    timeline = current()
+    return timeline.seconds["timed"] if timeline is not None else 0.0
 
 
 def window_summary(latency_entries: Iterable[dict[str, Any] | None]) -> dict[str, int]:
